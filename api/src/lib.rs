@@ -1,1 +1,82 @@
-//! placeholder
+//! The EzPulze HTTP API: admin API for accounts and keys, the public `/api/v1` for integrators,
+//! the web UI's session, and operations endpoints.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+pub mod session;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use auth::key_cache::{self, KeyCache};
+use auth::last_used::LastUsed;
+use auth::rate_limit::RateLimiter;
+use ezpulze_common::{db, redis_conn, telemetry, Config};
+use state::{AppState, Inner};
+
+/// Connects, migrates (when configured), and builds the state and background tasks.
+pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::Result<AppState> {
+    let metrics = telemetry::metrics_handle();
+    let pool = db::connect(&config).await?;
+    if config.migrate_on_start {
+        db::migrate(&pool).await?;
+    }
+    let client = redis_conn::client(&config)?;
+    let mut redis = redis_conn::manager(&client).await?;
+    redis_conn::check_settings(&mut redis, &config).await;
+    let cache = Arc::new(KeyCache::new(config.key_cache_ttl, config.negative_cache_max));
+    let last_used = Arc::new(LastUsed::default());
+
+    let ready = Arc::new(tokio::sync::Notify::new());
+    let subscribed = ready.notified();
+    tokio::spawn(key_cache::run_subscriber(
+        cache.clone(),
+        client.clone(),
+        config.redis_prefix.clone(),
+        ready.clone(),
+        cancel.clone(),
+    ));
+    // Serve only once invalidations are heard, so no change can be missed.
+    tokio::time::timeout(std::time::Duration::from_secs(5), subscribed)
+        .await
+        .context("subscribing to key invalidations")?;
+    {
+        let last_used = last_used.clone();
+        let pool = pool.clone();
+        let every = config.last_used_flush;
+        let cancel = cancel.clone();
+        tokio::spawn(async move { last_used.run(pool, every, cancel).await });
+    }
+    Ok(AppState::new(Inner {
+        rate_limiter: RateLimiter::new(&config.redis_prefix),
+        config,
+        db: pool,
+        redis,
+        redis_client: client,
+        key_cache: cache,
+        last_used,
+        metrics,
+    }))
+}
+
+/// Serves the API on `listener` until `cancel` fires, then drains in-flight requests.
+pub async fn run(config: Config, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+    let state = build_state(config, &cancel).await?;
+    let app = routes::router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    state.last_used().flush(state.db()).await.ok();
+    Ok(())
+}

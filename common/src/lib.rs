@@ -1,1 +1,13 @@
-//! placeholder
+//! Shared pieces of the EzPulze engine: configuration, API key format and hashing, scopes,
+//! database and Redis connections, and telemetry. Knows nothing of HTTP routes.
+#![forbid(unsafe_code)]
+
+pub mod base62;
+pub mod config;
+pub mod db;
+pub mod keys;
+pub mod redis_conn;
+pub mod scopes;
+pub mod telemetry;
+
+pub use config::Config;

@@ -1,0 +1,207 @@
+//! Per-process cache of API keys by hash, so authentication costs no Postgres round trip.
+//!
+//! Entries live at most `KEY_CACHE_TTL_SECS` (<= 60 s). Every change to a key publishes its
+//! hash on a Redis channel; every replica drops that entry at once, and drops everything when
+//! its subscription is re-established (it may have missed messages). An epoch counter stops a
+//! lookup that raced with an invalidation from caching the stale row.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use futures::StreamExt;
+use ipnet::IpNet;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// What authentication needs of a key.
+#[derive(Debug)]
+pub struct KeyRecord {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+    pub scope_group: Option<String>,
+    pub scopes: Vec<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub rate_limit_per_hour: Option<i32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub active: bool,
+    pub test_mode: bool,
+    /// Unix second of the last use this process recorded (to record at most once a second).
+    pub last_used_sec: AtomicI64,
+}
+
+impl KeyRecord {
+    pub fn ip_allowed(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|n| n.contains(&ip))
+    }
+}
+
+struct Entry {
+    record: Option<Arc<KeyRecord>>,
+    loaded: Instant,
+}
+
+pub struct KeyCache {
+    map: DashMap<[u8; 32], Entry>,
+    negatives: AtomicUsize,
+    epoch: AtomicU64,
+    ttl: Duration,
+    negative_max: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    account_id: Uuid,
+    name: String,
+    scope_group: Option<String>,
+    scopes: Vec<String>,
+    allowed_ips: Vec<String>,
+    rate_limit_per_hour: Option<i32>,
+    expires_at: Option<DateTime<Utc>>,
+    active: bool,
+    test_mode: bool,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration, negative_max: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            negatives: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
+            ttl,
+            negative_max,
+        }
+    }
+
+    /// The key with this hash, from the cache or Postgres; `None` when no such key exists.
+    pub async fn get(&self, db: &PgPool, hash: [u8; 32]) -> Result<Option<Arc<KeyRecord>>, sqlx::Error> {
+        if let Some(e) = self.map.get(&hash) {
+            if e.loaded.elapsed() < self.ttl {
+                metrics::counter!("ezpulze_key_cache_hits_total").increment(1);
+                return Ok(e.record.clone());
+            }
+        }
+        metrics::counter!("ezpulze_key_cache_misses_total").increment(1);
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, account_id, name, scope_group, scopes, allowed_ips, rate_limit_per_hour,
+                    expires_at, active, test_mode
+             FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(&hash[..])
+        .fetch_optional(db)
+        .await?;
+        let record = row.map(|r| {
+            Arc::new(KeyRecord {
+                id: r.id,
+                account_id: r.account_id,
+                name: r.name,
+                scope_group: r.scope_group,
+                scopes: r.scopes,
+                allowed_ips: r.allowed_ips.iter().filter_map(|s| s.parse().ok()).collect(),
+                rate_limit_per_hour: r.rate_limit_per_hour,
+                expires_at: r.expires_at,
+                active: r.active,
+                test_mode: r.test_mode,
+                last_used_sec: AtomicI64::new(0),
+            })
+        });
+        // Only cache what was read after the last invalidation this process heard of.
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            if record.is_none()
+                && self.negatives.fetch_add(1, Ordering::Relaxed) >= self.negative_max
+            {
+                self.map.retain(|_, e| e.record.is_some());
+                self.negatives.store(0, Ordering::Relaxed);
+            }
+            self.map.insert(hash, Entry { record: record.clone(), loaded: Instant::now() });
+        }
+        Ok(record)
+    }
+
+    pub fn invalidate(&self, hash: &[u8; 32]) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.map.remove(hash);
+    }
+
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.map.clear();
+        self.negatives.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Redis channel carrying invalidations: the hex hash of a changed key, or `*` for all.
+pub fn channel(prefix: &str) -> String {
+    format!("{prefix}:keys:invalidate")
+}
+
+/// Tells every replica (this one included) to forget a key.
+pub async fn publish_invalidation(
+    cache: &KeyCache,
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    hashes: &[[u8; 32]],
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for h in hashes {
+        cache.invalidate(h);
+        pipe.cmd("PUBLISH").arg(channel(prefix)).arg(hex::encode(h)).ignore();
+    }
+    pipe.query_async::<()>(redis).await
+}
+
+/// Listens for invalidations until cancelled, re-subscribing (and flushing) after any error.
+pub async fn run_subscriber(
+    cache: Arc<KeyCache>,
+    client: redis::Client,
+    prefix: String,
+    ready: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    let chan = channel(&prefix);
+    loop {
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&chan).await?;
+            // Anything may have changed while we were not listening.
+            cache.clear();
+            ready.notify_waiters();
+            let mut stream = pubsub.on_message();
+            while let Some(msg) = stream.next().await {
+                let payload: String = msg.get_payload().unwrap_or_default();
+                if payload == "*" {
+                    cache.clear();
+                } else if let Ok(bytes) = hex::decode(&payload) {
+                    if let Ok(hash) = <[u8; 32]>::try_from(bytes.as_slice()) {
+                        cache.invalidate(&hash);
+                    }
+                }
+            }
+            Ok::<(), redis::RedisError>(())
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            res = attempt => {
+                cache.clear();
+                if let Err(e) = res {
+                    tracing::warn!(error = %e, "key invalidation subscription lost; re-subscribing");
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Who is calling: API keys on `/api/v1`, account admin tokens on `/admin/v1` (and with full
+//! access on `/api/v1`), the root token for account creation.
+
+pub mod client_ip;
+pub mod key_cache;
+pub mod last_used;
+pub mod rate_limit;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use ezpulze_common::keys;
+use key_cache::KeyRecord;
+
+/// The authenticated caller of a `/api/v1` request.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Key(Arc<KeyRecord>),
+    /// An account admin (the web UI): every scope, no key usage counted.
+    Admin { account_id: Uuid },
+}
+
+impl Principal {
+    pub fn account_id(&self) -> Uuid {
+        match self {
+            Principal::Key(k) => k.account_id,
+            Principal::Admin { account_id } => *account_id,
+        }
+    }
+
+    /// The key whose usage a Broadcast API send counts toward (none for the admin UI).
+    pub fn key_id(&self) -> Option<Uuid> {
+        match self {
+            Principal::Key(k) => Some(k.id),
+            Principal::Admin { .. } => None,
+        }
+    }
+
+    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+        match self {
+            Principal::Admin { .. } => Ok(()),
+            Principal::Key(k) if ezpulze_common::scopes::allows(&k.scopes, scope) => Ok(()),
+            Principal::Key(_) => {
+                metrics::counter!("ezpulze_auth_failures_total", "reason" => "insufficient_scope")
+                    .increment(1);
+                Err(ApiError::InsufficientScope(scope))
+            }
+        }
+    }
+}
+
+/// A scope a route requires, as a type, so a handler cannot forget to check it.
+pub trait RequiredScope {
+    const SCOPE: &'static str;
+}
+
+/// Extractor: the caller, checked to hold `S` (or `S`'s resource `:all`).
+pub struct Authorized<S: RequiredScope>(pub Principal, PhantomData<S>);
+
+impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
+        let p = parts.extensions.get::<Principal>().cloned().ok_or(ApiError::MissingApiKey)?;
+        p.require(S::SCOPE)?;
+        Ok(Authorized(p, PhantomData))
+    }
+}
+
+/// Extractor: any authenticated caller of `/api/v1`.
+impl<St: Send + Sync> FromRequestParts<St> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or(ApiError::MissingApiKey)
+    }
+}
+
+/// Declares scope marker types: `scope!(BroadcastSend = "broadcast:send");`.
+#[macro_export]
+macro_rules! scope {
+    ($($name:ident = $scope:literal),* $(,)?) => {
+        $(
+            pub struct $name;
+            impl $crate::auth::RequiredScope for $name {
+                const SCOPE: &'static str = $scope;
+            }
+        )*
+    };
+}
+
+pub mod scope {
+    crate::scope!(
+        BroadcastCreate = "broadcast:create",
+        BroadcastRead = "broadcast:read",
+        BroadcastSend = "broadcast:send",
+        BroadcastDelete = "broadcast:delete",
+        ContactsCreate = "contacts:create",
+        ContactsRead = "contacts:read",
+        ContactsReadAll = "contacts:read_all",
+        ContactsUpdate = "contacts:update",
+        ContactsDelete = "contacts:delete",
+        LeadsCreate = "leads:create",
+        LeadsRead = "leads:read",
+        LeadsReadAll = "leads:read_all",
+        LeadsUpdate = "leads:update",
+        LeadsAssign = "leads:assign",
+        LeadsDelete = "leads:delete",
+        TemplateRead = "template:read",
+        TemplateCreate = "template:create",
+        TemplateUpdate = "template:update",
+        TemplateDelete = "template:delete",
+        ChatbotFlowsWebhook = "chatbot_flows:webhook",
+    );
+}
+
+/// The credential sent: `Authorization: Bearer <x>` or `X-API-Key: <x>`.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?.trim();
+        let (scheme, rest) = v.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim());
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn fail(reason: &'static str, err: ApiError) -> ApiError {
+    metrics::counter!("ezpulze_auth_failures_total", "reason" => reason).increment(1);
+    err
+}
+
+/// Middleware of `/api/v1`: authenticates, checks expiry, status and IP, applies the hourly
+/// rate limit, and adds the rate-limit headers to every response it lets through.
+pub async fn api_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match authenticate_api(&state, &mut req).await {
+        Ok(headers) => {
+            let mut resp = next.run(req).await;
+            if let Some(h) = headers {
+                resp.headers_mut().extend(h);
+            }
+            resp
+        }
+        Err((err, headers)) => {
+            let mut resp = err.into_response();
+            if let Some(h) = headers {
+                resp.headers_mut().extend(h);
+            }
+            resp
+        }
+    }
+}
+
+type HeaderSet = Option<Vec<(HeaderName, HeaderValue)>>;
+
+async fn authenticate_api(
+    state: &AppState,
+    req: &mut Request,
+) -> Result<HeaderSet, (ApiError, HeaderSet)> {
+    let raw = credential(req.headers())
+        .ok_or_else(|| (fail("missing", ApiError::MissingApiKey), None))?
+        .to_string();
+    if raw.starts_with(keys::ADMIN_PREFIX) {
+        let account_id = admin_account(state, &raw).await.map_err(|e| (e, None))?;
+        req.extensions_mut().insert(Principal::Admin { account_id });
+        return Ok(None);
+    }
+    keys::parse(&raw).map_err(|_| (fail("malformed", ApiError::InvalidApiKey), None))?;
+    let hash = keys::hash_secret(state.config().pepper(), &raw);
+    let record = state
+        .key_cache()
+        .get(state.db(), hash)
+        .await
+        .map_err(|e| (ApiError::from(e), None))?
+        .ok_or_else(|| (fail("unknown", ApiError::InvalidApiKey), None))?;
+    if !record.active {
+        return Err((fail("inactive", ApiError::KeyInactive), None));
+    }
+    let now = Utc::now();
+    if record.expires_at.is_some_and(|t| t <= now) {
+        return Err((fail("expired", ApiError::KeyExpired), None));
+    }
+    let ip = client_ip::client_ip(req, &state.config().trusted_proxies);
+    if !ip.is_some_and(|ip| record.ip_allowed(ip)) {
+        return Err((fail("ip_not_allowed", ApiError::IpNotAllowed), None));
+    }
+    let headers = match record.rate_limit_per_hour {
+        None => None,
+        Some(limit) => {
+            let mut redis = state.redis();
+            let d = state
+                .rate_limiter()
+                .check(&mut redis, record.id, limit.max(1) as u32)
+                .await
+                .map_err(|e| (ApiError::from(e), None))?;
+            let headers = rate_headers(&d);
+            if !d.allowed {
+                metrics::counter!("ezpulze_rate_limited_total").increment(1);
+                return Err((
+                    ApiError::RateLimited { retry_after_secs: d.retry_after_secs },
+                    Some(headers),
+                ));
+            }
+            Some(headers)
+        }
+    };
+    state.last_used().note(&record, now);
+    req.extensions_mut().insert(Principal::Key(record));
+    Ok(headers)
+}
+
+fn rate_headers(d: &rate_limit::Decision) -> Vec<(HeaderName, HeaderValue)> {
+    let reset_at = d.now_secs + d.reset_secs;
+    vec![
+        (HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(d.limit)),
+        (HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(d.remaining)),
+        (HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(reset_at)),
+        (
+            HeaderName::from_static("ratelimit-policy"),
+            HeaderValue::from_str(&format!("\"hourly\";q={};w=3600", d.limit))
+                .unwrap_or(HeaderValue::from_static("\"hourly\"")),
+        ),
+        (
+            HeaderName::from_static("ratelimit"),
+            HeaderValue::from_str(&format!("\"hourly\";r={};t={}", d.remaining, d.reset_secs))
+                .unwrap_or(HeaderValue::from_static("\"hourly\"")),
+        ),
+    ]
+}
+
+/// The account of an admin token, or 401.
+pub async fn admin_account(state: &AppState, raw: &str) -> Result<Uuid, ApiError> {
+    if !keys::looks_like_admin_token(raw) {
+        return Err(fail("malformed", ApiError::InvalidApiKey));
+    }
+    let hash = keys::hash_secret(state.config().pepper(), raw);
+    let account: Option<Uuid> =
+        sqlx::query_scalar("SELECT account_id FROM admin_tokens WHERE token_hash = $1")
+            .bind(&hash[..])
+            .fetch_optional(state.db())
+            .await?;
+    account.ok_or_else(|| fail("unknown", ApiError::InvalidApiKey))
+}
+
+/// Extractor for `/admin/v1`: the account whose admin token was sent.
+pub struct AdminAccount(pub Uuid);
+
+impl FromRequestParts<AppState> for AdminAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(Principal::Admin { account_id }) = parts.extensions.get::<Principal>() {
+            return Ok(AdminAccount(*account_id));
+        }
+        let account_id = match credential(&parts.headers) {
+            Some(raw) => admin_account(state, raw).await?,
+            None => match crate::session::session_id(&parts.headers) {
+                Some(sid) => crate::session::account(state, sid)
+                    .await?
+                    .ok_or_else(|| fail("session_expired", ApiError::InvalidApiKey))?,
+                None => return Err(fail("missing", ApiError::MissingApiKey)),
+            },
+        };
+        parts.extensions.insert(Principal::Admin { account_id });
+        Ok(AdminAccount(account_id))
+    }
+}
+
+/// Extractor: the root token (`EZPULZE_ROOT_TOKEN`), compared in constant time.
+pub struct Root;
+
+impl FromRequestParts<AppState> for Root {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let sent = credential(&parts.headers).ok_or_else(|| fail("missing", ApiError::MissingApiKey))?;
+        let Some(root) = state.config().root_token.as_ref() else {
+            return Err(fail("unknown", ApiError::InvalidApiKey));
+        };
+        let expected = root.expose_secret().as_bytes();
+        if sent.len() == expected.len() && bool::from(sent.as_bytes().ct_eq(expected)) {
+            Ok(Root)
+        } else {
+            Err(fail("unknown", ApiError::InvalidApiKey))
+        }
+    }
+}

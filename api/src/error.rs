@@ -1,0 +1,156 @@
+//! The API's error type: every failure becomes the contract's JSON body
+//! `{"error": {"code", "message", "request_id"}}` with the right status.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The request id of the request being served (set by the request-id middleware).
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing credentials: send Authorization: Bearer <key> or X-API-Key")]
+    MissingApiKey,
+    #[error("the credentials are not valid")]
+    InvalidApiKey,
+    #[error("this API key is inactive")]
+    KeyInactive,
+    #[error("this API key has expired")]
+    KeyExpired,
+    #[error("this API key lacks the scope {0}")]
+    InsufficientScope(&'static str),
+    #[error("requests from this IP address are not allowed for this API key")]
+    IpNotAllowed,
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request is not valid")]
+    Validation(Vec<FieldError>),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            MissingApiKey | InvalidApiKey | KeyInactive | KeyExpired => StatusCode::UNAUTHORIZED,
+            InsufficientScope(_) | IpNotAllowed => StatusCode::FORBIDDEN,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            NotFound => StatusCode::NOT_FOUND,
+            Conflict(_) | IdempotencyConflict => StatusCode::CONFLICT,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MissingApiKey => "missing_api_key",
+            InvalidApiKey => "invalid_api_key",
+            KeyInactive => "key_inactive",
+            KeyExpired => "key_expired",
+            InsufficientScope(_) => "insufficient_scope",
+            IpNotAllowed => "ip_not_allowed",
+            RateLimited { .. } => "rate_limited",
+            NotFound => "not_found",
+            Conflict(_) => "conflict",
+            IdempotencyConflict => "idempotency_conflict",
+            PayloadTooLarge(_) => "payload_too_large",
+            Validation(_) => "validation_failed",
+            Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'static str,
+    message: String,
+    request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [FieldError]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_scope: Option<&'static str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(err) = &self {
+            // Logged once, with its cause chain, inside the request's span; never sent.
+            tracing::error!(error = format!("{err:#}"), "request failed");
+        }
+        let status = self.status();
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+                request_id: current_request_id(),
+                details: match &self {
+                    ApiError::Validation(d) => Some(d.as_slice()),
+                    _ => None,
+                },
+                required_scope: match &self {
+                    ApiError::InsufficientScope(s) => Some(s),
+                    _ => None,
+                },
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        resp
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

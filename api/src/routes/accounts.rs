@@ -1,0 +1,53 @@
+//! `POST /admin/v1/accounts` (root token): a new account and its admin token.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Root;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use ezpulze_common::keys;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    name: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _root: Root,
+    ApiJson(body): ApiJson<CreateAccount>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field("name", "a name of 1 to 200 characters is required"));
+    }
+    let (id, token) = create_account(&state, name).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "name": name, "admin_token": token}))))
+}
+
+/// Creates an account and its first admin token (returned once, stored hashed).
+pub async fn create_account(state: &AppState, name: &str) -> ApiResult<(Uuid, String)> {
+    let id = Uuid::now_v7();
+    let token = keys::generate_admin_token();
+    let hash = keys::hash_secret(state.config().pepper(), &token);
+    let mut tx = state.db().begin().await?;
+    sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, $2)")
+        .bind(id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO admin_tokens (token_hash, account_id) VALUES ($1, $2)")
+        .bind(&hash[..])
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((id, token))
+}

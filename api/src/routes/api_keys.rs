@@ -1,0 +1,547 @@
+//! `/admin/v1/api-keys`: create, list, read, edit, toggle, regenerate, delete, usage.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::key_cache::publish_invalidation;
+use crate::auth::AdminAccount;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
+use crate::state::AppState;
+use ezpulze_common::{keys, scopes};
+
+pub const DEFAULT_RATE_LIMIT: i32 = 1000;
+pub const MAX_RATE_LIMIT: i64 = 100_000_000;
+const MAX_ALLOWED_IPS: usize = 100;
+
+#[derive(sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub key_head: String,
+    pub key_tail: String,
+    pub test_mode: bool,
+    pub scope_group: Option<String>,
+    pub scopes: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub rate_limit_per_hour: Option<i32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub active: bool,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, key_head, key_tail, test_mode, scope_group, scopes, allowed_ips,
+    rate_limit_per_hour, expires_at, active, last_used_at, created_at, updated_at";
+
+/// The key object of the contract.
+#[derive(Serialize)]
+pub struct KeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub scope_group: Option<String>,
+    pub scope_group_name: Option<&'static str>,
+    pub scopes: Vec<String>,
+    pub masked_key: String,
+    pub mode: &'static str,
+    pub active: bool,
+    pub status: &'static str,
+    pub allowed_ips: Vec<String>,
+    pub rate_limit_per_hour: Option<i32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+pub fn status_of(active: bool, expires_at: Option<DateTime<Utc>>) -> &'static str {
+    if !active {
+        "inactive"
+    } else if expires_at.is_some_and(|t| t <= Utc::now()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+impl From<KeyRow> for KeyView {
+    fn from(r: KeyRow) -> Self {
+        KeyView {
+            id: r.id,
+            scope_group_name: r.scope_group.as_deref().and_then(scopes::group).map(|g| g.name),
+            name: r.name,
+            scope_group: r.scope_group,
+            scopes: r.scopes,
+            masked_key: keys::masked(&r.key_head, &r.key_tail),
+            mode: if r.test_mode { "test" } else { "live" },
+            status: status_of(r.active, r.expires_at),
+            active: r.active,
+            allowed_ips: r.allowed_ips,
+            rate_limit_per_hour: r.rate_limit_per_hour,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            key: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    #[serde(default)]
+    scope_group: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_ips: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    rate_limit_per_hour: Option<Option<i64>>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchKey {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    scope_group: Option<Option<String>>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_ips: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    rate_limit_per_hour: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    expires_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default)]
+    active: Option<bool>,
+}
+
+fn check_name(name: &str, errors: &mut Vec<FieldError>) -> String {
+    let name = name.trim();
+    if name.is_empty() {
+        errors.push(FieldError::new("name", "a name is required"));
+    } else if name.chars().count() > 100 {
+        errors.push(FieldError::new("name", "at most 100 characters"));
+    }
+    name.to_string()
+}
+
+/// Resolves a group and/or an explicit list into the stored (group, sorted scopes).
+fn resolve_scopes(
+    group: Option<&str>,
+    list: Option<&[String]>,
+    errors: &mut Vec<FieldError>,
+) -> Option<(Option<String>, Vec<String>)> {
+    match (group, list) {
+        (Some(g), list) => {
+            let Some(def) = scopes::group(g) else {
+                errors.push(FieldError::new("scope_group", format!("unknown scope group {g:?}")));
+                return None;
+            };
+            let group_scopes: Vec<String> = def.scopes.iter().map(|s| s.to_string()).collect();
+            if let Some(list) = list {
+                if scopes::normalise(list.to_vec()) != group_scopes {
+                    errors.push(FieldError::new(
+                        "scopes",
+                        "give either scope_group or scopes; these scopes differ from the group's",
+                    ));
+                    return None;
+                }
+            }
+            Some((Some(g.to_string()), group_scopes))
+        }
+        (None, Some(list)) => {
+            let mut ok = true;
+            for (i, s) in list.iter().enumerate() {
+                if !scopes::is_known(s) {
+                    errors.push(FieldError::new(format!("scopes[{i}]"), format!("unknown scope {s:?}")));
+                    ok = false;
+                }
+            }
+            if list.is_empty() {
+                errors.push(FieldError::new("scopes", "select at least one scope"));
+                ok = false;
+            }
+            ok.then(|| (None, scopes::normalise(list.to_vec())))
+        }
+        (None, None) => {
+            errors.push(FieldError::new("scopes", "select a scope group or at least one scope"));
+            None
+        }
+    }
+}
+
+fn check_ips(ips: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+    if ips.len() > MAX_ALLOWED_IPS {
+        errors.push(FieldError::new("allowed_ips", format!("at most {MAX_ALLOWED_IPS} entries")));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, raw) in ips.iter().enumerate() {
+        match ezpulze_common::config::parse_net(raw.trim()) {
+            Some(net) => out.push(net.trunc().to_string()),
+            None => errors.push(FieldError::new(
+                format!("allowed_ips[{i}]"),
+                format!("{raw:?} is not an IP address or CIDR network"),
+            )),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn check_rate(rate: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
+    match rate {
+        None => None,
+        Some(n) if n <= 0 => {
+            errors.push(FieldError::new("rate_limit_per_hour", "must be a positive number, or null for no limit"));
+            None
+        }
+        Some(n) if n > MAX_RATE_LIMIT => {
+            errors.push(FieldError::new("rate_limit_per_hour", format!("at most {MAX_RATE_LIMIT}")));
+            None
+        }
+        Some(n) => i32::try_from(n).ok(),
+    }
+}
+
+fn check_expiry(t: Option<DateTime<Utc>>, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
+    if let Some(t) = t {
+        if t <= Utc::now() {
+            errors.push(FieldError::new("expires_at", "must be in the future"));
+        }
+    }
+    t
+}
+
+fn fail_if(errors: Vec<FieldError>) -> ApiResult<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<KeyView>)> {
+    let mut errors = Vec::new();
+    let name = check_name(&body.name, &mut errors);
+    let resolved = resolve_scopes(body.scope_group.as_deref(), body.scopes.as_deref(), &mut errors);
+    let ips = check_ips(body.allowed_ips.as_deref().unwrap_or_default(), &mut errors);
+    let rate = match body.rate_limit_per_hour {
+        None => Some(DEFAULT_RATE_LIMIT),
+        Some(r) => check_rate(r, &mut errors),
+    };
+    let expires_at = check_expiry(body.expires_at, &mut errors);
+    let mode = match body.mode.as_deref() {
+        None | Some("live") => keys::KeyMode::Live,
+        Some("test") => keys::KeyMode::Test,
+        Some(other) => {
+            errors.push(FieldError::new("mode", format!("{other:?}: expected live or test")));
+            keys::KeyMode::Live
+        }
+    };
+    fail_if(errors)?;
+    let Some((group, scope_list)) = resolved else {
+        return Err(ApiError::field("scopes", "select at least one scope"));
+    };
+    let key = keys::generate(mode);
+    let (head, tail) = keys::mask_parts(&key);
+    let hash = keys::hash_secret(state.config().pepper(), &key);
+    let row: KeyRow = sqlx::query_as(&format!(
+        "INSERT INTO api_keys (id, account_id, name, key_hash, key_head, key_tail, test_mode,
+             scope_group, scopes, allowed_ips, rate_limit_per_hour, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(account)
+    .bind(&name)
+    .bind(&hash[..])
+    .bind(&head)
+    .bind(&tail)
+    .bind(mode == keys::KeyMode::Test)
+    .bind(&group)
+    .bind(&scope_list)
+    .bind(&ips)
+    .bind(rate)
+    .bind(expires_at)
+    .fetch_one(state.db())
+    .await?;
+    // A replica may hold a negative entry for this (improbable) value: clear it everywhere.
+    publish_invalidation(state.key_cache(), &mut state.redis(), &state.config().redis_prefix, &[hash]).await?;
+    let mut view = KeyView::from(row);
+    view.key = Some(key);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    per_page: Option<i64>,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    order: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Page {
+    items: Vec<KeyView>,
+    page: i64,
+    per_page: i64,
+    total: i64,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page>> {
+    let mut errors = Vec::new();
+    let page = q.page.unwrap_or(1);
+    if page < 1 {
+        errors.push(FieldError::new("page", "must be 1 or more"));
+    }
+    let per_page = q.per_page.unwrap_or(10);
+    if ![10, 25, 50].contains(&per_page) {
+        errors.push(FieldError::new("per_page", "must be 10, 25 or 50"));
+    }
+    let sort = match q.sort.as_deref().unwrap_or("created_at") {
+        "name" => "lower(name)",
+        "status" => "CASE WHEN NOT active THEN 'inactive' WHEN expires_at <= now() THEN 'expired' ELSE 'active' END",
+        "created_at" => "created_at",
+        _ => {
+            errors.push(FieldError::new("sort", "must be name, status or created_at"));
+            "created_at"
+        }
+    };
+    let order = match q.order.as_deref() {
+        None => if q.sort.is_none() { "DESC" } else { "ASC" },
+        Some("asc") => "ASC",
+        Some("desc") => "DESC",
+        Some(_) => {
+            errors.push(FieldError::new("order", "must be asc or desc"));
+            "ASC"
+        }
+    };
+    fail_if(errors)?;
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE account_id = $1
+         ORDER BY {sort} {order}, created_at {order}, id {order} LIMIT $2 OFFSET $3"
+    ))
+    .bind(account)
+    .bind(per_page)
+    .bind((page - 1).saturating_mul(per_page))
+    .fetch_all(state.db())
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE account_id = $1")
+        .bind(account)
+        .fetch_one(state.db())
+        .await?;
+    Ok(Json(Page { items: rows.into_iter().map(KeyView::from).collect(), page, per_page, total }))
+}
+
+async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<KeyRow> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND account_id = $2"))
+        .bind(id)
+        .bind(account)
+        .fetch_optional(state.db())
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    PathId(id): PathId,
+) -> ApiResult<Json<KeyView>> {
+    Ok(Json(fetch(&state, account, id).await?.into()))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<PatchKey>,
+) -> ApiResult<Json<KeyView>> {
+    let current = fetch(&state, account, id).await?;
+    let mut errors = Vec::new();
+    let name = match &body.name {
+        Some(n) => check_name(n, &mut errors),
+        None => current.name.clone(),
+    };
+    let (group, scope_list) = match (&body.scope_group, &body.scopes) {
+        (None, None) => (current.scope_group.clone(), current.scopes.clone()),
+        (Some(None), None) => (None, current.scopes.clone()),
+        (Some(Some(g)), list) => {
+            resolve_scopes(Some(g), list.as_deref(), &mut errors).unwrap_or_default()
+        }
+        (None | Some(None), Some(list)) => {
+            resolve_scopes(None, Some(list), &mut errors).unwrap_or_default()
+        }
+    };
+    let ips = match &body.allowed_ips {
+        Some(ips) => check_ips(ips, &mut errors),
+        None => current.allowed_ips.clone(),
+    };
+    let rate = match body.rate_limit_per_hour {
+        Some(r) => check_rate(r, &mut errors),
+        None => current.rate_limit_per_hour,
+    };
+    let expires_at = match body.expires_at {
+        Some(t) => check_expiry(t, &mut errors),
+        None => current.expires_at,
+    };
+    let active = body.active.unwrap_or(current.active);
+    fail_if(errors)?;
+    let (row, hash): (KeyRow, Vec<u8>) = {
+        let mut tx = state.db().begin().await?;
+        let row: KeyRow = sqlx::query_as(&format!(
+            "UPDATE api_keys SET name = $3, scope_group = $4, scopes = $5, allowed_ips = $6,
+                 rate_limit_per_hour = $7, expires_at = $8, active = $9, updated_at = now()
+             WHERE id = $1 AND account_id = $2 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(account)
+        .bind(&name)
+        .bind(&group)
+        .bind(&scope_list)
+        .bind(&ips)
+        .bind(rate)
+        .bind(expires_at)
+        .bind(active)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+        let hash: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        (row, hash)
+    };
+    invalidate(&state, &[hash]).await?;
+    Ok(Json(row.into()))
+}
+
+async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> ApiResult<()> {
+    let hashes: Vec<[u8; 32]> = hashes.iter().filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).collect();
+    publish_invalidation(state.key_cache(), &mut state.redis(), &state.config().redis_prefix, &hashes).await?;
+    Ok(())
+}
+
+pub async fn regenerate(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    PathId(id): PathId,
+) -> ApiResult<Json<KeyView>> {
+    let current = fetch(&state, account, id).await?;
+    let mode = if current.test_mode { keys::KeyMode::Test } else { keys::KeyMode::Live };
+    let key = keys::generate(mode);
+    let (head, tail) = keys::mask_parts(&key);
+    let hash = keys::hash_secret(state.config().pepper(), &key);
+    let mut tx = state.db().begin().await?;
+    let old: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE")
+        .bind(id)
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let row: KeyRow = sqlx::query_as(&format!(
+        "UPDATE api_keys SET key_hash = $2, key_head = $3, key_tail = $4, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&hash[..])
+    .bind(&head)
+    .bind(&tail)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    invalidate(&state, &[old, hash.to_vec()]).await?;
+    let mut view = KeyView::from(row);
+    view.key = Some(key);
+    Ok(Json(view))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    let hash: Vec<u8> = sqlx::query_scalar("DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING key_hash")
+        .bind(id)
+        .bind(account)
+        .fetch_optional(state.db())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    invalidate(&state, &[hash]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    total_messages: i64,
+    sent: i64,
+    delivered: i64,
+    read: i64,
+    failed: i64,
+    last_message_at: Option<DateTime<Utc>>,
+}
+
+pub async fn usage(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    fetch(&state, account, id).await?;
+    let u: Option<UsageRow> = sqlx::query_as(
+        "SELECT total_messages, sent, delivered, read, failed, last_message_at
+         FROM api_key_usage WHERE key_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(state.db())
+    .await?;
+    let u = u.unwrap_or(UsageRow { total_messages: 0, sent: 0, delivered: 0, read: 0, failed: 0, last_message_at: None });
+    let rate = |n: i64| {
+        if u.total_messages == 0 {
+            0.0
+        } else {
+            ((n as f64) * 10000.0 / (u.total_messages as f64)).round() / 100.0
+        }
+    };
+    Ok(Json(serde_json::json!({
+        "total_messages": u.total_messages,
+        "sent": u.sent,
+        "delivered": u.delivered,
+        "read": u.read,
+        "failed": u.failed,
+        "last_message_at": u.last_message_at,
+        "delivery_rate": rate(u.delivered),
+        "read_rate": rate(u.read),
+    })))
+}

@@ -1,0 +1,49 @@
+//! The router: admin API, public API, UI session, operations endpoints.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod meta;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::auth;
+use crate::extract::BodyLimit;
+use crate::middleware as mw;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().body_limit_bytes;
+    let admin = Router::new()
+        .route("/accounts", post(accounts::create))
+        .route("/scopes", get(meta::scope_catalogue))
+        .route("/api-keys", post(api_keys::create).get(api_keys::list))
+        .route(
+            "/api-keys/{id}",
+            get(api_keys::get).patch(api_keys::patch).delete(api_keys::delete),
+        )
+        .route("/api-keys/{id}/regenerate", post(api_keys::regenerate))
+        .route("/api-keys/{id}/usage", get(api_keys::usage));
+
+    let public = Router::new()
+        .route("/me", get(meta::me))
+        .fallback(meta::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::api_auth));
+
+    Router::new()
+        .nest("/admin/v1", admin)
+        .nest("/api/v1", public)
+        .route("/ui/session", post(crate::session::sign_in).delete(crate::session::sign_out))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(meta::metrics))
+        .route("/openapi.json", get(meta::openapi))
+        .route("/ping", get(meta::ping))
+        .route_layer(axum::middleware::from_fn(mw::http_metrics))
+        .fallback(meta::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::Extension(BodyLimit(limit)))
+        .layer(axum::middleware::from_fn(mw::request_id))
+        .with_state(state)
+}

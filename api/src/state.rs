@@ -1,0 +1,56 @@
+//! The application state shared by every handler.
+
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+use crate::auth::key_cache::KeyCache;
+use crate::auth::last_used::LastUsed;
+use crate::auth::rate_limit::RateLimiter;
+use ezpulze_common::Config;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub redis_client: redis::Client,
+    pub key_cache: Arc<KeyCache>,
+    pub rate_limiter: RateLimiter,
+    pub last_used: Arc<LastUsed>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+    pub fn db(&self) -> &PgPool {
+        &self.0.db
+    }
+    /// A handle on the shared multiplexed connection (cheap to clone).
+    pub fn redis(&self) -> ConnectionManager {
+        self.0.redis.clone()
+    }
+    pub fn redis_client(&self) -> &redis::Client {
+        &self.0.redis_client
+    }
+    pub fn key_cache(&self) -> &KeyCache {
+        &self.0.key_cache
+    }
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.0.rate_limiter
+    }
+    pub fn last_used(&self) -> &LastUsed {
+        &self.0.last_used
+    }
+    pub fn metrics(&self) -> &metrics_exporter_prometheus::PrometheusHandle {
+        &self.0.metrics
+    }
+}

@@ -1,0 +1,258 @@
+//! One typed configuration for every process: defaults, then environment variables,
+//! validated at start-up. Every setting is listed in the README with its default.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+
+/// The pepper used when none is configured: fine for a laptop, refused when `EZPULZE_ENV=production`.
+pub const DEV_PEPPER: &str = "ezpulze-development-pepper-change-me";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `production` or `development`; production refuses development defaults for secrets.
+    pub environment: String,
+    pub api_addr: SocketAddr,
+    pub worker_metrics_addr: SocketAddr,
+    pub scheduler_metrics_addr: SocketAddr,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key and channel, so several stacks (or tests) share one Redis.
+    pub redis_prefix: String,
+    pub root_token: Option<SecretString>,
+    pub key_pepper: SecretString,
+    pub trusted_proxies: Vec<IpNet>,
+    pub key_cache_ttl: Duration,
+    pub negative_cache_max: usize,
+    pub body_limit_bytes: usize,
+    pub last_used_flush: Duration,
+    pub public_base_url: String,
+    pub graph_api_base: String,
+    pub log_format: LogFormat,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Where settings come from: the process environment, or a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Source for std::collections::HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+struct Reader<'a> {
+    src: &'a dyn Source,
+    errors: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn parse<T: FromStr>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.src.get(name) {
+            None => default,
+            Some(raw) => match raw.trim().parse() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.errors.push(format!("{name}={raw:?}: {e}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.src.get(name).unwrap_or_else(|| default.to_string())
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let mut r = Reader { src, errors: Vec::new() };
+        let environment = r.string("EZPULZE_ENV", "development");
+        let api_addr = r.parse("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let worker_metrics_addr =
+            r.parse("WORKER_METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9101)));
+        let scheduler_metrics_addr =
+            r.parse("SCHEDULER_METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9102)));
+        let database_url = r.string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ezpulze");
+        let database_max_connections = r.parse("DATABASE_MAX_CONNECTIONS", 16u32);
+        let redis_url = r.string("REDIS_URL", "redis://127.0.0.1:6379/0");
+        let redis_prefix = r.string("REDIS_PREFIX", "ezp");
+        let root_token = src.get("EZPULZE_ROOT_TOKEN").map(SecretString::from);
+        let key_pepper = r.string("EZPULZE_KEY_PEPPER", DEV_PEPPER);
+        let trusted_proxies = match src.get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| match parse_net(s) {
+                    Some(n) => Some(n),
+                    None => {
+                        r.errors.push(format!("TRUSTED_PROXIES: {s:?} is not an IP or CIDR"));
+                        None
+                    }
+                })
+                .collect(),
+        };
+        let key_cache_ttl = Duration::from_secs(r.parse("KEY_CACHE_TTL_SECS", 60u64));
+        let negative_cache_max = r.parse("KEY_NEGATIVE_CACHE_MAX", 10_000usize);
+        let body_limit_bytes = r.parse("API_BODY_LIMIT_BYTES", 8 * 1024 * 1024usize);
+        let last_used_flush = Duration::from_millis(r.parse("LAST_USED_FLUSH_MS", 1000u64));
+        let public_base_url = r.string("PUBLIC_BASE_URL", &format!("http://{api_addr}"));
+        let graph_api_base = r.string("GRAPH_API_BASE", "http://127.0.0.1:8090");
+        let log_format = match r.string("LOG_FORMAT", "text").as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                r.errors.push(format!("LOG_FORMAT={other:?}: expected text or json"));
+                LogFormat::Text
+            }
+        };
+        let migrate_on_start = r.parse("MIGRATE_ON_START", true);
+
+        let mut errors = r.errors;
+        if !matches!(environment.as_str(), "development" | "production") {
+            errors.push(format!("EZPULZE_ENV={environment:?}: expected development or production"));
+        }
+        if key_cache_ttl.is_zero() || key_cache_ttl > Duration::from_secs(60) {
+            errors.push("KEY_CACHE_TTL_SECS must be between 1 and 60".into());
+        }
+        if database_max_connections < 2 {
+            errors.push("DATABASE_MAX_CONNECTIONS must be at least 2".into());
+        }
+        if body_limit_bytes < 1024 {
+            errors.push("API_BODY_LIMIT_BYTES must be at least 1024".into());
+        }
+        if last_used_flush.is_zero() {
+            errors.push("LAST_USED_FLUSH_MS must be positive".into());
+        }
+        if redis_prefix.is_empty() || redis_prefix.contains(['{', '}', ' ']) {
+            errors.push("REDIS_PREFIX must be non-empty without braces or spaces".into());
+        }
+        if key_pepper.len() < 16 {
+            errors.push("EZPULZE_KEY_PEPPER must be at least 16 characters".into());
+        }
+        if environment == "production" && key_pepper == DEV_PEPPER {
+            errors.push("EZPULZE_KEY_PEPPER must be set in production".into());
+        }
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            errors.push("DATABASE_URL must be a postgres:// URL".into());
+        }
+        if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
+            errors.push("REDIS_URL must be a redis:// URL".into());
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Config {
+            environment,
+            api_addr,
+            worker_metrics_addr,
+            scheduler_metrics_addr,
+            database_url: database_url.into(),
+            database_max_connections,
+            redis_url: redis_url.into(),
+            redis_prefix,
+            root_token,
+            key_pepper: key_pepper.into(),
+            trusted_proxies,
+            key_cache_ttl,
+            negative_cache_max,
+            body_limit_bytes,
+            last_used_flush,
+            public_base_url,
+            graph_api_base,
+            log_format,
+            migrate_on_start,
+        })
+    }
+
+    pub fn pepper(&self) -> &[u8] {
+        self.key_pepper.expose_secret().as_bytes()
+    }
+
+    /// The settings as `NAME  default  meaning` lines, for `--help`.
+    pub fn help() -> &'static str {
+        include_str!("config_help.txt")
+    }
+}
+
+/// An IP address (as a single-host network) or a CIDR network.
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_source(&map)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = cfg(&[]).expect("defaults");
+        assert_eq!(c.api_addr.port(), 8080);
+        assert_eq!(c.key_cache_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let err = cfg(&[
+            ("API_ADDR", "nope"),
+            ("KEY_CACHE_TTL_SECS", "600"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, bad"),
+            ("EZPULZE_ENV", "production"),
+        ])
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("API_ADDR"), "{text}");
+        assert!(text.contains("KEY_CACHE_TTL_SECS"), "{text}");
+        assert!(text.contains("\"bad\""), "{text}");
+        assert!(text.contains("EZPULZE_KEY_PEPPER must be set in production"), "{text}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = cfg(&[("EZPULZE_ROOT_TOKEN", "very-secret-root")]).expect("valid");
+        assert!(!format!("{c:?}").contains("very-secret-root"));
+    }
+}
