@@ -1,0 +1,139 @@
+//! Connections: one shared, self-reconnecting connection for pushes and settlements, and a
+//! dedicated connection per consumer for blocking reads (a `BLOCK` holds its connection).
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+
+use crate::config::{QueueConfig, RedisTarget};
+use crate::error::QueueError;
+
+/// A connection of any supported kind.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Manager(ConnectionManager),
+    Plain(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Plain(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Plain(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Makes connections.
+#[derive(Clone)]
+pub(crate) enum Connector {
+    Single {
+        client: redis::Client,
+        response_timeout: Duration,
+        read_timeout: Duration,
+        connect_timeout: Duration,
+    },
+    Cluster {
+        write: ClusterClient,
+        read: ClusterClient,
+    },
+}
+
+impl Connector {
+    pub(crate) fn new(target: &RedisTarget, cfg: &QueueConfig) -> Result<Self, QueueError> {
+        // A blocking read must not hit the response timeout: give it BLOCK plus a margin.
+        let read_timeout = cfg.block + cfg.response_timeout;
+        match target {
+            RedisTarget::Single(url) => Ok(Self::Single {
+                client: redis::Client::open(url.as_str())?,
+                response_timeout: cfg.response_timeout,
+                read_timeout,
+                connect_timeout: cfg.connect_timeout,
+            }),
+            RedisTarget::Cluster(nodes) => {
+                let build = |rt: Duration| {
+                    ClusterClient::builder(nodes.iter().map(String::as_str))
+                        .response_timeout(rt)
+                        .connection_timeout(cfg.connect_timeout)
+                        .retries(4)
+                        .build()
+                };
+                Ok(Self::Cluster {
+                    write: build(cfg.response_timeout)?,
+                    read: build(read_timeout)?,
+                })
+            }
+        }
+    }
+
+    /// The shared connection for pushes, settlements and introspection. It reconnects by
+    /// itself after a dropped connection or a Redis restart.
+    pub(crate) async fn shared(&self) -> Result<Conn, QueueError> {
+        match self {
+            Self::Single {
+                client,
+                response_timeout,
+                connect_timeout,
+                ..
+            } => {
+                let cfg = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(*response_timeout))
+                    .set_connection_timeout(Some(*connect_timeout))
+                    .set_number_of_retries(3)
+                    .set_max_delay(Duration::from_millis(500));
+                Ok(Conn::Manager(
+                    client.get_connection_manager_with_config(cfg).await?,
+                ))
+            }
+            Self::Cluster { write, .. } => Ok(Conn::Cluster(write.get_async_connection().await?)),
+        }
+    }
+
+    /// A dedicated connection for blocking reads (one per consumer).
+    pub(crate) async fn reader(&self) -> Result<Conn, QueueError> {
+        match self {
+            Self::Single {
+                client,
+                read_timeout,
+                connect_timeout,
+                ..
+            } => {
+                let cfg = AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(*read_timeout))
+                    .set_connection_timeout(Some(*connect_timeout));
+                Ok(Conn::Plain(
+                    client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await?,
+                ))
+            }
+            Self::Cluster { read, .. } => Ok(Conn::Cluster(read.get_async_connection().await?)),
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! The queue handle: push, introspection, dead letters, and the plain batch consumer.
+
+use std::error::Error as StdError;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apalis_core::error::{AbortError, DeferredError, RetryAfterError};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use redis::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backend::RedisStreamsBackend;
+use crate::config::{Keys, QueueConfig, RedisTarget};
+use crate::conn::{Conn, Connector};
+use crate::error::{JobError, QueueError};
+use crate::metrics as m;
+use crate::proto::{self, Delivered, FetchState, Settle};
+
+pub(crate) struct Inner {
+    pub(crate) cfg: QueueConfig,
+    pub(crate) keys: Keys,
+    pub(crate) connector: Connector,
+    pub(crate) conn: Conn,
+}
+
+impl Inner {
+    pub(crate) fn shared(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    /// Turns a delivered entry into a typed job, or a dead letter if it cannot be one.
+    pub(crate) fn decode<T: DeserializeOwned>(&self, d: Delivered) -> Result<(T, JobMeta), Settle> {
+        let Some(payload) = d.payload else {
+            return Err(Settle::Dead {
+                id: d.id,
+                payload: Bytes::new(),
+                attempts: d.attempt,
+                error: "stream entry has no payload field".to_owned(),
+            });
+        };
+        if d.attempt > self.cfg.max_attempts {
+            // A job whose deliveries keep dying with their worker (a poison job).
+            return Err(Settle::Dead {
+                id: d.id,
+                payload,
+                attempts: d.attempt - 1,
+                error: format!(
+                    "lease expired on every one of {} attempts (worker died or handler too slow)",
+                    d.attempt - 1
+                ),
+            });
+        }
+        match serde_json::from_slice::<T>(&payload) {
+            Ok(job) => Ok((
+                job,
+                JobMeta(Arc::new(MetaInner {
+                    id: d.id,
+                    attempt: d.attempt,
+                    payload,
+                    reclaimed: d.reclaimed,
+                })),
+            )),
+            Err(e) => {
+                tracing::warn!(queue = %self.cfg.queue, id = %d.id, error = %e, "undecodable job dead-lettered");
+                Err(Settle::Dead {
+                    id: d.id,
+                    payload,
+                    attempts: d.attempt,
+                    error: format!("undecodable payload: {e}"),
+                })
+            }
+        }
+    }
+
+    /// Decides how a finished attempt is settled.
+    pub(crate) fn decide(&self, meta: &JobMeta, err: Option<&(dyn StdError + 'static)>) -> Settle {
+        let id = meta.0.id.clone();
+        let Some(err) = err else {
+            return Settle::Ack { id };
+        };
+        let attempt = meta.0.attempt;
+        let (after, permanent) = classify(err);
+        let error = err.to_string();
+        if permanent || attempt >= self.cfg.max_attempts {
+            return Settle::Dead {
+                id,
+                payload: meta.0.payload.clone(),
+                attempts: attempt,
+                error,
+            };
+        }
+        let delay = after.unwrap_or_else(|| self.cfg.retry.delay_for(attempt));
+        Settle::Retry {
+            id,
+            payload: meta.0.payload.clone(),
+            attempts: attempt,
+            due_ms: proto::now_ms().saturating_add(i64::try_from(proto::ms(delay)).unwrap_or(i64::MAX / 2)),
+        }
+    }
+}
+
+/// Finds our [`JobError`] (or apalis' retry/abort errors) anywhere in the source chain.
+/// Returns (named delay, permanent).
+fn classify(err: &(dyn StdError + 'static)) -> (Option<Duration>, bool) {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(j) = e.downcast_ref::<JobError>() {
+            return match j {
+                JobError::Retry { after, .. } => (*after, false),
+                JobError::Permanent(_) => (None, true),
+            };
+        }
+        if let Some(r) = e.downcast_ref::<RetryAfterError>() {
+            return (Some(r.get_duration()), false);
+        }
+        if e.downcast_ref::<AbortError>().is_some() {
+            return (None, true);
+        }
+        if e.downcast_ref::<DeferredError>().is_some() {
+            return (None, false);
+        }
+        cur = e.source();
+    }
+    (None, false)
+}
+
+struct MetaInner {
+    id: String,
+    attempt: u32,
+    payload: Bytes,
+    reclaimed: bool,
+}
+
+/// What the queue knows of a delivered job: its stream id, attempt number and raw payload.
+/// Under apalis a handler gets it with the `Data<JobMeta>` extractor. Cheap to clone.
+#[derive(Clone)]
+pub struct JobMeta(Arc<MetaInner>);
+
+impl std::fmt::Debug for JobMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The payload is deliberately left out: it may hold phone numbers and message text.
+        f.debug_struct("JobMeta")
+            .field("id", &self.0.id)
+            .field("attempt", &self.0.attempt)
+            .field("reclaimed", &self.0.reclaimed)
+            .finish()
+    }
+}
+
+impl JobMeta {
+    /// The Redis stream id of this delivery.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// 1-based attempt number (counts failed attempts and deliveries lost with a worker).
+    pub fn attempt(&self) -> u32 {
+        self.0.attempt
+    }
+
+    /// The serialized job as stored (JSON).
+    pub fn payload(&self) -> &[u8] {
+        &self.0.payload
+    }
+
+    /// Whether this delivery was taken over from a consumer whose lease ran out.
+    pub fn reclaimed(&self) -> bool {
+        self.0.reclaimed
+    }
+}
+
+/// A delivered, decoded job of the plain consumer API.
+#[derive(Debug, Clone)]
+pub struct Job<T> {
+    /// The job.
+    pub payload: T,
+    /// Its delivery data; hand it back to [`Queue::complete`] or [`Queue::ack`].
+    pub meta: JobMeta,
+}
+
+/// Counts of one queue, from [`Queue::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Ready jobs not yet delivered.
+    pub depth: u64,
+    /// Jobs waiting for a due time (delayed pushes and retries).
+    pub delayed: u64,
+    /// Delivered, not yet settled.
+    pub in_flight: u64,
+    /// In the dead-letter stream.
+    pub dead: u64,
+    /// Age of the oldest ready or in-flight job (`None` when there is none).
+    pub oldest_pending_age: Option<Duration>,
+}
+
+/// One entry of the dead-letter stream.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Id in the dead-letter stream (use it with [`Redrive::Ids`]).
+    pub id: String,
+    /// The job's stream id when it failed.
+    pub original_id: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+    /// The raw job (JSON).
+    pub payload: Bytes,
+}
+
+impl DeadLetter {
+    /// Decodes the job.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+
+    /// When the job was dead-lettered (from the entry id).
+    pub fn failed_at(&self) -> Option<SystemTime> {
+        let ms: u64 = self.id.split('-').next()?.parse().ok()?;
+        Some(UNIX_EPOCH + Duration::from_millis(ms))
+    }
+}
+
+/// Which dead letters to re-drive.
+#[derive(Debug, Clone)]
+pub enum Redrive {
+    /// Every dead letter (moved in bounded chunks).
+    All,
+    /// These dead-letter ids ([`DeadLetter::id`]).
+    Ids(Vec<String>),
+}
+
+/// A cheap-to-clone handle on one queue of jobs of type `T` (serde JSON on the wire).
+pub struct Queue<T> {
+    pub(crate) inner: Arc<Inner>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("namespace", &self.inner.cfg.namespace)
+            .field("queue", &self.inner.cfg.queue)
+            .finish()
+    }
+}
+
+impl<T> Queue<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Connects (one shared, self-reconnecting connection) and creates the consumer group.
+    pub async fn connect(target: RedisTarget, cfg: QueueConfig) -> Result<Self, QueueError> {
+        cfg.validate().map_err(QueueError::Config)?;
+        let connector = Connector::new(&target, &cfg)?;
+        let mut conn = connector.shared().await?;
+        let keys = Keys::new(&cfg);
+        proto::ensure_group(&mut conn, &keys, &cfg).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cfg,
+                keys,
+                connector,
+                conn,
+            }),
+            _t: PhantomData,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &QueueConfig {
+        &self.inner.cfg
+    }
+
+    /// The apalis backend for `WorkerBuilder::new(name).backend(queue.backend())`. Each call
+    /// gives an independent consumer (its own blocking-read connection, made lazily); the
+    /// worker's name is the consumer name, and a restarted worker may reuse it at once.
+    pub fn backend(&self) -> RedisStreamsBackend<T> {
+        RedisStreamsBackend::new(self.inner.clone())
+    }
+
+    /// A plain batch consumer named `name` (unique per live consumer).
+    pub fn consumer(&self, name: impl Into<String>) -> Consumer<T> {
+        Consumer {
+            queue: self.clone(),
+            name: name.into(),
+            conn: None,
+            state: FetchState::new(),
+        }
+    }
+
+    fn encode(job: &T) -> Result<Vec<u8>, QueueError> {
+        serde_json::to_vec(job).map_err(QueueError::Encode)
+    }
+
+    /// Pushes one job; returns its stream id.
+    pub async fn push(&self, job: &T) -> Result<String, QueueError> {
+        let payload = Self::encode(job)?;
+        let mut conn = self.inner.shared();
+        let id: String = redis::cmd("XADD")
+            .arg(&self.inner.keys.stream)
+            .arg("*")
+            .arg("d")
+            .arg(payload)
+            .query_async(&mut conn)
+            .await?;
+        m::pushed(&self.inner.cfg.queue, 1);
+        Ok(id)
+    }
+
+    /// Pushes many jobs: pipelined in chunks of `push_chunk`, `push_concurrency` chunks in
+    /// flight. Returns how many were pushed. On error some chunks may have been pushed.
+    pub async fn push_bulk(&self, jobs: &[T]) -> Result<usize, QueueError> {
+        let cfg = &self.inner.cfg;
+        let stream = &self.inner.keys.stream;
+        futures::stream::iter(jobs.chunks(cfg.push_chunk))
+            .map(|chunk| {
+                let mut conn = self.inner.shared();
+                let mut pipe = redis::pipe();
+                let built: Result<(), QueueError> = chunk.iter().try_for_each(|job| {
+                    pipe.cmd("XADD")
+                        .arg(stream)
+                        .arg("*")
+                        .arg("d")
+                        .arg(Self::encode(job)?)
+                        .ignore();
+                    Ok(())
+                });
+                async move {
+                    built?;
+                    let _: () = pipe.query_async(&mut conn).await?;
+                    m::pushed(&cfg.queue, chunk.len());
+                    Ok::<usize, QueueError>(chunk.len())
+                }
+            })
+            .buffered(cfg.push_concurrency.max(1))
+            .try_fold(0usize, |acc, n| async move { Ok(acc + n) })
+            .await
+    }
+
+    /// Pushes jobs that become ready after `delay`.
+    pub async fn push_delayed(&self, jobs: &[T], delay: Duration) -> Result<usize, QueueError> {
+        let due = proto::now_ms().saturating_add(i64::try_from(proto::ms(delay)).unwrap_or(i64::MAX / 2));
+        self.push_due(jobs, due).await
+    }
+
+    /// Pushes jobs that become ready at `at`.
+    pub async fn push_at(&self, jobs: &[T], at: SystemTime) -> Result<usize, QueueError> {
+        let due = at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+            .unwrap_or(0);
+        self.push_due(jobs, due).await
+    }
+
+    async fn push_due(&self, jobs: &[T], due_ms: i64) -> Result<usize, QueueError> {
+        let cfg = &self.inner.cfg;
+        let delayed = &self.inner.keys.delayed;
+        let mut total = 0;
+        for chunk in jobs.chunks(cfg.push_chunk) {
+            let mut pipe = redis::pipe();
+            for job in chunk {
+                pipe.cmd("ZADD")
+                    .arg(delayed)
+                    .arg(due_ms)
+                    .arg(proto::delayed_member(&Self::encode(job)?, 0))
+                    .ignore();
+            }
+            let mut conn = self.inner.shared();
+            let _: () = pipe.query_async(&mut conn).await?;
+            total += chunk.len();
+            m::pushed(&cfg.queue, chunk.len());
+        }
+        Ok(total)
+    }
+
+    /// Moves due delayed jobs to the stream now (workers do this by themselves; this is for
+    /// setups where nothing consumes for a while). Bounded per call; returns how many moved.
+    pub async fn promote_due(&self) -> Result<usize, QueueError> {
+        let mut conn = self.inner.shared();
+        let mut total = 0usize;
+        loop {
+            let v: Value = redis::cmd("EVAL")
+                .arg(proto::PROMOTE_LUA)
+                .arg(2)
+                .arg(&self.inner.keys.delayed)
+                .arg(&self.inner.keys.stream)
+                .arg(proto::now_ms())
+                .arg(self.inner.cfg.promote_chunk)
+                .query_async(&mut conn)
+                .await?;
+            let moved = match v {
+                Value::Array(v) => match v.first() {
+                    Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            total += moved;
+            if moved < self.inner.cfg.promote_chunk {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Settles finished jobs: `Ok` acks (XACK+XDEL), `Err(JobError)` retries or
+    /// dead-letters. One pipeline per call.
+    pub async fn complete<I>(&self, results: I) -> Result<(), QueueError>
+    where
+        I: IntoIterator<Item = (JobMeta, Result<(), JobError>)>,
+    {
+        let items: Vec<Settle> = results
+            .into_iter()
+            .map(|(meta, r)| match r {
+                Ok(()) => self.inner.decide(&meta, None),
+                Err(e) => self.inner.decide(&meta, Some(&e)),
+            })
+            .collect();
+        let mut conn = self.inner.shared();
+        proto::settle(&mut conn, &self.inner.keys, &self.inner.cfg, &items).await
+    }
+
+    /// Acknowledges (and deletes) finished jobs in one pipeline.
+    pub async fn ack(&self, jobs: &[JobMeta]) -> Result<(), QueueError> {
+        self.complete(jobs.iter().map(|m| (m.clone(), Ok(())))).await
+    }
+
+    /// Depth, delayed, in-flight and dead counts and the oldest pending job's age.
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        match self.stats_once().await {
+            Err(QueueError::Redis(e)) if proto::is_nogroup(&e) => {
+                let mut conn = self.inner.shared();
+                proto::ensure_group(&mut conn, &self.inner.keys, &self.inner.cfg).await?;
+                self.stats_once().await
+            }
+            other => other,
+        }
+    }
+
+    async fn stats_once(&self) -> Result<QueueStats, QueueError> {
+        let k = &self.inner.keys;
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN").arg(&k.stream);
+        pipe.cmd("XPENDING").arg(&k.stream).arg(&self.inner.cfg.group);
+        pipe.cmd("ZCARD").arg(&k.delayed);
+        pipe.cmd("XLEN").arg(&k.dead);
+        pipe.cmd("XRANGE").arg(&k.stream).arg("-").arg("+").arg("COUNT").arg(1);
+        let mut conn = self.inner.shared();
+        let (len, pending, delayed, dead, first): (u64, Value, u64, u64, Value) =
+            pipe.query_async(&mut conn).await?;
+        let in_flight = match pending {
+            Value::Array(v) => match v.first() {
+                Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+                _ => 0,
+            },
+            _ => 0,
+        };
+        let oldest_pending_age = proto::parse_entries(first)?.first().and_then(|e| {
+            let ms: i64 = e.id.split('-').next()?.parse().ok()?;
+            let age = proto::now_ms().saturating_sub(ms).max(0);
+            Some(Duration::from_millis(u64::try_from(age).unwrap_or(0)))
+        });
+        Ok(QueueStats {
+            depth: len.saturating_sub(in_flight),
+            delayed,
+            in_flight,
+            dead,
+            oldest_pending_age,
+        })
+    }
+
+    /// [`Queue::stats`], also published as the `ezpulze_queue_*` gauges.
+    pub async fn report_metrics(&self) -> Result<QueueStats, QueueError> {
+        let s = self.stats().await?;
+        m::gauges(&self.inner.cfg.queue, &s);
+        Ok(s)
+    }
+
+    /// The oldest `limit` dead letters.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let mut conn = self.inner.shared();
+        let v: Value = redis::cmd("XRANGE")
+            .arg(&self.inner.keys.dead)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut conn)
+            .await?;
+        Ok(proto::parse_entries(v)?
+            .into_iter()
+            .map(|e| DeadLetter {
+                id: e.id,
+                original_id: e.source,
+                attempts: e.attempts,
+                error: e.error.unwrap_or_default(),
+                payload: e.payload.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Moves dead letters back to the queue with a fresh attempt count, in bounded chunks.
+    /// Returns how many moved.
+    pub async fn redrive(&self, which: Redrive) -> Result<usize, QueueError> {
+        let chunk = self.inner.cfg.promote_chunk;
+        let mut conn = self.inner.shared();
+        let k = &self.inner.keys;
+        let run = |ids: &[String]| {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(proto::REDRIVE_LUA)
+                .arg(2)
+                .arg(&k.dead)
+                .arg(&k.stream)
+                .arg(chunk);
+            for id in ids {
+                cmd.arg(id);
+            }
+            cmd
+        };
+        let mut total = 0usize;
+        match which {
+            Redrive::All => loop {
+                let n: usize = run(&[]).query_async(&mut conn).await?;
+                total += n;
+                if n < chunk {
+                    break;
+                }
+            },
+            Redrive::Ids(ids) => {
+                for part in ids.chunks(chunk) {
+                    let n: usize = run(part).query_async(&mut conn).await?;
+                    total += n;
+                }
+            }
+        }
+        m::pushed(&self.inner.cfg.queue, total);
+        Ok(total)
+    }
+
+    /// Deletes every key of this queue (tests and tooling).
+    pub async fn purge(&self) -> Result<(), QueueError> {
+        let k = &self.inner.keys;
+        let mut conn = self.inner.shared();
+        let _: () = redis::cmd("DEL")
+            .arg(&k.stream)
+            .arg(&k.delayed)
+            .arg(&k.dead)
+            .query_async(&mut conn)
+            .await?;
+        proto::ensure_group(&mut conn, k, &self.inner.cfg).await
+    }
+}
+
+/// A plain batch consumer: `fetch_batch`, work on the whole batch, then
+/// [`Queue::complete`] (or [`Queue::ack`]) it in one pipeline. Same semantics as the
+/// apalis backend (leases, reclaim, delayed moves, retries, dead letters).
+pub struct Consumer<T> {
+    queue: Queue<T>,
+    name: String,
+    conn: Option<Conn>,
+    state: FetchState,
+}
+
+impl<T> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("name", &self.name).finish()
+    }
+}
+
+impl<T> Consumer<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// The queue this consumer reads.
+    pub fn queue(&self) -> &Queue<T> {
+        &self.queue
+    }
+
+    /// Fetches up to `max` jobs, waiting up to the configured `block` when none is ready
+    /// (an empty result is normal). Undecodable jobs are dead-lettered here. On error the
+    /// read connection is dropped and the next call reconnects.
+    pub async fn fetch_batch(&mut self, max: usize) -> Result<Vec<Job<T>>, QueueError> {
+        let inner = self.queue.inner.clone();
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => inner.connector.reader().await?,
+        };
+        let got = proto::fetch(
+            &mut conn,
+            &inner.keys,
+            &inner.cfg,
+            &self.name,
+            max.max(1),
+            &mut self.state,
+            true,
+        )
+        .await?;
+        self.conn = Some(conn);
+        let mut jobs = Vec::with_capacity(got.len());
+        let mut bad = Vec::new();
+        for d in got {
+            match inner.decode::<T>(d) {
+                Ok((payload, meta)) => jobs.push(Job { payload, meta }),
+                Err(s) => bad.push(s),
+            }
+        }
+        if !bad.is_empty() {
+            let mut c = inner.shared();
+            proto::settle(&mut c, &inner.keys, &inner.cfg, &bad).await?;
+        }
+        Ok(jobs)
+    }
+}
