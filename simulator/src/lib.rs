@@ -1,1 +1,602 @@
-//! placeholder
+//! EzPulze Graph API simulator: plays Meta's side of the WhatsApp Cloud API for tests, local
+//! runs and load tests. It is written independently of the engine: it shares no payload,
+//! signing or webhook code with the other crates of the workspace.
+//!
+//! Entry points: [`run`] serves on a bound listener until a shutdown future resolves;
+//! [`spawn`] binds `127.0.0.1:0` and serves in the background (tests).
+
+pub mod config;
+pub mod graph_error;
+pub mod limits;
+pub mod rng;
+pub mod validate;
+pub mod webhook;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering as AO};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::{ConfigError, SimConfig};
+use graph_error::GraphError;
+use validate::TemplateBook;
+use webhook::{Hooks, Msg, NumberInfo, Status};
+
+/// A compiled snapshot of the configuration.
+#[derive(Debug)]
+pub struct Runtime {
+    pub cfg: SimConfig,
+    numbers: HashMap<String, (Arc<NumberInfo>, String, Option<u32>)>,
+    book: TemplateBook,
+}
+
+impl Runtime {
+    fn new(cfg: SimConfig) -> Self {
+        let numbers = cfg
+            .numbers
+            .iter()
+            .map(|n| {
+                let info = Arc::new(NumberInfo {
+                    phone_number_id: n.phone_number_id.clone(),
+                    display_phone_number: if n.display_phone_number.is_empty() {
+                        n.phone_number_id.clone()
+                    } else {
+                        n.display_phone_number.clone()
+                    },
+                    waba_id: n.waba_id.clone().unwrap_or_else(|| n.phone_number_id.clone()),
+                });
+                (
+                    n.phone_number_id.clone(),
+                    (info, n.access_token.clone(), n.mps_limit),
+                )
+            })
+            .collect();
+        let book = TemplateBook::new(&cfg.templates);
+        Self { cfg, numbers, book }
+    }
+}
+
+/// Ground-truth counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    accepted: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+    statuses: [AtomicU64; 4],
+}
+
+impl Stats {
+    fn reject(&self, key: &str) {
+        if let Ok(mut m) = self.rejected.lock() {
+            *m.entry(key.to_owned()).or_insert(0) += 1;
+        }
+    }
+
+    pub(crate) fn count_status(&self, s: Status) {
+        self.statuses[s as usize].fetch_add(1, AO::Relaxed);
+        metrics::counter!("ezpulze_sim_webhook_statuses_total", "status" => s.as_str()).increment(1);
+    }
+
+    fn reset(&self) {
+        self.accepted.store(0, AO::Relaxed);
+        if let Ok(mut m) = self.rejected.lock() {
+            m.clear();
+        }
+        for s in &self.statuses {
+            s.store(0, AO::Relaxed);
+        }
+    }
+}
+
+/// State shared by handlers and background tasks.
+#[derive(Debug)]
+pub struct Shared {
+    runtime: RwLock<Arc<Runtime>>,
+    pub(crate) stats: Stats,
+    limiter: limits::Limiter,
+    pub(crate) hooks: Hooks,
+    pub(crate) generation: AtomicU64,
+    request_seq: AtomicU64,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl Shared {
+    fn runtime(&self) -> Arc<Runtime> {
+        match self.runtime.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> SimConfigRef {
+        SimConfigRef(self.runtime())
+    }
+
+    fn set_config(&self, cfg: SimConfig) {
+        let rt = Arc::new(Runtime::new(cfg));
+        match self.runtime.write() {
+            Ok(mut w) => *w = rt,
+            Err(p) => *p.into_inner() = rt,
+        }
+    }
+}
+
+/// A cheap handle on the configuration in force.
+#[derive(Debug, Clone)]
+pub struct SimConfigRef(Arc<Runtime>);
+
+impl std::ops::Deref for SimConfigRef {
+    type Target = SimConfig;
+    fn deref(&self) -> &SimConfig {
+        &self.0.cfg
+    }
+}
+
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+            PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Serves the simulator on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: SimConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SimError> {
+    config.validate()?;
+    let (hooks, rx) = Hooks::new();
+    let shared = Arc::new(Shared {
+        runtime: RwLock::new(Arc::new(Runtime::new(config))),
+        stats: Stats::default(),
+        limiter: limits::Limiter::default(),
+        hooks,
+        generation: AtomicU64::new(0),
+        request_seq: AtomicU64::new(0),
+        metrics: prometheus(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sched = tokio::spawn(webhook::scheduler(shared.clone(), rx, stop_rx.clone()));
+    let pruner = tokio::spawn(prune_pairs(shared.clone(), stop_rx));
+    let app = router(shared);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = sched.await;
+    let _ = pruner.await;
+    served.map_err(SimError::Io)
+}
+
+/// Errors that stop the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A simulator running in the background (for tests and embedding).
+#[derive(Debug)]
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), SimError>>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:port`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) -> Result<(), SimError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.task.take() {
+            Some(t) => t.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Binds `127.0.0.1:0` and serves in the background.
+pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
+    config.validate()?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(config, listener, async {
+        let _ = rx.await;
+    }));
+    Ok(SimHandle {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    })
+}
+
+async fn prune_pairs(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let gap = Duration::from_millis(shared.config().pair_gap_ms);
+        shared.limiter.prune_pairs(gap);
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/{version}/{phone_number_id}/messages", post(send_message))
+        .route("/_sim/stats", get(get_stats))
+        .route("/_sim/pending", get(get_pending))
+        .route("/_sim/config", get(get_config).put(put_config))
+        .route("/_sim/reset", post(reset))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(render_metrics))
+        .with_state(shared)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let t = token.trim();
+        (!t.is_empty()).then_some(t)
+    } else {
+        None
+    }
+}
+
+fn code_label(code: u32) -> &'static str {
+    match code {
+        1 => "1",
+        2 => "2",
+        100 => "100",
+        190 => "190",
+        130429 => "130429",
+        131000 => "131000",
+        131008 => "131008",
+        131009 => "131009",
+        131051 => "131051",
+        131056 => "131056",
+        132000 => "132000",
+        132001 => "132001",
+        132012 => "132012",
+        132018 => "132018",
+        _ => "other",
+    }
+}
+
+fn reject(shared: &Shared, err: GraphError, seq: u64) -> Response {
+    shared.stats.reject(&err.code.to_string());
+    metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => code_label(err.code)).increment(1);
+    err.into_response_with(seq)
+}
+
+#[derive(Serialize)]
+struct SendOk<'a> {
+    messaging_product: &'static str,
+    contacts: [Contact<'a>; 1],
+    messages: [MessageId<'a>; 1],
+}
+#[derive(Serialize)]
+struct Contact<'a> {
+    input: &'a str,
+    wa_id: &'a str,
+}
+#[derive(Serialize)]
+struct MessageId<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_status: Option<&'static str>,
+}
+
+/// A wamid in Meta's style: `wamid.` + base64 of an opaque id.
+fn make_wamid(seed: u64, seq: u64, wa_id: &str) -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut raw = Vec::with_capacity(48);
+    raw.extend_from_slice(&[0x1c, 0x18, wa_id.len() as u8]);
+    raw.extend_from_slice(wa_id.as_bytes());
+    raw.extend_from_slice(&[0x15, 0x02, 0x00, 0x11, 0x18, 0x12]);
+    let tag = rng::mix(seed ^ 0x5157_4d49) & 0xff;
+    raw.extend_from_slice(format!("{tag:02X}{seq:016X}").as_bytes());
+    raw.push(0);
+    let mut out = String::with_capacity(6 + raw.len() * 4 / 3 + 4);
+    out.push_str("wamid.");
+    for chunk in raw.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+enum Injected {
+    None,
+    Sync(GraphError),
+    Async(u32),
+    Timeout,
+}
+
+fn draw_injection(cfg: &SimConfig, seq: u64) -> Injected {
+    let r = &cfg.error_rates;
+    let u = rng::draw(cfg.seed, seq, 2);
+    let mut acc = r.e5xx;
+    if u < acc {
+        return Injected::Sync(if rng::draw(cfg.seed, seq, 3) < 0.5 {
+            GraphError::unknown_1()
+        } else {
+            GraphError::service_2()
+        });
+    }
+    acc += r.e131000;
+    if u < acc {
+        return Injected::Sync(GraphError::internal_131000());
+    }
+    acc += r.e190;
+    if u < acc {
+        return Injected::Sync(GraphError::bad_token());
+    }
+    acc += r.timeout;
+    if u < acc {
+        return Injected::Timeout;
+    }
+    acc += r.e131026;
+    if u < acc {
+        return Injected::Async(131026);
+    }
+    acc += r.e131049;
+    if u < acc {
+        return Injected::Async(131049);
+    }
+    Injected::None
+}
+
+async fn send_message(
+    State(shared): State<Arc<Shared>>,
+    Path((_version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let seq = shared.request_seq.fetch_add(1, AO::Relaxed);
+    let rt = shared.runtime();
+    let cfg = &rt.cfg;
+    if cfg.latency_ms > 0 || cfg.latency_jitter_ms > 0 {
+        let d = cfg.latency_ms + rng::draw_upto(cfg.seed, seq, 1, cfg.latency_jitter_ms);
+        tokio::time::sleep(Duration::from_millis(d)).await;
+    }
+    // Token, then the phone number object.
+    let token = bearer(&headers);
+    let number: Arc<NumberInfo> = if rt.numbers.is_empty() {
+        if token.is_none() {
+            return reject(&shared, GraphError::bad_token(), seq);
+        }
+        Arc::new(NumberInfo {
+            phone_number_id: phone_number_id.clone(),
+            display_phone_number: phone_number_id.clone(),
+            waba_id: phone_number_id.clone(),
+        })
+    } else {
+        match (rt.numbers.get(&phone_number_id), token) {
+            (Some((info, expected, _)), Some(t)) if t == expected => info.clone(),
+            (None, Some(t)) if rt.numbers.values().any(|(_, e, _)| e == t) => {
+                return reject(&shared, GraphError::unknown_object(&phone_number_id), seq)
+            }
+            _ => return reject(&shared, GraphError::bad_token(), seq),
+        }
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return reject(
+                &shared,
+                GraphError::invalid_param("The request body is not valid JSON."),
+                seq,
+            )
+        }
+    };
+    let valid = match validate::validate(&value, &rt.book) {
+        Ok(v) => v,
+        Err(e) => return reject(&shared, e, seq),
+    };
+    let injected = draw_injection(cfg, seq);
+    let timeout_accepts = match &injected {
+        Injected::Sync(e) => return reject(&shared, e.clone(), seq),
+        Injected::Timeout if !cfg.timeout_accepts => {
+            tokio::time::sleep(Duration::from_millis(cfg.timeout_ms)).await;
+            shared.stats.reject("timeout");
+            metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => "timeout").increment(1);
+            return GraphError::timeout().into_response_with(seq);
+        }
+        Injected::Timeout => true,
+        _ => false,
+    };
+    let limit = rt
+        .numbers
+        .get(&phone_number_id)
+        .and_then(|(_, _, l)| *l)
+        .unwrap_or(cfg.mps_limit);
+    if !shared.limiter.admit_throughput(&phone_number_id, limit) {
+        return reject(&shared, GraphError::throughput(), seq);
+    }
+    if !shared
+        .limiter
+        .admit_pair(&phone_number_id, &valid.wa_id, Duration::from_millis(cfg.pair_gap_ms))
+    {
+        return reject(&shared, GraphError::pair_limit(), seq);
+    }
+    // Accepted.
+    let wamid = make_wamid(cfg.seed, seq, &valid.wa_id);
+    shared.stats.accepted.fetch_add(1, AO::Relaxed);
+    metrics::counter!("ezpulze_sim_messages_accepted_total").increment(1);
+    let response = serde_json::to_vec(&SendOk {
+        messaging_product: "whatsapp",
+        contacts: [Contact {
+            input: &valid.input,
+            wa_id: &valid.wa_id,
+        }],
+        messages: [MessageId {
+            id: &wamid,
+            message_status: valid.is_template.then_some("accepted"),
+        }],
+    })
+    .unwrap_or_default();
+    if cfg.webhook_url.is_some() {
+        let msg = Arc::new(Msg {
+            wamid,
+            recipient: valid.wa_id,
+            number,
+            biz_opaque: valid.biz_opaque,
+            category: valid
+                .category
+                .unwrap_or_else(|| cfg.default_category.clone()),
+            error_code: match injected {
+                Injected::Async(code) => Some(code),
+                _ => None,
+            },
+            acked: AtomicU8::new(0),
+            generation: shared.generation.load(AO::Relaxed),
+        });
+        shared.hooks.plan(cfg, seq, msg);
+    }
+    if timeout_accepts {
+        tokio::time::sleep(Duration::from_millis(cfg.timeout_ms)).await;
+        return GraphError::timeout().into_response_with(seq);
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        response,
+    )
+        .into_response()
+}
+
+async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    let s = &shared.stats;
+    let rejected = s.rejected.lock().map(|m| m.clone()).unwrap_or_default();
+    Json(json!({
+        "accepted": s.accepted.load(AO::Relaxed),
+        "rejected": rejected,
+        "statuses": {
+            "sent": s.statuses[0].load(AO::Relaxed),
+            "delivered": s.statuses[1].load(AO::Relaxed),
+            "read": s.statuses[2].load(AO::Relaxed),
+            "failed": s.statuses[3].load(AO::Relaxed),
+        },
+        "max_mps_by_number": shared.limiter.max_mps(),
+    }))
+}
+
+async fn get_pending(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    let h = &shared.hooks;
+    Json(json!({
+        "webhook_statuses_pending": h.pending.load(AO::Relaxed),
+        "webhook_statuses_dropped": h.dropped.load(AO::Relaxed),
+        "webhook_posts_ok": h.posts_ok.load(AO::Relaxed),
+        "webhook_posts_failed": h.posts_failed.load(AO::Relaxed),
+        "webhook_posts_in_flight": h.in_flight_posts.load(AO::Relaxed),
+    }))
+}
+
+async fn get_config(State(shared): State<Arc<Shared>>) -> Json<SimConfig> {
+    Json(SimConfig::clone(&shared.config()))
+}
+
+async fn put_config(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let patch: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("invalid JSON: {e}")})),
+            )
+                .into_response()
+        }
+    };
+    match shared.config().merged(&patch) {
+        Ok(cfg) => {
+            shared.set_config(cfg.clone());
+            tracing::info!("simulator configuration updated");
+            Json(cfg).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.generation.fetch_add(1, AO::Relaxed);
+    shared.stats.reset();
+    shared.limiter.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn render_metrics(State(shared): State<Arc<Shared>>) -> Response {
+    metrics::gauge!("ezpulze_sim_webhook_statuses_pending")
+        .set(shared.hooks.pending.load(AO::Relaxed) as f64);
+    metrics::gauge!("ezpulze_sim_pair_entries").set(shared.limiter.pairs_len() as f64);
+    let body = shared.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wamid_shape() {
+        let a = make_wamid(1, 1, "16505551234");
+        let b = make_wamid(1, 2, "16505551234");
+        assert!(a.starts_with("wamid.HBgL"), "{a}");
+        assert_ne!(a, b);
+    }
+}
