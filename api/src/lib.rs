@@ -9,6 +9,7 @@ pub mod middleware;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod contacts;
+pub mod flows;
+pub mod leads;
 pub mod meta;
 
 use axum::extract::DefaultBodyLimit;
@@ -28,12 +31,16 @@ pub fn router(state: AppState) -> Router {
 
     let public = Router::new()
         .route("/me", get(meta::me))
+        .merge(contacts::routes())
+        .merge(leads::routes())
+        .merge(flows::routes())
         .fallback(meta::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::api_auth));
 
     Router::new()
         .nest("/admin/v1", admin)
         .nest("/api/v1", public)
+        .merge(crate::ui::routes())
         .route("/ui/session", post(crate::session::sign_in).delete(crate::session::sign_out))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))

@@ -1,0 +1,9 @@
+//! `/api/v1/flows` routes.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
