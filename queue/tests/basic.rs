@@ -1,0 +1,231 @@
+//! Push/consume, delays, retries, dead letters, redrive, bad payloads, stats (real Redis).
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ezpulze_queue::{JobError, Redrive, RetryPolicy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apalis_workers_process_everything_and_memory_is_freed() {
+    let ns = ns("basic");
+    let q = queue(&ns, cfg(&ns)).await;
+    let n = 5_000;
+    assert_eq!(q.push_bulk(&jobs(0..n)).await.expect("push"), n as usize);
+    let s = q.stats().await.expect("stats");
+    assert_eq!(s.depth, n);
+    assert!(s.oldest_pending_age.is_some());
+    let seen = Seen::new(n as usize);
+    let w = run_workers(&q, "w", 2, 32, seen.clone(), ok_behavior());
+    wait_until("all processed", Duration::from_secs(30), || {
+        let seen = seen.clone();
+        async move { seen.distinct() == n as usize }
+    })
+    .await;
+    w.stop().await;
+    assert_eq!(seen.total(), n, "no job processed twice");
+    let s = q.report_metrics().await.expect("stats");
+    assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
+    assert_eq!(s.oldest_pending_age, None);
+    q.purge().await.expect("purge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_worker_picks_up_a_new_job_within_milliseconds() {
+    let ns = ns("idle");
+    let q = queue(&ns, cfg(&ns)).await;
+    let seen = Seen::new(10);
+    let w = run_workers(&q, "w", 1, 4, seen.clone(), ok_behavior());
+    tokio::time::sleep(Duration::from_millis(500)).await; // the worker is idle, blocked
+    let t = Instant::now();
+    q.push(&job(3)).await.expect("push");
+    wait_until("picked up", Duration::from_secs(5), || {
+        let seen = seen.clone();
+        async move { seen.get(3) == 1 }
+    })
+    .await;
+    let took = t.elapsed();
+    w.stop().await;
+    assert!(took < Duration::from_millis(250), "took {took:?}");
+    q.purge().await.expect("purge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_push_runs_no_earlier_than_due() {
+    let ns = ns("delayed");
+    let q = queue(&ns, cfg(&ns)).await;
+    let seen = Seen::new(100);
+    let first_run: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let fr = first_run.clone();
+    let beh: Behavior = Arc::new(move |_, _| {
+        fr.lock().expect("lock").get_or_insert_with(Instant::now);
+        Ok(())
+    });
+    let w = run_workers(&q, "w", 1, 8, seen.clone(), beh);
+    let t0 = Instant::now();
+    q.push_delayed(&jobs(0..100), Duration::from_millis(700))
+        .await
+        .expect("push delayed");
+    assert_eq!(q.stats().await.expect("stats").delayed, 100);
+    wait_until("delayed jobs ran", Duration::from_secs(10), || {
+        let seen = seen.clone();
+        async move { seen.distinct() == 100 }
+    })
+    .await;
+    w.stop().await;
+    let ran = first_run.lock().expect("lock").expect("ran");
+    assert!(ran.duration_since(t0) >= Duration::from_millis(700));
+    assert!(ran.duration_since(t0) < Duration::from_millis(1500), "promoted late");
+    assert_eq!(seen.total(), 100);
+    q.purge().await.expect("purge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_respect_delay_then_dead_letter_and_redrive() {
+    let ns = ns("retry");
+    let mut c = cfg(&ns).with_max_attempts(3);
+    c.retry = RetryPolicy {
+        min_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(2),
+        factor: 2.0,
+        jitter: false,
+    };
+    let q = queue(&ns, c).await;
+    // job 0: always fails retryably (backoff) -> dead after 3 attempts
+    // job 1: asks for Retry-After 600 ms once, then succeeds
+    // job 2: permanent failure at once
+    // job 3: succeeds after the redrive (flag flipped below)
+    let times: Arc<Mutex<Vec<(u64, u32, Instant)>>> = Arc::default();
+    let redriven = Arc::new(AtomicU32::new(0));
+    let (t, r) = (times.clone(), redriven.clone());
+    let beh: Behavior = Arc::new(move |j, m| {
+        t.lock().expect("lock").push((j.n, m.attempt(), Instant::now()));
+        match j.n {
+            0 if r.load(Ordering::SeqCst) == 0 => Err(JobError::retry("upstream 503")),
+            1 if m.attempt() == 1 => Err(JobError::retry_after(
+                Duration::from_millis(600),
+                "429 Retry-After",
+            )),
+            2 if r.load(Ordering::SeqCst) == 0 => Err(JobError::permanent("invalid recipient 131026")),
+            _ => Ok(()),
+        }
+    });
+    let seen = Seen::new(10);
+    let w = run_workers(&q, "w", 1, 8, seen.clone(), beh);
+    q.push_bulk(&jobs(0..4)).await.expect("push");
+    wait_until("two dead letters", Duration::from_secs(15), || {
+        let q = q.clone();
+        async move { q.stats().await.map(|s| s.dead == 2).unwrap_or(false) }
+    })
+    .await;
+    wait_until("job 1 retried ok", Duration::from_secs(5), || {
+        let seen = seen.clone();
+        async move { seen.get(1) == 1 }
+    })
+    .await;
+    {
+        let times = times.lock().expect("lock");
+        let of = |n: u64| -> Vec<(u32, Instant)> {
+            times.iter().filter(|x| x.0 == n).map(|x| (x.1, x.2)).collect()
+        };
+        let j0 = of(0);
+        assert_eq!(j0.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(j0[1].1 - j0[0].1 >= Duration::from_millis(200), "backoff 1");
+        assert!(j0[2].1 - j0[1].1 >= Duration::from_millis(400), "backoff 2");
+        let j1 = of(1);
+        assert_eq!(j1.len(), 2);
+        assert!(j1[1].1 - j1[0].1 >= Duration::from_millis(600), "Retry-After honoured");
+        assert_eq!(of(2).len(), 1, "permanent failure is not retried");
+    }
+    let dead = q.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 2);
+    let d0 = dead.iter().find(|d| d.decode::<TJob>().expect("decode").n == 0).expect("job 0 dead");
+    assert_eq!(d0.attempts, 3);
+    assert!(d0.error.contains("upstream 503"), "{}", d0.error);
+    assert!(d0.failed_at().is_some());
+    let d2 = dead.iter().find(|d| d.decode::<TJob>().expect("decode").n == 2).expect("job 2 dead");
+    assert_eq!(d2.attempts, 1);
+    assert!(d2.error.contains("131026"));
+
+    redriven.store(1, Ordering::SeqCst);
+    assert_eq!(q.redrive(Redrive::Ids(vec![d0.id.clone()])).await.expect("redrive"), 1);
+    assert_eq!(q.redrive(Redrive::All).await.expect("redrive all"), 1);
+    wait_until("redriven jobs done", Duration::from_secs(10), || {
+        let seen = seen.clone();
+        async move { seen.get(0) == 1 && seen.get(2) == 1 }
+    })
+    .await;
+    w.stop().await;
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
+    q.purge().await.expect("purge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payload_is_dead_lettered_and_the_worker_goes_on() {
+    let ns = ns("badpayload");
+    let q = queue(&ns, cfg(&ns)).await;
+    let client = redis::Client::open(redis_url()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("conn");
+    let stream = format!("{{{ns}:q}}:stream");
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("d")
+        .arg("{not json")
+        .query_async(&mut conn)
+        .await
+        .expect("xadd");
+    q.push_bulk(&jobs(0..10)).await.expect("push");
+    let seen = Seen::new(10);
+    let w = run_workers(&q, "w", 1, 4, seen.clone(), ok_behavior());
+    wait_until("good jobs done", Duration::from_secs(10), || {
+        let seen = seen.clone();
+        async move { seen.distinct() == 10 }
+    })
+    .await;
+    wait_until("bad job dead", Duration::from_secs(5), || {
+        let q = q.clone();
+        async move { q.stats().await.map(|s| s.dead == 1).unwrap_or(false) }
+    })
+    .await;
+    w.stop().await;
+    let dead = q.dead_letters(10).await.expect("dead");
+    assert!(dead[0].error.contains("undecodable"), "{}", dead[0].error);
+    q.purge().await.expect("purge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_batch_consumer_fetches_and_settles_batches() {
+    let ns = ns("plain");
+    let q = queue(&ns, cfg(&ns).with_max_attempts(2)).await;
+    q.push_bulk(&jobs(0..1000)).await.expect("push");
+    let mut c = q.consumer("batcher");
+    let mut seen = vec![0u32; 1000];
+    let mut batches = 0;
+    let mut failed_once = false;
+    while seen.iter().any(|&x| x == 0) {
+        let batch = c.fetch_batch(200).await.expect("fetch");
+        assert!(batch.len() <= 200);
+        batches += 1;
+        assert!(batches < 100, "too many rounds");
+        let results: Vec<_> = batch
+            .into_iter()
+            .map(|j| {
+                if j.payload.n == 7 && !failed_once {
+                    failed_once = true;
+                    return (j.meta, Err(JobError::retry_after(Duration::ZERO, "once")));
+                }
+                seen[j.payload.n as usize] += 1;
+                (j.meta, Ok(()))
+            })
+            .collect();
+        q.complete(results).await.expect("complete");
+    }
+    assert!(seen.iter().all(|&x| x == 1));
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
+    q.purge().await.expect("purge");
+}
