@@ -1,0 +1,267 @@
+//! Example variables for a template: a full, valid set of per-recipient values.
+//!
+//! Each slot takes, in order of preference: the broadcast default (so saved media references
+//! show up as saved), the template's own `example` value, or a readable sample. The result is
+//! accepted by [`crate::expand::expand`] with or without the defaults. It powers the payload
+//! generator of the API documentation page.
+
+use crate::expand::CompiledTemplate;
+use crate::template::{
+    ButtonKind, ButtonSpec, HeaderSpec, MediaKind, ParameterFormat, Template, TemplateSpec,
+    TextParams, MAX_HEADER_TEXT,
+};
+use crate::variables::{
+    ButtonValue, CardValues, DocumentRef, HeaderValue, LimitedTimeOfferValue, Location, MediaRef,
+    Param, Params, ProductItem, ProductRef, ProductValues, Section, Variables,
+};
+
+/// Sample offer expiry (2099-12-31T23:59:59Z) in milliseconds.
+pub const SAMPLE_EXPIRATION_MS: i64 = 4_102_444_799_000;
+/// Sample one-time code of authentication templates.
+pub const SAMPLE_OTP: &str = "123456";
+
+/// A full, valid set of variables for `template` (empty when the template is invalid).
+pub fn example_variables(template: &Template, defaults: &Variables) -> Variables {
+    match template.spec() {
+        Ok(spec) => from_spec(&spec, defaults),
+        Err(_) => Variables::default(),
+    }
+}
+
+impl CompiledTemplate {
+    /// A full, valid set of variables for this template (see [`example_variables`]).
+    pub fn example_variables(&self, defaults: &Variables) -> Variables {
+        from_spec(self.spec(), defaults)
+    }
+}
+
+fn from_spec(spec: &TemplateSpec, defaults: &Variables) -> Variables {
+    let named = spec.parameter_format == ParameterFormat::Named;
+    let mut v = Variables {
+        header: header(&spec.header, defaults.header.as_ref(), defaults.product.as_ref(), named),
+        ..Variables::default()
+    };
+    if spec.body.count > 0 {
+        let sample_otp = spec.authentication.then_some(SAMPLE_OTP);
+        v.body = Some(params(&spec.body, defaults.body.as_ref(), named, usize::MAX, sample_otp));
+    }
+    let code = match &v.body {
+        Some(Params::Positional(p)) => match p.first() {
+            Some(Some(Param::Text(t))) => Some(t.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let top_buttons = buttons(&spec.buttons, defaults.buttons.as_deref(), code.as_deref());
+    if !top_buttons.is_empty() {
+        v.buttons = Some(top_buttons);
+    }
+    if !spec.cards.is_empty() {
+        let dcards = defaults.cards.as_deref().filter(|c| c.len() == spec.cards.len());
+        let cards = spec
+            .cards
+            .iter()
+            .enumerate()
+            .map(|(i, cs)| {
+                let dc = dcards.and_then(|c| c.get(i));
+                let body = (cs.body.count > 0).then(|| {
+                    params(&cs.body, dc.and_then(|c| c.body.as_ref()), named, usize::MAX, None)
+                });
+                let b = buttons(&cs.buttons, dc.and_then(|c| c.buttons.as_deref()), None);
+                CardValues {
+                    header: header(&cs.header, dc.and_then(|c| c.header.as_ref()), None, named),
+                    body,
+                    buttons: (!b.is_empty()).then_some(b),
+                }
+            })
+            .collect();
+        v.cards = Some(cards);
+    }
+    let dp = defaults.product.as_ref();
+    if spec.product.mpm || spec.product.catalog {
+        let thumb = dp
+            .and_then(|p| p.thumbnail_product_retailer_id.clone())
+            .unwrap_or_else(|| "SKU-1".to_owned());
+        let sections = spec.product.mpm.then(|| {
+            dp.and_then(|p| p.sections.clone()).unwrap_or_else(|| {
+                vec![Section {
+                    title: Some("Featured".to_owned()),
+                    product_items: vec![
+                        ProductItem {
+                            product_retailer_id: "SKU-1".to_owned(),
+                        },
+                        ProductItem {
+                            product_retailer_id: "SKU-2".to_owned(),
+                        },
+                    ],
+                }]
+            })
+        });
+        v.product = Some(ProductValues {
+            thumbnail_product_retailer_id: Some(thumb),
+            sections,
+            ..ProductValues::default()
+        });
+    }
+    if spec.limited_time_offer == Some(true) {
+        v.limited_time_offer = Some(defaults.limited_time_offer.unwrap_or(LimitedTimeOfferValue {
+            expiration_time_ms: SAMPLE_EXPIRATION_MS,
+        }));
+    }
+    v
+}
+
+fn usable(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= max
+}
+
+fn params(
+    spec: &TextParams,
+    defaults: Option<&Params>,
+    named: bool,
+    max: usize,
+    sample: Option<&str>,
+) -> Params {
+    let sample_for = |i: usize| -> String {
+        if let Some(s) = sample {
+            return s.to_owned();
+        }
+        match spec.examples.get(i) {
+            Some(e) if usable(e, max) => e.clone(),
+            _ => match spec.names.get(i) {
+                Some(n) => n.replace('_', " "),
+                None => format!("value {}", i + 1),
+            },
+        }
+    };
+    if named {
+        let dn = match defaults {
+            Some(Params::Named(v)) => v.as_slice(),
+            _ => &[],
+        };
+        Params::Named(
+            spec.names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let p = dn
+                        .iter()
+                        .find(|(dn, _)| dn == n)
+                        .map(|(_, p)| p.clone())
+                        .unwrap_or_else(|| Param::Text(sample_for(i)));
+                    (n.clone(), p)
+                })
+                .collect(),
+        )
+    } else {
+        let dv = match defaults {
+            Some(Params::Positional(v)) => v.as_slice(),
+            _ => &[],
+        };
+        Params::Positional(
+            (0..spec.count)
+                .map(|i| {
+                    Some(match dv.get(i) {
+                        Some(Some(p)) => p.clone(),
+                        _ => Param::Text(sample_for(i)),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+fn header(
+    spec: &HeaderSpec,
+    default: Option<&HeaderValue>,
+    dproduct: Option<&ProductValues>,
+    named: bool,
+) -> Option<HeaderValue> {
+    match spec {
+        HeaderSpec::None => None,
+        HeaderSpec::Text(p) if p.count == 0 => None,
+        HeaderSpec::Text(p) => {
+            let d = match default {
+                Some(HeaderValue::Text(d)) => Some(d),
+                _ => None,
+            };
+            Some(HeaderValue::Text(params(p, d, named, MAX_HEADER_TEXT, None)))
+        }
+        HeaderSpec::Media(kind) => Some(match (kind, default) {
+            (MediaKind::Image, Some(h @ HeaderValue::Image(_)))
+            | (MediaKind::Video, Some(h @ HeaderValue::Video(_)))
+            | (MediaKind::Document, Some(h @ HeaderValue::Document(_))) => h.clone(),
+            (MediaKind::Image, _) => HeaderValue::Image(MediaRef {
+                link: Some("https://example.com/media/sample.jpg".to_owned()),
+                id: None,
+            }),
+            (MediaKind::Video, _) => HeaderValue::Video(MediaRef {
+                link: Some("https://example.com/media/sample.mp4".to_owned()),
+                id: None,
+            }),
+            (MediaKind::Document, _) => HeaderValue::Document(DocumentRef {
+                link: Some("https://example.com/media/sample.pdf".to_owned()),
+                id: None,
+                filename: Some("sample.pdf".to_owned()),
+            }),
+        }),
+        HeaderSpec::Location => Some(match default {
+            Some(h @ HeaderValue::Location(_)) => h.clone(),
+            _ => HeaderValue::Location(Location {
+                latitude: 37.4847,
+                longitude: -122.1477,
+                name: "Pickup point".to_owned(),
+                address: "1 Hacker Way, Menlo Park, CA".to_owned(),
+            }),
+        }),
+        HeaderSpec::Product => Some(match default {
+            Some(h @ HeaderValue::Product(_)) => h.clone(),
+            _ => HeaderValue::Product(ProductRef {
+                product_retailer_id: dproduct
+                    .and_then(|p| p.product_retailer_id.clone())
+                    .unwrap_or_else(|| "SKU-1".to_owned()),
+                catalog_id: dproduct.and_then(|p| p.catalog_id.clone()),
+            }),
+        }),
+    }
+}
+
+fn buttons(specs: &[ButtonSpec], defaults: Option<&[ButtonValue]>, code: Option<&str>) -> Vec<ButtonValue> {
+    let mut out = Vec::new();
+    for s in specs {
+        if let Some(d) = defaults.and_then(|l| l.iter().find(|b| b.index == s.index)) {
+            out.push(d.clone());
+            continue;
+        }
+        let mut b = ButtonValue {
+            index: s.index,
+            ..ButtonValue::default()
+        };
+        match &s.kind {
+            ButtonKind::QuickReply => b.payload = Some(format!("button_{}", s.index)),
+            ButtonKind::UrlSuffix { example, .. } => {
+                b.text = Some(
+                    example
+                        .as_deref()
+                        .filter(|e| usable(e, crate::expand::MAX_URL_SUFFIX))
+                        .unwrap_or("sample")
+                        .to_owned(),
+                )
+            }
+            ButtonKind::CopyCode { example } => {
+                b.coupon_code = Some(
+                    example
+                        .as_deref()
+                        .filter(|e| usable(e, crate::template::MAX_COPY_CODE))
+                        .unwrap_or("SAVE10")
+                        .to_owned(),
+                )
+            }
+            ButtonKind::Flow => b.flow_token = Some("unused".to_owned()),
+            ButtonKind::Otp => b.text = Some(code.unwrap_or(SAMPLE_OTP).to_owned()),
+            ButtonKind::Mpm | ButtonKind::Catalog => continue,
+        }
+        out.push(b);
+    }
+    out
+}
