@@ -120,7 +120,12 @@ impl From<Vec<FieldError>> for FieldErrors {
 pub(crate) struct Errors(pub(crate) Vec<FieldError>);
 
 impl Errors {
-    pub(crate) fn push(&mut self, field: impl Into<String>, code: ErrorCode, msg: impl Into<String>) {
+    pub(crate) fn push(
+        &mut self,
+        field: impl Into<String>,
+        code: ErrorCode,
+        msg: impl Into<String>,
+    ) {
         self.0.push(FieldError::new(field, code, msg));
     }
 

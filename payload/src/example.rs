@@ -38,12 +38,23 @@ impl CompiledTemplate {
 fn from_spec(spec: &TemplateSpec, defaults: &Variables) -> Variables {
     let named = spec.parameter_format == ParameterFormat::Named;
     let mut v = Variables {
-        header: header(&spec.header, defaults.header.as_ref(), defaults.product.as_ref(), named),
+        header: header(
+            &spec.header,
+            defaults.header.as_ref(),
+            defaults.product.as_ref(),
+            named,
+        ),
         ..Variables::default()
     };
     if spec.body.count > 0 {
         let sample_otp = spec.authentication.then_some(SAMPLE_OTP);
-        v.body = Some(params(&spec.body, defaults.body.as_ref(), named, usize::MAX, sample_otp));
+        v.body = Some(params(
+            &spec.body,
+            defaults.body.as_ref(),
+            named,
+            usize::MAX,
+            sample_otp,
+        ));
     }
     let code = match &v.body {
         Some(Params::Positional(p)) => match p.first() {
@@ -57,7 +68,10 @@ fn from_spec(spec: &TemplateSpec, defaults: &Variables) -> Variables {
         v.buttons = Some(top_buttons);
     }
     if !spec.cards.is_empty() {
-        let dcards = defaults.cards.as_deref().filter(|c| c.len() == spec.cards.len());
+        let dcards = defaults
+            .cards
+            .as_deref()
+            .filter(|c| c.len() == spec.cards.len());
         let cards = spec
             .cards
             .iter()
@@ -65,7 +79,13 @@ fn from_spec(spec: &TemplateSpec, defaults: &Variables) -> Variables {
             .map(|(i, cs)| {
                 let dc = dcards.and_then(|c| c.get(i));
                 let body = (cs.body.count > 0).then(|| {
-                    params(&cs.body, dc.and_then(|c| c.body.as_ref()), named, usize::MAX, None)
+                    params(
+                        &cs.body,
+                        dc.and_then(|c| c.body.as_ref()),
+                        named,
+                        usize::MAX,
+                        None,
+                    )
                 });
                 let b = buttons(&cs.buttons, dc.and_then(|c| c.buttons.as_deref()), None);
                 CardValues {
@@ -104,9 +124,13 @@ fn from_spec(spec: &TemplateSpec, defaults: &Variables) -> Variables {
         });
     }
     if spec.limited_time_offer == Some(true) {
-        v.limited_time_offer = Some(defaults.limited_time_offer.unwrap_or(LimitedTimeOfferValue {
-            expiration_time_ms: SAMPLE_EXPIRATION_MS,
-        }));
+        v.limited_time_offer = Some(
+            defaults
+                .limited_time_offer
+                .unwrap_or(LimitedTimeOfferValue {
+                    expiration_time_ms: SAMPLE_EXPIRATION_MS,
+                }),
+        );
     }
     v
 }
@@ -185,7 +209,13 @@ fn header(
                 Some(HeaderValue::Text(d)) => Some(d),
                 _ => None,
             };
-            Some(HeaderValue::Text(params(p, d, named, MAX_HEADER_TEXT, None)))
+            Some(HeaderValue::Text(params(
+                p,
+                d,
+                named,
+                MAX_HEADER_TEXT,
+                None,
+            )))
         }
         HeaderSpec::Media(kind) => Some(match (kind, default) {
             (MediaKind::Image, Some(h @ HeaderValue::Image(_)))
@@ -226,7 +256,11 @@ fn header(
     }
 }
 
-fn buttons(specs: &[ButtonSpec], defaults: Option<&[ButtonValue]>, code: Option<&str>) -> Vec<ButtonValue> {
+fn buttons(
+    specs: &[ButtonSpec],
+    defaults: Option<&[ButtonValue]>,
+    code: Option<&str>,
+) -> Vec<ButtonValue> {
     let mut out = Vec::new();
     for s in specs {
         if let Some(d) = defaults.and_then(|l| l.iter().find(|b| b.index == s.index)) {

@@ -355,7 +355,14 @@ impl CompiledTemplate {
         to: &'a str,
         callback_data: &'a str,
     ) -> Result<Message<'a>, Vec<FieldError>> {
-        expand_with_spec(&self.template, &self.spec, defaults, recipient, to, callback_data)
+        expand_with_spec(
+            &self.template,
+            &self.spec,
+            defaults,
+            recipient,
+            to,
+            callback_data,
+        )
     }
 
     /// Checks a broadcast's defaults on their own: shapes, kinds, limits and extra values are
@@ -424,7 +431,11 @@ fn expand_with_spec<'a>(
         None => match PhoneE164::parse(to) {
             Ok(p) => Cow::Owned(p.digits().to_owned()),
             Err(e) => {
-                x.errs.push(FieldError::new("to", ErrorCode::InvalidPhone, e.to_string()));
+                x.errs.push(FieldError::new(
+                    "to",
+                    ErrorCode::InvalidPhone,
+                    e.to_string(),
+                ));
                 Cow::Borrowed("")
             }
         },
@@ -507,7 +518,14 @@ impl<'s, 'a> Expander<'s, 'a> {
         }
     }
 
-    fn err(&mut self, src: Src, loc: Loc, rest: std::fmt::Arguments<'_>, code: ErrorCode, msg: impl Into<String>) {
+    fn err(
+        &mut self,
+        src: Src,
+        loc: Loc,
+        rest: std::fmt::Arguments<'_>,
+        code: ErrorCode,
+        msg: impl Into<String>,
+    ) {
         let field = self.path(src, loc, rest);
         self.errs.push(FieldError::new(field, code, msg));
     }
@@ -526,7 +544,9 @@ impl<'s, 'a> Expander<'s, 'a> {
         let d = self.d;
 
         if let Some(p) = self.header(&spec.header, r.header.as_ref(), d.header.as_ref(), top) {
-            out.push(MessageComponent::Header { parameters: vec![p] });
+            out.push(MessageComponent::Header {
+                parameters: vec![p],
+            });
         }
         let body = self.params(
             &spec.body,
@@ -540,7 +560,13 @@ impl<'s, 'a> Expander<'s, 'a> {
             out.push(MessageComponent::Body { parameters: body });
         }
         self.offer(&mut out);
-        self.buttons(&spec.buttons, r.buttons.as_deref(), d.buttons.as_deref(), top, &mut out);
+        self.buttons(
+            &spec.buttons,
+            r.buttons.as_deref(),
+            d.buttons.as_deref(),
+            top,
+            &mut out,
+        );
         self.product_extras();
         self.cards(&mut out);
         out
@@ -552,14 +578,26 @@ impl<'s, 'a> Expander<'s, 'a> {
         let (r, d) = (self.r.limited_time_offer, self.d.limited_time_offer);
         if !wants {
             if r.is_some() {
-                self.extra(Src::Recipient, top, "limited_time_offer", "this template takes no offer expiry");
+                self.extra(
+                    Src::Recipient,
+                    top,
+                    "limited_time_offer",
+                    "this template takes no offer expiry",
+                );
             }
             if d.is_some() {
-                self.extra(Src::Defaults, top, "limited_time_offer", "this template takes no offer expiry");
+                self.extra(
+                    Src::Defaults,
+                    top,
+                    "limited_time_offer",
+                    "this template takes no offer expiry",
+                );
             }
             return;
         }
-        let picked = r.map(|v| (v, Src::Recipient)).or(d.map(|v| (v, Src::Defaults)));
+        let picked = r
+            .map(|v| (v, Src::Recipient))
+            .or(d.map(|v| (v, Src::Defaults)));
         match picked {
             Some((v, src)) => {
                 if v.expiration_time_ms <= 0 {
@@ -589,7 +627,13 @@ impl<'s, 'a> Expander<'s, 'a> {
     }
 
     fn extra(&mut self, src: Src, loc: Loc, what: &str, msg: &str) {
-        self.err(src, loc, format_args!("{what}"), ErrorCode::ExtraVariable, msg);
+        self.err(
+            src,
+            loc,
+            format_args!("{what}"),
+            ErrorCode::ExtraVariable,
+            msg,
+        );
     }
 
     /// Header of the template or of a card.
@@ -603,10 +647,20 @@ impl<'s, 'a> Expander<'s, 'a> {
         match spec {
             HeaderSpec::None => {
                 if r.is_some() {
-                    self.extra(Src::Recipient, loc, "header", "this template has no header values");
+                    self.extra(
+                        Src::Recipient,
+                        loc,
+                        "header",
+                        "this template has no header values",
+                    );
                 }
                 if d.is_some() {
-                    self.extra(Src::Defaults, loc, "header", "this template has no header values");
+                    self.extra(
+                        Src::Defaults,
+                        loc,
+                        "header",
+                        "this template has no header values",
+                    );
                 }
                 None
             }
@@ -634,7 +688,9 @@ impl<'s, 'a> Expander<'s, 'a> {
                 ps.pop()
             }
             HeaderSpec::Media(kind) => {
-                let picked = r.map(|v| (v, Src::Recipient)).or(d.map(|v| (v, Src::Defaults)));
+                let picked = r
+                    .map(|v| (v, Src::Recipient))
+                    .or(d.map(|v| (v, Src::Defaults)));
                 let Some((v, src)) = picked else {
                     self.missing(
                         loc,
@@ -645,7 +701,9 @@ impl<'s, 'a> Expander<'s, 'a> {
                 };
                 let (link, id, filename) = match (kind, v) {
                     (MediaKind::Image, HeaderValue::Image(m))
-                    | (MediaKind::Video, HeaderValue::Video(m)) => (m.link.as_deref(), m.id.as_deref(), None),
+                    | (MediaKind::Video, HeaderValue::Video(m)) => {
+                        (m.link.as_deref(), m.id.as_deref(), None)
+                    }
                     (MediaKind::Document, HeaderValue::Document(m)) => {
                         (m.link.as_deref(), m.id.as_deref(), m.filename.as_deref())
                     }
@@ -662,22 +720,46 @@ impl<'s, 'a> Expander<'s, 'a> {
                 match (link, id) {
                     (Some(l), None) => {
                         if !is_http_url(l) || l.len() > 2000 {
-                            self.err(src, loc, format_args!("header.link"), ErrorCode::InvalidValue, "link must be a public https:// URL");
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("header.link"),
+                                ErrorCode::InvalidValue,
+                                "link must be a public https:// URL",
+                            );
                             return None;
                         }
                     }
                     (None, Some(i)) => {
                         if i.trim().is_empty() {
-                            self.err(src, loc, format_args!("header.id"), ErrorCode::InvalidValue, "id must not be empty");
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("header.id"),
+                                ErrorCode::InvalidValue,
+                                "id must not be empty",
+                            );
                             return None;
                         }
                     }
                     (Some(_), Some(_)) => {
-                        self.err(src, loc, format_args!("header"), ErrorCode::InvalidValue, "give either link or id, not both");
+                        self.err(
+                            src,
+                            loc,
+                            format_args!("header"),
+                            ErrorCode::InvalidValue,
+                            "give either link or id, not both",
+                        );
                         return None;
                     }
                     (None, None) => {
-                        self.err(src, loc, format_args!("header"), ErrorCode::MissingVariable, "media needs a link or an id");
+                        self.err(
+                            src,
+                            loc,
+                            format_args!("header"),
+                            ErrorCode::MissingVariable,
+                            "media needs a link or an id",
+                        );
                         return None;
                     }
                 }
@@ -689,9 +771,15 @@ impl<'s, 'a> Expander<'s, 'a> {
                 })
             }
             HeaderSpec::Location => {
-                let picked = r.map(|v| (v, Src::Recipient)).or(d.map(|v| (v, Src::Defaults)));
+                let picked = r
+                    .map(|v| (v, Src::Recipient))
+                    .or(d.map(|v| (v, Src::Defaults)));
                 let Some((v, src)) = picked else {
-                    self.missing(loc, format_args!("header"), "the template's location header needs a location");
+                    self.missing(
+                        loc,
+                        format_args!("header"),
+                        "the template's location header needs a location",
+                    );
                     return None;
                 };
                 let HeaderValue::Location(l) = v else {
@@ -700,32 +788,64 @@ impl<'s, 'a> Expander<'s, 'a> {
                 };
                 let mut ok = true;
                 if !(l.latitude.is_finite() && (-90.0..=90.0).contains(&l.latitude)) {
-                    self.err(src, loc, format_args!("header.latitude"), ErrorCode::InvalidValue, "latitude must be between -90 and 90");
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("header.latitude"),
+                        ErrorCode::InvalidValue,
+                        "latitude must be between -90 and 90",
+                    );
                     ok = false;
                 }
                 if !(l.longitude.is_finite() && (-180.0..=180.0).contains(&l.longitude)) {
-                    self.err(src, loc, format_args!("header.longitude"), ErrorCode::InvalidValue, "longitude must be between -180 and 180");
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("header.longitude"),
+                        ErrorCode::InvalidValue,
+                        "longitude must be between -180 and 180",
+                    );
                     ok = false;
                 }
                 if l.name.trim().is_empty() {
-                    self.err(src, loc, format_args!("header.name"), ErrorCode::InvalidValue, "name must not be empty");
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("header.name"),
+                        ErrorCode::InvalidValue,
+                        "name must not be empty",
+                    );
                     ok = false;
                 }
                 if l.address.trim().is_empty() {
-                    self.err(src, loc, format_args!("header.address"), ErrorCode::InvalidValue, "address must not be empty");
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("header.address"),
+                        ErrorCode::InvalidValue,
+                        "address must not be empty",
+                    );
                     ok = false;
                 }
                 ok.then_some(Parameter::Location { location: l })
             }
             HeaderSpec::Product => {
-                let picked = r.map(|v| (v, Src::Recipient)).or(d.map(|v| (v, Src::Defaults)));
+                let picked = r
+                    .map(|v| (v, Src::Recipient))
+                    .or(d.map(|v| (v, Src::Defaults)));
                 if let Some((v, src)) = picked {
                     let HeaderValue::Product(p) = v else {
                         self.wrong_kind(src, loc, "PRODUCT", v.kind());
                         return None;
                     };
                     if p.product_retailer_id.trim().is_empty() {
-                        self.err(src, loc, format_args!("header.product_retailer_id"), ErrorCode::InvalidValue, "must not be empty");
+                        self.err(
+                            src,
+                            loc,
+                            format_args!("header.product_retailer_id"),
+                            ErrorCode::InvalidValue,
+                            "must not be empty",
+                        );
                         return None;
                     }
                     return Some(Parameter::Product {
@@ -740,14 +860,26 @@ impl<'s, 'a> Expander<'s, 'a> {
                     let rp = self.r.product.as_ref();
                     let dp = self.d.product.as_ref();
                     let prid = rp
-                        .and_then(|p| p.product_retailer_id.as_deref().map(|v| (v, Src::Recipient)))
-                        .or(dp.and_then(|p| p.product_retailer_id.as_deref().map(|v| (v, Src::Defaults))));
+                        .and_then(|p| {
+                            p.product_retailer_id
+                                .as_deref()
+                                .map(|v| (v, Src::Recipient))
+                        })
+                        .or(dp.and_then(|p| {
+                            p.product_retailer_id.as_deref().map(|v| (v, Src::Defaults))
+                        }));
                     let catalog = rp
                         .and_then(|p| p.catalog_id.as_deref())
                         .or(dp.and_then(|p| p.catalog_id.as_deref()));
                     if let Some((id, src)) = prid {
                         if id.trim().is_empty() {
-                            self.err(src, loc, format_args!("product.product_retailer_id"), ErrorCode::InvalidValue, "must not be empty");
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("product.product_retailer_id"),
+                                ErrorCode::InvalidValue,
+                                "must not be empty",
+                            );
                             return None;
                         }
                         return Some(Parameter::Product {
@@ -758,7 +890,11 @@ impl<'s, 'a> Expander<'s, 'a> {
                         });
                     }
                 }
-                self.missing(loc, format_args!("header"), "the template's product header needs a product_retailer_id");
+                self.missing(
+                    loc,
+                    format_args!("header"),
+                    "the template's product header needs a product_retailer_id",
+                );
                 None
             }
         }
@@ -787,10 +923,20 @@ impl<'s, 'a> Expander<'s, 'a> {
         let is_header = what == "header";
         if spec.count == 0 {
             if r.is_some_and(|p| !p.is_empty()) {
-                self.extra(Src::Recipient, loc, what, "this template text has no parameters");
+                self.extra(
+                    Src::Recipient,
+                    loc,
+                    what,
+                    "this template text has no parameters",
+                );
             }
             if d.is_some_and(|p| !p.is_empty()) {
-                self.extra(Src::Defaults, loc, what, "this template text has no parameters");
+                self.extra(
+                    Src::Defaults,
+                    loc,
+                    what,
+                    "this template text has no parameters",
+                );
             }
             return Vec::new();
         }
@@ -798,11 +944,23 @@ impl<'s, 'a> Expander<'s, 'a> {
         for (src, p) in [(Src::Recipient, r), (Src::Defaults, d)] {
             match (named, p) {
                 (false, Some(Params::Named(_))) => {
-                    self.err(src, loc, format_args!("{what}"), ErrorCode::InvalidValue, "this template has positional parameters: give an array");
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("{what}"),
+                        ErrorCode::InvalidValue,
+                        "this template has positional parameters: give an array",
+                    );
                     return Vec::new();
                 }
                 (true, Some(Params::Positional(v))) if v.iter().any(Option::is_some) => {
-                    self.err(src, loc, format_args!("{what}"), ErrorCode::InvalidValue, "this template has named parameters: give an object of name -> value");
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("{what}"),
+                        ErrorCode::InvalidValue,
+                        "this template has named parameters: give an object of name -> value",
+                    );
                     return Vec::new();
                 }
                 _ => {}
@@ -810,7 +968,6 @@ impl<'s, 'a> Expander<'s, 'a> {
         }
         let mut out = Vec::with_capacity(spec.count);
         let mut total_bytes = spec.static_chars;
-        let mut lens: [usize; 16] = [0; 16];
         if named {
             let rn = match r {
                 Some(Params::Named(v)) => v.as_slice(),
@@ -823,7 +980,13 @@ impl<'s, 'a> Expander<'s, 'a> {
             for (src, list) in [(Src::Recipient, rn), (Src::Defaults, dn)] {
                 for (name, _) in list {
                     if !spec.names.iter().any(|n| n == name) {
-                        self.err(src, loc, format_args!("{what}.{name}"), ErrorCode::ExtraVariable, "the template has no parameter of this name");
+                        self.err(
+                            src,
+                            loc,
+                            format_args!("{what}.{name}"),
+                            ErrorCode::ExtraVariable,
+                            "the template has no parameter of this name",
+                        );
                     }
                 }
             }
@@ -832,18 +995,32 @@ impl<'s, 'a> Expander<'s, 'a> {
                     .iter()
                     .find(|(n, _)| n == name)
                     .map(|(n, p)| (n.as_str(), p, Src::Recipient))
-                    .or_else(|| dn.iter().find(|(n, _)| n == name).map(|(n, p)| (n.as_str(), p, Src::Defaults)));
+                    .or_else(|| {
+                        dn.iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(n, p)| (n.as_str(), p, Src::Defaults))
+                    });
                 match picked {
                     Some((n, p, src)) => {
-                        if let Some((param, len)) = self.param(p, Some(n), src, loc, what, format_args!("{what}.{name}"), is_header) {
-                            total_bytes += len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
-                            if let Some(slot) = lens.get_mut(i) {
-                                *slot = len;
-                            }
+                        if let Some((param, len)) = self.param(
+                            p,
+                            Some(n),
+                            src,
+                            loc,
+                            what,
+                            format_args!("{what}.{name}"),
+                            is_header,
+                        ) {
+                            total_bytes +=
+                                len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
                             out.push(param);
                         }
                     }
-                    None => self.missing(loc, format_args!("{what}.{name}"), format!("parameter {name:?} has no value")),
+                    None => self.missing(
+                        loc,
+                        format_args!("{what}.{name}"),
+                        format!("parameter {name:?} has no value"),
+                    ),
                 }
             }
         } else {
@@ -877,15 +1054,25 @@ impl<'s, 'a> Expander<'s, 'a> {
                 };
                 match picked {
                     Some((p, src)) => {
-                        if let Some((param, len)) = self.param(p, None, src, loc, what, format_args!("{what}[{i}]"), is_header) {
-                            total_bytes += len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
-                            if let Some(slot) = lens.get_mut(i) {
-                                *slot = len;
-                            }
+                        if let Some((param, len)) = self.param(
+                            p,
+                            None,
+                            src,
+                            loc,
+                            what,
+                            format_args!("{what}[{i}]"),
+                            is_header,
+                        ) {
+                            total_bytes +=
+                                len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
                             out.push(param);
                         }
                     }
-                    None => self.missing(loc, format_args!("{what}[{i}]"), format!("{what} parameter {{{{{}}}}} has no value", i + 1)),
+                    None => self.missing(
+                        loc,
+                        format_args!("{what}[{i}]"),
+                        format!("{what} parameter {{{{{}}}}} has no value", i + 1),
+                    ),
                 }
             }
         }
@@ -907,11 +1094,12 @@ impl<'s, 'a> Expander<'s, 'a> {
                     loc,
                     format_args!("{what}"),
                     ErrorCode::TooLong,
-                    format!("the {what} would have {total} characters; at most {max_total} are allowed"),
+                    format!(
+                        "the {what} would have {total} characters; at most {max_total} are allowed"
+                    ),
                 );
             }
         }
-        let _ = lens;
         out
     }
 
@@ -931,32 +1119,83 @@ impl<'s, 'a> Expander<'s, 'a> {
             Param::Text(t) => {
                 let text = flatten_text(t);
                 if text.trim().is_empty() {
-                    self.err(src, loc, field, ErrorCode::InvalidValue, "text must not be empty");
+                    self.err(
+                        src,
+                        loc,
+                        field,
+                        ErrorCode::InvalidValue,
+                        "text must not be empty",
+                    );
                     return None;
                 }
                 if is_header && text.len() > MAX_HEADER_TEXT && char_len(&text) > MAX_HEADER_TEXT {
-                    self.err(src, loc, field, ErrorCode::TooLong, format!("a header parameter has at most {MAX_HEADER_TEXT} characters"));
+                    self.err(
+                        src,
+                        loc,
+                        field,
+                        ErrorCode::TooLong,
+                        format!("a header parameter has at most {MAX_HEADER_TEXT} characters"),
+                    );
                     return None;
                 }
                 let len = text.len();
-                Some((Parameter::Text { parameter_name: name, text }, len))
+                Some((
+                    Parameter::Text {
+                        parameter_name: name,
+                        text,
+                    },
+                    len,
+                ))
             }
             Param::Currency(c) if !is_header => {
-                if c.fallback_value.trim().is_empty() || c.code.len() != 3 || !c.code.bytes().all(|b| b.is_ascii_uppercase()) {
-                    self.err(src, loc, field, ErrorCode::InvalidValue, "currency needs a fallback_value and an ISO 4217 code such as USD");
+                if c.fallback_value.trim().is_empty()
+                    || c.code.len() != 3
+                    || !c.code.bytes().all(|b| b.is_ascii_uppercase())
+                {
+                    self.err(
+                        src,
+                        loc,
+                        field,
+                        ErrorCode::InvalidValue,
+                        "currency needs a fallback_value and an ISO 4217 code such as USD",
+                    );
                     return None;
                 }
-                Some((Parameter::Currency { parameter_name: name, currency: c }, c.fallback_value.len()))
+                Some((
+                    Parameter::Currency {
+                        parameter_name: name,
+                        currency: c,
+                    },
+                    c.fallback_value.len(),
+                ))
             }
             Param::DateTime(dt) if !is_header => {
                 if dt.fallback_value.trim().is_empty() {
-                    self.err(src, loc, field, ErrorCode::InvalidValue, "date_time needs a fallback_value");
+                    self.err(
+                        src,
+                        loc,
+                        field,
+                        ErrorCode::InvalidValue,
+                        "date_time needs a fallback_value",
+                    );
                     return None;
                 }
-                Some((Parameter::DateTime { parameter_name: name, date_time: dt }, dt.fallback_value.len()))
+                Some((
+                    Parameter::DateTime {
+                        parameter_name: name,
+                        date_time: dt,
+                    },
+                    dt.fallback_value.len(),
+                ))
             }
             _ => {
-                self.err(src, loc, field, ErrorCode::InvalidValue, format!("{what} parameters are text"));
+                self.err(
+                    src,
+                    loc,
+                    field,
+                    ErrorCode::InvalidValue,
+                    format!("{what} parameters are text"),
+                );
                 None
             }
         }
@@ -974,11 +1213,23 @@ impl<'s, 'a> Expander<'s, 'a> {
             let Some(list) = list else { continue };
             for (pos, bv) in list.iter().enumerate() {
                 if list[..pos].iter().any(|o| o.index == bv.index) {
-                    self.err(src, loc, format_args!("buttons[{pos}].index"), ErrorCode::Duplicate, format!("button {} is given twice", bv.index));
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("buttons[{pos}].index"),
+                        ErrorCode::Duplicate,
+                        format!("button {} is given twice", bv.index),
+                    );
                     continue;
                 }
                 match specs.iter().find(|s| s.index == bv.index) {
-                    None => self.err(src, loc, format_args!("buttons[{pos}]"), ErrorCode::ExtraVariable, format!("button {} takes no runtime value", bv.index)),
+                    None => self.err(
+                        src,
+                        loc,
+                        format_args!("buttons[{pos}]"),
+                        ErrorCode::ExtraVariable,
+                        format!("button {} takes no runtime value", bv.index),
+                    ),
                     Some(s) if matches!(s.kind, ButtonKind::Mpm | ButtonKind::Catalog) => self.err(
                         src,
                         loc,
@@ -1003,57 +1254,106 @@ impl<'s, 'a> Expander<'s, 'a> {
                 ButtonKind::QuickReply => picked
                     .and_then(|(b, _, _)| b.payload.as_deref())
                     .map(|payload| Parameter::Payload { payload }),
-                ButtonKind::UrlSuffix { .. } => match picked.and_then(|(b, src, pos)| b.text.as_deref().map(|t| (t, src, pos))) {
+                ButtonKind::UrlSuffix { .. } => match picked
+                    .and_then(|(b, src, pos)| b.text.as_deref().map(|t| (t, src, pos)))
+                {
                     Some((t, src, pos)) => {
                         if t.trim().is_empty() {
-                            self.err(src, loc, format_args!("buttons[{pos}].text"), ErrorCode::InvalidValue, "url suffix must not be empty");
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("buttons[{pos}].text"),
+                                ErrorCode::InvalidValue,
+                                "url suffix must not be empty",
+                            );
                             None
                         } else if t.len() > MAX_URL_SUFFIX && char_len(t) > MAX_URL_SUFFIX {
-                            self.err(src, loc, format_args!("buttons[{pos}].text"), ErrorCode::TooLong, format!("url suffix has at most {MAX_URL_SUFFIX} characters"));
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("buttons[{pos}].text"),
+                                ErrorCode::TooLong,
+                                format!("url suffix has at most {MAX_URL_SUFFIX} characters"),
+                            );
                             None
                         } else {
-                            Some(Parameter::Text { parameter_name: None, text: Cow::Borrowed(t) })
+                            Some(Parameter::Text {
+                                parameter_name: None,
+                                text: Cow::Borrowed(t),
+                            })
                         }
                     }
                     None => {
-                        self.missing(loc, format_args!("buttons"), format!("url button {} needs its suffix in \"text\"", s.index));
+                        self.missing(
+                            loc,
+                            format_args!("buttons"),
+                            format!("url button {} needs its suffix in \"text\"", s.index),
+                        );
                         None
                     }
                 },
-                ButtonKind::CopyCode { .. } => match picked.and_then(|(b, src, pos)| b.coupon_code.as_deref().map(|t| (t, src, pos))) {
+                ButtonKind::CopyCode { .. } => match picked
+                    .and_then(|(b, src, pos)| b.coupon_code.as_deref().map(|t| (t, src, pos)))
+                {
                     Some((c, src, pos)) => {
                         if c.trim().is_empty() {
-                            self.err(src, loc, format_args!("buttons[{pos}].coupon_code"), ErrorCode::InvalidValue, "coupon_code must not be empty");
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("buttons[{pos}].coupon_code"),
+                                ErrorCode::InvalidValue,
+                                "coupon_code must not be empty",
+                            );
                             None
                         } else if char_len(c) > MAX_COPY_CODE {
-                            self.err(src, loc, format_args!("buttons[{pos}].coupon_code"), ErrorCode::TooLong, format!("coupon_code has at most {MAX_COPY_CODE} characters"));
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("buttons[{pos}].coupon_code"),
+                                ErrorCode::TooLong,
+                                format!("coupon_code has at most {MAX_COPY_CODE} characters"),
+                            );
                             None
                         } else {
                             Some(Parameter::CouponCode { coupon_code: c })
                         }
                     }
                     None => {
-                        self.missing(loc, format_args!("buttons"), format!("copy-code button {} needs \"coupon_code\"", s.index));
+                        self.missing(
+                            loc,
+                            format_args!("buttons"),
+                            format!("copy-code button {} needs \"coupon_code\"", s.index),
+                        );
                         None
                     }
                 },
                 ButtonKind::Flow => picked.and_then(|(b, _, _)| {
-                    (b.flow_token.is_some() || b.flow_action_data.is_some()).then(|| Parameter::Action {
-                        action: Action {
-                            flow_token: b.flow_token.as_deref(),
-                            flow_action_data: b.flow_action_data.as_ref(),
-                            ..Action::default()
-                        },
+                    (b.flow_token.is_some() || b.flow_action_data.is_some()).then(|| {
+                        Parameter::Action {
+                            action: Action {
+                                flow_token: b.flow_token.as_deref(),
+                                flow_action_data: b.flow_action_data.as_ref(),
+                                ..Action::default()
+                            },
+                        }
                     })
                 }),
                 ButtonKind::Otp => {
-                    let code = match picked.and_then(|(b, src, pos)| b.text.as_deref().map(|t| (t, src, pos))) {
+                    let code = match picked
+                        .and_then(|(b, src, pos)| b.text.as_deref().map(|t| (t, src, pos)))
+                    {
                         Some(v) => Some(v),
                         None => match (&self.r.body, &self.d.body) {
-                            (Some(Params::Positional(v)), _) if matches!(v.first(), Some(Some(Param::Text(_)))) => match v.first() {
-                                Some(Some(Param::Text(t))) => Some((t.as_str(), Src::Recipient, 0)),
-                                _ => None,
-                            },
+                            (Some(Params::Positional(v)), _)
+                                if matches!(v.first(), Some(Some(Param::Text(_)))) =>
+                            {
+                                match v.first() {
+                                    Some(Some(Param::Text(t))) => {
+                                        Some((t.as_str(), Src::Recipient, 0))
+                                    }
+                                    _ => None,
+                                }
+                            }
                             (_, Some(Params::Positional(v))) => match v.first() {
                                 Some(Some(Param::Text(t))) => Some((t.as_str(), Src::Defaults, 0)),
                                 _ => None,
@@ -1063,12 +1363,25 @@ impl<'s, 'a> Expander<'s, 'a> {
                     };
                     match code {
                         Some((t, src, pos)) if t.trim().is_empty() => {
-                            self.err(src, loc, format_args!("buttons[{pos}].text"), ErrorCode::InvalidValue, "the code must not be empty");
+                            self.err(
+                                src,
+                                loc,
+                                format_args!("buttons[{pos}].text"),
+                                ErrorCode::InvalidValue,
+                                "the code must not be empty",
+                            );
                             None
                         }
-                        Some((t, _, _)) => Some(Parameter::Text { parameter_name: None, text: Cow::Borrowed(t) }),
+                        Some((t, _, _)) => Some(Parameter::Text {
+                            parameter_name: None,
+                            text: Cow::Borrowed(t),
+                        }),
                         None => {
-                            self.missing(loc, format_args!("buttons"), format!("OTP button {} needs the code in \"text\"", s.index));
+                            self.missing(
+                                loc,
+                                format_args!("buttons"),
+                                format!("OTP button {} needs the code in \"text\"", s.index),
+                            );
                             None
                         }
                     }
@@ -1077,12 +1390,23 @@ impl<'s, 'a> Expander<'s, 'a> {
                 ButtonKind::Catalog => self.catalog_action(),
             };
             if let Some(p) = param {
-                out.push(MessageComponent::Button { sub_type, index, parameters: vec![p] });
+                out.push(MessageComponent::Button {
+                    sub_type,
+                    index,
+                    parameters: vec![p],
+                });
             }
         }
     }
 
-    fn check_button_fields(&mut self, s: &ButtonSpec, b: &ButtonValue, src: Src, loc: Loc, pos: usize) {
+    fn check_button_fields(
+        &mut self,
+        s: &ButtonSpec,
+        b: &ButtonValue,
+        src: Src,
+        loc: Loc,
+        pos: usize,
+    ) {
         let allowed: [bool; 5] = match s.kind {
             // payload, text, coupon_code, flow_token, flow_action_data
             ButtonKind::QuickReply => [true, false, false, false, false],
@@ -1098,7 +1422,13 @@ impl<'s, 'a> Expander<'s, 'a> {
             b.flow_token.is_some(),
             b.flow_action_data.is_some(),
         ];
-        const NAMES: [&str; 5] = ["payload", "text", "coupon_code", "flow_token", "flow_action_data"];
+        const NAMES: [&str; 5] = [
+            "payload",
+            "text",
+            "coupon_code",
+            "flow_token",
+            "flow_action_data",
+        ];
         for i in 0..5 {
             if present[i] && !allowed[i] {
                 self.err(
@@ -1121,7 +1451,13 @@ impl<'s, 'a> Expander<'s, 'a> {
             .as_ref()
             .and_then(&f)
             .map(|v| (v, Src::Recipient))
-            .or_else(|| self.d.product.as_ref().and_then(&f).map(|v| (v, Src::Defaults)))
+            .or_else(|| {
+                self.d
+                    .product
+                    .as_ref()
+                    .and_then(&f)
+                    .map(|v| (v, Src::Defaults))
+            })
     }
 
     fn mpm_action(&mut self) -> Option<Parameter<'a>> {
@@ -1131,18 +1467,32 @@ impl<'s, 'a> Expander<'s, 'a> {
         let mut ok = true;
         match thumb {
             None => {
-                self.missing(top, format_args!("product.thumbnail_product_retailer_id"), "an MPM template needs a thumbnail product");
+                self.missing(
+                    top,
+                    format_args!("product.thumbnail_product_retailer_id"),
+                    "an MPM template needs a thumbnail product",
+                );
                 ok = false;
             }
             Some((t, src)) if t.trim().is_empty() => {
-                self.err(src, top, format_args!("product.thumbnail_product_retailer_id"), ErrorCode::InvalidValue, "must not be empty");
+                self.err(
+                    src,
+                    top,
+                    format_args!("product.thumbnail_product_retailer_id"),
+                    ErrorCode::InvalidValue,
+                    "must not be empty",
+                );
                 ok = false;
             }
             Some(_) => {}
         }
         match sections {
             None => {
-                self.missing(top, format_args!("product.sections"), "an MPM template needs 1-10 sections of products");
+                self.missing(
+                    top,
+                    format_args!("product.sections"),
+                    "an MPM template needs 1-10 sections of products",
+                );
                 ok = false;
             }
             Some((secs, src)) => ok &= self.check_sections(secs, src),
@@ -1162,11 +1512,23 @@ impl<'s, 'a> Expander<'s, 'a> {
     fn check_sections(&mut self, secs: &[Section], src: Src) -> bool {
         let top = Loc { card: None };
         if secs.is_empty() {
-            self.err(src, top, format_args!("product.sections"), ErrorCode::TooFew, "at least one section is needed");
+            self.err(
+                src,
+                top,
+                format_args!("product.sections"),
+                ErrorCode::TooFew,
+                "at least one section is needed",
+            );
             return false;
         }
         if secs.len() > MAX_SECTIONS {
-            self.err(src, top, format_args!("product.sections"), ErrorCode::TooMany, format!("at most {MAX_SECTIONS} sections are allowed"));
+            self.err(
+                src,
+                top,
+                format_args!("product.sections"),
+                ErrorCode::TooMany,
+                format!("at most {MAX_SECTIONS} sections are allowed"),
+            );
             return false;
         }
         let mut ok = true;
@@ -1175,32 +1537,70 @@ impl<'s, 'a> Expander<'s, 'a> {
             total += s.product_items.len();
             match &s.title {
                 None if secs.len() > 1 => {
-                    self.err(src, top, format_args!("product.sections[{i}].title"), ErrorCode::MissingVariable, "every section needs a title when there are several");
+                    self.err(
+                        src,
+                        top,
+                        format_args!("product.sections[{i}].title"),
+                        ErrorCode::MissingVariable,
+                        "every section needs a title when there are several",
+                    );
                     ok = false;
                 }
                 Some(t) if t.trim().is_empty() => {
-                    self.err(src, top, format_args!("product.sections[{i}].title"), ErrorCode::InvalidValue, "title must not be empty");
+                    self.err(
+                        src,
+                        top,
+                        format_args!("product.sections[{i}].title"),
+                        ErrorCode::InvalidValue,
+                        "title must not be empty",
+                    );
                     ok = false;
                 }
                 Some(t) if char_len(t) > MAX_SECTION_TITLE => {
-                    self.err(src, top, format_args!("product.sections[{i}].title"), ErrorCode::TooLong, format!("a section title has at most {MAX_SECTION_TITLE} characters"));
+                    self.err(
+                        src,
+                        top,
+                        format_args!("product.sections[{i}].title"),
+                        ErrorCode::TooLong,
+                        format!("a section title has at most {MAX_SECTION_TITLE} characters"),
+                    );
                     ok = false;
                 }
                 _ => {}
             }
             if s.product_items.is_empty() {
-                self.err(src, top, format_args!("product.sections[{i}].product_items"), ErrorCode::TooFew, "a section needs at least one product");
+                self.err(
+                    src,
+                    top,
+                    format_args!("product.sections[{i}].product_items"),
+                    ErrorCode::TooFew,
+                    "a section needs at least one product",
+                );
                 ok = false;
             }
             for (j, item) in s.product_items.iter().enumerate() {
                 if item.product_retailer_id.trim().is_empty() {
-                    self.err(src, top, format_args!("product.sections[{i}].product_items[{j}].product_retailer_id"), ErrorCode::InvalidValue, "must not be empty");
+                    self.err(
+                        src,
+                        top,
+                        format_args!(
+                            "product.sections[{i}].product_items[{j}].product_retailer_id"
+                        ),
+                        ErrorCode::InvalidValue,
+                        "must not be empty",
+                    );
                     ok = false;
                 }
             }
         }
         if total > MAX_SECTION_PRODUCTS {
-            self.err(src, top, format_args!("product.sections"), ErrorCode::TooMany, format!("at most {MAX_SECTION_PRODUCTS} products in total; found {total}"));
+            self.err(
+                src,
+                top,
+                format_args!("product.sections"),
+                ErrorCode::TooMany,
+                format!("at most {MAX_SECTION_PRODUCTS} products in total; found {total}"),
+            );
             ok = false;
         }
         ok
@@ -1209,7 +1609,13 @@ impl<'s, 'a> Expander<'s, 'a> {
     fn catalog_action(&mut self) -> Option<Parameter<'a>> {
         let (t, src) = self.product_pick(|p| p.thumbnail_product_retailer_id.as_deref())?;
         if t.trim().is_empty() {
-            self.err(src, Loc { card: None }, format_args!("product.thumbnail_product_retailer_id"), ErrorCode::InvalidValue, "must not be empty");
+            self.err(
+                src,
+                Loc { card: None },
+                format_args!("product.thumbnail_product_retailer_id"),
+                ErrorCode::InvalidValue,
+                "must not be empty",
+            );
             return None;
         }
         Some(Parameter::Action {
@@ -1225,17 +1631,37 @@ impl<'s, 'a> Expander<'s, 'a> {
         let needs = self.spec.product;
         let header_from_product = needs.header_product;
         let thumb = needs.mpm || needs.catalog;
-        for (src, p) in [(Src::Recipient, self.r.product.as_ref()), (Src::Defaults, self.d.product.as_ref())] {
+        for (src, p) in [
+            (Src::Recipient, self.r.product.as_ref()),
+            (Src::Defaults, self.d.product.as_ref()),
+        ] {
             let Some(p) = p else { continue };
             let checks: [(bool, bool, &str); 4] = [
-                (p.product_retailer_id.is_some(), header_from_product, "product.product_retailer_id"),
-                (p.catalog_id.is_some(), header_from_product, "product.catalog_id"),
-                (p.thumbnail_product_retailer_id.is_some(), thumb, "product.thumbnail_product_retailer_id"),
+                (
+                    p.product_retailer_id.is_some(),
+                    header_from_product,
+                    "product.product_retailer_id",
+                ),
+                (
+                    p.catalog_id.is_some(),
+                    header_from_product,
+                    "product.catalog_id",
+                ),
+                (
+                    p.thumbnail_product_retailer_id.is_some(),
+                    thumb,
+                    "product.thumbnail_product_retailer_id",
+                ),
                 (p.sections.is_some(), needs.mpm, "product.sections"),
             ];
             for (present, used, field) in checks {
                 if present && !used {
-                    self.extra(src, Loc { card: None }, field, "this template does not use this product value");
+                    self.extra(
+                        src,
+                        Loc { card: None },
+                        field,
+                        "this template does not use this product value",
+                    );
                 }
             }
         }
@@ -1249,7 +1675,12 @@ impl<'s, 'a> Expander<'s, 'a> {
         let d = self.d.cards.as_deref();
         if n == 0 {
             if r.is_some() {
-                self.extra(Src::Recipient, top, "cards", "this template has no carousel");
+                self.extra(
+                    Src::Recipient,
+                    top,
+                    "cards",
+                    "this template has no carousel",
+                );
             }
             if d.is_some() {
                 self.extra(Src::Defaults, top, "cards", "this template has no carousel");
@@ -1260,7 +1691,13 @@ impl<'s, 'a> Expander<'s, 'a> {
         for (src, list) in [(Src::Recipient, r), (Src::Defaults, d)] {
             if let Some(l) = list {
                 if l.len() != n {
-                    self.err(src, top, format_args!("cards"), ErrorCode::CardCount, format!("the template has {n} cards; got {}", l.len()));
+                    self.err(
+                        src,
+                        top,
+                        format_args!("cards"),
+                        ErrorCode::CardCount,
+                        format!("the template has {n} cards; got {}", l.len()),
+                    );
                     bad = true;
                 }
             }
@@ -1270,7 +1707,13 @@ impl<'s, 'a> Expander<'s, 'a> {
         }
         if r.is_none() && d.is_none() {
             if !self.partial {
-                self.err(Src::Recipient, top, format_args!("cards"), ErrorCode::CardCount, format!("the template has {n} cards; \"cards\" needs {n} entries"));
+                self.err(
+                    Src::Recipient,
+                    top,
+                    format_args!("cards"),
+                    ErrorCode::CardCount,
+                    format!("the template has {n} cards; \"cards\" needs {n} entries"),
+                );
             }
             return;
         }
@@ -1280,15 +1723,38 @@ impl<'s, 'a> Expander<'s, 'a> {
             let rc: Option<&'a CardValues> = r.and_then(|l| l.get(i));
             let dc: Option<&'a CardValues> = d.and_then(|l| l.get(i));
             let mut comps = Vec::with_capacity(3);
-            if let Some(h) = self.header(&cs.header, rc.and_then(|c| c.header.as_ref()), dc.and_then(|c| c.header.as_ref()), loc) {
-                comps.push(MessageComponent::Header { parameters: vec![h] });
+            if let Some(h) = self.header(
+                &cs.header,
+                rc.and_then(|c| c.header.as_ref()),
+                dc.and_then(|c| c.header.as_ref()),
+                loc,
+            ) {
+                comps.push(MessageComponent::Header {
+                    parameters: vec![h],
+                });
             }
-            let body = self.params(&cs.body, rc.and_then(|c| c.body.as_ref()), dc.and_then(|c| c.body.as_ref()), loc, "body", MAX_BODY_TEXT);
+            let body = self.params(
+                &cs.body,
+                rc.and_then(|c| c.body.as_ref()),
+                dc.and_then(|c| c.body.as_ref()),
+                loc,
+                "body",
+                MAX_BODY_TEXT,
+            );
             if !body.is_empty() {
                 comps.push(MessageComponent::Body { parameters: body });
             }
-            self.buttons(&cs.buttons, rc.and_then(|c| c.buttons.as_deref()), dc.and_then(|c| c.buttons.as_deref()), loc, &mut comps);
-            cards.push(MessageCard { card_index: i, components: comps });
+            self.buttons(
+                &cs.buttons,
+                rc.and_then(|c| c.buttons.as_deref()),
+                dc.and_then(|c| c.buttons.as_deref()),
+                loc,
+                &mut comps,
+            );
+            cards.push(MessageCard {
+                card_index: i,
+                components: comps,
+            });
         }
         out.push(MessageComponent::Carousel { cards });
     }

@@ -203,7 +203,13 @@ mod tests {
 
     #[test]
     fn canonical_fast_path_agrees() {
-        for s in ["+16505551234", "+0123456789", "16505551234", "+1234567", "+1234a5678"] {
+        for s in [
+            "+16505551234",
+            "+0123456789",
+            "16505551234",
+            "+1234567",
+            "+1234a5678",
+        ] {
             let fast = canonical_digits(s).map(|d| format!("+{d}"));
             if let Some(f) = fast {
                 assert_eq!(PhoneE164::parse(s).map(|p| p.into_string()), Ok(f));

@@ -283,7 +283,11 @@ pub enum Button {
         /// Label.
         text: String,
         /// Flow id.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_string_or_number")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "opt_string_or_number"
+        )]
         flow_id: Option<String>,
         /// Flow name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -650,7 +654,9 @@ fn is_language_code(s: &str) -> bool {
     };
     let lang_ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase());
     let region_ok = region.is_none_or(|r| {
-        (2..=4).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        (2..=4).contains(&r.len())
+            && r.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     });
     lang_ok && region_ok
 }
@@ -659,7 +665,8 @@ fn is_param_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Placeholder contents of `text`, in order (`"Hi {{1}} {{2}}"` -> `["1", "2"]`), plus the
@@ -682,12 +689,7 @@ fn placeholders(text: &str) -> Result<(Vec<&str>, usize), String> {
 }
 
 /// Parses the placeholders of a header/body text into a [`TextParams`].
-fn text_params(
-    text: &str,
-    format: ParameterFormat,
-    path: &str,
-    errs: &mut Errors,
-) -> TextParams {
+fn text_params(text: &str, format: ParameterFormat, path: &str, errs: &mut Errors) -> TextParams {
     let (found, used) = match placeholders(text) {
         Ok(v) => v,
         Err(msg) => {
@@ -706,7 +708,7 @@ fn text_params(
             let mut nums = Vec::with_capacity(found.len());
             for inner in &found {
                 match inner.parse::<usize>() {
-                    Ok(n) if n >= 1 && n <= 100 && inner.bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(n) if (1..=100).contains(&n) && !inner.starts_with('0') && inner.bytes().all(|b| b.is_ascii_digit()) => {
                         max = max.max(n);
                         nums.push(n);
                     }
@@ -776,7 +778,11 @@ fn positional_examples(
             errs.push(
                 path,
                 ErrorCode::InvalidValue,
-                format!("example has {} values; the text has {} parameters", s.len(), p.count),
+                format!(
+                    "example has {} values; the text has {} parameters",
+                    s.len(),
+                    p.count
+                ),
             );
         } else {
             p.examples = s.clone();
@@ -809,7 +815,10 @@ fn named_examples(
             errs.push(
                 path,
                 ErrorCode::InvalidValue,
-                format!("example names {:?}, which the text does not use", extra.param_name),
+                format!(
+                    "example names {:?}, which the text does not use",
+                    extra.param_name
+                ),
             );
             return;
         }
@@ -830,7 +839,11 @@ fn check_len(errs: &mut Errors, path: &str, s: &str, max: usize, what: &str) {
 
 fn check_nonempty(errs: &mut Errors, path: &str, s: &str, what: &str) -> bool {
     if s.trim().is_empty() {
-        errs.push(path, ErrorCode::Required, format!("{what} must not be empty"));
+        errs.push(
+            path,
+            ErrorCode::Required,
+            format!("{what} must not be empty"),
+        );
         false
     } else {
         true
@@ -964,11 +977,19 @@ fn analyze_footer(f: &Footer, ctx: &Ctx, path: &str, errs: &mut Errors) {
         if check_nonempty(errs, &tpath, text, "footer text") {
             check_len(errs, &tpath, text, MAX_FOOTER_TEXT, "footer text");
             if text.contains("{{") {
-                errs.push(tpath, ErrorCode::NotAllowed, "a footer cannot have parameters");
+                errs.push(
+                    tpath,
+                    ErrorCode::NotAllowed,
+                    "a footer cannot have parameters",
+                );
             }
         }
     } else if f.code_expiration_minutes.is_none() {
-        errs.push(format!("{path}.text"), ErrorCode::Required, "the footer needs text");
+        errs.push(
+            format!("{path}.text"),
+            ErrorCode::Required,
+            "the footer needs text",
+        );
     }
     if let Some(m) = f.code_expiration_minutes {
         let mpath = format!("{path}.code_expiration_minutes");
@@ -1005,13 +1026,20 @@ fn analyze_buttons(
         ButtonsPlace::ProductCard => 1,
     };
     if b.buttons.is_empty() {
-        errs.push(format!("{path}.buttons"), ErrorCode::TooFew, "at least one button is needed");
+        errs.push(
+            format!("{path}.buttons"),
+            ErrorCode::TooFew,
+            "at least one button is needed",
+        );
     }
     if b.buttons.len() > max {
         errs.push(
             format!("{path}.buttons"),
             ErrorCode::TooMany,
-            format!("at most {max} buttons are allowed here; found {}", b.buttons.len()),
+            format!(
+                "at most {max} buttons are allowed here; found {}",
+                b.buttons.len()
+            ),
         );
     }
     let mut counts = [0usize; 10];
@@ -1031,8 +1059,9 @@ fn analyze_buttons(
         };
         counts[slot] += 1;
         let allowed_here = match place {
-            ButtonsPlace::Top => !matches!(button, Button::Otp { .. })
-                || ctx.category == Category::Authentication,
+            ButtonsPlace::Top => {
+                !matches!(button, Button::Otp { .. }) || ctx.category == Category::Authentication
+            }
             ButtonsPlace::MediaCard => matches!(
                 button,
                 Button::QuickReply { .. } | Button::Url { .. } | Button::PhoneNumber { .. }
@@ -1069,15 +1098,20 @@ fn analyze_buttons(
                 let upath = format!("{bpath}.url");
                 check_len(errs, &upath, url, MAX_URL, "url");
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    errs.push(&upath, ErrorCode::InvalidValue, "url must start with https://");
+                    errs.push(
+                        &upath,
+                        ErrorCode::InvalidValue,
+                        "url must start with https://",
+                    );
                 }
                 match placeholders(url) {
                     Ok((found, _)) if found.is_empty() => None,
                     Ok((found, _)) if found == ["1"] && url.ends_with("{{1}}") => {
                         let prefix = url.trim_end_matches("{{1}}").to_owned();
-                        let ex = example.as_ref().and_then(|e| e.first()).map(|e| {
-                            e.strip_prefix(prefix.as_str()).unwrap_or(e).to_owned()
-                        });
+                        let ex = example
+                            .as_ref()
+                            .and_then(|e| e.first())
+                            .map(|e| e.strip_prefix(prefix.as_str()).unwrap_or(e).to_owned());
                         Some((
                             ButtonKind::UrlSuffix {
                                 static_prefix: prefix,
@@ -1169,7 +1203,10 @@ fn analyze_buttons(
             errs.push(
                 format!("{path}.buttons"),
                 ErrorCode::TooMany,
-                format!("at most {lim} {name} button(s) are allowed; found {}", counts[slot]),
+                format!(
+                    "at most {lim} {name} button(s) are allowed; found {}",
+                    counts[slot]
+                ),
             );
         }
     }
@@ -1203,7 +1240,11 @@ fn analyze_card(card: &Card, ctx: &Ctx, path: &str, errs: &mut Errors) -> (CardS
         let cpath = format!("{path}.components[{i}]");
         let name = comp.type_name();
         if seen.contains(&name) {
-            errs.push(&cpath, ErrorCode::Duplicate, format!("a card has one {name} component"));
+            errs.push(
+                &cpath,
+                ErrorCode::Duplicate,
+                format!("a card has one {name} component"),
+            );
             continue;
         }
         seen.push(name);
@@ -1272,7 +1313,11 @@ fn analyze(t: &Template, errs: &mut Errors) -> TemplateSpec {
     if t.name.is_empty() {
         errs.push("name", ErrorCode::Required, "name must not be empty");
     } else if t.name.len() > MAX_NAME {
-        errs.push("name", ErrorCode::TooLong, "name has more than 512 characters");
+        errs.push(
+            "name",
+            ErrorCode::TooLong,
+            "name has more than 512 characters",
+        );
     } else if !t
         .name
         .bytes()
@@ -1314,7 +1359,11 @@ fn analyze(t: &Template, errs: &mut Errors) -> TemplateSpec {
             Component::Header(h) => {
                 header_format = Some(h.format);
                 if t.category == Category::Authentication {
-                    errs.push(&path, ErrorCode::NotAllowed, "authentication templates have no header");
+                    errs.push(
+                        &path,
+                        ErrorCode::NotAllowed,
+                        "authentication templates have no header",
+                    );
                 }
                 spec.header = analyze_header(h, &ctx, &path, errs);
             }
@@ -1362,7 +1411,13 @@ fn analyze(t: &Template, errs: &mut Errors) -> TemplateSpec {
             Component::LimitedTimeOffer(l) => {
                 let lpath = format!("{path}.limited_time_offer.text");
                 if check_nonempty(errs, &lpath, &l.limited_time_offer.text, "offer text") {
-                    check_len(errs, &lpath, &l.limited_time_offer.text, MAX_LTO_TEXT, "offer text");
+                    check_len(
+                        errs,
+                        &lpath,
+                        &l.limited_time_offer.text,
+                        MAX_LTO_TEXT,
+                        "offer text",
+                    );
                 }
                 if t.category != Category::Marketing {
                     errs.push(
@@ -1376,7 +1431,11 @@ fn analyze(t: &Template, errs: &mut Errors) -> TemplateSpec {
         }
     }
     if !has_body {
-        errs.push("components", ErrorCode::Required, "a template needs a BODY component");
+        errs.push(
+            "components",
+            ErrorCode::Required,
+            "a template needs a BODY component",
+        );
     }
     if has_carousel {
         for (i, comp) in t.components.iter().enumerate() {
@@ -1400,7 +1459,11 @@ fn analyze(t: &Template, errs: &mut Errors) -> TemplateSpec {
         );
     }
     if t.category == Category::Authentication && !top_button_types.contains(&"OTP") {
-        errs.push("components", ErrorCode::Required, "an authentication template needs an OTP button");
+        errs.push(
+            "components",
+            ErrorCode::Required,
+            "an authentication template needs an OTP button",
+        );
     }
     let has_spm = top_button_types.contains(&"SPM");
     if header_format == Some(HeaderFormat::Product) && !has_spm {
@@ -1411,7 +1474,11 @@ fn analyze(t: &Template, errs: &mut Errors) -> TemplateSpec {
         );
     }
     if has_spm && header_format != Some(HeaderFormat::Product) {
-        errs.push("components", ErrorCode::Required, "an SPM button needs a PRODUCT header");
+        errs.push(
+            "components",
+            ErrorCode::Required,
+            "an SPM button needs a PRODUCT header",
+        );
     }
     spec.product = ProductNeeds {
         header_product: header_format == Some(HeaderFormat::Product),
@@ -1439,7 +1506,10 @@ mod tests {
 
     #[test]
     fn placeholders_parse() {
-        assert_eq!(placeholders("a {{1}} b {{2}}").expect("ok").0, vec!["1", "2"]);
+        assert_eq!(
+            placeholders("a {{1}} b {{2}}").expect("ok").0,
+            vec!["1", "2"]
+        );
         assert!(placeholders("a {{1").is_err());
     }
 
@@ -1455,8 +1525,10 @@ mod tests {
 
     #[test]
     fn non_contiguous_params() {
-        let tpl = t(json!({"name":"x","language":"en","category":"UTILITY","components":[
-            {"type":"BODY","text":"Hi {{1}} and {{3}}"}]}));
+        let tpl = t(
+            json!({"name":"x","language":"en","category":"UTILITY","components":[
+            {"type":"BODY","text":"Hi {{1}} and {{3}}"}]}),
+        );
         assert_eq!(
             codes(&tpl),
             vec![("components[0].text".into(), ErrorCode::ParamNumbering)]
@@ -1465,10 +1537,12 @@ mod tests {
 
     #[test]
     fn named_and_repeated() {
-        let tpl = t(json!({"name":"x","language":"en","category":"UTILITY","parameter_format":"NAMED",
+        let tpl = t(
+            json!({"name":"x","language":"en","category":"UTILITY","parameter_format":"NAMED",
             "components":[{"type":"BODY","text":"Hi {{first_name}}, {{first_name}} order {{order_id}}",
               "example":{"body_text_named_params":[
-                {"param_name":"first_name","example":"Maria"},{"param_name":"order_id","example":"7"}]}}]}));
+                {"param_name":"first_name","example":"Maria"},{"param_name":"order_id","example":"7"}]}}]}),
+        );
         let spec = tpl.spec().expect("valid");
         assert_eq!(spec.body.names, vec!["first_name", "order_id"]);
         assert_eq!(spec.body.occurrences, vec![2, 1]);
@@ -1478,16 +1552,18 @@ mod tests {
     #[test]
     fn many_errors_with_paths() {
         let long = "x".repeat(61);
-        let tpl = t(json!({"name":"Bad Name","language":"english","category":"MARKETING","components":[
-            {"type":"HEADER","format":"TEXT","text": long},
-            {"type":"FOOTER","text":"f {{1}}"},
-            {"type":"BUTTONS","buttons":[
-                {"type":"URL","text":"Go","url":"ftp://x/{{1}}"},
-                {"type":"URL","text":"Go","url":"https://x/{{1}}/y"},
-                {"type":"URL","text":"This label is far too long to fit","url":"https://x"},
-                {"type":"COPY_CODE","example":"THIS_IS_TOO_LONG_CODE"}
-            ]}
-        ]}));
+        let tpl = t(
+            json!({"name":"Bad Name","language":"english","category":"MARKETING","components":[
+                {"type":"HEADER","format":"TEXT","text": long},
+                {"type":"FOOTER","text":"f {{1}}"},
+                {"type":"BUTTONS","buttons":[
+                    {"type":"URL","text":"Go","url":"ftp://x/{{1}}"},
+                    {"type":"URL","text":"Go","url":"https://x/{{1}}/y"},
+                    {"type":"URL","text":"This label is far too long to fit","url":"https://x"},
+                    {"type":"COPY_CODE","example":"THIS_IS_TOO_LONG_CODE"}
+                ]}
+            ]}),
+        );
         let c = codes(&tpl);
         let want = [
             ("name", ErrorCode::InvalidValue),
@@ -1502,7 +1578,10 @@ mod tests {
             ("components", ErrorCode::Required),
         ];
         for (f, code) in want {
-            assert!(c.contains(&(f.to_owned(), code)), "missing {f} {code:?} in {c:?}");
+            assert!(
+                c.contains(&(f.to_owned(), code)),
+                "missing {f} {code:?} in {c:?}"
+            );
         }
     }
 
@@ -1513,14 +1592,20 @@ mod tests {
                 {"type":"BODY","text":"Card {{1}}"},
                 {"type":"BUTTONS","buttons":[{"type":"QUICK_REPLY","text":"More"}]}]})
         };
-        let one = t(json!({"name":"c","language":"en","category":"MARKETING","components":[
-            {"type":"BODY","text":"Hi"},{"type":"CAROUSEL","cards":[card("IMAGE")]}]}));
+        let one = t(
+            json!({"name":"c","language":"en","category":"MARKETING","components":[
+            {"type":"BODY","text":"Hi"},{"type":"CAROUSEL","cards":[card("IMAGE")]}]}),
+        );
         assert!(codes(&one).contains(&("components[1].cards".into(), ErrorCode::CardCount)));
-        let mixed = t(json!({"name":"c","language":"en","category":"MARKETING","components":[
-            {"type":"BODY","text":"Hi"},{"type":"CAROUSEL","cards":[card("IMAGE"), card("VIDEO")]}]}));
+        let mixed = t(
+            json!({"name":"c","language":"en","category":"MARKETING","components":[
+            {"type":"BODY","text":"Hi"},{"type":"CAROUSEL","cards":[card("IMAGE"), card("VIDEO")]}]}),
+        );
         assert!(codes(&mixed).contains(&("components[1].cards[1]".into(), ErrorCode::InvalidValue)));
-        let ok = t(json!({"name":"c","language":"en","category":"MARKETING","components":[
-            {"type":"BODY","text":"Hi"},{"type":"CAROUSEL","cards":[card("IMAGE"), card("IMAGE")]}]}));
+        let ok = t(
+            json!({"name":"c","language":"en","category":"MARKETING","components":[
+            {"type":"BODY","text":"Hi"},{"type":"CAROUSEL","cards":[card("IMAGE"), card("IMAGE")]}]}),
+        );
         let spec = ok.spec().expect("valid");
         assert_eq!(spec.cards.len(), 2);
         assert_eq!(spec.cards[1].header, HeaderSpec::Media(MediaKind::Image));
@@ -1530,9 +1615,11 @@ mod tests {
 
     #[test]
     fn roundtrip_serde() {
-        let tpl = t(json!({"name":"x","language":"en_US","category":"marketing","components":[
+        let tpl = t(
+            json!({"name":"x","language":"en_US","category":"marketing","components":[
             {"type":"body","text":"Hi {{1}}"},
-            {"type":"BUTTONS","buttons":[{"type":"FLOW","text":"Go","flow_id":123}]}]}));
+            {"type":"BUTTONS","buttons":[{"type":"FLOW","text":"Go","flow_id":123}]}]}),
+        );
         let v = serde_json::to_value(&tpl).expect("ser");
         assert_eq!(v["components"][0]["type"], "BODY");
         assert_eq!(v["category"], "MARKETING");

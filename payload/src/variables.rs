@@ -303,7 +303,8 @@ fn de_index<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
             if v.is_empty() || v.len() > 4 || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(E::custom("button index must be a number"));
             }
-            v.parse().map_err(|_| E::custom("button index must be a number"))
+            v.parse()
+                .map_err(|_| E::custom("button index must be a number"))
         }
     }
     d.deserialize_any(V)
@@ -565,7 +566,9 @@ mod tests {
         let x = v(json!({"header": "Sale", "body": [42, true, 1.5]})).expect("ok");
         assert_eq!(
             x.header,
-            Some(HeaderValue::Text(Params::Positional(vec![Some(Param::Text("Sale".into()))])))
+            Some(HeaderValue::Text(Params::Positional(vec![Some(
+                Param::Text("Sale".into())
+            )])))
         );
         assert_eq!(
             x.body,
