@@ -72,8 +72,9 @@ pub struct TemplateConfig {
     /// image, video or product.
     #[serde(default = "default_image")]
     pub card_header_format: String,
+    /// Body variables per card (unset = not checked).
     #[serde(default)]
-    pub card_body_params: u32,
+    pub card_body_params: Option<u32>,
     #[serde(default)]
     pub card_buttons: Vec<ButtonConfig>,
 }
@@ -235,7 +236,9 @@ fn rate_ok(name: &str, v: f64) -> Result<(), ConfigError> {
     if (0.0..=1.0).contains(&v) {
         Ok(())
     } else {
-        Err(ConfigError::Rule(format!("{name} must be within 0..=1, got {v}")))
+        Err(ConfigError::Rule(format!(
+            "{name} must be within 0..=1, got {v}"
+        )))
     }
 }
 
@@ -443,8 +446,14 @@ mod tests {
     fn env_vars() {
         let vars = vec![
             ("SIM_MPS_LIMIT".to_owned(), "1000".to_owned()),
-            ("SIM_WEBHOOK_URL".to_owned(), "http://localhost:1/wh".to_owned()),
-            ("SIM_NUMBERS".to_owned(), "111:15550001111:tok1,222:15550002222:tok2".to_owned()),
+            (
+                "SIM_WEBHOOK_URL".to_owned(),
+                "http://localhost:1/wh".to_owned(),
+            ),
+            (
+                "SIM_NUMBERS".to_owned(),
+                "111:15550001111:tok1,222:15550002222:tok2".to_owned(),
+            ),
             ("SIM_ERROR_RATES".to_owned(), r#"{"5xx":0.01}"#.to_owned()),
         ];
         let c = SimConfig::from_env_and_file(None, vars.into_iter()).expect("env");

@@ -21,7 +21,12 @@ pub struct GraphError {
 }
 
 impl GraphError {
-    pub fn new(status: StatusCode, code: u32, message: impl Into<String>, details: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: u32,
+        message: impl Into<String>,
+        details: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -34,7 +39,12 @@ impl GraphError {
 
     /// `(#100) Invalid parameter` family.
     pub fn invalid_param(details: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter", details)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            100,
+            "(#100) Invalid parameter",
+            details,
+        )
     }
 
     /// A missing top-level field: `(#100) The parameter X is required.`
@@ -49,12 +59,22 @@ impl GraphError {
 
     /// `(#131008) Required parameter is missing`
     pub fn missing(details: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, 131008, "(#131008) Required parameter is missing", details)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            131008,
+            "(#131008) Required parameter is missing",
+            details,
+        )
     }
 
     /// `(#131009) Parameter value is not valid`
     pub fn bad_value(details: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, 131009, "(#131009) Parameter value is not valid", details)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            131009,
+            "(#131009) Parameter value is not valid",
+            details,
+        )
     }
 
     /// `(#132000) Number of parameters does not match the expected number of params`

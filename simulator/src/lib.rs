@@ -57,7 +57,10 @@ impl Runtime {
                     } else {
                         n.display_phone_number.clone()
                     },
-                    waba_id: n.waba_id.clone().unwrap_or_else(|| n.phone_number_id.clone()),
+                    waba_id: n
+                        .waba_id
+                        .clone()
+                        .unwrap_or_else(|| n.phone_number_id.clone()),
                 });
                 (
                     n.phone_number_id.clone(),
@@ -87,7 +90,8 @@ impl Stats {
 
     pub(crate) fn count_status(&self, s: Status) {
         self.statuses[s as usize].fetch_add(1, AO::Relaxed);
-        metrics::counter!("ezpulze_sim_webhook_statuses_total", "status" => s.as_str()).increment(1);
+        metrics::counter!("ezpulze_sim_webhook_statuses_total", "status" => s.as_str())
+            .increment(1);
     }
 
     fn reset(&self) {
@@ -305,7 +309,8 @@ fn code_label(code: u32) -> &'static str {
 
 fn reject(shared: &Shared, err: GraphError, seq: u64) -> Response {
     shared.stats.reject(&err.code.to_string());
-    metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => code_label(err.code)).increment(1);
+    metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => code_label(err.code))
+        .increment(1);
     err.into_response_with(seq)
 }
 
@@ -340,7 +345,11 @@ fn make_wamid(seed: u64, seq: u64, wa_id: &str) -> String {
     let mut out = String::with_capacity(6 + raw.len() * 4 / 3 + 4);
     out.push_str("wamid.");
     for chunk in raw.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -447,7 +456,8 @@ async fn send_message(
         Injected::Timeout if !cfg.timeout_accepts => {
             tokio::time::sleep(Duration::from_millis(cfg.timeout_ms)).await;
             shared.stats.reject("timeout");
-            metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => "timeout").increment(1);
+            metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => "timeout")
+                .increment(1);
             return GraphError::timeout().into_response_with(seq);
         }
         Injected::Timeout => true,
@@ -461,10 +471,11 @@ async fn send_message(
     if !shared.limiter.admit_throughput(&phone_number_id, limit) {
         return reject(&shared, GraphError::throughput(), seq);
     }
-    if !shared
-        .limiter
-        .admit_pair(&phone_number_id, &valid.wa_id, Duration::from_millis(cfg.pair_gap_ms))
-    {
+    if !shared.limiter.admit_pair(
+        &phone_number_id,
+        &valid.wa_id,
+        Duration::from_millis(cfg.pair_gap_ms),
+    ) {
         return reject(&shared, GraphError::pair_limit(), seq);
     }
     // Accepted.
@@ -580,12 +591,12 @@ async fn render_metrics(State(shared): State<Arc<Shared>>) -> Response {
     metrics::gauge!("ezpulze_sim_webhook_statuses_pending")
         .set(shared.hooks.pending.load(AO::Relaxed) as f64);
     metrics::gauge!("ezpulze_sim_pair_entries").set(shared.limiter.pairs_len() as f64);
-    let body = shared.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    let body = shared
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 #[cfg(test)]

@@ -80,7 +80,10 @@ impl Limiter {
         }
         let key = pair_key(phone_number_id, wa_id);
         let now = Instant::now();
-        let mut entry = self.pairs.entry(key).or_insert_with(|| now - gap - Duration::from_millis(1));
+        let mut entry = self
+            .pairs
+            .entry(key)
+            .or_insert_with(|| now - gap - Duration::from_millis(1));
         if now.duration_since(*entry) < gap {
             return false;
         }

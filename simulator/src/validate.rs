@@ -99,7 +99,9 @@ fn lower(v: &Value, key: &str) -> Option<String> {
 /// Checks the whole request body.
 pub fn validate(body: &Value, book: &TemplateBook) -> Result<Validated, GraphError> {
     if !body.is_object() {
-        return Err(GraphError::invalid_param("The request body must be a JSON object."));
+        return Err(GraphError::invalid_param(
+            "The request body must be a JSON object.",
+        ));
     }
     match body.get("messaging_product") {
         None | Some(Value::Null) => return Err(GraphError::required("messaging_product")),
@@ -108,7 +110,9 @@ pub fn validate(body: &Value, book: &TemplateBook) -> Result<Validated, GraphErr
             return Err(GraphError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 100,
-                format!("(#100) Param messaging_product must be one of {{WHATSAPP}} - got {other}."),
+                format!(
+                    "(#100) Param messaging_product must be one of {{WHATSAPP}} - got {other}."
+                ),
                 "messaging_product must be whatsapp",
             ))
         }
@@ -151,15 +155,24 @@ pub fn validate(body: &Value, book: &TemplateBook) -> Result<Validated, GraphErr
     let mut category = None;
     let is_template = match kind {
         "template" => {
-            let t = body.get("template").filter(|t| t.is_object()).ok_or_else(|| GraphError::required("template"))?;
+            let t = body
+                .get("template")
+                .filter(|t| t.is_object())
+                .ok_or_else(|| GraphError::required("template"))?;
             category = validate_template(t, book)?;
             true
         }
         "text" => {
-            let text = body.get("text").ok_or_else(|| GraphError::required("text"))?;
+            let text = body
+                .get("text")
+                .ok_or_else(|| GraphError::required("text"))?;
             match s(text, "body") {
                 Some(b) if !b.is_empty() && b.chars().count() <= 4096 => {}
-                Some(_) => return Err(GraphError::bad_value("text['body'] must be 1 to 4096 characters")),
+                Some(_) => {
+                    return Err(GraphError::bad_value(
+                        "text['body'] must be 1 to 4096 characters",
+                    ))
+                }
                 None => return Err(GraphError::required("text['body']")),
             }
             false
@@ -191,7 +204,9 @@ pub fn validate(body: &Value, book: &TemplateBook) -> Result<Validated, GraphErr
 /// `+16505551234` / `16505551234` -> `16505551234`; 8 to 15 digits.
 pub fn normalise_phone(to: &str) -> Result<String, GraphError> {
     let digits = to.strip_prefix('+').unwrap_or(to);
-    let ok = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+    let ok = (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
     if ok {
         Ok(digits.to_owned())
     } else {
@@ -206,13 +221,25 @@ fn validate_template(t: &Value, book: &TemplateBook) -> Result<Option<String>, G
     let name = match t.get("name") {
         None | Some(Value::Null) => return Err(GraphError::required("template['name']")),
         Some(Value::String(n)) if !n.is_empty() && n.len() <= 512 => n.as_str(),
-        Some(_) => return Err(GraphError::invalid_param("template['name'] must be a string of 1 to 512 characters")),
+        Some(_) => {
+            return Err(GraphError::invalid_param(
+                "template['name'] must be a string of 1 to 512 characters",
+            ))
+        }
     };
-    let language = t.get("language").ok_or_else(|| GraphError::required("template['language']"))?;
+    let language = t
+        .get("language")
+        .ok_or_else(|| GraphError::required("template['language']"))?;
     let code = match language.get("code") {
         Some(Value::String(c)) if !c.is_empty() => c.as_str(),
-        None | Some(Value::Null) => return Err(GraphError::required("template['language']['code']")),
-        Some(_) => return Err(GraphError::invalid_param("template['language']['code'] must be a string")),
+        None | Some(Value::Null) => {
+            return Err(GraphError::required("template['language']['code']"))
+        }
+        Some(_) => {
+            return Err(GraphError::invalid_param(
+                "template['language']['code'] must be a string",
+            ))
+        }
     };
     if let Some(p) = language.get("policy") {
         if p.as_str() != Some("deterministic") {
@@ -224,12 +251,19 @@ fn validate_template(t: &Value, book: &TemplateBook) -> Result<Option<String>, G
     let registered = if book.is_empty() {
         None
     } else {
-        Some(book.get(name, code).ok_or_else(|| GraphError::no_template(name, code))?)
+        Some(
+            book.get(name, code)
+                .ok_or_else(|| GraphError::no_template(name, code))?,
+        )
     };
     let components: &[Value] = match t.get("components") {
         None | Some(Value::Null) => &[],
         Some(Value::Array(a)) => a,
-        Some(_) => return Err(GraphError::invalid_param("template['components'] must be an array")),
+        Some(_) => {
+            return Err(GraphError::invalid_param(
+                "template['components'] must be an array",
+            ))
+        }
     };
     let sent = collect_components(components, "template['components']", false)?;
     if let Some(reg) = registered {
@@ -251,7 +285,9 @@ struct Sent {
 }
 
 fn bad_type(path: &str, allowed: &str, got: &str) -> GraphError {
-    GraphError::invalid_param(format!("Param {path}['type'] must be one of {{{allowed}}} - got \"{got}\"."))
+    GraphError::invalid_param(format!(
+        "Param {path}['type'] must be one of {{{allowed}}} - got \"{got}\"."
+    ))
 }
 
 fn collect_components(components: &[Value], base: &str, in_card: bool) -> Result<Sent, GraphError> {
@@ -259,22 +295,31 @@ fn collect_components(components: &[Value], base: &str, in_card: bool) -> Result
     let mut seen_body = false;
     for (i, c) in components.iter().enumerate() {
         let path = format!("{base}[{i}]");
-        let kind = lower(c, "type").ok_or_else(|| GraphError::required(&format!("{path}['type']")))?;
+        let kind =
+            lower(c, "type").ok_or_else(|| GraphError::required(&format!("{path}['type']")))?;
         let params: &[Value] = match c.get("parameters") {
             None | Some(Value::Null) => &[],
             Some(Value::Array(a)) => a,
-            Some(_) => return Err(GraphError::invalid_param(format!("{path}['parameters'] must be an array"))),
+            Some(_) => {
+                return Err(GraphError::invalid_param(format!(
+                    "{path}['parameters'] must be an array"
+                )))
+            }
         };
         match kind.as_str() {
             "header" => {
                 if sent.header.is_some() {
-                    return Err(GraphError::invalid_param(format!("{path}: duplicate header component")));
+                    return Err(GraphError::invalid_param(format!(
+                        "{path}: duplicate header component"
+                    )));
                 }
                 sent.header = Some(check_header(params, &path, in_card)?);
             }
             "body" => {
                 if seen_body {
-                    return Err(GraphError::invalid_param(format!("{path}: duplicate body component")));
+                    return Err(GraphError::invalid_param(format!(
+                        "{path}: duplicate body component"
+                    )));
                 }
                 seen_body = true;
                 sent.body_params = check_body(params, &path)?;
@@ -290,7 +335,9 @@ fn collect_components(components: &[Value], base: &str, in_card: bool) -> Result
             }
             "carousel" if !in_card => {
                 if sent.cards.is_some() {
-                    return Err(GraphError::invalid_param(format!("{path}: duplicate carousel component")));
+                    return Err(GraphError::invalid_param(format!(
+                        "{path}: duplicate carousel component"
+                    )));
                 }
                 sent.cards = Some(check_carousel(c, &path)?);
             }
@@ -313,12 +360,20 @@ fn check_text(v: &Value, path: &str, max: usize) -> Result<(), GraphError> {
     let text = match v.get("text") {
         Some(Value::String(t)) => t.as_str(),
         None | Some(Value::Null) => {
-            return Err(GraphError::missing(format!("{path}: Parameter of type text is missing text value")))
+            return Err(GraphError::missing(format!(
+                "{path}: Parameter of type text is missing text value"
+            )))
         }
-        Some(_) => return Err(GraphError::bad_value(format!("{path}['text'] must be a string"))),
+        Some(_) => {
+            return Err(GraphError::bad_value(format!(
+                "{path}['text'] must be a string"
+            )))
+        }
     };
     if text.is_empty() {
-        return Err(GraphError::missing(format!("{path}: Parameter of type text is missing text value")));
+        return Err(GraphError::missing(format!(
+            "{path}: Parameter of type text is missing text value"
+        )));
     }
     if text.contains(['\n', '\r', '\t']) || text.contains("     ") {
         return Err(GraphError::param_issue(
@@ -335,18 +390,25 @@ fn check_text(v: &Value, path: &str, max: usize) -> Result<(), GraphError> {
 }
 
 fn media_ok(v: &Value, kind: &str, path: &str) -> Result<(), GraphError> {
-    let m = v
-        .get(kind)
-        .filter(|m| m.is_object())
-        .ok_or_else(|| GraphError::missing(format!("{path}: Parameter of type {kind} is missing {kind} value")))?;
+    let m = v.get(kind).filter(|m| m.is_object()).ok_or_else(|| {
+        GraphError::missing(format!(
+            "{path}: Parameter of type {kind} is missing {kind} value"
+        ))
+    })?;
     let has = |k: &str| s(m, k).is_some_and(|x| !x.is_empty());
     if !(has("link") || has("id")) {
-        return Err(GraphError::missing(format!("{path}['{kind}']: one of link or id is required")));
+        return Err(GraphError::missing(format!(
+            "{path}['{kind}']: one of link or id is required"
+        )));
     }
     Ok(())
 }
 
-fn check_header(params: &[Value], path: &str, in_card: bool) -> Result<(&'static str, usize), GraphError> {
+fn check_header(
+    params: &[Value],
+    path: &str,
+    in_card: bool,
+) -> Result<(&'static str, usize), GraphError> {
     if params.len() > 1 {
         return Err(GraphError::param_count(format!(
             "header: number of localizable_params ({}) does not match the expected number of params (1)",
@@ -369,28 +431,40 @@ fn check_header(params: &[Value], path: &str, in_card: bool) -> Result<(&'static
         "video" => "video",
         "document" if !in_card => "document",
         "location" if !in_card => {
-            let l = p
-                .get("location")
-                .ok_or_else(|| GraphError::missing(format!("{ppath}: Parameter of type location is missing location value")))?;
+            let l = p.get("location").ok_or_else(|| {
+                GraphError::missing(format!(
+                    "{ppath}: Parameter of type location is missing location value"
+                ))
+            })?;
             for k in ["latitude", "longitude"] {
-                if !l.get(k).is_some_and(|x| x.is_number() || x.as_str().is_some_and(|s| s.parse::<f64>().is_ok())) {
-                    return Err(GraphError::missing(format!("{ppath}['location']['{k}'] is required")));
+                if !l.get(k).is_some_and(|x| {
+                    x.is_number() || x.as_str().is_some_and(|s| s.parse::<f64>().is_ok())
+                }) {
+                    return Err(GraphError::missing(format!(
+                        "{ppath}['location']['{k}'] is required"
+                    )));
                 }
             }
             for k in ["name", "address"] {
                 if s(l, k).is_none_or(str::is_empty) {
-                    return Err(GraphError::missing(format!("{ppath}['location']['{k}'] is required")));
+                    return Err(GraphError::missing(format!(
+                        "{ppath}['location']['{k}'] is required"
+                    )));
                 }
             }
             "location"
         }
         "product" => {
-            let pr = p
-                .get("product")
-                .ok_or_else(|| GraphError::missing(format!("{ppath}: Parameter of type product is missing product value")))?;
+            let pr = p.get("product").ok_or_else(|| {
+                GraphError::missing(format!(
+                    "{ppath}: Parameter of type product is missing product value"
+                ))
+            })?;
             for k in ["product_retailer_id", "catalog_id"] {
                 if s(pr, k).is_none_or(str::is_empty) {
-                    return Err(GraphError::missing(format!("{ppath}['product']['{k}'] is required")));
+                    return Err(GraphError::missing(format!(
+                        "{ppath}['product']['{k}'] is required"
+                    )));
                 }
             }
             "product"
@@ -413,29 +487,45 @@ fn check_header(params: &[Value], path: &str, in_card: bool) -> Result<(&'static
 fn check_body(params: &[Value], path: &str) -> Result<usize, GraphError> {
     for (j, p) in params.iter().enumerate() {
         let ppath = format!("{path}['parameters'][{j}]");
-        let kind = lower(p, "type").ok_or_else(|| GraphError::required(&format!("{ppath}['type']")))?;
+        let kind =
+            lower(p, "type").ok_or_else(|| GraphError::required(&format!("{ppath}['type']")))?;
         match kind.as_str() {
             "text" => check_text(p, &ppath, BODY_TEXT_MAX)?,
             "currency" => {
-                let c = p
-                    .get("currency")
-                    .ok_or_else(|| GraphError::missing(format!("{ppath}: Parameter of type currency is missing currency value")))?;
+                let c = p.get("currency").ok_or_else(|| {
+                    GraphError::missing(format!(
+                        "{ppath}: Parameter of type currency is missing currency value"
+                    ))
+                })?;
                 if s(c, "fallback_value").is_none_or(str::is_empty) {
-                    return Err(GraphError::missing(format!("{ppath}['currency']['fallback_value'] is required")));
+                    return Err(GraphError::missing(format!(
+                        "{ppath}['currency']['fallback_value'] is required"
+                    )));
                 }
                 if s(c, "code").is_none_or(|x| x.len() != 3) {
-                    return Err(GraphError::bad_value(format!("{ppath}['currency']['code'] must be an ISO 4217 code")));
+                    return Err(GraphError::bad_value(format!(
+                        "{ppath}['currency']['code'] must be an ISO 4217 code"
+                    )));
                 }
-                if !c.get("amount_1000").is_some_and(|a| a.is_i64() || a.is_u64()) {
-                    return Err(GraphError::bad_value(format!("{ppath}['currency']['amount_1000'] must be an integer")));
+                if !c
+                    .get("amount_1000")
+                    .is_some_and(|a| a.is_i64() || a.is_u64())
+                {
+                    return Err(GraphError::bad_value(format!(
+                        "{ppath}['currency']['amount_1000'] must be an integer"
+                    )));
                 }
             }
             "date_time" => {
-                let d = p
-                    .get("date_time")
-                    .ok_or_else(|| GraphError::missing(format!("{ppath}: Parameter of type date_time is missing date_time value")))?;
+                let d = p.get("date_time").ok_or_else(|| {
+                    GraphError::missing(format!(
+                        "{ppath}: Parameter of type date_time is missing date_time value"
+                    ))
+                })?;
                 if s(d, "fallback_value").is_none_or(str::is_empty) {
-                    return Err(GraphError::missing(format!("{ppath}['date_time']['fallback_value'] is required")));
+                    return Err(GraphError::missing(format!(
+                        "{ppath}['date_time']['fallback_value'] is required"
+                    )));
                 }
             }
             other => return Err(bad_type(&ppath, "CURRENCY, DATE_TIME, TEXT", other)),
@@ -448,7 +538,11 @@ fn parse_index(v: Option<&Value>, path: &str) -> Result<u32, GraphError> {
     let idx = match v {
         None | Some(Value::Null) => return Err(GraphError::required(&format!("{path}['index']"))),
         Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse::<u64>().ok(),
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse::<u64>().ok()
+        }
         Some(_) => None,
     };
     match idx {
@@ -462,7 +556,9 @@ fn parse_index(v: Option<&Value>, path: &str) -> Result<u32, GraphError> {
 fn one_param<'a>(params: &'a [Value], path: &str, what: &str) -> Result<&'a Value, GraphError> {
     match params {
         [p] => Ok(p),
-        [] => Err(GraphError::missing(format!("{path}: a {what} button requires one parameter"))),
+        [] => Err(GraphError::missing(format!(
+            "{path}: a {what} button requires one parameter"
+        ))),
         _ => Err(GraphError::param_count(format!(
             "{path}: a {what} button takes one parameter, received {}",
             params.len()
@@ -471,12 +567,15 @@ fn one_param<'a>(params: &'a [Value], path: &str, what: &str) -> Result<&'a Valu
 }
 
 fn param_kind(p: &Value, path: &str) -> Result<String, GraphError> {
-    lower(p, "type").ok_or_else(|| GraphError::required(&format!("{path}['parameters'][0]['type']")))
+    lower(p, "type")
+        .ok_or_else(|| GraphError::required(&format!("{path}['parameters'][0]['type']")))
 }
 
 fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String), GraphError> {
     let sub = match c.get("sub_type") {
-        None | Some(Value::Null) => return Err(GraphError::required(&format!("{path}['sub_type']"))),
+        None | Some(Value::Null) => {
+            return Err(GraphError::required(&format!("{path}['sub_type']")))
+        }
         Some(Value::String(s)) => s.to_ascii_lowercase(),
         Some(other) => other.to_string(),
     };
@@ -496,16 +595,29 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
             let p = one_param(params, path, "quick_reply")?;
             match param_kind(p, path)?.as_str() {
                 "payload" => {
-                    if !p.get("payload").is_some_and(|x| x.is_string() || x.is_number() || x.is_boolean()) {
-                        return Err(GraphError::missing(format!("{path}: Parameter of type payload is missing payload value")));
+                    if !p
+                        .get("payload")
+                        .is_some_and(|x| x.is_string() || x.is_number() || x.is_boolean())
+                    {
+                        return Err(GraphError::missing(format!(
+                            "{path}: Parameter of type payload is missing payload value"
+                        )));
                     }
                 }
                 "text" => {
                     if p.get("text").is_none_or(Value::is_null) {
-                        return Err(GraphError::missing(format!("{path}: Parameter of type text is missing text value")));
+                        return Err(GraphError::missing(format!(
+                            "{path}: Parameter of type text is missing text value"
+                        )));
                     }
                 }
-                other => return Err(bad_type(&format!("{path}['parameters'][0]"), "PAYLOAD, TEXT", other)),
+                other => {
+                    return Err(bad_type(
+                        &format!("{path}['parameters'][0]"),
+                        "PAYLOAD, TEXT",
+                        other,
+                    ))
+                }
             }
         }
         "url" => {
@@ -517,7 +629,9 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
             match s(p, "text") {
                 Some(t) if !t.is_empty() && t.chars().count() <= URL_SUFFIX_MAX => {
                     if t.contains(['\n', '\r', '\t', ' ']) {
-                        return Err(GraphError::bad_value(format!("{path}: a URL suffix cannot contain whitespace")));
+                        return Err(GraphError::bad_value(format!(
+                            "{path}: a URL suffix cannot contain whitespace"
+                        )));
                     }
                 }
                 Some(t) if !t.is_empty() => {
@@ -525,14 +639,22 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
                         "{path}: URL suffix longer than {URL_SUFFIX_MAX} characters"
                     )))
                 }
-                _ => return Err(GraphError::missing(format!("{path}: Parameter of type text is missing text value"))),
+                _ => {
+                    return Err(GraphError::missing(format!(
+                        "{path}: Parameter of type text is missing text value"
+                    )))
+                }
             }
         }
         "copy_code" => {
             let p = one_param(params, path, "copy_code")?;
             let kind = param_kind(p, path)?;
             if kind != "coupon_code" {
-                return Err(bad_type(&format!("{path}['parameters'][0]"), "COUPON_CODE", &kind));
+                return Err(bad_type(
+                    &format!("{path}['parameters'][0]"),
+                    "COUPON_CODE",
+                    &kind,
+                ));
             }
             match s(p, "coupon_code") {
                 Some(t) if !t.is_empty() && t.chars().count() <= COUPON_MAX => {}
@@ -541,17 +663,27 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
                         "{path}: coupon_code longer than {COUPON_MAX} characters"
                     )))
                 }
-                _ => return Err(GraphError::missing(format!("{path}: Parameter of type coupon_code is missing coupon_code value"))),
+                _ => {
+                    return Err(GraphError::missing(format!(
+                        "{path}: Parameter of type coupon_code is missing coupon_code value"
+                    )))
+                }
             }
         }
         "flow" | "catalog" => {
             for (j, p) in params.iter().enumerate() {
                 let kind = lower(p, "type").unwrap_or_default();
                 if kind != "action" {
-                    return Err(bad_type(&format!("{path}['parameters'][{j}]"), "ACTION", &kind));
+                    return Err(bad_type(
+                        &format!("{path}['parameters'][{j}]"),
+                        "ACTION",
+                        &kind,
+                    ));
                 }
                 if !p.get("action").is_some_and(Value::is_object) {
-                    return Err(GraphError::missing(format!("{path}: Parameter of type action is missing action value")));
+                    return Err(GraphError::missing(format!(
+                        "{path}: Parameter of type action is missing action value"
+                    )));
                 }
             }
         }
@@ -559,11 +691,17 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
             let p = one_param(params, path, "mpm")?;
             let kind = param_kind(p, path)?;
             if kind != "action" {
-                return Err(bad_type(&format!("{path}['parameters'][0]"), "ACTION", &kind));
+                return Err(bad_type(
+                    &format!("{path}['parameters'][0]"),
+                    "ACTION",
+                    &kind,
+                ));
             }
-            let a = p
-                .get("action")
-                .ok_or_else(|| GraphError::missing(format!("{path}: Parameter of type action is missing action value")))?;
+            let a = p.get("action").ok_or_else(|| {
+                GraphError::missing(format!(
+                    "{path}: Parameter of type action is missing action value"
+                ))
+            })?;
             check_mpm(a, path)?;
         }
         _ => {}
@@ -573,14 +711,18 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
 
 fn check_mpm(a: &Value, path: &str) -> Result<(), GraphError> {
     if s(a, "thumbnail_product_retailer_id").is_none_or(str::is_empty) {
-        return Err(GraphError::missing(format!("{path}: action['thumbnail_product_retailer_id'] is required")));
+        return Err(GraphError::missing(format!(
+            "{path}: action['thumbnail_product_retailer_id'] is required"
+        )));
     }
     let sections = a
         .get("sections")
         .and_then(Value::as_array)
         .ok_or_else(|| GraphError::missing(format!("{path}: action['sections'] is required")))?;
     if sections.is_empty() || sections.len() > 10 {
-        return Err(GraphError::bad_value(format!("{path}: 1 to 10 sections are allowed")));
+        return Err(GraphError::bad_value(format!(
+            "{path}: 1 to 10 sections are allowed"
+        )));
     }
     let mut total = 0usize;
     for sec in sections {
@@ -588,9 +730,16 @@ fn check_mpm(a: &Value, path: &str) -> Result<(), GraphError> {
             .get("product_items")
             .and_then(Value::as_array)
             .filter(|i| !i.is_empty())
-            .ok_or_else(|| GraphError::missing(format!("{path}: every section needs product_items")))?;
-        if items.iter().any(|i| s(i, "product_retailer_id").is_none_or(str::is_empty)) {
-            return Err(GraphError::missing(format!("{path}: product_items need a product_retailer_id")));
+            .ok_or_else(|| {
+                GraphError::missing(format!("{path}: every section needs product_items"))
+            })?;
+        if items
+            .iter()
+            .any(|i| s(i, "product_retailer_id").is_none_or(str::is_empty))
+        {
+            return Err(GraphError::missing(format!(
+                "{path}: product_items need a product_retailer_id"
+            )));
         }
         total += items.len();
         if sections.len() > 1 && s(sec, "title").is_none_or(str::is_empty) {
@@ -600,7 +749,9 @@ fn check_mpm(a: &Value, path: &str) -> Result<(), GraphError> {
         }
     }
     if total > 30 {
-        return Err(GraphError::bad_value(format!("{path}: at most 30 products in total, got {total}")));
+        return Err(GraphError::bad_value(format!(
+            "{path}: at most 30 products in total, got {total}"
+        )));
     }
     Ok(())
 }
@@ -641,7 +792,9 @@ fn check_carousel(c: &Value, path: &str) -> Result<Vec<Sent>, GraphError> {
         let idx = match card.get("card_index") {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.parse::<u64>().ok(),
-            None | Some(Value::Null) => return Err(GraphError::required(&format!("{cpath}['card_index']"))),
+            None | Some(Value::Null) => {
+                return Err(GraphError::required(&format!("{cpath}['card_index']")))
+            }
             _ => None,
         };
         let idx = match idx {
@@ -663,9 +816,13 @@ fn check_carousel(c: &Value, path: &str) -> Result<Vec<Sent>, GraphError> {
                 "{cpath}: header: Format mismatch, expected IMAGE, VIDEO or PRODUCT, received UNKNOWN"
             )));
         }
-        let slot = out.get_mut(idx).ok_or_else(|| GraphError::invalid_param("card_index out of range"))?;
+        let slot = out
+            .get_mut(idx)
+            .ok_or_else(|| GraphError::invalid_param("card_index out of range"))?;
         if slot.is_some() {
-            return Err(GraphError::invalid_param(format!("{cpath}: card_index {idx} is used twice")));
+            return Err(GraphError::invalid_param(format!(
+                "{cpath}: card_index {idx} is used twice"
+            )));
         }
         *slot = Some(sent);
     }
@@ -735,18 +892,28 @@ fn check_against(sent: &Sent, reg: &TemplateConfig) -> Result<(), GraphError> {
                 )));
             }
         }
-        if card.body_params != reg.card_body_params as usize {
-            return Err(GraphError::param_count(format!(
-                "cards[{i}].body: number of localizable_params ({}) does not match the expected number of params ({})",
-                card.body_params, reg.card_body_params
-            )));
+        if let Some(expected) = reg.card_body_params {
+            if card.body_params != expected as usize {
+                return Err(GraphError::param_count(format!(
+                    "cards[{i}].body: number of localizable_params ({}) does not match the expected number of params ({expected})",
+                    card.body_params
+                )));
+            }
         }
-        check_buttons(&card.buttons, &reg.card_buttons, &format!("cards[{i}].buttons"))?;
+        check_buttons(
+            &card.buttons,
+            &reg.card_buttons,
+            &format!("cards[{i}].buttons"),
+        )?;
     }
     Ok(())
 }
 
-fn check_buttons(sent: &[(u32, String)], reg: &[ButtonConfig], what: &str) -> Result<(), GraphError> {
+fn check_buttons(
+    sent: &[(u32, String)],
+    reg: &[ButtonConfig],
+    what: &str,
+) -> Result<(), GraphError> {
     for (index, sub) in sent {
         match reg.iter().find(|b| b.index == *index) {
             None => {

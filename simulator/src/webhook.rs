@@ -152,7 +152,9 @@ impl Hooks {
             if cfg.reorder_rate > 0.0 && rng::draw(seed, seq, salt + 1) < cfg.reorder_rate {
                 at += cfg.reorder_delay_ms;
             }
-            let copies = if cfg.duplicate_rate > 0.0 && rng::draw(seed, seq, salt + 2) < cfg.duplicate_rate {
+            let copies = if cfg.duplicate_rate > 0.0
+                && rng::draw(seed, seq, salt + 2) < cfg.duplicate_rate
+            {
                 2
             } else {
                 1
@@ -185,7 +187,11 @@ impl Hooks {
 }
 
 /// The scheduler: moves due events into batches and hands batches to senders.
-pub async fn scheduler(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Event>, mut stop: watch::Receiver<bool>) {
+pub async fn scheduler(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut heap: BinaryHeap<Event> = BinaryHeap::new();
     let mut ready: Vec<Event> = Vec::new();
     let mut ready_since: Option<Instant> = None;
@@ -271,7 +277,11 @@ pub async fn scheduler(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Even
                 drop(permit);
             });
         }
-        ready_since = if ready.is_empty() { None } else { ready_since.or(Some(now)) };
+        ready_since = if ready.is_empty() {
+            None
+        } else {
+            ready_since.or(Some(now))
+        };
     }
 }
 
@@ -383,12 +393,23 @@ pub fn build_body(batch: &[Event], meta_escaping: bool) -> Vec<u8> {
     let mut entries: Vec<Entry<'_>> = Vec::new();
     for ev in batch {
         let m = &ev.msg;
-        let conv_id = || format!("{:016x}{:016x}", rng::mix(rng::draw_u64(7, m.recipient.len() as u64, hash_str(&m.recipient))), hash_str(&m.number.phone_number_id));
+        let conv_id = || {
+            format!(
+                "{:016x}{:016x}",
+                rng::mix(rng::draw_u64(
+                    7,
+                    m.recipient.len() as u64,
+                    hash_str(&m.recipient)
+                )),
+                hash_str(&m.number.phone_number_id)
+            )
+        };
         let (conversation, pricing) = match ev.status {
             Status::Sent | Status::Delivered => (
                 Some(Conversation {
                     id: conv_id(),
-                    expiration_timestamp: (ev.status == Status::Sent).then(|| (unix_now() + 86_400).to_string()),
+                    expiration_timestamp: (ev.status == Status::Sent)
+                        .then(|| (unix_now() + 86_400).to_string()),
                     origin: Origin { kind: &m.category },
                 }),
                 Some(Pricing {
@@ -408,7 +429,8 @@ pub fn build_body(batch: &[Event], meta_escaping: bool) -> Vec<u8> {
             biz_opaque_callback_data: m.biz_opaque.as_deref(),
             conversation,
             pricing,
-            errors: (ev.status == Status::Failed).then(|| [async_error(m.error_code.unwrap_or(131000))]),
+            errors: (ev.status == Status::Failed)
+                .then(|| [async_error(m.error_code.unwrap_or(131000))]),
         };
         let pnid = m.number.phone_number_id.as_str();
         if let Some(e) = entries
@@ -446,7 +468,9 @@ pub fn build_body(batch: &[Event], meta_escaping: bool) -> Vec<u8> {
 }
 
 fn hash_str(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Escapes `/` as `\/` and non-ASCII characters as lowercase `\uXXXX`, as Meta's JSON does.
@@ -531,7 +555,11 @@ async fn deliver(shared: Arc<Shared>, client: reqwest::Client, batch: Vec<Event>
             .webhook_retry_initial_ms
             .saturating_mul(1u64 << (attempt - 1).min(20))
             .min(cfg.webhook_retry_max_ms.max(cfg.webhook_retry_initial_ms));
-        tracing::debug!(attempt, backoff_ms = backoff, "webhook delivery failed; retrying");
+        tracing::debug!(
+            attempt,
+            backoff_ms = backoff,
+            "webhook delivery failed; retrying"
+        );
         tokio::time::sleep(Duration::from_millis(backoff)).await;
     }
     shared.hooks.pending.fetch_sub(n, AO::Relaxed);
