@@ -149,7 +149,7 @@ pub enum Parameter<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         parameter_name: Option<&'a str>,
         /// The value.
-        currency: &'a Currency,
+        currency: CurrencyValue<'a>,
     },
     /// Date/time.
     DateTime {
@@ -157,7 +157,7 @@ pub enum Parameter<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         parameter_name: Option<&'a str>,
         /// The value.
-        date_time: &'a DateTime,
+        date_time: DateTimeValue<'a>,
     },
     /// Image header.
     Image {
@@ -204,6 +204,70 @@ pub enum Parameter<'a> {
         /// Expiry.
         limited_time_offer: OfferExpiry,
     },
+}
+
+/// A currency parameter (fallback text flattened like text parameters).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurrencyValue<'a> {
+    /// What is shown.
+    pub fallback_value: Cow<'a, str>,
+    /// ISO 4217 code.
+    pub code: &'a str,
+    /// Amount times 1000.
+    pub amount_1000: i64,
+}
+
+impl<'a> CurrencyValue<'a> {
+    fn new(c: &'a Currency) -> Self {
+        CurrencyValue {
+            fallback_value: flatten_text(&c.fallback_value),
+            code: &c.code,
+            amount_1000: c.amount_1000,
+        }
+    }
+}
+
+/// A date/time parameter (fallback text flattened; legacy fields passed on).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DateTimeValue<'a> {
+    /// What is shown.
+    pub fallback_value: Cow<'a, str>,
+    /// Legacy localisation field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<&'a str>,
+    /// Legacy localisation field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day_of_month: Option<i64>,
+    /// Legacy localisation field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day_of_week: Option<i64>,
+    /// Legacy localisation field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hour: Option<i64>,
+    /// Legacy localisation field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minute: Option<i64>,
+    /// Legacy localisation field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub month: Option<i64>,
+    /// Legacy localisation field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year: Option<i64>,
+}
+
+impl<'a> DateTimeValue<'a> {
+    fn new(d: &'a DateTime) -> Self {
+        DateTimeValue {
+            fallback_value: flatten_text(&d.fallback_value),
+            calendar: d.calendar.as_deref(),
+            day_of_month: d.day_of_month,
+            day_of_week: d.day_of_week,
+            hour: d.hour,
+            minute: d.minute,
+            month: d.month,
+            year: d.year,
+        }
+    }
 }
 
 /// Media by link or id.
@@ -1161,12 +1225,14 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
+                let currency = CurrencyValue::new(c);
+                let len = currency.fallback_value.len();
                 Some((
                     Parameter::Currency {
                         parameter_name: name,
-                        currency: c,
+                        currency,
                     },
-                    c.fallback_value.len(),
+                    len,
                 ))
             }
             Param::DateTime(dt) if !is_header => {
@@ -1180,12 +1246,14 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
+                let date_time = DateTimeValue::new(dt);
+                let len = date_time.fallback_value.len();
                 Some((
                     Parameter::DateTime {
                         parameter_name: name,
-                        date_time: dt,
+                        date_time,
                     },
-                    dt.fallback_value.len(),
+                    len,
                 ))
             }
             _ => {

@@ -708,7 +708,11 @@ fn text_params(text: &str, format: ParameterFormat, path: &str, errs: &mut Error
             let mut nums = Vec::with_capacity(found.len());
             for inner in &found {
                 match inner.parse::<usize>() {
-                    Ok(n) if (1..=100).contains(&n) && !inner.starts_with('0') && inner.bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(n)
+                        if (1..=100).contains(&n)
+                            && !inner.starts_with('0')
+                            && inner.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
                         max = max.max(n);
                         nums.push(n);
                     }

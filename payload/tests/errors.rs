@@ -33,14 +33,16 @@ fn has(errors: &[FieldError], field: &str, code: ErrorCode) {
 }
 
 fn text_tpl() -> CompiledTemplate {
-    compile(json!({"name": "t", "language": "en", "category": "UTILITY", "components": [
+    compile(
+        json!({"name": "t", "language": "en", "category": "UTILITY", "components": [
         {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
         {"type": "BODY", "text": "Hi {{1}}, {{2}}"},
         {"type": "BUTTONS", "buttons": [
             {"type": "QUICK_REPLY", "text": "Stop"},
             {"type": "URL", "text": "Go", "url": "https://x.example/{{1}}"},
             {"type": "COPY_CODE", "example": "X"},
-            {"type": "PHONE_NUMBER", "text": "Call", "phone_number": "+15550001"}]}]}))
+            {"type": "PHONE_NUMBER", "text": "Call", "phone_number": "+15550001"}]}]}),
+    )
 }
 
 fn ok_vars() -> Value {
@@ -57,14 +59,22 @@ fn valid_baseline() {
 #[test]
 fn invalid_phone() {
     let t = text_tpl();
-    for bad in ["", "abc", "+1234", "+1 650 555 1234 5678 9", "0650 555 1234"] {
+    for bad in [
+        "",
+        "abc",
+        "+1234",
+        "+1 650 555 1234 5678 9",
+        "0650 555 1234",
+    ] {
         let e = errs_to(&t, json!({}), ok_vars(), bad, "cb");
         has(&e, "to", ErrorCode::InvalidPhone);
     }
     // Accepted forms produce digits only.
     let r = vars(ok_vars());
     let d = Variables::default();
-    let m = t.expand(&d, &r, "0044 (20) 7946-0958", "cb").expect("valid");
+    let m = t
+        .expand(&d, &r, "0044 (20) 7946-0958", "cb")
+        .expect("valid");
     assert_eq!(m.to, "442079460958");
 }
 
@@ -76,10 +86,18 @@ fn missing_variables() {
     has(&e, "body[0]", ErrorCode::MissingVariable);
     has(&e, "body[1]", ErrorCode::MissingVariable);
     has(&e, "buttons", ErrorCode::MissingVariable);
-    assert_eq!(e.iter().filter(|e| e.field == "buttons").count(), 2, "url and copy code");
+    assert_eq!(
+        e.iter().filter(|e| e.field == "buttons").count(),
+        2,
+        "url and copy code"
+    );
     // null leaves the slot to the defaults, which lack it too.
-    let e = errs(&t, json!({"body": ["x"]}), json!({"header": ["1"], "body": [null, null],
-        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}));
+    let e = errs(
+        &t,
+        json!({"body": ["x"]}),
+        json!({"header": ["1"], "body": [null, null],
+        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}),
+    );
     has(&e, "body[1]", ErrorCode::MissingVariable);
     assert_eq!(e.len(), 1, "{e:#?}");
 }
@@ -87,10 +105,14 @@ fn missing_variables() {
 #[test]
 fn extra_variables() {
     let t = text_tpl();
-    let e = errs(&t, json!({}), json!({"header": ["1"], "body": ["a", "b", "c"],
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": ["1"], "body": ["a", "b", "c"],
         "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"},
                     {"index": 3, "text": "static phone"}, {"index": 0, "text": "no"}],
-        "cards": [], "limited_time_offer": {"expiration_time_ms": 1}, "product": {"sections": []}}));
+        "cards": [], "limited_time_offer": {"expiration_time_ms": 1}, "product": {"sections": []}}),
+    );
     has(&e, "body[2]", ErrorCode::ExtraVariable);
     has(&e, "buttons[2]", ErrorCode::ExtraVariable);
     has(&e, "buttons[3].text", ErrorCode::ExtraVariable);
@@ -103,29 +125,45 @@ fn extra_variables() {
     // A header for a template without one.
     let plain = compile(json!({"name": "p", "language": "en", "category": "UTILITY",
         "components": [{"type": "BODY", "text": "No params"}]}));
-    let e = errs(&plain, json!({}), json!({"header": {"type": "image", "id": "1"}, "body": ["x"]}));
+    let e = errs(
+        &plain,
+        json!({}),
+        json!({"header": {"type": "image", "id": "1"}, "body": ["x"]}),
+    );
     has(&e, "header", ErrorCode::ExtraVariable);
     has(&e, "body", ErrorCode::ExtraVariable);
 }
 
 #[test]
 fn named_extra_and_missing() {
-    let t = compile(json!({"name": "n", "language": "en", "category": "UTILITY", "parameter_format": "NAMED",
-        "components": [{"type": "BODY", "text": "Hi {{first_name}} {{code}}"}]}));
-    let e = errs(&t, json!({}), json!({"body": {"first_name": "M", "nickname": "x"}}));
+    let t = compile(
+        json!({"name": "n", "language": "en", "category": "UTILITY", "parameter_format": "NAMED",
+        "components": [{"type": "BODY", "text": "Hi {{first_name}} {{code}}"}]}),
+    );
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"body": {"first_name": "M", "nickname": "x"}}),
+    );
     has(&e, "body.nickname", ErrorCode::ExtraVariable);
     has(&e, "body.code", ErrorCode::MissingVariable);
     let e = errs(&t, json!({}), json!({"body": ["M", "C"]}));
     has(&e, "body", ErrorCode::InvalidValue);
     let positional = text_tpl();
-    let e = errs(&positional, json!({}), json!({"header": ["1"], "body": {"a": "b"}}));
+    let e = errs(
+        &positional,
+        json!({}),
+        json!({"header": ["1"], "body": {"a": "b"}}),
+    );
     has(&e, "body", ErrorCode::InvalidValue);
 }
 
 #[test]
 fn wrong_media_kind() {
-    let t = compile(json!({"name": "m", "language": "en", "category": "MARKETING",
-        "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Hi"}]}));
+    let t = compile(
+        json!({"name": "m", "language": "en", "category": "MARKETING",
+        "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Hi"}]}),
+    );
     for h in [
         json!({"type": "video", "link": "https://x.example/v.mp4"}),
         json!({"type": "document", "id": "1"}),
@@ -136,26 +174,52 @@ fn wrong_media_kind() {
         let e = errs(&t, json!({}), json!({"header": h}));
         has(&e, "header", ErrorCode::WrongMediaKind);
     }
-    let e = errs(&t, json!({"header": {"type": "video", "id": "1"}}), json!({}));
+    let e = errs(
+        &t,
+        json!({"header": {"type": "video", "id": "1"}}),
+        json!({}),
+    );
     has(&e, "defaults.header", ErrorCode::WrongMediaKind);
     let text = text_tpl();
-    let e = errs(&text, json!({}), json!({"header": {"type": "image", "id": "1"}, "body": ["a", "b"]}));
+    let e = errs(
+        &text,
+        json!({}),
+        json!({"header": {"type": "image", "id": "1"}, "body": ["a", "b"]}),
+    );
     has(&e, "header", ErrorCode::WrongMediaKind);
 }
 
 #[test]
 fn media_values() {
-    let t = compile(json!({"name": "m", "language": "en", "category": "MARKETING",
-        "components": [{"type": "HEADER", "format": "DOCUMENT"}, {"type": "BODY", "text": "Hi"}]}));
-    let e = errs(&t, json!({}), json!({"header": {"type": "document", "link": "ftp://x/y.pdf"}}));
+    let t = compile(
+        json!({"name": "m", "language": "en", "category": "MARKETING",
+        "components": [{"type": "HEADER", "format": "DOCUMENT"}, {"type": "BODY", "text": "Hi"}]}),
+    );
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": {"type": "document", "link": "ftp://x/y.pdf"}}),
+    );
     has(&e, "header.link", ErrorCode::InvalidValue);
-    let e = errs(&t, json!({}), json!({"header": {"type": "document", "link": "https://x/y.pdf", "id": "1"}}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": {"type": "document", "link": "https://x/y.pdf", "id": "1"}}),
+    );
     has(&e, "header", ErrorCode::InvalidValue);
-    let e = errs(&t, json!({}), json!({"header": {"type": "document", "filename": "y.pdf"}}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": {"type": "document", "filename": "y.pdf"}}),
+    );
     has(&e, "header", ErrorCode::MissingVariable);
     let loc = compile(json!({"name": "l", "language": "en", "category": "UTILITY",
         "components": [{"type": "HEADER", "format": "LOCATION"}, {"type": "BODY", "text": "Hi"}]}));
-    let e = errs(&loc, json!({}), json!({"header": {"type": "location", "latitude": 91.0, "longitude": -181.0, "name": " ", "address": ""}}));
+    let e = errs(
+        &loc,
+        json!({}),
+        json!({"header": {"type": "location", "latitude": 91.0, "longitude": -181.0, "name": " ", "address": ""}}),
+    );
     has(&e, "header.latitude", ErrorCode::InvalidValue);
     has(&e, "header.longitude", ErrorCode::InvalidValue);
     has(&e, "header.name", ErrorCode::InvalidValue);
@@ -166,8 +230,10 @@ fn carousel() -> CompiledTemplate {
     let card = json!({"components": [{"type": "HEADER", "format": "IMAGE"},
         {"type": "BODY", "text": "Card {{1}}"},
         {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Buy", "url": "https://x.example/{{1}}"}]}]});
-    compile(json!({"name": "c", "language": "en", "category": "MARKETING", "components": [
-        {"type": "BODY", "text": "Hi"}, {"type": "CAROUSEL", "cards": [card.clone(), card.clone(), card]}]}))
+    compile(
+        json!({"name": "c", "language": "en", "category": "MARKETING", "components": [
+        {"type": "BODY", "text": "Hi"}, {"type": "CAROUSEL", "cards": [card.clone(), card.clone(), card]}]}),
+    )
 }
 
 fn card(i: usize) -> Value {
@@ -179,14 +245,26 @@ fn card_count() {
     let t = carousel();
     let e = errs(&t, json!({}), json!({"cards": [card(0), card(1)]}));
     has(&e, "cards", ErrorCode::CardCount);
-    let e = errs(&t, json!({}), json!({"cards": [card(0), card(1), card(2), card(3)]}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"cards": [card(0), card(1), card(2), card(3)]}),
+    );
     has(&e, "cards", ErrorCode::CardCount);
     let e = errs(&t, json!({}), json!({}));
     has(&e, "cards", ErrorCode::CardCount);
-    let e = errs(&t, json!({"cards": [card(0)]}), json!({"cards": [card(0), card(1), card(2)]}));
+    let e = errs(
+        &t,
+        json!({"cards": [card(0)]}),
+        json!({"cards": [card(0), card(1), card(2)]}),
+    );
     has(&e, "defaults.cards", ErrorCode::CardCount);
     // Per-card errors carry the card.
-    let e = errs(&t, json!({}), json!({"cards": [card(0), {"header": {"type": "video", "id": "1"}, "body": ["x"], "buttons": [{"index": 0, "text": "s"}]}, {"body": ["x", "y"]}]}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"cards": [card(0), {"header": {"type": "video", "id": "1"}, "body": ["x"], "buttons": [{"index": 0, "text": "s"}]}, {"body": ["x", "y"]}]}),
+    );
     has(&e, "cards[1].header", ErrorCode::WrongMediaKind);
     has(&e, "cards[2].header", ErrorCode::MissingVariable);
     has(&e, "cards[2].body[1]", ErrorCode::ExtraVariable);
@@ -196,31 +274,52 @@ fn card_count() {
         vars(json!({"cards": [card(0), card(1), card(2)]})),
         vars(json!({"cards": [{}, {"body": ["mine"]}, {}]})),
     );
-    let m = t.expand(&d, &r, "+16505551234", "").expect("valid").to_json_value();
-    assert_eq!(m["template"]["components"][0]["cards"][1]["components"][1]["parameters"][0]["text"], "mine");
-    assert_eq!(m["template"]["components"][0]["cards"][2]["components"][1]["parameters"][0]["text"], "c2");
+    let m = t
+        .expand(&d, &r, "+16505551234", "")
+        .expect("valid")
+        .to_json_value();
+    assert_eq!(
+        m["template"]["components"][0]["cards"][1]["components"][1]["parameters"][0]["text"],
+        "mine"
+    );
+    assert_eq!(
+        m["template"]["components"][0]["cards"][2]["components"][1]["parameters"][0]["text"],
+        "c2"
+    );
 }
 
 #[test]
 fn too_long() {
     let t = text_tpl();
     let long = |n: usize| "x".repeat(n);
-    let e = errs(&t, json!({}), json!({"header": [long(61)], "body": ["a", "b"],
-        "buttons": [{"index": 1, "text": long(2001)}, {"index": 2, "coupon_code": long(16)}]}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": [long(61)], "body": ["a", "b"],
+        "buttons": [{"index": 1, "text": long(2001)}, {"index": 2, "coupon_code": long(16)}]}),
+    );
     has(&e, "header[0]", ErrorCode::TooLong);
     has(&e, "buttons[0].text", ErrorCode::TooLong);
     has(&e, "buttons[1].coupon_code", ErrorCode::TooLong);
     // The rendered body counts: static text "Hi , " (5 chars) + params.
-    let e = errs(&t, json!({}), json!({"header": ["1"], "body": [long(1000), long(20)],
-        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": ["1"], "body": [long(1000), long(20)],
+        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}),
+    );
     has(&e, "body", ErrorCode::TooLong);
     let r = vars(json!({"header": ["1"], "body": [long(1000), long(19)],
         "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}));
-    t.expand(&Variables::default(), &r, "+16505551234", "").expect("1024 exactly is fine");
+    t.expand(&Variables::default(), &r, "+16505551234", "")
+        .expect("1024 exactly is fine");
     // Characters, not bytes: 60 multi-byte characters fit a header.
-    let r = vars(json!({"header": ["é".repeat(60)], "body": ["ü".repeat(1000), "a"],
-        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "ÄÖÜ"}]}));
-    t.expand(&Variables::default(), &r, "+16505551234", "").expect("multi-byte within limits");
+    let r = vars(
+        json!({"header": ["é".repeat(60)], "body": ["ü".repeat(1000), "a"],
+        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "ÄÖÜ"}]}),
+    );
+    t.expand(&Variables::default(), &r, "+16505551234", "")
+        .expect("multi-byte within limits");
     let e = errs_to(&t, json!({}), ok_vars(), "+16505551234", &long(513));
     has(&e, "callback_data", ErrorCode::TooLong);
 }
@@ -228,107 +327,196 @@ fn too_long() {
 #[test]
 fn text_hygiene_and_empty_values() {
     let t = text_tpl();
-    let r = vars(json!({"header": ["A\tB"], "body": ["line1\n\nline2", "a      b"],
-        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}));
-    let m = t.expand(&Variables::default(), &r, "+16505551234", "").expect("valid").to_json_value();
+    let r = vars(
+        json!({"header": ["A\tB"], "body": ["line1\n\nline2", "a      b"],
+        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}),
+    );
+    let m = t
+        .expand(&Variables::default(), &r, "+16505551234", "")
+        .expect("valid")
+        .to_json_value();
     let comps = &m["template"]["components"];
     assert_eq!(comps[0]["parameters"][0]["text"], "A B");
     assert_eq!(comps[1]["parameters"][0]["text"], "line1 line2");
     assert_eq!(comps[1]["parameters"][1]["text"], "a b");
-    let e = errs(&t, json!({}), json!({"header": [" \n "], "body": ["", "b"],
-        "buttons": [{"index": 1, "text": " "}, {"index": 2, "coupon_code": ""}]}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": [" \n "], "body": ["", "b"],
+        "buttons": [{"index": 1, "text": " "}, {"index": 2, "coupon_code": ""}]}),
+    );
     has(&e, "header[0]", ErrorCode::InvalidValue);
     has(&e, "body[0]", ErrorCode::InvalidValue);
     has(&e, "buttons[0].text", ErrorCode::InvalidValue);
     has(&e, "buttons[1].coupon_code", ErrorCode::InvalidValue);
-    let e = errs(&t, json!({}), json!({"header": [{"type": "currency", "currency": {"fallback_value": "$1", "code": "USD", "amount_1000": 1000}}],
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": [{"type": "currency", "currency": {"fallback_value": "$1", "code": "USD", "amount_1000": 1000}}],
         "body": ["a", {"type": "currency", "currency": {"fallback_value": "$1", "code": "usd", "amount_1000": 1000}}],
-        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}));
+        "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}),
+    );
     has(&e, "header[0]", ErrorCode::InvalidValue);
     has(&e, "body[1]", ErrorCode::InvalidValue);
 }
 
 fn mpm() -> CompiledTemplate {
-    compile(json!({"name": "m", "language": "en", "category": "MARKETING", "components": [
+    compile(
+        json!({"name": "m", "language": "en", "category": "MARKETING", "components": [
         {"type": "HEADER", "format": "TEXT", "text": "Picks"},
         {"type": "BODY", "text": "Hi"},
-        {"type": "BUTTONS", "buttons": [{"type": "MPM", "text": "View items"}]}]}))
+        {"type": "BUTTONS", "buttons": [{"type": "MPM", "text": "View items"}]}]}),
+    )
 }
 
 fn items(n: usize) -> Value {
-    Value::Array((0..n).map(|i| json!({"product_retailer_id": format!("SKU-{i}")})).collect())
+    Value::Array(
+        (0..n)
+            .map(|i| json!({"product_retailer_id": format!("SKU-{i}")}))
+            .collect(),
+    )
 }
 
 #[test]
 fn mpm_sections() {
     let t = mpm();
     let e = errs(&t, json!({}), json!({}));
-    has(&e, "product.thumbnail_product_retailer_id", ErrorCode::MissingVariable);
+    has(
+        &e,
+        "product.thumbnail_product_retailer_id",
+        ErrorCode::MissingVariable,
+    );
     has(&e, "product.sections", ErrorCode::MissingVariable);
-    let e = errs(&t, json!({}), json!({"product": {"thumbnail_product_retailer_id": "a", "sections": []}}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"product": {"thumbnail_product_retailer_id": "a", "sections": []}}),
+    );
     has(&e, "product.sections", ErrorCode::TooFew);
-    let eleven: Vec<Value> = (0..11).map(|i| json!({"title": format!("S{i}"), "product_items": items(1)})).collect();
-    let e = errs(&t, json!({}), json!({"product": {"thumbnail_product_retailer_id": "a", "sections": eleven}}));
+    let eleven: Vec<Value> = (0..11)
+        .map(|i| json!({"title": format!("S{i}"), "product_items": items(1)}))
+        .collect();
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"product": {"thumbnail_product_retailer_id": "a", "sections": eleven}}),
+    );
     has(&e, "product.sections", ErrorCode::TooMany);
-    let e = errs(&t, json!({}), json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [
-        {"title": "A", "product_items": items(20)}, {"title": "B", "product_items": items(11)}]}}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [
+        {"title": "A", "product_items": items(20)}, {"title": "B", "product_items": items(11)}]}}),
+    );
     has(&e, "product.sections", ErrorCode::TooMany);
-    let e = errs(&t, json!({}), json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [
-        {"product_items": items(1)}, {"title": "A title that is far too long", "product_items": []}]}}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [
+        {"product_items": items(1)}, {"title": "A title that is far too long", "product_items": []}]}}),
+    );
     has(&e, "product.sections[0].title", ErrorCode::MissingVariable);
     has(&e, "product.sections[1].title", ErrorCode::TooLong);
     has(&e, "product.sections[1].product_items", ErrorCode::TooFew);
-    let e = errs(&t, json!({}), json!({"buttons": [{"index": 0, "text": "x"}], "product": {"product_retailer_id": "x"}}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"buttons": [{"index": 0, "text": "x"}], "product": {"product_retailer_id": "x"}}),
+    );
     has(&e, "buttons[0]", ErrorCode::ExtraVariable);
     has(&e, "product.product_retailer_id", ErrorCode::ExtraVariable);
     // One section needs no title; 30 products is the limit.
-    let r = vars(json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [{"product_items": items(30)}]}}));
-    t.expand(&Variables::default(), &r, "+16505551234", "").expect("30 products");
+    let r = vars(
+        json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [{"product_items": items(30)}]}}),
+    );
+    t.expand(&Variables::default(), &r, "+16505551234", "")
+        .expect("30 products");
 }
 
 #[test]
 fn duplicates_and_offer() {
     let t = text_tpl();
-    let e = errs(&t, json!({}), json!({"header": ["1"], "body": ["a", "b"],
-        "buttons": [{"index": 1, "text": "s"}, {"index": "1", "text": "t"}, {"index": 2, "coupon_code": "C"}]}));
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"header": ["1"], "body": ["a", "b"],
+        "buttons": [{"index": 1, "text": "s"}, {"index": "1", "text": "t"}, {"index": 2, "coupon_code": "C"}]}),
+    );
     has(&e, "buttons[1].index", ErrorCode::Duplicate);
-    let lto = compile(json!({"name": "o", "language": "en", "category": "MARKETING", "components": [
+    let lto = compile(
+        json!({"name": "o", "language": "en", "category": "MARKETING", "components": [
         {"type": "LIMITED_TIME_OFFER", "limited_time_offer": {"text": "Ends soon", "has_expiration": true}},
-        {"type": "BODY", "text": "Hi"}]}));
+        {"type": "BODY", "text": "Hi"}]}),
+    );
     let e = errs(&lto, json!({}), json!({}));
-    has(&e, "limited_time_offer.expiration_time_ms", ErrorCode::MissingVariable);
-    let e = errs(&lto, json!({}), json!({"limited_time_offer": {"expiration_time_ms": 0}}));
-    has(&e, "limited_time_offer.expiration_time_ms", ErrorCode::InvalidValue);
+    has(
+        &e,
+        "limited_time_offer.expiration_time_ms",
+        ErrorCode::MissingVariable,
+    );
+    let e = errs(
+        &lto,
+        json!({}),
+        json!({"limited_time_offer": {"expiration_time_ms": 0}}),
+    );
+    has(
+        &e,
+        "limited_time_offer.expiration_time_ms",
+        ErrorCode::InvalidValue,
+    );
 }
 
 #[test]
 fn invalid_template_refused_by_free_expand() {
-    let t: Template = serde_json::from_value(json!({"name": "Bad", "language": "en", "category": "UTILITY",
-        "components": [{"type": "BODY", "text": "Hi {{2}}"}]})).expect("json");
-    let e = match expand(&t, &Variables::default(), &Variables::default(), "+16505551234", "") {
+    let t: Template = serde_json::from_value(
+        json!({"name": "Bad", "language": "en", "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Hi {{2}}"}]}),
+    )
+    .expect("json");
+    let e = match expand(
+        &t,
+        &Variables::default(),
+        &Variables::default(),
+        "+16505551234",
+        "",
+    ) {
         Ok(_) => panic!("accepted"),
         Err(e) => e,
     };
     has(&e, "template.name", ErrorCode::InvalidTemplate);
-    has(&e, "template.components[0].text", ErrorCode::InvalidTemplate);
+    has(
+        &e,
+        "template.components[0].text",
+        ErrorCode::InvalidTemplate,
+    );
 }
 
 #[test]
 fn check_defaults_reports_shape_but_not_missing() {
     let t = text_tpl();
-    t.check_defaults(&Variables::default()).expect("empty defaults are fine");
-    t.check_defaults(&vars(json!({"body": [null, "b"]}))).expect("partial defaults are fine");
+    t.check_defaults(&Variables::default())
+        .expect("empty defaults are fine");
+    t.check_defaults(&vars(json!({"body": [null, "b"]})))
+        .expect("partial defaults are fine");
     let e = t
-        .check_defaults(&vars(json!({"header": {"type": "image", "id": "1"}, "body": ["a", "b", "c"],
-            "buttons": [{"index": 0, "coupon_code": "X"}]})))
+        .check_defaults(&vars(
+            json!({"header": {"type": "image", "id": "1"}, "body": ["a", "b", "c"],
+            "buttons": [{"index": 0, "coupon_code": "X"}]}),
+        ))
         .expect_err("bad defaults");
     has(&e, "header", ErrorCode::WrongMediaKind);
     has(&e, "body[2]", ErrorCode::ExtraVariable);
     has(&e, "buttons[0].coupon_code", ErrorCode::ExtraVariable);
-    assert!(e.iter().all(|e| e.code != ErrorCode::MissingVariable), "{e:#?}");
+    assert!(
+        e.iter().all(|e| e.code != ErrorCode::MissingVariable),
+        "{e:#?}"
+    );
     let c = carousel();
-    c.check_defaults(&Variables::default()).expect("no cards in defaults is fine");
-    let e = c.check_defaults(&vars(json!({"cards": [card(0)]}))).expect_err("wrong count");
+    c.check_defaults(&Variables::default())
+        .expect("no cards in defaults is fine");
+    let e = c
+        .check_defaults(&vars(json!({"cards": [card(0)]})))
+        .expect_err("wrong count");
     has(&e, "cards", ErrorCode::CardCount);
 }
 

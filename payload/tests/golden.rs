@@ -40,7 +40,8 @@ fn normalize(mut v: Value) -> Value {
             *to = to.trim_start_matches('+').to_owned();
         }
         m.entry("recipient_type").or_insert(json!("individual"));
-        if let Some(Value::Object(lang)) = m.get_mut("template").and_then(|t| t.get_mut("language")) {
+        if let Some(Value::Object(lang)) = m.get_mut("template").and_then(|t| t.get_mut("language"))
+        {
             lang.remove("policy");
         }
     }
@@ -71,12 +72,17 @@ fn check(template: Value, defaults: Value, vars: Value, mut expected: Value) {
         tpl.insert("name".into(), json!(t.name));
         tpl.insert("language".into(), json!({"code": t.language}));
     }
-    let compiled = CompiledTemplate::new(t.clone()).unwrap_or_else(|e| panic!("template invalid: {e:?}"));
+    let compiled =
+        CompiledTemplate::new(t.clone()).unwrap_or_else(|e| panic!("template invalid: {e:?}"));
     let msg = compiled
         .expand(&d, &r, &to, &cb)
         .unwrap_or_else(|e| panic!("expand failed: {e:#?}"));
     let got = msg.to_json_value();
-    assert_eq!(normalize(got.clone()), normalize(expected.clone()), "\ngot:      {got}\nexpected: {expected}");
+    assert_eq!(
+        normalize(got.clone()),
+        normalize(expected.clone()),
+        "\ngot:      {got}\nexpected: {expected}"
+    );
     // The free function and the serialised bytes agree.
     let again = expand(&t, &d, &r, &to, &cb).expect("free expand");
     assert_eq!(again.to_json_value(), got);
@@ -283,7 +289,9 @@ fn reference_headers() {
         one_header("IMAGE"),
         json!({}),
         json!({"header": {"type": "image", "link": "https://cdn.example.com/banner.jpg"}}),
-        with_header_param(json!({"type": "image", "image": {"link": "https://cdn.example.com/banner.jpg"}})),
+        with_header_param(
+            json!({"type": "image", "image": {"link": "https://cdn.example.com/banner.jpg"}}),
+        ),
     );
     check(
         one_header("VIDEO"),
@@ -349,11 +357,14 @@ fn reference_buttons() {
                 {"type": "URL", "text": "Site", "url": "https://shop.example.com"}]}]}),
         json!({"buttons": [{"index": 0, "payload": "UNSUB_campaign842"}]}),
         json!({"buttons": [{"index": 1, "text": "1Z999AA10123456784"}]}),
-        button_msg("promo", json!([
+        button_msg(
+            "promo",
+            json!([
             {"type": "button", "sub_type": "quick_reply", "index": "0",
              "parameters": [{"type": "payload", "payload": "UNSUB_campaign842"}]},
             {"type": "button", "sub_type": "url", "index": "1",
-             "parameters": [{"type": "text", "text": "1Z999AA10123456784"}]}])),
+             "parameters": [{"type": "text", "text": "1Z999AA10123456784"}]}]),
+        ),
     );
     check(
         json!({"name": "coupon", "language": "en_US", "category": "MARKETING", "components": [
@@ -363,9 +374,12 @@ fn reference_buttons() {
                 {"type": "COPY_CODE", "example": "SAVE20"}]}]}),
         json!({}),
         json!({"buttons": [{"index": 1, "coupon_code": "SAVE20"}]}),
-        button_msg("coupon", json!([
+        button_msg(
+            "coupon",
+            json!([
             {"type": "button", "sub_type": "copy_code", "index": 1,
-             "parameters": [{"type": "coupon_code", "coupon_code": "SAVE20"}]}])),
+             "parameters": [{"type": "coupon_code", "coupon_code": "SAVE20"}]}]),
+        ),
     );
 }
 
@@ -376,12 +390,25 @@ fn reference_authentication() {
         {"type": "BODY", "add_security_recommendation": true},
         {"type": "FOOTER", "code_expiration_minutes": 10},
         {"type": "BUTTONS", "buttons": [{"type": "OTP", "otp_type": "COPY_CODE", "text": "Copy Code"}]}]});
-    let want = button_msg("auth_code", json!([
+    let want = button_msg(
+        "auth_code",
+        json!([
         {"type": "body", "parameters": [{"type": "text", "text": "493021"}]},
-        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "493021"}]}]));
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "493021"}]}]),
+    );
     // The button's code defaults to the body's.
-    check(tpl.clone(), json!({}), json!({"body": ["493021"]}), want.clone());
-    check(tpl, json!({}), json!({"body": ["493021"], "buttons": [{"index": 0, "text": "493021"}]}), want);
+    check(
+        tpl.clone(),
+        json!({}),
+        json!({"body": ["493021"]}),
+        want.clone(),
+    );
+    check(
+        tpl,
+        json!({}),
+        json!({"body": ["493021"], "buttons": [{"index": 0, "text": "493021"}]}),
+        want,
+    );
 }
 
 // --- Reference 1.5: limited-time offer ----------------------------------------------------
@@ -397,13 +424,16 @@ fn reference_limited_time_offer() {
                  "example": ["https://example.com/offer?code=flash25"]}]}]}),
         json!({"limited_time_offer": {"expiration_time_ms": 1767225599000_i64}}),
         json!({"buttons": [{"index": 0, "coupon_code": "FLASH25"}, {"index": 1, "text": "flash25"}]}),
-        button_msg("flash_sale", json!([
+        button_msg(
+            "flash_sale",
+            json!([
             {"type": "limited_time_offer", "parameters": [{"type": "limited_time_offer",
                 "limited_time_offer": {"expiration_time_ms": 1767225599000_i64}}]},
             {"type": "button", "sub_type": "copy_code", "index": 0,
              "parameters": [{"type": "coupon_code", "coupon_code": "FLASH25"}]},
             {"type": "button", "sub_type": "url", "index": 1,
-             "parameters": [{"type": "text", "text": "flash25"}]}])),
+             "parameters": [{"type": "text", "text": "flash25"}]}]),
+        ),
     );
 }
 
@@ -593,7 +623,10 @@ fn openapi_template_definitions_validate() {
         expand(&t, &Variables::default(), &ex, "+16505551234", "id")
             .unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
         if t.name == "limited_time_offer_tuscan_getaway_2023" {
-            assert_eq!(spec.body.examples, vec!["Mark", "Tuscan Getaway package", "800"]);
+            assert_eq!(
+                spec.body.examples,
+                vec!["Mark", "Tuscan Getaway package", "800"]
+            );
             assert_eq!(spec.buttons.len(), 1);
             assert_eq!(spec.buttons[0].index, 1);
             let v = serde_json::to_value(&ex).expect("ser");
