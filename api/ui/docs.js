@@ -1,0 +1,337 @@
+// The per-key API documentation page: sections chosen by the key's scopes, each example in
+// cURL and JavaScript with a Copy button, and a broadcast picker that shows the generated
+// payload of a saved broadcast (GET /admin/v1/broadcasts/{id}/example).
+
+import { h, icon, clear, copyText, formatNumber } from './dom.js';
+import { api, ApiError, describeError } from './api.js';
+
+const KEY_VAR = 'EZPULZE_API_KEY';
+
+function hasScope(scopes, required) {
+  const resource = required.split(':')[0];
+  return scopes.includes(required) || scopes.includes(`${resource}:all`);
+}
+
+function hasResource(scopes, resource) {
+  return scopes.some((s) => s.startsWith(`${resource}:`));
+}
+
+function shellQuote(text) {
+  return `'${text.replace(/'/g, "'\\''")}'`;
+}
+
+export function curlFor({ method, url, body, headers = {} }) {
+  const lines = [`curl -X ${method} "${url}"`, `  -H "Authorization: Bearer $${KEY_VAR}"`];
+  for (const [name, value] of Object.entries(headers)) lines.push(`  -H ${shellQuote(`${name}: ${value}`)}`);
+  if (body !== undefined) {
+    lines.push('  -H "Content-Type: application/json"');
+    lines.push(`  -d ${shellQuote(JSON.stringify(body, null, 2))}`);
+  }
+  return lines.join(' \\\n');
+}
+
+export function javascriptFor({ method, url, body, headers = {} }) {
+  const head = [`    Authorization: \`Bearer \${process.env.${KEY_VAR}}\`,`];
+  for (const [name, value] of Object.entries(headers)) head.push(`    ${JSON.stringify(name)}: ${JSON.stringify(value)},`);
+  if (body !== undefined) head.push('    "Content-Type": "application/json",');
+  const lines = [
+    `const response = await fetch(${JSON.stringify(url)}, {`,
+    `  method: ${JSON.stringify(method)},`,
+    '  headers: {',
+    ...head,
+    '  },',
+  ];
+  if (body !== undefined) {
+    const json = JSON.stringify(body, null, 2).split('\n').map((l, i) => (i === 0 ? l : `  ${l}`)).join('\n');
+    lines.push(`  body: JSON.stringify(${json}),`);
+  }
+  lines.push('});');
+  lines.push(method === 'DELETE' ? 'console.log(response.status); // 204 when deleted' : 'const data = await response.json();');
+  if (method !== 'DELETE') lines.push('if (!response.ok) throw new Error(`${data.error.code}: ${data.error.message}`);');
+  return lines.join('\n');
+}
+
+let exampleCounter = 0;
+
+/** A code example with cURL / JavaScript tabs and a Copy button for the tab shown. */
+function codeTabs({ curl, javascript, label }) {
+  const id = `ex${++exampleCounter}`;
+  const panes = [
+    { name: 'cURL', code: curl, key: 'curl' },
+    { name: 'JavaScript', code: javascript, key: 'javascript' },
+  ];
+  let current = 0;
+  const tabs = panes.map((p, i) => h('button', {
+    type: 'button',
+    role: 'tab',
+    id: `${id}-tab-${p.key}`,
+    class: 'tab',
+    'aria-selected': i === 0 ? 'true' : 'false',
+    'aria-controls': `${id}-panel-${p.key}`,
+    tabindex: i === 0 ? '0' : '-1',
+    dataset: { lang: p.key },
+  }, p.name));
+  const panels = panes.map((p, i) => h('div', {
+    role: 'tabpanel',
+    id: `${id}-panel-${p.key}`,
+    'aria-labelledby': `${id}-tab-${p.key}`,
+    class: 'code-panel',
+    hidden: i !== 0,
+    dataset: { lang: p.key },
+  }, h('pre', { tabindex: '0' }, h('code', {}, p.code))));
+  const select = (i, focus) => {
+    current = i;
+    tabs.forEach((t, j) => {
+      t.setAttribute('aria-selected', j === i ? 'true' : 'false');
+      t.tabIndex = j === i ? 0 : -1;
+      panels[j].hidden = j !== i;
+    });
+    if (focus) tabs[i].focus();
+  };
+  tabs.forEach((t, i) => {
+    t.addEventListener('click', () => select(i, false));
+    t.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+        e.preventDefault();
+        select((i + (e.key === 'ArrowRight' ? 1 : panes.length - 1)) % panes.length, true);
+      } else if (e.key === 'Home' || e.key === 'End') {
+        e.preventDefault();
+        select(e.key === 'Home' ? 0 : panes.length - 1, true);
+      }
+    });
+  });
+  const copy = h('button', { type: 'button', class: 'btn btn-secondary btn-sm copy-code', 'aria-label': `Copy ${label || 'example'}`, onclick: () => copyText(panes[current].code, copy) }, icon('copy', 14), h('span', { class: 'label' }, 'Copy'));
+  return h('div', { class: 'code-tabs' },
+    h('div', { class: 'code-bar' }, h('div', { role: 'tablist', 'aria-label': `${label || 'Example'}: language` }, tabs), copy),
+    panels);
+}
+
+function endpoint(base, e) {
+  const url = `${base}${e.path}`;
+  const request = { method: e.method, url, body: e.body, headers: e.headers };
+  return h('article', { class: 'endpoint', dataset: { scope: e.scope || '' } },
+    h('h4', {}, h('span', { class: `method method-${e.method.toLowerCase()}` }, e.method), ' ', h('code', {}, e.path)),
+    h('p', {}, e.description, e.scope ? [' ', h('span', { class: 'muted' }, 'Scope: '), h('code', { class: 'scope' }, e.scope)] : null),
+    codeTabs({ curl: curlFor(request), javascript: javascriptFor(request), label: `${e.method} ${e.path}` }));
+}
+
+function section(id, title, intro, ...children) {
+  return h('section', { class: 'doc-section', id: `doc-${id}`, 'aria-labelledby': `doc-${id}-title`, dataset: { section: id } },
+    h('h2', { id: `doc-${id}-title` }, title),
+    intro ? h('p', {}, intro) : null,
+    children);
+}
+
+const SAMPLE_PHONE = '+14155550123';
+const SAMPLE_ID = '0193a5b2-7c1e-7a3d-9f10-2b4c6d8e0f12';
+
+function contactsEndpoints(scopes) {
+  return [
+    { scope: 'contacts:create', method: 'POST', path: '/contacts', description: 'Create a contact (the phone number is stored in E.164; one contact per phone number).', body: { phone: SAMPLE_PHONE, name: 'Ada Lovelace', email: 'ada@example.com', tags: ['newsletter'], attributes: { city: 'London' } } },
+    { scope: 'contacts:read', method: 'GET', path: `/contacts/${SAMPLE_ID}`, description: 'Read one contact by id.' },
+    { scope: 'contacts:read_all', method: 'GET', path: '/contacts?tag=newsletter', description: 'List or search contacts (filters: phone, tag).' },
+    { scope: 'contacts:update', method: 'PATCH', path: `/contacts/${SAMPLE_ID}`, description: 'Update a contact: only the fields sent change.', body: { name: 'Ada King', tags: ['newsletter', 'vip'] } },
+    { scope: 'contacts:delete', method: 'DELETE', path: `/contacts/${SAMPLE_ID}`, description: 'Delete a contact (and its leads).' },
+  ].filter((e) => hasScope(scopes, e.scope));
+}
+
+function leadsEndpoints(scopes) {
+  return [
+    { scope: 'leads:create', method: 'POST', path: '/leads', description: 'Create a lead for a contact.', body: { contact_id: SAMPLE_ID, title: 'Website enquiry: 20 seats', status: 'new', value_cents: 250000, currency: 'USD', source: 'website' } },
+    { scope: 'leads:read', method: 'GET', path: `/leads/${SAMPLE_ID}`, description: 'Read one lead by id.' },
+    { scope: 'leads:read_all', method: 'GET', path: '/leads?status=qualified', description: 'List or search leads (filters: status, assignee, contact_id).' },
+    { scope: 'leads:update', method: 'PATCH', path: `/leads/${SAMPLE_ID}`, description: 'Update a lead.', body: { status: 'qualified', notes: 'Asked for a demo next week.' } },
+    { scope: 'leads:assign', method: 'POST', path: `/leads/${SAMPLE_ID}/assign`, description: 'Assign a lead to a team member.', body: { assignee: 'maria@example.com' } },
+    { scope: 'leads:delete', method: 'DELETE', path: `/leads/${SAMPLE_ID}`, description: 'Delete a lead.' },
+  ].filter((e) => hasScope(scopes, e.scope));
+}
+
+function templatesEndpoints(scopes) {
+  return [
+    { scope: 'template:read', method: 'GET', path: '/templates', description: 'List the available message templates.' },
+    { scope: 'template:read', method: 'GET', path: `/templates/${SAMPLE_ID}`, description: 'Read one template with its components.' },
+    { scope: 'template:create', method: 'POST', path: '/templates', description: "Create a template in Meta's message-template format.", body: { name: 'order_shipped', language: 'en_US', category: 'UTILITY', components: [{ type: 'BODY', text: 'Hi {{1}}, your order {{2}} is on its way.', example: { body_text: [['Ada', '#1001']] } }] } },
+    { scope: 'template:update', method: 'PATCH', path: `/templates/${SAMPLE_ID}`, description: 'Update a template.', body: { components: [{ type: 'BODY', text: 'Hello {{1}}, order {{2}} has shipped.' }] } },
+    { scope: 'template:delete', method: 'DELETE', path: `/templates/${SAMPLE_ID}`, description: 'Delete a template.' },
+  ].filter((e) => hasScope(scopes, e.scope));
+}
+
+function broadcastEndpoints(scopes) {
+  const canSend = hasScope(scopes, 'broadcast:send');
+  return [
+    { scope: 'broadcast:read', method: 'GET', path: '/broadcasts', description: 'List saved broadcasts.' },
+    { scope: 'broadcast:create', method: 'POST', path: '/broadcasts', description: 'Save a broadcast: a template, its language and default parameters (saved media references live in variables).', body: { name: 'Shipping update', template_id: SAMPLE_ID, variables: { body: ['there', '#0000'] } } },
+    { scope: 'broadcast:send', method: 'POST', path: `/broadcasts/${SAMPLE_ID}/send`, description: 'Send a broadcast to up to 10,000 recipients. Add an Idempotency-Key header to retry safely.', headers: { 'Idempotency-Key': 'order-1001-shipped' }, body: { recipients: [{ to: SAMPLE_PHONE, ref: 'order-1001', variables: { body: ['Ada', '#1001'] } }] } },
+    { scope: canSend ? 'broadcast:send' : 'broadcast:read', method: 'GET', path: `/dispatches/${SAMPLE_ID}`, description: 'Follow a dispatch: status and counts of queued, sent, delivered, read and failed messages.' },
+    { scope: 'broadcast:delete', method: 'DELETE', path: `/broadcasts/${SAMPLE_ID}`, description: 'Delete a saved broadcast.' },
+  ].filter((e) => hasScope(scopes, e.scope));
+}
+
+const ERROR_CODES = [
+  ['401', 'missing_api_key, invalid_api_key, key_inactive, key_expired', 'Unauthorized: the API key is missing, invalid, inactive or expired.'],
+  ['403', 'insufficient_scope, ip_not_allowed', "Forbidden: the key doesn't have the required scope, or the request comes from an IP address the key does not allow."],
+  ['404', 'not_found', 'The record does not exist (or belongs to another account).'],
+  ['409', 'conflict, idempotency_conflict', 'A duplicate (for example the same phone number), or an Idempotency-Key reused with another body.'],
+  ['413', 'payload_too_large', 'The request body is too large.'],
+  ['422', 'validation_failed', 'The request is not valid: details lists each field and what is wrong.'],
+  ['429', 'rate_limited', 'Too Many Requests: the rate limit is exceeded; wait for Retry-After seconds.'],
+  ['500', 'internal', 'Internal Server Error: something went wrong on the server. Retry later; quote the request id.'],
+];
+
+const RATE_HEADERS = [
+  ['X-RateLimit-Limit', 'Requests allowed per hour for this key.'],
+  ['X-RateLimit-Remaining', 'Requests left in the current window.'],
+  ['X-RateLimit-Reset', 'When the window resets, in Unix epoch seconds.'],
+  ['RateLimit-Policy', 'The policy in the IETF format, for example 1000;w=3600.'],
+  ['RateLimit', 'The current state in the IETF format (remaining and reset).'],
+  ['Retry-After', 'On a 429 response only: seconds to wait before retrying.'],
+];
+
+/** The broadcast picker: a dropdown of saved broadcasts and the payload generated for one. */
+function broadcastPicker(base) {
+  const select = h('select', { id: 'broadcast-picker', disabled: true }, h('option', { value: '' }, 'Loading broadcasts…'));
+  const note = h('p', { class: 'hint', id: 'broadcast-picker-note', 'aria-live': 'polite' });
+  select.setAttribute('aria-describedby', note.id);
+  const output = h('div', { class: 'generated', 'aria-live': 'polite' });
+  const wrap = h('div', { class: 'picker' },
+    h('h3', {}, 'Payload generator'),
+    h('p', {}, 'Pick a saved broadcast to see the complete request for it: template parameters, media references, button payloads, carousel cards and product configuration.'),
+    h('div', { class: 'field' }, h('label', { for: select.id }, 'Broadcast'), select, note),
+    output);
+
+  (async () => {
+    let list;
+    try {
+      list = await api.broadcasts();
+    } catch (err) {
+      clear(select).append(h('option', { value: '' }, 'No broadcasts available'));
+      if (err instanceof ApiError && err.status === 401) return;
+      note.textContent = err instanceof ApiError && err.status === 404
+        ? 'Broadcasts cannot be listed on this server yet, so no payload can be generated. The generic example below shows the request shape.'
+        : `The broadcasts could not be loaded: ${describeError(err)}`;
+      return;
+    }
+    const items = Array.isArray(list) ? list : (list && (list.items || list.broadcasts)) || [];
+    clear(select).append(h('option', { value: '' }, items.length ? 'Choose a broadcast…' : 'No broadcasts yet'));
+    for (const b of items) {
+      const template = b.template && typeof b.template === 'object' ? (b.template.name || '') : (b.template || b.template_name || '');
+      select.append(h('option', { value: b.id }, template ? `${b.name} (${template})` : b.name));
+    }
+    select.disabled = items.length === 0;
+    note.textContent = items.length ? '' : 'Create a broadcast first; its payload is generated here.';
+  })();
+
+  select.addEventListener('change', async () => {
+    clear(output);
+    if (!select.value) return;
+    output.append(h('p', { class: 'muted' }, 'Generating…'));
+    try {
+      const ex = await api.broadcastExample(select.value);
+      const req = (ex && ex.request) || {};
+      const url = req.url ? (/^https?:/.test(req.url) ? req.url : `${base.replace(/\/api\/v1$/, '')}${req.url}`) : `${base}/broadcasts/${select.value}/send`;
+      const request = { method: req.method || 'POST', url, body: req.body };
+      const extra = {};
+      for (const [k, v] of Object.entries(req.headers || {})) {
+        if (!/^(authorization|x-api-key|content-type)$/i.test(k)) extra[k] = String(v);
+      }
+      request.headers = extra;
+      clear(output).append(
+        h('h4', {}, h('span', { class: 'method method-post' }, request.method), ' ', h('code', {}, url.replace(base, ''))),
+        codeTabs({
+          curl: typeof ex.curl === 'string' ? ex.curl : curlFor(request),
+          javascript: typeof ex.javascript === 'string' ? ex.javascript : javascriptFor(request),
+          label: 'generated payload',
+        }));
+    } catch (err) {
+      clear(output);
+      if (!(err instanceof ApiError && err.status === 401)) output.append(h('p', { class: 'alert alert-error', role: 'alert' }, `The payload could not be generated: ${describeError(err)}`));
+    }
+  });
+  return wrap;
+}
+
+export async function renderDocsPage(root, ctx, keyId) {
+  document.title = 'API Documentation · EzPulze';
+  clear(root).append(h('p', { class: 'loading', role: 'status' }, 'Loading…'));
+  let key;
+  try {
+    key = await api.getKey(keyId);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    clear(root).append(
+      h('a', { href: '#/api-keys', class: 'back' }, icon('left', 14), 'API Keys'),
+      h('div', { class: 'alert alert-error', role: 'alert' }, err instanceof ApiError && err.status === 404 ? 'This API key does not exist (it may have been deleted).' : `The key could not be loaded: ${describeError(err)}`));
+    return;
+  }
+  // The server's docs data, when it serves it; the page is complete without it.
+  let serverDocs = null;
+  try {
+    serverDocs = await api.keyDocs(keyId);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+  }
+  const base = (serverDocs && typeof serverDocs.base_url === 'string' && serverDocs.base_url) || `${window.location.origin}/api/v1`;
+  const scopes = key.scopes;
+  const limit = key.rate_limit_per_hour;
+  document.title = `API Documentation: ${key.name} · EzPulze`;
+
+  const sections = [];
+  sections.push(section('authentication', 'Authentication', null,
+    h('p', {}, 'Send the key with every request, in the Authorization header as a Bearer token (or in an X-API-Key header). Keep it in an environment variable, never in source code. The examples read it from ', h('code', {}, `$${KEY_VAR}`), '.'),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Base URL'), h('dd', {}, h('code', { id: 'base-url' }, base), ' ', (() => { const b = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'aria-label': 'Copy base URL', onclick: () => copyText(base, b) }, icon('copy', 14), h('span', { class: 'label' }, 'Copy')); return b; })()),
+      h('dt', {}, 'This key'), h('dd', {}, h('code', {}, key.masked_key), ' ', h('span', { class: 'muted' }, '(the full value was shown once, when it was created or regenerated)')),
+      h('dt', {}, 'Header'), h('dd', {}, h('code', {}, 'Authorization: Bearer sk_live_…'), ' or ', h('code', {}, 'X-API-Key: sk_live_…'))),
+    endpoint(base, { method: 'GET', path: '/me', description: "Check the key: answers with the key's name, scopes and rate limit." })));
+
+  if (hasResource(scopes, 'broadcast')) {
+    const eps = broadcastEndpoints(scopes);
+    sections.push(section('broadcast', 'Broadcast API', 'Send approved WhatsApp templates in bulk. Each recipient may override the broadcast\'s default parameters.',
+      hasScope(scopes, 'broadcast:send') ? broadcastPicker(base) : null,
+      eps.map((e) => endpoint(base, e))));
+  }
+  if (hasResource(scopes, 'contacts')) {
+    sections.push(section('contacts', 'Contacts API', 'Create, read, update and delete contacts. Phone numbers are stored in E.164 format.', contactsEndpoints(scopes).map((e) => endpoint(base, e))));
+  }
+  if (hasResource(scopes, 'leads')) {
+    sections.push(section('leads', 'Leads API', 'Create, read, update and assign leads.', leadsEndpoints(scopes).map((e) => endpoint(base, e))));
+  }
+  if (hasResource(scopes, 'template')) {
+    sections.push(section('templates', 'Templates API', 'List the message templates available to your account.', templatesEndpoints(scopes).map((e) => endpoint(base, e))));
+  }
+  if (hasScope(scopes, 'chatbot_flows:webhook')) {
+    sections.push(section('chatbot-flows', 'Chatbot Flows API', 'Start a chatbot flow for a contact from an external system.',
+      endpoint(base, { scope: 'chatbot_flows:webhook', method: 'POST', path: `/chatbot-flows/${SAMPLE_ID}/webhook`, description: "Queue the flow's first message to this phone number.", body: { to: SAMPLE_PHONE, variables: { body: ['Ada'] } } })));
+  }
+  sections.push(section('errors', 'Error Codes', 'Errors have one JSON shape; every response carries an X-Request-Id header.',
+    h('div', { class: 'table-wrap' }, h('table', { class: 'doc-table' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Code'), h('th', { scope: 'col' }, 'Meaning'))),
+      h('tbody', {}, ERROR_CODES.map(([status, code, meaning]) => h('tr', {}, h('td', {}, h('strong', {}, status)), h('td', {}, h('code', {}, code)), h('td', {}, meaning)))))),
+    h('pre', { class: 'code-sample', tabindex: '0' }, h('code', {}, JSON.stringify({ error: { code: 'insufficient_scope', message: 'this API key lacks the scope contacts:create', request_id: '01JD7X5K3M', required_scope: 'contacts:create' } }, null, 2)))));
+  sections.push(section('rate-limits', 'Rate Limits', null,
+    h('p', { class: 'rate-limit-line' }, 'This key: ', h('strong', { id: 'key-rate-limit' }, limit === null ? 'no limit' : `${formatNumber(limit)} requests per hour`), limit === null ? ' (rate-limit headers are still sent).' : ', counted across all servers.'),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'doc-table' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Response header'), h('th', { scope: 'col' }, 'Meaning'))),
+      h('tbody', {}, RATE_HEADERS.map(([name, meaning]) => h('tr', {}, h('td', {}, h('code', {}, name)), h('td', {}, meaning)))))),
+    h('p', {}, 'When a request is refused with 429, wait the number of seconds in Retry-After before retrying.')));
+
+  const toc = h('nav', { class: 'doc-toc', 'aria-label': 'On this page' },
+    h('p', { class: 'toc-title' }, 'On this page'),
+    h('ul', {}, sections.map((s) => h('li', {}, h('a', {
+      href: `#/api-keys/${encodeURIComponent(key.id)}/docs`,
+      onclick: (e) => { e.preventDefault(); s.scrollIntoView({ behavior: 'smooth', block: 'start' }); const t = s.querySelector('h2'); t.tabIndex = -1; t.focus({ preventScroll: true }); },
+    }, s.querySelector('h2').textContent)))));
+
+  clear(root).append(
+    h('a', { href: '#/api-keys', class: 'back' }, icon('left', 14), 'API Keys'),
+    h('div', { class: 'page-header' },
+      h('div', {},
+        h('h1', {}, 'API Documentation'),
+        h('p', { class: 'lead' }, 'Ready-to-use examples for ', h('strong', {}, key.name), ', showing only what its scopes allow.')),
+      h('span', { class: `status status-${key.status}` }, key.status === 'active' ? 'Active' : key.status === 'inactive' ? 'Inactive' : 'Expired')),
+    h('div', { class: 'key-summary' },
+      h('code', {}, key.masked_key),
+      key.scope_group_name ? h('span', { class: 'tag tag-group' }, key.scope_group_name) : null,
+      h('ul', { class: 'badges', 'aria-label': 'Scopes' }, scopes.map((s) => h('li', { class: 'badge' }, s)))),
+    h('div', { class: 'docs-layout' }, toc, h('div', { class: 'doc-sections' }, sections)));
+}

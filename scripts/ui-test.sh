@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Browser tests of the web UI: headless Debian Chromium driven by playwright-core, against the
+# real api (fresh Postgres database, own Redis key prefix). Also writes the user guide's
+# screenshots to static/img/screenshots/developer-tools/api-keys/.
+#
+#   bash scripts/ui-test.sh                 # everything
+#   bash scripts/ui-test.sh session         # only test files whose name contains "session"
+#
+# Works on a fresh Debian machine: installs chromium (and node/npm if missing) with apt-get,
+# `npm ci`s the pinned test dependencies, builds the api, starts Postgres/Redis when needed.
+# Honours CARGO_TARGET_DIR. Exits non-zero when a test fails. Tokens are never printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+log() { echo "[ui-test] $*" >&2; }
+
+apt_install() {
+  log "installing $* with apt-get"
+  if [[ -z ${EZPULZE_APT_UPDATED:-} ]]; then
+    apt-get update -qq >/dev/null
+    export EZPULZE_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- Tools: Chromium from Debian (never a downloaded browser), Node.js, curl ---
+export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
+[[ -x $CHROMIUM_PATH ]] || apt_install chromium
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+command -v curl >/dev/null 2>&1 || apt_install curl
+
+# playwright-core never downloads browsers; make sure no install hook tries.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+(cd ui-tests && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
+# --- The api ---
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+cargo build -q -p ezpulze-api
+API_BIN=$TARGET/debug/ezpulze-api
+[[ -x $API_BIN ]] || { log "no api binary at $API_BIN"; exit 1; }
+
+bash scripts/ensure-services.sh
+PG=${EZPULZE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
+REDIS_URL=${EZPULZE_TEST_REDIS:-redis://127.0.0.1:6379/0}
+
+suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+NAME=ezp_t_ui_$suffix
+psql "$PG" -qc "CREATE DATABASE $NAME" >/dev/null
+DATABASE_URL=$(node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString())' "$PG" "$NAME")
+ROOT_TOKEN=ui-root-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+PORT=$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+BASE=http://127.0.0.1:$PORT
+
+OUT=$REPO/tests-output/ui
+mkdir -p "$OUT"
+API_LOG=$OUT/api.log
+API_PID=
+
+cleanup() {
+  local rc=$?
+  if [[ -n $API_PID ]] && kill -0 "$API_PID" 2>/dev/null; then
+    kill "$API_PID" 2>/dev/null || true
+    wait "$API_PID" 2>/dev/null || true
+  fi
+  psql "$PG" -qc "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" >/dev/null 2>&1 || true
+  redis-cli -u "$REDIS_URL" --scan --pattern "$NAME:*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" DEL >/dev/null 2>&1 || true
+  if [[ $rc -ne 0 ]]; then log "failed (exit $rc); api log: $API_LOG"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+DATABASE_URL=$DATABASE_URL \
+REDIS_URL=$REDIS_URL \
+REDIS_PREFIX=$NAME \
+EZPULZE_ROOT_TOKEN=$ROOT_TOKEN \
+API_ADDR=127.0.0.1:$PORT \
+PUBLIC_BASE_URL=$BASE \
+DATABASE_MAX_CONNECTIONS=4 \
+LAST_USED_FLUSH_MS=200 \
+  "$API_BIN" >"$API_LOG" 2>&1 &
+API_PID=$!
+
+for _ in $(seq 1 300); do
+  curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break
+  kill -0 "$API_PID" 2>/dev/null || { log "the api exited during start-up"; tail -n 20 "$API_LOG" >&2; exit 1; }
+  sleep 0.1
+done
+curl -fsS "$BASE/readyz" >/dev/null || { log "the api did not become ready"; exit 1; }
+
+# The account the tests sign in with (tests make more of their own).
+ADMIN_TOKEN=$(curl -fsS -X POST "$BASE/admin/v1/accounts" \
+  -H "Authorization: Bearer $ROOT_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"name":"UI tests"}' | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).admin_token))')
+[[ $ADMIN_TOKEN == adm_* ]] || { log "could not create the test account"; exit 1; }
+
+export EZP_BASE_URL=$BASE EZP_ADMIN_TOKEN=$ADMIN_TOKEN EZP_ROOT_TOKEN=$ROOT_TOKEN
+export EZP_REDIS_PREFIX=$NAME EZP_REDIS_URL=$REDIS_URL EZP_DATABASE_URL=$DATABASE_URL
+export EZP_SCREENSHOT_DIR=${EZP_SCREENSHOT_DIR:-$REPO/static/img/screenshots/developer-tools/api-keys}
+
+files=()
+for f in ui-tests/tests/*.test.js; do
+  [[ -z ${1:-} || $f == *"$1"* ]] && files+=("$f")
+done
+log "running ${#files[@]} test file(s) against $BASE"
+node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
