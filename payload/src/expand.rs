@@ -59,7 +59,11 @@ impl Message<'_> {
     pub fn to_json_vec(&self) -> Vec<u8> {
         // Serialising these types cannot fail: all map keys are strings and every float is a
         // validated, finite coordinate.
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The body as a JSON value.

@@ -442,7 +442,7 @@ fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
 // ---------------------------------------------------------------------------------------------
 
 /// The runtime text parameters of one header or body.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct TextParams {
     /// How many values must be sent.
     pub count: usize,
@@ -451,13 +451,16 @@ pub struct TextParams {
     /// Sample values from the template's `example` (empty, or one per parameter).
     pub examples: Vec<String>,
     /// Characters of the text without its placeholders.
+    #[serde(skip)]
     pub(crate) static_chars: usize,
     /// How often each parameter's placeholder appears in the text.
+    #[serde(skip)]
     pub(crate) occurrences: Vec<u32>,
 }
 
 /// Media kind of a media header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MediaKind {
     /// `image`.
     Image,
@@ -479,7 +482,8 @@ impl MediaKind {
 }
 
 /// What a header needs at send time.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(tag = "kind", content = "params", rename_all = "snake_case")]
 pub enum HeaderSpec {
     /// No header, or a header without runtime values is absent.
     #[default]
@@ -506,7 +510,8 @@ impl HeaderSpec {
 }
 
 /// The kind of a button that takes runtime values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ButtonKind {
     /// `quick_reply`: optional `payload`.
     QuickReply,
@@ -534,7 +539,7 @@ pub enum ButtonKind {
 }
 
 /// A button that takes runtime values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ButtonSpec {
     /// Position in the template's button list (the send-time `index`).
     pub index: usize,
@@ -559,7 +564,7 @@ impl ButtonSpec {
 }
 
 /// What one carousel card needs.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct CardSpec {
     /// The card header (media or product).
     pub header: HeaderSpec,
@@ -570,7 +575,7 @@ pub struct CardSpec {
 }
 
 /// Which product values the template needs from `variables.product`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct ProductNeeds {
     /// Single-product header (`product_retailer_id`, optional `catalog_id`).
     pub header_product: bool,
@@ -580,8 +585,8 @@ pub struct ProductNeeds {
     pub catalog: bool,
 }
 
-/// Summary of the runtime values a template needs.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Summary of the runtime values a template needs (serialisable for documentation pages).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct TemplateSpec {
     /// Positional or named.
     pub parameter_format: ParameterFormat,
@@ -1615,6 +1620,28 @@ mod tests {
         assert_eq!(spec.cards[1].header, HeaderSpec::Media(MediaKind::Image));
         assert_eq!(spec.cards[1].body.count, 1);
         assert_eq!(spec.cards[1].buttons[0].kind, ButtonKind::QuickReply);
+    }
+
+    #[test]
+    fn spec_serialises_for_docs() {
+        let tpl = t(
+            json!({"name":"x","language":"en","category":"MARKETING","components":[
+            {"type":"HEADER","format":"VIDEO"},
+            {"type":"BODY","text":"Hi {{1}}","example":{"body_text":[["Maria"]]}},
+            {"type":"BUTTONS","buttons":[{"type":"PHONE_NUMBER","text":"Call","phone_number":"+1555"},
+                {"type":"COPY_CODE","example":"SAVE5"}]}]}),
+        );
+        let v = serde_json::to_value(tpl.spec().expect("valid")).expect("ser");
+        assert_eq!(v["header"], json!({"kind": "media", "params": "video"}));
+        assert_eq!(
+            v["body"],
+            json!({"count": 1, "names": [], "examples": ["Maria"]})
+        );
+        assert_eq!(
+            v["buttons"],
+            json!([{"index": 1, "kind": {"kind": "copy_code", "example": "SAVE5"}, "required": true}])
+        );
+        assert_eq!(v["cards"], json!([]));
     }
 
     #[test]
