@@ -1400,15 +1400,24 @@ impl<'s, 'a> Expander<'s, 'a> {
                     }
                 },
                 ButtonKind::Flow => picked.and_then(|(b, _, _)| {
-                    (b.flow_token.is_some() || b.flow_action_data.is_some()).then(|| {
+                    let nested = b.action.as_ref();
+                    let flow_token = b
+                        .flow_token
+                        .as_deref()
+                        .or(nested.and_then(|a| a.flow_token.as_deref()));
+                    let flow_action_data = b
+                        .flow_action_data
+                        .as_ref()
+                        .or(nested.and_then(|a| a.flow_action_data.as_ref()));
+                    (flow_token.is_some() || flow_action_data.is_some()).then_some(
                         Parameter::Action {
                             action: Action {
-                                flow_token: b.flow_token.as_deref(),
-                                flow_action_data: b.flow_action_data.as_ref(),
+                                flow_token,
+                                flow_action_data,
                                 ..Action::default()
                             },
-                        }
-                    })
+                        },
+                    )
                 }),
                 ButtonKind::Otp => {
                     let code = match picked
@@ -1479,13 +1488,15 @@ impl<'s, 'a> Expander<'s, 'a> {
         loc: Loc,
         pos: usize,
     ) {
-        let allowed: [bool; 5] = match s.kind {
-            // payload, text, coupon_code, flow_token, flow_action_data
-            ButtonKind::QuickReply => [true, false, false, false, false],
-            ButtonKind::UrlSuffix { .. } | ButtonKind::Otp => [false, true, false, false, false],
-            ButtonKind::CopyCode { .. } => [false, false, true, false, false],
-            ButtonKind::Flow => [false, false, false, true, true],
-            ButtonKind::Mpm | ButtonKind::Catalog => [false; 5],
+        let allowed: [bool; 6] = match s.kind {
+            // payload, text, coupon_code, flow_token, flow_action_data, action
+            ButtonKind::QuickReply => [true, false, false, false, false, false],
+            ButtonKind::UrlSuffix { .. } | ButtonKind::Otp => {
+                [false, true, false, false, false, false]
+            }
+            ButtonKind::CopyCode { .. } => [false, false, true, false, false, false],
+            ButtonKind::Flow => [false, false, false, true, true, true],
+            ButtonKind::Mpm | ButtonKind::Catalog => [false; 6],
         };
         let present = [
             b.payload.is_some(),
@@ -1493,15 +1504,30 @@ impl<'s, 'a> Expander<'s, 'a> {
             b.coupon_code.is_some(),
             b.flow_token.is_some(),
             b.flow_action_data.is_some(),
+            b.action.is_some(),
         ];
-        const NAMES: [&str; 5] = [
+        const NAMES: [&str; 6] = [
             "payload",
             "text",
             "coupon_code",
             "flow_token",
             "flow_action_data",
+            "action",
         ];
-        for i in 0..5 {
+        if let Some(a) = &b.action {
+            if (a.flow_token.is_some() && b.flow_token.is_some())
+                || (a.flow_action_data.is_some() && b.flow_action_data.is_some())
+            {
+                self.err(
+                    src,
+                    loc,
+                    format_args!("buttons[{pos}].action"),
+                    ErrorCode::Duplicate,
+                    "give flow_token and flow_action_data either at the top or in action",
+                );
+            }
+        }
+        for i in 0..NAMES.len() {
             if present[i] && !allowed[i] {
                 self.err(
                     src,

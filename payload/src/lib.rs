@@ -51,7 +51,8 @@
 //!   the button text);
 //! * URL with a `{{1}}` suffix: `{"index": 1, "text": "1Z999AA10123456784"}` (≤ 2000);
 //! * copy code: `{"index": 0, "coupon_code": "SAVE20"}` (≤ 15);
-//! * flow: `{"index": 0, "flow_token": "FT_1", "flow_action_data": {...}}` (both optional);
+//! * flow: `{"index": 0, "flow_token": "FT_1", "flow_action_data": {...}}` (both optional;
+//!   Meta's nested `{"index": 0, "action": {"flow_token", "flow_action_data"}}` works too);
 //! * authentication OTP: `{"index": 0, "text": "493021"}`; defaults to the body's code.
 //!
 //! Static buttons (static URL, phone number, SPM "View") take nothing and are never sent.

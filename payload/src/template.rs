@@ -258,8 +258,12 @@ pub enum Button {
         text: String,
         /// URL, e.g. `https://shop.example.com/track/{{1}}`.
         url: String,
-        /// Sample suffix or full sample URL.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Sample suffix or full sample URL (a string or a list of strings).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "opt_one_or_many"
+        )]
         example: Option<Vec<String>>,
     },
     /// Call a phone number (static).
@@ -273,8 +277,15 @@ pub enum Button {
     /// Copy a coupon code (runtime value: the code, at most 15 characters).
     #[serde(rename = "COPY_CODE", alias = "copy_code")]
     CopyCode {
-        /// Sample code.
+        /// Label (Meta shows "Copy offer code").
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// Sample code (a string, or the first of a list as Meta's GET returns it).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "opt_first_of_one_or_many"
+        )]
         example: Option<String>,
     },
     /// Open a WhatsApp Flow (optional runtime flow token and action data).
@@ -387,8 +398,7 @@ impl Button {
             | Button::Catalog { text }
             | Button::Spm { text }
             | Button::VoiceCall { text } => Some(text),
-            Button::Otp { text, .. } => text.as_deref(),
-            Button::CopyCode { .. } => None,
+            Button::Otp { text, .. } | Button::CopyCode { text, .. } => text.as_deref(),
         }
     }
 }
@@ -422,6 +432,27 @@ pub struct LimitedTimeOfferDef {
     /// Whether an expiry is shown (then the send needs `expiration_time_ms`).
     #[serde(default)]
     pub has_expiration: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn opt_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(Option::<OneOrMany>::deserialize(d)?.map(|v| match v {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+fn opt_first_of_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<OneOrMany>::deserialize(d)?.and_then(|v| match v {
+        OneOrMany::One(s) => Some(s),
+        OneOrMany::Many(v) => v.into_iter().next(),
+    }))
 }
 
 fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -1086,7 +1117,11 @@ fn analyze_buttons(
                 format!("a {} button is not allowed here", button.type_name()),
             );
         }
-        if ctx.category == Category::Authentication && !matches!(button, Button::Otp { .. }) {
+        let otp_as_url = matches!(button, Button::Url { url, .. } if url.contains("{{1}}"));
+        if ctx.category == Category::Authentication
+            && !matches!(button, Button::Otp { .. })
+            && !otp_as_url
+        {
             errs.push(
                 format!("{bpath}.type"),
                 ErrorCode::NotAllowed,
@@ -1121,13 +1156,19 @@ fn analyze_buttons(
                             .as_ref()
                             .and_then(|e| e.first())
                             .map(|e| e.strip_prefix(prefix.as_str()).unwrap_or(e).to_owned());
-                        Some((
-                            ButtonKind::UrlSuffix {
-                                static_prefix: prefix,
-                                example: ex,
-                            },
-                            true,
-                        ))
+                        if ctx.category == Category::Authentication {
+                            // Meta's GET returns an authentication template's OTP button as a
+                            // URL button ending in `otp{{1}}`; it takes the code.
+                            Some((ButtonKind::Otp, true))
+                        } else {
+                            Some((
+                                ButtonKind::UrlSuffix {
+                                    static_prefix: prefix,
+                                    example: ex,
+                                },
+                                true,
+                            ))
+                        }
                     }
                     _ => {
                         errs.push(
@@ -1146,7 +1187,7 @@ fn analyze_buttons(
                 }
                 None
             }
-            Button::CopyCode { example } => {
+            Button::CopyCode { example, .. } => {
                 if let Some(ex) = example {
                     check_len(errs, &format!("{bpath}.example"), ex, MAX_COPY_CODE, "code");
                 }
@@ -1467,7 +1508,9 @@ fn analyze(t: &Template, errs: &mut Errors) -> TemplateSpec {
             "a limited-time-offer template has no footer",
         );
     }
-    if t.category == Category::Authentication && !top_button_types.contains(&"OTP") {
+    if t.category == Category::Authentication
+        && !spec.buttons.iter().any(|b| b.kind == ButtonKind::Otp)
+    {
         errs.push(
             "components",
             ErrorCode::Required,

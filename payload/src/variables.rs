@@ -220,6 +220,22 @@ pub struct ButtonValue {
     /// Flow action data (flow buttons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_action_data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Flow values in Meta's nested shape (`{"flow_token", "flow_action_data"}`), an
+    /// alternative to the two fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<FlowAction>,
+}
+
+/// Flow button values in Meta's `action` shape.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowAction {
+    /// Flow token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_token: Option<String>,
+    /// Flow action data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_action_data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Values of one carousel card.

@@ -467,6 +467,25 @@ fn duplicates_and_offer() {
 }
 
 #[test]
+fn flow_action_conflicts() {
+    let t = compile(
+        json!({"name": "f", "language": "en", "category": "MARKETING", "components": [
+        {"type": "BODY", "text": "Hi"},
+        {"type": "BUTTONS", "buttons": [{"type": "FLOW", "text": "Open", "flow_name": "signup"},
+                                        {"type": "QUICK_REPLY", "text": "No"}]}]}),
+    );
+    let e = errs(
+        &t,
+        json!({}),
+        json!({"buttons": [
+        {"index": 0, "flow_token": "a", "action": {"flow_token": "b"}},
+        {"index": 1, "action": {"flow_token": "c"}}]}),
+    );
+    has(&e, "buttons[0].action", ErrorCode::Duplicate);
+    has(&e, "buttons[1].action", ErrorCode::ExtraVariable);
+}
+
+#[test]
 fn invalid_template_refused_by_free_expand() {
     let t: Template = serde_json::from_value(
         json!({"name": "Bad", "language": "en", "category": "UTILITY",

@@ -229,6 +229,67 @@ fn openapi_flow_template() {
     );
 }
 
+// The same flow values in Meta's nested `action` shape.
+#[test]
+fn flow_values_in_action_shape() {
+    check(
+        json!({"name": "flow_offer", "language": "en_US", "category": "MARKETING",
+               "components": [{"type": "body", "text": "Check out this new offer"},
+                 {"type": "BUTTONS", "buttons": [{"type": "FLOW", "text": "Open", "flow_id": 123456}]}]}),
+        json!({}),
+        json!({"buttons": [{"index": 0, "action": {"flow_token": "<FLOW_TOKEN>",
+               "flow_action_data": {"<CUSTOM_KEY>": "<CUSTOM_VALUE>"}}}]}),
+        json!({
+          "messaging_product": "whatsapp",
+          "template": {"components": [{"index": "0", "parameters": [{"action": {
+              "flow_action_data": {"<CUSTOM_KEY>": "<CUSTOM_VALUE>"}, "flow_token": "<FLOW_TOKEN>"},
+              "type": "action"}], "sub_type": "flow", "type": "button"}],
+            "language": {"code": "en_US"}, "name": "<TEMPLATE_NAME>"},
+          "to": "{{Recipient-Phone-Number}}", "type": "template"
+        }),
+    );
+}
+
+// An authentication template as Meta's GET returns it (OTP button shown as a URL button).
+#[test]
+fn authentication_as_returned_by_get() {
+    check(
+        json!({"name": "auth_get", "language": "en_US", "category": "AUTHENTICATION", "components": [
+            {"type": "BODY", "text": "*{{1}}* is your verification code.", "add_security_recommendation": true,
+             "example": {"body_text": [["123456"]]}},
+            {"type": "FOOTER", "text": "This code expires in 10 minutes."},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Copy code",
+                "url": "https://www.whatsapp.com/otp/code/?otp_type=COPY_CODE&code=otp{{1}}",
+                "example": ["https://www.whatsapp.com/otp/code/?otp_type=COPY_CODE&code=otp123456"]}]}]}),
+        json!({}),
+        json!({"body": ["493021"]}),
+        button_msg(
+            "auth_get",
+            json!([
+            {"type": "body", "parameters": [{"type": "text", "text": "493021"}]},
+            {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "493021"}]}]),
+        ),
+    );
+}
+
+// A copy-code button as Meta's GET returns it (label, example as a list).
+#[test]
+fn copy_code_as_returned_by_get() {
+    check(
+        json!({"name": "coupon_get", "language": "en_US", "category": "MARKETING", "components": [
+            {"type": "BODY", "text": "Your coupon"},
+            {"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "text": "Copy offer code", "example": ["250FF"]}]}]}),
+        json!({}),
+        json!({"buttons": [{"index": 0, "coupon_code": "250FF"}]}),
+        button_msg(
+            "coupon_get",
+            json!([
+            {"type": "button", "sub_type": "copy_code", "index": "0",
+             "parameters": [{"type": "coupon_code", "coupon_code": "250FF"}]}]),
+        ),
+    );
+}
+
 // --- Meta OpenAPI: "Simple Template Message" and "Parameterized Template" ------------------
 #[test]
 fn openapi_marketing_simple_and_parameterized() {
