@@ -21,6 +21,12 @@ pub struct NumberConfig {
     /// Per-number messages/s cap overriding the global `mps_limit` (0 = no cap).
     #[serde(default)]
     pub mps_limit: Option<u32>,
+    /// Per-number webhook URL overriding the global one (numbers of another app).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Per-number app secret overriding the global one (numbers of another app).
+    #[serde(default)]
+    pub app_secret: Option<String>,
 }
 
 /// A button of a registered template that takes runtime values.
@@ -288,6 +294,13 @@ impl SimConfig {
                 return Err(ConfigError::Rule(
                     "numbers need a phone_number_id and an access_token".to_owned(),
                 ));
+            }
+            if let Some(url) = &n.webhook_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Rule(
+                        "numbers[].webhook_url must be an http(s) URL".to_owned(),
+                    ));
+                }
             }
             if !seen.insert(n.phone_number_id.as_str()) {
                 return Err(ConfigError::Rule(format!(

@@ -61,6 +61,8 @@ impl Runtime {
                         .waba_id
                         .clone()
                         .unwrap_or_else(|| n.phone_number_id.clone()),
+                    webhook_url: n.webhook_url.clone(),
+                    app_secret: n.app_secret.clone(),
                 });
                 (
                     n.phone_number_id.clone(),
@@ -426,6 +428,8 @@ async fn send_message(
             phone_number_id: phone_number_id.clone(),
             display_phone_number: phone_number_id.clone(),
             waba_id: phone_number_id.clone(),
+            webhook_url: None,
+            app_secret: None,
         })
     } else {
         match (rt.numbers.get(&phone_number_id), token) {
@@ -494,7 +498,7 @@ async fn send_message(
         }],
     })
     .unwrap_or_default();
-    if cfg.webhook_url.is_some() {
+    if cfg.webhook_url.is_some() || number.webhook_url.is_some() {
         let msg = Arc::new(Msg {
             wamid,
             recipient: valid.wa_id,

@@ -43,6 +43,16 @@ pub struct NumberInfo {
     pub phone_number_id: String,
     pub display_phone_number: String,
     pub waba_id: String,
+    /// Per-number overrides (numbers of different apps/accounts).
+    pub webhook_url: Option<String>,
+    pub app_secret: Option<String>,
+}
+
+impl NumberInfo {
+    /// Statuses of numbers with the same route share POSTs.
+    fn route(&self) -> (Option<&str>, Option<&str>) {
+        (self.webhook_url.as_deref(), self.app_secret.as_deref())
+    }
 }
 
 /// One accepted message whose statuses are being reported.
@@ -117,7 +127,7 @@ impl Hooks {
 
     /// Plans the statuses of one accepted message (no-op without a webhook URL).
     pub fn plan(&self, cfg: &SimConfig, seq: u64, msg: Arc<Msg>) {
-        if cfg.webhook_url.is_none() {
+        if cfg.webhook_url.is_none() && msg.number.webhook_url.is_none() {
             return;
         }
         let seed = cfg.seed;
@@ -255,27 +265,23 @@ pub async fn scheduler(
         }
         let batch_size = cfg.webhook_batch_size.max(1);
         let lingered = ready_since.is_some_and(|s| now >= s + linger);
-        while ready.len() >= batch_size || (lingered && !ready.is_empty()) {
-            let rest = if ready.len() > batch_size {
-                ready.split_off(batch_size)
-            } else {
-                Vec::new()
-            };
-            let mut batch = std::mem::replace(&mut ready, rest);
-            batch_no += 1;
-            if cfg.reorder_rate > 0.0 {
-                shuffle(&mut batch, cfg.seed, batch_no);
+        if ready.len() >= batch_size || (lingered && !ready.is_empty()) {
+            for mut batch in split_batches(std::mem::take(&mut ready), batch_size) {
+                batch_no += 1;
+                if cfg.reorder_rate > 0.0 {
+                    shuffle(&mut batch, cfg.seed, batch_no);
+                }
+                let Ok(permit) = sem.clone().acquire_owned().await else {
+                    return;
+                };
+                let shared2 = shared.clone();
+                let client2 = client.clone();
+                shared.hooks.in_flight_posts.fetch_add(1, AO::Relaxed);
+                tokio::spawn(async move {
+                    deliver(shared2, client2, batch).await;
+                    drop(permit);
+                });
             }
-            let Ok(permit) = sem.clone().acquire_owned().await else {
-                return;
-            };
-            let shared2 = shared.clone();
-            let client2 = client.clone();
-            shared.hooks.in_flight_posts.fetch_add(1, AO::Relaxed);
-            tokio::spawn(async move {
-                deliver(shared2, client2, batch).await;
-                drop(permit);
-            });
         }
         ready_since = if ready.is_empty() {
             None
@@ -283,6 +289,28 @@ pub async fn scheduler(
             ready_since.or(Some(now))
         };
     }
+}
+
+/// Splits ready statuses into POSTs: one route (URL and secret) per POST, at most `size` each.
+fn split_batches(ready: Vec<Event>, size: usize) -> Vec<Vec<Event>> {
+    let mut groups: Vec<Vec<Event>> = Vec::new();
+    for ev in ready {
+        let idx = {
+            let route = ev.msg.number.route();
+            groups.iter().rposition(|g| {
+                g.len() < size && g.first().is_some_and(|f| f.msg.number.route() == route)
+            })
+        };
+        match idx.and_then(|i| groups.get_mut(i)) {
+            Some(g) => g.push(ev),
+            None => {
+                let mut g = Vec::with_capacity(size.min(1024));
+                g.push(ev);
+                groups.push(g);
+            }
+        }
+    }
+    groups
 }
 
 fn shuffle(batch: &mut [Event], seed: u64, batch_no: u64) {
@@ -508,15 +536,18 @@ async fn deliver(shared: Arc<Shared>, client: reqwest::Client, batch: Vec<Event>
     let n = batch.len() as u64;
     let mut attempt: u32 = 0;
     let body = bytes::Bytes::from(build_body(&batch, shared.config().webhook_meta_escaping));
+    let number = batch.first().map(|e| e.msg.number.clone());
+    let url_override = number.as_ref().and_then(|n| n.webhook_url.clone());
+    let secret_override = number.as_ref().and_then(|n| n.app_secret.clone());
     loop {
         let cfg = shared.config();
-        let Some(url) = cfg.webhook_url.clone() else {
+        let Some(url) = url_override.clone().or_else(|| cfg.webhook_url.clone()) else {
             // The webhook was switched off: these statuses will never be delivered.
             shared.hooks.dropped.fetch_add(n, AO::Relaxed);
             break;
         };
         attempt += 1;
-        let signature = sign(&cfg.app_secret, &body);
+        let signature = sign(secret_override.as_deref().unwrap_or(&cfg.app_secret), &body);
         let result = client
             .post(url)
             .header("content-type", "application/json")

@@ -284,3 +284,47 @@ async fn meta_escaping_keeps_signature_valid() {
     assert_ne!(reserialised, p.raw.to_vec());
     assert_eq!(rx.statuses()[0]["biz_opaque_callback_data"], "café/ü");
 }
+
+#[tokio::test]
+async fn per_number_secret_and_url() {
+    let rx_a = receiver(0).await;
+    let rx_b = receiver(0).await;
+    let cfg = hook_config(
+        &rx_a.url(),
+        json!({"delivered_rate": 0.0, "read_rate": 0.0, "numbers": [
+            {"phone_number_id": PNID, "display_phone_number": DISPLAY, "access_token": TOKEN},
+            {"phone_number_id": "222", "display_phone_number": "15550002222", "access_token": "t2",
+             "waba_id": "333", "app_secret": "secret-b", "webhook_url": rx_b.url()}
+        ]}),
+    );
+    let sim = Sim::start(cfg).await;
+    for i in 0..5 {
+        let body = template_msg(&format!("4917012{:05}", i), "promo", 0);
+        assert_eq!(sim.send(&body).await.0, 200);
+        assert_eq!(sim.send_as("222", "t2", &body).await.0, 200);
+    }
+    sim.wait_delivered().await;
+    for p in rx_a.posts() {
+        assert!(signature_ok(
+            SECRET,
+            &p.raw,
+            p.signature.as_deref().expect("sig")
+        ));
+    }
+    for p in rx_b.posts() {
+        assert!(signature_ok(
+            "secret-b",
+            &p.raw,
+            p.signature.as_deref().expect("sig")
+        ));
+        let v: Value = serde_json::from_slice(&p.raw).expect("json");
+        assert_eq!(v["entry"][0]["id"], "333");
+        assert_eq!(
+            v["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"],
+            "222"
+        );
+    }
+    assert_eq!(rx_a.statuses().len(), 5);
+    assert_eq!(rx_b.statuses().len(), 5);
+    assert_eq!(sim.stats().await["statuses"]["sent"], 10);
+}
