@@ -28,11 +28,135 @@ pub fn example_variables(template: &Template, defaults: &Variables) -> Variables
     }
 }
 
+/// Example variables that leave to the broadcast's defaults every slot the defaults fill:
+/// what an integrator has to send per recipient. Expanding them over `defaults` gives the same
+/// body as expanding [`example_variables`] over them.
+pub fn example_variables_over_defaults(template: &Template, defaults: &Variables) -> Variables {
+    strip_defaulted(example_variables(template, defaults), defaults)
+}
+
 impl CompiledTemplate {
     /// A full, valid set of variables for this template (see [`example_variables`]).
     pub fn example_variables(&self, defaults: &Variables) -> Variables {
         from_spec(self.spec(), defaults)
     }
+
+    /// Example variables without the slots the defaults fill (see
+    /// [`example_variables_over_defaults`]).
+    pub fn example_variables_over_defaults(&self, defaults: &Variables) -> Variables {
+        strip_defaulted(from_spec(self.spec(), defaults), defaults)
+    }
+}
+
+fn strip_params(full: Option<Params>, defaults: Option<&Params>) -> Option<Params> {
+    let (Some(full), Some(d)) = (full.clone(), defaults) else {
+        return full;
+    };
+    let out = match (full, d) {
+        (Params::Positional(mut v), Params::Positional(dv)) => {
+            for (i, slot) in v.iter_mut().enumerate() {
+                if matches!(dv.get(i), Some(Some(_))) {
+                    *slot = None;
+                }
+            }
+            while matches!(v.last(), Some(None)) {
+                v.pop();
+            }
+            Params::Positional(v)
+        }
+        (Params::Named(v), Params::Named(dv)) => Params::Named(
+            v.into_iter()
+                .filter(|(n, _)| !dv.iter().any(|(dn, _)| dn == n))
+                .collect(),
+        ),
+        (other, _) => other,
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+fn strip_header(full: Option<HeaderValue>, defaults: Option<&HeaderValue>) -> Option<HeaderValue> {
+    match (full, defaults) {
+        (Some(HeaderValue::Text(p)), Some(HeaderValue::Text(dp))) => {
+            strip_params(Some(p), Some(dp)).map(HeaderValue::Text)
+        }
+        (Some(h), Some(d)) if std::mem::discriminant(&h) == std::mem::discriminant(d) => None,
+        (h, _) => h,
+    }
+}
+
+fn strip_buttons(
+    full: Option<Vec<ButtonValue>>,
+    defaults: Option<&[ButtonValue]>,
+) -> Option<Vec<ButtonValue>> {
+    let mut b = full?;
+    if let Some(d) = defaults {
+        b.retain(|x| !d.iter().any(|y| y.index == x.index));
+    }
+    (!b.is_empty()).then_some(b)
+}
+
+fn strip_defaulted(full: Variables, defaults: &Variables) -> Variables {
+    let mut v = Variables {
+        header: strip_header(full.header, defaults.header.as_ref()),
+        body: strip_params(full.body, defaults.body.as_ref()),
+        buttons: strip_buttons(full.buttons, defaults.buttons.as_deref()),
+        cards: full.cards,
+        product: full.product,
+        limited_time_offer: full
+            .limited_time_offer
+            .filter(|_| defaults.limited_time_offer.is_none()),
+    };
+    if let Some(dcards) = defaults.cards.as_deref() {
+        let cards = v.cards.take().unwrap_or_default();
+        if cards.len() == dcards.len() {
+            let stripped: Vec<CardValues> = cards
+                .into_iter()
+                .zip(dcards)
+                .map(|(c, d)| CardValues {
+                    header: strip_header(c.header, d.header.as_ref()),
+                    body: strip_params(c.body, d.body.as_ref()),
+                    buttons: strip_buttons(c.buttons, d.buttons.as_deref()),
+                })
+                .collect();
+            let all_empty = stripped
+                .iter()
+                .all(|c| c.header.is_none() && c.body.is_none() && c.buttons.is_none());
+            v.cards = (!all_empty).then_some(stripped);
+        } else if !cards.is_empty() {
+            v.cards = Some(cards);
+        }
+    }
+    let default_product_header = defaults
+        .product
+        .as_ref()
+        .is_some_and(|p| p.product_retailer_id.is_some());
+    if default_product_header
+        && defaults.header.is_none()
+        && matches!(v.header, Some(HeaderValue::Product(_)))
+    {
+        v.header = None;
+    }
+    if let (Some(p), Some(dp)) = (v.product.as_mut(), defaults.product.as_ref()) {
+        if dp.product_retailer_id.is_some() {
+            p.product_retailer_id = None;
+        }
+        if dp.catalog_id.is_some() {
+            p.catalog_id = None;
+        }
+        if dp.thumbnail_product_retailer_id.is_some() {
+            p.thumbnail_product_retailer_id = None;
+        }
+        if dp.sections.is_some() {
+            p.sections = None;
+        }
+    }
+    if v.product
+        .as_ref()
+        .is_some_and(|p| *p == ProductValues::default())
+    {
+        v.product = None;
+    }
+    v
 }
 
 fn from_spec(spec: &TemplateSpec, defaults: &Variables) -> Variables {

@@ -9,7 +9,9 @@
 //! * [`variables`]: the per-recipient variables shape of the public API ([`Variables`]).
 //! * [`expand`]: [`CompiledTemplate::expand`] / [`expand()`] producing a [`Message`].
 //! * [`phone`]: E.164 normalisation ([`PhoneE164`]).
-//! * [`example`]: [`example_variables`], a full valid set of variables for any template.
+//! * [`example`]: [`example_variables`], a full valid set of variables for any template, and
+//!   [`example_variables_over_defaults`], only what a recipient must add to a broadcast's
+//!   defaults.
 //!
 //! ## The variables shape
 //!
@@ -126,7 +128,7 @@ pub mod template;
 pub mod variables;
 
 pub use error::{ErrorCode, FieldError, FieldErrors};
-pub use example::example_variables;
+pub use example::{example_variables, example_variables_over_defaults};
 pub use expand::{expand, flatten_text, CompiledTemplate, Message};
 pub use phone::{PhoneE164, PhoneError};
 pub use template::{Template, TemplateSpec};

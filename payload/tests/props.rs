@@ -712,6 +712,12 @@ proptest! {
             let ex = compiled.example_variables(&dv);
             prop_assert!(compiled.expand(&dv, &ex, "+16505551234", "msg-1").is_ok());
             prop_assert!(compiled.expand(&Variables::default(), &ex, "+16505551234", "msg-1").is_ok());
+            // Leaving defaulted slots out gives the same body over the defaults.
+            let min = compiled.example_variables_over_defaults(&dv);
+            let full_body = compiled.expand(&dv, &ex, "+16505551234", "msg-1").map(|m| m.to_json_value());
+            let min_body = compiled.expand(&dv, &min, "+16505551234", "msg-1").map(|m| m.to_json_value());
+            prop_assert!(min_body.is_ok(), "d={d}\nmin={}\n{:#?}", serde_json::to_string(&min).unwrap_or_default(), min_body.as_ref().err());
+            prop_assert_eq!(full_body.ok(), min_body.ok());
         }
     }
 }
