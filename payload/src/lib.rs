@@ -7,7 +7,7 @@
 //! * [`template`]: Meta's message-template definition format, [`Template::validate`] and the
 //!   [`TemplateSpec`] summary of the runtime values a template needs.
 //! * [`variables`]: the per-recipient variables shape of the public API ([`Variables`]).
-//! * [`expand`]: [`CompiledTemplate::expand`] / [`expand()`] producing a [`Message`].
+//! * [`expand`](mod@expand): [`CompiledTemplate::expand`] / [`expand()`] producing a [`Message`].
 //! * [`phone`]: E.164 normalisation ([`PhoneE164`]).
 //! * [`example`]: [`example_variables`], a full valid set of variables for any template, and
 //!   [`example_variables_over_defaults`], only what a recipient must add to a broadcast's
