@@ -7,10 +7,10 @@
 //! the page from being framed or sniffed. Only these exact paths are routed: nothing under
 //! `/admin`, `/api`, `/ui/session` or the operations endpoints is shadowed.
 
-use axum::Router;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Router;
 use sha2::{Digest, Sha256};
 
 use crate::state::AppState;

@@ -105,6 +105,14 @@ export async function screenshot(page, name, options = {}) {
   await page.screenshot({ path: path.join(env.screenshots, name), animations: 'disabled', caret: 'hide', ...options });
 }
 
+/** A screenshot of one element with a margin of the page around it. */
+export async function screenshotPadded(page, locator, name, pad = 12) {
+  if (!env.screenshots) return;
+  const box = await locator.boundingBox();
+  if (!box) throw new Error(`${name}: element not visible`);
+  await screenshot(page, name, { clip: { x: Math.max(0, box.x - pad), y: Math.max(0, box.y - pad), width: box.width + 2 * pad, height: box.height + 2 * pad } });
+}
+
 /** Records the requests that change API keys, to check that bad input sends nothing. */
 export function watchWrites(page) {
   const writes = [];

@@ -1,0 +1,157 @@
+// The per-key documentation page: sections by scope for every scope group, a missing key, and
+// the broadcast payload generator (skipped until the server lists broadcasts).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { env, launch, newPage, signIn, http, newAccount } from '../lib/harness.js';
+
+let browser;
+let account;
+let session;
+
+before(async () => {
+  browser = await launch();
+  account = await newAccount('Docs');
+  session = await newPage(browser, { width: 1280, height: 800 });
+  await signIn(session.page, account.admin_token);
+});
+after(async () => {
+  await session?.context.close();
+  await browser?.close();
+});
+
+async function key(body) {
+  const r = await http('POST', '/admin/v1/api-keys', { token: account.admin_token, body });
+  assert.equal(r.status, 201, r.text);
+  return r.json;
+}
+
+async function sectionsOf(id) {
+  const { page } = session;
+  await page.goto(`${env.base}/#/api-keys/${id}/docs`);
+  await page.locator('[data-section="rate-limits"]').waitFor();
+  return page.locator('.doc-section h2').allTextContents();
+}
+
+test('sections follow the scopes of each scope group', async () => {
+  const always = ['Authentication', 'Error Codes', 'Rate Limits'];
+  const expected = {
+    broadcast_manager: ['Broadcast API', 'Contacts API', 'Templates API'],
+    contact_manager: ['Contacts API', 'Leads API'],
+    lead_manager: ['Contacts API', 'Leads API'],
+    message_sender: ['Broadcast API', 'Templates API'],
+    read_only: ['Broadcast API', 'Contacts API', 'Leads API', 'Templates API'],
+    full_access: ['Broadcast API', 'Contacts API', 'Leads API', 'Templates API', 'Chatbot Flows API'],
+    webhook_automation: ['Contacts API', 'Chatbot Flows API'],
+  };
+  for (const [group, middle] of Object.entries(expected)) {
+    const k = await key({ name: `Docs ${group}`, scope_group: group });
+    const sections = await sectionsOf(k.id);
+    assert.deepEqual(sections, [always[0], ...middle, always[1], always[2]], group);
+  }
+  // A read-only key sees no write endpoints, and no payload generator (no broadcast:send).
+  const ro = await key({ name: 'Docs read only 2', scope_group: 'read_only' });
+  await sectionsOf(ro.id);
+  const methods = await session.page.locator('.endpoint .method').allTextContents();
+  assert.deepEqual([...new Set(methods)], ['GET']);
+  assert.equal(await session.page.locator('#broadcast-picker').count(), 0);
+});
+
+test('individual scopes: only the allowed endpoints, the key\'s own limit', async () => {
+  const k = await key({ name: 'Docs custom', scopes: ['leads:assign', 'template:create'], rate_limit_per_hour: 42 });
+  assert.deepEqual(await sectionsOf(k.id), ['Authentication', 'Leads API', 'Templates API', 'Error Codes', 'Rate Limits']);
+  const { page } = session;
+  assert.deepEqual(await page.locator('.endpoint h4 code').allTextContents(), ['/me', '/leads/0193a5b2-7c1e-7a3d-9f10-2b4c6d8e0f12/assign', '/templates']);
+  assert.equal(await page.locator('#key-rate-limit').textContent(), '42 requests per hour');
+  // Every example has both languages and a Copy button.
+  const examples = page.locator('.code-tabs');
+  const n = await examples.count();
+  assert.ok(n >= 3);
+  for (let i = 0; i < n; i += 1) {
+    assert.equal(await examples.nth(i).getByRole('tab').count(), 2);
+    assert.equal(await examples.nth(i).getByRole('button', { name: /^Copy/ }).count(), 1);
+  }
+  // The examples are what the API accepts: the curl of POST /leads/{id}/assign names it.
+  const curl = await page.locator('[data-section="leads"] [data-lang="curl"] code').first().textContent();
+  assert.match(curl, /curl -X POST ".*\/api\/v1\/leads\/[^"]+\/assign"/);
+  assert.match(curl, /"assignee"/);
+});
+
+test('an unknown key shows a message and a way back', async () => {
+  const { page } = session;
+  await page.goto(`${env.base}/#/api-keys/0193a5b2-0000-7000-8000-000000000000/docs`);
+  await page.getByRole('alert').filter({ hasText: 'does not exist' }).waitFor();
+  await page.getByRole('link', { name: 'API Keys' }).first().click();
+  await page.getByRole('heading', { name: 'API Keys', level: 1 }).waitFor();
+});
+
+test('the broadcast picker degrades to an empty dropdown with a note while broadcasts cannot be listed', async (t) => {
+  const probe = await http('GET', '/admin/v1/broadcasts', { token: account.admin_token });
+  const k = await key({ name: 'Docs sender', scope_group: 'message_sender' });
+  await sectionsOf(k.id);
+  const { page } = session;
+  const picker = page.getByLabel('Broadcast', { exact: true });
+  await page.waitForFunction(() => !document.querySelector('#broadcast-picker option')?.textContent.startsWith('Loading'));
+  if (probe.status === 200 && (probe.json.items || []).length === 0) {
+    assert.equal(await picker.isDisabled(), true);
+    assert.match(await page.locator('#broadcast-picker-note').textContent(), /Create a broadcast first/);
+  } else if (probe.status !== 200) {
+    assert.equal(await picker.isDisabled(), true);
+    assert.match(await page.locator('#broadcast-picker-note').textContent(), /cannot be listed/);
+  } else {
+    t.skip('this account already has broadcasts');
+  }
+});
+
+// Templates of each kind (Meta's format) and a broadcast on each; the generated payload must
+// be accepted as is by the send endpoint.
+const TEMPLATES = [
+  { template: { name: 'order_shipped', language: 'en_US', category: 'UTILITY', components: [{ type: 'BODY', text: 'Hello {{1}}, your order {{2}} has shipped.', example: { body_text: [['Ada', '#1001']] } }] }, variables: {} },
+  { template: { name: 'media_offer', language: 'en_US', category: 'MARKETING', components: [{ type: 'HEADER', format: 'IMAGE' }, { type: 'BODY', text: 'Hi {{1}}, this week only: {{2}} off.' }, { type: 'BUTTONS', buttons: [{ type: 'QUICK_REPLY', text: 'Yes' }, { type: 'QUICK_REPLY', text: 'No' }] }] }, variables: { header: { type: 'image', link: 'https://example.com/offer.png' } } },
+  { template: { name: 'shop_link', language: 'en_US', category: 'MARKETING', components: [{ type: 'BODY', text: 'Your cart is waiting, {{1}}.' }, { type: 'BUTTONS', buttons: [{ type: 'URL', text: 'Open cart', url: 'https://shop.example.com/cart/{{1}}' }] }] }, variables: {} },
+  { template: { name: 'catalog_offer', language: 'en_US', category: 'MARKETING', components: [{ type: 'BODY', text: 'Get {{1}} off your first order!' }, { type: 'BUTTONS', buttons: [{ type: 'CATALOG', text: 'View catalog' }] }] }, variables: { product: { thumbnail_product_retailer_id: 'sku-1' } } },
+  { template: { name: 'spm_pick', language: 'en_US', category: 'MARKETING', components: [{ type: 'HEADER', format: 'PRODUCT' }, { type: 'BODY', text: 'Our pick for you.' }, { type: 'BUTTONS', buttons: [{ type: 'SPM', text: 'View' }] }] }, variables: { product: { catalog_id: '194836987003835', product_retailer_id: 'sku-1' } } },
+  { template: { name: 'carousel_deals', language: 'en_US', category: 'MARKETING', components: [{ type: 'BODY', text: 'Deals for {{1}}' }, { type: 'CAROUSEL', cards: [0, 1].map(() => ({ components: [{ type: 'HEADER', format: 'IMAGE' }, { type: 'BODY', text: 'Deal {{1}}' }, { type: 'BUTTONS', buttons: [{ type: 'QUICK_REPLY', text: 'Want it' }] }] })) }] }, variables: { cards: [{ header: { type: 'image', link: 'https://example.com/1.png' } }, { header: { type: 'image', link: 'https://example.com/2.png' } }] } },
+];
+
+test('payload generator: each broadcast\'s generated request is accepted by the send endpoint', async (t) => {
+  const probe = await http('GET', '/admin/v1/broadcasts', { token: account.admin_token });
+  if (probe.status !== 200) {
+    t.skip(`GET /admin/v1/broadcasts answers ${probe.status}: the payload generator has nothing to list yet`);
+    return;
+  }
+  const made = [];
+  for (const { template, variables } of TEMPLATES) {
+    const tr = await http('POST', '/api/v1/templates', { body: template, token: account.admin_token });
+    if (tr.status !== 201) {
+      t.diagnostic(`template ${template.name} not created: ${tr.status} ${tr.text}`);
+      continue;
+    }
+    const br = await http('POST', '/api/v1/broadcasts', { token: account.admin_token, body: { name: `Broadcast ${template.name}`, template_id: tr.json.id, variables } });
+    if (br.status !== 201) {
+      t.diagnostic(`broadcast for ${template.name} not created: ${br.status} ${br.text}`);
+      continue;
+    }
+    made.push(br.json);
+  }
+  assert.ok(made.length >= 1, 'no broadcast could be created');
+  const sender = await key({ name: 'Docs payloads', scope_group: 'message_sender' });
+  await sectionsOf(sender.id);
+  const { page } = session;
+  const picker = page.getByLabel('Broadcast', { exact: true });
+  await page.waitForFunction(() => !document.querySelector('#broadcast-picker').disabled);
+  for (const b of made) {
+    await picker.selectOption(b.id);
+    const generated = page.locator('.generated .code-tabs');
+    await generated.waitFor();
+    const curl = await generated.locator('[data-lang="curl"] code').textContent();
+    assert.ok(curl.includes(`/broadcasts/${b.id}/send`), curl);
+    // The same request, sent with the key: accepted as is.
+    const example = await http('GET', `/admin/v1/broadcasts/${b.id}/example`, { token: account.admin_token });
+    assert.equal(example.status, 200);
+    const { url, body } = example.json.request;
+    const sent = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${sender.key}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const result = await sent.json();
+    assert.equal(sent.status, 202, `${b.name}: ${JSON.stringify(result)}`);
+    assert.equal(result.rejected.length, 0, `${b.name}: ${JSON.stringify(result.rejected)}`);
+  }
+});

@@ -1,0 +1,94 @@
+// The user guide's screenshots (static/img/screenshots/developer-tools/api-keys/), taken on a
+// fresh account with several keys in different states.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { env, launch, newPage, signIn, http, newAccount, sql, screenshot, screenshotPadded, dialog, row, sleep } from '../lib/harness.js';
+
+let browser;
+let account;
+const keys = {};
+
+before(async () => {
+  browser = await launch();
+  account = await newAccount('Acme Store');
+  const make = async (body) => {
+    const r = await http('POST', '/admin/v1/api-keys', { token: account.admin_token, body });
+    assert.equal(r.status, 201, r.text);
+    keys[body.name] = r.json;
+    return r.json;
+  };
+  // Oldest first: the list shows the newest first.
+  await make({ name: 'Partner Portal (trial)', scope_group: 'full_access', expires_at: new Date(Date.now() + 2500).toISOString() });
+  await make({ name: 'Reporting Dashboard', scope_group: 'read_only' });
+  await make({ name: 'Lead Sync', scopes: ['leads:all', 'contacts:read', 'template:read'], rate_limit_per_hour: null });
+  await make({ name: 'n8n Automation', scope_group: 'webhook_automation', allowed_ips: ['203.0.113.10'] });
+  await make({ name: 'CRM Integration', scope_group: 'contact_manager', rate_limit_per_hour: 5000 });
+  await make({ name: 'Website Contact Form', scope_group: 'broadcast_manager' });
+  await http('PATCH', `/admin/v1/api-keys/${keys['Reporting Dashboard'].id}`, { token: account.admin_token, body: { active: false } });
+  for (const name of ['Website Contact Form', 'CRM Integration', 'Lead Sync']) {
+    assert.equal((await http('GET', '/api/v1/me', { token: keys[name].key })).status, 200);
+  }
+  // Delivery counters as the status consumer keeps them (no endpoint writes them directly).
+  await sql(`INSERT INTO api_key_usage (key_id, total_messages, sent, delivered, read, failed, last_message_at)
+             VALUES ('${keys['Website Contact Form'].id}', 1250, 1238, 1187, 942, 12, now() - interval '2 hours')`);
+  await sleep(2600); // the trial key expires; last-used times are flushed
+});
+after(async () => { await browser?.close(); });
+
+test('screenshots of the API keys page, dialogs and documentation page', async () => {
+  const { context, page, errors } = await newPage(browser, { width: 1440, height: 1000 });
+  await signIn(page, account.admin_token);
+  await row(page, 'Partner Portal (trial)').locator('.status', { hasText: 'Expired' }).waitFor();
+  await row(page, 'Website Contact Form').locator('time').waitFor();
+  await screenshot(page, 'api-keys-list.png', { fullPage: true });
+
+  await page.getByRole('button', { name: 'Create API Key' }).first().click();
+  const create = dialog(page, 'create-key');
+  await create.getByLabel('Key name').fill('Website Contact Form');
+  await create.getByLabel('Scope group', { exact: true }).selectOption('broadcast_manager');
+  await create.getByText('Advanced Settings').click();
+  await create.getByLabel('Allowed IP Addresses').fill('203.0.113.10\n198.51.100.7');
+  const inAMonth = new Date(Date.now() + 90 * 86400e3).toISOString().slice(0, 10);
+  await create.getByLabel('Expiration Date').fill(inAMonth);
+  await create.getByLabel('Key name').focus();
+  await page.evaluate(() => document.activeElement.blur());
+  await page.mouse.move(0, 0);
+  await screenshotPadded(page, create, 'create-api-key-dialog.png', 24);
+
+  await create.getByRole('radio', { name: /Individual scopes/ }).check();
+  await create.getByText('Advanced Settings').click();
+  for (const [resource, action] of [['broadcast', 'Send'], ['contacts', 'Create'], ['contacts', 'Read'], ['leads', 'Read'], ['leads', 'Assign'], ['template', 'Read']]) {
+    await create.locator(`fieldset[data-resource="${resource}"]`).getByLabel(action, { exact: true }).check();
+  }
+  await page.evaluate(() => document.activeElement.blur());
+  await screenshotPadded(page, create.locator('fieldset.permissions'), 'individual-scopes.png', 16);
+
+  await create.getByRole('button', { name: 'Create API Key' }).click();
+  const created = dialog(page, 'key-created');
+  await created.getByText("This is the only time you'll see the full API key.").waitFor();
+  await page.evaluate(() => document.activeElement.blur());
+  await screenshotPadded(page, created, 'api-key-created-warning.png', 24);
+  await created.getByRole('button', { name: 'Done' }).click();
+
+  await page.locator(`tr[data-key-id="${keys['Website Contact Form'].id}"]`).getByRole('button', { name: /View Usage Stats/ }).click();
+  const usage = dialog(page, 'usage');
+  await usage.getByText('1,250').waitFor();
+  await page.evaluate(() => document.activeElement.blur());
+  await screenshotPadded(page, usage, 'usage-stats-dialog.png', 24);
+  await usage.getByRole('button', { name: 'Close' }).first().click();
+
+  await page.goto(`${env.base}/#/api-keys/${keys['Website Contact Form'].id}/docs`);
+  await page.getByRole('heading', { name: 'Broadcast API' }).waitFor();
+  await page.waitForFunction(() => !document.querySelector('#broadcast-picker option')?.textContent.startsWith('Loading'));
+  const options = await page.locator('#broadcast-picker option[value]:not([value=""])').count();
+  if (options > 0) {
+    await page.locator('#broadcast-picker').selectOption({ index: 1 });
+    await page.locator('.generated .code-tabs').waitFor();
+  }
+  // Tall enough to show the authentication section and the broadcast examples.
+  await page.setViewportSize({ width: 1440, height: 1800 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await screenshot(page, 'api-docs-page.png', { fullPage: false });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
