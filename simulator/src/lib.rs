@@ -117,6 +117,8 @@ pub struct Shared {
     pub(crate) generation: AtomicU64,
     request_seq: AtomicU64,
     metrics: Option<PrometheusHandle>,
+    closing: watch::Receiver<bool>,
+    held: AtomicU64,
 }
 
 impl Shared {
@@ -125,6 +127,20 @@ impl Shared {
             Ok(r) => r.clone(),
             Err(p) => p.into_inner().clone(),
         }
+    }
+
+    /// Sleeps `ms`, or less when the server is shutting down.
+    async fn hold(&self, ms: u64) {
+        let mut closing = self.closing.clone();
+        if *closing.borrow() {
+            return;
+        }
+        self.held.fetch_add(1, AO::Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = closing.changed() => {}
+        }
+        self.held.fetch_sub(1, AO::Relaxed);
     }
 
     /// The configuration in force.
@@ -174,6 +190,7 @@ pub async fn run(
 ) -> Result<(), SimError> {
     config.validate()?;
     let (hooks, rx) = Hooks::new();
+    let (closing_tx, closing_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         runtime: RwLock::new(Arc::new(Runtime::new(config))),
         stats: Stats::default(),
@@ -182,13 +199,19 @@ pub async fn run(
         generation: AtomicU64::new(0),
         request_seq: AtomicU64::new(0),
         metrics: prometheus(),
+        closing: closing_rx,
+        held: AtomicU64::new(0),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let sched = tokio::spawn(webhook::scheduler(shared.clone(), rx, stop_rx.clone()));
     let pruner = tokio::spawn(prune_pairs(shared.clone(), stop_rx));
     let app = router(shared);
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Held (timeout-injected) requests end now instead of delaying the shutdown.
+            let _ = closing_tx.send(true);
+        })
         .await;
     let _ = stop_tx.send(true);
     let _ = sched.await;
@@ -269,6 +292,7 @@ async fn prune_pairs(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{version}/{phone_number_id}/messages", post(send_message))
+        .route("/{phone_number_id}/messages", post(send_unversioned))
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/pending", get(get_pending))
         .route("/_sim/config", get(get_config).put(put_config))
@@ -405,6 +429,16 @@ fn draw_injection(cfg: &SimConfig, seq: u64) -> Injected {
     Injected::None
 }
 
+/// Graph also serves unversioned paths (the app's default version).
+async fn send_unversioned(
+    state: State<Arc<Shared>>,
+    Path(phone_number_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    send_message(state, Path((String::new(), phone_number_id)), headers, body).await
+}
+
 async fn send_message(
     State(shared): State<Arc<Shared>>,
     Path((_version, phone_number_id)): Path<(String, String)>,
@@ -458,7 +492,7 @@ async fn send_message(
     let timeout_accepts = match &injected {
         Injected::Sync(e) => return reject(&shared, e.clone(), seq),
         Injected::Timeout if !cfg.timeout_accepts => {
-            tokio::time::sleep(Duration::from_millis(cfg.timeout_ms)).await;
+            shared.hold(cfg.timeout_ms).await;
             shared.stats.reject("timeout");
             metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => "timeout")
                 .increment(1);
@@ -517,7 +551,7 @@ async fn send_message(
         shared.hooks.plan(cfg, seq, msg);
     }
     if timeout_accepts {
-        tokio::time::sleep(Duration::from_millis(cfg.timeout_ms)).await;
+        shared.hold(cfg.timeout_ms).await;
         return GraphError::timeout().into_response_with(seq);
     }
     (
@@ -552,6 +586,7 @@ async fn get_pending(State(shared): State<Arc<Shared>>) -> Json<serde_json::Valu
         "webhook_posts_ok": h.posts_ok.load(AO::Relaxed),
         "webhook_posts_failed": h.posts_failed.load(AO::Relaxed),
         "webhook_posts_in_flight": h.in_flight_posts.load(AO::Relaxed),
+        "requests_held": shared.held.load(AO::Relaxed),
     }))
 }
 

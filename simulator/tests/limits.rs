@@ -181,6 +181,53 @@ async fn injected_async_failures_arrive_as_failed_statuses() {
 }
 
 #[tokio::test]
+async fn timeout_that_was_accepted_still_sends_statuses() {
+    let rx = receiver(0).await;
+    let (s, v, sim) = one_injected(
+        "timeout",
+        json!({"timeout_ms": 100, "timeout_accepts": true, "webhook_url": rx.url(),
+               "webhook_linger_ms": 5, "delivered_rate": 0.0, "read_rate": 0.0}),
+    )
+    .await;
+    assert_eq!(s, 504, "{v}");
+    sim.wait_delivered().await;
+    let stats = sim.stats().await;
+    assert_eq!(stats["accepted"], 1);
+    assert_eq!(stats["statuses"]["sent"], 1);
+    assert_eq!(rx.statuses().len(), 1);
+}
+
+#[tokio::test]
+async fn unversioned_path_and_shutdown_releases_held_requests() {
+    let sim = Sim::start(patch(
+        base_config(),
+        json!({"error_rates": {"timeout": 1.0}, "timeout_ms": 600_000}),
+    ))
+    .await;
+    let client = sim.client.clone();
+    let url = sim.url(&format!("/{PNID}/messages"));
+    let held = tokio::spawn(async move {
+        client
+            .post(url)
+            .bearer_auth(TOKEN)
+            .json(&template_msg("16505551234", "t", 0))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    // Wait until the request is being held, then stop the server: the request ends early.
+    let is_held = wait_until(std::time::Duration::from_secs(20), || async {
+        sim.get_json("/_sim/pending").await["requests_held"] == 1
+    })
+    .await;
+    assert!(is_held);
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(20), sim.handle.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited for the held request");
+    let status = held.await.expect("join");
+    assert_eq!(status.expect("response"), 504);
+}
+
+#[tokio::test]
 async fn latency_is_added() {
     let sim = Sim::start(patch(base_config(), json!({"latency_ms": 120}))).await;
     let t = std::time::Instant::now();

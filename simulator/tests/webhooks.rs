@@ -160,9 +160,9 @@ async fn retries_until_the_receiver_accepts() {
 #[tokio::test]
 async fn retries_after_connection_errors() {
     // Nothing listens on the first URL; the receiver comes up later.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_url = format!("http://{}/wh", dead.local_addr().expect("addr"));
-    drop(dead);
+    // Port 1 is privileged and unused: connections are refused (a freed ephemeral port could
+    // be taken by another test's receiver).
+    let dead_url = "http://127.0.0.1:1/wh".to_owned();
     let sim = Sim::start(hook_config(&dead_url, json!({}))).await;
     send_n(&sim, 3, false).await;
     let failed = wait_until(std::time::Duration::from_secs(10), || async {
