@@ -328,3 +328,52 @@ async fn per_number_secret_and_url() {
     assert_eq!(rx_b.statuses().len(), 5);
     assert_eq!(sim.stats().await["statuses"]["sent"], 10);
 }
+
+#[tokio::test]
+async fn gives_up_after_max_attempts_and_counts_drops() {
+    let rx = receiver(1_000).await;
+    let sim = Sim::start(hook_config(
+        &rx.url(),
+        json!({"webhook_max_attempts": 2, "delivered_rate": 0.0, "read_rate": 0.0}),
+    ))
+    .await;
+    send_n(&sim, 4, false).await;
+    sim.wait_delivered().await;
+    let p = sim.get_json("/_sim/pending").await;
+    assert_eq!(p["webhook_statuses_dropped"], 4);
+    assert_eq!(sim.stats().await["statuses"]["sent"], 0);
+}
+
+#[tokio::test]
+async fn memory_bound_drops_excess_statuses() {
+    let rx = receiver(0).await;
+    let sim = Sim::start(hook_config(
+        &rx.url(),
+        json!({"webhook_max_pending": 2, "sent_delay_ms": 4000, "delivered_rate": 0.0, "read_rate": 0.0}),
+    ))
+    .await;
+    send_n(&sim, 5, false).await;
+    let p = sim.get_json("/_sim/pending").await;
+    assert_eq!(p["webhook_statuses_dropped"], 3);
+    sim.wait_delivered().await;
+    assert_eq!(sim.stats().await["statuses"]["sent"], 2);
+}
+
+#[tokio::test]
+async fn reset_discards_planned_statuses() {
+    let rx = receiver(0).await;
+    let sim = Sim::start(hook_config(&rx.url(), json!({"sent_delay_ms": 4000}))).await;
+    send_n(&sim, 3, false).await;
+    let r = sim
+        .client
+        .post(sim.url("/_sim/reset"))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(r.status().as_u16(), 204);
+    sim.wait_delivered().await;
+    assert!(rx.statuses().is_empty());
+    let stats = sim.stats().await;
+    assert_eq!(stats["accepted"], 0);
+    assert_eq!(stats["statuses"]["sent"], 0);
+}
