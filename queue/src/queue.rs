@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apalis_core::error::{AbortError, DeferredError, RetryAfterError};
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
 use redis::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -324,30 +325,34 @@ where
     /// flight. Returns how many were pushed. On error some chunks may have been pushed.
     pub async fn push_bulk(&self, jobs: &[T]) -> Result<usize, QueueError> {
         let cfg = &self.inner.cfg;
-        let stream = &self.inner.keys.stream;
-        futures::stream::iter(jobs.chunks(cfg.push_chunk))
-            .map(|chunk| {
-                let mut conn = self.inner.shared();
-                let mut pipe = redis::pipe();
-                let built: Result<(), QueueError> = chunk.iter().try_for_each(|job| {
-                    pipe.cmd("XADD")
-                        .arg(stream)
-                        .arg("*")
-                        .arg("d")
-                        .arg(Self::encode(job)?)
-                        .ignore();
-                    Ok(())
-                });
-                async move {
-                    built?;
-                    let _: () = pipe.query_async(&mut conn).await?;
-                    m::pushed(&cfg.queue, chunk.len());
-                    Ok::<usize, QueueError>(chunk.len())
+        let mut in_flight = FuturesUnordered::new();
+        let mut total = 0usize;
+        for chunk in jobs.chunks(cfg.push_chunk) {
+            let pipe = self.xadd_pipeline(chunk)?;
+            in_flight.push(send_chunk(self.inner.clone(), pipe, chunk.len()));
+            if in_flight.len() >= cfg.push_concurrency.max(1) {
+                if let Some(r) = in_flight.next().await {
+                    total += r?;
                 }
-            })
-            .buffered(cfg.push_concurrency.max(1))
-            .try_fold(0usize, |acc, n| async move { Ok(acc + n) })
-            .await
+            }
+        }
+        while let Some(r) = in_flight.next().await {
+            total += r?;
+        }
+        Ok(total)
+    }
+
+    fn xadd_pipeline(&self, chunk: &[T]) -> Result<redis::Pipeline, QueueError> {
+        let mut pipe = redis::pipe();
+        for job in chunk {
+            pipe.cmd("XADD")
+                .arg(&self.inner.keys.stream)
+                .arg("*")
+                .arg("d")
+                .arg(Self::encode(job)?)
+                .ignore();
+        }
+        Ok(pipe)
     }
 
     /// Pushes jobs that become ready after `delay`.
@@ -561,6 +566,17 @@ where
             .await?;
         proto::ensure_group(&mut conn, k, &self.inner.cfg).await
     }
+}
+
+async fn send_chunk(
+    inner: Arc<Inner>,
+    pipe: redis::Pipeline,
+    len: usize,
+) -> Result<usize, QueueError> {
+    let mut conn = inner.shared();
+    let _: () = pipe.query_async(&mut conn).await?;
+    m::pushed(&inner.cfg.queue, len);
+    Ok(len)
 }
 
 /// A plain batch consumer: `fetch_batch`, work on the whole batch, then
