@@ -107,22 +107,15 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 }
                 let n = &numbers[(i as usize) % numbers.len()];
-                let body = json!({
-                    "messaging_product": "whatsapp",
-                    "recipient_type": "individual",
-                    "to": format!("49170{:07}", i),
-                    "type": "template",
-                    "biz_opaque_callback_data": format!("m-{i}"),
-                    "template": {"name": "promo", "language": {"code": "en_US"}, "components": [
-                        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example.com/a.jpg"}}]},
-                        {"type": "body", "parameters": [{"type": "text", "text": "Maria"}, {"type": "text", "text": "20%"}]},
-                        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "abc"}]}
-                    ]}
-                });
+                // Pre-formatted JSON: the generator should cost less CPU than the simulator.
+                let body = format!(
+                    r#"{{"messaging_product":"whatsapp","recipient_type":"individual","to":"49170{i:07}","type":"template","biz_opaque_callback_data":"m-{i}","template":{{"name":"promo","language":{{"code":"en_US"}},"components":[{{"type":"header","parameters":[{{"type":"image","image":{{"link":"https://cdn.example.com/a.jpg"}}}}]}},{{"type":"body","parameters":[{{"type":"text","text":"Maria"}},{{"type":"text","text":"20%"}}]}},{{"type":"button","sub_type":"url","index":"0","parameters":[{{"type":"text","text":"abc"}}]}}]}}}}"#
+                );
                 let ok = client
                     .post(format!("{base}/v23.0/{n}/messages"))
                     .bearer_auth(format!("tok-{n}"))
-                    .json(&body)
+                    .header("content-type", "application/json")
+                    .body(body)
                     .send()
                     .await
                     .map(|r| r.status().is_success())
