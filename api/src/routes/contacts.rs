@@ -1,9 +1,332 @@
-//! `/api/v1/contacts` routes.
+//! `/api/v1/contacts`: create, read one (`contacts:read`), list and search with cursor
+//! pagination (`contacts:read_all`), edit, delete. Phones are stored in E.164; one contact per
+//! phone per account (a duplicate is 409 `conflict`).
 
-use axum::Router;
+pub mod fields;
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::auth::{scope, Authorized};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::state::AppState;
+use fields::Errors;
+
+pub const MAX_NAME_CHARS: usize = 200;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/contacts", get(list).post(create))
+        .route("/contacts/{id}", get(read).patch(patch).delete(delete))
+}
+
+/// The contact object of the API.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Contact {
+    pub id: Uuid,
+    pub phone: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub attributes: Value,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, phone, name, email, attributes, tags, created_at, updated_at";
+const PHONE_KEY: &str = "contacts_account_phone_key";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContact {
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    attributes: Option<Map<String, Value>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+/// PATCH body: an absent field is left as is; `null` clears `name`/`email`, empties
+/// `attributes`/`tags`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchContact {
+    #[serde(default, deserialize_with = "double_option")]
+    phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    attributes: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    tags: Option<Option<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::ContactsCreate>,
+    ApiJson(body): ApiJson<CreateContact>,
+) -> ApiResult<(StatusCode, Json<Contact>)> {
+    let mut errors = Errors::default();
+    let phone = match body.phone.as_deref() {
+        Some(p) => fields::phone("phone", p, &mut errors),
+        None => {
+            errors.push("phone", "is required");
+            None
+        }
+    };
+    let name = fields::optional_text("name", body.name.as_deref(), MAX_NAME_CHARS, &mut errors);
+    let email = fields::email("email", body.email.as_deref(), &mut errors);
+    let attributes = fields::attributes(
+        "attributes",
+        body.attributes.unwrap_or_default(),
+        &mut errors,
+    );
+    let tags = fields::tags(
+        "tags",
+        body.tags.as_deref().unwrap_or_default(),
+        &mut errors,
+    );
+    errors.finish()?;
+    let Some(phone) = phone else {
+        return Err(ApiError::field("phone", "is required"));
+    };
+    let contact: Contact = sqlx::query_as(&format!(
+        "INSERT INTO contacts (id, account_id, phone, name, email, attributes, tags)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(principal.account_id())
+    .bind(&phone)
+    .bind(&name)
+    .bind(&email)
+    .bind(&attributes)
+    .bind(&tags)
+    .fetch_one(state.db())
+    .await
+    .map_err(map_write_error)?;
+    Ok((StatusCode::CREATED, Json(contact)))
+}
+
+fn map_write_error(e: sqlx::Error) -> ApiError {
+    if fields::violated_constraint(&e) == Some(PHONE_KEY) {
+        fields::duplicate_phone()
+    } else {
+        e.into()
+    }
+}
+
+async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Contact> {
+    let contact: Option<Contact> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM contacts WHERE id = $1 AND account_id = $2"
+    ))
+    .bind(id)
+    .bind(account)
+    .fetch_optional(state.db())
+    .await?;
+    contact.ok_or(ApiError::NotFound)
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::ContactsRead>,
+    PathId(id): PathId,
+) -> ApiResult<Json<Contact>> {
+    fetch(&state, principal.account_id(), id).await.map(Json)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::ContactsReadAll>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<fields::Page<Contact>>> {
+    let mut errors = Errors::default();
+    let limit = fields::limit(q.limit, &mut errors);
+    let cursor = fields::decode_cursor(q.cursor.as_deref(), &mut errors);
+    let phone = q
+        .phone
+        .as_deref()
+        .and_then(|p| fields::phone("phone", p, &mut errors));
+    let tag = match q.tag.as_deref().map(str::trim) {
+        Some("") => {
+            errors.push("tag", "must not be empty");
+            None
+        }
+        Some(t) if t.chars().count() > fields::MAX_TAG_CHARS => {
+            errors.push(
+                "tag",
+                format!("at most {} characters", fields::MAX_TAG_CHARS),
+            );
+            None
+        }
+        other => other.map(str::to_string),
+    };
+    let search = fields::query_text(q.q.as_deref(), &mut errors);
+    errors.finish()?;
+
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "SELECT {COLUMNS} FROM contacts WHERE account_id = "
+    ));
+    sql.push_bind(principal.account_id());
+    // Newest first: ids are UUIDv7, so id order is creation order.
+    if let Some(c) = cursor {
+        sql.push(" AND id < ").push_bind(c);
+    }
+    if let Some(p) = phone {
+        sql.push(" AND phone = ").push_bind(p);
+    }
+    if let Some(t) = tag {
+        sql.push(" AND tags @> ARRAY[")
+            .push_bind(t)
+            .push("]::text[]");
+    }
+    if let Some(s) = search {
+        push_search(&mut sql, &s);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
+    let rows: Vec<Contact> = sql.build_query_as().fetch_all(state.db()).await?;
+    Ok(Json(fields::Page::from_rows(rows, limit, |c| c.id)))
+}
+
+/// `q`: case-insensitive substring of name or e-mail; phone digits also match when `q` looks
+/// like (part of) a phone number, whatever its separators.
+fn push_search(sql: &mut QueryBuilder<Postgres>, q: &str) {
+    let pattern = fields::like_pattern(q);
+    sql.push(" AND (name ILIKE ").push_bind(pattern.clone());
+    sql.push(" OR email ILIKE ").push_bind(pattern.clone());
+    let phone_like = q
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-.()/".contains(c));
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    if phone_like && !digits.is_empty() {
+        sql.push(" OR phone LIKE ")
+            .push_bind(fields::like_pattern(&digits));
+    } else {
+        sql.push(" OR phone LIKE ").push_bind(pattern);
+    }
+    sql.push(")");
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::ContactsUpdate>,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<PatchContact>,
+) -> ApiResult<Json<Contact>> {
+    let mut errors = Errors::default();
+    let mut sql: QueryBuilder<Postgres> =
+        QueryBuilder::new("UPDATE contacts SET updated_at = now()");
+    match &body.phone {
+        None => {}
+        Some(None) => errors.push("phone", "cannot be null: every contact has a phone number"),
+        Some(Some(p)) => {
+            if let Some(p) = fields::phone("phone", p, &mut errors) {
+                sql.push(", phone = ").push_bind(p);
+            }
+        }
+    }
+    if let Some(name) = &body.name {
+        let v = fields::optional_text("name", name.as_deref(), MAX_NAME_CHARS, &mut errors);
+        sql.push(", name = ").push_bind(v);
+    }
+    if let Some(email) = &body.email {
+        let v = fields::email("email", email.as_deref(), &mut errors);
+        sql.push(", email = ").push_bind(v);
+    }
+    let attributes_given = body.attributes.is_some();
+    if let Some(attrs) = body.attributes {
+        let v = fields::attributes("attributes", attrs.unwrap_or_default(), &mut errors);
+        sql.push(", attributes = ").push_bind(v);
+    }
+    if let Some(tags) = &body.tags {
+        let v = fields::tags("tags", tags.as_deref().unwrap_or_default(), &mut errors);
+        sql.push(", tags = ").push_bind(v);
+    }
+    errors.finish()?;
+    let changed = body.phone.is_some()
+        || body.name.is_some()
+        || body.email.is_some()
+        || body.tags.is_some()
+        || attributes_given;
+    if !changed {
+        // Nothing to change: the contact as it is (updated_at untouched).
+        return fetch(&state, principal.account_id(), id).await.map(Json);
+    }
+    sql.push(" WHERE id = ").push_bind(id);
+    sql.push(" AND account_id = ")
+        .push_bind(principal.account_id());
+    sql.push(format!(" RETURNING {COLUMNS}"));
+    let contact: Option<Contact> = sql
+        .build_query_as()
+        .fetch_optional(state.db())
+        .await
+        .map_err(map_write_error)?;
+    contact.map(Json).ok_or(ApiError::NotFound)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::ContactsDelete>,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    // The contact's leads go with it (foreign key ON DELETE CASCADE).
+    let done = sqlx::query("DELETE FROM contacts WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(principal.account_id())
+        .execute(state.db())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The id of the account's contact with this (E.164) phone, created if there is none; and
+/// whether it was created. Safe under concurrency (one statement on the unique key).
+pub async fn find_or_create_by_phone(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    phone: &str,
+) -> Result<(Uuid, bool), sqlx::Error> {
+    // `DO UPDATE` (a no-op change) rather than `DO NOTHING` so the existing row is returned.
+    sqlx::query_as(
+        "INSERT INTO contacts (id, account_id, phone) VALUES ($1, $2, $3)
+         ON CONFLICT (account_id, phone) DO UPDATE SET phone = EXCLUDED.phone
+         RETURNING id, (xmax = 0) AS created",
+    )
+    .bind(Uuid::now_v7())
+    .bind(account_id)
+    .bind(phone)
+    .fetch_one(conn)
+    .await
 }

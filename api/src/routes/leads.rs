@@ -1,9 +1,514 @@
-//! `/api/v1/leads` routes.
+//! `/api/v1/leads`: leads linked to a contact of the same account (by `contact_id`, or by an
+//! inline `phone` that finds or creates the contact), with status, value, source, assignee.
+//! Scopes: `leads:create`, `leads:read` (one), `leads:read_all` (list), `leads:update`,
+//! `leads:assign` (also required to set `assignee` on create or PATCH), `leads:delete`.
 
-use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
 
+use super::contacts::fields::{self, Errors};
+use super::contacts::find_or_create_by_phone;
+use crate::auth::{scope, Authorized, RequiredScope};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::state::AppState;
+
+pub const STATUSES: &[&str] = &["new", "contacted", "qualified", "won", "lost"];
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_SOURCE_CHARS: usize = 100;
+pub const MAX_ASSIGNEE_CHARS: usize = 200;
+pub const MAX_NOTES_CHARS: usize = 5000;
+/// Largest value in minor units (10^15 cents = 10 trillion in major units).
+pub const MAX_VALUE_CENTS: i64 = 1_000_000_000_000_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/leads", get(list).post(create))
+        .route("/leads/{id}", get(read).patch(patch).delete(delete))
+        .route("/leads/{id}/assign", post(assign))
+}
+
+/// The lead object of the API.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Lead {
+    pub id: Uuid,
+    pub contact_id: Uuid,
+    /// The linked contact's phone (E.164), for convenience.
+    pub contact_phone: String,
+    pub title: String,
+    pub status: String,
+    pub value_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub source: Option<String>,
+    pub assignee: Option<String>,
+    pub notes: Option<String>,
+    pub attributes: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The lead columns from a row set `l` joined with its contact `c`.
+const SELECT: &str = "SELECT l.id, l.contact_id, c.phone AS contact_phone, l.title, l.status,
+    l.value_cents, l.currency, l.source, l.assignee, l.notes, l.attributes, l.created_at,
+    l.updated_at";
+const JOIN: &str = " JOIN contacts c ON c.account_id = l.account_id AND c.id = l.contact_id";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLead {
+    #[serde(default)]
+    contact_id: Option<Uuid>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    value_cents: Option<i64>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    assignee: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+    #[serde(default)]
+    attributes: Option<Map<String, Value>>,
+}
+
+/// PATCH body: absent = unchanged; `null` clears an optional field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLead {
+    #[serde(default, deserialize_with = "double_option")]
+    contact_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "double_option")]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    status: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    value_cents: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    currency: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    source: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    assignee: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    notes: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    attributes: Option<Option<Map<String, Value>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignLead {
+    #[serde(default, deserialize_with = "double_option")]
+    assignee: Option<Option<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    assignee: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    contact_id: Option<Uuid>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+fn status(raw: &str, errors: &mut Errors) -> Option<String> {
+    let s = raw.trim();
+    if STATUSES.contains(&s) {
+        Some(s.to_string())
+    } else {
+        errors.push("status", format!("must be one of {}", STATUSES.join(", ")));
+        None
+    }
+}
+
+fn value(raw: i64, errors: &mut Errors) -> Option<i64> {
+    if (0..=MAX_VALUE_CENTS).contains(&raw) {
+        Some(raw)
+    } else {
+        errors.push(
+            "value_cents",
+            format!("must be an integer amount in minor units between 0 and {MAX_VALUE_CENTS}"),
+        );
+        None
+    }
+}
+
+fn currency(raw: &str, errors: &mut Errors) -> Option<String> {
+    let c = raw.trim().to_ascii_uppercase();
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Some(c)
+    } else {
+        errors.push("currency", "must be a 3-letter ISO 4217 code such as USD");
+        None
+    }
+}
+
+fn map_write_error(e: sqlx::Error) -> ApiError {
+    match fields::violated_constraint(&e) {
+        Some("leads_contact_fkey") => {
+            ApiError::field("contact_id", "no contact with this id in this account")
+        }
+        Some("leads_value_currency") => {
+            ApiError::field("currency", "is required when value_cents is set")
+        }
+        _ => e.into(),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::LeadsCreate>,
+    ApiJson(body): ApiJson<CreateLead>,
+) -> ApiResult<(StatusCode, Json<Lead>)> {
+    let mut errors = Errors::default();
+    let phone = match (body.contact_id, body.phone.as_deref()) {
+        (Some(_), Some(_)) => {
+            errors.push("phone", "give either contact_id or phone, not both");
+            None
+        }
+        (None, None) => {
+            errors.push("contact_id", "contact_id or phone is required");
+            None
+        }
+        (Some(_), None) => None,
+        (None, Some(p)) => fields::phone("phone", p, &mut errors),
+    };
+    let title = fields::required_text("title", body.title.as_deref(), MAX_TITLE_CHARS, &mut errors);
+    let status = match body.status.as_deref() {
+        None => Some("new".to_string()),
+        Some(s) => status(s, &mut errors),
+    };
+    let value_cents = body.value_cents.and_then(|v| value(v, &mut errors));
+    let currency = body
+        .currency
+        .as_deref()
+        .and_then(|c| currency(c, &mut errors));
+    if value_cents.is_some() && currency.is_none() && body.currency.is_none() {
+        errors.push("currency", "is required when value_cents is set");
+    }
+    let source = fields::optional_text(
+        "source",
+        body.source.as_deref(),
+        MAX_SOURCE_CHARS,
+        &mut errors,
+    );
+    let assignee = fields::optional_text(
+        "assignee",
+        body.assignee.as_deref(),
+        MAX_ASSIGNEE_CHARS,
+        &mut errors,
+    );
+    let notes = fields::optional_text("notes", body.notes.as_deref(), MAX_NOTES_CHARS, &mut errors);
+    let attributes = fields::attributes(
+        "attributes",
+        body.attributes.unwrap_or_default(),
+        &mut errors,
+    );
+    errors.finish()?;
+    if assignee.is_some() {
+        principal.require(scope::LeadsAssign::SCOPE)?;
+    }
+    let account = principal.account_id();
+    let mut tx = state.db().begin().await?;
+    let contact_id = match (body.contact_id, phone) {
+        (Some(id), _) => id,
+        (None, Some(p)) => find_or_create_by_phone(&mut tx, account, &p).await?.0,
+        (None, None) => {
+            return Err(ApiError::field(
+                "contact_id",
+                "contact_id or phone is required",
+            ))
+        }
+    };
+    let lead: Lead = sqlx::query_as(&format!(
+        "WITH l AS (
+            INSERT INTO leads (id, account_id, contact_id, title, status, value_cents, currency,
+                               source, assignee, notes, attributes)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            RETURNING *)
+         {SELECT} FROM l{JOIN}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(account)
+    .bind(contact_id)
+    .bind(&title)
+    .bind(&status)
+    .bind(value_cents)
+    .bind(&currency)
+    .bind(&source)
+    .bind(&assignee)
+    .bind(&notes)
+    .bind(&attributes)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(map_write_error)?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(lead)))
+}
+
+async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Lead> {
+    let lead: Option<Lead> = sqlx::query_as(&format!(
+        "{SELECT} FROM leads l{JOIN} WHERE l.id = $1 AND l.account_id = $2"
+    ))
+    .bind(id)
+    .bind(account)
+    .fetch_optional(state.db())
+    .await?;
+    lead.ok_or(ApiError::NotFound)
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::LeadsRead>,
+    PathId(id): PathId,
+) -> ApiResult<Json<Lead>> {
+    fetch(&state, principal.account_id(), id).await.map(Json)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::LeadsReadAll>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<fields::Page<Lead>>> {
+    let mut errors = Errors::default();
+    let limit = fields::limit(q.limit, &mut errors);
+    let cursor = fields::decode_cursor(q.cursor.as_deref(), &mut errors);
+    let status = q.status.as_deref().and_then(|s| status(s, &mut errors));
+    let phone = q
+        .phone
+        .as_deref()
+        .and_then(|p| fields::phone("phone", p, &mut errors));
+    let assignee = fields::optional_text(
+        "assignee",
+        q.assignee.as_deref(),
+        MAX_ASSIGNEE_CHARS,
+        &mut errors,
+    );
+    let source =
+        fields::optional_text("source", q.source.as_deref(), MAX_SOURCE_CHARS, &mut errors);
+    let search = fields::query_text(q.q.as_deref(), &mut errors);
+    errors.finish()?;
+
+    let mut sql: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("{SELECT} FROM leads l{JOIN} WHERE l.account_id = "));
+    sql.push_bind(principal.account_id());
+    // Newest first: ids are UUIDv7, so id order is creation order.
+    if let Some(c) = cursor {
+        sql.push(" AND l.id < ").push_bind(c);
+    }
+    if let Some(s) = status {
+        sql.push(" AND l.status = ").push_bind(s);
+    }
+    if let Some(a) = assignee {
+        sql.push(" AND l.assignee = ").push_bind(a);
+    }
+    if let Some(s) = source {
+        sql.push(" AND l.source = ").push_bind(s);
+    }
+    if let Some(c) = q.contact_id {
+        sql.push(" AND l.contact_id = ").push_bind(c);
+    }
+    if let Some(p) = phone {
+        sql.push(" AND c.phone = ").push_bind(p);
+    }
+    if let Some(s) = search {
+        let pattern = fields::like_pattern(&s);
+        sql.push(" AND (l.title ILIKE ").push_bind(pattern.clone());
+        sql.push(" OR l.notes ILIKE ").push_bind(pattern).push(")");
+    }
+    sql.push(" ORDER BY l.id DESC LIMIT ").push_bind(limit + 1);
+    let rows: Vec<Lead> = sql.build_query_as().fetch_all(state.db()).await?;
+    Ok(Json(fields::Page::from_rows(rows, limit, |l| l.id)))
+}
+
+/// Runs `UPDATE leads SET updated_at = now(), <sets> WHERE id AND account` and returns the
+/// lead with its contact, or 404.
+async fn update(
+    state: &AppState,
+    account: Uuid,
+    id: Uuid,
+    sets: impl FnOnce(&mut QueryBuilder<'_, Postgres>),
+) -> ApiResult<Lead> {
+    let mut sql: QueryBuilder<Postgres> =
+        QueryBuilder::new("WITH l AS (UPDATE leads SET updated_at = now()");
+    sets(&mut sql);
+    sql.push(" WHERE id = ").push_bind(id);
+    sql.push(" AND account_id = ").push_bind(account);
+    sql.push(format!(" RETURNING *) {SELECT} FROM l{JOIN}"));
+    let lead: Option<Lead> = sql
+        .build_query_as()
+        .fetch_optional(state.db())
+        .await
+        .map_err(map_write_error)?;
+    lead.ok_or(ApiError::NotFound)
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::LeadsUpdate>,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<PatchLead>,
+) -> ApiResult<Json<Lead>> {
+    let mut errors = Errors::default();
+    let mut sets: Vec<(&'static str, Bind)> = Vec::new();
+    match body.contact_id {
+        None => {}
+        Some(None) => errors.push("contact_id", "cannot be null: a lead belongs to a contact"),
+        Some(Some(c)) => sets.push(("contact_id", Bind::Uuid(c))),
+    }
+    match &body.title {
+        None => {}
+        Some(None) => errors.push("title", "cannot be null"),
+        Some(Some(t)) => {
+            if let Some(t) = fields::required_text("title", Some(t), MAX_TITLE_CHARS, &mut errors) {
+                sets.push(("title", Bind::Text(Some(t))));
+            }
+        }
+    }
+    match &body.status {
+        None => {}
+        Some(None) => errors.push(
+            "status",
+            format!("cannot be null; one of {}", STATUSES.join(", ")),
+        ),
+        Some(Some(s)) => {
+            if let Some(s) = status(s, &mut errors) {
+                sets.push(("status", Bind::Text(Some(s))));
+            }
+        }
+    }
+    if let Some(v) = body.value_cents {
+        sets.push((
+            "value_cents",
+            Bind::Int(v.and_then(|v| value(v, &mut errors))),
+        ));
+    }
+    if let Some(c) = &body.currency {
+        sets.push((
+            "currency",
+            Bind::Text(c.as_deref().and_then(|c| currency(c, &mut errors))),
+        ));
+    }
+    for (field, value, max) in [
+        ("source", &body.source, MAX_SOURCE_CHARS),
+        ("notes", &body.notes, MAX_NOTES_CHARS),
+        ("assignee", &body.assignee, MAX_ASSIGNEE_CHARS),
+    ] {
+        if let Some(v) = value {
+            sets.push((
+                field,
+                Bind::Text(fields::optional_text(field, v.as_deref(), max, &mut errors)),
+            ));
+        }
+    }
+    if let Some(a) = body.attributes {
+        sets.push((
+            "attributes",
+            Bind::Json(fields::attributes(
+                "attributes",
+                a.unwrap_or_default(),
+                &mut errors,
+            )),
+        ));
+    }
+    errors.finish()?;
+    if body.assignee.is_some() {
+        principal.require(scope::LeadsAssign::SCOPE)?;
+    }
+    if sets.is_empty() {
+        // Nothing to change: the lead as it is (updated_at untouched).
+        return fetch(&state, principal.account_id(), id).await.map(Json);
+    }
+    let lead = update(&state, principal.account_id(), id, |sql| {
+        for (column, value) in sets {
+            sql.push(format!(", {column} = "));
+            match value {
+                Bind::Uuid(v) => sql.push_bind(v),
+                Bind::Text(v) => sql.push_bind(v),
+                Bind::Int(v) => sql.push_bind(v),
+                Bind::Json(v) => sql.push_bind(v),
+            };
+        }
+    })
+    .await?;
+    Ok(Json(lead))
+}
+
+/// A value of a PATCH column (columns are fixed names from this file, never input).
+enum Bind {
+    Uuid(Uuid),
+    Text(Option<String>),
+    Int(Option<i64>),
+    Json(Value),
+}
+
+pub async fn assign(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::LeadsAssign>,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<AssignLead>,
+) -> ApiResult<Json<Lead>> {
+    let mut errors = Errors::default();
+    let assignee = match &body.assignee {
+        None => {
+            errors.push("assignee", "is required (null unassigns)");
+            None
+        }
+        Some(None) => None,
+        Some(Some(a)) => {
+            let v = fields::optional_text("assignee", Some(a), MAX_ASSIGNEE_CHARS, &mut errors);
+            if v.is_none() && errors.is_empty() {
+                errors.push("assignee", "must not be empty (null unassigns)");
+            }
+            v
+        }
+    };
+    errors.finish()?;
+    let lead = update(&state, principal.account_id(), id, |sql| {
+        sql.push(", assignee = ").push_bind(assignee);
+    })
+    .await?;
+    Ok(Json(lead))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Authorized { 0: principal, .. }: Authorized<scope::LeadsDelete>,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    let done = sqlx::query("DELETE FROM leads WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(principal.account_id())
+        .execute(state.db())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

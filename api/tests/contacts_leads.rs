@@ -1,0 +1,1045 @@
+//! Contacts and leads on `/api/v1`: every route with and without its scope, read vs read_all,
+//! phone normalisation, one contact per phone per account, tenant isolation, cursor
+//! pagination, filters, and every kind of bad input.
+
+mod support;
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+use support::{assert_error, TestApp};
+
+async fn key(app: &TestApp, admin: &str, scopes: &[&str]) -> String {
+    let k = app
+        .create_key(
+            admin,
+            json!({"name": "k", "scopes": scopes, "rate_limit_per_hour": null}),
+        )
+        .await;
+    k["key"].as_str().expect("key").to_string()
+}
+
+/// A request with a raw (possibly malformed) body.
+async fn send_raw(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    body: &str,
+) -> (u16, Value) {
+    let r = app
+        .client
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            app.url(path),
+        )
+        .bearer_auth(bearer)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.text().await.expect("text")).unwrap_or(Value::Null),
+    )
+}
+
+fn assert_field(status: u16, body: &Value, field: &str) {
+    assert_error(status, body, 422, "validation_failed");
+    let details = body["error"]["details"].as_array().expect("details");
+    assert!(
+        details
+            .iter()
+            .any(|d| d["field"] == field && d["message"].as_str().is_some_and(|m| !m.is_empty())),
+        "expected an error on {field}: {body}"
+    );
+}
+
+/// Malformed JSON: 422 `validation_failed` (the field is wherever the parser stopped).
+fn assert_malformed(status: u16, body: &Value) {
+    assert_error(status, body, 422, "validation_failed");
+    assert!(
+        body["error"]["details"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
+}
+
+async fn contact(app: &TestApp, bearer: &str, body: Value) -> Value {
+    let (s, v) = app
+        .send("POST", "/api/v1/contacts", bearer, Some(body))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn contact_routes_need_their_scopes() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let all = key(&app, &acc.admin, &["contacts:all"]).await;
+    let c = contact(&app, &all, json!({"phone": "+14155550100"})).await;
+    let id = id_of(&c);
+
+    // (method, path, body, required scope, success status)
+    let routes: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
+        (
+            "POST",
+            "/api/v1/contacts".into(),
+            Some(json!({"phone": "+14155550101"})),
+            "contacts:create",
+            201,
+        ),
+        (
+            "GET",
+            format!("/api/v1/contacts/{id}"),
+            None,
+            "contacts:read",
+            200,
+        ),
+        (
+            "GET",
+            "/api/v1/contacts".into(),
+            None,
+            "contacts:read_all",
+            200,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/contacts/{id}"),
+            Some(json!({"name": "Ann"})),
+            "contacts:update",
+            200,
+        ),
+    ];
+    let others = [
+        "contacts:create",
+        "contacts:read",
+        "contacts:read_all",
+        "contacts:update",
+        "contacts:delete",
+    ];
+    for (method, path, body, scope, ok) in &routes {
+        // Every other contacts scope, and other resources' :all, are refused naming the scope.
+        for other in others.iter().filter(|o| *o != scope) {
+            let k = key(&app, &acc.admin, &[other, "leads:all", "broadcast:all"]).await;
+            let (s, v) = app.send(method, path, &k, body.clone()).await;
+            assert_error(s, &v, 403, "insufficient_scope");
+            assert_eq!(
+                v["error"]["required_scope"], *scope,
+                "{method} {path} with {other}"
+            );
+        }
+        let k = key(&app, &acc.admin, &[scope]).await;
+        let body = body.clone().map(|mut b| {
+            if b.get("phone").is_some() {
+                b["phone"] = json!("+14155550102");
+            }
+            b
+        });
+        let (s, v) = app.send(method, path, &k, body).await;
+        assert_eq!(s, *ok, "{method} {path} with {scope}: {v}");
+    }
+    // contacts:all grants every action, delete included.
+    let (s, v) = app.send("GET", "/api/v1/contacts", &all, None).await;
+    assert_eq!(s, 200, "{v}");
+    let k = key(
+        &app,
+        &acc.admin,
+        &["contacts:read", "contacts:read_all", "contacts:update"],
+    )
+    .await;
+    let (s, v) = app
+        .send("DELETE", &format!("/api/v1/contacts/{id}"), &k, None)
+        .await;
+    assert_error(s, &v, 403, "insufficient_scope");
+    assert_eq!(v["error"]["required_scope"], "contacts:delete");
+    let k = key(&app, &acc.admin, &["contacts:delete"]).await;
+    let (s, _) = app
+        .send("DELETE", &format!("/api/v1/contacts/{id}"), &k, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = app
+        .send("GET", &format!("/api/v1/contacts/{id}"), &all, None)
+        .await;
+    assert_error(s, &v, 404, "not_found");
+    let (s, v) = app
+        .send("DELETE", &format!("/api/v1/contacts/{id}"), &all, None)
+        .await;
+    assert_error(s, &v, 404, "not_found");
+    // The account admin token has full access to /api/v1.
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/contacts",
+            &acc.admin,
+            Some(json!({"phone": "+14155550109"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // Scope groups: webhook_automation reads one contact but cannot list.
+    let g = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "g", "scope_group": "webhook_automation"}),
+        )
+        .await;
+    let g = g["key"].as_str().expect("key");
+    let (s, _) = app
+        .send("GET", &format!("/api/v1/contacts/{}", id_of(&v)), g, None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = app.send("GET", "/api/v1/contacts", g, None).await;
+    assert_error(s, &v, 403, "insufficient_scope");
+    assert_eq!(v["error"]["required_scope"], "contacts:read_all");
+}
+
+#[tokio::test]
+async fn contact_fields_phone_normalisation_and_duplicates() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = key(&app, &acc.admin, &["contacts:all"]).await;
+    let c = contact(
+        &app,
+        &k,
+        json!({"phone": " +1 (650) 555-1234 ", "name": " Maria ", "email": "maria@example.com",
+               "attributes": {"plan": "gold", "n": 3}, "tags": ["vip", " vip", "b2b"]}),
+    )
+    .await;
+    assert_eq!(c["phone"], "+16505551234");
+    assert_eq!(c["name"], "Maria");
+    assert_eq!(c["email"], "maria@example.com");
+    assert_eq!(c["attributes"], json!({"plan": "gold", "n": 3}));
+    assert_eq!(c["tags"], json!(["vip", "b2b"]));
+    for f in ["id", "created_at", "updated_at"] {
+        assert!(c[f].is_string(), "{f}: {c}");
+    }
+    let id = id_of(&c);
+    let (s, v) = app
+        .send("GET", &format!("/api/v1/contacts/{id}"), &k, None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v, c);
+
+    // The same number written differently is the same contact: 409.
+    for dup in [
+        "+16505551234",
+        "0016505551234",
+        "1 650 555 1234",
+        "+1.650.555.1234",
+    ] {
+        let (s, v) = app
+            .send("POST", "/api/v1/contacts", &k, Some(json!({"phone": dup})))
+            .await;
+        assert_error(s, &v, 409, "conflict");
+    }
+    // Another account may hold the same number.
+    let other = app.account("Other").await;
+    let ok = key(&app, &other.admin, &["contacts:create"]).await;
+    contact(&app, &ok, json!({"phone": "+16505551234"})).await;
+
+    // PATCH: absent fields stay, null clears, phone changes are normalised and unique.
+    let c2 = contact(&app, &k, json!({"phone": "+442079460958"})).await;
+    let id2 = id_of(&c2);
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/contacts/{id2}"),
+            &k,
+            Some(json!({"phone": "+1 650 555 1234"})),
+        )
+        .await;
+    assert_error(s, &v, 409, "conflict");
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/contacts/{id}"),
+            &k,
+            Some(json!({"email": null, "tags": ["new"], "phone": "00 1 650 555 9999"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["phone"], "+16505559999");
+    assert_eq!(v["email"], Value::Null);
+    assert_eq!(v["name"], "Maria");
+    assert_eq!(v["tags"], json!(["new"]));
+    assert_eq!(v["attributes"], json!({"plan": "gold", "n": 3}));
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/contacts/{id}"),
+            &k,
+            Some(json!({"attributes": null, "tags": null, "name": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["attributes"], json!({}));
+    assert_eq!(v["tags"], json!([]));
+    assert_eq!(v["name"], Value::Null);
+    // The old number is free again.
+    contact(&app, &k, json!({"phone": "+16505551234"})).await;
+}
+
+#[tokio::test]
+async fn contacts_are_isolated_between_accounts() {
+    let app = TestApp::spawn().await;
+    let a = app.account("A").await;
+    let b = app.account("B").await;
+    let ka = key(&app, &a.admin, &["contacts:all", "leads:all"]).await;
+    let kb = key(&app, &b.admin, &["contacts:all", "leads:all"]).await;
+    let c = contact(
+        &app,
+        &ka,
+        json!({"phone": "+14155550100", "name": "Secret"}),
+    )
+    .await;
+    let id = id_of(&c);
+    for (method, body) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"name": "x"}))),
+        ("DELETE", None),
+    ] {
+        let (s, v) = app
+            .send(method, &format!("/api/v1/contacts/{id}"), &kb, body)
+            .await;
+        assert_error(s, &v, 404, "not_found");
+    }
+    let (s, v) = app.send("GET", "/api/v1/contacts", &kb, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["items"], json!([]));
+    let (s, v) = app
+        .send("GET", "/api/v1/contacts?phone=%2B14155550100", &kb, None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["items"], json!([]));
+    // B cannot hang a lead on A's contact.
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/leads",
+            &kb,
+            Some(json!({"contact_id": id, "title": "t"})),
+        )
+        .await;
+    assert_field(s, &v, "contact_id");
+    let (s, v) = app
+        .send("GET", &format!("/api/v1/contacts/{id}"), &a.admin, None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["name"], "Secret");
+    // An id that is not a UUID is simply not found.
+    let (s, v) = app
+        .send("GET", "/api/v1/contacts/not-a-uuid", &ka, None)
+        .await;
+    assert_error(s, &v, 404, "not_found");
+}
+
+/// Walks a list with `limit`, returning every id in order and the number of pages.
+async fn walk(app: &TestApp, bearer: &str, path: &str, limit: usize) -> (Vec<String>, usize) {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let url = match &cursor {
+            None => format!("{path}{sep}limit={limit}"),
+            Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+        };
+        let (s, v) = app.send("GET", &url, bearer, None).await;
+        assert_eq!(s, 200, "{url}: {v}");
+        let items = v["items"].as_array().expect("items");
+        assert!(items.len() <= limit);
+        ids.extend(items.iter().map(id_of));
+        pages += 1;
+        assert!(pages < 1000, "pagination does not end");
+        match v["next_cursor"].as_str() {
+            Some(c) => {
+                assert_eq!(items.len(), limit, "a page before the last is full");
+                cursor = Some(c.to_string());
+            }
+            None => break,
+        }
+    }
+    (ids, pages)
+}
+
+#[tokio::test]
+async fn cursor_pagination_walks_every_row_once_and_filters() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = key(&app, &acc.admin, &["contacts:all"]).await;
+    let mut created = Vec::new();
+    for i in 0..53u32 {
+        let tags = if i % 3 == 0 {
+            json!(["vip"])
+        } else {
+            json!(["lead"])
+        };
+        let c = contact(
+            &app,
+            &k,
+            json!({"phone": format!("+1415555{i:04}"), "name": format!("Person {i}"),
+                   "email": format!("p{i}@example.com"), "tags": tags}),
+        )
+        .await;
+        created.push(id_of(&c));
+    }
+    let (ids, pages) = walk(&app, &k, "/api/v1/contacts", 10).await;
+    assert_eq!(pages, 6);
+    assert_eq!(ids.len(), 53);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 53, "no row twice");
+    // Newest first.
+    let mut newest_first = created.clone();
+    newest_first.reverse();
+    assert_eq!(ids, newest_first);
+    // Default page size 25; exact multiples end without an empty page.
+    let (s, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(25));
+    let (ids, _) = walk(&app, &k, "/api/v1/contacts", 53).await;
+    assert_eq!(ids.len(), 53);
+    let (ids, pages) = walk(&app, &k, "/api/v1/contacts", 100).await;
+    assert_eq!((ids.len(), pages), (53, 1));
+
+    // Filters, also paginated.
+    let (vip, _) = walk(&app, &k, "/api/v1/contacts?tag=vip", 4).await;
+    assert_eq!(vip.len(), 18);
+    let want: HashSet<&String> = created
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(vip.iter().collect::<HashSet<_>>(), want);
+    let (s, v) = app
+        .send(
+            "GET",
+            "/api/v1/contacts?phone=%2B1%20(415)%20555-0007",
+            &k,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["items"][0]["name"], "Person 7");
+    for (q, n) in [
+        ("Person%205", 4), // Person 5, 50, 51, 52
+        ("p52%40example", 1),
+        ("PERSON", 53),
+        ("555-004", 10), // phone digits whatever the separators: +14155550040..49
+        ("(415)%20555", 53),
+        ("%25", 0), // a literal %, not a wildcard
+        ("_", 0),
+        ("nobody", 0),
+    ] {
+        let (s, v) = app
+            .send(
+                "GET",
+                &format!("/api/v1/contacts?limit=100&q={q}"),
+                &k,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["items"].as_array().map(Vec::len), Some(n), "q={q}: {v}");
+    }
+    let (s, v) = app
+        .send("GET", "/api/v1/contacts?tag=vip&q=Person%203", &k, None)
+        .await;
+    assert_eq!(s, 200);
+    // Person 3, 30..39 tagged vip: 3, 30, 33, 36, 39.
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(5), "{v}");
+}
+
+#[tokio::test]
+async fn contact_bad_input_is_422_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = key(&app, &acc.admin, &["contacts:all"]).await;
+    let c = contact(&app, &k, json!({"phone": "+14155550100"})).await;
+    let id = id_of(&c);
+
+    // Malformed JSON and an empty body.
+    for raw in [
+        "{\"phone\": ",
+        "not json",
+        "",
+        "[1,2]",
+        "{\"phone\": \"+14155550101\",}",
+        "\u{0}",
+    ] {
+        let (s, v) = send_raw(&app, "POST", "/api/v1/contacts", &k, raw).await;
+        assert_malformed(s, &v);
+    }
+    let (s, v) = send_raw(
+        &app,
+        "PATCH",
+        &format!("/api/v1/contacts/{id}"),
+        &k,
+        "{\"name\":",
+    )
+    .await;
+    assert_malformed(s, &v);
+
+    let long = "x".repeat(201);
+    let cases = vec![
+        (json!({}), "phone"),
+        (json!({"phone": null}), "phone"),
+        (json!({"phone": 14155550100u64}), "phone"),
+        (json!({"phone": "+1 650 CALL NOW"}), "phone"),
+        (json!({"phone": "+1234567"}), "phone"),
+        (json!({"phone": "+1234567890123456"}), "phone"),
+        (json!({"phone": "06505551234"}), "phone"),
+        (
+            json!({"phone": "+14155550199", "nickname": "x"}),
+            "nickname",
+        ),
+        (json!({"phone": "+14155550199", "name": long}), "name"),
+        (json!({"phone": "+14155550199", "name": 5}), "name"),
+        (json!({"phone": "+14155550199", "name": "a\u{0}b"}), "name"),
+        (
+            json!({"phone": "+14155550199", "email": "not-an-email"}),
+            "email",
+        ),
+        (json!({"phone": "+14155550199", "email": "a@b"}), "email"),
+        (
+            json!({"phone": "+14155550199", "email": "a b@example.com"}),
+            "email",
+        ),
+        (
+            json!({"phone": "+14155550199", "attributes": [1]}),
+            "attributes",
+        ),
+        (
+            json!({"phone": "+14155550199", "attributes": {"big": "x".repeat(17_000)}}),
+            "attributes",
+        ),
+        (json!({"phone": "+14155550199", "tags": "vip"}), "tags"),
+        (json!({"phone": "+14155550199", "tags": [""]}), "tags[0]"),
+        (
+            json!({"phone": "+14155550199", "tags": ["ok", "y".repeat(51)]}),
+            "tags[1]",
+        ),
+        (
+            json!({"phone": "+14155550199", "tags": (0..51).map(|i| format!("t{i}")).collect::<Vec<_>>()}),
+            "tags",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = app
+            .send("POST", "/api/v1/contacts", &k, Some(body.clone()))
+            .await;
+        assert_field(s, &v, field);
+        let (s, v) = app
+            .send(
+                "PATCH",
+                &format!("/api/v1/contacts/{id}"),
+                &k,
+                Some(body.clone()),
+            )
+            .await;
+        if field != "phone" || body.get("phone").is_some() {
+            assert_eq!(s, 422, "PATCH {body}: {v}");
+        }
+    }
+    // PATCH cannot remove the phone number.
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/contacts/{id}"),
+            &k,
+            Some(json!({"phone": null})),
+        )
+        .await;
+    assert_field(s, &v, "phone");
+    // Several errors at once are all reported.
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/contacts",
+            &k,
+            Some(json!({"phone": "x", "email": "y"})),
+        )
+        .await;
+    assert_field(s, &v, "phone");
+    assert_field(s, &v, "email");
+    // Nothing was written by any of these.
+    let (_, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    let (_, v) = app
+        .send("GET", &format!("/api/v1/contacts/{id}"), &k, None)
+        .await;
+    assert_eq!(v, c);
+
+    // Bad list queries.
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("cursor=00112233445566778899aabbccddeeff", "cursor"),
+        ("phone=12", "phone"),
+        ("tag=", "tag"),
+        ("sort=name", "sort"),
+    ] {
+        let (s, v) = app
+            .send("GET", &format!("/api/v1/contacts?{q}"), &k, None)
+            .await;
+        assert_eq!(s, 422, "{q}: {v}");
+        assert_error(s, &v, 422, "validation_failed");
+        if field != "sort" {
+            assert_field(s, &v, field);
+        }
+    }
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!("/api/v1/contacts?q={}", "a".repeat(101)),
+            &k,
+            None,
+        )
+        .await;
+    assert_field(s, &v, "q");
+}
+
+async fn lead(app: &TestApp, bearer: &str, body: Value) -> Value {
+    let (s, v) = app.send("POST", "/api/v1/leads", bearer, Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn lead_routes_need_their_scopes() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let all = key(&app, &acc.admin, &["leads:all"]).await;
+    let l = lead(
+        &app,
+        &all,
+        json!({"phone": "+14155550100", "title": "Website form"}),
+    )
+    .await;
+    let id = id_of(&l);
+    let routes: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
+        (
+            "POST",
+            "/api/v1/leads".into(),
+            Some(json!({"phone": "+14155550101", "title": "t"})),
+            "leads:create",
+            201,
+        ),
+        (
+            "GET",
+            format!("/api/v1/leads/{id}"),
+            None,
+            "leads:read",
+            200,
+        ),
+        ("GET", "/api/v1/leads".into(), None, "leads:read_all", 200),
+        (
+            "PATCH",
+            format!("/api/v1/leads/{id}"),
+            Some(json!({"status": "contacted"})),
+            "leads:update",
+            200,
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{id}/assign"),
+            Some(json!({"assignee": "sam"})),
+            "leads:assign",
+            200,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/leads/{id}"),
+            None,
+            "leads:delete",
+            204,
+        ),
+    ];
+    let scopes = [
+        "leads:create",
+        "leads:read",
+        "leads:read_all",
+        "leads:update",
+        "leads:assign",
+        "leads:delete",
+    ];
+    for (method, path, body, scope, ok) in &routes {
+        for other in scopes.iter().filter(|o| *o != scope) {
+            let k = key(&app, &acc.admin, &[other, "contacts:all"]).await;
+            let (s, v) = app.send(method, path, &k, body.clone()).await;
+            assert_error(s, &v, 403, "insufficient_scope");
+            assert_eq!(
+                v["error"]["required_scope"], *scope,
+                "{method} {path} with {other}"
+            );
+        }
+        let k = key(&app, &acc.admin, &[scope]).await;
+        let (s, v) = app.send(method, path, &k, body.clone()).await;
+        assert_eq!(s, *ok, "{method} {path} with {scope}: {v}");
+    }
+    // Setting an assignee on create or PATCH is an assignment: it needs leads:assign too.
+    let k = key(&app, &acc.admin, &["leads:create", "leads:update"]).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/leads",
+            &k,
+            Some(json!({"phone": "+14155550102", "title": "t", "assignee": "sam"})),
+        )
+        .await;
+    assert_error(s, &v, 403, "insufficient_scope");
+    assert_eq!(v["error"]["required_scope"], "leads:assign");
+    let l2 = lead(&app, &k, json!({"phone": "+14155550102", "title": "t"})).await;
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/leads/{}", id_of(&l2)),
+            &k,
+            Some(json!({"assignee": "sam"})),
+        )
+        .await;
+    assert_error(s, &v, 403, "insufficient_scope");
+    assert_eq!(v["error"]["required_scope"], "leads:assign");
+    let k = key(&app, &acc.admin, &["leads:update", "leads:assign"]).await;
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/leads/{}", id_of(&l2)),
+            &k,
+            Some(json!({"assignee": "sam"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["assignee"], "sam");
+    // lead_manager (leads:all, contacts:read) creates leads with inline phones.
+    let g = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "g", "scope_group": "lead_manager"}),
+        )
+        .await;
+    let g = g["key"].as_str().expect("key");
+    let l3 = lead(
+        &app,
+        g,
+        json!({"phone": "+14155550103", "title": "t", "assignee": "kim"}),
+    )
+    .await;
+    let (s, _) = app
+        .send(
+            "GET",
+            &format!(
+                "/api/v1/contacts/{}",
+                l3["contact_id"].as_str().expect("cid")
+            ),
+            g,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn leads_link_to_contacts_and_validate() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = key(&app, &acc.admin, &["leads:all", "contacts:all"]).await;
+    let c = contact(&app, &k, json!({"phone": "+14155550100", "name": "Ann"})).await;
+    let cid = id_of(&c);
+
+    let l = lead(
+        &app,
+        &k,
+        json!({"contact_id": cid, "title": " Roof repair ", "value_cents": 125000, "currency": "usd",
+               "source": "website", "notes": "Call after 5pm\nor email", "attributes": {"utm": "x"}}),
+    )
+    .await;
+    assert_eq!(l["contact_id"], cid);
+    assert_eq!(l["contact_phone"], "+14155550100");
+    assert_eq!(l["title"], "Roof repair");
+    assert_eq!(l["status"], "new");
+    assert_eq!(l["value_cents"], 125000);
+    assert_eq!(l["currency"], "USD");
+    assert_eq!(l["assignee"], Value::Null);
+    assert_eq!(l["attributes"], json!({"utm": "x"}));
+    // An inline phone reuses the existing contact (whatever its formatting)...
+    let l2 = lead(
+        &app,
+        &k,
+        json!({"phone": "+1 (415) 555-0100", "title": "Second"}),
+    )
+    .await;
+    assert_eq!(l2["contact_id"], cid);
+    // ...or creates one.
+    let l3 = lead(
+        &app,
+        &k,
+        json!({"phone": "0044 20 7946 0958", "title": "New"}),
+    )
+    .await;
+    assert_eq!(l3["contact_phone"], "+442079460958");
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!(
+                "/api/v1/contacts/{}",
+                l3["contact_id"].as_str().expect("cid")
+            ),
+            &k,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["phone"], "+442079460958");
+
+    // PATCH and assign.
+    let lid = id_of(&l);
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/leads/{lid}"),
+            &k,
+            Some(json!({"status": "qualified", "value_cents": null, "notes": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "qualified");
+    assert_eq!(v["value_cents"], Value::Null);
+    assert_eq!(v["currency"], "USD");
+    assert_eq!(v["notes"], Value::Null);
+    assert_eq!(v["title"], "Roof repair");
+    let (s, v) = app
+        .send(
+            "POST",
+            &format!("/api/v1/leads/{lid}/assign"),
+            &k,
+            Some(json!({"assignee": "sam@acme.test"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["assignee"], "sam@acme.test");
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/leads/{lid}"),
+            &k,
+            Some(json!({"contact_id": l3["contact_id"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["contact_phone"], "+442079460958");
+
+    // Filters.
+    for (q, n) in [
+        ("status=qualified", 1),
+        ("status=new", 2),
+        ("assignee=sam%40acme.test", 1),
+        ("source=website", 1),
+        (&format!("contact_id={cid}") as &str, 1),
+        ("phone=%2B442079460958", 2),
+        ("q=roof", 1),
+        ("q=e", 3),
+    ] {
+        let (s, v) = app
+            .send("GET", &format!("/api/v1/leads?{q}"), &k, None)
+            .await;
+        assert_eq!(s, 200, "{q}: {v}");
+        assert_eq!(v["items"].as_array().map(Vec::len), Some(n), "{q}: {v}");
+    }
+    let (s, v) = app
+        .send(
+            "POST",
+            &format!("/api/v1/leads/{lid}/assign"),
+            &k,
+            Some(json!({"assignee": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["assignee"], Value::Null);
+
+    // Bad input.
+    let cases = vec![
+        (json!({"title": "t"}), "contact_id"),
+        (
+            json!({"contact_id": cid, "phone": "+14155550100", "title": "t"}),
+            "phone",
+        ),
+        (json!({"contact_id": "nope", "title": "t"}), "contact_id"),
+        (
+            json!({"contact_id": "00000000-0000-7000-8000-000000000000", "title": "t"}),
+            "contact_id",
+        ),
+        (json!({"phone": "123", "title": "t"}), "phone"),
+        (json!({"phone": "+14155550100"}), "title"),
+        (json!({"phone": "+14155550100", "title": "  "}), "title"),
+        (
+            json!({"phone": "+14155550100", "title": "x".repeat(201)}),
+            "title",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "status": "hot"}),
+            "status",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "value_cents": 10}),
+            "currency",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "value_cents": -1, "currency": "USD"}),
+            "value_cents",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "value_cents": 12.5, "currency": "USD"}),
+            "value_cents",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "value_cents": "100", "currency": "USD"}),
+            "value_cents",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "value_cents": 1, "currency": "dollars"}),
+            "currency",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "notes": "n".repeat(5001)}),
+            "notes",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "source": "s".repeat(101)}),
+            "source",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "attributes": "x"}),
+            "attributes",
+        ),
+        (
+            json!({"phone": "+14155550100", "title": "t", "owner": "x"}),
+            "owner",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, v) = app
+            .send("POST", "/api/v1/leads", &k, Some(body.clone()))
+            .await;
+        assert_field(s, &v, field);
+    }
+    for (body, field) in [
+        (json!({"status": "done"}), "status"),
+        (json!({"status": null}), "status"),
+        (json!({"title": null}), "title"),
+        (json!({"contact_id": null}), "contact_id"),
+        (
+            json!({"contact_id": "00000000-0000-7000-8000-000000000000"}),
+            "contact_id",
+        ),
+        (json!({"currency": null, "value_cents": 5}), "currency"),
+        (json!({"id": "x"}), "id"),
+    ] {
+        let (s, v) = app
+            .send(
+                "PATCH",
+                &format!("/api/v1/leads/{}", id_of(&l2)),
+                &k,
+                Some(body),
+            )
+            .await;
+        assert_field(s, &v, field);
+    }
+    for body in [
+        json!({}),
+        json!({"assignee": ""}),
+        json!({"assignee": 5}),
+        json!({"assignee": "a", "x": 1}),
+    ] {
+        let (s, v) = app
+            .send(
+                "POST",
+                &format!("/api/v1/leads/{lid}/assign"),
+                &k,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, 422, "{body}: {v}");
+        assert_error(s, &v, 422, "validation_failed");
+    }
+    let (s, v) = send_raw(&app, "POST", "/api/v1/leads", &k, "{oops").await;
+    assert_malformed(s, &v);
+    for q in [
+        "status=hot",
+        "limit=0",
+        "cursor=abc",
+        "contact_id=nope",
+        "phone=1",
+    ] {
+        let (s, v) = app
+            .send("GET", &format!("/api/v1/leads?{q}"), &k, None)
+            .await;
+        assert_error(s, &v, 422, "validation_failed");
+    }
+
+    // Tenant isolation.
+    let other = app.account("Other").await;
+    let ko = key(&app, &other.admin, &["leads:all"]).await;
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/leads/{lid}"), None),
+        (
+            "PATCH",
+            format!("/api/v1/leads/{lid}"),
+            Some(json!({"status": "won"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{lid}/assign"),
+            Some(json!({"assignee": "x"})),
+        ),
+        ("DELETE", format!("/api/v1/leads/{lid}"), None),
+    ] {
+        let (s, v) = app.send(method, &path, &ko, body).await;
+        assert_error(s, &v, 404, "not_found");
+    }
+    let (_, v) = app.send("GET", "/api/v1/leads", &ko, None).await;
+    assert_eq!(v["items"], json!([]));
+
+    // Deleting a contact deletes its leads.
+    let (s, _) = app
+        .send("DELETE", &format!("/api/v1/contacts/{cid}"), &k, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .send("GET", &format!("/api/v1/leads/{}", id_of(&l2)), &k, None)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn lead_pagination_walks_every_row_once() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = key(&app, &acc.admin, &["leads:all"]).await;
+    let mut created = Vec::new();
+    for i in 0..23u32 {
+        let status = if i % 2 == 0 { "won" } else { "lost" };
+        let l = lead(&app, &k, json!({"phone": format!("+1415555{:04}", i % 5), "title": format!("L{i}"), "status": status})).await;
+        created.push(id_of(&l));
+    }
+    let (ids, pages) = walk(&app, &k, "/api/v1/leads", 5).await;
+    assert_eq!(pages, 5);
+    created.reverse();
+    assert_eq!(ids, created);
+    let (won, _) = walk(&app, &k, "/api/v1/leads?status=won", 3).await;
+    assert_eq!(won.len(), 12);
+    assert_eq!(won.iter().collect::<HashSet<_>>().len(), 12);
+}
