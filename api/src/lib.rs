@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +58,14 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         let cancel = cancel.clone();
         tokio::spawn(async move { last_used.run(pool, every, cancel).await });
     }
+    let send_queue = ezpulze_queue::Queue::connect(
+        ezpulze_queue::RedisTarget::single(config.redis_url.expose_secret()),
+        ezpulze_queue::QueueConfig::new(config.redis_prefix.clone(), ezpulze_common::jobs::SEND_QUEUE),
+    )
+    .await
+    .context("connecting the send queue")?;
     Ok(AppState::new(Inner {
+        send_queue,
         rate_limiter: RateLimiter::new(&config.redis_prefix),
         config,
         db: pool,

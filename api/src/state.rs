@@ -22,6 +22,7 @@ pub struct Inner {
     pub rate_limiter: RateLimiter,
     pub last_used: Arc<LastUsed>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub send_queue: ezpulze_queue::Queue<ezpulze_common::jobs::SendJob>,
 }
 
 impl AppState {
@@ -49,6 +50,9 @@ impl AppState {
     }
     pub fn last_used(&self) -> &LastUsed {
         &self.0.last_used
+    }
+    pub fn send_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
+        &self.0.send_queue
     }
     pub fn metrics(&self) -> &metrics_exporter_prometheus::PrometheusHandle {
         &self.0.metrics

@@ -5,7 +5,9 @@
 pub mod base62;
 pub mod config;
 pub mod db;
+pub mod jobs;
 pub mod keys;
+pub mod outbox;
 pub mod redis_conn;
 pub mod scopes;
 pub mod telemetry;

@@ -67,7 +67,7 @@ pub trait RequiredScope {
 }
 
 /// Extractor: the caller, checked to hold `S` (or `S`'s resource `:all`).
-pub struct Authorized<S: RequiredScope>(pub Principal, PhantomData<S>);
+pub struct Authorized<S: RequiredScope>(pub Principal, pub PhantomData<S>);
 
 impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
     type Rejection = ApiError;

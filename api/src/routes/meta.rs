@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::auth::{AdminAccount, Principal};
 use crate::error::ApiResult;
 use crate::state::AppState;
-use ezpulze_common::{keys, scopes};
+use ezpulze_common::scopes;
 
 pub async fn scope_catalogue(_admin: AdminAccount) -> Json<Value> {
     Json(json!({ "groups": scopes::GROUPS, "resources": scopes::RESOURCES }))
@@ -57,14 +57,10 @@ pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], include_str!("../../openapi.json"))
 }
 
-/// The public no-auth twin of `/api/v1/me`, for the auth benchmark's baseline.
+/// A trivial answer, served both at `/ping` (no authentication) and `/api/v1/ping`
+/// (authenticated): the auth benchmark compares the two.
 pub async fn ping() -> Json<Value> {
     Json(json!({"ok": true}))
-}
-
-/// Keeps the key module's prefix constants referenced for docs pages.
-pub fn key_prefixes() -> [&'static str; 2] {
-    [keys::LIVE_PREFIX, keys::TEST_PREFIX]
 }
 
 pub async fn not_found() -> ApiResult<()> {

@@ -2,10 +2,14 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod broadcasts;
 pub mod contacts;
+pub mod dispatches;
 pub mod flows;
 pub mod leads;
 pub mod meta;
+pub mod send;
+pub mod templates;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -27,10 +31,16 @@ pub fn router(state: AppState) -> Router {
             get(api_keys::get).patch(api_keys::patch).delete(api_keys::delete),
         )
         .route("/api-keys/{id}/regenerate", post(api_keys::regenerate))
-        .route("/api-keys/{id}/usage", get(api_keys::usage));
+        .route("/api-keys/{id}/usage", get(api_keys::usage))
+        .merge(broadcasts::admin_routes())
+        .merge(flows::admin_routes());
 
     let public = Router::new()
         .route("/me", get(meta::me))
+        .route("/ping", get(meta::ping))
+        .merge(templates::routes())
+        .merge(broadcasts::routes())
+        .merge(dispatches::routes())
         .merge(contacts::routes())
         .merge(leads::routes())
         .merge(flows::routes())

@@ -1,6 +1,8 @@
 //! Test harness: the real API on port 0 with its own Postgres database and Redis key prefix.
 #![allow(dead_code)]
 
+pub mod templates;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 

@@ -1,0 +1,186 @@
+//! Dispatch progress, message listing, cancel, and message lookup. Readable with
+//! `broadcast:send` or `broadcast:read`.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, PathId};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dispatches/{id}", get(progress))
+        .route("/dispatches/{id}/messages", get(messages))
+        .route("/dispatches/{id}/cancel", post(cancel))
+        .route("/messages/{id}", get(message))
+}
+
+fn can_read(p: &Principal) -> ApiResult<()> {
+    if p.require("broadcast:read").is_ok() {
+        return Ok(());
+    }
+    p.require("broadcast:send")
+}
+
+/// Progress counted from the messages themselves (the same source the usage counters follow).
+pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Value> {
+    #[derive(sqlx::FromRow)]
+    struct Progress {
+        id: Uuid,
+        broadcast_id: Option<Uuid>,
+        status: String,
+        total: i32,
+        scheduled_at: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+        queued: i64,
+        sent: i64,
+        delivered: i64,
+        read: i64,
+        failed: i64,
+        cancelled: i64,
+    }
+    let r: Progress = sqlx::query_as(
+        "SELECT d.id, d.broadcast_id, d.status, d.total, d.scheduled_at, d.created_at,
+            count(*) FILTER (WHERE m.status IN ('scheduled','queued','sending','unknown')) AS queued,
+            count(*) FILTER (WHERE m.status IN ('sent','delivered','read')) AS sent,
+            count(*) FILTER (WHERE m.status IN ('delivered','read')) AS delivered,
+            count(*) FILTER (WHERE m.status = 'read') AS read,
+            count(*) FILTER (WHERE m.status = 'failed') AS failed,
+            count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
+         FROM dispatches d LEFT JOIN messages m ON m.dispatch_id = d.id
+         WHERE d.id = $1 AND d.account_id = $2
+         GROUP BY d.id",
+    )
+    .bind(id)
+    .bind(account)
+    .fetch_optional(state.db())
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    // A dispatch is completed once nothing of it is waiting any more.
+    let status = if matches!(r.status.as_str(), "queued" | "sending") && r.queued == 0 {
+        "completed".to_string()
+    } else {
+        r.status
+    };
+    Ok(json!({
+        "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,
+        "total": r.total, "queued": r.queued, "sent": r.sent, "delivered": r.delivered,
+        "read": r.read, "failed": r.failed, "cancelled": r.cancelled,
+        "scheduled_at": r.scheduled_at, "created_at": r.created_at,
+    }))
+}
+
+async fn progress(State(state): State<AppState>, p: Principal, PathId(id): PathId) -> ApiResult<Json<Value>> {
+    can_read(&p)?;
+    Ok(Json(progress_of(&state, p.account_id(), id).await?))
+}
+
+#[derive(sqlx::FromRow, Serialize)]
+pub struct MessageRow {
+    id: Uuid,
+    dispatch_id: Uuid,
+    to: String,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    status: String,
+    wamid: Option<String>,
+    error_code: Option<i32>,
+    error_title: Option<String>,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+    failed_at: Option<DateTime<Utc>>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, dispatch_id, to_phone AS to, ref AS reference, status, wamid,
+    error_code, error_title, attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    p: Principal,
+    PathId(id): PathId,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    can_read(&p)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 1000"));
+    }
+    let after: Uuid = match q.cursor.as_deref() {
+        None | Some("") => Uuid::nil(),
+        Some(c) => c.parse().map_err(|_| ApiError::field("cursor", "not a cursor from this API"))?,
+    };
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM dispatches WHERE id = $1 AND account_id = $2)")
+        .bind(id)
+        .bind(p.account_id())
+        .fetch_one(state.db())
+        .await?;
+    if !exists {
+        return Err(ApiError::NotFound);
+    }
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE dispatch_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    ))
+    .bind(id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(state.db())
+    .await?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    Ok(Json(json!({ "items": rows, "next_cursor": next })))
+}
+
+async fn message(State(state): State<AppState>, p: Principal, PathId(id): PathId) -> ApiResult<Json<MessageRow>> {
+    can_read(&p)?;
+    let row: MessageRow = sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2"))
+        .bind(id)
+        .bind(p.account_id())
+        .fetch_optional(state.db())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(row))
+}
+
+/// Cancels what has not been handed to a worker yet; messages already sending or sent go on.
+async fn cancel(State(state): State<AppState>, p: Principal, PathId(id): PathId) -> ApiResult<Json<Value>> {
+    p.require("broadcast:send")?;
+    let mut tx = state.db().begin().await?;
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1 AND account_id = $2 FOR UPDATE")
+        .bind(id)
+        .bind(p.account_id())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let status = status.ok_or(ApiError::NotFound)?;
+    if matches!(status.as_str(), "completed" | "cancelled") {
+        return Err(ApiError::Conflict(format!("the dispatch is already {status}")));
+    }
+    sqlx::query("UPDATE messages SET status = 'cancelled', updated_at = now() WHERE dispatch_id = $1 AND status IN ('scheduled', 'queued')")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE dispatches SET status = 'cancelled', updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(progress_of(&state, p.account_id(), id).await?))
+}

@@ -1,0 +1,202 @@
+//! `/api/v1/templates`: message templates in Meta's format, validated by the payload crate.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use ezpulze_payload::{CompiledTemplate, Template};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::{scope, Authorized};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{parse_json, PathId};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/templates", get(list).post(create))
+        .route("/templates/{id}", get(read).patch(update).delete(remove))
+}
+
+const FIELDS: &[&str] = &["name", "language", "category", "parameter_format", "components"];
+
+#[derive(sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: Uuid,
+    pub definition: Value,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub struct TemplateView {
+    id: Uuid,
+    status: String,
+    #[serde(flatten)]
+    definition: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<TemplateRow> for TemplateView {
+    fn from(r: TemplateRow) -> Self {
+        TemplateView { id: r.id, status: r.status, definition: r.definition, created_at: r.created_at, updated_at: r.updated_at }
+    }
+}
+
+/// Payload-crate field errors as the contract's details.
+pub fn details(errors: Vec<ezpulze_payload::FieldError>, prefix: &str) -> ApiError {
+    ApiError::Validation(
+        errors
+            .into_iter()
+            .map(|e| FieldError::new(format!("{prefix}{}", e.field), e.message))
+            .collect(),
+    )
+}
+
+/// Parses and validates a definition object (unknown top-level fields refused).
+fn definition(value: Value) -> ApiResult<(Template, Value)> {
+    let Value::Object(map) = &value else {
+        return Err(ApiError::field("body", "a template object is required"));
+    };
+    let unknown: Vec<FieldError> = map
+        .keys()
+        .filter(|k| !FIELDS.contains(&k.as_str()))
+        .map(|k| FieldError::new(k.clone(), "unknown field"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(unknown));
+    }
+    let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.into()))?;
+    let template: Template = parse_json(&bytes)?;
+    let compiled = CompiledTemplate::new(template).map_err(|e| details(e, ""))?;
+    let normalised = serde_json::to_value(compiled.template()).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((compiled.template().clone(), normalised))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Authorized(p, _): Authorized<scope::TemplateCreate>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<TemplateView>)> {
+    let (t, def) = definition(parse_json(&body)?)?;
+    let row: TemplateRow = sqlx::query_as(
+        "INSERT INTO templates (id, account_id, name, language, category, definition)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, definition, status, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(p.account_id())
+    .bind(&t.name)
+    .bind(&t.language)
+    .bind(def["category"].as_str().unwrap_or_default())
+    .bind(&def)
+    .fetch_one(state.db())
+    .await
+    .map_err(conflict)?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+fn conflict(e: sqlx::Error) -> ApiError {
+    match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("templates_account_name_language_key") => {
+            ApiError::Conflict("a template with this name and language exists".into())
+        }
+        _ => e.into(),
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Authorized(p, _): Authorized<scope::TemplateRead>,
+) -> ApiResult<Json<Value>> {
+    let rows: Vec<TemplateRow> = sqlx::query_as(
+        "SELECT id, definition, status, created_at, updated_at FROM templates
+         WHERE account_id = $1 ORDER BY name, language LIMIT 1000",
+    )
+    .bind(p.account_id())
+    .fetch_all(state.db())
+    .await?;
+    let items: Vec<TemplateView> = rows.into_iter().map(Into::into).collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+pub async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<TemplateRow> {
+    sqlx::query_as(
+        "SELECT id, definition, status, created_at, updated_at FROM templates WHERE id = $1 AND account_id = $2",
+    )
+    .bind(id)
+    .bind(account)
+    .fetch_optional(state.db())
+    .await?
+    .ok_or(ApiError::NotFound)
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Authorized(p, _): Authorized<scope::TemplateRead>,
+    PathId(id): PathId,
+) -> ApiResult<Json<TemplateView>> {
+    Ok(Json(fetch(&state, p.account_id(), id).await?.into()))
+}
+
+/// PATCH merges the given top-level fields over the stored definition, then validates it all.
+async fn update(
+    State(state): State<AppState>,
+    Authorized(p, _): Authorized<scope::TemplateUpdate>,
+    PathId(id): PathId,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TemplateView>> {
+    let patch: Value = parse_json(&body)?;
+    let Value::Object(patch) = patch else {
+        return Err(ApiError::field("body", "an object is required"));
+    };
+    let current = fetch(&state, p.account_id(), id).await?;
+    let mut merged = current.definition;
+    if let Value::Object(m) = &mut merged {
+        for (k, v) in patch {
+            m.insert(k, v);
+        }
+    }
+    let (t, def) = definition(merged)?;
+    let row: TemplateRow = sqlx::query_as(
+        "UPDATE templates SET name = $3, language = $4, category = $5, definition = $6, updated_at = now()
+         WHERE id = $1 AND account_id = $2
+         RETURNING id, definition, status, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(p.account_id())
+    .bind(&t.name)
+    .bind(&t.language)
+    .bind(def["category"].as_str().unwrap_or_default())
+    .bind(&def)
+    .fetch_optional(state.db())
+    .await
+    .map_err(conflict)?
+    .ok_or(ApiError::NotFound)?;
+    Ok(Json(row.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Authorized(p, _): Authorized<scope::TemplateDelete>,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
+    let res = sqlx::query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(p.account_id())
+        .execute(state.db())
+        .await;
+    match res {
+        Ok(r) if r.rows_affected() == 1 => Ok(StatusCode::NO_CONTENT),
+        Ok(_) => Err(ApiError::NotFound),
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            Err(ApiError::Conflict("broadcasts use this template; delete them first".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
