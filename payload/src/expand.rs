@@ -97,8 +97,8 @@ pub struct Language<'a> {
 pub enum MessageComponent<'a> {
     /// `header`.
     Header {
-        /// One parameter.
-        parameters: Vec<Parameter<'a>>,
+        /// One parameter (serialised as a one-element array).
+        parameters: [Parameter<'a>; 1],
     },
     /// `body`.
     Body {
@@ -108,7 +108,7 @@ pub enum MessageComponent<'a> {
     /// `limited_time_offer`.
     LimitedTimeOffer {
         /// One `limited_time_offer` parameter.
-        parameters: Vec<Parameter<'a>>,
+        parameters: [Parameter<'a>; 1],
     },
     /// `button`.
     Button {
@@ -117,7 +117,7 @@ pub enum MessageComponent<'a> {
         /// 0-based button position, as a string.
         index: Cow<'static, str>,
         /// The button's parameter.
-        parameters: Vec<Parameter<'a>>,
+        parameters: [Parameter<'a>; 1],
     },
     /// `carousel`.
     Carousel {
@@ -612,9 +612,7 @@ impl<'s, 'a> Expander<'s, 'a> {
         let d = self.d;
 
         if let Some(p) = self.header(&spec.header, r.header.as_ref(), d.header.as_ref(), top) {
-            out.push(MessageComponent::Header {
-                parameters: vec![p],
-            });
+            out.push(MessageComponent::Header { parameters: [p] });
         }
         let body = self.params(
             &spec.body,
@@ -678,7 +676,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                 } else {
                     out.push(MessageComponent::LimitedTimeOffer {
-                        parameters: vec![Parameter::LimitedTimeOffer {
+                        parameters: [Parameter::LimitedTimeOffer {
                             limited_time_offer: OfferExpiry {
                                 expiration_time_ms: v.expiration_time_ms,
                             },
@@ -1474,7 +1472,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                 out.push(MessageComponent::Button {
                     sub_type,
                     index,
-                    parameters: vec![p],
+                    parameters: [p],
                 });
             }
         }
@@ -1827,9 +1825,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                 dc.and_then(|c| c.header.as_ref()),
                 loc,
             ) {
-                comps.push(MessageComponent::Header {
-                    parameters: vec![h],
-                });
+                comps.push(MessageComponent::Header { parameters: [h] });
             }
             let body = self.params(
                 &cs.body,

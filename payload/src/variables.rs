@@ -458,17 +458,6 @@ impl Serialize for Params {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum TypedHeader {
-    Text { text: String },
-    Image(MediaRef),
-    Video(MediaRef),
-    Document(DocumentRef),
-    Location(Location),
-    Product(ProductRef),
-}
-
 const TYPED_HEADER_KINDS: [&str; 6] = ["text", "image", "video", "document", "location", "product"];
 
 struct HeaderVisitor;
@@ -486,35 +475,81 @@ impl<'de> Visitor<'de> for HeaderVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<HeaderValue, A::Error> {
         ParamsVisitor.visit_seq(seq).map(HeaderValue::Text)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeaderValue, A::Error> {
-        let obj: serde_json::Map<String, serde_json::Value> =
-            Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        let typed = matches!(obj.get("type"), Some(serde_json::Value::String(t)) if TYPED_HEADER_KINDS.contains(&t.as_str()));
-        if typed {
-            let t: TypedHeader = serde_json::from_value(serde_json::Value::Object(obj))
-                .map_err(de::Error::custom)?;
-            Ok(match t {
-                TypedHeader::Text { text } => {
-                    HeaderValue::Text(Params::Positional(vec![Some(Param::Text(text))]))
-                }
-                TypedHeader::Image(m) => HeaderValue::Image(m),
-                TypedHeader::Video(m) => HeaderValue::Video(m),
-                TypedHeader::Document(d) => HeaderValue::Document(d),
-                TypedHeader::Location(l) => HeaderValue::Location(l),
-                TypedHeader::Product(p) => HeaderValue::Product(p),
-            })
-        } else {
-            let mut named = Vec::with_capacity(obj.len());
-            for (k, v) in obj {
-                if v.is_null() {
-                    continue;
-                }
-                let p = Param::deserialize(v).map_err(de::Error::custom)?;
-                named.push((k, p));
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HeaderValue, A::Error> {
+        // Read entries as parameters (numbers become text) without an intermediate JSON
+        // value; a "type" naming a header kind makes it a typed header, else named params.
+        let mut entries: Vec<(String, Param)> = Vec::with_capacity(4);
+        while let Some((k, v)) = map.next_entry::<String, Option<Param>>()? {
+            if entries.iter().any(|(n, _)| *n == k) {
+                return Err(de::Error::custom(format!("{k:?} given twice")));
             }
-            Ok(HeaderValue::Text(Params::Named(named)))
+            if let Some(v) = v {
+                entries.push((k, v));
+            }
+        }
+        let kind = entries.iter().find_map(|(k, v)| match v {
+            Param::Text(t) if k == "type" => TYPED_HEADER_KINDS.iter().find(|x| **x == t.as_str()),
+            _ => None,
+        });
+        match kind {
+            Some(kind) => typed_header(kind, entries).map_err(de::Error::custom),
+            None => Ok(HeaderValue::Text(Params::Named(entries))),
         }
     }
+}
+
+fn typed_header(kind: &str, entries: Vec<(String, Param)>) -> Result<HeaderValue, String> {
+    let allowed: &[&str] = match kind {
+        "text" => &["text"],
+        "image" | "video" => &["link", "id"],
+        "document" => &["link", "id", "filename"],
+        "location" => &["latitude", "longitude", "name", "address"],
+        _ => &["product_retailer_id", "catalog_id"],
+    };
+    let mut fields: [Option<String>; 4] = Default::default();
+    for (k, v) in entries {
+        if k == "type" {
+            continue;
+        }
+        let Some(pos) = allowed.iter().position(|a| *a == k) else {
+            return Err(format!(
+                "unknown field `{k}` in a {kind} header, expected one of {allowed:?}"
+            ));
+        };
+        let Param::Text(s) = v else {
+            return Err(format!("`{k}` must be a string"));
+        };
+        fields[pos] = Some(s);
+    }
+    let [a, b, c, d] = fields;
+    let need = |v: Option<String>, f: &str| v.ok_or_else(|| format!("missing field `{f}`"));
+    let coord = |v: Option<String>, f: &str| -> Result<f64, String> {
+        need(v, f)?
+            .parse::<f64>()
+            .map_err(|_| format!("`{f}` must be a number"))
+    };
+    Ok(match kind {
+        "text" => HeaderValue::Text(Params::Positional(vec![Some(Param::Text(need(
+            a, "text",
+        )?))])),
+        "image" => HeaderValue::Image(MediaRef { link: a, id: b }),
+        "video" => HeaderValue::Video(MediaRef { link: a, id: b }),
+        "document" => HeaderValue::Document(DocumentRef {
+            link: a,
+            id: b,
+            filename: c,
+        }),
+        "location" => HeaderValue::Location(Location {
+            latitude: coord(a, "latitude")?,
+            longitude: coord(b, "longitude")?,
+            name: need(c, "name")?,
+            address: need(d, "address")?,
+        }),
+        _ => HeaderValue::Product(ProductRef {
+            product_retailer_id: need(a, "product_retailer_id")?,
+            catalog_id: b,
+        }),
+    })
 }
 
 impl<'de> Deserialize<'de> for HeaderValue {
