@@ -79,15 +79,42 @@ impl Runtime {
 #[derive(Debug, Default)]
 pub struct Stats {
     accepted: AtomicU64,
-    rejected: Mutex<BTreeMap<String, u64>>,
+    /// Lock-free counters for the keys in `KNOWN_REJECTS`.
+    rejected_known: [AtomicU64; KNOWN_REJECTS.len()],
+    /// Any other error code.
+    rejected_other: Mutex<BTreeMap<String, u64>>,
     statuses: [AtomicU64; 4],
 }
 
+/// Rejection keys counted without a lock (also the `code` label values of the metrics).
+const KNOWN_REJECTS: [&str; 15] = [
+    "1", "2", "100", "190", "130429", "131000", "131008", "131009", "131051", "131056", "132000",
+    "132001", "132012", "132018", "timeout",
+];
+
 impl Stats {
+    /// Counts a rejection by its key (a Graph error code or `timeout`).
     fn reject(&self, key: &str) {
-        if let Ok(mut m) = self.rejected.lock() {
+        if let Some(i) = KNOWN_REJECTS.iter().position(|k| *k == key) {
+            self.rejected_known[i].fetch_add(1, AO::Relaxed);
+        } else if let Ok(mut m) = self.rejected_other.lock() {
             *m.entry(key.to_owned()).or_insert(0) += 1;
         }
+    }
+
+    fn rejected(&self) -> BTreeMap<String, u64> {
+        let mut out = self
+            .rejected_other
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        for (k, c) in KNOWN_REJECTS.iter().zip(&self.rejected_known) {
+            let n = c.load(AO::Relaxed);
+            if n > 0 {
+                out.insert((*k).to_owned(), n);
+            }
+        }
+        out
     }
 
     pub(crate) fn count_status(&self, s: Status) {
@@ -98,8 +125,11 @@ impl Stats {
 
     fn reset(&self) {
         self.accepted.store(0, AO::Relaxed);
-        if let Ok(mut m) = self.rejected.lock() {
+        if let Ok(mut m) = self.rejected_other.lock() {
             m.clear();
+        }
+        for c in &self.rejected_known {
+            c.store(0, AO::Relaxed);
         }
         for s in &self.statuses {
             s.store(0, AO::Relaxed);
@@ -334,7 +364,10 @@ fn code_label(code: u32) -> &'static str {
 }
 
 fn reject(shared: &Shared, err: GraphError, seq: u64) -> Response {
-    shared.stats.reject(&err.code.to_string());
+    match code_label(err.code) {
+        "other" => shared.stats.reject(&err.code.to_string()),
+        known => shared.stats.reject(known),
+    }
     metrics::counter!("ezpulze_sim_messages_rejected_total", "code" => code_label(err.code))
         .increment(1);
     err.into_response_with(seq)
@@ -564,7 +597,7 @@ async fn send_message(
 
 async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let s = &shared.stats;
-    let rejected = s.rejected.lock().map(|m| m.clone()).unwrap_or_default();
+    let rejected = s.rejected();
     Json(json!({
         "accepted": s.accepted.load(AO::Relaxed),
         "rejected": rejected,
