@@ -90,7 +90,9 @@ impl Counter {
             if left.is_zero() {
                 return false;
             }
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), self.notify.notified()).await;
+            let _ =
+                tokio::time::timeout(left.min(Duration::from_millis(50)), self.notify.notified())
+                    .await;
         }
     }
 }
@@ -170,7 +172,11 @@ fn run_ours(q: &Queue<BenchJob>, s: &Setup, counter: &Arc<Counter>) -> Running {
     }))
 }
 
-async fn bench_ours(s: &Setup, n: u64, admin: &mut redis::aio::MultiplexedConnection) -> Result<serde_json::Value> {
+async fn bench_ours(
+    s: &Setup,
+    n: u64,
+    admin: &mut redis::aio::MultiplexedConnection,
+) -> Result<serde_json::Value> {
     let ns = format!("bench-{}", std::process::id());
     let mut cfg = QueueConfig::new(&ns, "dispatch");
     cfg.batch_size = s.batch;
@@ -188,7 +194,10 @@ async fn bench_ours(s: &Setup, n: u64, admin: &mut redis::aio::MultiplexedConnec
     let push = rate(n, t.elapsed());
     let loaded = used_memory(admin).await?;
     let per_job = (loaded.saturating_sub(baseline) as f64 / n as f64).round();
-    eprintln!("ours: pushed {n} in {:.2}s ({push}/s), {per_job} bytes per pending job", t.elapsed().as_secs_f64());
+    eprintln!(
+        "ours: pushed {n} in {:.2}s ({push}/s), {per_job} bytes per pending job",
+        t.elapsed().as_secs_f64()
+    );
 
     // 2. consume what was pushed
     let counter = Counter::new();
@@ -197,7 +206,11 @@ async fn bench_ours(s: &Setup, n: u64, admin: &mut redis::aio::MultiplexedConnec
     let w = run_ours(&q, s, &counter);
     let ok = counter.wait(s.timeout, &w).await;
     let consume = if ok { Some(rate(n, t.elapsed())) } else { None };
-    eprintln!("ours: consumed {} in {:.2}s ({consume:?}/s)", counter.done.load(Ordering::SeqCst), t.elapsed().as_secs_f64());
+    eprintln!(
+        "ours: consumed {} in {:.2}s ({consume:?}/s)",
+        counter.done.load(Ordering::SeqCst),
+        t.elapsed().as_secs_f64()
+    );
 
     // 3. overlap: workers running while the same number of jobs is pushed
     counter.expect(n);
@@ -205,13 +218,25 @@ async fn bench_ours(s: &Setup, n: u64, admin: &mut redis::aio::MultiplexedConnec
     let qp = q.clone();
     let producer = tokio::spawn(async move { qp.push_bulk(&all).await });
     let ok2 = counter.wait(s.timeout, &w).await;
-    producer.await.context("producer task")?.context("overlap push")?;
-    let overlap = if ok2 { Some(rate(n, t.elapsed())) } else { None };
-    eprintln!("ours: overlap {n} in {:.2}s ({overlap:?}/s)", t.elapsed().as_secs_f64());
+    producer
+        .await
+        .context("producer task")?
+        .context("overlap push")?;
+    let overlap = if ok2 {
+        Some(rate(n, t.elapsed()))
+    } else {
+        None
+    };
+    eprintln!(
+        "ours: overlap {n} in {:.2}s ({overlap:?}/s)",
+        t.elapsed().as_secs_f64()
+    );
     w.stop(Duration::from_secs(30)).await;
 
     // 4. the plain batch consumer (fetch_batch + complete), one per worker, same jobs
-    q.push_bulk(&(0..n).map(job).collect::<Vec<_>>()).await.context("push for plain")?;
+    q.push_bulk(&(0..n).map(job).collect::<Vec<_>>())
+        .await
+        .context("push for plain")?;
     let t = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
     let mut loops = Vec::new();
@@ -224,16 +249,22 @@ async fn bench_ours(s: &Setup, n: u64, admin: &mut redis::aio::MultiplexedConnec
             while done.load(Ordering::Relaxed) < n {
                 let jobs = c.fetch_batch(batch).await?;
                 done.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-                q.complete(jobs.into_iter().map(|j| (j.meta, Ok(())))).await?;
+                q.complete(jobs.into_iter().map(|j| (j.meta, Ok(()))))
+                    .await?;
             }
             Ok::<(), ezpulze_queue::QueueError>(())
         }));
     }
     for l in loops {
-        l.await.context("plain consumer task")?.context("plain consumer")?;
+        l.await
+            .context("plain consumer task")?
+            .context("plain consumer")?;
     }
     let plain = rate(n, t.elapsed());
-    eprintln!("ours: plain batch consumer {n} in {:.2}s ({plain}/s)", t.elapsed().as_secs_f64());
+    eprintln!(
+        "ours: plain batch consumer {n} in {:.2}s ({plain}/s)",
+        t.elapsed().as_secs_f64()
+    );
     let stats = q.stats().await.context("stats")?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = used_memory(admin).await?;
@@ -256,9 +287,15 @@ async fn bench_ours(s: &Setup, n: u64, admin: &mut redis::aio::MultiplexedConnec
     }))
 }
 
-async fn bench_apalis_redis(s: &Setup, n: u64, admin: &mut redis::aio::MultiplexedConnection) -> Result<serde_json::Value> {
+async fn bench_apalis_redis(
+    s: &Setup,
+    n: u64,
+    admin: &mut redis::aio::MultiplexedConnection,
+) -> Result<serde_json::Value> {
     use apalis_redis::{Config, RedisStorage};
-    let conn = apalis_redis::connect(s.url.as_str()).await.context("apalis-redis connect")?;
+    let conn = apalis_redis::connect(s.url.as_str())
+        .await
+        .context("apalis-redis connect")?;
     // Best settings found: big fetch batches, no per-task locking scan, short heartbeat so
     // idle workers see new work, no pub/sub events. Results are kept (persist_results(false)
     // re-runs finished jobs after an orphan sweep).
@@ -275,12 +312,17 @@ async fn bench_apalis_redis(s: &Setup, n: u64, admin: &mut redis::aio::Multiplex
     let t = Instant::now();
     for start in (0..n).step_by(10_000) {
         let chunk: Vec<BenchJob> = (start..(start + 10_000).min(n)).map(job).collect();
-        sink.push_bulk(chunk).await.map_err(|e| anyhow::anyhow!("apalis-redis push: {e}"))?;
+        sink.push_bulk(chunk)
+            .await
+            .map_err(|e| anyhow::anyhow!("apalis-redis push: {e}"))?;
     }
     let push = rate(n, t.elapsed());
     let loaded = used_memory(admin).await?;
     let per_job = (loaded.saturating_sub(baseline) as f64 / n as f64).round();
-    eprintln!("apalis-redis: pushed {n} in {:.2}s ({push}/s)", t.elapsed().as_secs_f64());
+    eprintln!(
+        "apalis-redis: pushed {n} in {:.2}s ({push}/s)",
+        t.elapsed().as_secs_f64()
+    );
 
     let counter = Counter::new();
     counter.expect(n);
@@ -300,7 +342,11 @@ async fn bench_apalis_redis(s: &Setup, n: u64, admin: &mut redis::aio::Multiplex
     let w = start_workers(&counter);
     let ok = counter.wait(s.timeout, &w).await;
     let consume = if ok { Some(rate(n, t.elapsed())) } else { None };
-    eprintln!("apalis-redis: consumed {} in {:.2}s ({consume:?}/s)", counter.done.load(Ordering::SeqCst), t.elapsed().as_secs_f64());
+    eprintln!(
+        "apalis-redis: consumed {} in {:.2}s ({consume:?}/s)",
+        counter.done.load(Ordering::SeqCst),
+        t.elapsed().as_secs_f64()
+    );
 
     counter.expect(n);
     let t = Instant::now();
@@ -308,14 +354,25 @@ async fn bench_apalis_redis(s: &Setup, n: u64, admin: &mut redis::aio::Multiplex
     let producer = tokio::spawn(async move {
         for start in (0..n).step_by(10_000) {
             let chunk: Vec<BenchJob> = (start..(start + 10_000).min(n)).map(job).collect();
-            sink2.push_bulk(chunk).await.map_err(|e| anyhow::anyhow!("apalis-redis push: {e}"))?;
+            sink2
+                .push_bulk(chunk)
+                .await
+                .map_err(|e| anyhow::anyhow!("apalis-redis push: {e}"))?;
         }
         Ok::<(), anyhow::Error>(())
     });
     let ok2 = counter.wait(s.timeout, &w).await;
-    let overlap = if ok2 { Some(rate(n, t.elapsed())) } else { None };
+    let overlap = if ok2 {
+        Some(rate(n, t.elapsed()))
+    } else {
+        None
+    };
     let _ = tokio::time::timeout(Duration::from_secs(30), producer).await;
-    eprintln!("apalis-redis: overlap {} in {:.2}s ({overlap:?}/s)", counter.done.load(Ordering::SeqCst), t.elapsed().as_secs_f64());
+    eprintln!(
+        "apalis-redis: overlap {} in {:.2}s ({overlap:?}/s)",
+        counter.done.load(Ordering::SeqCst),
+        t.elapsed().as_secs_f64()
+    );
     w.stop(Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = used_memory(admin).await?;
@@ -351,7 +408,7 @@ async fn main() -> Result<()> {
         serde_json::Value::Null
     } else {
         match bench_apalis_redis(&s, n_ar, &mut admin).await {
-        Ok(v) => v,
+            Ok(v) => v,
             Err(e) => json!({ "error": format!("{e:#}") }),
         }
     };

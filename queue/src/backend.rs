@@ -164,7 +164,8 @@ impl<T> RedisStreamsBackend<T> {
                 self.conn = None;
                 self.fetch_failures = self.fetch_failures.saturating_add(1);
                 tracing::warn!(queue = %self.inner.cfg.queue, error = %e, failures = self.fetch_failures, "fetch failed; reconnecting after a backoff");
-                self.fetch_backoff = Some(Box::pin(tokio::time::sleep(backoff(self.fetch_failures))));
+                self.fetch_backoff =
+                    Some(Box::pin(tokio::time::sleep(backoff(self.fetch_failures))));
             }
         }
         true
@@ -211,7 +212,8 @@ impl<T> RedisStreamsBackend<T> {
             }
             let cfg = &self.inner.cfg;
             let since = self.pending_since.unwrap_or_else(Instant::now);
-            let due = force || self.pending.len() >= cfg.ack_batch || since.elapsed() >= cfg.ack_linger;
+            let due =
+                force || self.pending.len() >= cfg.ack_batch || since.elapsed() >= cfg.ack_linger;
             if !due {
                 let at = tokio::time::Instant::from_std(since + cfg.ack_linger);
                 let sleep = self
@@ -359,7 +361,9 @@ where
             return Poll::Ready(Ok(()));
         }
         // Make sure we are polled again before the deadline even if Redis never answers.
-        let mut wake = Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)));
+        let mut wake = Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+            deadline,
+        )));
         if wake.poll_unpin(cx).is_ready() {
             return Poll::Ready(Ok(()));
         }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
@@ -60,8 +62,8 @@ pub(crate) enum Connector {
         connect_timeout: Duration,
     },
     Cluster {
-        write: ClusterClient,
-        read: ClusterClient,
+        write: Box<ClusterClient>,
+        read: Box<ClusterClient>,
     },
 }
 
@@ -85,8 +87,8 @@ impl Connector {
                         .build()
                 };
                 Ok(Self::Cluster {
-                    write: build(cfg.response_timeout)?,
-                    read: build(read_timeout)?,
+                    write: Box::new(build(cfg.response_timeout)?),
+                    read: Box::new(build(read_timeout)?),
                 })
             }
         }

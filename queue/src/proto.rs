@@ -311,7 +311,10 @@ async fn fetch_inner(
         let reply = replies.pop().unwrap_or(Value::Nil);
         let (moved, next) = match reply {
             Value::Array(v) => {
-                let moved = v.first().and_then(text).and_then(|s| s.parse::<usize>().ok());
+                let moved = v
+                    .first()
+                    .and_then(text)
+                    .and_then(|s| s.parse::<usize>().ok());
                 let next = v
                     .get(1)
                     .and_then(text)
@@ -381,7 +384,10 @@ async fn reclaim(
         state.next_claim = Instant::now() + cfg.claim_interval;
     }
     state.claim_cursor = cursor;
-    let entries: Vec<Entry> = entries.into_iter().filter(|e| e.payload.is_some()).collect();
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| e.payload.is_some())
+        .collect();
     if entries.is_empty() {
         return Ok(Vec::new());
     }

@@ -98,7 +98,8 @@ impl Inner {
             id,
             payload: meta.0.payload.clone(),
             attempts: attempt,
-            due_ms: proto::now_ms().saturating_add(i64::try_from(proto::ms(delay)).unwrap_or(i64::MAX / 2)),
+            due_ms: proto::now_ms()
+                .saturating_add(i64::try_from(proto::ms(delay)).unwrap_or(i64::MAX / 2)),
         }
     }
 }
@@ -357,7 +358,8 @@ where
 
     /// Pushes jobs that become ready after `delay`.
     pub async fn push_delayed(&self, jobs: &[T], delay: Duration) -> Result<usize, QueueError> {
-        let due = proto::now_ms().saturating_add(i64::try_from(proto::ms(delay)).unwrap_or(i64::MAX / 2));
+        let due =
+            proto::now_ms().saturating_add(i64::try_from(proto::ms(delay)).unwrap_or(i64::MAX / 2));
         self.push_due(jobs, due).await
     }
 
@@ -439,7 +441,8 @@ where
 
     /// Acknowledges (and deletes) finished jobs in one pipeline.
     pub async fn ack(&self, jobs: &[JobMeta]) -> Result<(), QueueError> {
-        self.complete(jobs.iter().map(|m| (m.clone(), Ok(())))).await
+        self.complete(jobs.iter().map(|m| (m.clone(), Ok(()))))
+            .await
     }
 
     /// Depth, delayed, in-flight and dead counts and the oldest pending job's age.
@@ -458,10 +461,17 @@ where
         let k = &self.inner.keys;
         let mut pipe = redis::pipe();
         pipe.cmd("XLEN").arg(&k.stream);
-        pipe.cmd("XPENDING").arg(&k.stream).arg(&self.inner.cfg.group);
+        pipe.cmd("XPENDING")
+            .arg(&k.stream)
+            .arg(&self.inner.cfg.group);
         pipe.cmd("ZCARD").arg(&k.delayed);
         pipe.cmd("XLEN").arg(&k.dead);
-        pipe.cmd("XRANGE").arg(&k.stream).arg("-").arg("+").arg("COUNT").arg(1);
+        pipe.cmd("XRANGE")
+            .arg(&k.stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
         let mut conn = self.inner.shared();
         let (len, pending, delayed, dead, first): (u64, Value, u64, u64, Value) =
             pipe.query_async(&mut conn).await?;
@@ -591,7 +601,9 @@ pub struct Consumer<T> {
 
 impl<T> std::fmt::Debug for Consumer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("name", &self.name).finish()
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

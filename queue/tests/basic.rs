@@ -77,7 +77,10 @@ async fn delayed_push_runs_no_earlier_than_due() {
     w.stop().await;
     let ran = first_run.lock().expect("lock").expect("ran");
     assert!(ran.duration_since(t0) >= Duration::from_millis(700));
-    assert!(ran.duration_since(t0) < Duration::from_millis(1500), "promoted late");
+    assert!(
+        ran.duration_since(t0) < Duration::from_millis(1500),
+        "promoted late"
+    );
     assert_eq!(seen.total(), 100);
     q.purge().await.expect("purge");
 }
@@ -101,14 +104,18 @@ async fn retries_respect_delay_then_dead_letter_and_redrive() {
     let redriven = Arc::new(AtomicU32::new(0));
     let (t, r) = (times.clone(), redriven.clone());
     let beh: Behavior = Arc::new(move |j, m| {
-        t.lock().expect("lock").push((j.n, m.attempt(), Instant::now()));
+        t.lock()
+            .expect("lock")
+            .push((j.n, m.attempt(), Instant::now()));
         match j.n {
             0 if r.load(Ordering::SeqCst) == 0 => Err(JobError::retry("upstream 503")),
             1 if m.attempt() == 1 => Err(JobError::retry_after(
                 Duration::from_millis(600),
                 "429 Retry-After",
             )),
-            2 if r.load(Ordering::SeqCst) == 0 => Err(JobError::permanent("invalid recipient 131026")),
+            2 if r.load(Ordering::SeqCst) == 0 => {
+                Err(JobError::permanent("invalid recipient 131026"))
+            }
             _ => Ok(()),
         }
     });
@@ -128,7 +135,11 @@ async fn retries_respect_delay_then_dead_letter_and_redrive() {
     {
         let times = times.lock().expect("lock");
         let of = |n: u64| -> Vec<(u32, Instant)> {
-            times.iter().filter(|x| x.0 == n).map(|x| (x.1, x.2)).collect()
+            times
+                .iter()
+                .filter(|x| x.0 == n)
+                .map(|x| (x.1, x.2))
+                .collect()
         };
         let j0 = of(0);
         assert_eq!(j0.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -136,21 +147,35 @@ async fn retries_respect_delay_then_dead_letter_and_redrive() {
         assert!(j0[2].1 - j0[1].1 >= Duration::from_millis(400), "backoff 2");
         let j1 = of(1);
         assert_eq!(j1.len(), 2);
-        assert!(j1[1].1 - j1[0].1 >= Duration::from_millis(600), "Retry-After honoured");
+        assert!(
+            j1[1].1 - j1[0].1 >= Duration::from_millis(600),
+            "Retry-After honoured"
+        );
         assert_eq!(of(2).len(), 1, "permanent failure is not retried");
     }
     let dead = q.dead_letters(10).await.expect("dead letters");
     assert_eq!(dead.len(), 2);
-    let d0 = dead.iter().find(|d| d.decode::<TJob>().expect("decode").n == 0).expect("job 0 dead");
+    let d0 = dead
+        .iter()
+        .find(|d| d.decode::<TJob>().expect("decode").n == 0)
+        .expect("job 0 dead");
     assert_eq!(d0.attempts, 3);
     assert!(d0.error.contains("upstream 503"), "{}", d0.error);
     assert!(d0.failed_at().is_some());
-    let d2 = dead.iter().find(|d| d.decode::<TJob>().expect("decode").n == 2).expect("job 2 dead");
+    let d2 = dead
+        .iter()
+        .find(|d| d.decode::<TJob>().expect("decode").n == 2)
+        .expect("job 2 dead");
     assert_eq!(d2.attempts, 1);
     assert!(d2.error.contains("131026"));
 
     redriven.store(1, Ordering::SeqCst);
-    assert_eq!(q.redrive(Redrive::Ids(vec![d0.id.clone()])).await.expect("redrive"), 1);
+    assert_eq!(
+        q.redrive(Redrive::Ids(vec![d0.id.clone()]))
+            .await
+            .expect("redrive"),
+        1
+    );
     assert_eq!(q.redrive(Redrive::All).await.expect("redrive all"), 1);
     wait_until("redriven jobs done", Duration::from_secs(10), || {
         let seen = seen.clone();
@@ -168,7 +193,10 @@ async fn bad_payload_is_dead_lettered_and_the_worker_goes_on() {
     let ns = ns("badpayload");
     let q = queue(&ns, cfg(&ns)).await;
     let client = redis::Client::open(redis_url()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("conn");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
     let stream = format!("{{{ns}:q}}:stream");
     let _: String = redis::cmd("XADD")
         .arg(&stream)
@@ -206,7 +234,7 @@ async fn plain_batch_consumer_fetches_and_settles_batches() {
     let mut seen = vec![0u32; 1000];
     let mut batches = 0;
     let mut failed_once = false;
-    while seen.iter().any(|&x| x == 0) {
+    while seen.contains(&0) {
         let batch = c.fetch_batch(200).await.expect("fetch");
         assert!(batch.len() <= 200);
         batches += 1;

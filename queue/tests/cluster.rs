@@ -40,7 +40,10 @@ fn start_cluster() -> Vec<PrivateRedis> {
             )
         })
         .collect();
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
     let out = Command::new("redis-cli")
         .arg("--cluster")
         .arg("create")
@@ -58,7 +61,10 @@ fn start_cluster() -> Vec<PrivateRedis> {
         .iter()
         .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
     {
-        assert!(std::time::Instant::now() < deadline, "cluster never became ok");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster never became ok"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     nodes
@@ -93,15 +99,23 @@ async fn push_consume_retry_and_dead_letters_on_a_3_node_cluster() {
         });
         let w = run_workers(&q, "cw", 2, 32, seen.clone(), beh);
         q.push(&job(3199)).await.expect("push one");
-        wait_until("all processed on the cluster", Duration::from_secs(30), || {
-            let seen = seen.clone();
-            async move { seen.distinct() == 3100 }
-        })
+        wait_until(
+            "all processed on the cluster",
+            Duration::from_secs(30),
+            || {
+                let seen = seen.clone();
+                async move { seen.distinct() == 3100 }
+            },
+        )
         .await;
-        wait_until("dead letter on the cluster", Duration::from_secs(10), || {
-            let q = q.clone();
-            async move { q.stats().await.map(|s| s.dead == 1).unwrap_or(false) }
-        })
+        wait_until(
+            "dead letter on the cluster",
+            Duration::from_secs(10),
+            || {
+                let q = q.clone();
+                async move { q.stats().await.map(|s| s.dead == 1).unwrap_or(false) }
+            },
+        )
         .await;
         w.stop().await;
         assert_eq!(seen.total(), 3100);
@@ -120,5 +134,7 @@ async fn push_consume_retry_and_dead_letters_on_a_3_node_cluster() {
         assert_eq!(slot("stream"), slot("dead"));
     }
     drop(nodes);
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("ezq-cluster-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("ezq-cluster-{}", std::process::id())),
+    );
 }

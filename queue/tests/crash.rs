@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -20,7 +19,12 @@ fn seen_key(ns: &str) -> String {
     format!("{{{ns}:q}}:test-seen")
 }
 
-async fn record(job: TJob, meta: Data<JobMeta>, conn: Data<redis::aio::MultiplexedConnection>, key: Data<String>) -> Result<(), JobError> {
+async fn record(
+    job: TJob,
+    meta: Data<JobMeta>,
+    conn: Data<redis::aio::MultiplexedConnection>,
+    key: Data<String>,
+) -> Result<(), JobError> {
     let _ = job;
     let mut c = (*conn).clone();
     let _: i64 = c
@@ -52,7 +56,10 @@ fn crash_child_worker() {
             .await
             .expect("connect");
         let client = redis::Client::open(redis_url()).expect("client");
-        let conn = client.get_multiplexed_async_connection().await.expect("conn");
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("conn");
         let worker = WorkerBuilder::new("victim")
             .backend(q.backend())
             .data(conn)
@@ -69,22 +76,35 @@ async fn kill9_worker_process_loses_nothing() {
     let q = queue(&ns, cfg(&ns).with_lease(LEASE)).await;
     q.push_bulk(&jobs(0..JOBS)).await.expect("push");
     let client = redis::Client::open(redis_url()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("conn");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
     let key = seen_key(&ns);
 
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["crash_child_worker", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash_child_worker",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("EZQ_CHILD_NS", &ns)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn child worker");
-    wait_until("child processed a good share", Duration::from_secs(60), || {
-        let mut conn = conn.clone();
-        let key = key.clone();
-        async move { conn.hlen::<_, u64>(&key).await.unwrap_or(0) >= JOBS / 4 }
-    })
+    wait_until(
+        "child processed a good share",
+        Duration::from_secs(60),
+        || {
+            let mut conn = conn.clone();
+            let key = key.clone();
+            async move { conn.hlen::<_, u64>(&key).await.unwrap_or(0) >= JOBS / 4 }
+        },
+    )
     .await;
     child.kill().expect("kill -9"); // SIGKILL
     child.wait().expect("reap");
@@ -117,11 +137,17 @@ async fn kill9_worker_process_loses_nothing() {
         .cloned()
         .collect();
     assert!(!in_flight.is_empty(), "the kill landed with jobs in flight");
-    assert!(!processed_unacked.is_empty(), "some in-flight jobs were processed but unacked");
+    assert!(
+        !processed_unacked.is_empty(),
+        "some in-flight jobs were processed but unacked"
+    );
 
     // A live worker in this process takes over after the lease.
     let client2 = redis::Client::open(redis_url()).expect("client");
-    let c2 = client2.get_multiplexed_async_connection().await.expect("conn");
+    let c2 = client2
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
     let q2 = q.clone();
     let k2 = key.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -163,13 +189,19 @@ async fn kill9_worker_process_loses_nothing() {
 
     let after: HashMap<String, u32> = conn.hgetall(&key).await.expect("hgetall");
     assert_eq!(after.len() as u64, JOBS, "no job lost");
-    assert!(after.values().all(|&c| c <= 2), "nothing processed three times");
+    assert!(
+        after.values().all(|&c| c <= 2),
+        "nothing processed three times"
+    );
     let doubles: HashSet<String> = after
         .iter()
         .filter(|(_, &c)| c == 2)
         .map(|(id, _)| id.clone())
         .collect();
-    assert!(doubles.is_subset(&in_flight), "only in-flight jobs run twice");
+    assert!(
+        doubles.is_subset(&in_flight),
+        "only in-flight jobs run twice"
+    );
     assert_eq!(
         doubles, processed_unacked,
         "double processing equals the jobs processed but unacked at the kill"
@@ -182,5 +214,4 @@ async fn kill9_worker_process_loses_nothing() {
     );
     let _: () = conn.del(&key).await.expect("del");
     q.purge().await.expect("purge");
-    let _ = Arc::new(());
 }

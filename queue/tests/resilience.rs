@@ -42,10 +42,14 @@ async fn workers_survive_a_redis_restart_in_process() {
     redis.restart(); // no persistence: the stream and group are gone too
     tokio::time::sleep(Duration::from_millis(300)).await;
     push_retrying(&q, &jobs(2000..4000)).await;
-    wait_until("second half processed after the restart", Duration::from_secs(30), || {
-        let seen = seen.clone();
-        async move { (2000..4000).all(|n| seen.get(n) >= 1) }
-    })
+    wait_until(
+        "second half processed after the restart",
+        Duration::from_secs(30),
+        || {
+            let seen = seen.clone();
+            async move { (2000..4000).all(|n| seen.get(n) >= 1) }
+        },
+    )
     .await;
     w.stop().await;
     assert_eq!(seen.total(), 4000, "each job once");
@@ -71,7 +75,10 @@ async fn workers_survive_killed_connections_without_losing_jobs() {
         })
         .await;
         let out = redis.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
-        assert!(out.trim().parse::<u64>().unwrap_or(0) >= 1, "killed clients: {out}");
+        assert!(
+            out.trim().parse::<u64>().unwrap_or(0) >= 1,
+            "killed clients: {out}"
+        );
     }
     wait_until("every job processed", Duration::from_secs(60), || {
         let seen = seen.clone();
@@ -80,7 +87,11 @@ async fn workers_survive_killed_connections_without_losing_jobs() {
     .await;
     w.stop().await;
     let s = q.stats().await.expect("stats");
-    assert_eq!((s.depth, s.in_flight, s.dead), (0, 0, 0), "nothing lost, nothing stuck");
+    assert_eq!(
+        (s.depth, s.in_flight, s.dead),
+        (0, 0, 0),
+        "nothing lost, nothing stuck"
+    );
     // Acks lost with a killed connection may re-run a job after its lease (at-least-once);
     // no such re-run can happen within this test's lease (60 s), so each job ran once.
     assert_eq!(seen.total(), n);
@@ -106,7 +117,10 @@ async fn graceful_shutdown_finishes_or_hands_back_in_flight_jobs() {
         .await;
         w.stop().await;
         let s = q.stats().await.expect("stats");
-        assert_eq!(s.in_flight, 0, "nothing left in flight after a graceful stop");
+        assert_eq!(
+            s.in_flight, 0,
+            "nothing left in flight after a graceful stop"
+        );
         assert_eq!(
             s.depth + seen.distinct() as u64,
             n,

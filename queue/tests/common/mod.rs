@@ -74,11 +74,17 @@ impl Seen {
     }
 
     pub fn distinct(&self) -> usize {
-        self.counts.iter().filter(|c| c.load(Ordering::SeqCst) > 0).count()
+        self.counts
+            .iter()
+            .filter(|c| c.load(Ordering::SeqCst) > 0)
+            .count()
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().map(|c| u64::from(c.load(Ordering::SeqCst))).sum()
+        self.counts
+            .iter()
+            .map(|c| u64::from(c.load(Ordering::SeqCst)))
+            .sum()
     }
 
     pub fn get(&self, n: usize) -> u32 {
