@@ -201,14 +201,21 @@ pub fn validate(body: &Value, book: &TemplateBook) -> Result<Validated, GraphErr
     })
 }
 
-/// `+16505551234` / `16505551234` -> `16505551234`; 8 to 15 digits.
+/// `+16505551234` / `16505551234` / `+1 (650) 555-1234` -> `16505551234`; 8 to 15 digits.
+/// Meta accepts `+`, hyphens, parentheses and spaces in `to` and answers the digits as `wa_id`.
 pub fn normalise_phone(to: &str) -> Result<String, GraphError> {
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    let ok = (8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
-    if ok {
-        Ok(digits.to_owned())
+    let body = to.trim().strip_prefix('+').unwrap_or(to.trim());
+    let mut digits = String::with_capacity(body.len());
+    let mut ok = true;
+    for c in body.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '-' | '(' | ')' | ' ' => {}
+            _ => ok = false,
+        }
+    }
+    if ok && (8..=15).contains(&digits.len()) && !digits.starts_with('0') {
+        Ok(digits)
     } else {
         Err(GraphError::invalid_param(
             "Invalid parameter: 'to' must be a phone number in international format (8 to 15 digits, optional leading +).",

@@ -256,7 +256,13 @@ async fn text_rules_and_top_level_fields() {
     let (s, v) = sim.send(&body).await;
     assert_error(s, &v, 400, 131009);
     // Recipient and product checks.
-    for to in ["abc", "123", "+1650555123456789", "1650 555 1234"] {
+    for to in [
+        "abc",
+        "123",
+        "+1650555123456789",
+        "16505551234x",
+        "0016505551234",
+    ] {
         let (s, v) = sim.send(&template_msg(to, "t", 0)).await;
         assert_error(s, &v, 400, 100);
     }
@@ -293,6 +299,11 @@ async fn text_rules_and_top_level_fields() {
             "components": [{"type": "button", "sub_type": "mpm", "index": 0, "parameters": [{"type": "action", "action": {"sections": []}}]}]}});
     let (s, v) = sim.send(&body).await;
     assert_error(s, &v, 400, 131008);
+    // Formatting characters Meta accepts; wa_id is the digits.
+    let (s, v) = sim.send(&template_msg("+1 (650) 555-1299", "t", 0)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["contacts"][0]["input"], "+1 (650) 555-1299");
+    assert_eq!(v["contacts"][0]["wa_id"], "16505551299");
     // A plain text message (no message_status for non-templates).
     let (s, v) = sim
         .send(&json!({"messaging_product": "whatsapp", "to": "16505551234", "type": "text", "text": {"body": "hi"}}))
