@@ -896,72 +896,70 @@ impl<'s, 'a> Expander<'s, 'a> {
                 ok.then_some(Parameter::Location { location: l })
             }
             HeaderSpec::Product => {
-                let picked = r
-                    .map(|v| (v, Src::Recipient))
-                    .or(d.map(|v| (v, Src::Defaults)));
-                if let Some((v, src)) = picked {
-                    let HeaderValue::Product(p) = v else {
-                        self.wrong_kind(src, loc, "PRODUCT", v.kind());
-                        return None;
-                    };
-                    if p.product_retailer_id.trim().is_empty() {
-                        self.err(
-                            src,
-                            loc,
-                            format_args!("header.product_retailer_id"),
-                            ErrorCode::InvalidValue,
-                            "must not be empty",
-                        );
+                // Recipient first, then defaults; on each side the header value wins over
+                // `product.product_retailer_id` (single-product templates only).
+                let top = loc.card.is_none();
+                let from_product = |v: &'a Variables| {
+                    v.product
+                        .as_ref()
+                        .filter(|_| top)
+                        .and_then(|p| p.product_retailer_id.as_deref().map(|id| (id, p)))
+                };
+                let mut picked = None;
+                for (src, h, vars) in [(Src::Recipient, r, self.r), (Src::Defaults, d, self.d)] {
+                    if let Some(v) = h {
+                        picked = Some((src, Ok(v)));
+                        break;
+                    }
+                    if let Some((id, p)) = from_product(vars) {
+                        picked = Some((src, Err((id, p))));
+                        break;
+                    }
+                }
+                let Some((src, value)) = picked else {
+                    self.missing(
+                        loc,
+                        format_args!("header"),
+                        "the template's product header needs a product_retailer_id",
+                    );
+                    return None;
+                };
+                let (id, catalog, field) = match value {
+                    Ok(HeaderValue::Product(p)) => (
+                        p.product_retailer_id.as_str(),
+                        p.catalog_id.as_deref(),
+                        "header.product_retailer_id",
+                    ),
+                    Ok(other) => {
+                        self.wrong_kind(src, loc, "PRODUCT", other.kind());
                         return None;
                     }
-                    return Some(Parameter::Product {
-                        product: Product {
-                            product_retailer_id: &p.product_retailer_id,
-                            catalog_id: p.catalog_id.as_deref(),
-                        },
-                    });
-                }
-                // A single-product template may take its product from `product`.
-                if loc.card.is_none() {
-                    let rp = self.r.product.as_ref();
-                    let dp = self.d.product.as_ref();
-                    let prid = rp
-                        .and_then(|p| {
-                            p.product_retailer_id
-                                .as_deref()
-                                .map(|v| (v, Src::Recipient))
-                        })
-                        .or(dp.and_then(|p| {
-                            p.product_retailer_id.as_deref().map(|v| (v, Src::Defaults))
-                        }));
-                    let catalog = rp
-                        .and_then(|p| p.catalog_id.as_deref())
-                        .or(dp.and_then(|p| p.catalog_id.as_deref()));
-                    if let Some((id, src)) = prid {
-                        if id.trim().is_empty() {
-                            self.err(
-                                src,
-                                loc,
-                                format_args!("product.product_retailer_id"),
-                                ErrorCode::InvalidValue,
-                                "must not be empty",
-                            );
-                            return None;
-                        }
-                        return Some(Parameter::Product {
-                            product: Product {
-                                product_retailer_id: id,
-                                catalog_id: catalog,
-                            },
+                    Err((id, p)) => {
+                        // The catalog may come from either side's `product`.
+                        let catalog = p.catalog_id.as_deref().or_else(|| {
+                            [self.r, self.d].into_iter().find_map(|v| {
+                                v.product.as_ref().and_then(|p| p.catalog_id.as_deref())
+                            })
                         });
+                        (id, catalog, "product.product_retailer_id")
                     }
+                };
+                if id.trim().is_empty() {
+                    self.err(
+                        src,
+                        loc,
+                        format_args!("{field}"),
+                        ErrorCode::InvalidValue,
+                        "must not be empty",
+                    );
+                    return None;
                 }
-                self.missing(
-                    loc,
-                    format_args!("header"),
-                    "the template's product header needs a product_retailer_id",
-                );
-                None
+                Some(Parameter::Product {
+                    product: Product {
+                        product_retailer_id: id,
+                        catalog_id: catalog,
+                    },
+                })
             }
         }
     }
