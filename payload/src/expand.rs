@@ -66,6 +66,11 @@ impl Message<'_> {
         }
     }
 
+    /// The JSON text of the body (no UTF-8 re-check, unlike `String::from_utf8(to_json_vec())`).
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// The body as a JSON value.
     pub fn to_json_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)

@@ -88,6 +88,8 @@ fn check(template: Value, defaults: Value, vars: Value, mut expected: Value) {
     assert_eq!(again.to_json_value(), got);
     let bytes: Value = serde_json::from_slice(&msg.to_json_vec()).expect("json bytes");
     assert_eq!(bytes, got);
+    let text: Value = serde_json::from_str(&msg.to_json_string()).expect("json text");
+    assert_eq!(text, got);
 }
 
 fn currency() -> Value {
