@@ -21,15 +21,26 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The raw body bytes, with 413 `payload_too_large` over the configured limit.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(0);
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(limit)
             } else {
                 ApiError::field("body", rej.body_text())
             }
-        })?;
-        parse_json(&bytes).map(ApiJson)
+        })
     }
 }
 

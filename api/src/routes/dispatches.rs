@@ -23,10 +23,16 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn can_read(p: &Principal) -> ApiResult<()> {
-    if p.require("broadcast:read").is_ok() {
-        return Ok(());
+    match p {
+        Principal::Admin { .. } => Ok(()),
+        Principal::Key(k)
+            if ezpulze_common::scopes::allows(&k.scopes, "broadcast:read")
+                || ezpulze_common::scopes::allows(&k.scopes, "broadcast:send") =>
+        {
+            Ok(())
+        }
+        Principal::Key(_) => Err(ApiError::InsufficientScope("broadcast:read")),
     }
-    p.require("broadcast:send")
 }
 
 /// Progress counted from the messages themselves (the same source the usage counters follow).

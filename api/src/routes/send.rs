@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +22,7 @@ use uuid::Uuid;
 
 use crate::auth::{scope, Authorized, Principal};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::{parse_json, PathId};
+use crate::extract::{parse_json, PathId, RawBody};
 use crate::routes::broadcasts;
 use crate::state::AppState;
 
@@ -78,7 +77,7 @@ pub async fn send(
     Authorized(p, _): Authorized<scope::BroadcastSend>,
     PathId(id): PathId,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let idem = match headers.get("idempotency-key") {
         None => None,

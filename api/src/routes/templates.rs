@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::{parse_json, PathId};
+use crate::extract::{parse_json, PathId, RawBody};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -81,7 +81,7 @@ fn definition(value: Value) -> ApiResult<(Template, Value)> {
 async fn create(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateCreate>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<TemplateView>)> {
     let (t, def) = definition(parse_json(&body)?)?;
     let row: TemplateRow = sqlx::query_as(
@@ -149,7 +149,7 @@ async fn update(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateUpdate>,
     PathId(id): PathId,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<TemplateView>> {
     let patch: Value = parse_json(&body)?;
     let Value::Object(patch) = patch else {
