@@ -1,7 +1,38 @@
 //! Per-recipient variables (also the shape of a broadcast's defaults).
 //!
-//! See the crate documentation for the JSON shape with examples. Every object rejects
-//! unknown fields.
+//! See the crate documentation for the JSON shape. Every object rejects unknown fields.
+//!
+//! ```
+//! use ezpulze_payload::Variables;
+//! // Every shape at once (a real template uses only the slots it has).
+//! let v: Variables = serde_json::from_str(r#"{
+//!   "header": {"type": "document", "link": "https://cdn.example.com/i.pdf", "filename": "i.pdf"},
+//!   "body": ["Maria", null,
+//!            {"type": "currency", "currency": {"fallback_value": "$100.99", "code": "USD", "amount_1000": 100990}},
+//!            {"type": "date_time", "date_time": {"fallback_value": "February 25, 2026"}}],
+//!   "buttons": [{"index": 0, "payload": "UNSUB"}, {"index": "1", "text": "1Z999AA1"},
+//!               {"index": 2, "coupon_code": "SAVE20"},
+//!               {"index": 3, "flow_token": "FT_1", "flow_action_data": {"email": "m@example.com"}}],
+//!   "cards": [{"header": {"type": "image", "id": "24230790383178626"}, "body": ["15%"],
+//!              "buttons": [{"index": 0, "payload": "more"}]},
+//!             {"header": {"type": "product", "product_retailer_id": "SKU-2", "catalog_id": "1948"}}],
+//!   "product": {"thumbnail_product_retailer_id": "SKU-1",
+//!               "sections": [{"title": "Popular", "product_items": [{"product_retailer_id": "SKU-1"}]}]},
+//!   "limited_time_offer": {"expiration_time_ms": 1767225599000}
+//! }"#).expect("valid shape");
+//! assert_eq!(v.buttons.as_ref().map(Vec::len), Some(4));
+//!
+//! // Named parameters and a location header.
+//! let v: Variables = serde_json::from_str(r#"{
+//!   "header": {"type": "location", "latitude": 37.48, "longitude": -122.14,
+//!              "name": "Pickup point", "address": "1 Hacker Way"},
+//!   "body": {"first_name": "Maria", "order_id": "4721"}
+//! }"#).expect("valid shape");
+//! assert!(v.cards.is_none());
+//!
+//! // Unknown keys are refused.
+//! assert!(serde_json::from_str::<Variables>(r#"{"bodyy": ["x"]}"#).is_err());
+//! ```
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
