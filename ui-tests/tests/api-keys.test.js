@@ -365,3 +365,38 @@ test('pagination (10, 25, 50 per page) and sorting by name and status', async ()
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('laptop widths: the page and the key table fit without sideways scrolling', async () => {
+  const other = await newAccount('Laptop');
+  for (const [name, group] of [['Website Contact Form', 'broadcast_manager'], ['Partner Portal Integration (EU region)', 'full_access'], ['n8n Automation', 'webhook_automation']]) {
+    await http('POST', '/admin/v1/api-keys', { token: other.admin_token, body: { name, scope_group: group } });
+  }
+  for (const [width, height] of [[1366, 768], [1280, 720], [1024, 700]]) {
+    const { context, page } = await newPage(browser, { width, height });
+    await signIn(page, other.admin_token);
+    await page.locator('tbody tr').first().waitFor();
+    const fits = await page.evaluate(() => {
+      const wrap = document.querySelector('.table-wrap');
+      return { page: document.documentElement.scrollWidth <= window.innerWidth, table: wrap.scrollWidth <= wrap.clientWidth + 1 };
+    });
+    assert.deepEqual(fits, { page: true, table: true }, `${width}px`);
+    if (process.env.EZP_DEBUG_SHOTS) await page.screenshot({ path: `${process.env.EZP_DEBUG_SHOTS}/list-${width}.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Create API Key' }).first().click();
+    const create = dialog(page, 'create-key');
+    await create.getByRole('radio', { name: /Individual scopes/ }).check();
+    await create.getByText('Advanced Settings').click();
+    // The dialog fits the window; its body scrolls, the buttons stay reachable.
+    const box = await create.boundingBox();
+    assert.ok(box.height <= height && box.width <= width, `${width}px dialog`);
+    await create.getByRole('button', { name: 'Create API Key' }).scrollIntoViewIfNeeded();
+    assert.equal(await create.getByRole('button', { name: 'Create API Key' }).isVisible(), true);
+    if (process.env.EZP_DEBUG_SHOTS) await page.screenshot({ path: `${process.env.EZP_DEBUG_SHOTS}/create-${width}.png` });
+    await page.keyboard.press('Escape');
+    const id = await page.locator('tbody tr').first().getAttribute('data-key-id');
+    await page.goto(`${env.base}/#/api-keys/${id}/docs`);
+    await page.locator('[data-section="rate-limits"]').waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true, `${width}px docs`);
+    if (process.env.EZP_DEBUG_SHOTS) await page.screenshot({ path: `${process.env.EZP_DEBUG_SHOTS}/docs-${width}.png` });
+    await context.close();
+  }
+});
