@@ -133,24 +133,31 @@ impl Hooks {
         let seed = cfg.seed;
         let now = Instant::now();
         let mut plan: [(Status, u64); 3] = [(Status::Sent, 0); 3];
-        let n = if msg.error_code.is_some() {
-            plan[0] = (Status::Failed, cfg.failed_delay_ms);
-            1
+        let mut n = 0;
+        let mut push = |s: Status, delay: u64| {
+            if let Some(slot) = plan.get_mut(n) {
+                *slot = (s, delay);
+                n += 1;
+            }
+        };
+        if msg.error_code.is_some() {
+            push(Status::Failed, cfg.failed_delay_ms);
         } else {
             let u = rng::draw(seed, seq, 10);
             let read_rate = cfg.read_rate.min(cfg.delivered_rate);
-            plan[0] = (Status::Sent, cfg.sent_delay_ms);
-            let mut n = 1;
-            if u < cfg.delivered_rate {
-                plan[1] = (Status::Delivered, cfg.delivered_delay_ms);
-                n = 2;
+            let read = u < read_rate;
+            push(Status::Sent, cfg.sent_delay_ms);
+            // Meta may send `read` without `delivered` (user in the chat).
+            let skip_delivered = read
+                && cfg.skip_delivered_rate > 0.0
+                && rng::draw(seed, seq, 11) < cfg.skip_delivered_rate;
+            if u < cfg.delivered_rate && !skip_delivered {
+                push(Status::Delivered, cfg.delivered_delay_ms);
             }
-            if u < read_rate {
-                plan[2] = (Status::Read, cfg.read_delay_ms);
-                n = 3;
+            if read {
+                push(Status::Read, cfg.read_delay_ms);
             }
-            n
-        };
+        }
         let max_pending = cfg.webhook_max_pending;
         let mut last = 0u64;
         for (i, (status, base)) in plan.iter().take(n).enumerate() {

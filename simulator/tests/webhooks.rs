@@ -377,3 +377,24 @@ async fn reset_discards_planned_statuses() {
     assert_eq!(stats["accepted"], 0);
     assert_eq!(stats["statuses"]["sent"], 0);
 }
+
+#[tokio::test]
+async fn read_without_delivered_when_asked() {
+    let rx = receiver(0).await;
+    let sim = Sim::start(hook_config(&rx.url(), json!({"skip_delivered_rate": 1.0}))).await;
+    send_n(&sim, 4, false).await;
+    sim.wait_delivered().await;
+    let statuses = rx.statuses();
+    assert_eq!(statuses.len(), 8);
+    assert!(statuses.iter().all(|s| s["status"] != "delivered"));
+    assert_eq!(
+        sim.stats().await["statuses"],
+        json!({"sent": 4, "delivered": 0, "read": 4, "failed": 0})
+    );
+    // https webhook URLs are refused with a clear message.
+    let (c, v) = sim
+        .put_config(json!({"webhook_url": "https://example.com/wh"}))
+        .await;
+    assert_eq!(c, 400);
+    assert!(v["error"].as_str().expect("error").contains("http://"));
+}
