@@ -721,3 +721,140 @@ proptest! {
         }
     }
 }
+
+// ----------------------------------------------------------------------------------------------
+// No input makes the library panic
+// ----------------------------------------------------------------------------------------------
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (-1e6f64..1e6).prop_map(Value::from),
+        "[a-z{}0-9 \\n\\t_:/.é]{0,12}".prop_map(Value::from),
+        prop::sample::select(vec![
+            "image",
+            "video",
+            "document",
+            "location",
+            "product",
+            "text",
+            "currency",
+            "date_time",
+            "{{1}}",
+            "{{",
+            "}}",
+            "https://x.example/{{1}}",
+            "0",
+            "1",
+            "9",
+            "10",
+        ])
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 5, |inner| {
+        let keys = prop::sample::select(vec![
+            "type",
+            "text",
+            "link",
+            "id",
+            "filename",
+            "latitude",
+            "longitude",
+            "name",
+            "address",
+            "product_retailer_id",
+            "catalog_id",
+            "index",
+            "payload",
+            "coupon_code",
+            "flow_token",
+            "flow_action_data",
+            "header",
+            "body",
+            "buttons",
+            "cards",
+            "product",
+            "sections",
+            "product_items",
+            "title",
+            "thumbnail_product_retailer_id",
+            "limited_time_offer",
+            "expiration_time_ms",
+            "currency",
+            "date_time",
+            "fallback_value",
+            "code",
+            "amount_1000",
+            "first_name",
+            "name_0",
+        ]);
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec((keys, inner), 0..5).prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+fn arb_variables() -> impl Strategy<Value = Value> {
+    let slot = prop::sample::select(vec![
+        "header",
+        "body",
+        "buttons",
+        "cards",
+        "product",
+        "limited_time_offer",
+    ]);
+    prop::collection::vec((slot, arb_json()), 0..6)
+        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_variables_never_panic(
+        t in any_template(),
+        d in arb_variables(),
+        r in arb_variables(),
+        to in "[+0-9 ()a-]{0,20}",
+        cb in "[a-z0-9]{0,600}",
+    ) {
+        let tpl: Template = serde_json::from_value(t).expect("template json");
+        let compiled = CompiledTemplate::new(tpl).expect("valid");
+        let dv: Variables = serde_json::from_value(d).unwrap_or_default();
+        let rv: Variables = serde_json::from_value(r).unwrap_or_default();
+        let _ = compiled.check_defaults(&dv);
+        if let Ok(m) = compiled.expand(&dv, &rv, &to, &cb) {
+            let _ = m.to_json_vec();
+        }
+        let _ = compiled.example_variables(&dv);
+        let _ = compiled.example_variables_over_defaults(&dv);
+    }
+
+    #[test]
+    fn arbitrary_template_texts_never_panic(
+        header in "[a-z{}0-9 _]{0,70}",
+        body in "[a-z{}0-9 _é]{0,80}",
+        url in "(https://)?[a-z{}0-9/]{0,20}",
+        named in any::<bool>(),
+    ) {
+        let mut t = json!({"name": "fuzz", "language": "en", "category": "MARKETING", "components": [
+            {"type": "HEADER", "format": "TEXT", "text": header},
+            {"type": "BODY", "text": body},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Go", "url": url}]}]});
+        if named {
+            t["parameter_format"] = json!("NAMED");
+        }
+        let tpl: Template = serde_json::from_value(t).expect("template json");
+        if let Ok(spec) = tpl.spec() {
+            let ex = example_variables(&tpl, &Variables::default());
+            let compiled = CompiledTemplate::new(tpl).expect("valid");
+            prop_assert_eq!(compiled.spec(), &spec);
+            prop_assert!(compiled.expand(&Variables::default(), &ex, "+16505551234", "").is_ok());
+        }
+    }
+}
