@@ -30,6 +30,8 @@ pub const MAX_SECTIONS: usize = 10;
 pub const MAX_SECTION_PRODUCTS: usize = 30;
 /// Longest MPM section title.
 pub const MAX_SECTION_TITLE: usize = 24;
+/// At most this many errors are reported for one recipient (the first ones found).
+pub const MAX_ERRORS: usize = 32;
 
 // ---------------------------------------------------------------------------------------------
 // Output types
@@ -599,6 +601,9 @@ impl<'s, 'a> Expander<'s, 'a> {
         code: ErrorCode,
         msg: impl Into<String>,
     ) {
+        if self.errs.len() >= MAX_ERRORS {
+            return;
+        }
         let field = self.path(src, loc, rest);
         self.errs.push(FieldError::new(field, code, msg));
     }
@@ -1284,6 +1289,16 @@ impl<'s, 'a> Expander<'s, 'a> {
     ) {
         for (src, list) in [(Src::Recipient, r), (Src::Defaults, d)] {
             let Some(list) = list else { continue };
+            if list.len() > crate::template::MAX_BUTTONS {
+                self.err(
+                    src,
+                    loc,
+                    format_args!("buttons"),
+                    ErrorCode::TooMany,
+                    "a template has at most 10 buttons",
+                );
+                continue;
+            }
             for (pos, bv) in list.iter().enumerate() {
                 if list[..pos].iter().any(|o| o.index == bv.index) {
                     self.err(

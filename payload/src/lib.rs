@@ -120,6 +120,8 @@
 //! `invalid_phone`, `missing_variable`, `extra_variable`, `wrong_media_kind`, `card_count`
 //! and `too_long` (see [`ErrorCode`]).
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod example;
 pub mod expand;

@@ -431,6 +431,13 @@ impl Serialize for Param {
     }
 }
 
+/// Most entries in a named-parameter object (bounds parsing work on hostile input).
+pub const MAX_NAMED_PARAMS: usize = 100;
+
+fn too_many_named<E: de::Error>() -> E {
+    E::custom(format!("at most {MAX_NAMED_PARAMS} named parameters"))
+}
+
 struct ParamsVisitor;
 
 impl<'de> Visitor<'de> for ParamsVisitor {
@@ -451,6 +458,9 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
         let mut v: Vec<(String, Param)> = Vec::new();
         while let Some((k, p)) = map.next_entry::<String, Option<Param>>()? {
+            if v.len() >= MAX_NAMED_PARAMS {
+                return Err(too_many_named());
+            }
             if v.iter().any(|(n, _)| *n == k) {
                 return Err(de::Error::custom(format!("parameter {k:?} given twice")));
             }
@@ -511,6 +521,9 @@ impl<'de> Visitor<'de> for HeaderVisitor {
         // value; a "type" naming a header kind makes it a typed header, else named params.
         let mut entries: Vec<(String, Param)> = Vec::with_capacity(4);
         while let Some((k, v)) = map.next_entry::<String, Option<Param>>()? {
+            if entries.len() >= MAX_NAMED_PARAMS {
+                return Err(too_many_named());
+            }
             if entries.iter().any(|(n, _)| *n == k) {
                 return Err(de::Error::custom(format!("{k:?} given twice")));
             }

@@ -557,3 +557,33 @@ fn error_codes_serialise_stably() {
         assert_eq!(serde_json::to_value(c).expect("ser"), json!(s));
     }
 }
+
+#[test]
+fn error_list_is_bounded() {
+    let t = compile(
+        json!({"name": "n", "language": "en", "category": "UTILITY", "parameter_format": "NAMED",
+        "components": [{"type": "BODY", "text": "Hi {{first_name}}"}]}),
+    );
+    let mut body = serde_json::Map::new();
+    for i in 0..10_000 {
+        body.insert(format!("unknown_{i}"), json!("x"));
+    }
+    // Hostile sizes are refused while parsing...
+    assert!(serde_json::from_value::<Variables>(json!({"body": body})).is_err());
+    // ...and the error list stays bounded.
+    let mut body = serde_json::Map::new();
+    for i in 0..100 {
+        body.insert(format!("unknown_{i}"), json!("x"));
+    }
+    let e = errs(&t, json!({}), json!({"body": body}));
+    assert_eq!(e.len(), ezpulze_payload::expand::MAX_ERRORS);
+    let buttons: Vec<Value> = (0..1000)
+        .map(|i| json!({"index": i, "payload": "p"}))
+        .collect();
+    let e = errs(
+        &text_tpl(),
+        json!({}),
+        json!({"header": ["1"], "body": ["a", "b"], "buttons": buttons}),
+    );
+    has(&e, "buttons", ErrorCode::TooMany);
+}
