@@ -75,7 +75,10 @@ CREATE TABLE messages (
     ref           text,
     payload       jsonb NOT NULL,
     status        text NOT NULL DEFAULT 'queued'
-                  CHECK (status IN ('scheduled','queued','sending','sent','delivered','read','failed','cancelled','unknown')),
+                  CHECK (status IN ('scheduled','queued','sending','accepted','sent','delivered','read','failed','cancelled','unknown')),
+    -- queued: waiting for a worker; sending: claimed by a worker (lease in claimed_at);
+    -- accepted: the Graph API took it (wamid stored), WhatsApp's 'sent' not seen yet;
+    -- unknown: a worker died mid-send, so whether WhatsApp took it is not known.
     wamid         text,
     error_code    integer,
     error_title   text,
@@ -86,6 +89,9 @@ CREATE TABLE messages (
     delivered_at  timestamptz,
     read_at       timestamptz,
     failed_at     timestamptz,
+    claimed_at    timestamptz,
+    -- When a retryable failure re-scheduled it (the queue holds the delayed job).
+    next_attempt_at timestamptz,
     PRIMARY KEY (id)
 ) PARTITION BY RANGE (id);
 -- Listing a dispatch's messages in id order (cursor pagination) and counting its progress.
@@ -94,6 +100,19 @@ CREATE INDEX messages_dispatch ON messages (dispatch_id, id);
 CREATE INDEX messages_wamid ON messages (wamid) WHERE wamid IS NOT NULL;
 -- The outbox sweep: rows still queued after a timeout.
 CREATE INDEX messages_queued ON messages (updated_at) WHERE status IN ('queued', 'sending');
+
+-- Status events that matched no message yet (applied when the message appears, expired later).
+CREATE TABLE pending_statuses (
+    id           bigserial PRIMARY KEY,
+    message_id   uuid,
+    wamid        text,
+    status       text NOT NULL,
+    event_at     timestamptz NOT NULL,
+    error_code   integer,
+    error_title  text,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pending_statuses_received ON pending_statuses (received_at);
 
 -- The smallest UUIDv7 of a timestamp: 48 bits of Unix milliseconds, then zeros.
 CREATE FUNCTION ezp_uuid7_floor(ts timestamptz) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$

@@ -34,6 +34,33 @@ pub struct Config {
     pub graph_api_base: String,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
+    /// Key material for secrets at rest (access tokens, app secrets).
+    pub secrets_key: SecretString,
+    /// Graph API version in send URLs, e.g. `v23.0`.
+    pub graph_api_version: String,
+    /// Jobs a worker fetches and claims per batch.
+    pub worker_batch: usize,
+    /// Sends a worker process keeps in flight at once.
+    pub worker_concurrency: usize,
+    /// Timeout of one Graph API call.
+    pub send_timeout: std::time::Duration,
+    /// Attempts before a retryable failure becomes final.
+    pub send_max_attempts: u32,
+    /// What to do with a message whose previous attempt's outcome is unknown (a worker died
+    /// mid-send): `fail` (default: mark it failed, never send twice) or `resend`.
+    pub unknown_outcome_policy: UnknownOutcomePolicy,
+    /// Status events read per batch by the status consumer.
+    pub status_batch: usize,
+    /// Rows queued longer than this are pushed again by the outbox sweep.
+    pub outbox_after: std::time::Duration,
+    /// Days of messages kept (whole daily partitions are dropped after that).
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownOutcomePolicy {
+    Fail,
+    Resend,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +168,23 @@ impl Config {
             }
         };
         let migrate_on_start = r.parse("MIGRATE_ON_START", true);
+        let secrets_key = r.string("EZPULZE_SECRETS_KEY", DEV_PEPPER);
+        let graph_api_version = r.string("GRAPH_API_VERSION", "v23.0");
+        let worker_batch = r.parse("WORKER_BATCH", 200usize);
+        let worker_concurrency = r.parse("WORKER_CONCURRENCY", 256usize);
+        let send_timeout = Duration::from_millis(r.parse("SEND_TIMEOUT_MS", 10_000u64));
+        let send_max_attempts = r.parse("SEND_MAX_ATTEMPTS", 6u32);
+        let unknown_outcome_policy = match r.string("UNKNOWN_OUTCOME_POLICY", "fail").as_str() {
+            "fail" => UnknownOutcomePolicy::Fail,
+            "resend" => UnknownOutcomePolicy::Resend,
+            other => {
+                r.errors.push(format!("UNKNOWN_OUTCOME_POLICY={other:?}: expected fail or resend"));
+                UnknownOutcomePolicy::Fail
+            }
+        };
+        let status_batch = r.parse("STATUS_BATCH", 1000usize);
+        let outbox_after = Duration::from_secs(r.parse("OUTBOX_AFTER_SECS", 300u64));
+        let retention_days = r.parse("RETENTION_DAYS", 30u32);
 
         let mut errors = r.errors;
         if !matches!(environment.as_str(), "development" | "production") {
@@ -173,6 +217,24 @@ impl Config {
         if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
             errors.push("REDIS_URL must be a redis:// URL".into());
         }
+        if environment == "production" && secrets_key == DEV_PEPPER {
+            errors.push("EZPULZE_SECRETS_KEY must be set in production".into());
+        }
+        if !(1..=10_000).contains(&worker_batch) {
+            errors.push("WORKER_BATCH must be between 1 and 10000".into());
+        }
+        if worker_concurrency == 0 {
+            errors.push("WORKER_CONCURRENCY must be positive".into());
+        }
+        if send_max_attempts == 0 {
+            errors.push("SEND_MAX_ATTEMPTS must be positive".into());
+        }
+        if !(1..=10_000).contains(&status_batch) {
+            errors.push("STATUS_BATCH must be between 1 and 10000".into());
+        }
+        if retention_days < 2 {
+            errors.push("RETENTION_DAYS must be at least 2".into());
+        }
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -196,7 +258,21 @@ impl Config {
             graph_api_base,
             log_format,
             migrate_on_start,
+            secrets_key: secrets_key.into(),
+            graph_api_version,
+            worker_batch,
+            worker_concurrency,
+            send_timeout,
+            send_max_attempts,
+            unknown_outcome_policy,
+            status_batch,
+            outbox_after,
+            retention_days,
         })
+    }
+
+    pub fn sealer(&self) -> crate::secrets::Sealer {
+        crate::secrets::Sealer::new(self.secrets_key.expose_secret())
     }
 
     pub fn pepper(&self) -> &[u8] {

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod outbox;
 pub mod redis_conn;
 pub mod scopes;
+pub mod secrets;
 pub mod telemetry;
 
 pub use config::Config;

@@ -54,7 +54,7 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
     }
     let r: Progress = sqlx::query_as(
         "SELECT d.id, d.broadcast_id, d.status, d.total, d.scheduled_at, d.created_at,
-            count(*) FILTER (WHERE m.status IN ('scheduled','queued','sending','unknown')) AS queued,
+            count(*) FILTER (WHERE m.status IN ('scheduled','queued','sending','accepted','unknown')) AS queued,
             count(*) FILTER (WHERE m.status IN ('sent','delivered','read')) AS sent,
             count(*) FILTER (WHERE m.status IN ('delivered','read')) AS delivered,
             count(*) FILTER (WHERE m.status = 'read') AS read,
