@@ -274,6 +274,12 @@ where
         loop {
             self.poll_fetch(cx);
             if let Some(d) = self.buffer.pop_front() {
+                if d.fetched_at.elapsed() > self.inner.cfg.lease * 3 / 4 {
+                    // Waited in the buffer for most of its lease: another consumer may take
+                    // it over any moment, so do not start it here (it is reclaimed, not lost).
+                    tracing::debug!(queue = %self.inner.cfg.queue, id = %d.id, "buffered job near its lease end skipped");
+                    continue;
+                }
                 match self.inner.decode::<T>(d) {
                     Ok((args, meta)) => {
                         if self.fetch.is_none()
@@ -285,8 +291,16 @@ where
                             self.poll_fetch(cx);
                         }
                         let prev = meta.attempt().saturating_sub(1) as usize;
+                        // The task id is the stream id; a reclaimed delivery gets its attempt
+                        // appended, so it can never clash with a still-running earlier
+                        // delivery of the same job in this worker (apalis rejects duplicates).
+                        let task_id = if meta.reclaimed() {
+                            format!("{}/{}", meta.id(), meta.attempt())
+                        } else {
+                            meta.id().to_owned()
+                        };
                         let task = TaskBuilder::new(args)
-                            .task_id(TaskId::from_string(meta.id()))
+                            .task_id(TaskId::from_string(task_id))
                             .attempt(prev)
                             .data(meta)
                             .build();

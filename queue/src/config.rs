@@ -228,10 +228,8 @@ mod tests {
             factor: 2.0,
             jitter: false,
         };
-        assert_eq!(p.delay_for(1), Duration::from_millis(100));
-        assert_eq!(p.delay_for(2), Duration::from_millis(200));
-        assert_eq!(p.delay_for(3), Duration::from_millis(400));
-        assert_eq!(p.delay_for(20), Duration::from_secs(1));
+        let ms = |n| p.delay_for(n).as_millis();
+        assert_eq!((ms(1), ms(2), ms(3), ms(20)), (100, 200, 400, 1000));
         let j = RetryPolicy { jitter: true, ..p };
         for n in 1..10 {
             let d = j.delay_for(n);

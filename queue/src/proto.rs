@@ -2,6 +2,7 @@
 //! consumer and the apalis backend.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -86,7 +87,7 @@ pub(crate) fn delayed_member(payload: &[u8], attempts: u32) -> Vec<u8> {
 /// One stream entry as read.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub id: String,
+    pub id: Arc<str>,
     pub payload: Option<Bytes>,
     pub attempts: u32,
     pub error: Option<String>,
@@ -122,11 +123,11 @@ pub(crate) fn parse_entries(v: Value) -> Result<Vec<Entry>, QueueError> {
             return Err(proto("stream entry has no id/fields pair"));
         }
         let fields = pair.pop().unwrap_or(Value::Nil);
-        let id = pair
-            .pop()
-            .as_ref()
-            .and_then(text)
-            .ok_or_else(|| proto("stream entry id"))?;
+        let id: Arc<str> = match pair.pop() {
+            Some(Value::BulkString(b)) => Arc::from(String::from_utf8_lossy(&b).as_ref()),
+            Some(Value::SimpleString(s)) => Arc::from(s.as_str()),
+            _ => return Err(proto("stream entry id")),
+        };
         let mut e = Entry {
             id,
             payload: None,
@@ -212,11 +213,13 @@ pub(crate) async fn ensure_group(
 /// A job delivered to a consumer.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivered {
-    pub id: String,
+    pub id: Arc<str>,
     pub payload: Option<Bytes>,
     /// 1-based number of this attempt.
     pub attempt: u32,
     pub reclaimed: bool,
+    /// When this consumer received it (its lease runs from about then).
+    pub fetched_at: Instant,
 }
 
 /// Per-consumer fetch bookkeeping.
@@ -344,6 +347,7 @@ async fn fetch_inner(
             payload: e.payload,
             attempt: e.attempts.saturating_add(1),
             reclaimed: false,
+            fetched_at: now,
         })
         .collect())
 }
@@ -397,8 +401,8 @@ async fn reclaim(
         pipe.cmd("XPENDING")
             .arg(&keys.stream)
             .arg(&cfg.group)
-            .arg(&e.id)
-            .arg(&e.id)
+            .arg(&*e.id)
+            .arg(&*e.id)
             .arg(1);
     }
     let counts: Vec<Value> = pipe.query_async(conn).await?;
@@ -420,6 +424,7 @@ async fn reclaim(
             payload: e.payload,
             attempt: e.attempts.saturating_add(deliveries.max(1)),
             reclaimed: true,
+            fetched_at: Instant::now(),
         });
     }
     m::reclaimed(&cfg.queue, out.len());
@@ -436,23 +441,23 @@ async fn reclaim(
 #[derive(Debug, Clone)]
 pub(crate) enum Settle {
     Ack {
-        id: String,
+        id: Arc<str>,
     },
     Retry {
-        id: String,
+        id: Arc<str>,
         payload: Bytes,
         attempts: u32,
         due_ms: i64,
     },
     Dead {
-        id: String,
+        id: Arc<str>,
         payload: Bytes,
         attempts: u32,
         error: String,
     },
     /// Hand a fetched but never started job back (graceful shutdown).
     Requeue {
-        id: String,
+        id: Arc<str>,
         payload: Bytes,
         attempts: u32,
     },
@@ -524,7 +529,7 @@ pub(crate) async fn settle(
                     .arg("e")
                     .arg(err)
                     .arg("src")
-                    .arg(id)
+                    .arg(&**id)
                     .ignore();
             }
             Settle::Requeue {

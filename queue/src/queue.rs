@@ -130,7 +130,7 @@ fn classify(err: &(dyn StdError + 'static)) -> (Option<Duration>, bool) {
 }
 
 struct MetaInner {
-    id: String,
+    id: Arc<str>,
     attempt: u32,
     payload: Bytes,
     reclaimed: bool,
@@ -517,7 +517,7 @@ where
         Ok(proto::parse_entries(v)?
             .into_iter()
             .map(|e| DeadLetter {
-                id: e.id,
+                id: e.id.to_string(),
                 original_id: e.source,
                 attempts: e.attempts,
                 error: e.error.unwrap_or_default(),

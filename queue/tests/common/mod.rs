@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The shared test Redis: `EZPULZE_TEST_REDIS` (as `make test` sets it), default
+/// `redis://127.0.0.1:6379/0`. Tests that restart Redis or read `used_memory` start their own.
 pub fn redis_url() -> String {
-    std::env::var("EZQ_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+    std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
 }
 
 /// A namespace no other test (or test run) uses.
