@@ -52,6 +52,8 @@ CREATE TABLE dispatches (
     broadcast_id     uuid REFERENCES broadcasts (id) ON DELETE SET NULL,
     -- The key that sent it (null for the admin UI and chatbot flows): usage counts only these.
     key_id           uuid,
+    -- Sent with a sk_test_ key: the whole pipeline runs, but against TEST_GRAPH_API_BASE.
+    test_mode        boolean NOT NULL DEFAULT false,
     phone_number_id  text,
     status           text NOT NULL CHECK (status IN ('scheduled','queued','sending','completed','cancelled','paused')),
     total            integer NOT NULL,

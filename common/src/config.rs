@@ -32,6 +32,8 @@ pub struct Config {
     pub last_used_flush: Duration,
     pub public_base_url: String,
     pub graph_api_base: String,
+    /// Where sends of `sk_test_` keys go (the simulator); never the real Graph API.
+    pub test_graph_api_base: String,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
     /// Key material for secrets at rest (access tokens, app secrets).
@@ -159,6 +161,7 @@ impl Config {
         let last_used_flush = Duration::from_millis(r.parse("LAST_USED_FLUSH_MS", 1000u64));
         let public_base_url = r.string("PUBLIC_BASE_URL", &format!("http://{api_addr}"));
         let graph_api_base = r.string("GRAPH_API_BASE", "http://127.0.0.1:8090");
+        let test_graph_api_base = r.string("TEST_GRAPH_API_BASE", "http://127.0.0.1:8090");
         let log_format = match r.string("LOG_FORMAT", "text").as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -256,6 +259,7 @@ impl Config {
             last_used_flush,
             public_base_url,
             graph_api_base,
+            test_graph_api_base,
             log_format,
             migrate_on_start,
             secrets_key: secrets_key.into(),

@@ -48,6 +48,11 @@ impl Principal {
         }
     }
 
+    /// Whether the caller is a `sk_test_` key (its sends never reach the real Graph API).
+    pub fn test_mode(&self) -> bool {
+        matches!(self, Principal::Key(k) if k.test_mode)
+    }
+
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
         match self {
             Principal::Admin { .. } => Ok(()),

@@ -187,8 +187,8 @@ async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]
     let key_id = p.key_id();
     let mut tx = state.db().begin().await?;
     sqlx::query(
-        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, phone_number_id, status, total, scheduled_at)
-         VALUES ($1, $2, $3, $4,
+        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, test_mode, phone_number_id, status, total, scheduled_at)
+         VALUES ($1, $2, $3, $4, $8,
                  (SELECT phone_number_id FROM phone_numbers WHERE account_id = $2 ORDER BY position, phone_number_id LIMIT 1),
                  $5, $6, $7)",
     )
@@ -199,6 +199,7 @@ async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]
     .bind(status)
     .bind(ids.len() as i32)
     .bind(scheduled)
+    .bind(p.test_mode())
     .execute(&mut *tx)
     .await?;
     sqlx::query(
