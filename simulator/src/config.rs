@@ -70,6 +70,12 @@ pub struct TemplateConfig {
     pub header_params: Option<u32>,
     #[serde(default)]
     pub body_params: u32,
+    /// `positional` or `named` (unset: only the all-or-none rule is checked).
+    #[serde(default)]
+    pub parameter_format: Option<String>,
+    /// Names of the body variables of a NAMED template (unset = not checked).
+    #[serde(default)]
+    pub body_param_names: Option<Vec<String>>,
     #[serde(default)]
     pub buttons: Vec<ButtonConfig>,
     /// Number of carousel cards (0 = not a carousel template).

@@ -273,6 +273,10 @@ fn validate_template(t: &Value, book: &TemplateBook) -> Result<Option<String>, G
         }
     };
     let sent = collect_components(components, "template['components']", false)?;
+    check_name_style(
+        &sent,
+        registered.and_then(|r| r.parameter_format.as_deref()),
+    )?;
     if let Some(reg) = registered {
         check_against(&sent, reg)?;
     }
@@ -285,6 +289,9 @@ struct Sent {
     /// (kind, param count) of the header, if one was sent.
     header: Option<(&'static str, usize)>,
     body_params: usize,
+    /// `parameter_name` of each header and body parameter (None = positional).
+    header_names: Vec<Option<String>>,
+    body_names: Vec<Option<String>>,
     /// index -> sub_type (lower case)
     buttons: Vec<(u32, String)>,
     /// Cards of a carousel component, if one was sent.
@@ -321,6 +328,7 @@ fn collect_components(components: &[Value], base: &str, in_card: bool) -> Result
                     )));
                 }
                 sent.header = Some(check_header(params, &path, in_card)?);
+                sent.header_names = param_names(params, "header")?;
             }
             "body" => {
                 if seen_body {
@@ -330,6 +338,7 @@ fn collect_components(components: &[Value], base: &str, in_card: bool) -> Result
                 }
                 seen_body = true;
                 sent.body_params = check_body(params, &path)?;
+                sent.body_names = param_names(params, "body")?;
             }
             "button" => {
                 let (index, sub) = check_button(c, params, &path)?;
@@ -489,6 +498,57 @@ fn check_header(
         media_ok(p, kind, &ppath)?;
     }
     Ok((kind, params.len()))
+}
+
+/// The `parameter_name` of each variable parameter (text, currency, date_time; media and
+/// product parameters have no names); names must be unique within a component.
+fn param_names(params: &[Value], what: &str) -> Result<Vec<Option<String>>, GraphError> {
+    let mut out: Vec<Option<String>> = Vec::with_capacity(params.len());
+    for p in params {
+        let kind = s(p, "type").unwrap_or_default();
+        if !["text", "currency", "date_time"]
+            .iter()
+            .any(|k| kind.eq_ignore_ascii_case(k))
+        {
+            continue;
+        }
+        let name = match p.get("parameter_name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(n)) if !n.is_empty() => Some(n.clone()),
+            Some(_) => {
+                return Err(GraphError::bad_value(format!(
+                    "{what}: parameter_name must be a non-empty string"
+                )))
+            }
+        };
+        if name.is_some() && out.contains(&name) {
+            return Err(GraphError::bad_value(format!(
+                "{what}: parameter_name {:?} is used twice",
+                name.unwrap_or_default()
+            )));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+/// Header and body use one style: all parameters named, or none.
+fn check_name_style(sent: &Sent, format: Option<&str>) -> Result<(), GraphError> {
+    let all = sent.header_names.iter().chain(&sent.body_names);
+    let named = all.clone().filter(|n| n.is_some()).count();
+    let total = all.count();
+    match format.map(str::to_ascii_lowercase).as_deref() {
+        Some("named") if named < total => Err(GraphError::missing(
+            "parameter_name is required on every header and body parameter of a NAMED template",
+        )),
+        Some("positional") if named > 0 => Err(GraphError::bad_value(
+            "parameter_name is not expected for a POSITIONAL template",
+        )),
+        _ if named > 0 && named < total => Err(GraphError::bad_value(
+            "header and body parameters must all be named or all be positional",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_body(params: &[Value], path: &str) -> Result<usize, GraphError> {
@@ -870,6 +930,15 @@ fn check_against(sent: &Sent, reg: &TemplateConfig) -> Result<(), GraphError> {
             if *n != expected_header {
                 return Err(GraphError::param_count(format!(
                     "header: number of localizable_params ({n}) does not match the expected number of params ({expected_header})"
+                )));
+            }
+        }
+    }
+    if let Some(names) = &reg.body_param_names {
+        for n in sent.body_names.iter().flatten() {
+            if !names.contains(n) {
+                return Err(GraphError::bad_value(format!(
+                    "body: the template has no parameter named {n:?}"
                 )));
             }
         }

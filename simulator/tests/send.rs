@@ -174,6 +174,56 @@ async fn reference_examples_are_accepted_unregistered_and_registered() {
 }
 
 #[tokio::test]
+async fn named_and_positional_parameters() {
+    let cfg = patch(
+        base_config(),
+        json!({"templates": [
+            {"name": "named_t", "language": "en", "parameter_format": "named", "body_params": 2,
+             "body_param_names": ["first_name", "order"]},
+            {"name": "pos_t", "language": "en", "parameter_format": "positional", "body_params": 1}
+        ]}),
+    );
+    let sim = Sim::start(cfg).await;
+    let msg = |name: &str, params: Value| {
+        json!({"messaging_product": "whatsapp", "to": "16505551234", "type": "template",
+            "template": {"name": name, "language": {"code": "en"},
+                "components": [{"type": "body", "parameters": params}]}})
+    };
+    let named = json!([
+        {"type": "text", "parameter_name": "first_name", "text": "Maria"},
+        {"type": "text", "parameter_name": "order", "text": "4721"}]);
+    let (s, v) = sim.send(&msg("named_t", named)).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = sim
+        .send(&msg(
+            "named_t",
+            json!([{"type": "text", "text": "Maria"}, {"type": "text", "text": "4721"}]),
+        ))
+        .await;
+    assert_error(s, &v, 400, 131008);
+    let (s, v) = sim
+        .send(&msg(
+            "named_t",
+            json!([
+            {"type": "text", "parameter_name": "first_name", "text": "Maria"},
+            {"type": "text", "parameter_name": "nope", "text": "4721"}]),
+        ))
+        .await;
+    assert_error(s, &v, 400, 131009);
+    let (s, v) = sim
+        .send(&msg(
+            "pos_t",
+            json!([{"type": "text", "parameter_name": "x", "text": "Maria"}]),
+        ))
+        .await;
+    assert_error(s, &v, 400, 131009);
+    let (s, v) = sim
+        .send(&msg("pos_t", json!([{"type": "text", "text": "Maria"}])))
+        .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test]
 async fn bad_token_and_unknown_number() {
     let sim = Sim::start(base_config()).await;
     let body = template_msg("16505551234", "hello_world", 0);
