@@ -149,6 +149,8 @@ pub struct Shared {
     metrics: Option<PrometheusHandle>,
     closing: watch::Receiver<bool>,
     held: AtomicU64,
+    /// Per-process nonce for message ids.
+    boot: u64,
 }
 
 impl Shared {
@@ -231,6 +233,13 @@ pub async fn run(
         metrics: prometheus(),
         closing: closing_rx,
         held: AtomicU64::new(0),
+        boot: rng::mix(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+                ^ u64::from(std::process::id()),
+        ),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let sched = tokio::spawn(webhook::scheduler(shared.clone(), rx, stop_rx.clone()));
@@ -392,14 +401,15 @@ struct MessageId<'a> {
 }
 
 /// A wamid in Meta's style: `wamid.` + base64 of an opaque id.
-fn make_wamid(seed: u64, seq: u64, wa_id: &str) -> String {
+/// `boot` makes ids unique across restarts of the simulator (the engine's database outlives it).
+fn make_wamid(boot: u64, seq: u64, wa_id: &str) -> String {
     const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut raw = Vec::with_capacity(48);
     raw.extend_from_slice(&[0x1c, 0x18, wa_id.len() as u8]);
     raw.extend_from_slice(wa_id.as_bytes());
-    raw.extend_from_slice(&[0x15, 0x02, 0x00, 0x11, 0x18, 0x12]);
-    let tag = rng::mix(seed ^ 0x5157_4d49) & 0xff;
-    raw.extend_from_slice(format!("{tag:02X}{seq:016X}").as_bytes());
+    raw.extend_from_slice(&[0x15, 0x02, 0x00, 0x11, 0x18, 0x1a]);
+    let boot = boot & 0xff_ffff_ffff;
+    raw.extend_from_slice(format!("{boot:010X}{seq:016X}").as_bytes());
     raw.push(0);
     let mut out = String::with_capacity(6 + raw.len() * 4 / 3 + 4);
     out.push_str("wamid.");
@@ -550,7 +560,7 @@ async fn send_message(
         return reject(&shared, GraphError::pair_limit(), seq);
     }
     // Accepted.
-    let wamid = make_wamid(cfg.seed, seq, &valid.wa_id);
+    let wamid = make_wamid(shared.boot, seq, &valid.wa_id);
     shared.stats.accepted.fetch_add(1, AO::Relaxed);
     metrics::counter!("ezpulze_sim_messages_accepted_total").increment(1);
     let response = serde_json::to_vec(&SendOk {
