@@ -1,7 +1,9 @@
 //! Chatbot flows: a minimal flow record (a name and its first message: a template and default
 //! variables) and its webhook trigger `POST /api/v1/chatbot-flows/{id}/webhook {"to",
 //! "variables"?}` (`chatbot_flows:webhook`), which finds or creates the contact and queues the
-//! flow's first message to it. Flows are managed on `/admin/v1/chatbot-flows` (account admin).
+//! flow's first message to it (a one-message dispatch through the Broadcast API's send path:
+//! message row + job, outbox-safe). Flows are managed on `/admin/v1/chatbot-flows` (account
+//! admin).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +12,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use super::contacts::fields::{self, Errors};
@@ -18,8 +20,10 @@ use super::contacts::find_or_create_by_phone;
 use crate::auth::{scope, AdminAccount, Authorized};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
+use crate::routes::templates::details;
 use crate::state::AppState;
-use ezpulze_payload::{PhoneE164, Variables};
+use ezpulze_common::jobs::SendJob;
+use ezpulze_payload::{CompiledTemplate, PhoneE164, Template, Variables};
 
 pub const MAX_NAME_CHARS: usize = 200;
 
@@ -107,8 +111,57 @@ pub struct Triggered {
     /// Whether the trigger created the contact.
     pub contact_created: bool,
     pub to: String,
+    /// The one-message dispatch (`GET /api/v1/dispatches/{id}`).
+    pub dispatch_id: Uuid,
+    /// The message (`GET /api/v1/messages/{id}`).
     pub message_id: Uuid,
     pub status: &'static str,
+}
+
+fn stored_variables(v: Value) -> ApiResult<Variables> {
+    serde_json::from_value(v)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored flow variables")))
+}
+
+/// The account's template `id`, compiled; None if there is no such template.
+async fn load_template(
+    conn: &mut PgConnection,
+    account: Uuid,
+    id: Uuid,
+) -> ApiResult<Option<CompiledTemplate>> {
+    let def: Option<Value> =
+        sqlx::query_scalar("SELECT definition FROM templates WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account)
+            .fetch_optional(conn)
+            .await?;
+    let Some(def) = def else {
+        return Ok(None);
+    };
+    let template: Template = serde_json::from_value(def)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored template")))?;
+    CompiledTemplate::new(template)
+        .map(Some)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored template no longer valid: {e:?}")))
+}
+
+/// On create/edit: the template exists in the account and the defaults fit it.
+async fn check_first_message(
+    state: &AppState,
+    account: Uuid,
+    template_id: Option<Uuid>,
+    defaults: &Variables,
+) -> ApiResult<()> {
+    let Some(template_id) = template_id else {
+        return Ok(());
+    };
+    let mut conn = state.db().acquire().await?;
+    let template = load_template(&mut conn, account, template_id)
+        .await?
+        .ok_or_else(|| ApiError::field("template_id", "no such template in this account"))?;
+    template
+        .check_defaults(defaults)
+        .map_err(|e| details(e, "variables."))
 }
 
 fn variables_json(v: Option<Variables>) -> ApiResult<Value> {
@@ -125,7 +178,9 @@ pub async fn admin_create(
     let mut errors = Errors::default();
     let name = fields::required_text("name", body.name.as_deref(), MAX_NAME_CHARS, &mut errors);
     errors.finish()?;
-    let variables = variables_json(body.variables)?;
+    let defaults = body.variables.unwrap_or_default();
+    check_first_message(&state, account, body.template_id, &defaults).await?;
+    let variables = variables_json(Some(defaults))?;
     let flow: Flow = sqlx::query_as(&format!(
         "INSERT INTO chatbot_flows (id, account_id, name, template_id, variables, active)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -203,6 +258,15 @@ pub async fn admin_patch(
     {
         return fetch(&state, account, id).await.map(Json);
     }
+    if body.template_id.is_some() || body.variables.is_some() {
+        let current = fetch(&state, account, id).await?;
+        let template_id = body.template_id.unwrap_or(current.template_id);
+        let defaults = match &body.variables {
+            Some(v) => v.clone().unwrap_or_default(),
+            None => stored_variables(current.variables)?,
+        };
+        check_first_message(&state, account, template_id, &defaults).await?;
+    }
     if let Some(t) = body.template_id {
         sql.push(", template_id = ").push_bind(t);
     }
@@ -276,8 +340,7 @@ pub async fn webhook(
             "this chatbot flow has no first-message template".into(),
         ));
     };
-    let defaults: Variables = serde_json::from_value(flow.variables)
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored flow variables")))?;
+    let defaults = stored_variables(flow.variables)?;
 
     let mut tx = state.db().begin().await?;
     let (contact_id, contact_created) =
@@ -304,6 +367,7 @@ pub async fn webhook(
             contact_id,
             contact_created,
             to: to.into_string(),
+            dispatch_id: queued.dispatch_id,
             message_id: queued.message_id,
             status: "queued",
         }),
@@ -331,32 +395,75 @@ pub struct FirstMessage {
 /// A first message recorded and queued.
 #[derive(Debug)]
 pub struct QueuedFirstMessage {
+    pub dispatch_id: Uuid,
     pub message_id: Uuid,
 }
 
 /// Records the flow's first message and pushes its job, committing `tx` (which holds the
-/// contact's find-or-create) together with the message row.
+/// contact's find-or-create) together with the dispatch and message rows: either all of it
+/// is recorded or nothing is.
 ///
-/// Not wired yet: the Broadcast API's send machinery (templates table, dispatch and message
-/// rows, job push, outbox) does not exist in this crate yet. Until it does this rolls `tx`
-/// back and answers 409 `conflict`. What it has to do then:
-/// 1. load the template `template_id` of `account_id` (missing -> 409 `conflict`, the flow
-///    points at a deleted template) and compile it (`ezpulze_payload::CompiledTemplate`);
-/// 2. expand `defaults` + `variables` for `to` (`ezpulze_payload::expand`), with the new
-///    message id as `biz_opaque_callback_data`; expansion errors -> 422 with their fields;
-/// 3. insert a dispatch (total 1, no key usage counted) and its one message row `queued`
-///    in `tx`, commit, then push the job with the queue's push (the outbox re-push covers a
-///    crash between commit and push).
+/// The message goes the Broadcast API's way: a dispatch of one (no broadcast, no key: flow
+/// messages do not count in a key's usage stats) and a `queued` message row whose payload is
+/// the expanded Graph API body with the message id as `biz_opaque_callback_data`; then one job
+/// on the send queue. Committed rows are the record: if the push fails, the outbox sweep
+/// pushes the job again.
 pub async fn queue_first_message(
-    _state: &AppState,
-    tx: Transaction<'static, Postgres>,
+    state: &AppState,
+    mut tx: Transaction<'static, Postgres>,
     msg: FirstMessage,
 ) -> ApiResult<QueuedFirstMessage> {
-    tx.rollback().await?;
-    tracing::debug!(flow_id = %msg.flow_id, "chatbot flow triggered; sending is not wired yet");
-    Err(ApiError::Conflict(
-        "sending a chatbot flow's first message is not wired yet (the Broadcast API send path \
-         is being built); nothing was queued"
-            .into(),
-    ))
+    let template = load_template(&mut tx, msg.account_id, msg.template_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict("this chatbot flow's template no longer exists".into())
+        })?;
+    let message_id = Uuid::now_v7();
+    let callback = message_id.simple().to_string();
+    let payload = template
+        .expand(&msg.defaults, &msg.variables, msg.to.as_str(), &callback)
+        .map_err(|e| details(e, "variables."))?;
+    let payload = String::from_utf8(payload.to_json_vec())
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("message payload")))?;
+
+    let dispatch_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, phone_number_id, status, total)
+         VALUES ($1, $2, NULL, NULL,
+                 (SELECT phone_number_id FROM phone_numbers WHERE account_id = $2
+                  ORDER BY position, phone_number_id LIMIT 1),
+                 'queued', 1)",
+    )
+    .bind(dispatch_id)
+    .bind(msg.account_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, ref, payload, status)
+         VALUES ($1, $2, $3, NULL, $4, NULL, $5::jsonb, 'queued')",
+    )
+    .bind(message_id)
+    .bind(dispatch_id)
+    .bind(msg.account_id)
+    .bind(msg.to.as_str())
+    .bind(&payload)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("ezpulze_flow_triggers_total").increment(1);
+
+    let job = SendJob {
+        message_id,
+        dispatch_id,
+        account_id: msg.account_id,
+    };
+    if let Err(e) = state.send_queue().push_bulk(&[job]).await {
+        metrics::counter!("ezpulze_ingest_push_failures_total").increment(1);
+        tracing::warn!(error = %e, %dispatch_id, flow_id = %msg.flow_id,
+            "pushing a flow's first message failed; the outbox sweep will push it");
+    }
+    Ok(QueuedFirstMessage {
+        dispatch_id,
+        message_id,
+    })
 }

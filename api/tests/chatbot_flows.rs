@@ -1,0 +1,505 @@
+//! Chatbot flows: the admin record (`/admin/v1/chatbot-flows`) and the webhook trigger
+//! `POST /api/v1/chatbot-flows/{id}/webhook` (scope, validation, tenant isolation, contact
+//! find-or-create, the first message recorded and queued, nothing half-written).
+
+mod support;
+
+use serde_json::{json, Value};
+use sqlx::Row;
+use support::{assert_error, templates, TestApp};
+
+async fn key(app: &TestApp, admin: &str, scopes: &[&str]) -> String {
+    let k = app
+        .create_key(
+            admin,
+            json!({"name": "k", "scopes": scopes, "rate_limit_per_hour": null}),
+        )
+        .await;
+    k["key"].as_str().expect("key").to_string()
+}
+
+fn assert_field(status: u16, body: &Value, prefix: &str) {
+    assert_error(status, body, 422, "validation_failed");
+    let details = body["error"]["details"].as_array().expect("details");
+    assert!(
+        details
+            .iter()
+            .any(|d| d["field"].as_str().is_some_and(|f| f.starts_with(prefix))),
+        "expected an error on {prefix}: {body}"
+    );
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
+}
+
+/// A text template ("Hi {{1}}, your order {{2}} has shipped.") of the account.
+async fn template(app: &TestApp, admin: &str) -> String {
+    let (s, v) = app
+        .send("POST", "/api/v1/templates", admin, Some(templates::text()))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    id_of(&v)
+}
+
+async fn flow(app: &TestApp, admin: &str, body: Value) -> Value {
+    let (s, v) = app
+        .send("POST", "/admin/v1/chatbot-flows", admin, Some(body))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+#[tokio::test]
+async fn admin_flow_record() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let t = template(&app, &acc.admin).await;
+    let f = flow(
+        &app,
+        &acc.admin,
+        json!({"name": " Welcome ", "template_id": t, "variables": {"body": ["friend", "0000"]}}),
+    )
+    .await;
+    assert_eq!(f["name"], "Welcome");
+    assert_eq!(f["template_id"], t);
+    assert_eq!(f["variables"], json!({"body": ["friend", "0000"]}));
+    assert_eq!(f["active"], true);
+    let id = id_of(&f);
+    let bare = flow(&app, &acc.admin, json!({"name": "Draft"})).await;
+    assert_eq!(bare["template_id"], Value::Null);
+    assert_eq!(bare["variables"], json!({}));
+
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/chatbot-flows/{id}"),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v, f);
+    let (s, v) = app
+        .send("GET", "/admin/v1/chatbot-flows?limit=1", &acc.admin, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"][0]["name"], "Draft");
+    let cursor = v["next_cursor"].as_str().expect("cursor").to_string();
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/chatbot-flows?limit=1&cursor={cursor}"),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["items"][0]["name"], "Welcome");
+    assert_eq!(v["next_cursor"], Value::Null);
+
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/admin/v1/chatbot-flows/{id}"),
+            &acc.admin,
+            Some(json!({"active": false, "name": "W2"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["active"].clone(), v["name"].clone()),
+        (json!(false), json!("W2"))
+    );
+    assert_eq!(v["template_id"], t);
+
+    // Bad input.
+    for (body, field) in [
+        (json!({}), "name"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x".repeat(201)}), "name"),
+        (json!({"name": "f", "steps": []}), "steps"),
+        (json!({"name": "f", "template_id": "nope"}), "template_id"),
+        (
+            json!({"name": "f", "template_id": "00000000-0000-7000-8000-000000000000"}),
+            "template_id",
+        ),
+        (
+            json!({"name": "f", "variables": {"colour": 1}}),
+            "variables",
+        ),
+        (
+            json!({"name": "f", "template_id": t, "variables": {"body": ["a", "b", "c"]}}),
+            "variables",
+        ),
+        (json!({"name": "f", "active": "yes"}), "active"),
+    ] {
+        let (s, v) = app
+            .send(
+                "POST",
+                "/admin/v1/chatbot-flows",
+                &acc.admin,
+                Some(body.clone()),
+            )
+            .await;
+        assert_field(s, &v, field);
+    }
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/admin/v1/chatbot-flows/{id}"),
+            &acc.admin,
+            Some(json!({"variables": {"body": ["a", "b", "c"]}})),
+        )
+        .await;
+    assert_field(s, &v, "variables");
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/admin/v1/chatbot-flows/{id}"),
+            &acc.admin,
+            Some(json!({"template_id": "00000000-0000-7000-8000-000000000000"})),
+        )
+        .await;
+    assert_field(s, &v, "template_id");
+
+    // Admin credentials only; other accounts see nothing.
+    let k = key(&app, &acc.admin, &["chatbot_flows:webhook"]).await;
+    let (s, v) = app.send("GET", "/admin/v1/chatbot-flows", &k, None).await;
+    assert_error(s, &v, 401, "invalid_api_key");
+    let (s, v) = app.send("GET", "/admin/v1/chatbot-flows", "", None).await;
+    assert_error(s, &v, 401, "missing_api_key");
+    let other = app.account("Other").await;
+    for (method, body) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"name": "x"}))),
+        ("DELETE", None),
+    ] {
+        let (s, v) = app
+            .send(
+                method,
+                &format!("/admin/v1/chatbot-flows/{id}"),
+                &other.admin,
+                body,
+            )
+            .await;
+        assert_error(s, &v, 404, "not_found");
+    }
+    let (_, v) = app
+        .send("GET", "/admin/v1/chatbot-flows", &other.admin, None)
+        .await;
+    assert_eq!(v["items"], json!([]));
+    // Another account's template cannot be referenced.
+    let (s, v) = app
+        .send(
+            "POST",
+            "/admin/v1/chatbot-flows",
+            &other.admin,
+            Some(json!({"name": "f", "template_id": t})),
+        )
+        .await;
+    assert_field(s, &v, "template_id");
+
+    let (s, _) = app
+        .send(
+            "DELETE",
+            &format!("/admin/v1/chatbot-flows/{id}"),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/chatbot-flows/{id}"),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_error(s, &v, 404, "not_found");
+}
+
+#[tokio::test]
+async fn webhook_trigger_queues_the_first_message() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let pool = app.pool().await;
+    let t = template(&app, &acc.admin).await;
+    let f = flow(
+        &app,
+        &acc.admin,
+        json!({"name": "Welcome", "template_id": t, "variables": {"body": ["friend", "0000"]}}),
+    )
+    .await;
+    let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
+    let hook = key(&app, &acc.admin, &["chatbot_flows:webhook"]).await;
+
+    let (s, v) = app
+        .send(
+            "POST",
+            &path,
+            &hook,
+            Some(json!({"to": "+1 (650) 555-1234", "variables": {"body": ["Ann", "4721"]}})),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["status"], "queued");
+    assert_eq!(v["to"], "+16505551234");
+    assert_eq!(v["contact_created"], true);
+    assert_eq!(v["flow_id"], f["id"]);
+    let message_id = v["message_id"].as_str().expect("message id").to_string();
+    let contact_id = v["contact_id"].as_str().expect("contact id").to_string();
+
+    // The contact exists with the normalised phone.
+    let (s, c) = app
+        .send(
+            "GET",
+            &format!("/api/v1/contacts/{contact_id}"),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(c["phone"], "+16505551234");
+    // The message row holds the expanded Graph API body with our id as callback data.
+    let row = sqlx::query("SELECT to_phone, status, payload, key_id, dispatch_id::text AS d FROM messages WHERE id = $1::uuid")
+        .bind(&message_id)
+        .fetch_one(&pool)
+        .await
+        .expect("message row");
+    assert_eq!(row.get::<String, _>("to_phone"), "+16505551234");
+    assert_eq!(row.get::<String, _>("status"), "queued");
+    assert_eq!(row.get::<Option<uuid::Uuid>, _>("key_id"), None);
+    assert_eq!(
+        row.get::<String, _>("d"),
+        v["dispatch_id"].as_str().expect("dispatch")
+    );
+    let payload: Value = row.get("payload");
+    assert_eq!(payload["to"], "16505551234");
+    assert_eq!(payload["type"], "template");
+    assert_eq!(payload["template"]["name"], "order_update");
+    assert_eq!(
+        payload["biz_opaque_callback_data"],
+        message_id.replace('-', "")
+    );
+    let text = payload.to_string();
+    assert!(text.contains("Ann") && text.contains("4721"), "{text}");
+    // The dispatch of one is readable like a broadcast's.
+    let (s, d) = app
+        .send(
+            "GET",
+            &format!(
+                "/api/v1/dispatches/{}",
+                v["dispatch_id"].as_str().expect("d")
+            ),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["total"], 1);
+
+    // The same phone again reuses the contact; trigger defaults fill what is not given.
+    let (s, v) = app
+        .send("POST", &path, &hook, Some(json!({"to": "0016505551234"})))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["contact_created"], false);
+    assert_eq!(v["contact_id"], contact_id.as_str());
+    let payload: Value = sqlx::query_scalar("SELECT payload FROM messages WHERE id = $1::uuid")
+        .bind(v["message_id"].as_str().expect("id"))
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert!(payload.to_string().contains("friend"), "{payload}");
+    assert_eq!(count(&pool, "SELECT count(*) FROM contacts").await, 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 2);
+
+    // Flow messages are not Broadcast API sends: the key's usage stays at zero.
+    let (_, keys) = app
+        .send("GET", "/admin/v1/api-keys", &acc.admin, None)
+        .await;
+    let key_id = keys["items"][0]["id"].as_str().expect("key id");
+    let (s, u) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/api-keys/{key_id}/usage"),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["total_messages"], 0);
+
+    // webhook_automation keys trigger; the admin token too.
+    let g = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "g", "scope_group": "webhook_automation"}),
+        )
+        .await;
+    let (s, v) = app
+        .send(
+            "POST",
+            &path,
+            g["key"].as_str().expect("key"),
+            Some(json!({"to": "+442079460958"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let (s, v) = app
+        .send(
+            "POST",
+            &path,
+            &acc.admin,
+            Some(json!({"to": "+442079460959"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+}
+
+#[tokio::test]
+async fn webhook_trigger_refuses_what_it_cannot_send() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let pool = app.pool().await;
+    let t = template(&app, &acc.admin).await;
+    let f = flow(
+        &app,
+        &acc.admin,
+        json!({"name": "Welcome", "template_id": t}),
+    )
+    .await;
+    let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
+    let hook = key(&app, &acc.admin, &["chatbot_flows:webhook"]).await;
+
+    // Scope: nothing else grants the trigger.
+    for scopes in [
+        &["contacts:all", "leads:all"][..],
+        &["broadcast:all", "template:all"][..],
+    ] {
+        let k = key(&app, &acc.admin, scopes).await;
+        let (s, v) = app
+            .send("POST", &path, &k, Some(json!({"to": "+16505551234"})))
+            .await;
+        assert_error(s, &v, 403, "insufficient_scope");
+        assert_eq!(v["error"]["required_scope"], "chatbot_flows:webhook");
+    }
+    let (s, v) = app
+        .send("POST", &path, "", Some(json!({"to": "+16505551234"})))
+        .await;
+    assert_error(s, &v, 401, "missing_api_key");
+
+    // Bad input.
+    for (body, field) in [
+        (json!({}), "to"),
+        (json!({"to": null}), "to"),
+        (json!({"to": 16505551234u64}), "to"),
+        (json!({"to": "not a phone"}), "to"),
+        (json!({"to": "+1234567"}), "to"),
+        (json!({"to": "+16505551234", "contact": {}}), "contact"),
+        (
+            json!({"to": "+16505551234", "variables": {"colour": "red"}}),
+            "variables",
+        ),
+        (json!({"to": "+16505551234", "variables": []}), "variables"),
+        // Three body parameters for a two-parameter template: refused by expansion.
+        (
+            json!({"to": "+16505551234", "variables": {"body": ["a", "b", "c"]}}),
+            "variables",
+        ),
+    ] {
+        let (s, v) = app.send("POST", &path, &hook, Some(body.clone())).await;
+        assert_field(s, &v, field);
+    }
+    // No default and no value for the template's parameters: refused, nothing written.
+    let (s, v) = app
+        .send("POST", &path, &hook, Some(json!({"to": "+16505551234"})))
+        .await;
+    assert_field(s, &v, "variables");
+    let r = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&hook)
+        .header("content-type", "application/json")
+        .body("{\"to\": ")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM contacts").await,
+        0,
+        "no contact left behind"
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 0);
+
+    // Unknown, malformed or another account's flow id: 404.
+    let other = app.account("Other").await;
+    let of = flow(&app, &other.admin, json!({"name": "Theirs"})).await;
+    for p in [
+        format!("/api/v1/chatbot-flows/{}/webhook", id_of(&of)),
+        "/api/v1/chatbot-flows/00000000-0000-7000-8000-000000000000/webhook".to_string(),
+        "/api/v1/chatbot-flows/nope/webhook".to_string(),
+    ] {
+        let (s, v) = app
+            .send("POST", &p, &hook, Some(json!({"to": "+16505551234"})))
+            .await;
+        assert_error(s, &v, 404, "not_found");
+    }
+
+    // A flow without a template, an inactive flow, a deleted template: 409, nothing written.
+    let bare = flow(&app, &acc.admin, json!({"name": "Draft"})).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            &format!("/api/v1/chatbot-flows/{}/webhook", id_of(&bare)),
+            &hook,
+            Some(json!({"to": "+16505551234"})),
+        )
+        .await;
+    assert_error(s, &v, 409, "conflict");
+    let off = flow(
+        &app,
+        &acc.admin,
+        json!({"name": "Off", "template_id": t, "active": false}),
+    )
+    .await;
+    let (s, v) = app
+        .send(
+            "POST",
+            &format!("/api/v1/chatbot-flows/{}/webhook", id_of(&off)),
+            &hook,
+            Some(json!({"to": "+16505551234"})),
+        )
+        .await;
+    assert_error(s, &v, 409, "conflict");
+    let (s, _) = app
+        .send(
+            "DELETE",
+            &format!("/api/v1/templates/{t}"),
+            &acc.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = app
+        .send(
+            "POST",
+            &path,
+            &hook,
+            Some(json!({"to": "+16505551234", "variables": {"body": ["a", "b"]}})),
+        )
+        .await;
+    assert_error(s, &v, 409, "conflict");
+    assert_eq!(count(&pool, "SELECT count(*) FROM contacts").await, 0);
+    assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 0);
+}
