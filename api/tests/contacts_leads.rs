@@ -1043,3 +1043,89 @@ async fn lead_pagination_walks_every_row_once() {
     assert_eq!(won.len(), 12);
     assert_eq!(won.iter().collect::<HashSet<_>>().len(), 12);
 }
+
+#[tokio::test]
+async fn oversized_and_non_utf8_bodies() {
+    let app = TestApp::spawn_with(&[("API_BODY_LIMIT_BYTES", "4096")]).await;
+    let acc = app.account("Acme").await;
+    let k = key(&app, &acc.admin, &["contacts:all", "leads:all"]).await;
+    let big = json!({"phone": "+14155550100", "name": "x".repeat(10_000)}).to_string();
+    for path in ["/api/v1/contacts", "/api/v1/leads"] {
+        let (s, v) = send_raw(&app, "POST", path, &k, &big).await;
+        assert_error(s, &v, 413, "payload_too_large");
+    }
+    let r = app
+        .client
+        .post(app.url("/api/v1/contacts"))
+        .bearer_auth(&k)
+        .header("content-type", "application/json")
+        .body(b"{\"phone\": \"+14155550100\", \"name\": \"\xff\xfe\"}".to_vec())
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.expect("json");
+    assert_error(status, &v, 422, "validation_failed");
+    let (_, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    assert_eq!(v["items"], json!([]));
+}
+
+#[tokio::test]
+async fn concurrent_inline_phones_make_one_contact() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = key(&app, &acc.admin, &["leads:all", "contacts:all"]).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/leads");
+        let k = k.clone();
+        // The same number, written in different ways.
+        let phone = ["+1 415 555 0100", "0014155550100", "+14155550100"][i % 3];
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(k)
+                .json(&json!({"phone": phone, "title": format!("lead {i}")}))
+                .send()
+                .await
+                .expect("send");
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.expect("json");
+            (status, v)
+        }));
+    }
+    let mut contacts = HashSet::new();
+    for t in tasks {
+        let (s, v) = t.await.expect("task");
+        assert_eq!(s, 201, "{v}");
+        contacts.insert(v["contact_id"].as_str().expect("cid").to_string());
+    }
+    assert_eq!(contacts.len(), 1, "one contact per phone per account");
+    let (_, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    let (ids, _) = walk(&app, &k, "/api/v1/leads", 100).await;
+    assert_eq!(ids.len(), 12);
+    // Concurrent creates of one phone: exactly one wins, the rest are 409.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/contacts");
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(k)
+                .json(&json!({"phone": "+14155550199"}))
+                .send()
+                .await;
+            r.expect("send").status().as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.expect("task"));
+    }
+    codes.sort_unstable();
+    assert_eq!(codes, [201, 409, 409, 409, 409, 409, 409, 409]);
+}
