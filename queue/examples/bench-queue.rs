@@ -21,6 +21,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Notify;
 
+/// mimalloc, which the worker binaries should use too (glibc malloc was ~25% of the
+/// consumer's CPU profile). Build with `--features bench-system-alloc` to measure glibc malloc.
+#[cfg(not(feature = "bench-system-alloc"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const ALLOCATOR: &str = if cfg!(feature = "bench-system-alloc") {
+    "system (glibc malloc)"
+} else {
+    "mimalloc"
+};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BenchJob {
     message_id: u64,
@@ -282,6 +294,7 @@ async fn bench_ours(
         "left_in_queue_after_drain": stats.depth + stats.in_flight,
         "plain_consume_jobs_per_s": plain,
         "batch_size": s.batch,
+        "allocator": ALLOCATOR,
         "workers": s.workers,
         "concurrency": s.concurrency,
     }))
