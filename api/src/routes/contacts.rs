@@ -1,6 +1,16 @@
 //! `/api/v1/contacts`: create, read one (`contacts:read`), list and search with cursor
 //! pagination (`contacts:read_all`), edit, delete. Phones are stored in E.164; one contact per
 //! phone per account (a duplicate is 409 `conflict`).
+//!
+//! Choices where the contract is silent:
+//! * The list is newest first, `?limit=1..100` (default 25) and `?cursor=` (opaque, from
+//!   `next_cursor`; null on the last page). Filters: `tag` (exact), `phone` (any accepted
+//!   form, normalised), `q` (case-insensitive substring of name or e-mail; phone digits also
+//!   match whatever the separators). Filters combine with AND.
+//! * PATCH: an absent field is unchanged; `null` clears `name`/`email` and empties
+//!   `attributes`/`tags`; `attributes` and `tags` are replaced, not merged.
+//! * Blank optional strings are taken as null; tags are trimmed and de-duplicated.
+//! * Deleting a contact deletes its leads.
 
 pub mod fields;
 
@@ -93,7 +103,7 @@ pub struct ListQuery {
 
 pub async fn create(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::ContactsCreate>,
+    Authorized(principal, _): Authorized<scope::ContactsCreate>,
     ApiJson(body): ApiJson<CreateContact>,
 ) -> ApiResult<(StatusCode, Json<Contact>)> {
     let mut errors = Errors::default();
@@ -159,7 +169,7 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Contact> 
 
 pub async fn read(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::ContactsRead>,
+    Authorized(principal, _): Authorized<scope::ContactsRead>,
     PathId(id): PathId,
 ) -> ApiResult<Json<Contact>> {
     fetch(&state, principal.account_id(), id).await.map(Json)
@@ -167,7 +177,7 @@ pub async fn read(
 
 pub async fn list(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::ContactsReadAll>,
+    Authorized(principal, _): Authorized<scope::ContactsReadAll>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<fields::Page<Contact>>> {
     let mut errors = Errors::default();
@@ -239,7 +249,7 @@ fn push_search(sql: &mut QueryBuilder<Postgres>, q: &str) {
 
 pub async fn patch(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::ContactsUpdate>,
+    Authorized(principal, _): Authorized<scope::ContactsUpdate>,
     PathId(id): PathId,
     ApiJson(body): ApiJson<PatchContact>,
 ) -> ApiResult<Json<Contact>> {
@@ -296,7 +306,7 @@ pub async fn patch(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::ContactsDelete>,
+    Authorized(principal, _): Authorized<scope::ContactsDelete>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
     // The contact's leads go with it (foreign key ON DELETE CASCADE).

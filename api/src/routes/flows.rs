@@ -305,7 +305,7 @@ pub async fn admin_delete(
 /// contact is left behind.
 pub async fn webhook(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::ChatbotFlowsWebhook>,
+    Authorized(principal, _): Authorized<scope::ChatbotFlowsWebhook>,
     PathId(id): PathId,
     ApiJson(body): ApiJson<Trigger>,
 ) -> ApiResult<(StatusCode, Json<Triggered>)> {

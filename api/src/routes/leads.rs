@@ -2,6 +2,15 @@
 //! inline `phone` that finds or creates the contact), with status, value, source, assignee.
 //! Scopes: `leads:create`, `leads:read` (one), `leads:read_all` (list), `leads:update`,
 //! `leads:assign` (also required to set `assignee` on create or PATCH), `leads:delete`.
+//!
+//! Choices where the contract is silent:
+//! * `status` is one of new|contacted|qualified|won|lost (default new); `value_cents` is the
+//!   amount in minor units (integer >= 0) and needs a `currency` (ISO 4217, upper-cased).
+//! * Create takes `contact_id` (a contact of the same account, else 422) or `phone` (finds
+//!   or creates the contact, without needing a contacts scope), never both.
+//! * `POST /leads/{id}/assign {"assignee": "..."|null}` (null unassigns) answers the lead.
+//! * The list is newest first with the contacts list's paging; filters `status`,
+//!   `assignee`, `source`, `contact_id`, `phone` (the contact's) and `q` (title or notes).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -183,7 +192,7 @@ fn map_write_error(e: sqlx::Error) -> ApiError {
 
 pub async fn create(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::LeadsCreate>,
+    Authorized(principal, _): Authorized<scope::LeadsCreate>,
     ApiJson(body): ApiJson<CreateLead>,
 ) -> ApiResult<(StatusCode, Json<Lead>)> {
     let mut errors = Errors::default();
@@ -285,7 +294,7 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Lead> {
 
 pub async fn read(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::LeadsRead>,
+    Authorized(principal, _): Authorized<scope::LeadsRead>,
     PathId(id): PathId,
 ) -> ApiResult<Json<Lead>> {
     fetch(&state, principal.account_id(), id).await.map(Json)
@@ -293,7 +302,7 @@ pub async fn read(
 
 pub async fn list(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::LeadsReadAll>,
+    Authorized(principal, _): Authorized<scope::LeadsReadAll>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<fields::Page<Lead>>> {
     let mut errors = Errors::default();
@@ -371,7 +380,7 @@ async fn update(
 
 pub async fn patch(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::LeadsUpdate>,
+    Authorized(principal, _): Authorized<scope::LeadsUpdate>,
     PathId(id): PathId,
     ApiJson(body): ApiJson<PatchLead>,
 ) -> ApiResult<Json<Lead>> {
@@ -470,7 +479,7 @@ enum Bind {
 
 pub async fn assign(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::LeadsAssign>,
+    Authorized(principal, _): Authorized<scope::LeadsAssign>,
     PathId(id): PathId,
     ApiJson(body): ApiJson<AssignLead>,
 ) -> ApiResult<Json<Lead>> {
@@ -499,7 +508,7 @@ pub async fn assign(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Authorized { 0: principal, .. }: Authorized<scope::LeadsDelete>,
+    Authorized(principal, _): Authorized<scope::LeadsDelete>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
     let done = sqlx::query("DELETE FROM leads WHERE id = $1 AND account_id = $2")
