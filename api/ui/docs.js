@@ -237,9 +237,11 @@ function broadcastPicker(base) {
       request.headers = extra;
       clear(output).append(
         h('h4', {}, h('span', { class: 'method method-post' }, request.method), ' ', h('code', {}, url.replace(base, ''))),
+        // Built from the request (like every other example on the page: same key variable,
+        // same quoting); the server's own snippets only when it sends no request body.
         codeTabs({
-          curl: typeof ex.curl === 'string' ? ex.curl : curlFor(request),
-          javascript: typeof ex.javascript === 'string' ? ex.javascript : javascriptFor(request),
+          curl: req.body === undefined && typeof ex.curl === 'string' ? ex.curl : curlFor(request),
+          javascript: req.body === undefined && typeof ex.javascript === 'string' ? ex.javascript : javascriptFor(request),
           label: 'generated payload',
         }));
     } catch (err) {

@@ -31,6 +31,19 @@ before(async () => {
   // Delivery counters as the status consumer keeps them (no endpoint writes them directly).
   await sql(`INSERT INTO api_key_usage (key_id, total_messages, sent, delivered, read, failed, last_message_at)
              VALUES ('${keys['Website Contact Form'].id}', 1250, 1238, 1187, 942, 12, now() - interval '2 hours')`);
+  // A saved broadcast for the payload generator, when the server has broadcasts.
+  if ((await http('GET', '/admin/v1/broadcasts', { token: account.admin_token })).status === 200) {
+    const template = await http('POST', '/api/v1/templates', { token: account.admin_token, body: {
+      name: 'order_update', language: 'en_US', category: 'UTILITY', components: [
+        { type: 'HEADER', format: 'IMAGE' },
+        { type: 'BODY', text: 'Hi {{1}}, your order {{2}} is on its way and arrives {{3}}.' },
+        { type: 'BUTTONS', buttons: [{ type: 'QUICK_REPLY', text: 'Track order' }, { type: 'QUICK_REPLY', text: 'Talk to us' }] }] } });
+    assert.equal(template.status, 201, template.text);
+    const broadcast = await http('POST', '/api/v1/broadcasts', { token: account.admin_token, body: {
+      name: 'Order update', template_id: template.json.id,
+      variables: { header: { type: 'image', link: 'https://cdn.example.com/acme/shipping.png' } } } });
+    assert.equal(broadcast.status, 201, broadcast.text);
+  }
   await sleep(2600); // the trial key expires; last-used times are flushed
 });
 after(async () => { await browser?.close(); });
