@@ -310,16 +310,28 @@ where
     /// Pushes one job; returns its stream id.
     pub async fn push(&self, job: &T) -> Result<String, QueueError> {
         let payload = Self::encode(job)?;
-        let mut conn = self.inner.shared();
-        let id: String = redis::cmd("XADD")
-            .arg(&self.inner.keys.stream)
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.inner.keys.stream)
             .arg("*")
             .arg("d")
-            .arg(payload)
-            .query_async(&mut conn)
-            .await?;
-        m::pushed(&self.inner.cfg.queue, 1);
-        Ok(id)
+            .arg(payload);
+        let mut delay = Duration::from_millis(50);
+        let mut tries = 0;
+        loop {
+            let mut conn = self.inner.shared();
+            match cmd.query_async::<String>(&mut conn).await {
+                Ok(id) => {
+                    m::pushed(&self.inner.cfg.queue, 1);
+                    return Ok(id);
+                }
+                Err(e) if transient(&e) && tries < 4 => {
+                    tries += 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Pushes many jobs: pipelined in chunks of `push_chunk`, `push_concurrency` chunks in
@@ -385,8 +397,7 @@ where
                     .arg(proto::delayed_member(&Self::encode(job)?, 0))
                     .ignore();
             }
-            let mut conn = self.inner.shared();
-            let _: () = pipe.query_async(&mut conn).await?;
+            query_retrying(&self.inner, &pipe).await?;
             total += chunk.len();
             m::pushed(&cfg.queue, chunk.len());
         }
@@ -578,13 +589,38 @@ where
     }
 }
 
+/// Whether an error is a connection problem worth one more try (the shared connection
+/// reconnects by itself).
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// Runs a pipeline on the shared connection, retrying connection errors a few times (50, 100,
+/// 200, 400 ms apart). A retried push may duplicate jobs whose reply was lost (at least once).
+async fn query_retrying(inner: &Inner, pipe: &redis::Pipeline) -> Result<(), QueueError> {
+    let mut delay = Duration::from_millis(50);
+    let mut tries = 0;
+    loop {
+        let mut conn = inner.shared();
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => return Ok(()),
+            Err(e) if transient(&e) && tries < 4 => {
+                tries += 1;
+                tracing::debug!(queue = %inner.cfg.queue, error = %e, "redis connection error; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 async fn send_chunk(
     inner: Arc<Inner>,
     pipe: redis::Pipeline,
     len: usize,
 ) -> Result<usize, QueueError> {
-    let mut conn = inner.shared();
-    let _: () = pipe.query_async(&mut conn).await?;
+    query_retrying(&inner, &pipe).await?;
     m::pushed(&inner.cfg.queue, len);
     Ok(len)
 }
