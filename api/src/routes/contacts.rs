@@ -322,13 +322,25 @@ pub async fn delete(
 }
 
 /// The id of the account's contact with this (E.164) phone, created if there is none; and
-/// whether it was created. Safe under concurrency (one statement on the unique key).
+/// whether it was created. Safe under concurrency: the insert is one statement on the unique
+/// key, so concurrent callers with one new number end up with one contact.
 pub async fn find_or_create_by_phone(
     conn: &mut PgConnection,
     account_id: Uuid,
     phone: &str,
 ) -> Result<(Uuid, bool), sqlx::Error> {
-    // `DO UPDATE` (a no-op change) rather than `DO NOTHING` so the existing row is returned.
+    // Fast path without a write: the contact usually exists (repeat triggers, leads).
+    let existing: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM contacts WHERE account_id = $1 AND phone = $2")
+            .bind(account_id)
+            .bind(phone)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(id) = existing {
+        return Ok((id, false));
+    }
+    // `DO UPDATE` (a no-op change) rather than `DO NOTHING`, so that a row inserted
+    // concurrently by another transaction is still returned.
     sqlx::query_as(
         "INSERT INTO contacts (id, account_id, phone) VALUES ($1, $2, $3)
          ON CONFLICT (account_id, phone) DO UPDATE SET phone = EXCLUDED.phone
