@@ -66,6 +66,7 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     .context("connecting the send queue")?;
     Ok(AppState::new(Inner {
         send_queue,
+        webhook_secrets: Default::default(),
         rate_limiter: RateLimiter::new(&config.redis_prefix),
         config,
         db: pool,

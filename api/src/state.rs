@@ -22,6 +22,7 @@ pub struct Inner {
     pub rate_limiter: RateLimiter,
     pub last_used: Arc<LastUsed>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub webhook_secrets: crate::routes::webhooks::SecretCache,
     pub send_queue: ezpulze_queue::Queue<ezpulze_common::jobs::SendJob>,
 }
 
@@ -53,6 +54,9 @@ impl AppState {
     }
     pub fn send_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
         &self.0.send_queue
+    }
+    pub fn webhook_secrets(&self) -> &crate::routes::webhooks::SecretCache {
+        &self.0.webhook_secrets
     }
     pub fn metrics(&self) -> &metrics_exporter_prometheus::PrometheusHandle {
         &self.0.metrics

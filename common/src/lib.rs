@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod redis_conn;
 pub mod scopes;
 pub mod secrets;
+pub mod status;
 pub mod telemetry;
 
 pub use config::Config;

@@ -69,12 +69,12 @@ pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded
         row: BroadcastRow,
         definition: Value,
     }
-    let r: Joined = sqlx::query_as(&format!(
+    let r: Joined = sqlx::query_as(
         "SELECT b.id, b.name, b.template_id, t.name AS template_name, t.language, b.variables,
                 b.created_at, b.updated_at, t.definition
          FROM broadcasts b JOIN templates t ON t.id = b.template_id
-         WHERE b.id = $1 AND b.account_id = $2"
-    ))
+         WHERE b.id = $1 AND b.account_id = $2",
+    )
     .bind(id)
     .bind(account)
     .fetch_optional(state.db())

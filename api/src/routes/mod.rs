@@ -10,6 +10,8 @@ pub mod leads;
 pub mod meta;
 pub mod send;
 pub mod templates;
+pub mod webhooks;
+pub mod whatsapp;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -32,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api-keys/{id}/regenerate", post(api_keys::regenerate))
         .route("/api-keys/{id}/usage", get(api_keys::usage))
+        .route("/whatsapp", get(whatsapp::get).put(whatsapp::put))
         .merge(broadcasts::admin_routes())
         .merge(flows::admin_routes());
 
@@ -52,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", public)
         .merge(crate::ui::routes())
         .route("/ui/session", post(crate::session::sign_in).delete(crate::session::sign_out))
+        .route("/webhooks/whatsapp", get(webhooks::verify).post(webhooks::receive))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .route("/metrics", get(meta::metrics))

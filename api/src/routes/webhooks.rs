@@ -1,0 +1,187 @@
+//! WhatsApp webhooks: the verification GET, and the POST that checks `X-Hub-Signature-256`
+//! over the raw bytes (in constant time, with the app secret of the account that owns the
+//! `metadata.phone_number_id`), pushes the raw body onto a Redis stream and answers 200 at
+//! once. Postgres is not touched on the POST path (app secrets are cached).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use std::collections::HashMap;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::RawBody;
+use crate::state::AppState;
+
+/// The Redis stream (per prefix) that carries raw webhook bodies to the status consumer.
+pub fn stream_key(prefix: &str) -> String {
+    format!("{{{prefix}:webhooks}}:stream")
+}
+
+const SECRET_TTL: Duration = Duration::from_secs(30);
+
+/// phone_number_id -> the owning account's app secret (None: unknown number or no secret).
+#[derive(Default)]
+pub struct SecretCache {
+    map: DashMap<String, (Option<Arc<String>>, Instant)>,
+}
+
+impl SecretCache {
+    pub fn clear(&self) {
+        self.map.clear();
+    }
+
+    async fn get(&self, state: &AppState, phone_number_id: &str) -> ApiResult<Option<Arc<String>>> {
+        if let Some(e) = self.map.get(phone_number_id) {
+            if e.1.elapsed() < SECRET_TTL {
+                return Ok(e.0.clone());
+            }
+        }
+        let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+            "SELECT s.app_secret_enc FROM phone_numbers p JOIN whatsapp_settings s ON s.account_id = p.account_id
+             WHERE p.phone_number_id = $1",
+        )
+        .bind(phone_number_id)
+        .fetch_optional(state.db())
+        .await?;
+        let secret = match sealed.flatten() {
+            Some(bytes) => Some(Arc::new(state.config().sealer().open(&bytes).map_err(|e| ApiError::Internal(e.into()))?)),
+            None => None,
+        };
+        if self.map.len() > 100_000 {
+            self.map.clear();
+        }
+        self.map.insert(phone_number_id.to_string(), (secret.clone(), Instant::now()));
+        Ok(secret)
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Verify {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// `GET /webhooks/whatsapp`: answers the challenge when the verify token is one of ours.
+pub async fn verify(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    let v = Verify {
+        mode: q.get("hub.mode").cloned(),
+        token: q.get("hub.verify_token").cloned(),
+        challenge: q.get("hub.challenge").cloned(),
+    };
+    let (Some(mode), Some(token), Some(challenge)) = (v.mode, v.token, v.challenge) else {
+        return Ok((StatusCode::FORBIDDEN, "verification failed").into_response());
+    };
+    let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM whatsapp_settings WHERE verify_token = $1)")
+        .bind(&token)
+        .fetch_one(state.db())
+        .await?;
+    if mode == "subscribe" && known && challenge.len() <= 256 {
+        Ok((StatusCode::OK, [("content-type", "text/plain")], challenge).into_response())
+    } else {
+        Ok((StatusCode::FORBIDDEN, "verification failed").into_response())
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(default)]
+    changes: Vec<Change>,
+}
+
+#[derive(Deserialize)]
+struct Change {
+    #[serde(default)]
+    value: Option<ChangeValue>,
+}
+
+#[derive(Deserialize)]
+struct ChangeValue {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    phone_number_id: String,
+}
+
+fn reject(status: StatusCode, code: &'static str, reason: &'static str) -> Response {
+    metrics::counter!("ezpulze_webhook_rejected_total", "reason" => reason).increment(1);
+    let body = serde_json::json!({"error": {"code": code, "message": reason, "request_id": crate::error::current_request_id()}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// `POST /webhooks/whatsapp`.
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Response> {
+    let Some(sig) = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("sha256="))
+        .and_then(|h| hex::decode(h).ok())
+        .filter(|d| d.len() == 32)
+    else {
+        return Ok(reject(StatusCode::UNAUTHORIZED, "invalid_signature", "missing or malformed X-Hub-Signature-256"));
+    };
+    let Ok(env) = serde_json::from_slice::<Envelope>(&body) else {
+        return Ok(reject(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the body is not a WhatsApp webhook JSON object"));
+    };
+    let mut ids: Vec<&str> = env
+        .entry
+        .iter()
+        .flat_map(|e| e.changes.iter())
+        .filter_map(|c| c.value.as_ref()?.metadata.as_ref().map(|m| m.phone_number_id.as_str()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(reject(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "no metadata.phone_number_id in the body"));
+    }
+    let mut secret: Option<Arc<String>> = None;
+    for id in &ids {
+        match state.webhook_secrets().get(&state, id).await? {
+            None => return Ok(reject(StatusCode::NOT_FOUND, "not_found", "unknown phone_number_id or no app secret set")),
+            Some(s) => match &secret {
+                Some(prev) if prev != &s => {
+                    return Ok(reject(StatusCode::UNAUTHORIZED, "invalid_signature", "numbers of different apps in one body"))
+                }
+                _ => secret = Some(s),
+            },
+        }
+    }
+    let Some(secret) = secret else {
+        return Ok(reject(StatusCode::NOT_FOUND, "not_found", "unknown phone_number_id"));
+    };
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
+    mac.update(&body);
+    // `verify_slice` compares in constant time.
+    if mac.verify_slice(&sig).is_err() {
+        return Ok(reject(StatusCode::UNAUTHORIZED, "invalid_signature", "the signature does not match"));
+    }
+    let mut redis = state.redis();
+    let _: String = redis::cmd("XADD")
+        .arg(stream_key(&state.config().redis_prefix))
+        .arg("*")
+        .arg("b")
+        .arg(body.as_ref())
+        .query_async(&mut redis)
+        .await?;
+    metrics::counter!("ezpulze_webhook_accepted_total").increment(1);
+    Ok(StatusCode::OK.into_response())
+}

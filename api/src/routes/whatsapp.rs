@@ -1,0 +1,170 @@
+//! `GET|PUT /admin/v1/whatsapp`: the account's WhatsApp settings. Access tokens and the app
+//! secret are write-only and sealed at rest; numbers not listed in a PUT are removed.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::AdminAccount;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{double_option, ApiJson};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneNumberIn {
+    phone_number_id: String,
+    display_phone_number: String,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    messages_per_second: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsIn {
+    #[serde(default)]
+    phone_numbers: Option<Vec<PhoneNumberIn>>,
+    #[serde(default, deserialize_with = "double_option")]
+    app_secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    verify_token: Option<Option<String>>,
+}
+
+pub async fn get(State(state): State<AppState>, AdminAccount(account): AdminAccount) -> ApiResult<Json<Value>> {
+    Ok(Json(view(&state, account).await?))
+}
+
+async fn view(state: &AppState, account: Uuid) -> ApiResult<Value> {
+    let numbers: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT phone_number_id, display_phone_number, messages_per_second FROM phone_numbers
+         WHERE account_id = $1 ORDER BY position, phone_number_id",
+    )
+    .bind(account)
+    .fetch_all(state.db())
+    .await?;
+    let settings: Option<(bool, Option<String>)> = sqlx::query_as(
+        "SELECT app_secret_enc IS NOT NULL, verify_token FROM whatsapp_settings WHERE account_id = $1",
+    )
+    .bind(account)
+    .fetch_optional(state.db())
+    .await?;
+    let (secret_set, verify) = settings.unwrap_or((false, None));
+    Ok(json!({
+        "phone_numbers": numbers.into_iter().map(|(id, display, mps)| json!({
+            "phone_number_id": id, "display_phone_number": display, "messages_per_second": mps, "access_token_set": true,
+        })).collect::<Vec<_>>(),
+        "app_secret_set": secret_set,
+        "verify_token": verify,
+    }))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+    ApiJson(body): ApiJson<SettingsIn>,
+) -> ApiResult<Json<Value>> {
+    let sealer = state.config().sealer();
+    let mut errors = Vec::new();
+    if let Some(numbers) = &body.phone_numbers {
+        let mut seen = std::collections::HashSet::new();
+        for (i, n) in numbers.iter().enumerate() {
+            if n.phone_number_id.is_empty() || n.phone_number_id.len() > 32 || !n.phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
+                errors.push(FieldError::new(format!("phone_numbers[{i}].phone_number_id"), "digits only, up to 32"));
+            }
+            if !seen.insert(n.phone_number_id.as_str()) {
+                errors.push(FieldError::new(format!("phone_numbers[{i}].phone_number_id"), "listed twice"));
+            }
+            if n.display_phone_number.trim().is_empty() || n.display_phone_number.len() > 32 {
+                errors.push(FieldError::new(format!("phone_numbers[{i}].display_phone_number"), "1 to 32 characters"));
+            }
+            if n.access_token.as_ref().is_some_and(|t| t.is_empty() || t.len() > 4096) {
+                errors.push(FieldError::new(format!("phone_numbers[{i}].access_token"), "1 to 4096 characters"));
+            }
+            if n.messages_per_second.is_some_and(|m| !(1..=10_000).contains(&m)) {
+                errors.push(FieldError::new(format!("phone_numbers[{i}].messages_per_second"), "between 1 and 10000"));
+            }
+        }
+    }
+    if let Some(Some(s)) = &body.app_secret {
+        if s.is_empty() || s.len() > 512 {
+            errors.push(FieldError::new("app_secret", "1 to 512 characters"));
+        }
+    }
+    if let Some(Some(v)) = &body.verify_token {
+        if v.is_empty() || v.len() > 256 {
+            errors.push(FieldError::new("verify_token", "1 to 256 characters"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut tx = state.db().begin().await?;
+    sqlx::query("INSERT INTO whatsapp_settings (account_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(account)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(secret) = &body.app_secret {
+        let sealed = secret.as_deref().map(|s| sealer.seal(s)).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        sqlx::query("UPDATE whatsapp_settings SET app_secret_enc = $2, updated_at = now() WHERE account_id = $1")
+            .bind(account)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(verify) = &body.verify_token {
+        sqlx::query("UPDATE whatsapp_settings SET verify_token = $2, updated_at = now() WHERE account_id = $1")
+            .bind(account)
+            .bind(verify)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(numbers) = &body.phone_numbers {
+        let ids: Vec<&str> = numbers.iter().map(|n| n.phone_number_id.as_str()).collect();
+        sqlx::query("DELETE FROM phone_numbers WHERE account_id = $1 AND NOT (phone_number_id = ANY($2))")
+            .bind(account)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        for (pos, n) in numbers.iter().enumerate() {
+            let token = n.access_token.as_deref().map(|t| sealer.seal(t)).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+            let res: Option<(bool,)> = sqlx::query_as(
+                "INSERT INTO phone_numbers (phone_number_id, account_id, display_phone_number, access_token_enc, messages_per_second, position)
+                 VALUES ($1, $2, $3, COALESCE($4, ''::bytea), COALESCE($5, 80), $6)
+                 ON CONFLICT (phone_number_id) DO UPDATE SET
+                     display_phone_number = EXCLUDED.display_phone_number,
+                     access_token_enc = COALESCE($4, phone_numbers.access_token_enc),
+                     messages_per_second = COALESCE($5, phone_numbers.messages_per_second),
+                     position = EXCLUDED.position
+                 WHERE phone_numbers.account_id = $2
+                 RETURNING length(access_token_enc) > 0",
+            )
+            .bind(&n.phone_number_id)
+            .bind(account)
+            .bind(n.display_phone_number.trim())
+            .bind(token)
+            .bind(n.messages_per_second)
+            .bind(pos as i32)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match res {
+                None => {
+                    return Err(ApiError::Conflict(format!(
+                        "phone number {} belongs to another account",
+                        n.phone_number_id
+                    )))
+                }
+                Some((false,)) => {
+                    return Err(ApiError::field(format!("phone_numbers[{pos}].access_token"), "required for a new number"))
+                }
+                Some((true,)) => {}
+            }
+        }
+    }
+    tx.commit().await?;
+    state.webhook_secrets().clear();
+    Ok(Json(view(&state, account).await?))
+}
