@@ -4,6 +4,8 @@
 
 mod support;
 
+use ezpulze_common::jobs::SendJob;
+use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use serde_json::{json, Value};
 use sqlx::Row;
 use support::{assert_error, templates, TestApp};
@@ -51,6 +53,16 @@ async fn flow(app: &TestApp, admin: &str, body: Value) -> Value {
         .await;
     assert_eq!(s, 201, "{v}");
     v
+}
+
+async fn queue_depth(app: &TestApp) -> u64 {
+    let q: Queue<SendJob> = Queue::connect(
+        RedisTarget::single(support::redis_url()),
+        QueueConfig::new(app.prefix.clone(), "send"),
+    )
+    .await
+    .expect("queue");
+    q.stats().await.expect("stats").depth
 }
 
 async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
@@ -322,6 +334,8 @@ async fn webhook_trigger_queues_the_first_message() {
     assert!(payload.to_string().contains("friend"), "{payload}");
     assert_eq!(count(&pool, "SELECT count(*) FROM contacts").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 2);
+    // One job per message on the send queue.
+    assert_eq!(queue_depth(&app).await, 2);
 
     // Flow messages are not Broadcast API sends: the key's usage stays at zero.
     let (_, keys) = app
@@ -502,4 +516,5 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
     assert_error(s, &v, 409, "conflict");
     assert_eq!(count(&pool, "SELECT count(*) FROM contacts").await, 0);
     assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 0);
+    assert_eq!(queue_depth(&app).await, 0, "nothing queued");
 }
