@@ -10,7 +10,7 @@
 //! * `poll_ready` flushes settlements in batches (`ack_batch` or after `ack_linger`) on the
 //!   shared connection; `poll_close` hands fetched but unstarted jobs back and force-flushes.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::error::Error as StdError;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -41,6 +41,7 @@ use crate::queue::{Inner, JobMeta};
 type FetchOut = (Option<Conn>, FetchState, Result<Vec<Delivered>, QueueError>);
 type FetchFut = BoxFuture<'static, FetchOut>;
 type FlushFut = BoxFuture<'static, (Vec<Settle>, Result<(), QueueError>)>;
+type RenewFut = BoxFuture<'static, Result<usize, QueueError>>;
 
 /// Most settlements written by one pipeline.
 const MAX_FLUSH: usize = 4096;
@@ -69,6 +70,10 @@ pub struct RedisStreamsBackend<T> {
     flush_backoff: Option<Pin<Box<Sleep>>>,
     flush_failures: u32,
     close_deadline: Option<Instant>,
+    /// Jobs handed to the worker and not yet settled (their leases are renewed).
+    started: HashSet<Arc<str>>,
+    renew: Option<RenewFut>,
+    renew_timer: Option<Pin<Box<Sleep>>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -102,11 +107,15 @@ impl<T> RedisStreamsBackend<T> {
             flush_backoff: None,
             flush_failures: 0,
             close_deadline: None,
+            started: HashSet::new(),
+            renew: None,
+            renew_timer: None,
             _t: PhantomData,
         }
     }
 
     fn push_pending(&mut self, s: Settle) {
+        self.started.remove(s.id());
         if self.pending.is_empty() {
             self.pending_since = Some(Instant::now());
         }
@@ -169,6 +178,58 @@ impl<T> RedisStreamsBackend<T> {
             }
         }
         true
+    }
+
+    /// Renews the leases of started jobs every `lease / 3`, so a long-running handler keeps
+    /// its job (only ids this consumer still owns are touched).
+    fn drive_renewal(&mut self, cx: &mut Context<'_>, consumer: &str) {
+        if let Some(f) = self.renew.as_mut() {
+            match f.poll_unpin(cx) {
+                Poll::Pending => return,
+                Poll::Ready(res) => {
+                    self.renew = None;
+                    match res {
+                        Ok(n) => {
+                            tracing::trace!(queue = %self.inner.cfg.queue, renewed = n, "leases renewed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(queue = %self.inner.cfg.queue, error = %e, "lease renewal failed")
+                        }
+                    }
+                }
+            }
+        }
+        if self.started.is_empty() {
+            self.renew_timer = None;
+            return;
+        }
+        let period = (self.inner.cfg.lease / 3).max(Duration::from_millis(5));
+        let timer = self
+            .renew_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(period)));
+        if timer.poll_unpin(cx).is_pending() {
+            return;
+        }
+        self.renew_timer = None;
+        let ids: Vec<Arc<str>> = self.started.iter().cloned().collect();
+        let inner = self.inner.clone();
+        let consumer = consumer.to_owned();
+        let mut f = async move {
+            let mut conn = inner.shared();
+            proto::renew(&mut conn, &inner.keys, &inner.cfg, &consumer, &ids).await
+        }
+        .boxed();
+        if let Poll::Ready(res) = f.poll_unpin(cx) {
+            if let Err(e) = res {
+                tracing::warn!(queue = %self.inner.cfg.queue, error = %e, "lease renewal failed");
+            }
+        } else {
+            self.renew = Some(f);
+        }
+        // Arm the next period (registers the waker).
+        let mut next = Box::pin(tokio::time::sleep(period));
+        let _ = next.poll_unpin(cx);
+        self.renew_timer = Some(next);
     }
 
     /// Drives settlement flushing; returns true when nothing is left to write.
@@ -260,9 +321,10 @@ where
     fn poll_ready(
         &mut self,
         cx: &mut Context<'_>,
-        _worker: &WorkerContext,
+        worker: &WorkerContext,
     ) -> Poll<Result<(), Self::Error>> {
         self.drive_settlements(cx, false);
+        self.drive_renewal(cx, worker.name());
         Poll::Ready(Ok(()))
     }
 
@@ -299,6 +361,7 @@ where
                         } else {
                             meta.id().to_owned()
                         };
+                        self.started.insert(meta.id_arc());
                         let task = TaskBuilder::new(args)
                             .task_id(TaskId::from_string(task_id))
                             .attempt(prev)

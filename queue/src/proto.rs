@@ -59,6 +59,46 @@ end
 return moved
 "#;
 
+/// Resets the idle time of the ids in ARGV[3..] that consumer ARGV[2] of group ARGV[1] still
+/// owns (a lease renewal), never taking over an id another consumer has reclaimed. `XCLAIM
+/// .. JUSTID` does not count a delivery. Returns how many were renewed.
+pub(crate) const RENEW_LUA: &str = r#"
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p > 0 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"#;
+
+/// Renews the lease of `ids` held by `consumer` (bounded chunks of 500 ids per script call).
+pub(crate) async fn renew(
+    conn: &mut Conn,
+    keys: &Keys,
+    cfg: &QueueConfig,
+    consumer: &str,
+    ids: &[Arc<str>],
+) -> Result<usize, QueueError> {
+    let mut total = 0usize;
+    for chunk in ids.chunks(500) {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(RENEW_LUA)
+            .arg(1)
+            .arg(&keys.stream)
+            .arg(&cfg.group)
+            .arg(consumer);
+        for id in chunk {
+            cmd.arg(&**id);
+        }
+        let n: usize = cmd.query_async(conn).await?;
+        total += n;
+    }
+    Ok(total)
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -464,7 +504,7 @@ pub(crate) enum Settle {
 }
 
 impl Settle {
-    fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             Settle::Ack { id }
             | Settle::Retry { id, .. }

@@ -158,6 +158,10 @@ impl JobMeta {
         &self.0.id
     }
 
+    pub(crate) fn id_arc(&self) -> Arc<str> {
+        self.0.id.clone()
+    }
+
     /// 1-based attempt number (counts failed attempts and deliveries lost with a worker).
     pub fn attempt(&self) -> u32 {
         self.0.attempt
@@ -448,6 +452,19 @@ where
             .collect();
         let mut conn = self.inner.shared();
         proto::settle(&mut conn, &self.inner.keys, &self.inner.cfg, &items).await
+    }
+
+    /// Renews the lease of jobs that `consumer` is still working on (for handlers that may run
+    /// longer than the lease; the apalis backend does this by itself every `lease / 3`). Jobs
+    /// another consumer has already taken over are left alone. Returns how many were renewed.
+    pub async fn extend_lease(
+        &self,
+        consumer: &str,
+        jobs: &[JobMeta],
+    ) -> Result<usize, QueueError> {
+        let ids: Vec<Arc<str>> = jobs.iter().map(JobMeta::id_arc).collect();
+        let mut conn = self.inner.shared();
+        proto::renew(&mut conn, &self.inner.keys, &self.inner.cfg, consumer, &ids).await
     }
 
     /// Acknowledges (and deletes) finished jobs in one pipeline.

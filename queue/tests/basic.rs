@@ -257,3 +257,73 @@ async fn plain_batch_consumer_fetches_and_settles_batches() {
     assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
     q.purge().await.expect("purge");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_longer_than_the_lease_keeps_its_job() {
+    let ns = ns("renew");
+    // Lease 600 ms, handlers take 1.5 s: without renewal the second worker would take the
+    // jobs over and run them again.
+    let q = queue(&ns, cfg(&ns).with_lease(Duration::from_millis(600))).await;
+    let seen = Seen::new(4);
+    let w = run_workers(&q, "w", 2, 4, seen.clone(), ok_behavior());
+    let slow: Vec<TJob> = (0..4)
+        .map(|n| TJob {
+            n,
+            pad: "sleep:1500".to_owned(),
+        })
+        .collect();
+    q.push_bulk(&slow).await.expect("push");
+    wait_until("all done", Duration::from_secs(20), || {
+        let q = q.clone();
+        let seen = seen.clone();
+        async move {
+            seen.distinct() == 4
+                && q.stats()
+                    .await
+                    .map(|s| s.in_flight == 0 && s.depth == 0)
+                    .unwrap_or(false)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    w.stop().await;
+    assert_eq!(seen.total(), 4, "no job taken over while its handler ran");
+    q.purge().await.expect("purge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_consumer_can_extend_its_lease() {
+    let ns = ns("extend");
+    let q = queue(&ns, cfg(&ns).with_lease(Duration::from_millis(300))).await;
+    q.push_bulk(&jobs(0..3)).await.expect("push");
+    let mut a = q.consumer("a");
+    let mut b = q.consumer("b");
+    let batch = a.fetch_batch(10).await.expect("fetch");
+    assert_eq!(batch.len(), 3);
+    let metas: Vec<_> = batch.iter().map(|j| j.meta.clone()).collect();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(q.extend_lease("a", &metas).await.expect("extend"), 3);
+        assert!(
+            b.fetch_batch(10).await.expect("fetch b").is_empty(),
+            "b took a renewed job"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let taken = b.fetch_batch(10).await.expect("fetch b");
+    assert_eq!(
+        taken.len(),
+        3,
+        "after the lease runs out b takes the jobs over"
+    );
+    assert!(taken
+        .iter()
+        .all(|j| j.meta.reclaimed() && j.meta.attempt() == 2));
+    // a's renewal no longer touches jobs b owns
+    assert_eq!(q.extend_lease("a", &metas).await.expect("extend"), 0);
+    q.ack(&taken.iter().map(|j| j.meta.clone()).collect::<Vec<_>>())
+        .await
+        .expect("ack");
+    assert_eq!(q.stats().await.expect("stats").in_flight, 0);
+    q.purge().await.expect("purge");
+}

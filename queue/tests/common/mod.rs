@@ -106,6 +106,10 @@ async fn handle(
     seen: Data<Arc<Seen>>,
     beh: Data<Behavior>,
 ) -> Result<(), JobError> {
+    // A job whose pad reads `sleep:<ms>` takes that long (asynchronously).
+    if let Some(ms) = job.pad.strip_prefix("sleep:").and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let r = (beh)(&job, &meta);
     if r.is_ok() {
         seen.mark(job.n);
