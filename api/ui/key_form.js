@@ -79,7 +79,9 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
   groupSelect.addEventListener('change', () => { renderGroupInfo(); setError(group, null); });
   renderGroupInfo();
 
-  const ticked = expandScopes(catalogue, key && !key.scope_group ? key.scopes : []);
+  // Editing: the key's current permissions are ticked, so switching a group key to individual
+  // scopes starts from what it has.
+  const ticked = expandScopes(catalogue, key ? key.scopes : []);
   const scopeBoxes = [];
   const resourceSets = catalogue.resources.map((res) => {
     const boxes = res.actions.map((a) => {

@@ -74,7 +74,7 @@ test('screenshots of the API keys page, dialogs and documentation page', async (
     await create.locator(`fieldset[data-resource="${resource}"]`).getByLabel(action, { exact: true }).check();
   }
   await page.evaluate(() => document.activeElement.blur());
-  await screenshotPadded(page, create.locator('fieldset.permissions'), 'individual-scopes.png', 16);
+  await screenshotPadded(page, create, 'individual-scopes.png', 24);
 
   await create.getByRole('button', { name: 'Create API Key' }).click();
   const created = dialog(page, 'key-created');

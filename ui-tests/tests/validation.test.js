@@ -151,7 +151,10 @@ test('edit dialog: the same checks, nothing saved', async () => {
   assert.match(await errorOf(edit.getByLabel('Allowed IP Addresses')), /^Line 1: /);
   assert.match(await errorOf(edit.getByLabel('Rate Limit (requests per hour)')), /whole number/);
   assert.equal(await errorOf(edit.getByLabel('Expiration Date')), 'Choose a date in the future.');
+  // Individual scopes start from the group's (message_sender); untick them all.
   await edit.getByRole('radio', { name: /Individual scopes/ }).check();
+  assert.equal(await edit.locator('fieldset[data-resource="broadcast"]').getByLabel('Send', { exact: true }).isChecked(), true);
+  while (await edit.locator('.scope-grid input:checked').count()) await edit.locator('.scope-grid input:checked').first().uncheck();
   await edit.getByRole('button', { name: 'Save Changes' }).click();
   assert.equal(await edit.locator('.mode-panel:not([hidden]) .field-error').textContent(), 'Select at least one scope.');
   assert.deepEqual(writes, []);
@@ -171,6 +174,7 @@ test('an error from the API is shown in place, on its field or in the dialog', a
   await create.getByLabel('Key name').fill('Server says no');
   await create.getByLabel('Scope group', { exact: true }).selectOption('read_only');
   await create.getByRole('button', { name: 'Create API Key' }).click();
+  await create.locator('textarea[aria-invalid="true"]').waitFor();
   assert.equal(await errorOf(create.getByLabel('Allowed IP Addresses')), 'Not allowed here.');
   assert.equal(await create.getByLabel('Allowed IP Addresses').isVisible(), true);
 
