@@ -1,1 +1,136 @@
-//! placeholder
+//! The scheduler: one active replica (a Redis lease; the others stand by and take over when
+//! the lease lapses) runs the periodic work of the engine:
+//! - releases scheduled dispatches when their time comes (rows `scheduled -> queued`, jobs pushed);
+//! - the outbox sweep (rows still `queued` after `OUTBOX_AFTER_SECS` get their job again);
+//! - the unknown-outcome sweep (rows stuck in `sending`, i.e. a worker died mid-send and its job
+//!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
+//! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`.
+//!
+//! Idempotency records need no sweep: they live in Redis with a 24 h TTL. Each tick's work is
+//! bounded (batches), so a tick never runs long.
+#![forbid(unsafe_code)]
+
+pub mod lease;
+pub mod tasks;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::routing::get;
+use axum::Router;
+use ezpulze_common::jobs::{SendJob, SEND_QUEUE};
+use ezpulze_common::{db, redis_conn, telemetry, Config};
+use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// How often the leader runs its tick, and how long a lease lasts without renewal.
+pub const TICK: Duration = Duration::from_secs(1);
+pub const LEASE: Duration = Duration::from_secs(10);
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct Scheduler {
+    pub config: Config,
+    pub db: PgPool,
+    pub queue: Queue<SendJob>,
+    pub lease: lease::Lease,
+}
+
+impl Scheduler {
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let pool = db::connect(&config).await?;
+        if config.migrate_on_start {
+            db::migrate(&pool).await?;
+        }
+        let client = redis_conn::client(&config)?;
+        let mut redis = redis_conn::manager(&client).await?;
+        redis_conn::check_settings(&mut redis, &config).await;
+        let queue = Queue::connect(
+            RedisTarget::single(config.redis_url.expose_secret()),
+            QueueConfig::new(config.redis_prefix.clone(), SEND_QUEUE),
+        )
+        .await
+        .context("connecting the send queue")?;
+        let lease = lease::Lease::new(redis, &config.redis_prefix, LEASE);
+        Ok(Self { config, db: pool, queue, lease })
+    }
+
+    /// One round of the leader's work.
+    pub async fn tick(&self) -> anyhow::Result<tasks::TickReport> {
+        tasks::tick(&self.db, &self.queue, &self.config).await
+    }
+
+    /// Holds or waits for the lease and ticks while leader, until cancelled.
+    pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let mut last_retention: Option<Instant> = None;
+        while !cancel.is_cancelled() {
+            let leader = match self.lease.acquire_or_renew().await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler lease check failed");
+                    false
+                }
+            };
+            metrics::gauge!("ezpulze_scheduler_leader").set(if leader { 1.0 } else { 0.0 });
+            if leader {
+                if let Err(e) = self.tick().await {
+                    metrics::counter!("ezpulze_scheduler_tick_failures_total").increment(1);
+                    tracing::warn!(error = format!("{e:#}"), "scheduler tick failed");
+                }
+                if last_retention.is_none_or(|t| t.elapsed() > RETENTION_EVERY) {
+                    match tasks::retention(&self.db, self.config.retention_days).await {
+                        Ok(dropped) => {
+                            last_retention = Some(Instant::now());
+                            if !dropped.is_empty() {
+                                tracing::info!(partitions = ?dropped, "dropped expired message partitions");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = format!("{e:#}"), "retention failed"),
+                    }
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+        self.lease.release().await.ok();
+        Ok(())
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` for the scheduler process.
+pub async fn serve_ops(addr: SocketAddr, db: PgPool, cancel: CancellationToken) -> anyhow::Result<()> {
+    let handle = telemetry::metrics_handle();
+    let app = Router::new()
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let db = db.clone();
+                async move {
+                    match sqlx::query("SELECT 1").execute(&db).await {
+                        Ok(_) => (axum::http::StatusCode::OK, "ready"),
+                        Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await?;
+    Ok(())
+}
+
+/// The whole process: connect, serve the ops endpoints, run until cancelled.
+pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let addr = config.scheduler_metrics_addr;
+    let scheduler = Scheduler::connect(config).await?;
+    let ops = tokio::spawn(serve_ops(addr, scheduler.db.clone(), cancel.clone()));
+    tracing::info!(%addr, "scheduler running");
+    scheduler.run(cancel).await?;
+    ops.await.context("ops server task")??;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The leader's periodic work. Every statement is bounded, so a tick stays short.
+
+use anyhow::Context;
+use ezpulze_common::config::UnknownOutcomePolicy;
+use ezpulze_common::jobs::SendJob;
+use ezpulze_common::{outbox, Config};
+use ezpulze_queue::Queue;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Dispatches released, rows re-pushed and rows swept in one tick.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    pub released_dispatches: usize,
+    pub released_messages: usize,
+    pub repushed: usize,
+    pub unknown_swept: usize,
+}
+
+const BATCH: i64 = 10_000;
+/// A row claimed this long ago and still `sending` lost its worker and its job.
+const STUCK_SENDING_SECS: f64 = 900.0;
+
+pub async fn tick(db: &PgPool, queue: &Queue<SendJob>, config: &Config) -> anyhow::Result<TickReport> {
+    let (released_dispatches, released_messages) = release_scheduled(db, queue).await?;
+    let repushed = outbox::repush_stale(db, queue, config.outbox_after, BATCH).await?;
+    let unknown_swept = sweep_unknown(db, config.unknown_outcome_policy).await?;
+    let report = TickReport { released_dispatches, released_messages, repushed, unknown_swept };
+    if report != TickReport::default() {
+        tracing::info!(?report, "scheduler tick");
+    }
+    Ok(report)
+}
+
+/// Scheduled dispatches whose time has come: rows to `queued` and their jobs pushed. The
+/// commit comes first; a failed push is repaired by the outbox sweep.
+pub async fn release_scheduled(db: &PgPool, queue: &Queue<SendJob>) -> anyhow::Result<(usize, usize)> {
+    let mut tx = db.begin().await?;
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE dispatches SET status = 'queued', updated_at = now()
+         WHERE id IN (SELECT id FROM dispatches WHERE status = 'scheduled' AND scheduled_at <= now()
+                      ORDER BY scheduled_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .context("releasing scheduled dispatches")?;
+    if due.is_empty() {
+        return Ok((0, 0));
+    }
+    let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE messages SET status = 'queued', updated_at = now()
+         WHERE dispatch_id = ANY($1) AND status = 'scheduled'
+         RETURNING id, dispatch_id, account_id",
+    )
+    .bind(&due)
+    .fetch_all(&mut *tx)
+    .await
+    .context("releasing scheduled messages")?;
+    tx.commit().await?;
+    let jobs: Vec<SendJob> = rows
+        .iter()
+        .map(|&(message_id, dispatch_id, account_id)| SendJob { message_id, dispatch_id, account_id })
+        .collect();
+    if let Err(e) = queue.push_bulk(&jobs).await {
+        tracing::warn!(error = %e, "pushing released jobs failed; the outbox sweep will push them");
+    }
+    metrics::counter!("ezpulze_scheduler_released_total").increment(rows.len() as u64);
+    Ok((due.len(), rows.len()))
+}
+
+/// Rows stuck in `sending` (their worker died and the job is gone too): with the `fail`
+/// policy they end `failed` with a clear title (a later status webhook carrying our callback
+/// data still upgrades them); with `resend` they go back to `queued` for the outbox sweep.
+pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow::Result<usize> {
+    let sql = match policy {
+        UnknownOutcomePolicy::Fail => {
+            "WITH stuck AS (
+                 SELECT id FROM messages WHERE status = 'sending'
+                   AND claimed_at < now() - make_interval(secs => $1)
+                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+             u AS (
+                 UPDATE messages m SET status = 'failed', failed_at = now(), updated_at = now(),
+                     error_code = NULL, error_title = 'outcome unknown: the worker stopped mid-send'
+                 FROM stuck WHERE m.id = stuck.id RETURNING m.key_id),
+             c AS (
+                 INSERT INTO api_key_usage AS k (key_id, failed)
+                 SELECT key_id, count(*) FROM u WHERE key_id IS NOT NULL GROUP BY key_id
+                 ON CONFLICT (key_id) DO UPDATE SET failed = k.failed + EXCLUDED.failed)
+             SELECT count(*) FROM u"
+        }
+        UnknownOutcomePolicy::Resend => {
+            "WITH u AS (
+                 UPDATE messages SET status = 'queued', updated_at = now() - interval '1 day'
+                 WHERE id IN (SELECT id FROM messages WHERE status = 'sending'
+                                AND claimed_at < now() - make_interval(secs => $1)
+                              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id)
+             SELECT count(*) FROM u"
+        }
+    };
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(STUCK_SENDING_SECS)
+        .bind(BATCH)
+        .fetch_one(db)
+        .await
+        .context("sweeping stuck sends")?;
+    metrics::counter!("ezpulze_scheduler_unknown_swept_total").increment(n as u64);
+    Ok(n as usize)
+}
+
+/// Creates the next week's daily partitions and drops those older than `days`.
+pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
+    sqlx::query("SELECT ezp_ensure_message_partitions((now() AT TIME ZONE 'UTC')::date, 8)")
+        .execute(db)
+        .await
+        .context("creating message partitions")?;
+    let parts: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         JOIN pg_class p ON p.oid = i.inhparent
+         WHERE p.relname = 'messages' AND c.relname ~ '^messages_[0-9]{8}$'
+           AND to_date(substr(c.relname, 10), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date - $1::int
+         ORDER BY 1",
+    )
+    .bind(days as i32)
+    .fetch_all(db)
+    .await?;
+    for p in &parts {
+        // The name comes from the catalog and matches ^messages_[0-9]{8}$.
+        sqlx::query(&format!("DROP TABLE IF EXISTS \"{p}\"")).execute(db).await?;
+        metrics::counter!("ezpulze_scheduler_partitions_dropped_total").increment(1);
+    }
+    Ok(parts)
+}
