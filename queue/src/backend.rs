@@ -116,6 +116,9 @@ impl<T> RedisStreamsBackend<T> {
 
     fn push_pending(&mut self, s: Settle) {
         self.started.remove(s.id());
+        if matches!(s, Settle::Forget { .. }) {
+            return;
+        }
         if self.pending.is_empty() {
             self.pending_since = Some(Instant::now());
         }
@@ -468,6 +471,19 @@ impl<T> BackendConfig for RedisStreamsBackend<T> {
     }
 }
 
+struct ForgetOnDrop {
+    tx: mpsc::UnboundedSender<Settle>,
+    id: Option<Arc<str>>,
+}
+
+impl Drop for ForgetOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self.tx.send(Settle::Forget { id });
+        }
+    }
+}
+
 /// The backend's middleware: it wraps all user layers, sees each job's final result and
 /// hands the settlement to the backend, which writes settlements in batches.
 #[derive(Clone)]
@@ -528,7 +544,16 @@ where
         let inner = self.inner.clone();
         let tx = self.tx.clone();
         Box::pin(async move {
+            // If this future is dropped before the job finished, tell the backend to stop
+            // renewing its lease: the job is then reclaimed after the lease, not stuck.
+            let mut guard = meta.as_ref().map(|m| ForgetOnDrop {
+                tx: tx.clone(),
+                id: Some(m.id_arc()),
+            });
             let res = fut.await.map_err(Into::into);
+            if let Some(g) = guard.as_mut() {
+                g.id = None;
+            }
             if let Some(meta) = meta {
                 let err: Option<&(dyn StdError + 'static)> = match &res {
                     Ok(_) => None,

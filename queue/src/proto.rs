@@ -501,12 +501,18 @@ pub(crate) enum Settle {
         payload: Bytes,
         attempts: u32,
     },
+    /// The job's run was abandoned (its future dropped): stop renewing its lease and leave it
+    /// pending, so it is reclaimed after the lease. Writes nothing.
+    Forget {
+        id: Arc<str>,
+    },
 }
 
 impl Settle {
     pub(crate) fn id(&self) -> &str {
         match self {
             Settle::Ack { id }
+            | Settle::Forget { id }
             | Settle::Retry { id, .. }
             | Settle::Dead { id, .. }
             | Settle::Requeue { id, .. } => id,
@@ -526,10 +532,18 @@ pub(crate) async fn settle(
     if items.is_empty() {
         return Ok(());
     }
+    let items: Vec<&Settle> = items
+        .iter()
+        .filter(|s| !matches!(s, Settle::Forget { .. }))
+        .collect();
+    if items.is_empty() {
+        return Ok(());
+    }
     let mut pipe = redis::pipe();
     let (mut acked, mut retried, mut dead) = (0usize, 0usize, 0usize);
-    for s in items {
+    for s in &items {
         match s {
+            Settle::Forget { .. } => {}
             Settle::Ack { .. } => acked += 1,
             Settle::Retry {
                 payload,
