@@ -1,1 +1,220 @@
-//! placeholder
+//! # ezpulze-worker: the processes that send
+//!
+//! [`run`] connects to Postgres and Redis, serves `/metrics`, `/healthz` and `/readyz` on
+//! `WORKER_METRICS_ADDR`, runs the send loops (see [`send`]) and the webhook status consumer
+//! ([`status`]) until the cancellation token fires; then intake stops, sends already started
+//! finish and are recorded, and jobs not started yet are handed back to the queue.
+//!
+//! Any number of worker processes share one Redis and one Postgres: the rows are claimed once
+//! (`queued -> sending` in one statement per batch), and each phone number's send rate is
+//! enforced across all of them by a GCRA in Redis ([`throttle`]).
+#![forbid(unsafe_code)]
+
+pub mod classify;
+pub mod db;
+pub mod graph;
+pub mod metrics;
+pub mod numbers;
+pub mod send;
+pub mod status;
+pub mod throttle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use ezpulze_common::jobs::SendJob;
+use ezpulze_common::Config;
+use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use send::Tuning;
+
+/// The queue lease: a job delivered to a worker that has not settled it for this long is
+/// taken over by another one. A batch lasts at most claim + `slot_wait` + one send timeout +
+/// the outcome writes, so twice that plus a margin never expires under a live worker.
+pub fn lease_for(config: &Config, tuning: &Tuning) -> Duration {
+    (config.send_timeout + tuning.slot_wait) * 2 + Duration::from_secs(5)
+}
+
+/// Runs a worker process until `cancel` (production tuning).
+pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    run_with(config, Tuning::default(), cancel).await
+}
+
+/// [`run`] with explicit tuning (tests shorten retry delays).
+pub async fn run_with(
+    config: Config,
+    tuning: Tuning,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.worker_metrics_addr)
+        .await
+        .with_context(|| format!("binding WORKER_METRICS_ADDR {}", config.worker_metrics_addr))?;
+    run_on(config, tuning, listener, cancel).await
+}
+
+/// [`run_with`] on a bound listener for `/metrics`, `/healthz`, `/readyz` (tests use port 0).
+pub async fn run_on(
+    config: Config,
+    tuning: Tuning,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let handle = ezpulze_common::telemetry::metrics_handle();
+    let db = ezpulze_common::db::connect(&config).await?;
+    if config.migrate_on_start {
+        ezpulze_common::db::migrate(&db).await?;
+    }
+    let redis_client = ezpulze_common::redis_conn::client(&config)?;
+    let mut redis = ezpulze_common::redis_conn::manager(&redis_client).await?;
+    ezpulze_common::redis_conn::check_settings(&mut redis, &config).await;
+
+    let lease = lease_for(&config, &tuning);
+    let qcfg = QueueConfig::new(
+        config.redis_prefix.clone(),
+        ezpulze_common::jobs::SEND_QUEUE,
+    )
+    .with_lease(lease)
+    .with_batch_size(config.worker_batch)
+    // Attempts are counted in Postgres (SEND_MAX_ATTEMPTS); the queue only re-delivers.
+    .with_max_attempts(u32::MAX / 2);
+    let queue: Queue<SendJob> = Queue::connect(
+        RedisTarget::single(config.redis_url.expose_secret().to_owned()),
+        qcfg,
+    )
+    .await
+    .context("connecting the send queue")?;
+
+    let engine = Arc::new(send::Engine {
+        db: db.clone(),
+        queue,
+        graph: graph::Graph::new(
+            &config.graph_api_version,
+            config.send_timeout,
+            config.worker_concurrency,
+        )
+        .context("building the HTTP client")?,
+        numbers: numbers::Numbers::new(db.clone(), config.sealer(), tuning.number_cache_ttl),
+        throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix, tuning.headroom),
+        permits: Arc::new(Semaphore::new(config.worker_concurrency)),
+        lease,
+        batch: config.worker_batch,
+        max_attempts: config.send_max_attempts,
+        policy: config.unknown_outcome_policy,
+        graph_base: config.graph_api_base.clone(),
+        test_graph_base: config.test_graph_api_base.clone(),
+        tuning: tuning.clone(),
+    });
+
+    let addr: SocketAddr = listener.local_addr().context("metrics listener address")?;
+    let probe = Probe {
+        db: db.clone(),
+        redis: redis.clone(),
+        handle,
+    };
+    let server_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        let app = Router::new()
+            .route("/metrics", get(metrics_route))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(ready))
+            .with_state(probe);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+            .await
+    });
+
+    let loops = tuning.loops.unwrap_or_else(|| {
+        config
+            .worker_concurrency
+            .div_ceil(config.worker_batch)
+            .max(2)
+    });
+    let me = format!(
+        "send-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    tracing::info!(
+        %addr,
+        loops,
+        batch = config.worker_batch,
+        concurrency = config.worker_concurrency,
+        lease_ms = lease.as_millis() as u64,
+        policy = ?config.unknown_outcome_policy,
+        "worker started"
+    );
+    let mut tasks = Vec::new();
+    for i in 0..loops {
+        tasks.push(tokio::spawn(send::run_loop(
+            engine.clone(),
+            format!("{me}-{i}"),
+            cancel.clone(),
+        )));
+    }
+    let status_cancel = cancel.clone();
+    let status_task = tokio::spawn(status::run(
+        config.clone(),
+        db.clone(),
+        redis_client,
+        status_cancel,
+    ));
+
+    let mut status_result = Ok(());
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "a send loop ended abnormally");
+        }
+    }
+    match status_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => status_result = Err(e.context("status consumer")),
+        Err(e) => status_result = Err(anyhow::anyhow!("status consumer task: {e}")),
+    }
+    cancel.cancel();
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics server"),
+        Err(e) => tracing::warn!(error = %e, "metrics server task"),
+    }
+    db.close().await;
+    tracing::info!("worker stopped");
+    status_result
+}
+
+#[derive(Clone)]
+struct Probe {
+    db: PgPool,
+    redis: redis::aio::ConnectionManager,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+async fn metrics_route(State(p): State<Probe>) -> String {
+    p.handle.render()
+}
+
+async fn ready(State(p): State<Probe>) -> (StatusCode, &'static str) {
+    let db_ok = sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&p.db)
+        .await
+        .is_ok();
+    let mut conn = p.redis.clone();
+    let redis_ok = redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .is_ok();
+    match (db_ok, redis_ok) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),
+        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable"),
+    }
+}

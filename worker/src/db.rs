@@ -1,0 +1,269 @@
+//! The worker's SQL: one statement per batch for each kind of write (UNNEST arrays), never a
+//! statement per message, and never a transaction held across an HTTP call.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A message row claimed for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub dispatch_id: Uuid,
+    pub account_id: Uuid,
+    pub to_phone: String,
+    /// The exact Graph API body (JSON text).
+    pub payload: String,
+    /// Attempts including this one.
+    pub attempts: i32,
+    pub phone_number_id: Option<String>,
+    pub test_mode: bool,
+}
+
+const RETURNING: &str = "RETURNING m.id, m.dispatch_id, m.account_id, m.to_phone,
+                         m.payload::text AS payload, m.attempts, d.phone_number_id, d.test_mode";
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// Claims `queued -> sending` the rows of `ids` that are due and whose dispatch is still
+/// going out, and flips those dispatches `queued -> sending`. One statement.
+pub async fn claim(db: &PgPool, ids: &[Uuid]) -> anyhow::Result<Vec<Claimed>> {
+    let sql = format!(
+        "WITH c AS (
+             UPDATE messages m
+                SET status = 'sending', claimed_at = now(), attempts = m.attempts + 1,
+                    updated_at = now()
+               FROM dispatches d
+              WHERE m.id = ANY($1) AND m.status = 'queued'
+                AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now() + interval '2 seconds')
+                AND d.id = m.dispatch_id AND d.status IN ('queued', 'sending')
+             {RETURNING}
+         ), flip AS (
+             UPDATE dispatches SET status = 'sending', updated_at = now()
+              WHERE id IN (SELECT DISTINCT dispatch_id FROM c) AND status = 'queued'
+         )
+         SELECT * FROM c"
+    );
+    sqlx::query_as(&sql)
+        .bind(ids)
+        .fetch_all(db)
+        .await
+        .context("claiming messages")
+}
+
+/// A row still `sending` that a job pointed at.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InFlight {
+    pub id: Uuid,
+    /// Its claim is older than the lease: the worker that claimed it is gone.
+    pub stale: bool,
+    /// Time left until it would be stale.
+    pub remaining_ms: i64,
+}
+
+/// Which of `ids` are `sending`, and whether their claim outlived the lease.
+pub async fn in_flight(
+    db: &PgPool,
+    ids: &[Uuid],
+    lease: Duration,
+) -> anyhow::Result<Vec<InFlight>> {
+    sqlx::query_as(
+        "SELECT id,
+                (claimed_at IS NULL OR claimed_at < now() - $2 * interval '1 millisecond') AS stale,
+                GREATEST(0, (EXTRACT(EPOCH FROM (claimed_at - now())) * 1000)::bigint + $2)::bigint
+                    AS remaining_ms
+           FROM messages WHERE id = ANY($1) AND status = 'sending'",
+    )
+    .bind(ids)
+    .bind(ms(lease))
+    .fetch_all(db)
+    .await
+    .context("reading in-flight messages")
+}
+
+/// Claims again rows whose claim outlived the lease (policy `resend`). One statement.
+pub async fn reclaim_stale(
+    db: &PgPool,
+    ids: &[Uuid],
+    lease: Duration,
+) -> anyhow::Result<Vec<Claimed>> {
+    let sql = format!(
+        "UPDATE messages m
+            SET claimed_at = now(), attempts = m.attempts + 1, updated_at = now()
+           FROM dispatches d
+          WHERE m.id = ANY($1) AND m.status = 'sending'
+            AND (m.claimed_at IS NULL OR m.claimed_at < now() - $2 * interval '1 millisecond')
+            AND d.id = m.dispatch_id AND d.status IN ('queued', 'sending')
+         {RETURNING}"
+    );
+    sqlx::query_as(&sql)
+        .bind(ids)
+        .bind(ms(lease))
+        .fetch_all(db)
+        .await
+        .context("reclaiming stale messages")
+}
+
+/// Stores wamids; `sending -> accepted` only (a status webhook may already have moved the
+/// row further, or failed it: never downgrade). One statement.
+pub async fn record_accepted(db: &PgPool, ids: &[Uuid], wamids: &[String]) -> anyhow::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let r = sqlx::query(
+        "UPDATE messages m
+            SET wamid = COALESCE(m.wamid, u.wamid),
+                status = CASE WHEN m.status = 'sending' THEN 'accepted' ELSE m.status END,
+                error_code = CASE WHEN m.status = 'sending' THEN NULL ELSE m.error_code END,
+                error_title = CASE WHEN m.status = 'sending' THEN NULL ELSE m.error_title END,
+                next_attempt_at = NULL, updated_at = now()
+           FROM UNNEST($1::uuid[], $2::text[]) AS u(id, wamid)
+          WHERE m.id = u.id",
+    )
+    .bind(ids)
+    .bind(wamids)
+    .execute(db)
+    .await
+    .context("recording accepted messages")?;
+    Ok(r.rows_affected())
+}
+
+/// Rows going back to `queued` (retries, throttle waits, halts, jobs handed back).
+#[derive(Debug, Default)]
+pub struct Requeue {
+    pub ids: Vec<Uuid>,
+    pub delay_ms: Vec<i64>,
+    pub codes: Vec<Option<i32>>,
+    pub titles: Vec<Option<String>>,
+    /// The attempt did not happen (throttle wait, halt, shutdown): take it back.
+    pub undo: Vec<bool>,
+}
+
+impl Requeue {
+    pub fn push(
+        &mut self,
+        id: Uuid,
+        delay: Duration,
+        code: Option<i32>,
+        title: Option<String>,
+        undo: bool,
+    ) {
+        self.ids.push(id);
+        self.delay_ms.push(ms(delay));
+        self.codes.push(code);
+        self.titles.push(title);
+        self.undo.push(undo);
+    }
+}
+
+/// `sending -> queued` with `next_attempt_at`, the last error kept for people. One statement.
+pub async fn requeue(db: &PgPool, r: &Requeue) -> anyhow::Result<u64> {
+    if r.ids.is_empty() {
+        return Ok(0);
+    }
+    let res = sqlx::query(
+        "UPDATE messages m
+            SET status = 'queued',
+                next_attempt_at = now() + u.delay_ms * interval '1 millisecond',
+                attempts = GREATEST(0, m.attempts - CASE WHEN u.undo THEN 1 ELSE 0 END),
+                error_code = COALESCE(u.code, m.error_code),
+                error_title = COALESCE(u.title, m.error_title),
+                claimed_at = NULL, updated_at = now()
+           FROM UNNEST($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::bool[])
+                AS u(id, delay_ms, code, title, undo)
+          WHERE m.id = u.id AND m.status = 'sending'",
+    )
+    .bind(&r.ids)
+    .bind(&r.delay_ms)
+    .bind(&r.codes)
+    .bind(&r.titles)
+    .bind(&r.undo)
+    .execute(db)
+    .await
+    .context("re-queueing messages")?;
+    Ok(res.rows_affected())
+}
+
+/// Final failures.
+#[derive(Debug, Default)]
+pub struct Failures {
+    pub ids: Vec<Uuid>,
+    pub codes: Vec<Option<i32>>,
+    pub titles: Vec<String>,
+}
+
+impl Failures {
+    pub fn push(&mut self, id: Uuid, code: Option<i32>, title: String) {
+        self.ids.push(id);
+        self.codes.push(code);
+        self.titles.push(title);
+    }
+}
+
+/// `sending -> failed` with code, title and `failed_at`, and each key's `failed` counter in
+/// the same statement (only rows with a key count). With `stale_after`, only rows whose
+/// claim is older than that (unknown outcomes of dead workers). Returns rows failed.
+pub async fn record_failed(
+    db: &PgPool,
+    f: &Failures,
+    stale_after: Option<Duration>,
+) -> anyhow::Result<u64> {
+    if f.ids.is_empty() {
+        return Ok(0);
+    }
+    let n: i64 = sqlx::query_scalar(
+        "WITH f AS (
+             UPDATE messages m
+                SET status = 'failed', error_code = u.code, error_title = u.title,
+                    failed_at = now(), next_attempt_at = NULL, updated_at = now()
+               FROM UNNEST($1::uuid[], $2::int[], $3::text[]) AS u(id, code, title)
+              WHERE m.id = u.id AND m.status = 'sending'
+                AND ($4::bigint IS NULL OR m.claimed_at IS NULL
+                     OR m.claimed_at < now() - $4 * interval '1 millisecond')
+             RETURNING m.key_id
+         ), k AS (
+             SELECT key_id, count(*) AS n FROM f WHERE key_id IS NOT NULL GROUP BY key_id
+         ), usage AS (
+             UPDATE api_key_usage a SET failed = a.failed + k.n FROM k WHERE a.key_id = k.key_id
+         )
+         SELECT count(*) FROM f",
+    )
+    .bind(&f.ids)
+    .bind(&f.codes)
+    .bind(&f.titles)
+    .bind(stale_after.map(ms))
+    .fetch_one(db)
+    .await
+    .context("recording failed messages")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Pauses the dispatches that are still going out, for a number, an account or one dispatch.
+/// Returns how many were paused.
+pub async fn pause(
+    db: &PgPool,
+    scope: &str,
+    number: &str,
+    account: Uuid,
+    dispatch: Uuid,
+) -> anyhow::Result<u64> {
+    let r = sqlx::query(
+        "UPDATE dispatches SET status = 'paused', updated_at = now()
+          WHERE status IN ('queued', 'sending')
+            AND CASE $1 WHEN 'number' THEN phone_number_id = $2 AND account_id = $3
+                        WHEN 'account' THEN account_id = $3
+                        ELSE id = $4 END",
+    )
+    .bind(scope)
+    .bind(number)
+    .bind(account)
+    .bind(dispatch)
+    .execute(db)
+    .await
+    .context("pausing dispatches")?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,42 @@
+//! Metric names of the worker (the dashboards use these). No per-key or per-phone labels.
+
+/// Counter: send results by `class` (accepted, retry_fast, retry_slow, permanent, halt,
+/// ambiguous, not_sent).
+pub const SENDS_TOTAL: &str = "ezpulze_worker_sends_total";
+/// Counter: Graph error answers by `code` (codes of the reference's table; others = `other`).
+pub const SEND_ERRORS_TOTAL: &str = "ezpulze_worker_send_errors_total";
+/// Histogram (s): duration of one Graph API call.
+pub const SEND_SECONDS: &str = "ezpulze_worker_send_duration_seconds";
+/// Histogram: rows claimed per batch (`queued -> sending`).
+pub const CLAIM_BATCH_SIZE: &str = "ezpulze_worker_claim_batch_size";
+/// Histogram (s): one whole batch, fetch to settled.
+pub const BATCH_SECONDS: &str = "ezpulze_worker_batch_duration_seconds";
+/// Counter: messages that had to wait, by `reason` (throughput, pair, late).
+pub const THROTTLE_WAITS_TOTAL: &str = "ezpulze_worker_throttle_waits_total";
+/// Histogram (s): time a granted message waited for its throughput slot.
+pub const SLOT_WAIT_SECONDS: &str = "ezpulze_worker_slot_wait_seconds";
+/// Counter: halts by `code` (dispatches paused; an operator must act).
+pub const HALTS_TOTAL: &str = "ezpulze_worker_halts_total";
+/// Counter: messages whose outcome was unknown, by `cause` (worker_died, timeout) and
+/// `action` (failed, resent).
+pub const UNKNOWN_OUTCOMES_TOTAL: &str = "ezpulze_worker_unknown_outcomes_total";
+/// Counter: Graph error codes not in the table (treated as permanent): alert on any.
+pub const UNKNOWN_CODES_TOTAL: &str = "ezpulze_worker_unknown_error_codes_total";
+/// Counter: retries scheduled, by `class`.
+pub const RETRIES_TOTAL: &str = "ezpulze_worker_retries_total";
+/// Counter: messages that reached a final failed state, by `reason` (permanent, exhausted,
+/// unknown_outcome, config).
+pub const FAILED_TOTAL: &str = "ezpulze_worker_failed_total";
+/// Counter: jobs acknowledged without a send (row not claimable: duplicate, final, paused).
+pub const SKIPPED_TOTAL: &str = "ezpulze_worker_jobs_skipped_total";
+/// Counter: loop errors (the loop backs off and goes on).
+pub const LOOP_ERRORS_TOTAL: &str = "ezpulze_worker_loop_errors_total";
+
+/// The `code` label for a Graph error code: known codes as themselves, others as `other`.
+pub fn code_label(code: Option<i64>) -> String {
+    match code {
+        Some(c) if crate::classify::rule_for(c).is_some() => c.to_string(),
+        Some(_) => "other".to_owned(),
+        None => "none".to_owned(),
+    }
+}
