@@ -98,8 +98,19 @@
 //!
 //! ## Crash recovery
 //! A job delivered to a consumer that does not settle it within `lease` is taken over by a
-//! live consumer (`XAUTOCLAIM`). The lease must exceed the longest handler run (use apalis'
-//! timeout layer). A restarted worker may reuse its name at once.
+//! live consumer (`XAUTOCLAIM`, every `claim_interval`). The apalis backend renews the leases
+//! of the jobs its handlers are running every `lease / 3` (only ids it still owns), so a slow
+//! handler keeps its job while its worker lives; a plain consumer calls
+//! [`Queue::extend_lease`]. A restarted worker may reuse its name at once. Delivery is at least
+//! once: a job runs twice only if its worker died (or was cut off for longer than the lease)
+//! after running it and before its ack was written.
+//!
+//! ## Connections
+//! One shared, self-reconnecting connection per [`Queue`] for pushes, settlements and
+//! introspection (pushes retry dropped connections a few times), plus one dedicated
+//! connection per consumer for the blocking reads, whose response timeout is `block +
+//! response_timeout` so a `BLOCK` never trips it. [`RedisTarget::Cluster`] uses Redis Cluster
+//! connections; all keys of a queue share one hash tag, hence one slot.
 //!
 //! ## Introspection and metrics
 //! [`Queue::stats`] gives depth, delayed, in-flight, dead and the oldest pending job's age;
