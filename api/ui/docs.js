@@ -12,10 +12,6 @@ function hasScope(scopes, required) {
   return scopes.includes(required) || scopes.includes(`${resource}:all`);
 }
 
-function hasResource(scopes, resource) {
-  return scopes.some((s) => s.startsWith(`${resource}:`));
-}
-
 function shellQuote(text) {
   return `'${text.replace(/'/g, "'\\''")}'`;
 }
@@ -252,6 +248,69 @@ function broadcastPicker(base) {
   return wrap;
 }
 
+// Page sections: [section id on the page, title, id in the server's docs / the scope prefix].
+const SECTIONS = [
+  ['broadcast', 'Broadcast API', 'broadcast'],
+  ['contacts', 'Contacts API', 'contacts'],
+  ['leads', 'Leads API', 'leads'],
+  ['templates', 'Templates API', 'template'],
+  ['chatbot-flows', 'Chatbot Flows API', 'chatbot_flows'],
+];
+
+function chatbotEndpoints(scopes) {
+  return [
+    { scope: 'chatbot_flows:webhook', method: 'POST', path: `/chatbot-flows/${SAMPLE_ID}/webhook`, description: "Queue the flow's first message to this phone number.", body: { to: SAMPLE_PHONE, variables: { body: ['Ada'] } } },
+  ].filter((e) => hasScope(scopes, e.scope));
+}
+
+const LOCAL = {
+  broadcast: broadcastEndpoints,
+  contacts: contactsEndpoints,
+  leads: leadsEndpoints,
+  templates: templatesEndpoints,
+  'chatbot-flows': chatbotEndpoints,
+};
+
+/** `/contacts/<SAMPLE_ID>?tag=x` -> `GET /contacts/{id}`: how endpoints are matched. */
+function shape(method, path) {
+  return `${method} ${path.replace(/^\/api\/v1/, '').split('?')[0].replaceAll(SAMPLE_ID, '{id}')}`;
+}
+
+/**
+ * The sections and endpoints to show. With the server's docs data, its list decides (its
+ * scope rules are the API's own); the examples (bodies, headers) come from this page, and an
+ * endpoint it lists that has no example here is shown with its summary. Without it, the
+ * key's scopes decide with the same rules.
+ */
+function chooseEndpoints(scopes, serverDocs) {
+  const served = serverDocs && Array.isArray(serverDocs.sections) ? serverDocs.sections : null;
+  const out = [];
+  for (const [id, title, serverId] of SECTIONS) {
+    if (!served) {
+      const endpoints = LOCAL[id](scopes);
+      if (endpoints.length) out.push({ id, title, endpoints });
+      continue;
+    }
+    const section = served.find((x) => x && x.id === serverId);
+    if (!section || !Array.isArray(section.endpoints) || !section.endpoints.length) continue;
+    const examples = LOCAL[id](FULL_SCOPES);
+    // Only what this key can call: its scope, or a read open to broadcast:read.
+    const callable = section.endpoints.filter((e) => e && (!e.scope || hasScope(scopes, e.scope)
+      || (e.method === 'GET' && String(e.scope).startsWith('broadcast:') && hasScope(scopes, 'broadcast:read'))));
+    if (!callable.length) continue;
+    const endpoints = callable.map((e) => {
+      const local = examples.find((x) => shape(x.method, x.path) === shape(e.method, e.path));
+      if (local) return { ...local, scope: e.scope || local.scope };
+      return { method: e.method, path: String(e.path).replace(/^\/api\/v1/, '').replaceAll('{id}', SAMPLE_ID), description: e.summary || '', scope: e.scope || '' };
+    });
+    out.push({ id, title, endpoints });
+  }
+  return out;
+}
+
+// Every scope: the full set of local examples, filtered by the server's list.
+const FULL_SCOPES = ['broadcast:all', 'contacts:all', 'leads:all', 'template:all', 'chatbot_flows:webhook'];
+
 export async function renderDocsPage(root, ctx, keyId) {
   document.title = 'API Documentation · EzPulze';
   clear(root).append(h('p', { class: 'loading', role: 'status' }, 'Loading…'));
@@ -274,7 +333,11 @@ export async function renderDocsPage(root, ctx, keyId) {
   }
   const base = (serverDocs && typeof serverDocs.base_url === 'string' && serverDocs.base_url) || `${window.location.origin}/api/v1`;
   const scopes = key.scopes;
-  const limit = key.rate_limit_per_hour;
+  const serverLimit = serverDocs && serverDocs.rate_limit && 'requests_per_hour' in serverDocs.rate_limit;
+  const limit = serverLimit ? serverDocs.rate_limit.requests_per_hour : key.rate_limit_per_hour;
+  const errorCodes = serverDocs && Array.isArray(serverDocs.error_codes) && serverDocs.error_codes.length
+    ? serverDocs.error_codes.map((e) => [String(e.status), (e.codes || []).join(', '), e.meaning || ''])
+    : ERROR_CODES;
   document.title = `API Documentation: ${key.name} · EzPulze`;
 
   const sections = [];
@@ -286,29 +349,23 @@ export async function renderDocsPage(root, ctx, keyId) {
       h('dt', {}, 'Header'), h('dd', {}, h('code', {}, 'Authorization: Bearer sk_live_…'), ' or ', h('code', {}, 'X-API-Key: sk_live_…'))),
     endpoint(base, { method: 'GET', path: '/me', description: "Check the key: answers with the key's name, scopes and rate limit." })));
 
-  if (hasResource(scopes, 'broadcast')) {
-    const eps = broadcastEndpoints(scopes);
-    sections.push(section('broadcast', 'Broadcast API', 'Send approved WhatsApp templates in bulk. Each recipient may override the broadcast\'s default parameters.',
-      hasScope(scopes, 'broadcast:send') ? broadcastPicker(base) : null,
-      eps.map((e) => endpoint(base, e))));
-  }
-  if (hasResource(scopes, 'contacts')) {
-    sections.push(section('contacts', 'Contacts API', 'Create, read, update and delete contacts. Phone numbers are stored in E.164 format.', contactsEndpoints(scopes).map((e) => endpoint(base, e))));
-  }
-  if (hasResource(scopes, 'leads')) {
-    sections.push(section('leads', 'Leads API', 'Create, read, update and assign leads.', leadsEndpoints(scopes).map((e) => endpoint(base, e))));
-  }
-  if (hasResource(scopes, 'template')) {
-    sections.push(section('templates', 'Templates API', 'List the message templates available to your account.', templatesEndpoints(scopes).map((e) => endpoint(base, e))));
-  }
-  if (hasScope(scopes, 'chatbot_flows:webhook')) {
-    sections.push(section('chatbot-flows', 'Chatbot Flows API', 'Start a chatbot flow for a contact from an external system.',
-      endpoint(base, { scope: 'chatbot_flows:webhook', method: 'POST', path: `/chatbot-flows/${SAMPLE_ID}/webhook`, description: "Queue the flow's first message to this phone number.", body: { to: SAMPLE_PHONE, variables: { body: ['Ada'] } } })));
+  const chosen = chooseEndpoints(scopes, serverDocs);
+  const INTRO = {
+    broadcast: 'Send approved WhatsApp templates in bulk. Each recipient may override the broadcast\'s default parameters.',
+    contacts: 'Create, read, update and delete contacts. Phone numbers are stored in E.164 format.',
+    leads: 'Create, read, update and assign leads.',
+    templates: 'List the message templates available to your account.',
+    'chatbot-flows': 'Start a chatbot flow for a contact from an external system.',
+  };
+  for (const { id, title, endpoints } of chosen) {
+    sections.push(section(id, title, INTRO[id],
+      id === 'broadcast' && hasScope(scopes, 'broadcast:send') ? broadcastPicker(base) : null,
+      endpoints.map((e) => endpoint(base, e))));
   }
   sections.push(section('errors', 'Error Codes', 'Errors have one JSON shape; every response carries an X-Request-Id header.',
     h('div', { class: 'table-wrap' }, h('table', { class: 'doc-table' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Code'), h('th', { scope: 'col' }, 'Meaning'))),
-      h('tbody', {}, ERROR_CODES.map(([status, code, meaning]) => h('tr', {}, h('td', {}, h('strong', {}, status)), h('td', {}, h('code', {}, code)), h('td', {}, meaning)))))),
+      h('tbody', {}, errorCodes.map(([status, code, meaning]) => h('tr', {}, h('td', {}, h('strong', {}, status)), h('td', {}, h('code', {}, code)), h('td', {}, meaning)))))),
     h('pre', { class: 'code-sample', tabindex: '0' }, h('code', {}, JSON.stringify({ error: { code: 'insufficient_scope', message: 'this API key lacks the scope contacts:create', request_id: '01JD7X5K3M', required_scope: 'contacts:create' } }, null, 2)))));
   sections.push(section('rate-limits', 'Rate Limits', null,
     h('p', { class: 'rate-limit-line' }, 'This key: ', h('strong', { id: 'key-rate-limit' }, limit === null ? 'no limit' : `${formatNumber(limit)} requests per hour`), limit === null ? ' (rate-limit headers are still sent).' : ', counted across all servers.'),

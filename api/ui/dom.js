@@ -116,13 +116,34 @@ export function formatNumber(n) {
   return new Intl.NumberFormat().format(Number(n) || 0);
 }
 
+// Pages served over plain HTTP on a non-local host have no async clipboard API.
+function legacyCopy(text) {
+  const area = document.createElement('textarea');
+  area.value = text;
+  area.setAttribute('readonly', '');
+  area.className = 'visually-hidden';
+  const host = document.activeElement?.closest('dialog') || document.body;
+  const previous = document.activeElement;
+  host.appendChild(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  if (previous && typeof previous.focus === 'function') previous.focus();
+  return ok;
+}
+
 /** Copies text to the clipboard and flips the button's label to "Copied!" for a moment. */
 export async function copyText(text, button) {
   let ok = true;
   try {
     await navigator.clipboard.writeText(text);
   } catch {
-    ok = false;
+    ok = legacyCopy(text);
   }
   if (button) {
     const label = button.querySelector('.label') || button;

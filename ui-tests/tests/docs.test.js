@@ -76,6 +76,25 @@ test('individual scopes: only the allowed endpoints, the key\'s own limit', asyn
   assert.match(curl, /"assignee"/);
 });
 
+test('with or without the server\'s docs data, the same sections and callable endpoints', async () => {
+  const { page } = session;
+  const summary = () => page.locator('.doc-section').evaluateAll((els) => els.map((el) => ({
+    section: el.querySelector('h2').textContent,
+    endpoints: [...el.querySelectorAll('.endpoint h4')].map((h) => h.textContent).filter((t) => !/\/(dispatches|messages)\//.test(t) && !/\/broadcasts\/[^/]+$/.test(t)),
+  })));
+  for (const body of [{ scope_group: 'read_only' }, { scope_group: 'broadcast_manager' }, { scope_group: 'lead_manager' }, { scopes: ['contacts:update', 'template:all', 'chatbot_flows:webhook'] }]) {
+    const k = await key({ name: `Docs both ${JSON.stringify(body)}`, ...body });
+    await sectionsOf(k.id);
+    const withData = await summary();
+    await page.route('**/admin/v1/api-keys/*/docs', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":{"code":"not_found","message":"not found","request_id":"x"}}' }));
+    await page.goto(`${env.base}/#/api-keys/`);
+    await sectionsOf(k.id);
+    const without = await summary();
+    await page.unroute('**/admin/v1/api-keys/*/docs');
+    assert.deepEqual(without, withData, JSON.stringify(body));
+  }
+});
+
 test('an unknown key shows a message and a way back', async () => {
   const { page } = session;
   await page.goto(`${env.base}/#/api-keys/0193a5b2-0000-7000-8000-000000000000/docs`);
