@@ -328,3 +328,35 @@ async fn accounts_need_the_root_token_and_see_only_their_own_keys() {
     let (s, v) = app.send("GET", "/admin/v1/api-keys", "", None).await;
     assert_error(s, &v, 401, "missing_api_key");
 }
+
+#[tokio::test]
+async fn docs_page_data_follows_the_key_scopes() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let sender = app.create_key(&acc.admin, json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": 250})).await;
+    let (s, d) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", sender["id"].as_str().expect("id")), &acc.admin, None).await;
+    assert_eq!(s, 200, "{d}");
+    let ids: Vec<&str> = d["sections"].as_array().expect("sections").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, vec!["broadcast", "template"]);
+    let paths: Vec<String> = d["sections"][0]["endpoints"].as_array().expect("e").iter().map(|e| format!("{} {}", e["method"].as_str().unwrap_or(""), e["path"].as_str().unwrap_or(""))).collect();
+    assert!(paths.contains(&"POST /api/v1/broadcasts/{id}/send".to_string()), "{paths:?}");
+    assert!(!paths.contains(&"POST /api/v1/broadcasts".to_string()), "no broadcast:create: {paths:?}");
+    assert_eq!(d["rate_limit"]["requests_per_hour"], 250);
+    assert!(d["rate_limit"]["headers"].as_array().is_some_and(|h| h.iter().any(|x| x == "X-RateLimit-Remaining")));
+    assert!(d["base_url"].as_str().is_some_and(|b| b.ends_with("/api/v1")));
+    assert_eq!(d["error_codes"].as_array().map(Vec::len), Some(8));
+    assert!(!d.to_string().contains(sender["key"].as_str().expect("key")), "the key is never shown again");
+
+    let reader = app.create_key(&acc.admin, json!({"name": "reader", "scope_group": "read_only"})).await;
+    let (_, d) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", reader["id"].as_str().expect("id")), &acc.admin, None).await;
+    let ids: Vec<&str> = d["sections"].as_array().expect("sections").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, vec!["broadcast", "contacts", "leads", "template"]);
+    assert!(!d.to_string().contains("/send\""), "a read-only key is not shown the send endpoint");
+    let flows = app.create_key(&acc.admin, json!({"name": "flows", "scope_group": "webhook_automation"})).await;
+    let (_, d) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", flows["id"].as_str().expect("id")), &acc.admin, None).await;
+    let ids: Vec<&str> = d["sections"].as_array().expect("sections").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, vec!["contacts", "chatbot_flows"]);
+    let other = app.account("Other").await;
+    let (s, _) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", flows["id"].as_str().expect("id")), &other.admin, None).await;
+    assert_eq!(s, 404);
+}

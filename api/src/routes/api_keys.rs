@@ -374,6 +374,11 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<KeyRow> {
         .ok_or(ApiError::NotFound)
 }
 
+/// The key object of one of the account's keys.
+pub async fn fetch_view(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<KeyView> {
+    Ok(fetch(state, account, id).await?.into())
+}
+
 pub async fn get(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod broadcasts;
 pub mod contacts;
 pub mod dispatches;
+pub mod key_docs;
 pub mod flows;
 pub mod leads;
 pub mod meta;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api-keys/{id}/regenerate", post(api_keys::regenerate))
         .route("/api-keys/{id}/usage", get(api_keys::usage))
+        .route("/api-keys/{id}/docs", get(key_docs::docs))
         .route("/whatsapp", get(whatsapp::get).put(whatsapp::put))
         .merge(broadcasts::admin_routes())
         .merge(flows::admin_routes());
