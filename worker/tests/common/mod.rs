@@ -1,0 +1,343 @@
+//! Test harness: a fresh Postgres database and Redis prefix per test, the simulator as the
+//! Graph API, SQL fixtures, jobs pushed with the real queue, workers started with `run_on`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ezpulze_common::jobs::{SendJob, SEND_QUEUE};
+use ezpulze_common::{db, Config};
+use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
+use ezpulze_simulator::{SimConfig, SimHandle};
+use ezpulze_worker::classify::{RetrySchedules, Schedule};
+use ezpulze_worker::Tuning;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const TOKEN: &str = "EAAtest-token-0123456789";
+
+pub fn pg_server() -> String {
+    std::env::var("EZPULZE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// Short retry delays (the classes and minimums stay as in production).
+pub fn fast_tuning() -> Tuning {
+    Tuning {
+        retry: RetrySchedules {
+            fast: Schedule {
+                min_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+                factor: 2.0,
+            },
+            slow: Schedule {
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(400),
+                factor: 2.0,
+            },
+        },
+        ..Tuning::default()
+    }
+}
+
+pub struct TestEnv {
+    pub db: PgPool,
+    pub db_url: String,
+    pub prefix: String,
+    pub sim: SimHandle,
+    pub queue: Queue<SendJob>,
+    pub account: Uuid,
+    pub key: Uuid,
+    pub http: reqwest::Client,
+}
+
+pub struct Worker {
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub addr: SocketAddr,
+}
+
+impl Worker {
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("worker stops in time")
+            .expect("worker task");
+        r.expect("worker ran");
+    }
+}
+
+impl TestEnv {
+    /// A database, a Redis prefix, a simulator configured with `sim` (merged into defaults;
+    /// webhooks off unless given), an account with one API key.
+    pub async fn new(sim: Value) -> TestEnv {
+        // The worker's Prometheus recorder first (the simulator would install its own).
+        let _ = ezpulze_common::telemetry::metrics_handle();
+        let id = Uuid::new_v4().simple().to_string();
+        let name = format!("ezp_t_{}", &id[..16]);
+        db::create_database(&pg_server(), &name).await.expect("create db");
+        let db_url = db::with_database(&pg_server(), &name).expect("url");
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&db_url)
+            .await
+            .expect("connect");
+        db::MIGRATOR.run(&db).await.expect("migrate");
+        let cfg = SimConfig::default().merged(&sim).expect("sim config");
+        let sim = ezpulze_simulator::spawn(cfg).await.expect("simulator");
+        let prefix = format!("ezp_t_{}", &id[..16]);
+        let queue = Queue::connect(
+            RedisTarget::single(redis_url()),
+            QueueConfig::new(prefix.clone(), SEND_QUEUE),
+        )
+        .await
+        .expect("queue");
+        let account = Uuid::now_v7();
+        sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'test')")
+            .bind(account)
+            .execute(&db)
+            .await
+            .expect("account");
+        let key = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO api_keys (id, account_id, name, key_hash, key_head, key_tail, scopes)
+             VALUES ($1, $2, 'k', $3, 'sk_live_abcdef', 'wxyz', '{broadcast:send}')",
+        )
+        .bind(key)
+        .bind(account)
+        .bind(key.as_bytes().to_vec())
+        .execute(&db)
+        .await
+        .expect("key");
+        sqlx::query("INSERT INTO api_key_usage (key_id) VALUES ($1)")
+            .bind(key)
+            .execute(&db)
+            .await
+            .expect("usage");
+        TestEnv {
+            db,
+            db_url,
+            prefix,
+            sim,
+            queue,
+            account,
+            key,
+            http: reqwest::Client::builder().no_proxy().build().expect("client"),
+        }
+    }
+
+    /// Worker settings (as environment variables would give them).
+    pub fn settings(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut s: HashMap<String, String> = HashMap::new();
+        s.insert("DATABASE_URL".into(), self.db_url.clone());
+        s.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
+        s.insert("REDIS_URL".into(), redis_url());
+        s.insert("REDIS_PREFIX".into(), self.prefix.clone());
+        s.insert("GRAPH_API_BASE".into(), self.sim.url());
+        s.insert("TEST_GRAPH_API_BASE".into(), self.sim.url());
+        s.insert("WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into());
+        s.insert("SEND_TIMEOUT_MS".into(), "2000".into());
+        s.insert("MIGRATE_ON_START".into(), "false".into());
+        for (k, v) in extra {
+            s.insert((*k).to_owned(), (*v).to_owned());
+        }
+        s
+    }
+
+    /// Starts a worker in this process.
+    pub async fn worker(&self, extra: &[(&str, &str)], tuning: Tuning) -> Worker {
+        let config = Config::from_source(&self.settings(extra)).expect("config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(ezpulze_worker::run_on(config, tuning, listener, cancel.clone()));
+        Worker { cancel, task, addr }
+    }
+
+    /// A business number with a sealed token; the simulator learns it too.
+    pub async fn number(&self, pnid: &str, mps: i32, token: &str) {
+        let sealer = ezpulze_common::secrets::Sealer::new(ezpulze_common::config::DEV_PEPPER);
+        sqlx::query(
+            "INSERT INTO phone_numbers (phone_number_id, account_id, display_phone_number, access_token_enc, messages_per_second)
+             VALUES ($1, $2, '15550001111', $3, $4)",
+        )
+        .bind(pnid)
+        .bind(self.account)
+        .bind(sealer.seal(token).expect("seal"))
+        .bind(mps)
+        .execute(&self.db)
+        .await
+        .expect("number");
+    }
+
+    pub async fn sim_put(&self, patch: Value) {
+        let r = self
+            .http
+            .put(format!("{}/_sim/config", self.sim.url()))
+            .json(&patch)
+            .send()
+            .await
+            .expect("sim config");
+        assert!(r.status().is_success(), "sim config: {}", r.text().await.unwrap_or_default());
+    }
+
+    pub async fn sim_stats(&self) -> Value {
+        self.http
+            .get(format!("{}/_sim/stats", self.sim.url()))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+
+    /// A dispatch (status `queued`) and its messages, one per recipient, with jobs pushed.
+    /// `body_params` per message; `key` = whether the key sent it.
+    pub async fn dispatch(&self, pnid: &str, recipients: &[String], test_mode: bool, key: bool) -> (Uuid, Vec<Uuid>) {
+        self.dispatch_with(pnid, recipients, test_mode, key, |_| vec![json!({"type": "text", "text": "Ana"})])
+            .await
+    }
+
+    pub async fn dispatch_with(
+        &self,
+        pnid: &str,
+        recipients: &[String],
+        test_mode: bool,
+        key: bool,
+        params: impl Fn(usize) -> Vec<Value>,
+    ) -> (Uuid, Vec<Uuid>) {
+        let dispatch = Uuid::now_v7();
+        let key_id = key.then_some(self.key);
+        sqlx::query(
+            "INSERT INTO dispatches (id, account_id, key_id, test_mode, phone_number_id, status, total)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6)",
+        )
+        .bind(dispatch)
+        .bind(self.account)
+        .bind(key_id)
+        .bind(test_mode)
+        .bind(pnid)
+        .bind(i32::try_from(recipients.len()).expect("len"))
+        .execute(&self.db)
+        .await
+        .expect("dispatch");
+        let mut ids = Vec::with_capacity(recipients.len());
+        let mut payloads = Vec::with_capacity(recipients.len());
+        for (i, to) in recipients.iter().enumerate() {
+            let id = Uuid::now_v7();
+            ids.push(id);
+            payloads.push(
+                json!({
+                    "messaging_product": "whatsapp",
+                    "to": to,
+                    "type": "template",
+                    "template": {
+                        "name": "t",
+                        "language": {"code": "en"},
+                        "components": [{"type": "body", "parameters": params(i)}]
+                    },
+                    "biz_opaque_callback_data": id.to_string()
+                })
+                .to_string(),
+            );
+        }
+        for chunk in 0..ids.len().div_ceil(5000) {
+            let r = chunk * 5000..((chunk + 1) * 5000).min(ids.len());
+            sqlx::query(
+                "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, payload, status)
+                 SELECT u.id, $2, $3, $4, u.to_phone, u.payload::jsonb, 'queued'
+                   FROM UNNEST($1::uuid[], $5::text[], $6::text[]) AS u(id, to_phone, payload)",
+            )
+            .bind(&ids[r.clone()])
+            .bind(dispatch)
+            .bind(self.account)
+            .bind(key_id)
+            .bind(&recipients[r.clone()])
+            .bind(&payloads[r])
+            .execute(&self.db)
+            .await
+            .expect("messages");
+        }
+        if let Some(k) = key_id {
+            sqlx::query("UPDATE api_key_usage SET total_messages = total_messages + $2 WHERE key_id = $1")
+                .bind(k)
+                .bind(i64::try_from(ids.len()).expect("len"))
+                .execute(&self.db)
+                .await
+                .expect("usage");
+        }
+        let jobs: Vec<SendJob> = ids
+            .iter()
+            .map(|&message_id| SendJob {
+                message_id,
+                dispatch_id: dispatch,
+                account_id: self.account,
+            })
+            .collect();
+        self.queue.push_bulk(&jobs).await.expect("push");
+        (dispatch, ids)
+    }
+
+    /// Message counts by status.
+    pub async fn counts(&self) -> HashMap<String, i64> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM messages GROUP BY status")
+            .fetch_all(&self.db)
+            .await
+            .expect("counts");
+        rows.into_iter().collect()
+    }
+
+    /// Waits until no message is `queued` or `sending` (or `timeout`); returns the counts.
+    pub async fn settle(&self, timeout: Duration) -> HashMap<String, i64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.counts().await;
+            let open = c.get("queued").copied().unwrap_or(0) + c.get("sending").copied().unwrap_or(0);
+            if open == 0 || Instant::now() > deadline {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn usage_failed(&self) -> i64 {
+        sqlx::query_scalar("SELECT failed FROM api_key_usage WHERE key_id = $1")
+            .bind(self.key)
+            .fetch_one(&self.db)
+            .await
+            .expect("usage")
+    }
+
+    pub async fn metrics(&self, w: &Worker) -> String {
+        self.http
+            .get(format!("http://{}/metrics", w.addr))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    pub async fn drop_db(&self) {
+        self.db.close().await;
+    }
+}
+
+/// `n` distinct recipients.
+pub fn recipients(n: usize, base: u64) -> Vec<String> {
+    (0..n as u64).map(|i| format!("{}", 14_155_000_000 + base + i)).collect()
+}
+
+pub fn rejected(stats: &Value, code: &str) -> u64 {
+    stats["rejected"][code].as_u64().unwrap_or(0)
+}

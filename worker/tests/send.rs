@@ -1,0 +1,295 @@
+//! Sending against the simulator: acceptance, retry classes, permanent failures, halts,
+//! unknown outcomes, test mode, pair gap, graceful shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fast_tuning, recipients, rejected, TestEnv, TOKEN};
+use serde_json::json;
+use uuid::Uuid;
+
+fn sim_numbers(ids: &[&str]) -> serde_json::Value {
+    json!(ids
+        .iter()
+        .map(|id| json!({"phone_number_id": id, "access_token": TOKEN}))
+        .collect::<Vec<_>>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
+    let env = TestEnv::new(json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000})).await;
+    // Live sends go to a dead address; test-mode ones to the simulator.
+    let other = ezpulze_simulator::spawn(
+        ezpulze_simulator::SimConfig::default()
+            .merged(&json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000}))
+            .expect("cfg"),
+    )
+    .await
+    .expect("sim");
+    env.number("1001", 1000, TOKEN).await;
+    let (live, live_ids) = env.dispatch("1001", &recipients(60, 0), false, true).await;
+    let (test, test_ids) = env.dispatch("1001", &recipients(15, 100), true, true).await;
+    let w = env
+        .worker(&[("TEST_GRAPH_API_BASE", &other.url())], fast_tuning())
+        .await;
+    let c = env.settle(Duration::from_secs(20)).await;
+    assert_eq!(c.get("accepted").copied(), Some(75), "{c:?}");
+    let wamids: Vec<(Uuid, Option<String>, i32)> =
+        sqlx::query_as("SELECT id, wamid, attempts FROM messages ORDER BY id")
+            .fetch_all(&env.db)
+            .await
+            .expect("rows");
+    let mut seen = std::collections::HashSet::new();
+    for (id, wamid, attempts) in &wamids {
+        let w = wamid.as_deref().unwrap_or_else(|| panic!("{id} has no wamid"));
+        assert!(w.starts_with("wamid."), "{w}");
+        assert!(seen.insert(w.to_owned()), "wamid reused");
+        assert_eq!(*attempts, 1);
+    }
+    assert_eq!(env.sim_stats().await["accepted"], 60);
+    let other_stats: serde_json::Value = env
+        .http
+        .get(format!("{}/_sim/stats", other.url()))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(other_stats["accepted"], 15);
+    for d in [live, test] {
+        let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
+            .bind(d)
+            .fetch_one(&env.db)
+            .await
+            .expect("dispatch");
+        assert_eq!(s, "sending");
+    }
+    assert_eq!(live_ids.len() + test_ids.len(), 75);
+    assert_eq!(env.usage_failed().await, 0);
+    let text = env.metrics(&w).await;
+    assert!(text.contains("ezpulze_worker_sends_total{class=\"accepted\"}"), "{text}");
+    assert!(text.contains("ezpulze_worker_send_duration_seconds_bucket"), "{text}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_errors_recover() {
+    // 5xx (500 code 1 / 503 code 2), 131000 and held requests answered 504 code 2.
+    let env = TestEnv::new(json!({
+        "numbers": sim_numbers(&["2001"]), "pair_gap_ms": 0, "mps_limit": 1000,
+        "error_rates": {"5xx": 0.2, "131000": 0.1, "timeout": 0.1}, "timeout_ms": 200
+    }))
+    .await;
+    env.number("2001", 1000, TOKEN).await;
+    env.dispatch("2001", &recipients(150, 0), false, true).await;
+    let w = env.worker(&[("SEND_MAX_ATTEMPTS", "10")], fast_tuning()).await;
+    let c = env.settle(Duration::from_secs(40)).await;
+    let accepted = c.get("accepted").copied().unwrap_or(0);
+    let failed = c.get("failed").copied().unwrap_or(0);
+    assert_eq!(accepted + failed, 150, "{c:?}");
+    // Only capped codes may give up: 131000 after 3 attempts, code 1 after 2.
+    let reasons: Vec<(Option<i32>, Option<String>)> =
+        sqlx::query_as("SELECT error_code, error_title FROM messages WHERE status = 'failed'")
+            .fetch_all(&env.db)
+            .await
+            .expect("failed");
+    for (code, title) in &reasons {
+        assert!(matches!(code, Some(131000) | Some(1)), "{code:?} {title:?}");
+        assert!(title.as_deref().unwrap_or_default().contains("gave up"), "{title:?}");
+    }
+    assert!(accepted >= 130, "{c:?}");
+    let stats = env.sim_stats().await;
+    assert_eq!(stats["accepted"].as_i64(), Some(accepted), "{stats}");
+    assert!(rejected(&stats, "131000") > 0 && rejected(&stats, "1") + rejected(&stats, "2") > 0, "{stats}");
+    let retried: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE attempts > 1")
+        .fetch_one(&env.db)
+        .await
+        .expect("retried");
+    assert!(retried > 20, "{retried}");
+    assert_eq!(env.usage_failed().await, failed);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_are_recorded_with_code_title_and_usage() {
+    let env = TestEnv::new(json!({
+        "numbers": sim_numbers(&["3001"]), "pair_gap_ms": 0, "mps_limit": 1000,
+        "templates": [{"name": "t", "language": "en", "body_params": 1}]
+    }))
+    .await;
+    env.number("3001", 1000, TOKEN).await;
+    // Every third message has two body parameters for a one-parameter template: 132000.
+    let two = |i: usize| {
+        if i % 3 == 0 {
+            vec![json!({"type": "text", "text": "a"}), json!({"type": "text", "text": "b"})]
+        } else {
+            vec![json!({"type": "text", "text": "a"})]
+        }
+    };
+    env.dispatch_with("3001", &recipients(30, 0), false, true, two).await;
+    // The same mistake without a key (admin UI): not counted in any key's usage.
+    env.dispatch_with("3001", &recipients(6, 500), false, false, two).await;
+    let w = env.worker(&[], fast_tuning()).await;
+    let c = env.settle(Duration::from_secs(20)).await;
+    assert_eq!(c.get("failed").copied(), Some(12), "{c:?}");
+    assert_eq!(c.get("accepted").copied(), Some(24), "{c:?}");
+    let rows: Vec<(Option<i32>, Option<String>, bool, i32)> = sqlx::query_as(
+        "SELECT error_code, error_title, failed_at IS NOT NULL, attempts FROM messages WHERE status = 'failed'",
+    )
+    .fetch_all(&env.db)
+    .await
+    .expect("rows");
+    for (code, title, failed_at, attempts) in rows {
+        assert_eq!(code, Some(132000));
+        assert!(title.unwrap_or_default().contains("132000"));
+        assert!(failed_at);
+        assert_eq!(attempts, 1, "permanent errors are not retried");
+    }
+    assert_eq!(env.usage_failed().await, 10);
+    assert_eq!(rejected(&env.sim_stats().await, "132000"), 12);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_halts_the_number_and_pauses_its_dispatches() {
+    let env = TestEnv::new(json!({"numbers": sim_numbers(&["4001"]), "pair_gap_ms": 0, "mps_limit": 1000})).await;
+    // The stored token is not the one Meta knows: 401 code 190.
+    env.number("4001", 1000, "EAAexpired-token").await;
+    let (d1, _) = env.dispatch("4001", &recipients(40, 0), false, true).await;
+    let w = env.worker(&[], fast_tuning()).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
+            .bind(d1)
+            .fetch_one(&env.db)
+            .await
+            .expect("dispatch");
+        let sending: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'sending'")
+            .fetch_one(&env.db)
+            .await
+            .expect("count");
+        if s == "paused" && sending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dispatch not paused: {s}, {sending} sending");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every message is back to queued, none failed, none used an attempt.
+    let c = env.counts().await;
+    assert_eq!(c.get("queued").copied(), Some(40), "{c:?}");
+    let used: i64 = sqlx::query_scalar("SELECT COALESCE(sum(attempts), 0)::bigint FROM messages")
+        .fetch_one(&env.db)
+        .await
+        .expect("attempts");
+    assert_eq!(used, 0);
+    let code: Option<i32> = sqlx::query_scalar("SELECT max(error_code) FROM messages")
+        .fetch_one(&env.db)
+        .await
+        .expect("code");
+    assert_eq!(code, Some(190));
+    assert_eq!(env.usage_failed().await, 0);
+    let text = env.metrics(&w).await;
+    assert!(text.contains("ezpulze_worker_halts_total{code=\"190\"}"), "{text}");
+    // Jobs pushed again for a paused dispatch are not sent.
+    let before = rejected(&env.sim_stats().await, "190");
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM messages").fetch_all(&env.db).await.expect("ids");
+    let jobs: Vec<_> = ids
+        .iter()
+        .map(|&message_id| ezpulze_common::jobs::SendJob { message_id, dispatch_id: d1, account_id: env.account })
+        .collect();
+    env.queue.push_bulk(&jobs).await.expect("push");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rejected(&env.sim_stats().await, "190"), before);
+    assert_eq!(env.counts().await.get("queued").copied(), Some(40));
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_follow_the_unknown_outcome_policy() {
+    // Every request is held longer than SEND_TIMEOUT_MS, and Meta takes the message anyway.
+    let env = TestEnv::new(json!({
+        "numbers": sim_numbers(&["5001"]), "pair_gap_ms": 0, "mps_limit": 1000,
+        "error_rates": {"timeout": 1.0}, "timeout_ms": 1500, "timeout_accepts": true
+    }))
+    .await;
+    env.number("5001", 1000, TOKEN).await;
+    env.dispatch("5001", &recipients(10, 0), false, true).await;
+    let w = env.worker(&[("SEND_TIMEOUT_MS", "300")], fast_tuning()).await;
+    let c = env.settle(Duration::from_secs(15)).await;
+    assert_eq!(c.get("failed").copied(), Some(10), "{c:?}");
+    let titles: Vec<String> = sqlx::query_scalar("SELECT error_title FROM messages")
+        .fetch_all(&env.db)
+        .await
+        .expect("titles");
+    assert!(titles.iter().all(|t| t.starts_with("outcome unknown")), "{titles:?}");
+    assert_eq!(env.usage_failed().await, 10);
+    // Policy fail never sends twice: one request per message.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(env.sim_stats().await["accepted"], 10);
+    w.stop().await;
+
+    // Policy resend: timeouts are retried (a duplicate risk the operator accepted).
+    env.sim_put(json!({"error_rates": {"timeout": 0.3}, "timeout_ms": 1000})).await;
+    env.dispatch("5001", &recipients(20, 100), false, true).await;
+    let w = env
+        .worker(
+            &[("SEND_TIMEOUT_MS", "300"), ("UNKNOWN_OUTCOME_POLICY", "resend"), ("SEND_MAX_ATTEMPTS", "20")],
+            fast_tuning(),
+        )
+        .await;
+    let c = env.settle(Duration::from_secs(20)).await;
+    assert_eq!(c.get("accepted").copied(), Some(20), "{c:?}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pair_gap_holds_and_waits_are_not_failures() {
+    let env = TestEnv::new(json!({"numbers": sim_numbers(&["6001"]), "mps_limit": 1000, "pair_gap_ms": 6000})).await;
+    env.number("6001", 1000, TOKEN).await;
+    // Three messages to one recipient among others.
+    let mut to = recipients(20, 0);
+    to.push(to[0].clone());
+    to.push(to[0].clone());
+    let started = Instant::now();
+    env.dispatch("6001", &to, false, true).await;
+    let w = env.worker(&[], fast_tuning()).await;
+    let c = env.settle(Duration::from_secs(30)).await;
+    assert_eq!(c.get("accepted").copied(), Some(22), "{c:?}");
+    assert!(started.elapsed() >= Duration::from_secs(12), "{:?}", started.elapsed());
+    let stats = env.sim_stats().await;
+    assert_eq!(rejected(&stats, "131056"), 0, "{stats}");
+    assert_eq!(stats["accepted"], 22);
+    let used: i64 = sqlx::query_scalar("SELECT max(attempts)::bigint FROM messages")
+        .fetch_one(&env.db)
+        .await
+        .expect("attempts");
+    assert_eq!(used, 1, "a wait is not an attempt");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_sends_in_flight_and_hands_the_rest_back() {
+    let env = TestEnv::new(json!({"numbers": sim_numbers(&["7001"]), "mps_limit": 1000, "pair_gap_ms": 0})).await;
+    // 20/s (18/s with headroom): 200 messages need ~11 s.
+    env.number("7001", 20, TOKEN).await;
+    env.dispatch("7001", &recipients(200, 0), false, true).await;
+    let w = env.worker(&[], fast_tuning()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t = Instant::now();
+    w.stop().await;
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let c = env.counts().await;
+    assert_eq!(c.get("sending"), None, "{c:?}");
+    let accepted = c.get("accepted").copied().unwrap_or(0);
+    assert!(accepted > 0 && accepted < 200, "{c:?}");
+    assert_eq!(env.sim_stats().await["accepted"].as_i64(), Some(accepted));
+    // Nothing lost: a new worker finishes the rest.
+    let w = env.worker(&[], fast_tuning()).await;
+    env.sim_put(json!({})).await;
+    let c = env.settle(Duration::from_secs(30)).await;
+    assert_eq!(c.get("accepted").copied(), Some(200), "{c:?}");
+    assert_eq!(env.sim_stats().await["accepted"], 200);
+    w.stop().await;
+}

@@ -1,0 +1,81 @@
+//! Throughput per phone number across several worker instances.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fast_tuning, recipients, rejected, TestEnv, TOKEN};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_never_exceed_a_number_capped_at_80_per_second() {
+    let env = TestEnv::new(json!({
+        "numbers": [{"phone_number_id": "8001", "access_token": TOKEN},
+                    {"phone_number_id": "8002", "access_token": TOKEN}],
+        "mps_limit": 80, "pair_gap_ms": 6000
+    }))
+    .await;
+    env.number("8001", 80, TOKEN).await;
+    env.number("8002", 80, TOKEN).await;
+    // ~7 s at 72/s on the first number; a second number at the same time is independent.
+    env.dispatch("8001", &recipients(500, 0), false, true).await;
+    env.dispatch("8002", &recipients(150, 10_000), false, true).await;
+    // Small batches so all three workers hold work for the same number at once.
+    let extra = [("WORKER_BATCH", "50")];
+    let started = Instant::now();
+    let w1 = env.worker(&extra, fast_tuning()).await;
+    let w2 = env.worker(&extra, fast_tuning()).await;
+    let w3 = env.worker(&extra, fast_tuning()).await;
+    let c = env.settle(Duration::from_secs(40)).await;
+    let took = started.elapsed();
+    assert_eq!(c.get("accepted").copied(), Some(650), "{c:?}");
+    let stats = env.sim_stats().await;
+    eprintln!("3 workers, 80/s number: {took:?}; simulator: {stats}");
+    assert_eq!(rejected(&stats, "130429"), 0, "{stats}");
+    assert_eq!(rejected(&stats, "131056"), 0, "{stats}");
+    let max = stats["max_mps_by_number"]["8001"].as_u64().unwrap_or(0);
+    assert!(max <= 80 && max >= 60, "max per second {max}");
+    // Not much slower than the cap allows (72/s with headroom: ~7 s).
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    // The work was shared.
+    for w in [&w1, &w2, &w3] {
+        let text = env.metrics(w).await;
+        assert!(text.contains("ezpulze_worker_claim_batch_size"), "{text}");
+    }
+    w1.stop().await;
+    w2.stop().await;
+    w3.stop().await;
+}
+
+/// Sends/s with limits raised, one worker then three (run with `--ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn bench_sends_per_second() {
+    let n = 20_000usize;
+    for workers in [1usize, 3] {
+        let numbers: Vec<String> = (0..4).map(|i| format!("900{i}")).collect();
+        let env = TestEnv::new(json!({"mps_limit": 0, "pair_gap_ms": 0})).await;
+        for pn in &numbers {
+            env.number(pn, 100_000, TOKEN).await;
+        }
+        for (i, pn) in numbers.iter().enumerate() {
+            env.dispatch(pn, &recipients(n / numbers.len(), (i * n) as u64), false, true).await;
+        }
+        let started = Instant::now();
+        let mut ws = Vec::new();
+        for _ in 0..workers {
+            ws.push(env.worker(&[("DATABASE_MAX_CONNECTIONS", "8")], fast_tuning()).await);
+        }
+        let c = env.settle(Duration::from_secs(120)).await;
+        let took = started.elapsed();
+        assert_eq!(c.get("accepted").copied(), Some(n as i64), "{c:?}");
+        println!(
+            "{{\"workers\": {workers}, \"messages\": {n}, \"seconds\": {:.2}, \"sends_per_s\": {:.0}}}",
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64()
+        );
+        for w in ws {
+            w.stop().await;
+        }
+    }
+}
