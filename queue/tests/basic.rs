@@ -48,7 +48,7 @@ async fn idle_worker_picks_up_a_new_job_within_milliseconds() {
     .await;
     let took = t.elapsed();
     w.stop().await;
-    assert!(took < Duration::from_millis(250), "took {took:?}");
+    assert!(took < Duration::from_millis(500), "took {took:?}");
     q.purge().await.expect("purge");
 }
 
