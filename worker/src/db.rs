@@ -85,15 +85,17 @@ pub async fn in_flight(
     .context("reading in-flight messages")
 }
 
-/// Claims again rows whose claim outlived the lease (policy `resend`). One statement.
+/// Claims again rows whose claim outlived the lease (policy `resend`, or rows whose send
+/// never started). `new_attempt`: whether this counts as another attempt. One statement.
 pub async fn reclaim_stale(
     db: &PgPool,
     ids: &[Uuid],
     lease: Duration,
+    new_attempt: bool,
 ) -> anyhow::Result<Vec<Claimed>> {
     let sql = format!(
         "UPDATE messages m
-            SET claimed_at = now(), attempts = m.attempts + 1, updated_at = now()
+            SET claimed_at = now(), attempts = m.attempts + $3::int, updated_at = now()
            FROM dispatches d
           WHERE m.id = ANY($1) AND m.status = 'sending'
             AND (m.claimed_at IS NULL OR m.claimed_at < now() - $2 * interval '1 millisecond')
@@ -103,9 +105,31 @@ pub async fn reclaim_stale(
     sqlx::query_as(&sql)
         .bind(ids)
         .bind(ms(lease))
+        .bind(i32::from(new_attempt))
         .fetch_all(db)
         .await
         .context("reclaiming stale messages")
+}
+
+/// Puts back to `queued` rows whose claim outlived the lease and whose request never
+/// started, when their dispatch is not going out now (paused or cancelled). One statement.
+pub async fn release_stale(db: &PgPool, ids: &[Uuid], lease: Duration) -> anyhow::Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let r = sqlx::query(
+        "UPDATE messages m
+            SET status = 'queued', attempts = GREATEST(0, m.attempts - 1), claimed_at = NULL,
+                updated_at = now()
+          WHERE m.id = ANY($1) AND m.status = 'sending'
+            AND (m.claimed_at IS NULL OR m.claimed_at < now() - $2 * interval '1 millisecond')",
+    )
+    .bind(ids)
+    .bind(ms(lease))
+    .execute(db)
+    .await
+    .context("releasing stale messages")?;
+    Ok(r.rows_affected())
 }
 
 /// Stores wamids; `sending -> accepted` only (a status webhook may already have moved the

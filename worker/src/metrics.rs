@@ -20,6 +20,8 @@ pub const HALTS_TOTAL: &str = "ezpulze_worker_halts_total";
 /// Counter: messages whose outcome was unknown, by `cause` (worker_died, timeout) and
 /// `action` (failed, resent).
 pub const UNKNOWN_OUTCOMES_TOTAL: &str = "ezpulze_worker_unknown_outcomes_total";
+/// Counter: rows of a dead worker whose request had not started: sent normally.
+pub const RECLAIMED_UNSENT_TOTAL: &str = "ezpulze_worker_reclaimed_unsent_total";
 /// Counter: Graph error codes not in the table (treated as permanent): alert on any.
 pub const UNKNOWN_CODES_TOTAL: &str = "ezpulze_worker_unknown_error_codes_total";
 /// Counter: retries scheduled, by `class`.

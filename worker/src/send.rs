@@ -270,10 +270,44 @@ impl Engine {
         if stale.is_empty() {
             return Ok(());
         }
+        // Of the rows a dead worker held, only those whose request may have been written
+        // are unknown outcomes; the others never left and go out normally.
+        let started = self
+            .throttle
+            .send_started(&stale)
+            .await
+            .context("reading send intents")?;
+        let mut maybe_sent = Vec::new();
+        let mut unsent = Vec::new();
+        for (id, s) in stale.into_iter().zip(started) {
+            if s {
+                maybe_sent.push(id);
+            } else {
+                unsent.push(id);
+            }
+        }
+        if !unsent.is_empty() {
+            let again = db::reclaim_stale(&self.db, &unsent, self.lease, false).await?;
+            metrics::counter!(m::RECLAIMED_UNSENT_TOTAL).increment(again.len() as u64);
+            if again.len() < unsent.len() {
+                // Their dispatch was paused or cancelled meanwhile: back to queued.
+                let got: HashSet<Uuid> = again.iter().map(|c| c.id).collect();
+                let rest: Vec<Uuid> = unsent
+                    .iter()
+                    .copied()
+                    .filter(|id| !got.contains(id))
+                    .collect();
+                db::release_stale(&self.db, &rest, self.lease).await?;
+            }
+            claimed.extend(again);
+        }
+        if maybe_sent.is_empty() {
+            return Ok(());
+        }
         match self.policy {
             UnknownOutcomePolicy::Fail => {
                 let mut f = Failures::default();
-                for id in &stale {
+                for id in &maybe_sent {
                     f.push(*id, None, UNKNOWN_DIED.to_owned());
                 }
                 let n = db::record_failed(&self.db, &f, Some(self.lease)).await?;
@@ -283,7 +317,7 @@ impl Engine {
                 tracing::warn!(messages = n, "messages of a worker that stopped mid-send marked failed (outcome unknown; UNKNOWN_OUTCOME_POLICY=fail)");
             }
             UnknownOutcomePolicy::Resend => {
-                let again = db::reclaim_stale(&self.db, &stale, self.lease).await?;
+                let again = db::reclaim_stale(&self.db, &maybe_sent, self.lease, true).await?;
                 metrics::counter!(m::UNKNOWN_OUTCOMES_TOTAL, "cause" => "worker_died", "action" => "resent")
                     .increment(again.len() as u64);
                 tracing::warn!(messages = again.len(), "messages of a worker that stopped mid-send are sent again (UNKNOWN_OUTCOME_POLICY=resend)");
@@ -537,6 +571,16 @@ impl Engine {
         } else {
             &self.graph_base
         };
+        // The intent note must be stored before the request is written (see `unclaimed`).
+        if let Err(e) = self.throttle.mark_sending(&c.id, self.lease * 4).await {
+            tracing::warn!(error = %e, "could not note the send intent; the message waits");
+            return (
+                c,
+                Outcome::Wait {
+                    delay: Duration::from_secs(1),
+                },
+            );
+        }
         let body = Bytes::from(std::mem::take(&mut c.payload));
         let answer = self
             .graph

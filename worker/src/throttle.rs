@@ -150,6 +150,42 @@ impl Throttle {
         Ok(())
     }
 
+    fn intent_key(&self, message_id: &uuid::Uuid) -> String {
+        format!("{}:{{sending}}:{}", self.prefix, message_id)
+    }
+
+    /// Notes that a message's request is about to be written (kept for `ttl`). A message
+    /// whose worker died is only an unknown outcome if this note exists; without it the
+    /// request never left and the message can go out normally.
+    pub async fn mark_sending(
+        &self,
+        message_id: &uuid::Uuid,
+        ttl: Duration,
+    ) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.intent_key(message_id))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async::<()>(&mut conn)
+            .await
+    }
+
+    /// For each message, whether a send of it may have started ([`Throttle::mark_sending`]).
+    pub async fn send_started(&self, ids: &[uuid::Uuid]) -> redis::RedisResult<Vec<bool>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("EXISTS").arg(self.intent_key(id));
+        }
+        let mut conn = self.conn.clone();
+        let v: Vec<i64> = pipe.query_async(&mut conn).await?;
+        Ok(v.into_iter().map(|n| n > 0).collect())
+    }
+
     /// Takes the pair gap for each `(phone_number_id, to, time until its send)`. Returns, per
     /// item, `None` when it may go, or how long it must wait.
     pub async fn pairs(

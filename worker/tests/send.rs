@@ -18,11 +18,16 @@ fn sim_numbers(ids: &[&str]) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
-    let env = TestEnv::new(json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000})).await;
+    let env = TestEnv::new(
+        json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000}),
+    )
+    .await;
     // Live sends go to a dead address; test-mode ones to the simulator.
     let other = ezpulze_simulator::spawn(
         ezpulze_simulator::SimConfig::default()
-            .merged(&json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000}))
+            .merged(
+                &json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000}),
+            )
             .expect("cfg"),
     )
     .await
@@ -42,7 +47,9 @@ async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
             .expect("rows");
     let mut seen = std::collections::HashSet::new();
     for (id, wamid, attempts) in &wamids {
-        let w = wamid.as_deref().unwrap_or_else(|| panic!("{id} has no wamid"));
+        let w = wamid
+            .as_deref()
+            .unwrap_or_else(|| panic!("{id} has no wamid"));
         assert!(w.starts_with("wamid."), "{w}");
         assert!(seen.insert(w.to_owned()), "wamid reused");
         assert_eq!(*attempts, 1);
@@ -69,8 +76,14 @@ async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
     assert_eq!(live_ids.len() + test_ids.len(), 75);
     assert_eq!(env.usage_failed().await, 0);
     let text = env.metrics(&w).await;
-    assert!(text.contains("ezpulze_worker_sends_total{class=\"accepted\"}"), "{text}");
-    assert!(text.contains("ezpulze_worker_send_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("ezpulze_worker_sends_total{class=\"accepted\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ezpulze_worker_send_duration_seconds_bucket"),
+        "{text}"
+    );
     w.stop().await;
 }
 
@@ -84,7 +97,9 @@ async fn retryable_errors_recover() {
     .await;
     env.number("2001", 1000, TOKEN).await;
     env.dispatch("2001", &recipients(150, 0), false, true).await;
-    let w = env.worker(&[("SEND_MAX_ATTEMPTS", "10")], fast_tuning()).await;
+    let w = env
+        .worker(&[("SEND_MAX_ATTEMPTS", "10")], fast_tuning())
+        .await;
     let c = env.settle(Duration::from_secs(40)).await;
     let accepted = c.get("accepted").copied().unwrap_or(0);
     let failed = c.get("failed").copied().unwrap_or(0);
@@ -97,12 +112,18 @@ async fn retryable_errors_recover() {
             .expect("failed");
     for (code, title) in &reasons {
         assert!(matches!(code, Some(131000) | Some(1)), "{code:?} {title:?}");
-        assert!(title.as_deref().unwrap_or_default().contains("gave up"), "{title:?}");
+        assert!(
+            title.as_deref().unwrap_or_default().contains("gave up"),
+            "{title:?}"
+        );
     }
     assert!(accepted >= 130, "{c:?}");
     let stats = env.sim_stats().await;
     assert_eq!(stats["accepted"].as_i64(), Some(accepted), "{stats}");
-    assert!(rejected(&stats, "131000") > 0 && rejected(&stats, "1") + rejected(&stats, "2") > 0, "{stats}");
+    assert!(
+        rejected(&stats, "131000") > 0 && rejected(&stats, "1") + rejected(&stats, "2") > 0,
+        "{stats}"
+    );
     let retried: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE attempts > 1")
         .fetch_one(&env.db)
         .await
@@ -123,14 +144,19 @@ async fn permanent_failures_are_recorded_with_code_title_and_usage() {
     // Every third message has two body parameters for a one-parameter template: 132000.
     let two = |i: usize| {
         if i % 3 == 0 {
-            vec![json!({"type": "text", "text": "a"}), json!({"type": "text", "text": "b"})]
+            vec![
+                json!({"type": "text", "text": "a"}),
+                json!({"type": "text", "text": "b"}),
+            ]
         } else {
             vec![json!({"type": "text", "text": "a"})]
         }
     };
-    env.dispatch_with("3001", &recipients(30, 0), false, true, two).await;
+    env.dispatch_with("3001", &recipients(30, 0), false, true, two)
+        .await;
     // The same mistake without a key (admin UI): not counted in any key's usage.
-    env.dispatch_with("3001", &recipients(6, 500), false, false, two).await;
+    env.dispatch_with("3001", &recipients(6, 500), false, false, two)
+        .await;
     let w = env.worker(&[], fast_tuning()).await;
     let c = env.settle(Duration::from_secs(20)).await;
     assert_eq!(c.get("failed").copied(), Some(12), "{c:?}");
@@ -154,7 +180,10 @@ async fn permanent_failures_are_recorded_with_code_title_and_usage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_halts_the_number_and_pauses_its_dispatches() {
-    let env = TestEnv::new(json!({"numbers": sim_numbers(&["4001"]), "pair_gap_ms": 0, "mps_limit": 1000})).await;
+    let env = TestEnv::new(
+        json!({"numbers": sim_numbers(&["4001"]), "pair_gap_ms": 0, "mps_limit": 1000}),
+    )
+    .await;
     // The stored token is not the one Meta knows: 401 code 190.
     env.number("4001", 1000, "EAAexpired-token").await;
     let (d1, _) = env.dispatch("4001", &recipients(40, 0), false, true).await;
@@ -166,14 +195,18 @@ async fn a_bad_token_halts_the_number_and_pauses_its_dispatches() {
             .fetch_one(&env.db)
             .await
             .expect("dispatch");
-        let sending: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'sending'")
-            .fetch_one(&env.db)
-            .await
-            .expect("count");
+        let sending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'sending'")
+                .fetch_one(&env.db)
+                .await
+                .expect("count");
         if s == "paused" && sending == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "dispatch not paused: {s}, {sending} sending");
+        assert!(
+            Instant::now() < deadline,
+            "dispatch not paused: {s}, {sending} sending"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Every message is back to queued, none failed, none used an attempt.
@@ -191,13 +224,23 @@ async fn a_bad_token_halts_the_number_and_pauses_its_dispatches() {
     assert_eq!(code, Some(190));
     assert_eq!(env.usage_failed().await, 0);
     let text = env.metrics(&w).await;
-    assert!(text.contains("ezpulze_worker_halts_total{code=\"190\"}"), "{text}");
+    assert!(
+        text.contains("ezpulze_worker_halts_total{code=\"190\"}"),
+        "{text}"
+    );
     // Jobs pushed again for a paused dispatch are not sent.
     let before = rejected(&env.sim_stats().await, "190");
-    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM messages").fetch_all(&env.db).await.expect("ids");
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM messages")
+        .fetch_all(&env.db)
+        .await
+        .expect("ids");
     let jobs: Vec<_> = ids
         .iter()
-        .map(|&message_id| ezpulze_common::jobs::SendJob { message_id, dispatch_id: d1, account_id: env.account })
+        .map(|&message_id| ezpulze_common::jobs::SendJob {
+            message_id,
+            dispatch_id: d1,
+            account_id: env.account,
+        })
         .collect();
     env.queue.push_bulk(&jobs).await.expect("push");
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -216,14 +259,19 @@ async fn timeouts_follow_the_unknown_outcome_policy() {
     .await;
     env.number("5001", 1000, TOKEN).await;
     env.dispatch("5001", &recipients(10, 0), false, true).await;
-    let w = env.worker(&[("SEND_TIMEOUT_MS", "300")], fast_tuning()).await;
+    let w = env
+        .worker(&[("SEND_TIMEOUT_MS", "300")], fast_tuning())
+        .await;
     let c = env.settle(Duration::from_secs(15)).await;
     assert_eq!(c.get("failed").copied(), Some(10), "{c:?}");
     let titles: Vec<String> = sqlx::query_scalar("SELECT error_title FROM messages")
         .fetch_all(&env.db)
         .await
         .expect("titles");
-    assert!(titles.iter().all(|t| t.starts_with("outcome unknown")), "{titles:?}");
+    assert!(
+        titles.iter().all(|t| t.starts_with("outcome unknown")),
+        "{titles:?}"
+    );
     assert_eq!(env.usage_failed().await, 10);
     // Policy fail never sends twice: one request per message.
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -231,11 +279,17 @@ async fn timeouts_follow_the_unknown_outcome_policy() {
     w.stop().await;
 
     // Policy resend: timeouts are retried (a duplicate risk the operator accepted).
-    env.sim_put(json!({"error_rates": {"timeout": 0.3}, "timeout_ms": 1000})).await;
-    env.dispatch("5001", &recipients(20, 100), false, true).await;
+    env.sim_put(json!({"error_rates": {"timeout": 0.3}, "timeout_ms": 1000}))
+        .await;
+    env.dispatch("5001", &recipients(20, 100), false, true)
+        .await;
     let w = env
         .worker(
-            &[("SEND_TIMEOUT_MS", "300"), ("UNKNOWN_OUTCOME_POLICY", "resend"), ("SEND_MAX_ATTEMPTS", "20")],
+            &[
+                ("SEND_TIMEOUT_MS", "300"),
+                ("UNKNOWN_OUTCOME_POLICY", "resend"),
+                ("SEND_MAX_ATTEMPTS", "20"),
+            ],
             fast_tuning(),
         )
         .await;
@@ -246,7 +300,10 @@ async fn timeouts_follow_the_unknown_outcome_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pair_gap_holds_and_waits_are_not_failures() {
-    let env = TestEnv::new(json!({"numbers": sim_numbers(&["6001"]), "mps_limit": 1000, "pair_gap_ms": 6000})).await;
+    let env = TestEnv::new(
+        json!({"numbers": sim_numbers(&["6001"]), "mps_limit": 1000, "pair_gap_ms": 6000}),
+    )
+    .await;
     env.number("6001", 1000, TOKEN).await;
     // Three messages to one recipient among others.
     let mut to = recipients(20, 0);
@@ -257,7 +314,11 @@ async fn the_pair_gap_holds_and_waits_are_not_failures() {
     let w = env.worker(&[], fast_tuning()).await;
     let c = env.settle(Duration::from_secs(30)).await;
     assert_eq!(c.get("accepted").copied(), Some(22), "{c:?}");
-    assert!(started.elapsed() >= Duration::from_secs(12), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
     let stats = env.sim_stats().await;
     assert_eq!(rejected(&stats, "131056"), 0, "{stats}");
     assert_eq!(stats["accepted"], 22);
@@ -271,7 +332,10 @@ async fn the_pair_gap_holds_and_waits_are_not_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_sends_in_flight_and_hands_the_rest_back() {
-    let env = TestEnv::new(json!({"numbers": sim_numbers(&["7001"]), "mps_limit": 1000, "pair_gap_ms": 0})).await;
+    let env = TestEnv::new(
+        json!({"numbers": sim_numbers(&["7001"]), "mps_limit": 1000, "pair_gap_ms": 0}),
+    )
+    .await;
     // 20/s (18/s with headroom): 200 messages need ~11 s.
     env.number("7001", 20, TOKEN).await;
     env.dispatch("7001", &recipients(200, 0), false, true).await;

@@ -19,7 +19,8 @@ async fn three_workers_never_exceed_a_number_capped_at_80_per_second() {
     env.number("8002", 80, TOKEN).await;
     // ~7 s at 72/s on the first number; a second number at the same time is independent.
     env.dispatch("8001", &recipients(500, 0), false, true).await;
-    env.dispatch("8002", &recipients(150, 10_000), false, true).await;
+    env.dispatch("8002", &recipients(150, 10_000), false, true)
+        .await;
     // Small batches so all three workers hold work for the same number at once.
     let extra = [("WORKER_BATCH", "50")];
     let started = Instant::now();
@@ -59,12 +60,21 @@ async fn bench_sends_per_second() {
             env.number(pn, 100_000, TOKEN).await;
         }
         for (i, pn) in numbers.iter().enumerate() {
-            env.dispatch(pn, &recipients(n / numbers.len(), (i * n) as u64), false, true).await;
+            env.dispatch(
+                pn,
+                &recipients(n / numbers.len(), (i * n) as u64),
+                false,
+                true,
+            )
+            .await;
         }
         let started = Instant::now();
         let mut ws = Vec::new();
         for _ in 0..workers {
-            ws.push(env.worker(&[("DATABASE_MAX_CONNECTIONS", "8")], fast_tuning()).await);
+            ws.push(
+                env.worker(&[("DATABASE_MAX_CONNECTIONS", "8")], fast_tuning())
+                    .await,
+            );
         }
         let c = env.settle(Duration::from_secs(120)).await;
         let took = started.elapsed();

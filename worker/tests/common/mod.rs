@@ -83,7 +83,9 @@ impl TestEnv {
         let _ = ezpulze_common::telemetry::metrics_handle();
         let id = Uuid::new_v4().simple().to_string();
         let name = format!("ezp_t_{}", &id[..16]);
-        db::create_database(&pg_server(), &name).await.expect("create db");
+        db::create_database(&pg_server(), &name)
+            .await
+            .expect("create db");
         let db_url = db::with_database(&pg_server(), &name).expect("url");
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
@@ -130,7 +132,10 @@ impl TestEnv {
             queue,
             account,
             key,
-            http: reqwest::Client::builder().no_proxy().build().expect("client"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
         }
     }
 
@@ -155,10 +160,17 @@ impl TestEnv {
     /// Starts a worker in this process.
     pub async fn worker(&self, extra: &[(&str, &str)], tuning: Tuning) -> Worker {
         let config = Config::from_source(&self.settings(extra)).expect("config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(ezpulze_worker::run_on(config, tuning, listener, cancel.clone()));
+        let task = tokio::spawn(ezpulze_worker::run_on(
+            config,
+            tuning,
+            listener,
+            cancel.clone(),
+        ));
         Worker { cancel, task, addr }
     }
 
@@ -186,7 +198,11 @@ impl TestEnv {
             .send()
             .await
             .expect("sim config");
-        assert!(r.status().is_success(), "sim config: {}", r.text().await.unwrap_or_default());
+        assert!(
+            r.status().is_success(),
+            "sim config: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
 
     pub async fn sim_stats(&self) -> Value {
@@ -202,9 +218,17 @@ impl TestEnv {
 
     /// A dispatch (status `queued`) and its messages, one per recipient, with jobs pushed.
     /// `body_params` per message; `key` = whether the key sent it.
-    pub async fn dispatch(&self, pnid: &str, recipients: &[String], test_mode: bool, key: bool) -> (Uuid, Vec<Uuid>) {
-        self.dispatch_with(pnid, recipients, test_mode, key, |_| vec![json!({"type": "text", "text": "Ana"})])
-            .await
+    pub async fn dispatch(
+        &self,
+        pnid: &str,
+        recipients: &[String],
+        test_mode: bool,
+        key: bool,
+    ) -> (Uuid, Vec<Uuid>) {
+        self.dispatch_with(pnid, recipients, test_mode, key, |_| {
+            vec![json!({"type": "text", "text": "Ana"})]
+        })
+        .await
     }
 
     pub async fn dispatch_with(
@@ -268,12 +292,14 @@ impl TestEnv {
             .expect("messages");
         }
         if let Some(k) = key_id {
-            sqlx::query("UPDATE api_key_usage SET total_messages = total_messages + $2 WHERE key_id = $1")
-                .bind(k)
-                .bind(i64::try_from(ids.len()).expect("len"))
-                .execute(&self.db)
-                .await
-                .expect("usage");
+            sqlx::query(
+                "UPDATE api_key_usage SET total_messages = total_messages + $2 WHERE key_id = $1",
+            )
+            .bind(k)
+            .bind(i64::try_from(ids.len()).expect("len"))
+            .execute(&self.db)
+            .await
+            .expect("usage");
         }
         let jobs: Vec<SendJob> = ids
             .iter()
@@ -289,10 +315,11 @@ impl TestEnv {
 
     /// Message counts by status.
     pub async fn counts(&self) -> HashMap<String, i64> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM messages GROUP BY status")
-            .fetch_all(&self.db)
-            .await
-            .expect("counts");
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM messages GROUP BY status")
+                .fetch_all(&self.db)
+                .await
+                .expect("counts");
         rows.into_iter().collect()
     }
 
@@ -301,7 +328,8 @@ impl TestEnv {
         let deadline = Instant::now() + timeout;
         loop {
             let c = self.counts().await;
-            let open = c.get("queued").copied().unwrap_or(0) + c.get("sending").copied().unwrap_or(0);
+            let open =
+                c.get("queued").copied().unwrap_or(0) + c.get("sending").copied().unwrap_or(0);
             if open == 0 || Instant::now() > deadline {
                 return c;
             }
@@ -335,7 +363,9 @@ impl TestEnv {
 
 /// `n` distinct recipients.
 pub fn recipients(n: usize, base: u64) -> Vec<String> {
-    (0..n as u64).map(|i| format!("{}", 14_155_000_000 + base + i)).collect()
+    (0..n as u64)
+        .map(|i| format!("{}", 14_155_000_000 + base + i))
+        .collect()
 }
 
 pub fn rejected(stats: &Value, code: &str) -> u64 {
