@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,12 +62,14 @@ pub async fn queue(ns: &str, cfg: QueueConfig) -> Queue<TJob> {
 /// Per-job processing counts (index = job number).
 pub struct Seen {
     pub counts: Vec<AtomicU32>,
+    distinct: AtomicU64,
 }
 
 impl Seen {
     pub fn new(n: usize) -> Arc<Self> {
         Arc::new(Self {
             counts: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            distinct: AtomicU64::new(0),
         })
     }
 
