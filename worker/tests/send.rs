@@ -143,7 +143,7 @@ async fn permanent_failures_are_recorded_with_code_title_and_usage() {
     env.number("3001", 1000, TOKEN).await;
     // Every third message has two body parameters for a one-parameter template: 132000.
     let two = |i: usize| {
-        if i % 3 == 0 {
+        if matches!(i % 3, 0) {
             vec![
                 json!({"type": "text", "text": "a"}),
                 json!({"type": "text", "text": "b"}),
