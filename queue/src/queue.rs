@@ -592,7 +592,8 @@ where
         Ok(total)
     }
 
-    /// Deletes every key of this queue (tests and tooling).
+    /// Deletes every key of this queue, consumer group included (tests and tooling). Pushing
+    /// again recreates the stream; consumers recreate the group when they next read.
     pub async fn purge(&self) -> Result<(), QueueError> {
         let k = &self.inner.keys;
         let mut conn = self.inner.shared();
@@ -602,7 +603,7 @@ where
             .arg(&k.dead)
             .query_async(&mut conn)
             .await?;
-        proto::ensure_group(&mut conn, k, &self.inner.cfg).await
+        Ok(())
     }
 }
 
