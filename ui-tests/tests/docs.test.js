@@ -117,8 +117,17 @@ test('the broadcast picker without broadcasts: a disabled dropdown with a note',
     assert.equal(await picker.isDisabled(), true);
     assert.match(await page.locator('#broadcast-picker-note').textContent(), /cannot be listed/);
   } else {
-    t.skip('this account already has broadcasts');
+    t.diagnostic('this account already has broadcasts');
   }
+  // A server that cannot list broadcasts (404): the same empty dropdown, with its own note.
+  await page.route('**/admin/v1/broadcasts', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":{"code":"not_found","message":"not found","request_id":"x"}}' }));
+  await page.reload();
+  await page.waitForFunction(() => !document.querySelector('#broadcast-picker option')?.textContent.startsWith('Loading'));
+  assert.equal(await picker.isDisabled(), true);
+  assert.match(await page.locator('#broadcast-picker-note').textContent(), /cannot be listed/);
+  // The generic send example is still there.
+  await page.locator('[data-section="broadcast"] .endpoint h4', { hasText: /\/send$/ }).waitFor();
+  await page.unroute('**/admin/v1/broadcasts');
 });
 
 // Templates of each kind (Meta's format) and a broadcast on each; the generated payload must
