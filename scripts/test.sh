@@ -14,8 +14,9 @@ done
 export EZPULZE_TEST_PG=${EZPULZE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
 export EZPULZE_TEST_REDIS=${EZPULZE_TEST_REDIS:-redis://127.0.0.1:6379/0}
 
-# Browser tests of the web UI (headless Chromium), when present.
-run_ui_tests() { [[ -f scripts/ui-test.sh ]] && bash scripts/ui-test.sh; }
+# Browser tests of the web UI (headless Chromium) and the operator artefacts (promtool).
+run_ui_tests() { bash scripts/ui-test.sh; }
+run_dashboard_checks() { bash scripts/check-dashboards.sh; }
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
@@ -23,3 +24,4 @@ else
   cargo test --workspace --no-fail-fast
 fi
 run_ui_tests
+run_dashboard_checks

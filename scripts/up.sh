@@ -52,15 +52,15 @@ else
 fi
 
 # --- Secrets, made once and kept in .ezpulze/secrets.env ---
-if [[ ! -f $dir/secrets.env ]]; then
-  rand() { head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "$1"; }
-  umask 077
-  {
-    echo "EZPULZE_ROOT_TOKEN=root_$(rand 32)"
-    echo "EZPULZE_KEY_PEPPER=$(rand 40)"
-    echo "EZPULZE_SECRETS_KEY=$(rand 32)"
-  } >"$dir/secrets.env"
-fi
+rand() { head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c "$1"; }
+touch "$dir/secrets.env"
+chmod 600 "$dir/secrets.env"
+add_secret() { grep -q "^$1=" "$dir/secrets.env" || echo "$1=$2" >>"$dir/secrets.env"; }
+add_secret EZPULZE_ROOT_TOKEN "root_$(rand 32)"
+add_secret EZPULZE_KEY_PEPPER "$(rand 40)"
+add_secret EZPULZE_SECRETS_KEY "$(rand 32)"
+add_secret SIM_APP_SECRET "$(rand 32)"
+add_secret EZPULZE_SIM_TOKEN "EAAsim$(rand 40)"
 set -a
 # shellcheck disable=SC1091
 source "$dir/secrets.env"
@@ -87,8 +87,12 @@ start() { # name, command...
 }
 
 metrics_urls="http://127.0.0.1:$api_port/metrics"
+# The simulated WhatsApp business number of the default account.
+sim_number=106540352242922
+sim_display=15550783881
 if has_bin ezpulze-simulator; then
-  SIM_ADDR=127.0.0.1:$sim_port SIM_WEBHOOK_URL=http://127.0.0.1:$api_port/webhooks/whatsapp \
+  SIM_LISTEN=127.0.0.1:$sim_port SIM_WEBHOOK_URL=http://127.0.0.1:$api_port/webhooks/whatsapp \
+    SIM_NUMBERS="$sim_number:$sim_display:$EZPULZE_SIM_TOKEN" \
     start simulator "$bin/ezpulze-simulator"
   metrics_urls+=" http://127.0.0.1:$sim_port/metrics"
 fi
@@ -126,8 +130,16 @@ if [[ -z $API_KEY ]] || ! curl -fsS -H "Authorization: Bearer $API_KEY" "$api/ap
 fi
 umask 077
 printf 'ADMIN_TOKEN=%s\nAPI_KEY=%s\n' "$ADMIN_TOKEN" "$API_KEY" >"$dir/account.env"
-if has_bin ezpulze-simulator && [[ -f scripts/sim-wire.sh ]]; then
-  bash scripts/sim-wire.sh "$api" "$ADMIN_TOKEN" "http://127.0.0.1:$sim_port"
+# Wire the default account to the simulator (its number, token and app secret), and give a
+# newcomer a template and a broadcast to send right away.
+auth=(-H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json')
+curl -fsS -X PUT "$api/admin/v1/whatsapp" "${auth[@]}" -d "{\"phone_numbers\":[{\"phone_number_id\":\"$sim_number\",\"display_phone_number\":\"$sim_display\",\"access_token\":\"$EZPULZE_SIM_TOKEN\"}],\"app_secret\":\"$SIM_APP_SECRET\",\"verify_token\":\"ezpulze-local\"}" >/dev/null
+broadcast=$(curl -fsS "$api/admin/v1/broadcasts" "${auth[@]}" | python3 -c 'import json,sys; i=json.load(sys.stdin)["items"]; print(i[0]["id"] if i else "")')
+if [[ -z $broadcast ]]; then
+  template=$(curl -fsS -X POST "$api/api/v1/templates" "${auth[@]}" -d '{"name":"order_update","language":"en_US","category":"UTILITY","components":[{"type":"HEADER","format":"IMAGE","example":{"header_handle":["https://picsum.photos/seed/ezpulze/600/300"]}},{"type":"BODY","text":"Hi {{1}}, your order {{2}} has shipped.","example":{"body_text":[["Maria","4721"]]}},{"type":"BUTTONS","buttons":[{"type":"QUICK_REPLY","text":"Stop updates"},{"type":"URL","text":"Track","url":"https://shop.example.com/track/{{1}}","example":["https://shop.example.com/track/4721"]}]}]}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  broadcast=$(curl -fsS -X POST "$api/api/v1/broadcasts" "${auth[@]}" -d "{\"name\":\"Order shipped\",\"template_id\":\"$template\",\"variables\":{\"header\":{\"type\":\"image\",\"link\":\"https://picsum.photos/seed/ezpulze/600/300\"}}}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 fi
 cat >"$dir/stack.env" <<ENV
 API_URL=$api
@@ -145,6 +157,9 @@ cat <<MSG
     Admin token:     $ADMIN_TOKEN
     API key:         $API_KEY   (full access)
     Simulator:       http://127.0.0.1:$sim_port/_sim/stats
+    Try a send:      curl -s -X POST $api/api/v1/broadcasts/$broadcast/send -H "Authorization: Bearer \$API_KEY" \\
+                       -H 'content-type: application/json' -d '{"recipients":[{"to":"+14155550123","variables":{"body":["Ann","4721"],"buttons":[{"index":0,"payload":"stop"},{"index":1,"text":"4721"}]}}]}'
+                     then: curl -s -H "Authorization: Bearer \$ADMIN_TOKEN" $api/admin/v1/api-keys  (usage per key in the UI)
     Metrics:         $metrics_urls
     Settings for scripts and k6: source .ezpulze/stack.env
   Ctrl-C stops everything.
