@@ -35,7 +35,10 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     let client = redis_conn::client(&config)?;
     let mut redis = redis_conn::manager(&client).await?;
     redis_conn::check_settings(&mut redis, &config).await;
-    let cache = Arc::new(KeyCache::new(config.key_cache_ttl, config.negative_cache_max));
+    let cache = Arc::new(KeyCache::new(
+        config.key_cache_ttl,
+        config.negative_cache_max,
+    ));
     let last_used = Arc::new(LastUsed::default());
 
     let ready = Arc::new(tokio::sync::Notify::new());
@@ -60,7 +63,10 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     }
     let send_queue = ezpulze_queue::Queue::connect(
         ezpulze_queue::RedisTarget::single(config.redis_url.expose_secret()),
-        ezpulze_queue::QueueConfig::new(config.redis_prefix.clone(), ezpulze_common::jobs::SEND_QUEUE),
+        ezpulze_queue::QueueConfig::new(
+            config.redis_prefix.clone(),
+            ezpulze_common::jobs::SEND_QUEUE,
+        ),
     )
     .await
     .context("connecting the send queue")?;
@@ -79,14 +85,21 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
 }
 
 /// Serves the API on `listener` until `cancel` fires, then drains in-flight requests.
-pub async fn run(config: Config, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let state = build_state(config, &cancel).await?;
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(cancel.clone().cancelled_owned())
+    .await
+    .context("serving HTTP")?;
     state.last_used().flush(state.db()).await.ok();
     Ok(())
 }

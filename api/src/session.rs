@@ -45,12 +45,18 @@ pub struct SignIn {
 }
 
 /// `POST /ui/session {"token": "adm_..."}` -> 204 with the session cookie.
-pub async fn sign_in(State(state): State<AppState>, ApiJson(body): ApiJson<SignIn>) -> ApiResult<Response> {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignIn>,
+) -> ApiResult<Response> {
     let account_id = admin_account(&state, body.token.trim()).await?;
     let sid = ezpulze_common::base62::random(43);
     let mut redis = state.redis();
-    let _: () = redis.set_ex(key(&state, &sid), account_id.to_string(), SESSION_TTL_SECS).await?;
-    let cookie = format!("{COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_TTL_SECS}");
+    let _: () = redis
+        .set_ex(key(&state, &sid), account_id.to_string(), SESSION_TTL_SECS)
+        .await?;
+    let cookie =
+        format!("{COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_TTL_SECS}");
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,

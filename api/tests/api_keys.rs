@@ -9,12 +9,23 @@ use support::{assert_error, TestApp, ROOT};
 async fn create_with_a_scope_group_shows_the_key_once_and_masks_it_after() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = app.create_key(&acc.admin, json!({"name": "Website Contact Form", "scope_group": "broadcast_manager"})).await;
+    let k = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "Website Contact Form", "scope_group": "broadcast_manager"}),
+        )
+        .await;
     let key = k["key"].as_str().expect("key");
-    assert!(key.starts_with("sk_live_") && key.len() >= 8 + 32 + 6, "{key}");
+    assert!(
+        key.starts_with("sk_live_") && key.len() >= 8 + 32 + 6,
+        "{key}"
+    );
     assert_eq!(k["scope_group"], "broadcast_manager");
     assert_eq!(k["scope_group_name"], "Broadcast Manager");
-    assert_eq!(k["scopes"], json!(["broadcast:send", "contacts:read", "template:read"]));
+    assert_eq!(
+        k["scopes"],
+        json!(["broadcast:send", "contacts:read", "template:read"])
+    );
     assert_eq!(k["rate_limit_per_hour"], 1000, "default limit");
     assert_eq!(k["expires_at"], Value::Null);
     assert_eq!(k["last_used_at"], Value::Null);
@@ -22,19 +33,29 @@ async fn create_with_a_scope_group_shows_the_key_once_and_masks_it_after() {
     assert_eq!(k["active"], true);
     assert_eq!(k["allowed_ips"], json!([]));
     let masked = k["masked_key"].as_str().expect("masked");
-    assert_eq!(masked, format!("{}...{}", &key[..14], &key[key.len() - 4..]));
+    assert_eq!(
+        masked,
+        format!("{}...{}", &key[..14], &key[key.len() - 4..])
+    );
 
     // Afterwards only the masked form is ever shown.
     let id = k["id"].as_str().expect("id");
-    let (s, got) = app.send("GET", &format!("/admin/v1/api-keys/{id}"), &acc.admin, None).await;
+    let (s, got) = app
+        .send("GET", &format!("/admin/v1/api-keys/{id}"), &acc.admin, None)
+        .await;
     assert_eq!(s, 200);
     assert!(got.get("key").is_none());
     assert_eq!(got["masked_key"], masked);
-    let (_, list) = app.send("GET", "/admin/v1/api-keys", &acc.admin, None).await;
+    let (_, list) = app
+        .send("GET", "/admin/v1/api-keys", &acc.admin, None)
+        .await;
     assert!(!list.to_string().contains(key));
     // And it is not stored anywhere in the database.
     let pool = app.pool().await;
-    let dump: String = sqlx::query_scalar("SELECT row_to_json(k)::text FROM api_keys k").fetch_one(&pool).await.expect("row");
+    let dump: String = sqlx::query_scalar("SELECT row_to_json(k)::text FROM api_keys k")
+        .fetch_one(&pool)
+        .await
+        .expect("row");
     assert!(!dump.contains(&key[8..]), "the key must not be stored");
 }
 
@@ -56,8 +77,15 @@ async fn create_with_individual_scopes_and_advanced_settings() {
         )
         .await;
     assert_eq!(k["scope_group"], Value::Null);
-    assert_eq!(k["scopes"], json!(["contacts:create", "contacts:read", "leads:read"]), "sorted, de-duplicated");
-    assert_eq!(k["allowed_ips"], json!(["10.1.0.0/16", "2001:db8::/32", "203.0.113.7/32"]));
+    assert_eq!(
+        k["scopes"],
+        json!(["contacts:create", "contacts:read", "leads:read"]),
+        "sorted, de-duplicated"
+    );
+    assert_eq!(
+        k["allowed_ips"],
+        json!(["10.1.0.0/16", "2001:db8::/32", "203.0.113.7/32"])
+    );
     assert_eq!(k["rate_limit_per_hour"], 250);
     assert!(k["expires_at"].as_str().is_some());
 
@@ -66,7 +94,12 @@ async fn create_with_individual_scopes_and_advanced_settings() {
     assert_eq!(k2["rate_limit_per_hour"], Value::Null);
 
     // Test-mode keys.
-    let k3 = app.create_key(&acc.admin, json!({"name": "sandbox", "scope_group": "read_only", "mode": "test"})).await;
+    let k3 = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "sandbox", "scope_group": "read_only", "mode": "test"}),
+        )
+        .await;
     assert!(k3["key"].as_str().expect("key").starts_with("sk_test_"));
     assert_eq!(k3["mode"], "test");
 }
@@ -79,12 +112,43 @@ async fn every_scope_group_of_the_seed_is_offered_and_creates_its_scopes() {
     assert_eq!(s, 200);
     let groups = cat["groups"].as_array().expect("groups");
     let want = [
-        ("broadcast_manager", "Broadcast Manager", vec!["broadcast:send", "contacts:read", "template:read"]),
-        ("contact_manager", "Contact Manager", vec!["contacts:all", "leads:read"]),
-        ("lead_manager", "Lead Manager", vec!["contacts:read", "leads:all"]),
-        ("message_sender", "Message Sender", vec!["broadcast:send", "template:read"]),
-        ("read_only", "Read Only", vec!["broadcast:read", "contacts:read", "contacts:read_all", "leads:read", "leads:read_all", "template:read"]),
-        ("webhook_automation", "Webhook Automation", vec!["chatbot_flows:webhook", "contacts:read"]),
+        (
+            "broadcast_manager",
+            "Broadcast Manager",
+            vec!["broadcast:send", "contacts:read", "template:read"],
+        ),
+        (
+            "contact_manager",
+            "Contact Manager",
+            vec!["contacts:all", "leads:read"],
+        ),
+        (
+            "lead_manager",
+            "Lead Manager",
+            vec!["contacts:read", "leads:all"],
+        ),
+        (
+            "message_sender",
+            "Message Sender",
+            vec!["broadcast:send", "template:read"],
+        ),
+        (
+            "read_only",
+            "Read Only",
+            vec![
+                "broadcast:read",
+                "contacts:read",
+                "contacts:read_all",
+                "leads:read",
+                "leads:read_all",
+                "template:read",
+            ],
+        ),
+        (
+            "webhook_automation",
+            "Webhook Automation",
+            vec!["chatbot_flows:webhook", "contacts:read"],
+        ),
     ];
     assert_eq!(groups.len(), 7);
     for (id, name, scopes) in want {
@@ -92,18 +156,37 @@ async fn every_scope_group_of_the_seed_is_offered_and_creates_its_scopes() {
         assert_eq!(g["name"], name);
         assert_eq!(g["scopes"], json!(scopes));
         assert!(g["best_for"].as_str().is_some_and(|s| !s.is_empty()));
-        let k = app.create_key(&acc.admin, json!({"name": id, "scope_group": id})).await;
+        let k = app
+            .create_key(&acc.admin, json!({"name": id, "scope_group": id}))
+            .await;
         assert_eq!(k["scopes"], json!(scopes));
     }
-    let full = groups.iter().find(|g| g["id"] == "full_access").expect("full");
+    let full = groups
+        .iter()
+        .find(|g| g["id"] == "full_access")
+        .expect("full");
     assert_eq!(full["scopes"].as_array().map(Vec::len), Some(24));
     let resources: Vec<(&str, usize)> = cat["resources"]
         .as_array()
         .expect("resources")
         .iter()
-        .map(|r| (r["name"].as_str().unwrap_or(""), r["actions"].as_array().map_or(0, Vec::len)))
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or(""),
+                r["actions"].as_array().map_or(0, Vec::len),
+            )
+        })
         .collect();
-    assert_eq!(resources, vec![("Broadcast", 5), ("Contacts", 6), ("Leads", 7), ("Template", 5), ("Chatbot Flows", 1)]);
+    assert_eq!(
+        resources,
+        vec![
+            ("Broadcast", 5),
+            ("Contacts", 6),
+            ("Leads", 7),
+            ("Template", 5),
+            ("Chatbot Flows", 1)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -114,52 +197,142 @@ async fn bad_input_gets_field_errors_and_changes_nothing() {
     let cases: Vec<(Value, &str)> = vec![
         (json!({"name": "", "scope_group": "read_only"}), "name"),
         (json!({"name": "   ", "scope_group": "read_only"}), "name"),
-        (json!({"name": "x".repeat(101), "scope_group": "read_only"}), "name"),
+        (
+            json!({"name": "x".repeat(101), "scope_group": "read_only"}),
+            "name",
+        ),
         (json!({"name": "k"}), "scopes"),
         (json!({"name": "k", "scopes": []}), "scopes"),
-        (json!({"name": "k", "scopes": ["contacts:fly"]}), "scopes[0]"),
-        (json!({"name": "k", "scope_group": "super_admin"}), "scope_group"),
-        (json!({"name": "k", "scope_group": "read_only", "scopes": ["leads:all"]}), "scopes"),
-        (json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["1.2.3"]}), "allowed_ips[0]"),
-        (json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["10.0.0.0/33"]}), "allowed_ips[0]"),
-        (json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 0}), "rate_limit_per_hour"),
-        (json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": -5}), "rate_limit_per_hour"),
-        (json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": "many"}), "rate_limit_per_hour"),
-        (json!({"name": "k", "scope_group": "read_only", "expires_at": past}), "expires_at"),
-        (json!({"name": "k", "scope_group": "read_only", "expires_at": "tomorrow"}), "expires_at"),
-        (json!({"name": "k", "scope_group": "read_only", "colour": "red"}), "body"),
+        (
+            json!({"name": "k", "scopes": ["contacts:fly"]}),
+            "scopes[0]",
+        ),
+        (
+            json!({"name": "k", "scope_group": "super_admin"}),
+            "scope_group",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "scopes": ["leads:all"]}),
+            "scopes",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["1.2.3"]}),
+            "allowed_ips[0]",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["10.0.0.0/33"]}),
+            "allowed_ips[0]",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 0}),
+            "rate_limit_per_hour",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": -5}),
+            "rate_limit_per_hour",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": "many"}),
+            "rate_limit_per_hour",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "expires_at": past}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "k", "scope_group": "read_only", "colour": "red"}),
+            "body",
+        ),
         (json!({"name": 5, "scope_group": "read_only"}), "name"),
-        (json!({"name": "k", "scope_group": "read_only", "mode": "prod"}), "mode"),
+        (
+            json!({"name": "k", "scope_group": "read_only", "mode": "prod"}),
+            "mode",
+        ),
     ];
     for (body, field) in cases {
-        let (s, v) = app.send("POST", "/admin/v1/api-keys", &acc.admin, Some(body.clone())).await;
+        let (s, v) = app
+            .send("POST", "/admin/v1/api-keys", &acc.admin, Some(body.clone()))
+            .await;
         assert_error(s, &v, 422, "validation_failed");
-        let fields: Vec<&str> = v["error"]["details"].as_array().expect("details").iter().filter_map(|d| d["field"].as_str()).collect();
-        assert!(fields.iter().any(|f| *f == field || (field == "body" && !f.is_empty())), "{body} -> {v}");
+        let fields: Vec<&str> = v["error"]["details"]
+            .as_array()
+            .expect("details")
+            .iter()
+            .filter_map(|d| d["field"].as_str())
+            .collect();
+        assert!(
+            fields
+                .iter()
+                .any(|f| *f == field || (field == "body" && !f.is_empty())),
+            "{body} -> {v}"
+        );
     }
     // Malformed JSON and oversized bodies.
-    let r = app.client.post(app.url("/admin/v1/api-keys")).bearer_auth(&acc.admin).header("content-type", "application/json").body("{\"name\": ").send().await.expect("send");
+    let r = app
+        .client
+        .post(app.url("/admin/v1/api-keys"))
+        .bearer_auth(&acc.admin)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .expect("send");
     let s = r.status().as_u16();
     let v: Value = r.json().await.expect("json");
     assert_error(s, &v, 422, "validation_failed");
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
-    let r = app.client.post(app.url("/admin/v1/api-keys")).bearer_auth(&acc.admin).body(big).send().await.expect("send");
+    let r = app
+        .client
+        .post(app.url("/admin/v1/api-keys"))
+        .bearer_auth(&acc.admin)
+        .body(big)
+        .send()
+        .await
+        .expect("send");
     let s = r.status().as_u16();
     let v: Value = r.json().await.expect("json");
     assert_error(s, &v, 413, "payload_too_large");
 
-    let (_, list) = app.send("GET", "/admin/v1/api-keys", &acc.admin, None).await;
+    let (_, list) = app
+        .send("GET", "/admin/v1/api-keys", &acc.admin, None)
+        .await;
     assert_eq!(list["total"], 0, "nothing was created");
 
     // Unknown and malformed ids.
-    let (s, v) = app.send("GET", "/admin/v1/api-keys/0190a3f0-0000-7000-8000-000000000000", &acc.admin, None).await;
+    let (s, v) = app
+        .send(
+            "GET",
+            "/admin/v1/api-keys/0190a3f0-0000-7000-8000-000000000000",
+            &acc.admin,
+            None,
+        )
+        .await;
     assert_error(s, &v, 404, "not_found");
-    let (s, v) = app.send("PATCH", "/admin/v1/api-keys/not-a-uuid", &acc.admin, Some(json!({"name": "x"}))).await;
+    let (s, v) = app
+        .send(
+            "PATCH",
+            "/admin/v1/api-keys/not-a-uuid",
+            &acc.admin,
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_error(s, &v, 404, "not_found");
 
     // Bad list queries.
-    for q in ["per_page=7", "page=0", "sort=colour", "order=up", "page=abc"] {
-        let (s, v) = app.send("GET", &format!("/admin/v1/api-keys?{q}"), &acc.admin, None).await;
+    for q in [
+        "per_page=7",
+        "page=0",
+        "sort=colour",
+        "order=up",
+        "page=abc",
+    ] {
+        let (s, v) = app
+            .send("GET", &format!("/admin/v1/api-keys?{q}"), &acc.admin, None)
+            .await;
         assert_error(s, &v, 422, "validation_failed");
     }
 }
@@ -170,18 +343,37 @@ async fn list_paginates_by_10_25_50_and_sorts_by_name_and_status() {
     let acc = app.account("Acme").await;
     let mut ids = Vec::new();
     for i in 0..27 {
-        let k = app.create_key(&acc.admin, json!({"name": format!("key {i:02}"), "scope_group": "read_only"})).await;
+        let k = app
+            .create_key(
+                &acc.admin,
+                json!({"name": format!("key {i:02}"), "scope_group": "read_only"}),
+            )
+            .await;
         ids.push(k["id"].as_str().expect("id").to_string());
     }
     // Two inactive keys.
     for id in &ids[..2] {
-        let (s, _) = app.send("PATCH", &format!("/admin/v1/api-keys/{id}"), &acc.admin, Some(json!({"active": false}))).await;
+        let (s, _) = app
+            .send(
+                "PATCH",
+                &format!("/admin/v1/api-keys/{id}"),
+                &acc.admin,
+                Some(json!({"active": false})),
+            )
+            .await;
         assert_eq!(s, 200);
     }
     for (per_page, pages) in [(10, 3), (25, 2), (50, 1)] {
         let mut seen = 0;
         for page in 1..=pages {
-            let (s, v) = app.send("GET", &format!("/admin/v1/api-keys?page={page}&per_page={per_page}"), &acc.admin, None).await;
+            let (s, v) = app
+                .send(
+                    "GET",
+                    &format!("/admin/v1/api-keys?page={page}&per_page={per_page}"),
+                    &acc.admin,
+                    None,
+                )
+                .await;
             assert_eq!(s, 200);
             assert_eq!(v["total"], 27);
             assert_eq!(v["per_page"], per_page);
@@ -190,14 +382,38 @@ async fn list_paginates_by_10_25_50_and_sorts_by_name_and_status() {
         }
         assert_eq!(seen, 27);
     }
-    let (_, v) = app.send("GET", "/admin/v1/api-keys?per_page=50&sort=name&order=desc", &acc.admin, None).await;
-    let names: Vec<&str> = v["items"].as_array().expect("items").iter().filter_map(|k| k["name"].as_str()).collect();
+    let (_, v) = app
+        .send(
+            "GET",
+            "/admin/v1/api-keys?per_page=50&sort=name&order=desc",
+            &acc.admin,
+            None,
+        )
+        .await;
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
     let mut sorted = names.clone();
     sorted.sort();
     sorted.reverse();
     assert_eq!(names, sorted);
-    let (_, v) = app.send("GET", "/admin/v1/api-keys?per_page=50&sort=status&order=desc", &acc.admin, None).await;
-    let statuses: Vec<&str> = v["items"].as_array().expect("items").iter().filter_map(|k| k["status"].as_str()).collect();
+    let (_, v) = app
+        .send(
+            "GET",
+            "/admin/v1/api-keys?per_page=50&sort=status&order=desc",
+            &acc.admin,
+            None,
+        )
+        .await;
+    let statuses: Vec<&str> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|k| k["status"].as_str())
+        .collect();
     assert_eq!(&statuses[..2], &["inactive", "inactive"]);
     assert!(statuses[2..].iter().all(|s| *s == "active"));
 }
@@ -206,7 +422,12 @@ async fn list_paginates_by_10_25_50_and_sorts_by_name_and_status() {
 async fn edit_toggle_regenerate_and_delete() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = app.create_key(&acc.admin, json!({"name": "CRM", "scope_group": "contact_manager"})).await;
+    let k = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "CRM", "scope_group": "contact_manager"}),
+        )
+        .await;
     let id = k["id"].as_str().expect("id");
     let key = k["key"].as_str().expect("key").to_string();
     let path = format!("/admin/v1/api-keys/{id}");
@@ -223,28 +444,52 @@ async fn edit_toggle_regenerate_and_delete() {
     assert_eq!(e["masked_key"], k["masked_key"]);
     let (s, me) = app.send("GET", "/api/v1/me", &key, None).await;
     assert_eq!(s, 200, "{me}");
-    assert_eq!(me["scopes"], json!(["contacts:read"]), "the existing key works with the new permissions");
+    assert_eq!(
+        me["scopes"],
+        json!(["contacts:read"]),
+        "the existing key works with the new permissions"
+    );
     // Back to a group; then remove the limit (null).
-    let (_, e) = app.send("PATCH", &path, &acc.admin, Some(json!({"scope_group": "lead_manager", "rate_limit_per_hour": null}))).await;
+    let (_, e) = app
+        .send(
+            "PATCH",
+            &path,
+            &acc.admin,
+            Some(json!({"scope_group": "lead_manager", "rate_limit_per_hour": null})),
+        )
+        .await;
     assert_eq!(e["scopes"], json!(["contacts:read", "leads:all"]));
     assert_eq!(e["rate_limit_per_hour"], Value::Null);
     // Bad edits change nothing.
-    let (s, v) = app.send("PATCH", &path, &acc.admin, Some(json!({"name": "", "scopes": []}))).await;
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &path,
+            &acc.admin,
+            Some(json!({"name": "", "scopes": []})),
+        )
+        .await;
     assert_error(s, &v, 422, "validation_failed");
     let (_, same) = app.send("GET", &path, &acc.admin, None).await;
     assert_eq!(same["name"], "CRM sync");
 
     // Toggle.
-    let (_, t) = app.send("PATCH", &path, &acc.admin, Some(json!({"active": false}))).await;
+    let (_, t) = app
+        .send("PATCH", &path, &acc.admin, Some(json!({"active": false})))
+        .await;
     assert_eq!(t["status"], "inactive");
     let (s, v) = app.send("GET", "/api/v1/me", &key, None).await;
     assert_error(s, &v, 401, "key_inactive");
-    let (_, t) = app.send("PATCH", &path, &acc.admin, Some(json!({"active": true}))).await;
+    let (_, t) = app
+        .send("PATCH", &path, &acc.admin, Some(json!({"active": true})))
+        .await;
     assert_eq!(t["status"], "active");
     assert_eq!(app.send("GET", "/api/v1/me", &key, None).await.0, 200);
 
     // Regenerate: new value shown once, old value refused at once.
-    let (s, r) = app.send("POST", &format!("{path}/regenerate"), &acc.admin, None).await;
+    let (s, r) = app
+        .send("POST", &format!("{path}/regenerate"), &acc.admin, None)
+        .await;
     assert_eq!(s, 200);
     let new_key = r["key"].as_str().expect("new key");
     assert_ne!(new_key, key);
@@ -254,9 +499,14 @@ async fn edit_toggle_regenerate_and_delete() {
     assert_eq!(app.send("GET", "/api/v1/me", new_key, None).await.0, 200);
 
     // Usage of a new key: all zero.
-    let (s, u) = app.send("GET", &format!("{path}/usage"), &acc.admin, None).await;
+    let (s, u) = app
+        .send("GET", &format!("{path}/usage"), &acc.admin, None)
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(u, json!({"total_messages": 0, "sent": 0, "delivered": 0, "read": 0, "failed": 0, "last_message_at": null, "delivery_rate": 0.0, "read_rate": 0.0}));
+    assert_eq!(
+        u,
+        json!({"total_messages": 0, "sent": 0, "delivered": 0, "read": 0, "failed": 0, "last_message_at": null, "delivery_rate": 0.0, "read_rate": 0.0})
+    );
 
     // Delete.
     let (s, _) = app.send("DELETE", &path, &acc.admin, None).await;
@@ -273,13 +523,22 @@ async fn edit_toggle_regenerate_and_delete() {
 async fn last_used_is_never_then_recorded() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = app.create_key(&acc.admin, json!({"name": "k", "scope_group": "read_only"})).await;
+    let k = app
+        .create_key(&acc.admin, json!({"name": "k", "scope_group": "read_only"}))
+        .await;
     let id = k["id"].as_str().expect("id");
     assert_eq!(k["last_used_at"], Value::Null);
-    assert_eq!(app.send("GET", "/api/v1/me", k["key"].as_str().expect("key"), None).await.0, 200);
+    assert_eq!(
+        app.send("GET", "/api/v1/me", k["key"].as_str().expect("key"), None)
+            .await
+            .0,
+        200
+    );
     let mut last = Value::Null;
     for _ in 0..50 {
-        let (_, v) = app.send("GET", &format!("/admin/v1/api-keys/{id}"), &acc.admin, None).await;
+        let (_, v) = app
+            .send("GET", &format!("/admin/v1/api-keys/{id}"), &acc.admin, None)
+            .await;
         last = v["last_used_at"].clone();
         if !last.is_null() {
             break;
@@ -292,17 +551,38 @@ async fn last_used_is_never_then_recorded() {
 #[tokio::test]
 async fn accounts_need_the_root_token_and_see_only_their_own_keys() {
     let app = TestApp::spawn().await;
-    let (s, v) = app.send("POST", "/admin/v1/accounts", "", Some(json!({"name": "x"}))).await;
+    let (s, v) = app
+        .send("POST", "/admin/v1/accounts", "", Some(json!({"name": "x"})))
+        .await;
     assert_error(s, &v, 401, "missing_api_key");
-    let (s, v) = app.send("POST", "/admin/v1/accounts", "wrong-root-token", Some(json!({"name": "x"}))).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/admin/v1/accounts",
+            "wrong-root-token",
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_error(s, &v, 401, "invalid_api_key");
-    let (s, v) = app.send("POST", "/admin/v1/accounts", ROOT, Some(json!({"name": ""}))).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/admin/v1/accounts",
+            ROOT,
+            Some(json!({"name": ""})),
+        )
+        .await;
     assert_error(s, &v, 422, "validation_failed");
 
     let a = app.account("A").await;
     let b = app.account("B").await;
     assert_ne!(a.id, b.id);
-    let ka = app.create_key(&a.admin, json!({"name": "a-key", "scope_group": "full_access"})).await;
+    let ka = app
+        .create_key(
+            &a.admin,
+            json!({"name": "a-key", "scope_group": "full_access"}),
+        )
+        .await;
     let id = ka["id"].as_str().expect("id");
     // B sees nothing of A's, and cannot change it.
     let (_, list) = app.send("GET", "/admin/v1/api-keys", &b.admin, None).await;
@@ -318,10 +598,19 @@ async fn accounts_need_the_root_token_and_see_only_their_own_keys() {
         let (s, v) = app.send(m, &p, &b.admin, body).await;
         assert_error(s, &v, 404, "not_found");
     }
-    let (_, still) = app.send("GET", &format!("/admin/v1/api-keys/{id}"), &a.admin, None).await;
+    let (_, still) = app
+        .send("GET", &format!("/admin/v1/api-keys/{id}"), &a.admin, None)
+        .await;
     assert_eq!(still["active"], true);
     // A key is not an admin credential, and the root token is not an account's.
-    let (s, v) = app.send("GET", "/admin/v1/api-keys", ka["key"].as_str().expect("key"), None).await;
+    let (s, v) = app
+        .send(
+            "GET",
+            "/admin/v1/api-keys",
+            ka["key"].as_str().expect("key"),
+            None,
+        )
+        .await;
     assert_error(s, &v, 401, "invalid_api_key");
     let (s, v) = app.send("GET", "/admin/v1/api-keys", ROOT, None).await;
     assert_error(s, &v, 401, "invalid_api_key");
@@ -333,30 +622,127 @@ async fn accounts_need_the_root_token_and_see_only_their_own_keys() {
 async fn docs_page_data_follows_the_key_scopes() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let sender = app.create_key(&acc.admin, json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": 250})).await;
-    let (s, d) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", sender["id"].as_str().expect("id")), &acc.admin, None).await;
+    let sender = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": 250}),
+        )
+        .await;
+    let (s, d) = app
+        .send(
+            "GET",
+            &format!(
+                "/admin/v1/api-keys/{}/docs",
+                sender["id"].as_str().expect("id")
+            ),
+            &acc.admin,
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{d}");
-    let ids: Vec<&str> = d["sections"].as_array().expect("sections").iter().filter_map(|s| s["id"].as_str()).collect();
+    let ids: Vec<&str> = d["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
     assert_eq!(ids, vec!["broadcast", "template"]);
-    let paths: Vec<String> = d["sections"][0]["endpoints"].as_array().expect("e").iter().map(|e| format!("{} {}", e["method"].as_str().unwrap_or(""), e["path"].as_str().unwrap_or(""))).collect();
-    assert!(paths.contains(&"POST /api/v1/broadcasts/{id}/send".to_string()), "{paths:?}");
-    assert!(!paths.contains(&"POST /api/v1/broadcasts".to_string()), "no broadcast:create: {paths:?}");
+    let paths: Vec<String> = d["sections"][0]["endpoints"]
+        .as_array()
+        .expect("e")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap_or(""),
+                e["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        paths.contains(&"POST /api/v1/broadcasts/{id}/send".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.contains(&"POST /api/v1/broadcasts".to_string()),
+        "no broadcast:create: {paths:?}"
+    );
     assert_eq!(d["rate_limit"]["requests_per_hour"], 250);
-    assert!(d["rate_limit"]["headers"].as_array().is_some_and(|h| h.iter().any(|x| x == "X-RateLimit-Remaining")));
-    assert!(d["base_url"].as_str().is_some_and(|b| b.ends_with("/api/v1")));
+    assert!(d["rate_limit"]["headers"]
+        .as_array()
+        .is_some_and(|h| h.iter().any(|x| x == "X-RateLimit-Remaining")));
+    assert!(d["base_url"]
+        .as_str()
+        .is_some_and(|b| b.ends_with("/api/v1")));
     assert_eq!(d["error_codes"].as_array().map(Vec::len), Some(8));
-    assert!(!d.to_string().contains(sender["key"].as_str().expect("key")), "the key is never shown again");
+    assert!(
+        !d.to_string().contains(sender["key"].as_str().expect("key")),
+        "the key is never shown again"
+    );
 
-    let reader = app.create_key(&acc.admin, json!({"name": "reader", "scope_group": "read_only"})).await;
-    let (_, d) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", reader["id"].as_str().expect("id")), &acc.admin, None).await;
-    let ids: Vec<&str> = d["sections"].as_array().expect("sections").iter().filter_map(|s| s["id"].as_str()).collect();
+    let reader = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "reader", "scope_group": "read_only"}),
+        )
+        .await;
+    let (_, d) = app
+        .send(
+            "GET",
+            &format!(
+                "/admin/v1/api-keys/{}/docs",
+                reader["id"].as_str().expect("id")
+            ),
+            &acc.admin,
+            None,
+        )
+        .await;
+    let ids: Vec<&str> = d["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
     assert_eq!(ids, vec!["broadcast", "contacts", "leads", "template"]);
-    assert!(!d.to_string().contains("/send\""), "a read-only key is not shown the send endpoint");
-    let flows = app.create_key(&acc.admin, json!({"name": "flows", "scope_group": "webhook_automation"})).await;
-    let (_, d) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", flows["id"].as_str().expect("id")), &acc.admin, None).await;
-    let ids: Vec<&str> = d["sections"].as_array().expect("sections").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert!(
+        !d.to_string().contains("/send\""),
+        "a read-only key is not shown the send endpoint"
+    );
+    let flows = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "flows", "scope_group": "webhook_automation"}),
+        )
+        .await;
+    let (_, d) = app
+        .send(
+            "GET",
+            &format!(
+                "/admin/v1/api-keys/{}/docs",
+                flows["id"].as_str().expect("id")
+            ),
+            &acc.admin,
+            None,
+        )
+        .await;
+    let ids: Vec<&str> = d["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
     assert_eq!(ids, vec!["contacts", "chatbot_flows"]);
     let other = app.account("Other").await;
-    let (s, _) = app.send("GET", &format!("/admin/v1/api-keys/{}/docs", flows["id"].as_str().expect("id")), &other.admin, None).await;
+    let (s, _) = app
+        .send(
+            "GET",
+            &format!(
+                "/admin/v1/api-keys/{}/docs",
+                flows["id"].as_str().expect("id")
+            ),
+            &other.admin,
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
 }

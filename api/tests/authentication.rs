@@ -9,30 +9,67 @@ use support::{assert_error, TestApp};
 
 async fn key(app: &TestApp, admin: &str, body: Value) -> (String, String) {
     let k = app.create_key(admin, body).await;
-    (k["key"].as_str().expect("key").to_string(), k["id"].as_str().expect("id").to_string())
+    (
+        k["key"].as_str().expect("key").to_string(),
+        k["id"].as_str().expect("id").to_string(),
+    )
 }
 
 #[tokio::test]
 async fn bearer_and_x_api_key_both_work_and_me_describes_the_key() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let (k, _) = key(&app, &acc.admin, json!({"name": "Website", "scope_group": "message_sender", "rate_limit_per_hour": 500})).await;
-    let r = app.client.get(app.url("/api/v1/me")).header("X-API-Key", &k).send().await.expect("send");
+    let (k, _) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "Website", "scope_group": "message_sender", "rate_limit_per_hour": 500}),
+    )
+    .await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("X-API-Key", &k)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
-    for h in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit-policy", "ratelimit", "x-request-id"] {
+    for h in [
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "ratelimit-policy",
+        "ratelimit",
+        "x-request-id",
+    ] {
         assert!(r.headers().contains_key(h), "missing header {h}");
     }
     assert_eq!(r.headers()["x-ratelimit-limit"], "500");
     assert_eq!(r.headers()["x-ratelimit-remaining"], "499");
-    let reset: u64 = r.headers()["x-ratelimit-reset"].to_str().expect("ascii").parse().expect("epoch");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
-    assert!(reset > now && reset <= now + 3601, "reset {reset} vs now {now}");
+    let reset: u64 = r.headers()["x-ratelimit-reset"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("epoch");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    assert!(
+        reset > now && reset <= now + 3601,
+        "reset {reset} vs now {now}"
+    );
     assert_eq!(r.headers()["ratelimit-policy"], "\"hourly\";q=500;w=3600");
     let me: Value = r.json().await.expect("json");
     assert_eq!(me["name"], "Website");
     assert_eq!(me["scopes"], json!(["broadcast:send", "template:read"]));
     assert_eq!(me["rate_limit_per_hour"], 500);
-    let r = app.client.get(app.url("/api/v1/me")).header("Authorization", format!("Bearer {k}")).send().await.expect("send");
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("Authorization", format!("Bearer {k}"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-ratelimit-remaining"], "498");
     // An admin token reaches the public API with full access.
@@ -45,16 +82,31 @@ async fn bearer_and_x_api_key_both_work_and_me_describes_the_key() {
 async fn every_401_case() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let (k, id) = key(&app, &acc.admin, json!({"name": "k", "scope_group": "read_only"})).await;
+    let (k, id) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only"}),
+    )
+    .await;
 
     let (s, v) = app.send("GET", "/api/v1/me", "", None).await;
     assert_error(s, &v, 401, "missing_api_key");
-    let r = app.client.get(app.url("/api/v1/me")).header("Authorization", "Basic abc").send().await.expect("send");
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("Authorization", "Basic abc")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
 
     let mut wrong_checksum = k.clone().into_bytes();
     let i = 20;
-    wrong_checksum[i] = if wrong_checksum[i] == b'a' { b'b' } else { b'a' };
+    wrong_checksum[i] = if wrong_checksum[i] == b'a' {
+        b'b'
+    } else {
+        b'a'
+    };
     let wrong_checksum = String::from_utf8(wrong_checksum).expect("utf8");
     let unknown = ezpulze_common::keys::generate(ezpulze_common::keys::KeyMode::Live);
     for bad in [
@@ -70,17 +122,35 @@ async fn every_401_case() {
         assert_error(s, &v, 401, "invalid_api_key");
     }
 
-    app.send("PATCH", &format!("/admin/v1/api-keys/{id}"), &acc.admin, Some(json!({"active": false}))).await;
+    app.send(
+        "PATCH",
+        &format!("/admin/v1/api-keys/{id}"),
+        &acc.admin,
+        Some(json!({"active": false})),
+    )
+    .await;
     let (s, v) = app.send("GET", "/api/v1/me", &k, None).await;
     assert_error(s, &v, 401, "key_inactive");
 
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
-    let (k2, id2) = key(&app, &acc.admin, json!({"name": "temp", "scope_group": "read_only", "expires_at": soon})).await;
+    let (k2, id2) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "temp", "scope_group": "read_only", "expires_at": soon}),
+    )
+    .await;
     assert_eq!(app.send("GET", "/api/v1/me", &k2, None).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1700)).await;
     let (s, v) = app.send("GET", "/api/v1/me", &k2, None).await;
     assert_error(s, &v, 401, "key_expired");
-    let (_, obj) = app.send("GET", &format!("/admin/v1/api-keys/{id2}"), &acc.admin, None).await;
+    let (_, obj) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/api-keys/{id2}"),
+            &acc.admin,
+            None,
+        )
+        .await;
     assert_eq!(obj["status"], "expired");
 }
 
@@ -88,21 +158,60 @@ async fn every_401_case() {
 async fn ip_allow_list_uses_the_socket_unless_a_trusted_proxy_forwards() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let (only_other, _) = key(&app, &acc.admin, json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["203.0.113.7"]})).await;
-    let (only_local, _) = key(&app, &acc.admin, json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["127.0.0.0/8"]})).await;
+    let (only_other, _) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["203.0.113.7"]}),
+    )
+    .await;
+    let (only_local, _) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["127.0.0.0/8"]}),
+    )
+    .await;
     let (s, v) = app.send("GET", "/api/v1/me", &only_other, None).await;
     assert_error(s, &v, 403, "ip_not_allowed");
     // Spoofed X-Forwarded-For from an untrusted peer is ignored.
-    let r = app.client.get(app.url("/api/v1/me")).bearer_auth(&only_other).header("X-Forwarded-For", "203.0.113.7").send().await.expect("send");
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&only_other)
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 403);
-    assert_eq!(app.send("GET", "/api/v1/me", &only_local, None).await.0, 200);
+    assert_eq!(
+        app.send("GET", "/api/v1/me", &only_local, None).await.0,
+        200
+    );
 
     let proxied = TestApp::spawn_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
     let acc = proxied.account("Acme").await;
-    let (k, _) = key(&proxied, &acc.admin, json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["203.0.113.7"]})).await;
-    let r = proxied.client.get(proxied.url("/api/v1/me")).bearer_auth(&k).header("X-Forwarded-For", "203.0.113.7").send().await.expect("send");
+    let (k, _) = key(
+        &proxied,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only", "allowed_ips": ["203.0.113.7"]}),
+    )
+    .await;
+    let r = proxied
+        .client
+        .get(proxied.url("/api/v1/me"))
+        .bearer_auth(&k)
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
-    let r = proxied.client.get(proxied.url("/api/v1/me")).bearer_auth(&k).header("X-Forwarded-For", "198.51.100.1").send().await.expect("send");
+    let r = proxied
+        .client
+        .get(proxied.url("/api/v1/me"))
+        .bearer_auth(&k)
+        .header("X-Forwarded-For", "198.51.100.1")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 403);
 }
 
@@ -110,15 +219,39 @@ async fn ip_allow_list_uses_the_socket_unless_a_trusted_proxy_forwards() {
 async fn rate_limited_requests_get_429_with_retry_after() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let (k, _) = key(&app, &acc.admin, json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 3})).await;
+    let (k, _) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 3}),
+    )
+    .await;
     for left in (0..3).rev() {
-        let r = app.client.get(app.url("/api/v1/me")).bearer_auth(&k).send().await.expect("send");
+        let r = app
+            .client
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(&k)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["x-ratelimit-remaining"], left.to_string().as_str());
+        assert_eq!(
+            r.headers()["x-ratelimit-remaining"],
+            left.to_string().as_str()
+        );
     }
-    let r = app.client.get(app.url("/api/v1/me")).bearer_auth(&k).send().await.expect("send");
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&k)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("secs");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
     assert!((1..=1200).contains(&retry), "{retry}");
     assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
     assert!(r.headers().contains_key("x-ratelimit-reset"));
@@ -126,7 +259,12 @@ async fn rate_limited_requests_get_429_with_retry_after() {
     let v: Value = r.json().await.expect("json");
     assert_error(s, &v, 429, "rate_limited");
     // A key with no limit is never limited.
-    let (free, _) = key(&app, &acc.admin, json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": null})).await;
+    let (free, _) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": null}),
+    )
+    .await;
     for _ in 0..20 {
         assert_eq!(app.send("GET", "/api/v1/me", &free, None).await.0, 200);
     }
@@ -137,16 +275,36 @@ async fn two_replicas_share_the_limit_and_see_changes_within_a_second() {
     let a = TestApp::spawn().await;
     let b = a.replica().await;
     let acc = a.account("Acme").await;
-    let (k, id) = key(&a, &acc.admin, json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 100})).await;
+    let (k, id) = key(
+        &a,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 100}),
+    )
+    .await;
 
     // 100/hour across both replicas, requests interleaved and concurrent.
     let mut tasks = Vec::new();
     for i in 0..160 {
-        let app_client = if i % 2 == 0 { a.client.clone() } else { b.client.clone() };
-        let url = if i % 2 == 0 { a.url("/api/v1/me") } else { b.url("/api/v1/me") };
+        let app_client = if i % 2 == 0 {
+            a.client.clone()
+        } else {
+            b.client.clone()
+        };
+        let url = if i % 2 == 0 {
+            a.url("/api/v1/me")
+        } else {
+            b.url("/api/v1/me")
+        };
         let k = k.clone();
         tasks.push(tokio::spawn(async move {
-            app_client.get(url).bearer_auth(k).send().await.expect("send").status().as_u16()
+            app_client
+                .get(url)
+                .bearer_auth(k)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
         }));
     }
     let mut ok = 0;
@@ -163,9 +321,21 @@ async fn two_replicas_share_the_limit_and_see_changes_within_a_second() {
     assert!(ok >= 99, "the limit admits its full burst ({ok})");
 
     // Disabling through A is seen by B (which has the key cached) within 1 s.
-    let (free, free_id) = key(&a, &acc.admin, json!({"name": "f", "scope_group": "read_only", "rate_limit_per_hour": null})).await;
+    let (free, free_id) = key(
+        &a,
+        &acc.admin,
+        json!({"name": "f", "scope_group": "read_only", "rate_limit_per_hour": null}),
+    )
+    .await;
     assert_eq!(b.send("GET", "/api/v1/me", &free, None).await.0, 200);
-    let (s, _) = a.send("PATCH", &format!("/admin/v1/api-keys/{free_id}"), &acc.admin, Some(json!({"active": false}))).await;
+    let (s, _) = a
+        .send(
+            "PATCH",
+            &format!("/admin/v1/api-keys/{free_id}"),
+            &acc.admin,
+            Some(json!({"active": false})),
+        )
+        .await;
     assert_eq!(s, 200);
     let start = Instant::now();
     loop {
@@ -173,18 +343,40 @@ async fn two_replicas_share_the_limit_and_see_changes_within_a_second() {
         if s == 401 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(1), "replica B still accepts a disabled key");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "replica B still accepts a disabled key"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Regenerating through B kills the old value on A within 1 s; deleting likewise.
-    a.send("PATCH", &format!("/admin/v1/api-keys/{free_id}"), &acc.admin, Some(json!({"active": true}))).await;
+    a.send(
+        "PATCH",
+        &format!("/admin/v1/api-keys/{free_id}"),
+        &acc.admin,
+        Some(json!({"active": true})),
+    )
+    .await;
     wait_status(&b, &free, 200).await;
     assert_eq!(a.send("GET", "/api/v1/me", &free, None).await.0, 200);
-    let (_, r) = b.send("POST", &format!("/admin/v1/api-keys/{free_id}/regenerate"), &acc.admin, None).await;
+    let (_, r) = b
+        .send(
+            "POST",
+            &format!("/admin/v1/api-keys/{free_id}/regenerate"),
+            &acc.admin,
+            None,
+        )
+        .await;
     wait_status(&a, &free, 401).await;
     let fresh = r["key"].as_str().expect("key").to_string();
     assert_eq!(a.send("GET", "/api/v1/me", &fresh, None).await.0, 200);
-    b.send("DELETE", &format!("/admin/v1/api-keys/{free_id}"), &acc.admin, None).await;
+    b.send(
+        "DELETE",
+        &format!("/admin/v1/api-keys/{free_id}"),
+        &acc.admin,
+        None,
+    )
+    .await;
     wait_status(&a, &fresh, 401).await;
     let _ = id;
 }
@@ -195,7 +387,10 @@ async fn wait_status(app: &TestApp, key: &str, want: u16) {
         if app.send("GET", "/api/v1/me", key, None).await.0 == want {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(1), "no {want} within 1 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "no {want} within 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -205,7 +400,12 @@ async fn tenant_keys_cannot_reach_another_account() {
     let app = TestApp::spawn().await;
     let a = app.account("A").await;
     let b = app.account("B").await;
-    let (ka, _) = key(&app, &a.admin, json!({"name": "k", "scope_group": "full_access"})).await;
+    let (ka, _) = key(
+        &app,
+        &a.admin,
+        json!({"name": "k", "scope_group": "full_access"}),
+    )
+    .await;
     let (_, me) = app.send("GET", "/api/v1/me", &ka, None).await;
     assert_eq!(me["name"], "k");
     let (_, meb) = app.send("GET", "/api/v1/me", &b.admin, None).await;
@@ -221,15 +421,32 @@ async fn operations_endpoints_and_request_ids() {
     assert_eq!(v, json!({"postgres": true, "redis": true}));
     let (s, v) = app.send("GET", "/openapi.json", "", None).await;
     assert_eq!(s, 200);
-    assert!(v["paths"]["/admin/v1/api-keys"].is_object(), "openapi documents the key routes");
+    assert!(
+        v["paths"]["/admin/v1/api-keys"].is_object(),
+        "openapi documents the key routes"
+    );
     let _ = app.send("GET", "/api/v1/me", "", None).await;
-    let r = app.client.get(app.url("/metrics")).send().await.expect("metrics");
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
     let text = r.text().await.expect("text");
     assert!(text.contains("ezpulze_http_requests_total"), "{text}");
-    assert!(text.contains("ezpulze_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("ezpulze_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(text.contains("ezpulze_auth_failures_total"), "{text}");
     // A sane incoming request id is kept, and errors carry it.
-    let r = app.client.get(app.url("/api/v1/me")).header("X-Request-Id", "abc-123").send().await.expect("send");
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.headers()["x-request-id"], "abc-123");
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["request_id"], "abc-123");

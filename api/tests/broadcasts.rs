@@ -19,12 +19,24 @@ struct Fixture {
 async fn fixture(template: Value, defaults: Value) -> Fixture {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = app.create_key(&acc.admin, json!({"name": "sender", "scope_group": "full_access", "rate_limit_per_hour": null})).await;
+    let k = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "sender", "scope_group": "full_access", "rate_limit_per_hour": null}),
+        )
+        .await;
     let key = k["key"].as_str().expect("key").to_string();
-    let (s, t) = app.send("POST", "/api/v1/templates", &key, Some(template)).await;
+    let (s, t) = app
+        .send("POST", "/api/v1/templates", &key, Some(template))
+        .await;
     assert_eq!(s, 201, "{t}");
     let (s, b) = app
-        .send("POST", "/api/v1/broadcasts", &key, Some(json!({"name": "promo", "template_id": t["id"], "variables": defaults})))
+        .send(
+            "POST",
+            "/api/v1/broadcasts",
+            &key,
+            Some(json!({"name": "promo", "template_id": t["id"], "variables": defaults})),
+        )
         .await;
     assert_eq!(s, 201, "{b}");
     Fixture {
@@ -37,21 +49,38 @@ async fn fixture(template: Value, defaults: Value) -> Fixture {
 }
 
 async fn queue(app: &TestApp) -> Queue<SendJob> {
-    Queue::connect(RedisTarget::single(support::redis_url()), QueueConfig::new(app.prefix.clone(), "send"))
-        .await
-        .expect("queue")
+    Queue::connect(
+        RedisTarget::single(support::redis_url()),
+        QueueConfig::new(app.prefix.clone(), "send"),
+    )
+    .await
+    .expect("queue")
 }
 
 #[tokio::test]
 async fn template_definitions_are_validated_and_managed() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let (s, t) = app.send("POST", "/api/v1/templates", &acc.admin, Some(templates::text())).await;
+    let (s, t) = app
+        .send(
+            "POST",
+            "/api/v1/templates",
+            &acc.admin,
+            Some(templates::text()),
+        )
+        .await;
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["name"], "order_update");
     assert_eq!(t["status"], "APPROVED");
     let id = t["id"].as_str().expect("id");
-    let (s, v) = app.send("POST", "/api/v1/templates", &acc.admin, Some(templates::text())).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/templates",
+            &acc.admin,
+            Some(templates::text()),
+        )
+        .await;
     assert_error(s, &v, 409, "conflict");
     let bad = [
         json!({"name": "Bad Name", "language": "en", "category": "UTILITY", "components": [{"type": "BODY", "text": "x"}]}),
@@ -64,25 +93,58 @@ async fn template_definitions_are_validated_and_managed() {
         json!([1, 2]),
     ];
     for b in bad {
-        let (s, v) = app.send("POST", "/api/v1/templates", &acc.admin, Some(b.clone())).await;
+        let (s, v) = app
+            .send("POST", "/api/v1/templates", &acc.admin, Some(b.clone()))
+            .await;
         assert_error(s, &v, 422, "validation_failed");
     }
     let (_, list) = app.send("GET", "/api/v1/templates", &acc.admin, None).await;
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "nothing else was stored");
-    let (s, p) = app.send("PATCH", &format!("/api/v1/templates/{id}"), &acc.admin, Some(json!({"category": "MARKETING"}))).await;
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(1),
+        "nothing else was stored"
+    );
+    let (s, p) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/templates/{id}"),
+            &acc.admin,
+            Some(json!({"category": "MARKETING"})),
+        )
+        .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["category"], "MARKETING");
-    let (s, v) = app.send("PATCH", &format!("/api/v1/templates/{id}"), &acc.admin, Some(json!({"components": []}))).await;
+    let (s, v) = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/templates/{id}"),
+            &acc.admin,
+            Some(json!({"components": []})),
+        )
+        .await;
     assert_error(s, &v, 422, "validation_failed");
-    let (s, _) = app.send("DELETE", &format!("/api/v1/templates/{id}"), &acc.admin, None).await;
+    let (s, _) = app
+        .send(
+            "DELETE",
+            &format!("/api/v1/templates/{id}"),
+            &acc.admin,
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
-    let (s, v) = app.send("GET", &format!("/api/v1/templates/{id}"), &acc.admin, None).await;
+    let (s, v) = app
+        .send("GET", &format!("/api/v1/templates/{id}"), &acc.admin, None)
+        .await;
     assert_error(s, &v, 404, "not_found");
 }
 
 #[tokio::test]
 async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues() {
-    let f = fixture(templates::media_buttons(), json!({"header": {"type": "image", "link": "https://cdn.example.com/saved.jpg"}})).await;
+    let f = fixture(
+        templates::media_buttons(),
+        json!({"header": {"type": "image", "link": "https://cdn.example.com/saved.jpg"}}),
+    )
+    .await;
     let app = &f.app;
     let body = json!({"recipients": [
         {"to": "+1 (415) 555-0101", "ref": "c-1", "variables": {"body": ["Ann", "10%"], "buttons": [{"index": 0, "payload": "stop"}, {"index": 1, "text": "sale"}, {"index": 2, "coupon_code": "SAVE10"}]}},
@@ -93,15 +155,38 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
         {"to": "+14155550104", "variables": {"header": {"type": "video", "link": "https://cdn.example.com/v.mp4"}, "body": ["D", "5%"], "buttons": [{"index": 0, "payload": "stop"}, {"index": 1, "text": "x"}, {"index": 2, "coupon_code": "SAVE10"}]}},
         {"to": "+14155550105", "ref": "c-6", "variables": {"body": ["E\nnew\tline", "5%"], "buttons": [{"index": 0, "payload": "stop"}, {"index": 1, "text": "sale"}, {"index": 2, "coupon_code": "SAVE10"}]}}
     ]});
-    let (s, r) = app.send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.key, Some(body)).await;
+    let (s, r) = app
+        .send(
+            "POST",
+            &format!("/api/v1/broadcasts/{}/send", f.broadcast),
+            &f.key,
+            Some(body),
+        )
+        .await;
     assert_eq!(s, 202, "{r}");
     assert_eq!(r["accepted"], 2, "{r}");
     assert_eq!(r["status"], "queued");
-    let rejected: Vec<(u64, &str)> = r["rejected"].as_array().expect("rejected").iter().map(|x| (x["index"].as_u64().unwrap_or(99), x["code"].as_str().unwrap_or(""))).collect();
-    assert_eq!(rejected.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5], "{r}");
+    let rejected: Vec<(u64, &str)> = r["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|x| {
+            (
+                x["index"].as_u64().unwrap_or(99),
+                x["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected.iter().map(|x| x.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5],
+        "{r}"
+    );
     assert_eq!(rejected[0].1, "invalid_phone");
     assert_eq!(rejected[1].1, "duplicate_recipient");
-    assert!(r["rejected"][2]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(r["rejected"][2]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     let messages = r["messages"].as_array().expect("messages");
     assert_eq!(messages[0]["index"], 0);
     assert_eq!(messages[0]["ref"], "c-1");
@@ -109,7 +194,11 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
 
     // Rows recorded with the exact Graph API body; one job each on the queue.
     let pool = app.pool().await;
-    let rows: Vec<(uuid::Uuid, String, Value, String)> = sqlx::query_as("SELECT id, to_phone, payload, status FROM messages ORDER BY id").fetch_all(&pool).await.expect("rows");
+    let rows: Vec<(uuid::Uuid, String, Value, String)> =
+        sqlx::query_as("SELECT id, to_phone, payload, status FROM messages ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].1, "+14155550101");
     let p = &rows[0].2;
@@ -117,45 +206,133 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
     assert_eq!(p["to"], "14155550101");
     assert_eq!(p["type"], "template");
     assert_eq!(p["template"]["name"], "promo_image");
-    assert_eq!(p["biz_opaque_callback_data"], rows[0].0.simple().to_string());
-    assert!(p.to_string().contains("https://cdn.example.com/saved.jpg"), "saved media from the broadcast's defaults: {p}");
-    assert!(!rows[1].2.to_string().contains("\\n"), "text flattened: {}", rows[1].2);
+    assert_eq!(
+        p["biz_opaque_callback_data"],
+        rows[0].0.simple().to_string()
+    );
+    assert!(
+        p.to_string().contains("https://cdn.example.com/saved.jpg"),
+        "saved media from the broadcast's defaults: {p}"
+    );
+    assert!(
+        !rows[1].2.to_string().contains("\\n"),
+        "text flattened: {}",
+        rows[1].2
+    );
     let stats = queue(app).await.stats().await.expect("stats");
     assert_eq!(stats.depth, 2, "{stats:?}");
 
     // Usage counts the key's Broadcast API sends; the admin UI's sends are not counted.
-    let (_, u) = app.send("GET", &format!("/admin/v1/api-keys/{}/usage", f.key_id), &f.admin, None).await;
+    let (_, u) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/api-keys/{}/usage", f.key_id),
+            &f.admin,
+            None,
+        )
+        .await;
     assert_eq!(u["total_messages"], 2);
     assert!(u["last_message_at"].is_string());
     let (s, _) = app.send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.admin, Some(json!({"recipients": [{"to": "+14155550199", "variables": {"body": ["Z", "1%"], "buttons": [{"index": 0, "payload": "p"}, {"index": 1, "text": "t"}, {"index": 2, "coupon_code": "C"}]}}]}))).await;
     assert_eq!(s, 202);
-    let (_, u) = app.send("GET", &format!("/admin/v1/api-keys/{}/usage", f.key_id), &f.admin, None).await;
+    let (_, u) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/api-keys/{}/usage", f.key_id),
+            &f.admin,
+            None,
+        )
+        .await;
     assert_eq!(u["total_messages"], 2);
 
     // Progress, listing, lookup.
     let d = r["dispatch_id"].as_str().expect("dispatch");
-    let (s, pr) = app.send("GET", &format!("/api/v1/dispatches/{d}"), &f.key, None).await;
+    let (s, pr) = app
+        .send("GET", &format!("/api/v1/dispatches/{d}"), &f.key, None)
+        .await;
     assert_eq!(s, 200);
-    assert_eq!((pr["status"].as_str(), pr["total"].as_i64(), pr["queued"].as_i64()), (Some("queued"), Some(2), Some(2)));
-    let (_, page1) = app.send("GET", &format!("/api/v1/dispatches/{d}/messages?limit=1"), &f.key, None).await;
+    assert_eq!(
+        (
+            pr["status"].as_str(),
+            pr["total"].as_i64(),
+            pr["queued"].as_i64()
+        ),
+        (Some("queued"), Some(2), Some(2))
+    );
+    let (_, page1) = app
+        .send(
+            "GET",
+            &format!("/api/v1/dispatches/{d}/messages?limit=1"),
+            &f.key,
+            None,
+        )
+        .await;
     let cursor = page1["next_cursor"].as_str().expect("cursor");
-    let (_, page2) = app.send("GET", &format!("/api/v1/dispatches/{d}/messages?limit=1&cursor={cursor}"), &f.key, None).await;
+    let (_, page2) = app
+        .send(
+            "GET",
+            &format!("/api/v1/dispatches/{d}/messages?limit=1&cursor={cursor}"),
+            &f.key,
+            None,
+        )
+        .await;
     assert_ne!(page1["items"][0]["id"], page2["items"][0]["id"]);
-    let (_, page3) = app.send("GET", &format!("/api/v1/dispatches/{d}/messages?limit=1&cursor={}", page2["next_cursor"].as_str().expect("c")), &f.key, None).await;
+    let (_, page3) = app
+        .send(
+            "GET",
+            &format!(
+                "/api/v1/dispatches/{d}/messages?limit=1&cursor={}",
+                page2["next_cursor"].as_str().expect("c")
+            ),
+            &f.key,
+            None,
+        )
+        .await;
     assert_eq!(page3["items"].as_array().map(Vec::len), Some(0));
-    let (s, v) = app.send("GET", &format!("/api/v1/dispatches/{d}/messages?cursor=zzz"), &f.key, None).await;
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!("/api/v1/dispatches/{d}/messages?cursor=zzz"),
+            &f.key,
+            None,
+        )
+        .await;
     assert_error(s, &v, 422, "validation_failed");
-    let (s, m) = app.send("GET", &format!("/api/v1/messages/{}", messages[0]["id"].as_str().expect("id")), &f.key, None).await;
+    let (s, m) = app
+        .send(
+            "GET",
+            &format!(
+                "/api/v1/messages/{}",
+                messages[0]["id"].as_str().expect("id")
+            ),
+            &f.key,
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(m["status"], "queued");
     assert_eq!(m["ref"], "c-1");
 
     // Cancel: queued messages stop.
-    let (s, c) = app.send("POST", &format!("/api/v1/dispatches/{d}/cancel"), &f.key, None).await;
+    let (s, c) = app
+        .send(
+            "POST",
+            &format!("/api/v1/dispatches/{d}/cancel"),
+            &f.key,
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["status"], "cancelled");
     assert_eq!(c["cancelled"], 2);
-    let (s, v) = app.send("POST", &format!("/api/v1/dispatches/{d}/cancel"), &f.key, None).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            &format!("/api/v1/dispatches/{d}/cancel"),
+            &f.key,
+            None,
+        )
+        .await;
     assert_error(s, &v, 409, "conflict");
 }
 
@@ -170,11 +347,21 @@ async fn send_bad_input_is_refused_and_nothing_is_half_written() {
     assert_error(s, &v, 422, "validation_failed");
     assert_eq!(v["error"]["details"].as_array().map(Vec::len), Some(2));
     // 10,001 recipients.
-    let many: Vec<Value> = (0..10_001).map(|i| one(&format!("+1415{:07}", i))).collect();
-    let (s, v) = app.send("POST", &path, &f.key, Some(json!({"recipients": many}))).await;
+    let many: Vec<Value> = (0..10_001)
+        .map(|i| one(&format!("+1415{:07}", i)))
+        .collect();
+    let (s, v) = app
+        .send("POST", &path, &f.key, Some(json!({"recipients": many})))
+        .await;
     assert_error(s, &v, 422, "validation_failed");
     // Wrong types, unknown fields, empty list, malformed JSON, invalid UTF-8, huge body.
-    for b in [json!({"recipients": "all"}), json!({"recipients": [one("+14155550100")], "priority": 1}), json!({"recipients": []}), json!({"recipients": [{"to": 14155550100u64}]}), json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"], "colour": 1}}]})] {
+    for b in [
+        json!({"recipients": "all"}),
+        json!({"recipients": [one("+14155550100")], "priority": 1}),
+        json!({"recipients": []}),
+        json!({"recipients": [{"to": 14155550100u64}]}),
+        json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"], "colour": 1}}]}),
+    ] {
         let (s, v) = app.send("POST", &path, &f.key, Some(b.clone())).await;
         assert!(s == 422 || s == 202, "{b}");
         if s == 422 {
@@ -184,28 +371,65 @@ async fn send_bad_input_is_refused_and_nothing_is_half_written() {
         }
     }
     for raw in [b"{\"recipients\": [".to_vec(), vec![b'{', 0xff, 0xfe, b'}']] {
-        let r = app.client.post(app.url(&path)).bearer_auth(&f.key).header("content-type", "application/json").body(raw).send().await.expect("send");
+        let r = app
+            .client
+            .post(app.url(&path))
+            .bearer_auth(&f.key)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .expect("send");
         let s = r.status().as_u16();
         let v: Value = r.json().await.expect("json");
         assert_error(s, &v, 422, "validation_failed");
     }
     let big = vec![b' '; 50 * 1024 * 1024];
-    let r = app.client.post(app.url(&path)).bearer_auth(&f.key).header("content-type", "application/json").body(big).send().await;
+    let r = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&f.key)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await;
     if let Ok(r) = r {
         let s = r.status().as_u16();
         let v: Value = r.json().await.expect("json");
         assert_error(s, &v, 413, "payload_too_large");
     }
     // Unknown and foreign broadcasts.
-    let (s, v) = app.send("POST", "/api/v1/broadcasts/0190a3f0-0000-7000-8000-000000000000/send", &f.key, Some(json!({"recipients": [one("+14155550100")]}))).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/broadcasts/0190a3f0-0000-7000-8000-000000000000/send",
+            &f.key,
+            Some(json!({"recipients": [one("+14155550100")]})),
+        )
+        .await;
     assert_error(s, &v, 404, "not_found");
     let other = app.account("Other").await;
-    let (s, v) = app.send("POST", &path, &other.admin, Some(json!({"recipients": [one("+14155550100")]}))).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            &path,
+            &other.admin,
+            Some(json!({"recipients": [one("+14155550100")]})),
+        )
+        .await;
     assert_error(s, &v, 404, "not_found");
     let pool = app.pool().await;
-    let (d, m): (i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM dispatches), (SELECT count(*) FROM messages)").fetch_one(&pool).await.expect("counts");
+    let (d, m): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM dispatches), (SELECT count(*) FROM messages)")
+            .fetch_one(&pool)
+            .await
+            .expect("counts");
     assert_eq!((d, m), (0, 0), "nothing recorded");
-    assert_eq!(queue(app).await.stats().await.expect("stats").depth, 0, "nothing queued");
+    assert_eq!(
+        queue(app).await.stats().await.expect("stats").depth,
+        0,
+        "nothing queued"
+    );
 }
 
 #[tokio::test]
@@ -214,7 +438,14 @@ async fn idempotency_key_replays_and_conflicts() {
     let app = &f.app;
     let url = app.url(&format!("/api/v1/broadcasts/{}/send", f.broadcast));
     let body = json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]});
-    let send = |b: Value| app.client.post(&url).bearer_auth(&f.key).header("Idempotency-Key", "order-77").json(&b).send();
+    let send = |b: Value| {
+        app.client
+            .post(&url)
+            .bearer_auth(&f.key)
+            .header("Idempotency-Key", "order-77")
+            .json(&b)
+            .send()
+    };
     let r1 = send(body.clone()).await.expect("send");
     assert_eq!(r1.status(), 202);
     assert!(r1.headers().get("idempotent-replayed").is_none());
@@ -224,17 +455,39 @@ async fn idempotency_key_replays_and_conflicts() {
     assert_eq!(r2.headers()["idempotent-replayed"], "true");
     let v2: Value = r2.json().await.expect("json");
     assert_eq!(v1, v2);
-    let r3 = send(json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "2"]}}]})).await.expect("send");
+    let r3 =
+        send(json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "2"]}}]}))
+            .await
+            .expect("send");
     let s = r3.status().as_u16();
     let v3: Value = r3.json().await.expect("json");
     assert_error(s, &v3, 409, "idempotency_conflict");
     let pool = app.pool().await;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&pool).await.expect("count");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
     assert_eq!(n, 1, "replays record nothing");
     // A failed request does not burn the key.
-    let r4 = app.client.post(&url).bearer_auth(&f.key).header("Idempotency-Key", "order-78").json(&json!({"recipients": []})).send().await.expect("send");
+    let r4 = app
+        .client
+        .post(&url)
+        .bearer_auth(&f.key)
+        .header("Idempotency-Key", "order-78")
+        .json(&json!({"recipients": []}))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r4.status(), 422);
-    let r5 = app.client.post(&url).bearer_auth(&f.key).header("Idempotency-Key", "order-78").json(&body).send().await.expect("send");
+    let r5 = app
+        .client
+        .post(&url)
+        .bearer_auth(&f.key)
+        .header("Idempotency-Key", "order-78")
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r5.status(), 202);
 }
 
@@ -249,7 +502,11 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
     assert_eq!(s, 202, "{r}");
     assert_eq!(r["status"], "scheduled");
     let q = queue(app).await;
-    assert_eq!(q.stats().await.expect("stats").depth, 0, "a scheduled dispatch is not queued yet");
+    assert_eq!(
+        q.stats().await.expect("stats").depth,
+        0,
+        "a scheduled dispatch is not queued yet"
+    );
 
     // A crash between commit and push: rows committed as queued, no job. The sweep pushes them.
     let (s, r) = app.send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.key, Some(json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}, {"to": "+14155550102", "variables": {"body": ["C", "1"]}}]}))).await;
@@ -257,14 +514,28 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
     q.purge().await.expect("purge");
     assert_eq!(q.stats().await.expect("stats").depth, 0);
     let pool = app.pool().await;
-    let fresh = ezpulze_common::outbox::repush_stale(&pool, &q, std::time::Duration::from_secs(60), 1000).await.expect("sweep");
+    let fresh =
+        ezpulze_common::outbox::repush_stale(&pool, &q, std::time::Duration::from_secs(60), 1000)
+            .await
+            .expect("sweep");
     assert_eq!(fresh, 0, "recent rows are left alone");
-    sqlx::query("UPDATE messages SET updated_at = now() - interval '10 minutes' WHERE dispatch_id = $1")
-        .bind(r["dispatch_id"].as_str().expect("id").parse::<uuid::Uuid>().expect("uuid"))
-        .execute(&pool)
-        .await
-        .expect("age");
-    let pushed = ezpulze_common::outbox::repush_stale(&pool, &q, std::time::Duration::from_secs(60), 1000).await.expect("sweep");
+    sqlx::query(
+        "UPDATE messages SET updated_at = now() - interval '10 minutes' WHERE dispatch_id = $1",
+    )
+    .bind(
+        r["dispatch_id"]
+            .as_str()
+            .expect("id")
+            .parse::<uuid::Uuid>()
+            .expect("uuid"),
+    )
+    .execute(&pool)
+    .await
+    .expect("age");
+    let pushed =
+        ezpulze_common::outbox::repush_stale(&pool, &q, std::time::Duration::from_secs(60), 1000)
+            .await
+            .expect("sweep");
     assert_eq!(pushed, 2);
     assert_eq!(q.stats().await.expect("stats").depth, 2);
 }
@@ -273,21 +544,51 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
 async fn the_generated_example_is_accepted_for_every_template_kind() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = app.create_key(&acc.admin, json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": null})).await;
+    let k = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": null}),
+        )
+        .await;
     let key = k["key"].as_str().expect("key");
     for (kind, t) in templates::all() {
-        let (s, t) = app.send("POST", "/api/v1/templates", &acc.admin, Some(t)).await;
+        let (s, t) = app
+            .send("POST", "/api/v1/templates", &acc.admin, Some(t))
+            .await;
         assert_eq!(s, 201, "{kind}: {t}");
-        let (s, b) = app.send("POST", "/api/v1/broadcasts", &acc.admin, Some(json!({"name": kind, "template_id": t["id"]}))).await;
+        let (s, b) = app
+            .send(
+                "POST",
+                "/api/v1/broadcasts",
+                &acc.admin,
+                Some(json!({"name": kind, "template_id": t["id"]})),
+            )
+            .await;
         assert_eq!(s, 201, "{kind}: {b}");
-        let (s, ex) = app.send("GET", &format!("/admin/v1/broadcasts/{}/example", b["id"].as_str().expect("id")), &acc.admin, None).await;
+        let (s, ex) = app
+            .send(
+                "GET",
+                &format!(
+                    "/admin/v1/broadcasts/{}/example",
+                    b["id"].as_str().expect("id")
+                ),
+                &acc.admin,
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{kind}: {ex}");
         assert_eq!(ex["request"]["method"], "POST");
-        assert!(ex["curl"].as_str().is_some_and(|c| c.starts_with("curl -X POST")));
-        assert!(ex["javascript"].as_str().is_some_and(|c| c.contains("fetch(")));
+        assert!(ex["curl"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("curl -X POST")));
+        assert!(ex["javascript"]
+            .as_str()
+            .is_some_and(|c| c.contains("fetch(")));
         let url = ex["request"]["url"].as_str().expect("url");
         let path = &url[url.find("/api/v1").expect("path")..];
-        let (s, r) = app.send("POST", path, key, Some(ex["request"]["body"].clone())).await;
+        let (s, r) = app
+            .send("POST", path, key, Some(ex["request"]["body"].clone()))
+            .await;
         assert_eq!(s, 202, "{kind}: {r}");
         assert_eq!(r["accepted"], 1, "{kind}: {r}");
     }
@@ -301,34 +602,116 @@ async fn each_scope_allows_exactly_its_routes() {
     let b = &f.broadcast;
     let (_, t) = app.send("GET", "/api/v1/templates", &f.key, None).await;
     let t = t["items"][0]["id"].as_str().expect("template").to_string();
-    let (_, sent) = app.send("POST", &format!("/api/v1/broadcasts/{b}/send"), &f.key, Some(json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]}))).await;
+    let (_, sent) = app
+        .send(
+            "POST",
+            &format!("/api/v1/broadcasts/{b}/send"),
+            &f.key,
+            Some(
+                json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]}),
+            ),
+        )
+        .await;
     let d = sent["dispatch_id"].as_str().expect("d").to_string();
     let m = sent["messages"][0]["id"].as_str().expect("m").to_string();
-    let send_body = json!({"recipients": [{"to": "+14155550111", "variables": {"body": ["A", "1"]}}]});
+    let send_body =
+        json!({"recipients": [{"to": "+14155550111", "variables": {"body": ["A", "1"]}}]});
     let routes: Vec<(&str, String, Option<Value>, Vec<&str>)> = vec![
-        ("GET", "/api/v1/templates".into(), None, vec!["template:read"]),
-        ("GET", format!("/api/v1/templates/{t}"), None, vec!["template:read"]),
-        ("POST", "/api/v1/templates".into(), Some(json!({"name": "x"})), vec!["template:create"]),
-        ("PATCH", format!("/api/v1/templates/{t}"), Some(json!({"category": "UTILITY"})), vec!["template:update"]),
-        ("GET", "/api/v1/broadcasts".into(), None, vec!["broadcast:read"]),
-        ("GET", format!("/api/v1/broadcasts/{b}"), None, vec!["broadcast:read"]),
-        ("POST", "/api/v1/broadcasts".into(), Some(json!({"name": "x"})), vec!["broadcast:create"]),
-        ("POST", format!("/api/v1/broadcasts/{b}/send"), Some(send_body), vec!["broadcast:send"]),
-        ("GET", format!("/api/v1/dispatches/{d}"), None, vec!["broadcast:read", "broadcast:send"]),
-        ("GET", format!("/api/v1/dispatches/{d}/messages"), None, vec!["broadcast:read", "broadcast:send"]),
-        ("GET", format!("/api/v1/messages/{m}"), None, vec!["broadcast:read", "broadcast:send"]),
-        ("DELETE", "/api/v1/broadcasts/0190a3f0-0000-7000-8000-000000000000".into(), None, vec!["broadcast:delete"]),
-        ("DELETE", "/api/v1/templates/0190a3f0-0000-7000-8000-000000000000".into(), None, vec!["template:delete"]),
+        (
+            "GET",
+            "/api/v1/templates".into(),
+            None,
+            vec!["template:read"],
+        ),
+        (
+            "GET",
+            format!("/api/v1/templates/{t}"),
+            None,
+            vec!["template:read"],
+        ),
+        (
+            "POST",
+            "/api/v1/templates".into(),
+            Some(json!({"name": "x"})),
+            vec!["template:create"],
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/templates/{t}"),
+            Some(json!({"category": "UTILITY"})),
+            vec!["template:update"],
+        ),
+        (
+            "GET",
+            "/api/v1/broadcasts".into(),
+            None,
+            vec!["broadcast:read"],
+        ),
+        (
+            "GET",
+            format!("/api/v1/broadcasts/{b}"),
+            None,
+            vec!["broadcast:read"],
+        ),
+        (
+            "POST",
+            "/api/v1/broadcasts".into(),
+            Some(json!({"name": "x"})),
+            vec!["broadcast:create"],
+        ),
+        (
+            "POST",
+            format!("/api/v1/broadcasts/{b}/send"),
+            Some(send_body),
+            vec!["broadcast:send"],
+        ),
+        (
+            "GET",
+            format!("/api/v1/dispatches/{d}"),
+            None,
+            vec!["broadcast:read", "broadcast:send"],
+        ),
+        (
+            "GET",
+            format!("/api/v1/dispatches/{d}/messages"),
+            None,
+            vec!["broadcast:read", "broadcast:send"],
+        ),
+        (
+            "GET",
+            format!("/api/v1/messages/{m}"),
+            None,
+            vec!["broadcast:read", "broadcast:send"],
+        ),
+        (
+            "DELETE",
+            "/api/v1/broadcasts/0190a3f0-0000-7000-8000-000000000000".into(),
+            None,
+            vec!["broadcast:delete"],
+        ),
+        (
+            "DELETE",
+            "/api/v1/templates/0190a3f0-0000-7000-8000-000000000000".into(),
+            None,
+            vec!["template:delete"],
+        ),
     ];
     let mut keys = std::collections::HashMap::new();
     for scope in ezpulze_common::scopes::FULL_ACCESS {
-        let k = app.create_key(acc_admin, json!({"name": scope, "scopes": [scope], "rate_limit_per_hour": null})).await;
+        let k = app
+            .create_key(
+                acc_admin,
+                json!({"name": scope, "scopes": [scope], "rate_limit_per_hour": null}),
+            )
+            .await;
         keys.insert(*scope, k["key"].as_str().expect("key").to_string());
     }
     for (method, path, body, allowed) in &routes {
         for scope in ezpulze_common::scopes::FULL_ACCESS {
             let resource = scope.split(':').next().unwrap_or("");
-            let grants = allowed.iter().any(|a| a == scope || (scope.ends_with(":all") && a.starts_with(resource)));
+            let grants = allowed
+                .iter()
+                .any(|a| a == scope || (scope.ends_with(":all") && a.starts_with(resource)));
             let (s, v) = app.send(method, path, &keys[scope], body.clone()).await;
             if grants {
                 assert_ne!(s, 403, "{scope} must reach {method} {path}: {v}");
@@ -345,18 +728,48 @@ async fn broadcasts_and_templates_are_isolated_per_account() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
     let other = app.account("Other").await;
-    let (_, list) = app.send("GET", "/api/v1/broadcasts", &other.admin, None).await;
+    let (_, list) = app
+        .send("GET", "/api/v1/broadcasts", &other.admin, None)
+        .await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
-    let (s, v) = app.send("GET", &format!("/api/v1/broadcasts/{}", f.broadcast), &other.admin, None).await;
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!("/api/v1/broadcasts/{}", f.broadcast),
+            &other.admin,
+            None,
+        )
+        .await;
     assert_error(s, &v, 404, "not_found");
-    let (s, v) = app.send("GET", &format!("/admin/v1/broadcasts/{}/example", f.broadcast), &other.admin, None).await;
+    let (s, v) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/broadcasts/{}/example", f.broadcast),
+            &other.admin,
+            None,
+        )
+        .await;
     assert_error(s, &v, 404, "not_found");
     let (_, t) = app.send("GET", "/api/v1/templates", &f.key, None).await;
     let tid = t["items"][0]["id"].clone();
-    let (s, v) = app.send("POST", "/api/v1/broadcasts", &other.admin, Some(json!({"name": "steal", "template_id": tid}))).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/broadcasts",
+            &other.admin,
+            Some(json!({"name": "steal", "template_id": tid})),
+        )
+        .await;
     assert_error(s, &v, 422, "validation_failed");
     // Bad broadcast defaults are refused.
-    let (s, v) = app.send("POST", "/api/v1/broadcasts", &f.key, Some(json!({"name": "x", "template_id": tid, "variables": {"body": ["A", "B", "C"]}}))).await;
+    let (s, v) = app
+        .send(
+            "POST",
+            "/api/v1/broadcasts",
+            &f.key,
+            Some(json!({"name": "x", "template_id": tid, "variables": {"body": ["A", "B", "C"]}})),
+        )
+        .await;
     assert_error(s, &v, 422, "validation_failed");
     let (s, v) = app.send("POST", "/api/v1/broadcasts", &f.key, Some(json!({"name": "x", "template_id": tid, "variables": {"header": {"type": "image", "link": "https://x/y.jpg"}}}))).await;
     assert_error(s, &v, 422, "validation_failed");

@@ -18,16 +18,29 @@ async fn insufficient_scope_names_the_required_scope() {
     let acc = app.account("Acme").await;
     let config = ezpulze_common::Config::from_source(&app.settings).expect("config");
     let cancel = tokio_util::sync::CancellationToken::new();
-    let state = ezpulze_api::build_state(config, &cancel).await.expect("state");
+    let state = ezpulze_api::build_state(config, &cancel)
+        .await
+        .expect("state");
     let router = Router::new()
         .route("/api/v1/contacts/x", get(contacts_read))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ezpulze_api::auth::api_auth))
-        .layer(axum::middleware::from_fn(ezpulze_api::middleware::request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ezpulze_api::auth::api_auth,
+        ))
+        .layer(axum::middleware::from_fn(
+            ezpulze_api::middleware::request_id,
+        ))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
     });
     let url = format!("http://{addr}/api/v1/contacts/x");
     let client = reqwest::Client::new();
@@ -37,8 +50,15 @@ async fn insufficient_scope_names_the_required_scope() {
         (json!(["contacts:read_all"]), 403),
         (json!(["leads:all", "broadcast:all"]), 403),
     ] {
-        let k = app.create_key(&acc.admin, json!({"name": "k", "scopes": scopes})).await;
-        let r = client.get(&url).bearer_auth(k["key"].as_str().expect("key")).send().await.expect("send");
+        let k = app
+            .create_key(&acc.admin, json!({"name": "k", "scopes": scopes}))
+            .await;
+        let r = client
+            .get(&url)
+            .bearer_auth(k["key"].as_str().expect("key"))
+            .send()
+            .await
+            .expect("send");
         let status = r.status().as_u16();
         assert_eq!(status, want, "{scopes}");
         if want == 403 {

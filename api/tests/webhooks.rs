@@ -32,8 +32,15 @@ async fn configured() -> (TestApp, String) {
 
 async fn stream_len(app: &TestApp) -> usize {
     let client = redis::Client::open(support::redis_url()).expect("client");
-    let mut c = client.get_multiplexed_async_connection().await.expect("conn");
-    redis::cmd("XLEN").arg(format!("{{{}:webhooks}}:stream", app.prefix)).query_async(&mut c).await.expect("xlen")
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    redis::cmd("XLEN")
+        .arg(format!("{{{}:webhooks}}:stream", app.prefix))
+        .query_async(&mut c)
+        .await
+        .expect("xlen")
 }
 
 fn status_body(extra: &str) -> Vec<u8> {
@@ -54,7 +61,10 @@ async fn settings_are_write_only_sealed_and_validated() {
     let pool = app.pool().await;
     let dump: String = sqlx::query_scalar("SELECT (SELECT string_agg(encode(access_token_enc, 'escape'), ',') FROM phone_numbers) || (SELECT encode(app_secret_enc, 'escape') FROM whatsapp_settings)")
         .fetch_one(&pool).await.expect("dump");
-    assert!(!dump.contains("EAAG-secret-token") && !dump.contains(SECRET), "secrets are sealed at rest");
+    assert!(
+        !dump.contains("EAAG-secret-token") && !dump.contains(SECRET),
+        "secrets are sealed at rest"
+    );
     // Keeping the token by omitting it; default rate.
     let (s, v) = app.send("PUT", "/admin/v1/whatsapp", &admin, Some(json!({"phone_numbers": [{"phone_number_id": "106540352242922", "display_phone_number": "15550783881"}]}))).await;
     assert_eq!(s, 200, "{v}");
@@ -65,14 +75,20 @@ async fn settings_are_write_only_sealed_and_validated() {
         json!({"app_secret": ""}),
         json!({"colour": "red"}),
     ] {
-        let (s, v) = app.send("PUT", "/admin/v1/whatsapp", &admin, Some(bad.clone())).await;
+        let (s, v) = app
+            .send("PUT", "/admin/v1/whatsapp", &admin, Some(bad.clone()))
+            .await;
         assert_error(s, &v, 422, "validation_failed");
     }
     let other = app.account("Other").await;
     let (s, v) = app.send("PUT", "/admin/v1/whatsapp", &other.admin, Some(json!({"phone_numbers": [{"phone_number_id": "106540352242922", "display_phone_number": "x", "access_token": "t"}]}))).await;
     assert_error(s, &v, 409, "conflict");
     let (_, v) = app.send("GET", "/admin/v1/whatsapp", &admin, None).await;
-    assert_eq!(v["phone_numbers"].as_array().map(Vec::len), Some(1), "the failed requests changed nothing");
+    assert_eq!(
+        v["phone_numbers"].as_array().map(Vec::len),
+        Some(1),
+        "the failed requests changed nothing"
+    );
 }
 
 #[tokio::test]
@@ -81,8 +97,17 @@ async fn verification_answers_the_challenge_only_for_our_token() {
     let r = app.client.get(app.url("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444")).send().await.expect("get");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("text"), "1158201444");
-    for q in ["hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1", "hub.mode=unsubscribe&hub.verify_token=verify-me&hub.challenge=1", "hub.mode=subscribe"] {
-        let r = app.client.get(app.url(&format!("/webhooks/whatsapp?{q}"))).send().await.expect("get");
+    for q in [
+        "hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1",
+        "hub.mode=unsubscribe&hub.verify_token=verify-me&hub.challenge=1",
+        "hub.mode=subscribe",
+    ] {
+        let r = app
+            .client
+            .get(app.url(&format!("/webhooks/whatsapp?{q}")))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), 403, "{q}");
     }
 }
@@ -91,7 +116,11 @@ async fn verification_answers_the_challenge_only_for_our_token() {
 async fn signed_bodies_are_queued_raw_and_everything_else_is_refused() {
     let (app, _) = configured().await;
     let post = |body: Vec<u8>, sig: Option<String>| {
-        let mut rb = app.client.post(app.url("/webhooks/whatsapp")).header("content-type", "application/json").body(body);
+        let mut rb = app
+            .client
+            .post(app.url("/webhooks/whatsapp"))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(s) = sig {
             rb = rb.header("X-Hub-Signature-256", s);
         }
@@ -99,17 +128,44 @@ async fn signed_bodies_are_queued_raw_and_everything_else_is_refused() {
     };
     // Meta's escaping (\/ and \u00e9) must verify over the raw bytes.
     let good = status_body("");
-    let r = post(good.clone(), Some(sign(SECRET, &good))).await.expect("post");
+    let r = post(good.clone(), Some(sign(SECRET, &good)))
+        .await
+        .expect("post");
     assert_eq!(r.status(), 200);
     assert_eq!(stream_len(&app).await, 1);
 
     let cases: Vec<(Vec<u8>, Option<String>, u16, &str)> = vec![
         (good.clone(), None, 401, "invalid_signature"),
-        (good.clone(), Some("sha256=zz".into()), 401, "invalid_signature"),
-        (good.clone(), Some(sign("wrong-secret", &good)), 401, "invalid_signature"),
-        (status_body("x"), Some(sign(SECRET, &good)), 401, "invalid_signature"),
-        (b"{not json".to_vec(), Some(sign(SECRET, b"{not json")), 422, "validation_failed"),
-        (b"{\"entry\": []}".to_vec(), Some(sign(SECRET, b"{\"entry\": []}")), 422, "validation_failed"),
+        (
+            good.clone(),
+            Some("sha256=zz".into()),
+            401,
+            "invalid_signature",
+        ),
+        (
+            good.clone(),
+            Some(sign("wrong-secret", &good)),
+            401,
+            "invalid_signature",
+        ),
+        (
+            status_body("x"),
+            Some(sign(SECRET, &good)),
+            401,
+            "invalid_signature",
+        ),
+        (
+            b"{not json".to_vec(),
+            Some(sign(SECRET, b"{not json")),
+            422,
+            "validation_failed",
+        ),
+        (
+            b"{\"entry\": []}".to_vec(),
+            Some(sign(SECRET, b"{\"entry\": []}")),
+            422,
+            "validation_failed",
+        ),
     ];
     for (body, sig, status, code) in cases {
         let r = post(body, sig).await.expect("post");
@@ -117,19 +173,36 @@ async fn signed_bodies_are_queued_raw_and_everything_else_is_refused() {
         let v: Value = r.json().await.expect("json");
         assert_error(s, &v, status, code);
     }
-    let unknown = String::from_utf8(good.clone()).expect("utf8").replace("106540352242922", "999");
-    let r = post(unknown.clone().into_bytes(), Some(sign(SECRET, unknown.as_bytes()))).await.expect("post");
+    let unknown = String::from_utf8(good.clone())
+        .expect("utf8")
+        .replace("106540352242922", "999");
+    let r = post(
+        unknown.clone().into_bytes(),
+        Some(sign(SECRET, unknown.as_bytes())),
+    )
+    .await
+    .expect("post");
     assert_eq!(r.status(), 404);
     // A 1 MB body: unsigned is refused; signed is taken.
     let filler = "a".repeat(1024 * 1024);
     let big = status_body(&filler);
-    let r = post(big.clone(), Some(sign("wrong", &big))).await.expect("post");
+    let r = post(big.clone(), Some(sign("wrong", &big)))
+        .await
+        .expect("post");
     assert_eq!(r.status(), 401);
-    let r = post(big.clone(), Some(sign(SECRET, &big))).await.expect("post");
+    let r = post(big.clone(), Some(sign(SECRET, &big)))
+        .await
+        .expect("post");
     assert_eq!(r.status(), 200);
     // Over the body limit.
     let huge = status_body(&"a".repeat(9 * 1024 * 1024));
-    let r = post(huge.clone(), Some(sign(SECRET, &huge))).await.expect("post");
+    let r = post(huge.clone(), Some(sign(SECRET, &huge)))
+        .await
+        .expect("post");
     assert_eq!(r.status(), 413);
-    assert_eq!(stream_len(&app).await, 2, "only the two correctly signed bodies were stored");
+    assert_eq!(
+        stream_len(&app).await,
+        2,
+        "only the two correctly signed bodies were stored"
+    );
 }

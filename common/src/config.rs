@@ -127,13 +127,20 @@ impl Config {
     }
 
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let mut r = Reader { src, errors: Vec::new() };
+        let mut r = Reader {
+            src,
+            errors: Vec::new(),
+        };
         let environment = r.string("EZPULZE_ENV", "development");
         let api_addr = r.parse("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let worker_metrics_addr =
-            r.parse("WORKER_METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9101)));
-        let scheduler_metrics_addr =
-            r.parse("SCHEDULER_METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9102)));
+        let worker_metrics_addr = r.parse(
+            "WORKER_METRICS_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 9101)),
+        );
+        let scheduler_metrics_addr = r.parse(
+            "SCHEDULER_METRICS_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 9102)),
+        );
         let database_url = r.string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ezpulze");
         let database_max_connections = r.parse("DATABASE_MAX_CONNECTIONS", 16u32);
         let redis_url = r.string("REDIS_URL", "redis://127.0.0.1:6379/0");
@@ -149,7 +156,8 @@ impl Config {
                 .filter_map(|s| match parse_net(s) {
                     Some(n) => Some(n),
                     None => {
-                        r.errors.push(format!("TRUSTED_PROXIES: {s:?} is not an IP or CIDR"));
+                        r.errors
+                            .push(format!("TRUSTED_PROXIES: {s:?} is not an IP or CIDR"));
                         None
                     }
                 })
@@ -166,7 +174,8 @@ impl Config {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {
-                r.errors.push(format!("LOG_FORMAT={other:?}: expected text or json"));
+                r.errors
+                    .push(format!("LOG_FORMAT={other:?}: expected text or json"));
                 LogFormat::Text
             }
         };
@@ -181,7 +190,9 @@ impl Config {
             "fail" => UnknownOutcomePolicy::Fail,
             "resend" => UnknownOutcomePolicy::Resend,
             other => {
-                r.errors.push(format!("UNKNOWN_OUTCOME_POLICY={other:?}: expected fail or resend"));
+                r.errors.push(format!(
+                    "UNKNOWN_OUTCOME_POLICY={other:?}: expected fail or resend"
+                ));
                 UnknownOutcomePolicy::Fail
             }
         };
@@ -191,7 +202,9 @@ impl Config {
 
         let mut errors = r.errors;
         if !matches!(environment.as_str(), "development" | "production") {
-            errors.push(format!("EZPULZE_ENV={environment:?}: expected development or production"));
+            errors.push(format!(
+                "EZPULZE_ENV={environment:?}: expected development or production"
+            ));
         }
         if key_cache_ttl.is_zero() || key_cache_ttl > Duration::from_secs(60) {
             errors.push("KEY_CACHE_TTL_SECS must be between 1 and 60".into());
@@ -302,8 +315,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_source(&map)
     }
 
@@ -327,7 +342,10 @@ mod tests {
         assert!(text.contains("API_ADDR"), "{text}");
         assert!(text.contains("KEY_CACHE_TTL_SECS"), "{text}");
         assert!(text.contains("\"bad\""), "{text}");
-        assert!(text.contains("EZPULZE_KEY_PEPPER must be set in production"), "{text}");
+        assert!(
+            text.contains("EZPULZE_KEY_PEPPER must be set in production"),
+            "{text}"
+        );
     }
 
     #[test]

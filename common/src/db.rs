@@ -37,11 +37,14 @@ pub async fn create_database(server_url: &str, name: &str) -> anyhow::Result<()>
     let opts = PgConnectOptions::from_str(server_url)
         .context("parsing server URL")?
         .database("postgres");
-    let mut conn = sqlx::PgConnection::connect_with(&opts).await.context("connecting to Postgres")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let mut conn = sqlx::PgConnection::connect_with(&opts)
+        .await
+        .context("connecting to Postgres")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)

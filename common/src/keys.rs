@@ -139,7 +139,10 @@ mod tests {
         let key = generate(KeyMode::Live);
         assert_eq!(parse("pk_live_abc"), Err(KeyFormatError::Prefix));
         assert_eq!(parse("sk_live_abc"), Err(KeyFormatError::Length));
-        assert_eq!(parse(&format!("{key}{}", "a".repeat(100))), Err(KeyFormatError::Length));
+        assert_eq!(
+            parse(&format!("{key}{}", "a".repeat(100))),
+            Err(KeyFormatError::Length)
+        );
         let mut chars: Vec<char> = key.chars().collect();
         chars[12] = '-';
         let bad: String = chars.iter().collect();

@@ -41,9 +41,16 @@ pub async fn repush_stale(
     }
     let jobs: Vec<SendJob> = rows
         .into_iter()
-        .map(|(message_id, dispatch_id, account_id)| SendJob { message_id, dispatch_id, account_id })
+        .map(|(message_id, dispatch_id, account_id)| SendJob {
+            message_id,
+            dispatch_id,
+            account_id,
+        })
         .collect();
-    queue.push_bulk(&jobs).await.context("re-pushing stale messages")?;
+    queue
+        .push_bulk(&jobs)
+        .await
+        .context("re-pushing stale messages")?;
     metrics::counter!("ezpulze_outbox_repushed_total").increment(jobs.len() as u64);
     Ok(jobs.len())
 }

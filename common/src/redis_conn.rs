@@ -25,8 +25,11 @@ pub async fn manager(client: &redis::Client) -> anyhow::Result<ConnectionManager
 /// Warns when the server may evict or lose queued work (`maxmemory-policy` other than
 /// `noeviction`, or no append-only file outside development).
 pub async fn check_settings(conn: &mut ConnectionManager, config: &Config) {
-    let policy: redis::RedisResult<Vec<String>> =
-        redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(conn).await;
+    let policy: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(conn)
+        .await;
     if let Ok(v) = policy {
         if let Some(p) = v.get(1) {
             if p != "noeviction" {
@@ -34,8 +37,11 @@ pub async fn check_settings(conn: &mut ConnectionManager, config: &Config) {
             }
         }
     }
-    let aof: redis::RedisResult<Vec<String>> =
-        redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(conn).await;
+    let aof: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .query_async(conn)
+        .await;
     if let Ok(v) = aof {
         if v.get(1).map(String::as_str) != Some("yes") && config.environment == "production" {
             tracing::warn!("Redis appendonly is off: a Redis restart loses queued jobs");

@@ -28,7 +28,10 @@ pub struct ScopeGroup {
 
 macro_rules! act {
     ($scope:literal, $label:literal) => {
-        Action { scope: $scope, label: $label }
+        Action {
+            scope: $scope,
+            label: $label,
+        }
     };
 }
 
@@ -187,7 +190,8 @@ pub fn allows<S: AsRef<str>>(granted: &[S], required: &str) -> bool {
     let resource = required.split(':').next().unwrap_or(required);
     granted.iter().any(|s| {
         let s = s.as_ref();
-        s == required || (s.len() == resource.len() + 4 && s.starts_with(resource) && s.ends_with(":all"))
+        s == required
+            || (s.len() == resource.len() + 4 && s.starts_with(resource) && s.ends_with(":all"))
     })
 }
 
@@ -204,7 +208,10 @@ mod tests {
 
     #[test]
     fn full_access_is_sorted_and_complete() {
-        let mut all: Vec<&str> = RESOURCES.iter().flat_map(|r| r.actions.iter().map(|a| a.scope)).collect();
+        let mut all: Vec<&str> = RESOURCES
+            .iter()
+            .flat_map(|r| r.actions.iter().map(|a| a.scope))
+            .collect();
         all.sort();
         assert_eq!(all, FULL_ACCESS);
     }

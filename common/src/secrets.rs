@@ -28,7 +28,9 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     pub fn new(key_material: &str) -> Self {
         let key = Sha256::digest(key_material.as_bytes());
-        Self { cipher: Aes256Gcm::new(&key) }
+        Self {
+            cipher: Aes256Gcm::new(&key),
+        }
     }
 
     pub fn seal(&self, plaintext: &str) -> Result<Vec<u8>, SecretError> {
@@ -49,7 +51,10 @@ impl Sealer {
             return Err(SecretError::Open);
         }
         let (nonce, ct) = sealed.split_at(12);
-        let pt = self.cipher.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| SecretError::Open)?;
+        let pt = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| SecretError::Open)?;
         String::from_utf8(pt).map_err(|_| SecretError::Open)
     }
 }

@@ -12,11 +12,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::Config;
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use crate::Config;
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamReadReply, StreamAutoClaimReply};
+use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use redis::AsyncConnectionConfig;
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -122,9 +122,19 @@ pub fn fold(bodies: &[Vec<u8>]) -> Vec<Folded> {
             metrics::counter!("ezpulze_status_malformed_total").increment(1);
             continue;
         };
-        for ev in env.entry.into_iter().flat_map(|e| e.changes).filter_map(|c| c.value).flat_map(|v| v.statuses) {
-            metrics::counter!("ezpulze_status_events_total", "status" => status_label(&ev.status)).increment(1);
-            let message_id = ev.biz_opaque_callback_data.as_deref().and_then(|c| Uuid::try_parse(c).ok());
+        for ev in env
+            .entry
+            .into_iter()
+            .flat_map(|e| e.changes)
+            .filter_map(|c| c.value)
+            .flat_map(|v| v.statuses)
+        {
+            metrics::counter!("ezpulze_status_events_total", "status" => status_label(&ev.status))
+                .increment(1);
+            let message_id = ev
+                .biz_opaque_callback_data
+                .as_deref()
+                .and_then(|c| Uuid::try_parse(c).ok());
             let key = key_of(message_id, Some(&ev.id));
             let at = ev
                 .timestamp
@@ -238,7 +248,8 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
     .await
     .context("applying status events")?;
     let hit_ids: std::collections::HashSet<Uuid> = matched.iter().map(|m| m.0).collect();
-    let hit_wamids: std::collections::HashSet<&str> = matched.iter().filter_map(|m| m.1.as_deref()).collect();
+    let hit_wamids: std::collections::HashSet<&str> =
+        matched.iter().filter_map(|m| m.1.as_deref()).collect();
     let unmatched: Vec<Folded> = events
         .iter()
         .filter(|e| match e.message_id {
@@ -265,14 +276,27 @@ async fn park(db: &PgPool, events: &[Folded]) -> anyhow::Result<()> {
     let mut codes = Vec::new();
     let mut titles = Vec::new();
     for e in events {
-        for (status, at) in [("sent", e.sent), ("delivered", e.delivered), ("read", e.read), ("failed", e.failed)] {
+        for (status, at) in [
+            ("sent", e.sent),
+            ("delivered", e.delivered),
+            ("read", e.read),
+            ("failed", e.failed),
+        ] {
             if let Some(at) = at {
                 ids.push(e.message_id);
                 wamids.push(e.wamid.clone());
                 statuses.push(status);
                 ats.push(at);
-                codes.push(if status == "failed" { e.error_code } else { None });
-                titles.push(if status == "failed" { e.error_title.clone() } else { None });
+                codes.push(if status == "failed" {
+                    e.error_code
+                } else {
+                    None
+                });
+                titles.push(if status == "failed" {
+                    e.error_title.clone()
+                } else {
+                    None
+                });
             }
         }
     }
@@ -319,24 +343,35 @@ pub async fn retry_parked(db: &PgPool) -> anyhow::Result<usize> {
         let key = key_of(r.message_id, r.wamid.as_deref());
         by_key
             .entry(key)
-            .or_insert_with(|| Folded { message_id: r.message_id, wamid: r.wamid.clone(), ..Folded::default() })
+            .or_insert_with(|| Folded {
+                message_id: r.message_id,
+                wamid: r.wamid.clone(),
+                ..Folded::default()
+            })
             .add(&r.status, r.event_at, r.error_code, r.error_title.clone());
     }
     let events: Vec<Folded> = by_key.into_values().collect();
     let unmatched = apply(db, &events).await?;
-    let still: std::collections::HashSet<String> =
-        unmatched.iter().map(|e| key_of(e.message_id, e.wamid.as_deref())).collect();
+    let still: std::collections::HashSet<String> = unmatched
+        .iter()
+        .map(|e| key_of(e.message_id, e.wamid.as_deref()))
+        .collect();
     let done: Vec<i64> = rows
         .iter()
         .filter(|r| !still.contains(&key_of(r.message_id, r.wamid.as_deref())))
         .map(|r| r.id)
         .collect();
-    sqlx::query("DELETE FROM pending_statuses WHERE id = ANY($1)").bind(&done).execute(&mut *tx).await?;
-    let expired = sqlx::query("DELETE FROM pending_statuses WHERE received_at < now() - make_interval(secs => $1)")
-        .bind(PENDING_TTL.as_secs_f64())
+    sqlx::query("DELETE FROM pending_statuses WHERE id = ANY($1)")
+        .bind(&done)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
+    let expired = sqlx::query(
+        "DELETE FROM pending_statuses WHERE received_at < now() - make_interval(secs => $1)",
+    )
+    .bind(PENDING_TTL.as_secs_f64())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if expired > 0 {
         metrics::counter!("ezpulze_status_expired_total").increment(expired);
         tracing::warn!(expired, "status events for unknown messages expired");
@@ -350,11 +385,18 @@ async fn reader(client: &redis::Client) -> redis::RedisResult<MultiplexedConnect
     let cfg = AsyncConnectionConfig::new()
         .set_response_timeout(Some(Duration::from_secs(30)))
         .set_connection_timeout(Some(Duration::from_secs(3)));
-    client.get_multiplexed_async_connection_with_config(&cfg).await
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
 }
 
 /// Consumes the webhook stream until cancelled, reconnecting after errors.
-pub async fn run(config: Config, db: PgPool, redis: redis::Client, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    db: PgPool,
+    redis: redis::Client,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let key = stream_key(&config.redis_prefix);
     let me = format!("status-{}", Uuid::new_v4().simple());
     let mut last_parked = Instant::now();
@@ -366,7 +408,11 @@ pub async fn run(config: Config, db: PgPool, redis: redis::Client, cancel: Cance
             None => match reader(&redis).await {
                 Ok(mut c) => {
                     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                        .arg("CREATE").arg(&key).arg(GROUP).arg("0").arg("MKSTREAM")
+                        .arg("CREATE")
+                        .arg(&key)
+                        .arg(GROUP)
+                        .arg("0")
+                        .arg("MKSTREAM")
                         .query_async(&mut c)
                         .await;
                     if let Err(e) = created {
@@ -389,7 +435,13 @@ pub async fn run(config: Config, db: PgPool, redis: redis::Client, cancel: Cance
                 last_claim = Instant::now();
                 // Events held by a consumer that died: take them over.
                 let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                    .arg(&key).arg(GROUP).arg(&me).arg(CLAIM_IDLE_MS).arg("0-0").arg("COUNT").arg(config.status_batch)
+                    .arg(&key)
+                    .arg(GROUP)
+                    .arg(&me)
+                    .arg(CLAIM_IDLE_MS)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(config.status_batch)
                     .query_async(c)
                     .await?;
                 for id in claimed.claimed {
@@ -400,8 +452,16 @@ pub async fn run(config: Config, db: PgPool, redis: redis::Client, cancel: Cance
             }
             if entries.is_empty() {
                 let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-                    .arg("GROUP").arg(GROUP).arg(&me).arg("COUNT").arg(config.status_batch).arg("BLOCK").arg(500)
-                    .arg("STREAMS").arg(&key).arg(">")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(&me)
+                    .arg("COUNT")
+                    .arg(config.status_batch)
+                    .arg("BLOCK")
+                    .arg(500)
+                    .arg("STREAMS")
+                    .arg(&key)
+                    .arg(">")
                     .query_async(c)
                     .await?;
                 for k in reply.map(|r| r.keys).unwrap_or_default() {
@@ -422,7 +482,11 @@ pub async fn run(config: Config, db: PgPool, redis: redis::Client, cancel: Cance
                         // A deadlock with another consumer: the batch is simply applied again.
                         Err(e) if attempt < 3 => {
                             attempt += 1;
-                            tracing::warn!(error = format!("{e:#}"), attempt, "status batch failed; retrying");
+                            tracing::warn!(
+                                error = format!("{e:#}"),
+                                attempt,
+                                "status batch failed; retrying"
+                            );
                         }
                         Err(e) => return Err(e),
                     }
@@ -430,11 +494,19 @@ pub async fn run(config: Config, db: PgPool, redis: redis::Client, cancel: Cance
                 park(&db, &unmatched).await?;
                 let ids: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
                 redis::pipe()
-                    .cmd("XACK").arg(&key).arg(GROUP).arg(&ids).ignore()
-                    .cmd("XDEL").arg(&key).arg(&ids).ignore()
+                    .cmd("XACK")
+                    .arg(&key)
+                    .arg(GROUP)
+                    .arg(&ids)
+                    .ignore()
+                    .cmd("XDEL")
+                    .arg(&key)
+                    .arg(&ids)
+                    .ignore()
                     .query_async::<()>(c)
                     .await?;
-                metrics::histogram!("ezpulze_status_batch_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("ezpulze_status_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 metrics::counter!("ezpulze_status_bodies_total").increment(entries.len() as u64);
             }
             if last_parked.elapsed() > PENDING_RETRY_EVERY {
@@ -469,7 +541,10 @@ mod tests {
             {"id": "wamid.B", "status": "failed", "timestamp": "7", "errors": [{"code": 131049, "title": "engagement"}]},
             {"id": "wamid.C", "status": "played", "timestamp": "7"}
         ]}}]}]});
-        let mut folded = fold(&[serde_json::to_vec(&body).expect("json"), b"not json".to_vec()]);
+        let mut folded = fold(&[
+            serde_json::to_vec(&body).expect("json"),
+            b"not json".to_vec(),
+        ]);
         folded.sort_by_key(|f| f.wamid.clone());
         assert_eq!(folded.len(), 3);
         assert_eq!(folded[0].message_id, Some(id));

@@ -9,10 +9,13 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 async fn database() -> PgPool {
-    let server = std::env::var("EZPULZE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let server = std::env::var("EZPULZE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("ezp_t_{}", &Uuid::new_v4().simple().to_string()[..16]);
     db::create_database(&server, &name).await.expect("create");
-    let pool = PgPool::connect(&db::with_database(&server, &name).expect("url")).await.expect("connect");
+    let pool = PgPool::connect(&db::with_database(&server, &name).expect("url"))
+        .await
+        .expect("connect");
     db::MIGRATOR.run(&pool).await.expect("migrate");
     pool
 }
@@ -28,10 +31,19 @@ async fn fixture(n: usize) -> Fixture {
     let account = Uuid::now_v7();
     let key = Uuid::now_v7();
     let dispatch = Uuid::now_v7();
-    sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'a')").bind(account).execute(&pool).await.expect("account");
+    sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'a')")
+        .bind(account)
+        .execute(&pool)
+        .await
+        .expect("account");
     sqlx::query("INSERT INTO api_keys (id, account_id, name, key_hash, key_head, key_tail, scopes) VALUES ($1, $2, 'k', $3, 'sk_live_aaaaaa', 'bbbb', '{broadcast:send}')")
         .bind(key).bind(account).bind(vec![1u8; 32]).execute(&pool).await.expect("key");
-    sqlx::query("INSERT INTO api_key_usage (key_id, total_messages) VALUES ($1, $2)").bind(key).bind(n as i64).execute(&pool).await.expect("usage");
+    sqlx::query("INSERT INTO api_key_usage (key_id, total_messages) VALUES ($1, $2)")
+        .bind(key)
+        .bind(n as i64)
+        .execute(&pool)
+        .await
+        .expect("usage");
     sqlx::query("INSERT INTO dispatches (id, account_id, key_id, status, total) VALUES ($1, $2, $3, 'sending', $4)")
         .bind(dispatch).bind(account).bind(key).bind(n as i32).execute(&pool).await.expect("dispatch");
     let mut messages = Vec::new();
@@ -41,7 +53,11 @@ async fn fixture(n: usize) -> Fixture {
             .bind(id).bind(dispatch).bind(account).bind(key).bind(format!("wamid.{i}")).execute(&pool).await.expect("message");
         messages.push(id);
     }
-    Fixture { pool, key, messages }
+    Fixture {
+        pool,
+        key,
+        messages,
+    }
 }
 
 fn body(events: &[(Uuid, &str, &str, i64)]) -> Vec<u8> {
@@ -59,11 +75,19 @@ fn body(events: &[(Uuid, &str, &str, i64)]) -> Vec<u8> {
 }
 
 async fn usage(f: &Fixture) -> (i64, i64, i64, i64) {
-    sqlx::query_as("SELECT sent, delivered, read, failed FROM api_key_usage WHERE key_id = $1").bind(f.key).fetch_one(&f.pool).await.expect("usage")
+    sqlx::query_as("SELECT sent, delivered, read, failed FROM api_key_usage WHERE key_id = $1")
+        .bind(f.key)
+        .fetch_one(&f.pool)
+        .await
+        .expect("usage")
 }
 
 async fn state(f: &Fixture, i: usize) -> (String, Option<i32>) {
-    sqlx::query_as("SELECT status, error_code FROM messages WHERE id = $1").bind(f.messages[i]).fetch_one(&f.pool).await.expect("state")
+    sqlx::query_as("SELECT status, error_code FROM messages WHERE id = $1")
+        .bind(f.messages[i])
+        .fetch_one(&f.pool)
+        .await
+        .expect("state")
 }
 
 #[tokio::test]
@@ -75,13 +99,30 @@ async fn monotone_states_and_counters_for_real_transitions_only() {
     // Message 2: failed, then delivered (delivery evidence outranks failed).
     // Message 3: only sent.
     let batches = [
-        body(&[(m[0], "wamid.0", "read", 30), (m[1], "wamid.1", "sent", 10), (m[3], "wamid.3", "sent", 10)]),
-        body(&[(m[0], "wamid.0", "sent", 10), (m[0], "wamid.0", "delivered", 20), (m[2], "wamid.2", "failed", 15)]),
-        body(&[(m[1], "wamid.1", "failed", 20), (m[0], "wamid.0", "read", 30), (m[3], "wamid.3", "sent", 10)]),
-        body(&[(m[2], "wamid.2", "delivered", 25), (m[0], "wamid.0", "sent", 10)]),
+        body(&[
+            (m[0], "wamid.0", "read", 30),
+            (m[1], "wamid.1", "sent", 10),
+            (m[3], "wamid.3", "sent", 10),
+        ]),
+        body(&[
+            (m[0], "wamid.0", "sent", 10),
+            (m[0], "wamid.0", "delivered", 20),
+            (m[2], "wamid.2", "failed", 15),
+        ]),
+        body(&[
+            (m[1], "wamid.1", "failed", 20),
+            (m[0], "wamid.0", "read", 30),
+            (m[3], "wamid.3", "sent", 10),
+        ]),
+        body(&[
+            (m[2], "wamid.2", "delivered", 25),
+            (m[0], "wamid.0", "sent", 10),
+        ]),
     ];
     for b in &batches {
-        let unmatched = apply(&f.pool, &fold(std::slice::from_ref(b))).await.expect("apply");
+        let unmatched = apply(&f.pool, &fold(std::slice::from_ref(b)))
+            .await
+            .expect("apply");
         assert!(unmatched.is_empty());
     }
     assert_eq!(state(&f, 0).await.0, "read");
@@ -92,33 +133,128 @@ async fn monotone_states_and_counters_for_real_transitions_only() {
     assert_eq!(usage(&f).await, (4, 2, 1, 1));
     // Replaying everything changes nothing.
     for b in &batches {
-        apply(&f.pool, &fold(std::slice::from_ref(b))).await.expect("apply");
+        apply(&f.pool, &fold(std::slice::from_ref(b)))
+            .await
+            .expect("apply");
     }
     assert_eq!(usage(&f).await, (4, 2, 1, 1));
-    let (sent_at,): (Option<chrono::DateTime<Utc>>,) = sqlx::query_as("SELECT sent_at FROM messages WHERE id = $1").bind(m[0]).fetch_one(&f.pool).await.expect("ts");
-    assert_eq!(sent_at, Utc.timestamp_opt(10, 0).single(), "the first timestamp is kept");
+    let (sent_at,): (Option<chrono::DateTime<Utc>>,) =
+        sqlx::query_as("SELECT sent_at FROM messages WHERE id = $1")
+            .bind(m[0])
+            .fetch_one(&f.pool)
+            .await
+            .expect("ts");
+    assert_eq!(
+        sent_at,
+        Utc.timestamp_opt(10, 0).single(),
+        "the first timestamp is kept"
+    );
 }
 
 #[tokio::test]
 async fn events_match_by_wamid_without_callback_data_and_unknown_ones_wait() {
     let f = fixture(1).await;
-    let by_wamid = Folded { wamid: Some("wamid.0".into()), sent: Utc.timestamp_opt(5, 0).single(), ..Folded::default() };
+    let by_wamid = Folded {
+        wamid: Some("wamid.0".into()),
+        sent: Utc.timestamp_opt(5, 0).single(),
+        ..Folded::default()
+    };
     let unknown_id = Uuid::now_v7();
-    let early = Folded { message_id: Some(unknown_id), wamid: Some("wamid.x".into()), delivered: Utc.timestamp_opt(6, 0).single(), ..Folded::default() };
-    let unmatched = apply(&f.pool, &[by_wamid, early.clone()]).await.expect("apply");
+    let early = Folded {
+        message_id: Some(unknown_id),
+        wamid: Some("wamid.x".into()),
+        delivered: Utc.timestamp_opt(6, 0).single(),
+        ..Folded::default()
+    };
+    let unmatched = apply(&f.pool, &[by_wamid, early.clone()])
+        .await
+        .expect("apply");
     assert_eq!(state(&f, 0).await.0, "sent");
     assert_eq!(unmatched.len(), 1);
     assert_eq!(unmatched[0].message_id, Some(unknown_id));
     // Park it the way the consumer does, then let the message appear: the retry applies it.
     sqlx::query("INSERT INTO pending_statuses (message_id, wamid, status, event_at) VALUES ($1, 'wamid.x', 'delivered', now())")
         .bind(unknown_id).execute(&f.pool).await.expect("park");
-    assert_eq!(retry_parked(&f.pool).await.expect("retry"), 0, "still unknown");
-    let dispatch: Uuid = sqlx::query_scalar("SELECT dispatch_id FROM messages LIMIT 1").fetch_one(&f.pool).await.expect("d");
+    assert_eq!(
+        retry_parked(&f.pool).await.expect("retry"),
+        0,
+        "still unknown"
+    );
+    let dispatch: Uuid = sqlx::query_scalar("SELECT dispatch_id FROM messages LIMIT 1")
+        .fetch_one(&f.pool)
+        .await
+        .expect("d");
     sqlx::query("INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, payload, status) SELECT $1, dispatch_id, account_id, key_id, to_phone, payload, 'accepted' FROM messages WHERE dispatch_id = $2 LIMIT 1")
         .bind(unknown_id).bind(dispatch).execute(&f.pool).await.expect("late message");
     assert_eq!(retry_parked(&f.pool).await.expect("retry"), 1);
-    let s: String = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1").bind(unknown_id).fetch_one(&f.pool).await.expect("s");
+    let s: String = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
+        .bind(unknown_id)
+        .fetch_one(&f.pool)
+        .await
+        .expect("s");
     assert_eq!(s, "delivered");
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_statuses").fetch_one(&f.pool).await.expect("n");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
+        .fetch_one(&f.pool)
+        .await
+        .expect("n");
     assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn the_consumer_loop_reads_the_stream_applies_and_deletes() {
+    let f = fixture(1).await;
+    let prefix = format!("ezp_t_{}", &Uuid::new_v4().simple().to_string()[..16]);
+    let mut env = std::collections::HashMap::new();
+    env.insert("REDIS_PREFIX".to_string(), prefix.clone());
+    env.insert(
+        "REDIS_URL".to_string(),
+        std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+    );
+    let config = ezpulze_common::Config::from_source(&env).expect("config");
+    let client = redis::Client::open(env["REDIS_URL"].as_str()).expect("client");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(ezpulze_common::status::run(
+        config,
+        f.pool.clone(),
+        client.clone(),
+        cancel.clone(),
+    ));
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let key = ezpulze_common::status::stream_key(&prefix);
+    let b = body(&[(f.messages[0], "wamid.0", "delivered", 10)]);
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("b")
+        .arg(b)
+        .query_async(&mut c)
+        .await
+        .expect("xadd");
+    let mut done = false;
+    for _ in 0..100 {
+        if state(&f, 0).await.0 == "delivered" {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(done, "the consumer applied the event");
+    let mut len = 1i64;
+    for _ in 0..40 {
+        len = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .expect("xlen");
+        if len == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(len, 0, "acked and deleted");
+    cancel.cancel();
+    task.await.expect("join").expect("run");
 }

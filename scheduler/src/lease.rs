@@ -54,7 +54,12 @@ impl Lease {
 
     pub async fn release(&self) -> redis::RedisResult<()> {
         let mut c = self.redis.clone();
-        let _: i64 = self.release.key(&self.key).arg(&self.holder).invoke_async(&mut c).await?;
+        let _: i64 = self
+            .release
+            .key(&self.key)
+            .arg(&self.holder)
+            .invoke_async(&mut c)
+            .await?;
         Ok(())
     }
 }

@@ -54,7 +54,12 @@ impl Scheduler {
         .await
         .context("connecting the send queue")?;
         let lease = lease::Lease::new(redis, &config.redis_prefix, LEASE);
-        Ok(Self { config, db: pool, queue, lease })
+        Ok(Self {
+            config,
+            db: pool,
+            queue,
+            lease,
+        })
     }
 
     /// One round of the leader's work.
@@ -102,7 +107,11 @@ impl Scheduler {
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` for the scheduler process.
-pub async fn serve_ops(addr: SocketAddr, db: PgPool, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve_ops(
+    addr: SocketAddr,
+    db: PgPool,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let handle = telemetry::metrics_handle();
     let app = Router::new()
         .route("/metrics", get(move || std::future::ready(handle.render())))
@@ -114,13 +123,20 @@ pub async fn serve_ops(addr: SocketAddr, db: PgPool, cancel: CancellationToken) 
                 async move {
                     match sqlx::query("SELECT 1").execute(&db).await {
                         Ok(_) => (axum::http::StatusCode::OK, "ready"),
-                        Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),
+                        Err(_) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "postgres unreachable",
+                        ),
                     }
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await?;
     Ok(())
 }
 

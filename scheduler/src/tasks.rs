@@ -21,11 +21,24 @@ const BATCH: i64 = 10_000;
 /// A row claimed this long ago and still `sending` lost its worker and its job.
 const STUCK_SENDING_SECS: f64 = 900.0;
 
-pub async fn tick(db: &PgPool, queue: &Queue<SendJob>, config: &Config) -> anyhow::Result<TickReport> {
+pub async fn tick(
+    db: &PgPool,
+    queue: &Queue<SendJob>,
+    config: &Config,
+) -> anyhow::Result<TickReport> {
     let (released_dispatches, released_messages) = release_scheduled(db, queue).await?;
     let repushed = outbox::repush_stale(db, queue, config.outbox_after, BATCH).await?;
     let unknown_swept = sweep_unknown(db, config.unknown_outcome_policy).await?;
-    let report = TickReport { released_dispatches, released_messages, repushed, unknown_swept };
+    // Queue depth, delayed, in-flight, dead and oldest age as gauges for the dashboards.
+    if let Err(e) = queue.report_metrics().await {
+        tracing::warn!(error = %e, "reading queue statistics failed");
+    }
+    let report = TickReport {
+        released_dispatches,
+        released_messages,
+        repushed,
+        unknown_swept,
+    };
     if report != TickReport::default() {
         tracing::info!(?report, "scheduler tick");
     }
@@ -34,7 +47,10 @@ pub async fn tick(db: &PgPool, queue: &Queue<SendJob>, config: &Config) -> anyho
 
 /// Scheduled dispatches whose time has come: rows to `queued` and their jobs pushed. The
 /// commit comes first; a failed push is repaired by the outbox sweep.
-pub async fn release_scheduled(db: &PgPool, queue: &Queue<SendJob>) -> anyhow::Result<(usize, usize)> {
+pub async fn release_scheduled(
+    db: &PgPool,
+    queue: &Queue<SendJob>,
+) -> anyhow::Result<(usize, usize)> {
     let mut tx = db.begin().await?;
     let due: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE dispatches SET status = 'queued', updated_at = now()
@@ -60,7 +76,11 @@ pub async fn release_scheduled(db: &PgPool, queue: &Queue<SendJob>) -> anyhow::R
     tx.commit().await?;
     let jobs: Vec<SendJob> = rows
         .iter()
-        .map(|&(message_id, dispatch_id, account_id)| SendJob { message_id, dispatch_id, account_id })
+        .map(|&(message_id, dispatch_id, account_id)| SendJob {
+            message_id,
+            dispatch_id,
+            account_id,
+        })
         .collect();
     if let Err(e) = queue.push_bulk(&jobs).await {
         tracing::warn!(error = %e, "pushing released jobs failed; the outbox sweep will push them");
@@ -127,7 +147,9 @@ pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
     .await?;
     for p in &parts {
         // The name comes from the catalog and matches ^messages_[0-9]{8}$.
-        sqlx::query(&format!("DROP TABLE IF EXISTS \"{p}\"")).execute(db).await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS \"{p}\""))
+            .execute(db)
+            .await?;
         metrics::counter!("ezpulze_scheduler_partitions_dropped_total").increment(1);
     }
     Ok(parts)

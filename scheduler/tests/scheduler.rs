@@ -9,14 +9,21 @@ use ezpulze_scheduler::{tasks, Scheduler};
 use uuid::Uuid;
 
 async fn config() -> Config {
-    let server = std::env::var("EZPULZE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let server = std::env::var("EZPULZE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let id = Uuid::new_v4().simple().to_string();
     let name = format!("ezp_t_{}", &id[..16]);
     db::create_database(&server, &name).await.expect("db");
     let mut env: HashMap<String, String> = HashMap::new();
-    env.insert("DATABASE_URL".into(), db::with_database(&server, &name).expect("url"));
+    env.insert(
+        "DATABASE_URL".into(),
+        db::with_database(&server, &name).expect("url"),
+    );
     env.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
-    env.insert("REDIS_URL".into(), std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()));
+    env.insert(
+        "REDIS_URL".into(),
+        std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+    );
     env.insert("REDIS_PREFIX".into(), format!("ezp_t_{}", &id[..16]));
     Config::from_source(&env).expect("config")
 }
@@ -24,7 +31,11 @@ async fn config() -> Config {
 async fn seed(s: &Scheduler, status: &str, scheduled_in_secs: i64, n: usize) -> Uuid {
     let account = Uuid::now_v7();
     let dispatch = Uuid::now_v7();
-    sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'a')").bind(account).execute(&s.db).await.expect("a");
+    sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'a')")
+        .bind(account)
+        .execute(&s.db)
+        .await
+        .expect("a");
     sqlx::query("INSERT INTO dispatches (id, account_id, status, total, scheduled_at) VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))")
         .bind(dispatch).bind(account).bind(status).bind(n as i32).bind(scheduled_in_secs as f64).execute(&s.db).await.expect("d");
     for _ in 0..n {
@@ -41,10 +52,19 @@ async fn one_leader_at_a_time_and_a_standby_takes_over() {
     let a = Scheduler::connect(cfg.clone()).await.expect("a");
     let b = Scheduler::connect(cfg).await.expect("b");
     assert!(a.lease.acquire_or_renew().await.expect("lease"));
-    assert!(!b.lease.acquire_or_renew().await.expect("lease"), "only one leader");
-    assert!(a.lease.acquire_or_renew().await.expect("renew"), "the leader keeps it");
+    assert!(
+        !b.lease.acquire_or_renew().await.expect("lease"),
+        "only one leader"
+    );
+    assert!(
+        a.lease.acquire_or_renew().await.expect("renew"),
+        "the leader keeps it"
+    );
     a.lease.release().await.expect("release");
-    assert!(b.lease.acquire_or_renew().await.expect("lease"), "the standby takes over");
+    assert!(
+        b.lease.acquire_or_renew().await.expect("lease"),
+        "the standby takes over"
+    );
     assert!(!a.lease.acquire_or_renew().await.expect("lease"));
 }
 
@@ -54,11 +74,21 @@ async fn scheduled_dispatches_are_released_when_due() {
     let due = seed(&s, "scheduled", -1, 3).await;
     let later = seed(&s, "scheduled", 3600, 2).await;
     let report = s.tick().await.expect("tick");
-    assert_eq!((report.released_dispatches, report.released_messages), (1, 3));
+    assert_eq!(
+        (report.released_dispatches, report.released_messages),
+        (1, 3)
+    );
     assert_eq!(s.queue.stats().await.expect("stats").depth, 3);
-    let st: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status FROM dispatches ORDER BY id").fetch_all(&s.db).await.expect("st");
+    let st: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status FROM dispatches ORDER BY id")
+        .fetch_all(&s.db)
+        .await
+        .expect("st");
     assert!(st.contains(&(due, "queued".into())) && st.contains(&(later, "scheduled".into())));
-    assert_eq!(s.tick().await.expect("tick").released_messages, 0, "released once");
+    assert_eq!(
+        s.tick().await.expect("tick").released_messages,
+        0,
+        "released once"
+    );
 }
 
 #[tokio::test]
@@ -69,19 +99,40 @@ async fn stuck_sends_follow_the_unknown_outcome_policy() {
         .bind(d).execute(&s.db).await.expect("stuck");
     sqlx::query("UPDATE messages SET status = 'sending', claimed_at = now() WHERE status = 'queued' AND dispatch_id = $1 AND id IN (SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id DESC LIMIT 1)")
         .bind(d).execute(&s.db).await.expect("fresh");
-    assert_eq!(tasks::sweep_unknown(&s.db, UnknownOutcomePolicy::Fail).await.expect("sweep"), 2);
+    assert_eq!(
+        tasks::sweep_unknown(&s.db, UnknownOutcomePolicy::Fail)
+            .await
+            .expect("sweep"),
+        2
+    );
     let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'failed' AND error_title LIKE 'outcome unknown%'").fetch_one(&s.db).await.expect("n");
     assert_eq!(failed, 2, "never sent twice: marked failed");
-    sqlx::query("UPDATE messages SET claimed_at = now() - interval '1 hour' WHERE status = 'sending'").execute(&s.db).await.expect("age");
-    assert_eq!(tasks::sweep_unknown(&s.db, UnknownOutcomePolicy::Resend).await.expect("sweep"), 1);
-    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'queued'").fetch_one(&s.db).await.expect("n");
+    sqlx::query(
+        "UPDATE messages SET claimed_at = now() - interval '1 hour' WHERE status = 'sending'",
+    )
+    .execute(&s.db)
+    .await
+    .expect("age");
+    assert_eq!(
+        tasks::sweep_unknown(&s.db, UnknownOutcomePolicy::Resend)
+            .await
+            .expect("sweep"),
+        1
+    );
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'queued'")
+        .fetch_one(&s.db)
+        .await
+        .expect("n");
     assert_eq!(queued, 2);
 }
 
 #[tokio::test]
 async fn retention_keeps_partitions_ahead_and_drops_old_ones() {
     let s = Scheduler::connect(config().await).await.expect("s");
-    sqlx::query("SELECT ezp_ensure_message_partitions(((now() AT TIME ZONE 'UTC')::date - 40), 2)").execute(&s.db).await.expect("old");
+    sqlx::query("SELECT ezp_ensure_message_partitions(((now() AT TIME ZONE 'UTC')::date - 40), 2)")
+        .execute(&s.db)
+        .await
+        .expect("old");
     let dropped = tasks::retention(&s.db, 30).await.expect("retention");
     assert_eq!(dropped.len(), 2, "{dropped:?}");
     let ahead: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'messages_' || to_char((now() AT TIME ZONE 'UTC')::date + 7, 'YYYYMMDD')")

@@ -38,7 +38,10 @@ pub struct KeyRecord {
 impl KeyRecord {
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|n| n.contains(&ip))
@@ -84,7 +87,11 @@ impl KeyCache {
     }
 
     /// The key with this hash, from the cache or Postgres; `None` when no such key exists.
-    pub async fn get(&self, db: &PgPool, hash: [u8; 32]) -> Result<Option<Arc<KeyRecord>>, sqlx::Error> {
+    pub async fn get(
+        &self,
+        db: &PgPool,
+        hash: [u8; 32],
+    ) -> Result<Option<Arc<KeyRecord>>, sqlx::Error> {
         if let Some(e) = self.map.get(&hash) {
             if e.loaded.elapsed() < self.ttl {
                 metrics::counter!("ezpulze_key_cache_hits_total").increment(1);
@@ -108,7 +115,11 @@ impl KeyCache {
                 name: r.name,
                 scope_group: r.scope_group,
                 scopes: r.scopes,
-                allowed_ips: r.allowed_ips.iter().filter_map(|s| s.parse().ok()).collect(),
+                allowed_ips: r
+                    .allowed_ips
+                    .iter()
+                    .filter_map(|s| s.parse().ok())
+                    .collect(),
                 rate_limit_per_hour: r.rate_limit_per_hour,
                 expires_at: r.expires_at,
                 active: r.active,
@@ -124,7 +135,13 @@ impl KeyCache {
                 self.map.retain(|_, e| e.record.is_some());
                 self.negatives.store(0, Ordering::Relaxed);
             }
-            self.map.insert(hash, Entry { record: record.clone(), loaded: Instant::now() });
+            self.map.insert(
+                hash,
+                Entry {
+                    record: record.clone(),
+                    loaded: Instant::now(),
+                },
+            );
         }
         Ok(record)
     }
@@ -156,7 +173,10 @@ pub async fn publish_invalidation(
     let mut pipe = redis::pipe();
     for h in hashes {
         cache.invalidate(h);
-        pipe.cmd("PUBLISH").arg(channel(prefix)).arg(hex::encode(h)).ignore();
+        pipe.cmd("PUBLISH")
+            .arg(channel(prefix))
+            .arg(hex::encode(h))
+            .ignore();
     }
     pipe.query_async::<()>(redis).await
 }

@@ -29,7 +29,9 @@ use key_cache::KeyRecord;
 pub enum Principal {
     Key(Arc<KeyRecord>),
     /// An account admin (the web UI): every scope, no key usage counted.
-    Admin { account_id: Uuid },
+    Admin {
+        account_id: Uuid,
+    },
 }
 
 impl Principal {
@@ -78,7 +80,11 @@ impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        let p = parts.extensions.get::<Principal>().cloned().ok_or(ApiError::MissingApiKey)?;
+        let p = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::MissingApiKey)?;
         p.require(S::SCOPE)?;
         Ok(Authorized(p, PhantomData))
     }
@@ -89,7 +95,11 @@ impl<St: Send + Sync> FromRequestParts<St> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or(ApiError::MissingApiKey)
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::MissingApiKey)
     }
 }
 
@@ -138,7 +148,10 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
         let (scheme, rest) = v.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim());
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn fail(reason: &'static str, err: ApiError) -> ApiError {
@@ -213,7 +226,9 @@ async fn authenticate_api(
             if !d.allowed {
                 metrics::counter!("ezpulze_rate_limited_total").increment(1);
                 return Err((
-                    ApiError::RateLimited { retry_after_secs: d.retry_after_secs },
+                    ApiError::RateLimited {
+                        retry_after_secs: d.retry_after_secs,
+                    },
                     Some(headers),
                 ));
             }
@@ -228,9 +243,18 @@ async fn authenticate_api(
 fn rate_headers(d: &rate_limit::Decision) -> Vec<(HeaderName, HeaderValue)> {
     let reset_at = d.now_secs + d.reset_secs;
     vec![
-        (HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(d.limit)),
-        (HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(d.remaining)),
-        (HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(reset_at)),
+        (
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(d.limit),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(d.remaining),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(reset_at),
+        ),
         (
             HeaderName::from_static("ratelimit-policy"),
             HeaderValue::from_str(&format!("\"hourly\";q={};w=3600", d.limit))
@@ -264,7 +288,10 @@ pub struct AdminAccount(pub Uuid);
 impl FromRequestParts<AppState> for AdminAccount {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(Principal::Admin { account_id }) = parts.extensions.get::<Principal>() {
             return Ok(AdminAccount(*account_id));
         }
@@ -288,8 +315,12 @@ pub struct Root;
 impl FromRequestParts<AppState> for Root {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let sent = credential(&parts.headers).ok_or_else(|| fail("missing", ApiError::MissingApiKey))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let sent =
+            credential(&parts.headers).ok_or_else(|| fail("missing", ApiError::MissingApiKey))?;
         let Some(root) = state.config().root_token.as_ref() else {
             return Err(fail("unknown", ApiError::InvalidApiKey));
         };

@@ -43,7 +43,10 @@ pub struct Decision {
 
 impl RateLimiter {
     pub fn new(prefix: &str) -> Self {
-        Self { script: Script::new(GCRA), prefix: prefix.to_string() }
+        Self {
+            script: Script::new(GCRA),
+            prefix: prefix.to_string(),
+        }
     }
 
     pub async fn check(

@@ -26,10 +26,16 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field("name", "a name of 1 to 200 characters is required"));
+        return Err(ApiError::field(
+            "name",
+            "a name of 1 to 200 characters is required",
+        ));
     }
     let (id, token) = create_account(&state, name).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "name": name, "admin_token": token}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "name": name, "admin_token": token})),
+    ))
 }
 
 /// Creates an account and its first admin token (returned once, stored hashed).

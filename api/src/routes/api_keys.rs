@@ -76,7 +76,11 @@ impl From<KeyRow> for KeyView {
     fn from(r: KeyRow) -> Self {
         KeyView {
             id: r.id,
-            scope_group_name: r.scope_group.as_deref().and_then(scopes::group).map(|g| g.name),
+            scope_group_name: r
+                .scope_group
+                .as_deref()
+                .and_then(scopes::group)
+                .map(|g| g.name),
             name: r.name,
             scope_group: r.scope_group,
             scopes: r.scopes,
@@ -151,7 +155,10 @@ fn resolve_scopes(
     match (group, list) {
         (Some(g), list) => {
             let Some(def) = scopes::group(g) else {
-                errors.push(FieldError::new("scope_group", format!("unknown scope group {g:?}")));
+                errors.push(FieldError::new(
+                    "scope_group",
+                    format!("unknown scope group {g:?}"),
+                ));
                 return None;
             };
             let group_scopes: Vec<String> = def.scopes.iter().map(|s| s.to_string()).collect();
@@ -170,7 +177,10 @@ fn resolve_scopes(
             let mut ok = true;
             for (i, s) in list.iter().enumerate() {
                 if !scopes::is_known(s) {
-                    errors.push(FieldError::new(format!("scopes[{i}]"), format!("unknown scope {s:?}")));
+                    errors.push(FieldError::new(
+                        format!("scopes[{i}]"),
+                        format!("unknown scope {s:?}"),
+                    ));
                     ok = false;
                 }
             }
@@ -181,7 +191,10 @@ fn resolve_scopes(
             ok.then(|| (None, scopes::normalise(list.to_vec())))
         }
         (None, None) => {
-            errors.push(FieldError::new("scopes", "select a scope group or at least one scope"));
+            errors.push(FieldError::new(
+                "scopes",
+                "select a scope group or at least one scope",
+            ));
             None
         }
     }
@@ -189,7 +202,10 @@ fn resolve_scopes(
 
 fn check_ips(ips: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     if ips.len() > MAX_ALLOWED_IPS {
-        errors.push(FieldError::new("allowed_ips", format!("at most {MAX_ALLOWED_IPS} entries")));
+        errors.push(FieldError::new(
+            "allowed_ips",
+            format!("at most {MAX_ALLOWED_IPS} entries"),
+        ));
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -211,11 +227,17 @@ fn check_rate(rate: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
     match rate {
         None => None,
         Some(n) if n <= 0 => {
-            errors.push(FieldError::new("rate_limit_per_hour", "must be a positive number, or null for no limit"));
+            errors.push(FieldError::new(
+                "rate_limit_per_hour",
+                "must be a positive number, or null for no limit",
+            ));
             None
         }
         Some(n) if n > MAX_RATE_LIMIT => {
-            errors.push(FieldError::new("rate_limit_per_hour", format!("at most {MAX_RATE_LIMIT}")));
+            errors.push(FieldError::new(
+                "rate_limit_per_hour",
+                format!("at most {MAX_RATE_LIMIT}"),
+            ));
             None
         }
         Some(n) => i32::try_from(n).ok(),
@@ -246,7 +268,11 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<KeyView>)> {
     let mut errors = Vec::new();
     let name = check_name(&body.name, &mut errors);
-    let resolved = resolve_scopes(body.scope_group.as_deref(), body.scopes.as_deref(), &mut errors);
+    let resolved = resolve_scopes(
+        body.scope_group.as_deref(),
+        body.scopes.as_deref(),
+        &mut errors,
+    );
     let ips = check_ips(body.allowed_ips.as_deref().unwrap_or_default(), &mut errors);
     let rate = match body.rate_limit_per_hour {
         None => Some(DEFAULT_RATE_LIMIT),
@@ -257,7 +283,10 @@ pub async fn create(
         None | Some("live") => keys::KeyMode::Live,
         Some("test") => keys::KeyMode::Test,
         Some(other) => {
-            errors.push(FieldError::new("mode", format!("{other:?}: expected live or test")));
+            errors.push(FieldError::new(
+                "mode",
+                format!("{other:?}: expected live or test"),
+            ));
             keys::KeyMode::Live
         }
     };
@@ -289,7 +318,13 @@ pub async fn create(
     .fetch_one(state.db())
     .await?;
     // A replica may hold a negative entry for this (improbable) value: clear it everywhere.
-    publish_invalidation(state.key_cache(), &mut state.redis(), &state.config().redis_prefix, &[hash]).await?;
+    publish_invalidation(
+        state.key_cache(),
+        &mut state.redis(),
+        &state.config().redis_prefix,
+        &[hash],
+    )
+    .await?;
     let mut view = KeyView::from(row);
     view.key = Some(key);
     Ok((StatusCode::CREATED, Json(view)))
@@ -340,7 +375,13 @@ pub async fn list(
         }
     };
     let order = match q.order.as_deref() {
-        None => if q.sort.is_none() { "DESC" } else { "ASC" },
+        None => {
+            if q.sort.is_none() {
+                "DESC"
+            } else {
+                "ASC"
+            }
+        }
         Some("asc") => "ASC",
         Some("desc") => "DESC",
         Some(_) => {
@@ -362,16 +403,23 @@ pub async fn list(
         .bind(account)
         .fetch_one(state.db())
         .await?;
-    Ok(Json(Page { items: rows.into_iter().map(KeyView::from).collect(), page, per_page, total }))
+    Ok(Json(Page {
+        items: rows.into_iter().map(KeyView::from).collect(),
+        page,
+        per_page,
+        total,
+    }))
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<KeyRow> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND account_id = $2"))
-        .bind(id)
-        .bind(account)
-        .fetch_optional(state.db())
-        .await?
-        .ok_or(ApiError::NotFound)
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND account_id = $2"
+    ))
+    .bind(id)
+    .bind(account)
+    .fetch_optional(state.db())
+    .await?
+    .ok_or(ApiError::NotFound)
 }
 
 /// The key object of one of the account's keys.
@@ -454,8 +502,17 @@ pub async fn patch(
 }
 
 async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> ApiResult<()> {
-    let hashes: Vec<[u8; 32]> = hashes.iter().filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).collect();
-    publish_invalidation(state.key_cache(), &mut state.redis(), &state.config().redis_prefix, &hashes).await?;
+    let hashes: Vec<[u8; 32]> = hashes
+        .iter()
+        .filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+        .collect();
+    publish_invalidation(
+        state.key_cache(),
+        &mut state.redis(),
+        &state.config().redis_prefix,
+        &hashes,
+    )
+    .await?;
     Ok(())
 }
 
@@ -465,17 +522,23 @@ pub async fn regenerate(
     PathId(id): PathId,
 ) -> ApiResult<Json<KeyView>> {
     let current = fetch(&state, account, id).await?;
-    let mode = if current.test_mode { keys::KeyMode::Test } else { keys::KeyMode::Live };
+    let mode = if current.test_mode {
+        keys::KeyMode::Test
+    } else {
+        keys::KeyMode::Live
+    };
     let key = keys::generate(mode);
     let (head, tail) = keys::mask_parts(&key);
     let hash = keys::hash_secret(state.config().pepper(), &key);
     let mut tx = state.db().begin().await?;
-    let old: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE")
-        .bind(id)
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let old: Vec<u8> = sqlx::query_scalar(
+        "SELECT key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(account)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound)?;
     let row: KeyRow = sqlx::query_as(&format!(
         "UPDATE api_keys SET key_hash = $2, key_head = $3, key_tail = $4, updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
@@ -498,12 +561,14 @@ pub async fn delete(
     AdminAccount(account): AdminAccount,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let hash: Vec<u8> = sqlx::query_scalar("DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING key_hash")
-        .bind(id)
-        .bind(account)
-        .fetch_optional(state.db())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let hash: Vec<u8> = sqlx::query_scalar(
+        "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING key_hash",
+    )
+    .bind(id)
+    .bind(account)
+    .fetch_optional(state.db())
+    .await?
+    .ok_or(ApiError::NotFound)?;
     invalidate(&state, &[hash]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -531,7 +596,14 @@ pub async fn usage(
     .bind(id)
     .fetch_optional(state.db())
     .await?;
-    let u = u.unwrap_or(UsageRow { total_messages: 0, sent: 0, delivered: 0, read: 0, failed: 0, last_message_at: None });
+    let u = u.unwrap_or(UsageRow {
+        total_messages: 0,
+        sent: 0,
+        delivered: 0,
+        read: 0,
+        failed: 0,
+        last_message_at: None,
+    });
     let rate = |n: i64| {
         if u.total_messages == 0 {
             0.0

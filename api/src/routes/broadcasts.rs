@@ -80,12 +80,18 @@ pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded
     .fetch_optional(state.db())
     .await?
     .ok_or(ApiError::NotFound)?;
-    let template: Template = serde_json::from_value(r.definition).map_err(|e| ApiError::Internal(e.into()))?;
-    let template = CompiledTemplate::new(template)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored template no longer valid: {e:?}")))?;
-    let defaults: Variables =
-        serde_json::from_value(r.row.variables.clone()).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Loaded { row: r.row, template, defaults })
+    let template: Template =
+        serde_json::from_value(r.definition).map_err(|e| ApiError::Internal(e.into()))?;
+    let template = CompiledTemplate::new(template).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!("stored template no longer valid: {e:?}"))
+    })?;
+    let defaults: Variables = serde_json::from_value(r.row.variables.clone())
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Loaded {
+        row: r.row,
+        template,
+        defaults,
+    })
 }
 
 async fn create(
@@ -95,18 +101,25 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<BroadcastRow>)> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field("name", "a name of 1 to 200 characters is required"));
+        return Err(ApiError::field(
+            "name",
+            "a name of 1 to 200 characters is required",
+        ));
     }
-    let def: Option<Value> = sqlx::query_scalar("SELECT definition FROM templates WHERE id = $1 AND account_id = $2")
-        .bind(body.template_id)
-        .bind(p.account_id())
-        .fetch_optional(state.db())
-        .await?;
+    let def: Option<Value> =
+        sqlx::query_scalar("SELECT definition FROM templates WHERE id = $1 AND account_id = $2")
+            .bind(body.template_id)
+            .bind(p.account_id())
+            .fetch_optional(state.db())
+            .await?;
     let def = def.ok_or_else(|| ApiError::field("template_id", "no such template"))?;
-    let template: Template = serde_json::from_value(def).map_err(|e| ApiError::Internal(e.into()))?;
+    let template: Template =
+        serde_json::from_value(def).map_err(|e| ApiError::Internal(e.into()))?;
     let compiled = CompiledTemplate::new(template).map_err(|e| details(e, "template."))?;
     let variables = body.variables.unwrap_or_default();
-    compiled.check_defaults(&variables).map_err(|e| details(e, "variables."))?;
+    compiled
+        .check_defaults(&variables)
+        .map_err(|e| details(e, "variables."))?;
     let vars = serde_json::to_value(&variables).map_err(|e| ApiError::Internal(e.into()))?;
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO broadcasts (id, account_id, name, template_id, variables) VALUES ($1, $2, $3, $4, $5)")
@@ -117,7 +130,10 @@ async fn create(
         .bind(&vars)
         .execute(state.db())
         .await?;
-    Ok((StatusCode::CREATED, Json(fetch(&state, p.account_id(), id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(fetch(&state, p.account_id(), id).await?),
+    ))
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<BroadcastRow> {
@@ -130,20 +146,27 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Broadcast
 }
 
 async fn list_rows(state: &AppState, account: Uuid) -> ApiResult<Vec<BroadcastRow>> {
-    Ok(sqlx::query_as(&format!("{SELECT} WHERE b.account_id = $1 ORDER BY b.created_at DESC LIMIT 1000"))
-        .bind(account)
-        .fetch_all(state.db())
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "{SELECT} WHERE b.account_id = $1 ORDER BY b.created_at DESC LIMIT 1000"
+    ))
+    .bind(account)
+    .fetch_all(state.db())
+    .await?)
 }
 
 async fn list(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastRead>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "items": list_rows(&state, p.account_id()).await? })))
+    Ok(Json(
+        json!({ "items": list_rows(&state, p.account_id()).await? }),
+    ))
 }
 
-async fn admin_list(State(state): State<AppState>, AdminAccount(account): AdminAccount) -> ApiResult<Json<Value>> {
+async fn admin_list(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "items": list_rows(&state, account).await? })))
 }
 
@@ -184,7 +207,11 @@ async fn example(
     let body = json!({
         "recipients": [{"to": "+14155550123", "ref": "customer-42", "variables": vars}]
     });
-    let url = format!("{}/api/v1/broadcasts/{}/send", state.config().public_base_url.trim_end_matches('/'), id);
+    let url = format!(
+        "{}/api/v1/broadcasts/{}/send",
+        state.config().public_base_url.trim_end_matches('/'),
+        id
+    );
     let pretty = serde_json::to_string_pretty(&body).map_err(|e| ApiError::Internal(e.into()))?;
     let curl = format!(
         "curl -X POST '{url}' \\\n  -H 'Authorization: Bearer $EZPULZE_API_KEY' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Idempotency-Key: $(uuidgen)' \\\n  -d '{}'",

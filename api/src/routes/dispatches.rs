@@ -83,7 +83,11 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
     }))
 }
 
-async fn progress(State(state): State<AppState>, p: Principal, PathId(id): PathId) -> ApiResult<Json<Value>> {
+async fn progress(
+    State(state): State<AppState>,
+    p: Principal,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
     can_read(&p)?;
     Ok(Json(progress_of(&state, p.account_id(), id).await?))
 }
@@ -133,13 +137,17 @@ async fn messages(
     }
     let after: Uuid = match q.cursor.as_deref() {
         None | Some("") => Uuid::nil(),
-        Some(c) => c.parse().map_err(|_| ApiError::field("cursor", "not a cursor from this API"))?,
+        Some(c) => c
+            .parse()
+            .map_err(|_| ApiError::field("cursor", "not a cursor from this API"))?,
     };
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM dispatches WHERE id = $1 AND account_id = $2)")
-        .bind(id)
-        .bind(p.account_id())
-        .fetch_one(state.db())
-        .await?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM dispatches WHERE id = $1 AND account_id = $2)",
+    )
+    .bind(id)
+    .bind(p.account_id())
+    .fetch_one(state.db())
+    .await?;
     if !exists {
         return Err(ApiError::NotFound);
     }
@@ -151,33 +159,49 @@ async fn messages(
     .bind(limit)
     .fetch_all(state.db())
     .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
     Ok(Json(json!({ "items": rows, "next_cursor": next })))
 }
 
-async fn message(State(state): State<AppState>, p: Principal, PathId(id): PathId) -> ApiResult<Json<MessageRow>> {
+async fn message(
+    State(state): State<AppState>,
+    p: Principal,
+    PathId(id): PathId,
+) -> ApiResult<Json<MessageRow>> {
     can_read(&p)?;
-    let row: MessageRow = sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2"))
-        .bind(id)
-        .bind(p.account_id())
-        .fetch_optional(state.db())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row: MessageRow = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2"
+    ))
+    .bind(id)
+    .bind(p.account_id())
+    .fetch_optional(state.db())
+    .await?
+    .ok_or(ApiError::NotFound)?;
     Ok(Json(row))
 }
 
 /// Cancels what has not been handed to a worker yet; messages already sending or sent go on.
-async fn cancel(State(state): State<AppState>, p: Principal, PathId(id): PathId) -> ApiResult<Json<Value>> {
+async fn cancel(
+    State(state): State<AppState>,
+    p: Principal,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
     p.require("broadcast:send")?;
     let mut tx = state.db().begin().await?;
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1 AND account_id = $2 FOR UPDATE")
-        .bind(id)
-        .bind(p.account_id())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM dispatches WHERE id = $1 AND account_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(p.account_id())
+    .fetch_optional(&mut *tx)
+    .await?;
     let status = status.ok_or(ApiError::NotFound)?;
     if matches!(status.as_str(), "completed" | "cancelled") {
-        return Err(ApiError::Conflict(format!("the dispatch is already {status}")));
+        return Err(ApiError::Conflict(format!(
+            "the dispatch is already {status}"
+        )));
     }
     sqlx::query("UPDATE messages SET status = 'cancelled', updated_at = now() WHERE dispatch_id = $1 AND status IN ('scheduled', 'queued')")
         .bind(id)

@@ -15,32 +15,188 @@ use ezpulze_common::scopes;
 
 /// (section, method, path, required scope, what it does)
 const ENDPOINTS: &[(&str, &str, &str, &str, &str)] = &[
-    ("broadcast", "GET", "/api/v1/broadcasts", "broadcast:read", "List broadcasts"),
-    ("broadcast", "GET", "/api/v1/broadcasts/{id}", "broadcast:read", "Read one broadcast"),
-    ("broadcast", "POST", "/api/v1/broadcasts", "broadcast:create", "Create a broadcast from a template"),
-    ("broadcast", "DELETE", "/api/v1/broadcasts/{id}", "broadcast:delete", "Delete a broadcast"),
-    ("broadcast", "POST", "/api/v1/broadcasts/{id}/send", "broadcast:send", "Send to up to 10,000 recipients"),
-    ("broadcast", "GET", "/api/v1/dispatches/{id}", "broadcast:send", "Progress of a send (also with broadcast:read)"),
-    ("broadcast", "GET", "/api/v1/dispatches/{id}/messages", "broadcast:send", "Messages of a send, cursor paginated"),
-    ("broadcast", "POST", "/api/v1/dispatches/{id}/cancel", "broadcast:send", "Cancel what is not sent yet"),
-    ("broadcast", "GET", "/api/v1/messages/{id}", "broadcast:send", "One message: status, wamid, error"),
-    ("contacts", "POST", "/api/v1/contacts", "contacts:create", "Create a contact"),
-    ("contacts", "GET", "/api/v1/contacts/{id}", "contacts:read", "Read one contact"),
-    ("contacts", "GET", "/api/v1/contacts", "contacts:read_all", "List and search contacts"),
-    ("contacts", "PATCH", "/api/v1/contacts/{id}", "contacts:update", "Update a contact"),
-    ("contacts", "DELETE", "/api/v1/contacts/{id}", "contacts:delete", "Delete a contact"),
-    ("leads", "POST", "/api/v1/leads", "leads:create", "Create a lead"),
-    ("leads", "GET", "/api/v1/leads/{id}", "leads:read", "Read one lead"),
-    ("leads", "GET", "/api/v1/leads", "leads:read_all", "List and search leads"),
-    ("leads", "PATCH", "/api/v1/leads/{id}", "leads:update", "Update a lead"),
-    ("leads", "POST", "/api/v1/leads/{id}/assign", "leads:assign", "Assign a lead"),
-    ("leads", "DELETE", "/api/v1/leads/{id}", "leads:delete", "Delete a lead"),
-    ("template", "GET", "/api/v1/templates", "template:read", "List templates"),
-    ("template", "GET", "/api/v1/templates/{id}", "template:read", "Read one template"),
-    ("template", "POST", "/api/v1/templates", "template:create", "Create a template"),
-    ("template", "PATCH", "/api/v1/templates/{id}", "template:update", "Update a template"),
-    ("template", "DELETE", "/api/v1/templates/{id}", "template:delete", "Delete a template"),
-    ("chatbot_flows", "POST", "/api/v1/chatbot-flows/{id}/webhook", "chatbot_flows:webhook", "Start a chatbot flow for a contact"),
+    (
+        "broadcast",
+        "GET",
+        "/api/v1/broadcasts",
+        "broadcast:read",
+        "List broadcasts",
+    ),
+    (
+        "broadcast",
+        "GET",
+        "/api/v1/broadcasts/{id}",
+        "broadcast:read",
+        "Read one broadcast",
+    ),
+    (
+        "broadcast",
+        "POST",
+        "/api/v1/broadcasts",
+        "broadcast:create",
+        "Create a broadcast from a template",
+    ),
+    (
+        "broadcast",
+        "DELETE",
+        "/api/v1/broadcasts/{id}",
+        "broadcast:delete",
+        "Delete a broadcast",
+    ),
+    (
+        "broadcast",
+        "POST",
+        "/api/v1/broadcasts/{id}/send",
+        "broadcast:send",
+        "Send to up to 10,000 recipients",
+    ),
+    (
+        "broadcast",
+        "GET",
+        "/api/v1/dispatches/{id}",
+        "broadcast:send",
+        "Progress of a send (also with broadcast:read)",
+    ),
+    (
+        "broadcast",
+        "GET",
+        "/api/v1/dispatches/{id}/messages",
+        "broadcast:send",
+        "Messages of a send, cursor paginated",
+    ),
+    (
+        "broadcast",
+        "POST",
+        "/api/v1/dispatches/{id}/cancel",
+        "broadcast:send",
+        "Cancel what is not sent yet",
+    ),
+    (
+        "broadcast",
+        "GET",
+        "/api/v1/messages/{id}",
+        "broadcast:send",
+        "One message: status, wamid, error",
+    ),
+    (
+        "contacts",
+        "POST",
+        "/api/v1/contacts",
+        "contacts:create",
+        "Create a contact",
+    ),
+    (
+        "contacts",
+        "GET",
+        "/api/v1/contacts/{id}",
+        "contacts:read",
+        "Read one contact",
+    ),
+    (
+        "contacts",
+        "GET",
+        "/api/v1/contacts",
+        "contacts:read_all",
+        "List and search contacts",
+    ),
+    (
+        "contacts",
+        "PATCH",
+        "/api/v1/contacts/{id}",
+        "contacts:update",
+        "Update a contact",
+    ),
+    (
+        "contacts",
+        "DELETE",
+        "/api/v1/contacts/{id}",
+        "contacts:delete",
+        "Delete a contact",
+    ),
+    (
+        "leads",
+        "POST",
+        "/api/v1/leads",
+        "leads:create",
+        "Create a lead",
+    ),
+    (
+        "leads",
+        "GET",
+        "/api/v1/leads/{id}",
+        "leads:read",
+        "Read one lead",
+    ),
+    (
+        "leads",
+        "GET",
+        "/api/v1/leads",
+        "leads:read_all",
+        "List and search leads",
+    ),
+    (
+        "leads",
+        "PATCH",
+        "/api/v1/leads/{id}",
+        "leads:update",
+        "Update a lead",
+    ),
+    (
+        "leads",
+        "POST",
+        "/api/v1/leads/{id}/assign",
+        "leads:assign",
+        "Assign a lead",
+    ),
+    (
+        "leads",
+        "DELETE",
+        "/api/v1/leads/{id}",
+        "leads:delete",
+        "Delete a lead",
+    ),
+    (
+        "template",
+        "GET",
+        "/api/v1/templates",
+        "template:read",
+        "List templates",
+    ),
+    (
+        "template",
+        "GET",
+        "/api/v1/templates/{id}",
+        "template:read",
+        "Read one template",
+    ),
+    (
+        "template",
+        "POST",
+        "/api/v1/templates",
+        "template:create",
+        "Create a template",
+    ),
+    (
+        "template",
+        "PATCH",
+        "/api/v1/templates/{id}",
+        "template:update",
+        "Update a template",
+    ),
+    (
+        "template",
+        "DELETE",
+        "/api/v1/templates/{id}",
+        "template:delete",
+        "Delete a template",
+    ),
+    (
+        "chatbot_flows",
+        "POST",
+        "/api/v1/chatbot-flows/{id}/webhook",
+        "chatbot_flows:webhook",
+        "Start a chatbot flow for a contact",
+    ),
 ];
 
 fn allowed(view: &KeyView, scope: &str) -> bool {
@@ -55,14 +211,18 @@ pub async fn docs(
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
     let view = fetch_view(&state, account, id).await?;
-    let base = state.config().public_base_url.trim_end_matches('/').to_string();
+    let base = state
+        .config()
+        .public_base_url
+        .trim_end_matches('/')
+        .to_string();
     let sections: Vec<Value> = scopes::RESOURCES
         .iter()
         .filter_map(|r| {
             let endpoints: Vec<Value> = ENDPOINTS
                 .iter()
                 .filter(|e| e.0 == r.id && allowed(&view, e.3))
-                .filter(|e| !(e.2.contains("/send") && !scopes::allows(&view.scopes, "broadcast:send")))
+                .filter(|e| !e.2.contains("/send") || scopes::allows(&view.scopes, "broadcast:send"))
                 .map(|e| json!({"method": e.1, "path": e.2, "url": format!("{base}{}", e.2), "scope": e.3, "summary": e.4}))
                 .collect();
             (!endpoints.is_empty()).then(|| json!({"id": r.id, "title": format!("{} API", r.name), "endpoints": endpoints}))

@@ -5,8 +5,8 @@ pub mod api_keys;
 pub mod broadcasts;
 pub mod contacts;
 pub mod dispatches;
-pub mod key_docs;
 pub mod flows;
+pub mod key_docs;
 pub mod leads;
 pub mod meta;
 pub mod send;
@@ -31,7 +31,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
         .route(
             "/api-keys/{id}",
-            get(api_keys::get).patch(api_keys::patch).delete(api_keys::delete),
+            get(api_keys::get)
+                .patch(api_keys::patch)
+                .delete(api_keys::delete),
         )
         .route("/api-keys/{id}/regenerate", post(api_keys::regenerate))
         .route("/api-keys/{id}/usage", get(api_keys::usage))
@@ -50,14 +52,23 @@ pub fn router(state: AppState) -> Router {
         .merge(leads::routes())
         .merge(flows::routes())
         .fallback(meta::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::api_auth));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::api_auth,
+        ));
 
     Router::new()
         .nest("/admin/v1", admin)
         .nest("/api/v1", public)
         .merge(crate::ui::routes())
-        .route("/ui/session", post(crate::session::sign_in).delete(crate::session::sign_out))
-        .route("/webhooks/whatsapp", get(webhooks::verify).post(webhooks::receive))
+        .route(
+            "/ui/session",
+            post(crate::session::sign_in).delete(crate::session::sign_out),
+        )
+        .route(
+            "/webhooks/whatsapp",
+            get(webhooks::verify).post(webhooks::receive),
+        )
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .route("/metrics", get(meta::metrics))

@@ -82,9 +82,13 @@ pub async fn send(
     let idem = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
-                ApiError::field("Idempotency-Key", "1 to 255 visible ASCII characters")
-            })?;
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::field("Idempotency-Key", "1 to 255 visible ASCII characters")
+                })?;
             Some(Idempotency::begin(&state, &p, id, k, &body).await?)
         }
     };
@@ -105,18 +109,35 @@ pub async fn send(
 }
 
 fn replay(stored: String) -> Response {
-    let mut resp = (StatusCode::ACCEPTED, [("content-type", "application/json")], stored).into_response();
-    resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    let mut resp = (
+        StatusCode::ACCEPTED,
+        [("content-type", "application/json")],
+        stored,
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     resp
 }
 
-async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]) -> ApiResult<SendResponse> {
+async fn ingest(
+    state: &AppState,
+    p: &Principal,
+    broadcast_id: Uuid,
+    body: &[u8],
+) -> ApiResult<SendResponse> {
     let req: SendBody = parse_json(body)?;
     if req.recipients.len() > MAX_RECIPIENTS {
-        return Err(ApiError::field("recipients", format!("at most {MAX_RECIPIENTS} recipients per request")));
+        return Err(ApiError::field(
+            "recipients",
+            format!("at most {MAX_RECIPIENTS} recipients per request"),
+        ));
     }
     if req.recipients.is_empty() {
-        return Err(ApiError::field("recipients", "at least one recipient is required"));
+        return Err(ApiError::field(
+            "recipients",
+            "at least one recipient is required",
+        ));
     }
     if let Some(at) = req.scheduled_at {
         if at > Utc::now() + chrono::Duration::days(90) {
@@ -136,9 +157,21 @@ async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]
     let mut seen = HashSet::with_capacity(n);
     let empty = Variables::default();
     for (index, r) in req.recipients.into_iter().enumerate() {
-        let reject = |code: &str, message: String, to: &str| Rejected { index, to: to.to_string(), code: code.into(), message };
-        if r.reference.as_ref().is_some_and(|s| s.chars().count() > 256) {
-            rejected.push(reject("too_long", "ref: at most 256 characters".into(), &r.to));
+        let reject = |code: &str, message: String, to: &str| Rejected {
+            index,
+            to: to.to_string(),
+            code: code.into(),
+            message,
+        };
+        if r.reference
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > 256)
+        {
+            rejected.push(reject(
+                "too_long",
+                "ref: at most 256 characters".into(),
+                &r.to,
+            ));
             continue;
         }
         let phone = match PhoneE164::parse(&r.to) {
@@ -149,25 +182,42 @@ async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]
             }
         };
         if !seen.insert(phone.as_str().to_string()) {
-            rejected.push(reject("duplicate_recipient", "this phone number appears earlier in the request".into(), &r.to));
+            rejected.push(reject(
+                "duplicate_recipient",
+                "this phone number appears earlier in the request".into(),
+                &r.to,
+            ));
             continue;
         }
         let id = Uuid::now_v7();
         let callback = id.simple().to_string();
         let vars = r.variables.as_ref().unwrap_or(&empty);
-        match b.template.expand(&b.defaults, vars, phone.as_str(), &callback) {
+        match b
+            .template
+            .expand(&b.defaults, vars, phone.as_str(), &callback)
+        {
             Ok(msg) => {
-                payloads.push(String::from_utf8(msg.to_json_vec()).map_err(|e| ApiError::Internal(e.into()))?);
+                payloads.push(
+                    String::from_utf8(msg.to_json_vec())
+                        .map_err(|e| ApiError::Internal(e.into()))?,
+                );
                 ids.push(id);
                 phones.push(phone.into_string());
-                accepted.push(Accepted { index, id, reference: r.reference.clone() });
+                accepted.push(Accepted {
+                    index,
+                    id,
+                    reference: r.reference.clone(),
+                });
                 refs.push(r.reference);
             }
             Err(errs) => {
                 let first = errs.first();
                 rejected.push(reject(
                     first.map(|e| e.code.as_str()).unwrap_or("invalid"),
-                    errs.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
+                    errs.iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
                     &r.to,
                 ));
             }
@@ -177,13 +227,22 @@ async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]
         return Err(ApiError::Validation(
             rejected
                 .iter()
-                .map(|r| FieldError::new(format!("recipients[{}]", r.index), format!("{} ({})", r.message, r.code)))
+                .map(|r| {
+                    FieldError::new(
+                        format!("recipients[{}]", r.index),
+                        format!("{} ({})", r.message, r.code),
+                    )
+                })
                 .collect(),
         ));
     }
 
     let dispatch_id = Uuid::now_v7();
-    let status = if scheduled.is_some() { "scheduled" } else { "queued" };
+    let status = if scheduled.is_some() {
+        "scheduled"
+    } else {
+        "queued"
+    };
     let key_id = p.key_id();
     let mut tx = state.db().begin().await?;
     sqlx::query(
@@ -229,13 +288,19 @@ async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]
         .await?;
     }
     tx.commit().await?;
-    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "accepted").increment(ids.len() as u64);
-    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "rejected").increment(rejected.len() as u64);
+    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "accepted")
+        .increment(ids.len() as u64);
+    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "rejected")
+        .increment(rejected.len() as u64);
 
     if scheduled.is_none() {
         let jobs: Vec<SendJob> = ids
             .iter()
-            .map(|&message_id| SendJob { message_id, dispatch_id, account_id: p.account_id() })
+            .map(|&message_id| SendJob {
+                message_id,
+                dispatch_id,
+                account_id: p.account_id(),
+            })
             .collect();
         // Committed rows are the record: a failed push is repaired by the outbox sweep.
         if let Err(e) = state.send_queue().push_bulk(&jobs).await {
@@ -243,7 +308,13 @@ async fn ingest(state: &AppState, p: &Principal, broadcast_id: Uuid, body: &[u8]
             tracing::warn!(error = %e, %dispatch_id, "pushing jobs failed; the outbox sweep will push them");
         }
     }
-    Ok(SendResponse { dispatch_id, status: status.into(), accepted: accepted.len(), rejected, messages: accepted })
+    Ok(SendResponse {
+        dispatch_id,
+        status: status.into(),
+        accepted: accepted.len(),
+        rejected,
+        messages: accepted,
+    })
 }
 
 enum Begun {
@@ -260,8 +331,17 @@ struct Idempotency {
 }
 
 impl Idempotency {
-    async fn begin(state: &AppState, p: &Principal, broadcast: Uuid, key: &str, body: &[u8]) -> ApiResult<Begun> {
-        let who = p.key_id().map(|k| format!("k:{k}")).unwrap_or_else(|| format!("a:{}", p.account_id()));
+    async fn begin(
+        state: &AppState,
+        p: &Principal,
+        broadcast: Uuid,
+        key: &str,
+        body: &[u8],
+    ) -> ApiResult<Begun> {
+        let who = p
+            .key_id()
+            .map(|k| format!("k:{k}"))
+            .unwrap_or_else(|| format!("a:{}", p.account_id()));
         let digest = hex::encode(Sha256::digest(key.as_bytes()));
         let redis_key = format!("{}:idem:{who}:{digest}", state.config().redis_prefix);
         let mut h = Sha256::new();
@@ -279,7 +359,10 @@ impl Idempotency {
             .await?
             .is_some();
         if claimed {
-            return Ok(Begun::Fresh(Idempotency { redis_key, body_hash }));
+            return Ok(Begun::Fresh(Idempotency {
+                redis_key,
+                body_hash,
+            }));
         }
         let stored: Option<String> = redis.get(&redis_key).await?;
         let Some(stored) = stored else {
@@ -299,7 +382,11 @@ impl Idempotency {
         let json = serde_json::to_string(resp).map_err(|e| ApiError::Internal(e.into()))?;
         let mut redis = state.redis();
         let _: () = redis
-            .set_ex(&self.redis_key, format!("done:{}:{json}", self.body_hash), IDEMPOTENCY_TTL_SECS)
+            .set_ex(
+                &self.redis_key,
+                format!("done:{}:{json}", self.body_hash),
+                IDEMPOTENCY_TTL_SECS,
+            )
             .await?;
         Ok(())
     }

@@ -21,7 +21,13 @@ pub fn routes() -> Router<AppState> {
         .route("/templates/{id}", get(read).patch(update).delete(remove))
 }
 
-const FIELDS: &[&str] = &["name", "language", "category", "parameter_format", "components"];
+const FIELDS: &[&str] = &[
+    "name",
+    "language",
+    "category",
+    "parameter_format",
+    "components",
+];
 
 #[derive(sqlx::FromRow)]
 pub struct TemplateRow {
@@ -44,7 +50,13 @@ pub struct TemplateView {
 
 impl From<TemplateRow> for TemplateView {
     fn from(r: TemplateRow) -> Self {
-        TemplateView { id: r.id, status: r.status, definition: r.definition, created_at: r.created_at, updated_at: r.updated_at }
+        TemplateView {
+            id: r.id,
+            status: r.status,
+            definition: r.definition,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
     }
 }
 
@@ -74,7 +86,8 @@ fn definition(value: Value) -> ApiResult<(Template, Value)> {
     let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.into()))?;
     let template: Template = parse_json(&bytes)?;
     let compiled = CompiledTemplate::new(template).map_err(|e| details(e, ""))?;
-    let normalised = serde_json::to_value(compiled.template()).map_err(|e| ApiError::Internal(e.into()))?;
+    let normalised =
+        serde_json::to_value(compiled.template()).map_err(|e| ApiError::Internal(e.into()))?;
     Ok((compiled.template().clone(), normalised))
 }
 
@@ -103,7 +116,9 @@ async fn create(
 
 fn conflict(e: sqlx::Error) -> ApiError {
     match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("templates_account_name_language_key") => {
+        sqlx::Error::Database(db)
+            if db.constraint() == Some("templates_account_name_language_key") =>
+        {
             ApiError::Conflict("a template with this name and language exists".into())
         }
         _ => e.into(),
@@ -194,9 +209,9 @@ async fn remove(
     match res {
         Ok(r) if r.rows_affected() == 1 => Ok(StatusCode::NO_CONTENT),
         Ok(_) => Err(ApiError::NotFound),
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-            Err(ApiError::Conflict("broadcasts use this template; delete them first".into()))
-        }
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(ApiError::Conflict(
+            "broadcasts use this template; delete them first".into(),
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -51,13 +51,22 @@ impl SecretCache {
         .fetch_optional(state.db())
         .await?;
         let secret = match sealed.flatten() {
-            Some(bytes) => Some(Arc::new(state.config().sealer().open(&bytes).map_err(|e| ApiError::Internal(e.into()))?)),
+            Some(bytes) => Some(Arc::new(
+                state
+                    .config()
+                    .sealer()
+                    .open(&bytes)
+                    .map_err(|e| ApiError::Internal(e.into()))?,
+            )),
             None => None,
         };
         if self.map.len() > 100_000 {
             self.map.clear();
         }
-        self.map.insert(phone_number_id.to_string(), (secret.clone(), Instant::now()));
+        self.map.insert(
+            phone_number_id.to_string(),
+            (secret.clone(), Instant::now()),
+        );
         Ok(secret)
     }
 }
@@ -73,7 +82,10 @@ pub struct Verify {
 }
 
 /// `GET /webhooks/whatsapp`: answers the challenge when the verify token is one of ours.
-pub async fn verify(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn verify(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let v = Verify {
         mode: q.get("hub.mode").cloned(),
         token: q.get("hub.verify_token").cloned(),
@@ -82,10 +94,12 @@ pub async fn verify(State(state): State<AppState>, Query(q): Query<HashMap<Strin
     let (Some(mode), Some(token), Some(challenge)) = (v.mode, v.token, v.challenge) else {
         return Ok((StatusCode::FORBIDDEN, "verification failed").into_response());
     };
-    let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM whatsapp_settings WHERE verify_token = $1)")
-        .bind(&token)
-        .fetch_one(state.db())
-        .await?;
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM whatsapp_settings WHERE verify_token = $1)",
+    )
+    .bind(&token)
+    .fetch_one(state.db())
+    .await?;
     if mode == "subscribe" && known && challenge.len() <= 256 {
         Ok((StatusCode::OK, [("content-type", "text/plain")], challenge).into_response())
     } else {
@@ -129,7 +143,11 @@ fn reject(status: StatusCode, code: &'static str, reason: &'static str) -> Respo
 }
 
 /// `POST /webhooks/whatsapp`.
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> ApiResult<Response> {
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
     let Some(sig) = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())
@@ -137,42 +155,79 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, RawBody(
         .and_then(|h| hex::decode(h).ok())
         .filter(|d| d.len() == 32)
     else {
-        return Ok(reject(StatusCode::UNAUTHORIZED, "invalid_signature", "missing or malformed X-Hub-Signature-256"));
+        return Ok(reject(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "missing or malformed X-Hub-Signature-256",
+        ));
     };
     let Ok(env) = serde_json::from_slice::<Envelope>(&body) else {
-        return Ok(reject(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the body is not a WhatsApp webhook JSON object"));
+        return Ok(reject(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the body is not a WhatsApp webhook JSON object",
+        ));
     };
     let mut ids: Vec<&str> = env
         .entry
         .iter()
         .flat_map(|e| e.changes.iter())
-        .filter_map(|c| c.value.as_ref()?.metadata.as_ref().map(|m| m.phone_number_id.as_str()))
+        .filter_map(|c| {
+            c.value
+                .as_ref()?
+                .metadata
+                .as_ref()
+                .map(|m| m.phone_number_id.as_str())
+        })
         .collect();
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
-        return Ok(reject(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "no metadata.phone_number_id in the body"));
+        return Ok(reject(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "no metadata.phone_number_id in the body",
+        ));
     }
     let mut secret: Option<Arc<String>> = None;
     for id in &ids {
         match state.webhook_secrets().get(&state, id).await? {
-            None => return Ok(reject(StatusCode::NOT_FOUND, "not_found", "unknown phone_number_id or no app secret set")),
+            None => {
+                return Ok(reject(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "unknown phone_number_id or no app secret set",
+                ))
+            }
             Some(s) => match &secret {
                 Some(prev) if prev != &s => {
-                    return Ok(reject(StatusCode::UNAUTHORIZED, "invalid_signature", "numbers of different apps in one body"))
+                    return Ok(reject(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_signature",
+                        "numbers of different apps in one body",
+                    ))
                 }
                 _ => secret = Some(s),
             },
         }
     }
     let Some(secret) = secret else {
-        return Ok(reject(StatusCode::NOT_FOUND, "not_found", "unknown phone_number_id"));
+        return Ok(reject(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown phone_number_id",
+        ));
     };
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .map_err(|e| ApiError::Internal(e.into()))?;
     mac.update(&body);
     // `verify_slice` compares in constant time.
     if mac.verify_slice(&sig).is_err() {
-        return Ok(reject(StatusCode::UNAUTHORIZED, "invalid_signature", "the signature does not match"));
+        return Ok(reject(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "the signature does not match",
+        ));
     }
     let mut redis = state.redis();
     let _: String = redis::cmd("XADD")

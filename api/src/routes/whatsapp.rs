@@ -34,7 +34,10 @@ pub struct SettingsIn {
     verify_token: Option<Option<String>>,
 }
 
-pub async fn get(State(state): State<AppState>, AdminAccount(account): AdminAccount) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    AdminAccount(account): AdminAccount,
+) -> ApiResult<Json<Value>> {
     Ok(Json(view(&state, account).await?))
 }
 
@@ -72,20 +75,43 @@ pub async fn put(
     if let Some(numbers) = &body.phone_numbers {
         let mut seen = std::collections::HashSet::new();
         for (i, n) in numbers.iter().enumerate() {
-            if n.phone_number_id.is_empty() || n.phone_number_id.len() > 32 || !n.phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
-                errors.push(FieldError::new(format!("phone_numbers[{i}].phone_number_id"), "digits only, up to 32"));
+            if n.phone_number_id.is_empty()
+                || n.phone_number_id.len() > 32
+                || !n.phone_number_id.bytes().all(|b| b.is_ascii_digit())
+            {
+                errors.push(FieldError::new(
+                    format!("phone_numbers[{i}].phone_number_id"),
+                    "digits only, up to 32",
+                ));
             }
             if !seen.insert(n.phone_number_id.as_str()) {
-                errors.push(FieldError::new(format!("phone_numbers[{i}].phone_number_id"), "listed twice"));
+                errors.push(FieldError::new(
+                    format!("phone_numbers[{i}].phone_number_id"),
+                    "listed twice",
+                ));
             }
             if n.display_phone_number.trim().is_empty() || n.display_phone_number.len() > 32 {
-                errors.push(FieldError::new(format!("phone_numbers[{i}].display_phone_number"), "1 to 32 characters"));
+                errors.push(FieldError::new(
+                    format!("phone_numbers[{i}].display_phone_number"),
+                    "1 to 32 characters",
+                ));
             }
-            if n.access_token.as_ref().is_some_and(|t| t.is_empty() || t.len() > 4096) {
-                errors.push(FieldError::new(format!("phone_numbers[{i}].access_token"), "1 to 4096 characters"));
+            if n.access_token
+                .as_ref()
+                .is_some_and(|t| t.is_empty() || t.len() > 4096)
+            {
+                errors.push(FieldError::new(
+                    format!("phone_numbers[{i}].access_token"),
+                    "1 to 4096 characters",
+                ));
             }
-            if n.messages_per_second.is_some_and(|m| !(1..=10_000).contains(&m)) {
-                errors.push(FieldError::new(format!("phone_numbers[{i}].messages_per_second"), "between 1 and 10000"));
+            if n.messages_per_second
+                .is_some_and(|m| !(1..=10_000).contains(&m))
+            {
+                errors.push(FieldError::new(
+                    format!("phone_numbers[{i}].messages_per_second"),
+                    "between 1 and 10000",
+                ));
             }
         }
     }
@@ -108,7 +134,11 @@ pub async fn put(
         .execute(&mut *tx)
         .await?;
     if let Some(secret) = &body.app_secret {
-        let sealed = secret.as_deref().map(|s| sealer.seal(s)).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        let sealed = secret
+            .as_deref()
+            .map(|s| sealer.seal(s))
+            .transpose()
+            .map_err(|e| ApiError::Internal(e.into()))?;
         sqlx::query("UPDATE whatsapp_settings SET app_secret_enc = $2, updated_at = now() WHERE account_id = $1")
             .bind(account)
             .bind(sealed)
@@ -124,13 +154,20 @@ pub async fn put(
     }
     if let Some(numbers) = &body.phone_numbers {
         let ids: Vec<&str> = numbers.iter().map(|n| n.phone_number_id.as_str()).collect();
-        sqlx::query("DELETE FROM phone_numbers WHERE account_id = $1 AND NOT (phone_number_id = ANY($2))")
-            .bind(account)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM phone_numbers WHERE account_id = $1 AND NOT (phone_number_id = ANY($2))",
+        )
+        .bind(account)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
         for (pos, n) in numbers.iter().enumerate() {
-            let token = n.access_token.as_deref().map(|t| sealer.seal(t)).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+            let token = n
+                .access_token
+                .as_deref()
+                .map(|t| sealer.seal(t))
+                .transpose()
+                .map_err(|e| ApiError::Internal(e.into()))?;
             let res: Option<(bool,)> = sqlx::query_as(
                 "INSERT INTO phone_numbers (phone_number_id, account_id, display_phone_number, access_token_enc, messages_per_second, position)
                  VALUES ($1, $2, $3, COALESCE($4, ''::bytea), COALESCE($5, 80), $6)
@@ -158,7 +195,10 @@ pub async fn put(
                     )))
                 }
                 Some((false,)) => {
-                    return Err(ApiError::field(format!("phone_numbers[{pos}].access_token"), "required for a new number"))
+                    return Err(ApiError::field(
+                        format!("phone_numbers[{pos}].access_token"),
+                        "required for a new number",
+                    ))
                 }
                 Some((true,)) => {}
             }

@@ -51,9 +51,14 @@ impl TestApp {
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("ezp_t_{}", &id[..16]);
-        db::create_database(&pg_server(), &name).await.expect("create test database");
+        db::create_database(&pg_server(), &name)
+            .await
+            .expect("create test database");
         let mut settings: HashMap<String, String> = HashMap::new();
-        settings.insert("DATABASE_URL".into(), db::with_database(&pg_server(), &name).expect("url"));
+        settings.insert(
+            "DATABASE_URL".into(),
+            db::with_database(&pg_server(), &name).expect("url"),
+        );
         settings.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
         settings.insert("REDIS_URL".into(), redis_url());
         settings.insert("REDIS_PREFIX".into(), format!("ezp_t_{}", &id[..16]));
@@ -73,7 +78,9 @@ impl TestApp {
 
     async fn start(settings: HashMap<String, String>) -> TestApp {
         let config = Config::from_source(&settings).expect("test config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let cancel = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -87,7 +94,10 @@ impl TestApp {
                 }
             });
         }
-        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
         let base = format!("http://{addr}");
         let app = TestApp {
             addr,
@@ -136,20 +146,34 @@ impl TestApp {
 
     /// POST /admin/v1/api-keys, asserting 201; returns the key object (with "key").
     pub async fn create_key(&self, admin: &str, body: Value) -> Value {
-        let (status, v) = self.send("POST", "/admin/v1/api-keys", admin, Some(body)).await;
+        let (status, v) = self
+            .send("POST", "/admin/v1/api-keys", admin, Some(body))
+            .await;
         assert_eq!(status, 201, "{v}");
         v
     }
 
     /// Any request with a bearer credential; returns status and JSON body (Null if none).
-    pub async fn send(&self, method: &str, path: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let r = self.request(method, path, bearer, body).await;
         let status = r.status().as_u16();
         let text = r.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    pub async fn request(&self, method: &str, path: &str, bearer: &str, body: Option<Value>) -> reqwest::Response {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut rb = self.client.request(method, self.url(path));
         if !bearer.is_empty() {
@@ -170,6 +194,16 @@ impl TestApp {
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["code"], want_code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert!(body["error"]["request_id"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }

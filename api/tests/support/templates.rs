@@ -24,11 +24,13 @@ pub fn media_buttons() -> Value {
 }
 
 pub fn carousel() -> Value {
-    let card = |n: u32| json!({"components": [
-        {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": [format!("https://cdn.example.com/{n}.jpg")]}},
-        {"type": "BODY", "text": "Card {{1}}", "example": {"body_text": [["one"]]}},
-        {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "More"}, {"type": "URL", "text": "Buy", "url": "https://shop.example.com/{{1}}", "example": ["https://shop.example.com/x"]}]}
-    ]});
+    let card = |n: u32| {
+        json!({"components": [
+            {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": [format!("https://cdn.example.com/{n}.jpg")]}},
+            {"type": "BODY", "text": "Card {{1}}", "example": {"body_text": [["one"]]}},
+            {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "More"}, {"type": "URL", "text": "Buy", "url": "https://shop.example.com/{{1}}", "example": ["https://shop.example.com/x"]}]}
+        ]})
+    };
     json!({"name": "carousel_promo", "language": "en", "category": "MARKETING", "components": [
         {"type": "BODY", "text": "Offers for {{1}}", "example": {"body_text": [["Ann"]]}},
         {"type": "CAROUSEL", "cards": [card(1), card(2), card(3)]}

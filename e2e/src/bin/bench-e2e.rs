@@ -1,0 +1,349 @@
+//! `make bench-e2e`: the whole engine in one release process (API, two workers with their
+//! status consumers, the scheduler) against the simulator, on the machine's Postgres and Redis.
+//!
+//! Phase 1, throughput: N messages sent through the API (1,000 per request, 4 clients), the
+//! simulator's limits raised and every message delivered and read; the clock runs from the
+//! first request to the last status applied.
+//! Phase 2, webhooks: M message rows, then signed webhook bodies carrying sent, delivered and
+//! read for each (250 statuses per POST, 8 clients) straight to the receiver; the clock runs
+//! until the consumer has applied them all.
+//! Phase 3, latency: N/2 messages whose only status is `sent`; accept-to-sent-applied is each
+//! row's last update minus its creation.
+//! Last line: {"messages_per_s", "webhook_events_per_s", "accept_to_sent_p50_ms", "accept_to_sent_p99_ms"}.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ezpulze_common::{db, Config};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const ROOT: &str = "bench-root-token-0123456789";
+const SECRET: &str = "bench-app-secret";
+const NUMBER: &str = "106540352242999";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn ok_json(r: reqwest::Response) -> anyhow::Result<Value> {
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "{status}: {v}");
+    Ok(v)
+}
+
+async fn count(pool: &sqlx::PgPool, sql: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(pool).await?)
+}
+
+struct Stack {
+    http: reqwest::Client,
+    api: String,
+    sim: String,
+    key: String,
+    broadcast: String,
+    pool: sqlx::PgPool,
+}
+
+async fn send_all(s: &Stack, n: usize, offset: usize) -> anyhow::Result<()> {
+    let per = 1000usize;
+    let requests = n.div_ceil(per);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (http, url, key, next) = (
+            s.http.clone(),
+            format!("{}/api/v1/broadcasts/{}/send", s.api, s.broadcast),
+            s.key.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if r >= requests {
+                    return anyhow::Ok(());
+                }
+                let body = ezpulze_e2e::send_body(per.min(n - r * per), offset + r * per);
+                ok_json(
+                    http.post(&url)
+                        .bearer_auth(&key)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await?,
+                )
+                .await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+async fn wait_for(
+    pool: &sqlx::PgPool,
+    sql: &str,
+    want: i64,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let n = count(pool, sql).await?;
+        if n >= want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "timed out: {n} of {want} for {sql}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn signed(body: &[u8]) -> anyhow::Result<String> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    mac.update(body);
+    Ok(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let n = env_usize("BENCH_MESSAGES", 30_000);
+    let m = env_usize("BENCH_WEBHOOK_MESSAGES", 30_000);
+    let pg = std::env::var("BENCH_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = "ezp_bench_e2e";
+    db::create_database(&pg, name).await?;
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("DATABASE_URL".into(), db::with_database(&pg, name)?);
+    env.insert(
+        "REDIS_URL".into(),
+        std::env::var("BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+    );
+    env.insert("REDIS_PREFIX".into(), name.into());
+    env.insert("EZPULZE_ROOT_TOKEN".into(), ROOT.into());
+    env.insert("WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into());
+    env.insert("SCHEDULER_METRICS_ADDR".into(), "127.0.0.1:0".into());
+    env.insert("DATABASE_MAX_CONNECTIONS".into(), "8".into());
+
+    let cancel = CancellationToken::new();
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let sim = ezpulze_simulator::spawn(ezpulze_simulator::SimConfig::default()).await?;
+    let sim_url = sim.url();
+    env.insert("GRAPH_API_BASE".into(), sim_url.clone());
+    env.insert("TEST_GRAPH_API_BASE".into(), sim_url.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let config = Config::from_source(&env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tokio::spawn(ezpulze_api::run(config.clone(), listener, cancel.clone()));
+    for _ in 0..200 {
+        if http
+            .get(format!("{api}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pool = sqlx::PgPool::connect(&env["DATABASE_URL"]).await?;
+    sqlx::query("TRUNCATE messages, dispatches, pending_statuses")
+        .execute(&pool)
+        .await
+        .ok();
+
+    let configure = |delivered: f64, read: f64| {
+        json!({"numbers": [{"phone_number_id": NUMBER, "display_phone_number": "15550009999", "access_token": "bench-token"}],
+               "webhook_url": format!("{api}/webhooks/whatsapp"), "app_secret": SECRET, "mps_limit": 0, "pair_gap_ms": 0,
+               "delivered_rate": delivered, "read_rate": read, "sent_delay_ms": 0, "delivered_delay_ms": 0, "read_delay_ms": 0,
+               "delay_jitter_ms": 0, "webhook_batch_size": 1000, "webhook_linger_ms": 20, "webhook_concurrency": 8})
+    };
+    ok_json(
+        http.put(format!("{sim_url}/_sim/config"))
+            .json(&configure(1.0, 1.0))
+            .send()
+            .await?,
+    )
+    .await?;
+    let (admin, key, broadcast) = ezpulze_e2e::prepare(&http, &api, ROOT).await?;
+    ok_json(http.put(format!("{api}/admin/v1/whatsapp")).bearer_auth(&admin).json(&json!({
+        "phone_numbers": [{"phone_number_id": NUMBER, "display_phone_number": "15550009999", "access_token": "bench-token", "messages_per_second": 10000}],
+        "app_secret": SECRET})).send().await?).await?;
+    for _ in 0..2 {
+        let (cfg, c) = (config.clone(), cancel.clone());
+        tokio::spawn(async move { ezpulze_worker::run(cfg, c).await });
+    }
+    {
+        let (cfg, c) = (config.clone(), cancel.clone());
+        tokio::spawn(async move { ezpulze_scheduler::run(cfg, c).await });
+    }
+    let stack = Stack {
+        http: http.clone(),
+        api: api.clone(),
+        sim: sim_url.clone(),
+        key,
+        broadcast,
+        pool: pool.clone(),
+    };
+
+    // Phase 1: throughput with all three statuses.
+    let t1 = Instant::now();
+    send_all(&stack, n, 0).await?;
+    wait_for(
+        &pool,
+        "SELECT count(*) FROM messages WHERE status = 'read'",
+        n as i64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let phase1 = t1.elapsed().as_secs_f64();
+    let messages_per_s = n as f64 / phase1;
+    eprintln!("[bench-e2e] phase 1: {n} messages accept -> read applied in {phase1:.2} s");
+
+    // Phase 2: the webhook path alone.
+    let dispatch: Uuid = sqlx::query_scalar("SELECT dispatch_id FROM messages LIMIT 1")
+        .fetch_one(&pool)
+        .await?;
+    let ids: Vec<Uuid> = (0..m).map(|_| Uuid::now_v7()).collect();
+    let wamids: Vec<String> = ids
+        .iter()
+        .map(|id| format!("wamid.bench{}", id.simple()))
+        .collect();
+    sqlx::query(
+        "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, payload, status, wamid)
+         SELECT u.id, d.id, d.account_id, d.key_id, '+14155550100', '{}', 'accepted', u.w
+         FROM UNNEST($1::uuid[], $2::text[]) AS u(id, w), dispatches d WHERE d.id = $3",
+    )
+    .bind(&ids)
+    .bind(&wamids)
+    .bind(dispatch)
+    .execute(&pool)
+    .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut bodies = Vec::new();
+    for chunk in ids.chunks(250).zip(wamids.chunks(250)) {
+        let statuses: Vec<Value> = chunk
+            .0
+            .iter()
+            .zip(chunk.1)
+            .flat_map(|(id, w)| {
+                ["sent", "delivered", "read"].into_iter().map(move |s| {
+                    json!({"id": w, "status": s, "timestamp": now.to_string(), "recipient_id": "14155550100",
+                           "biz_opaque_callback_data": id.simple().to_string()})
+                })
+            })
+            .collect();
+        for part in statuses.chunks(250) {
+            let body = serde_json::to_vec(
+                &json!({"object": "whatsapp_business_account", "entry": [{"id": NUMBER, "changes": [{"field": "messages",
+                "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550009999", "phone_number_id": NUMBER}, "statuses": part}}]}]}),
+            )?;
+            let sig = signed(&body)?;
+            bodies.push((body, sig));
+        }
+    }
+    let bodies = Arc::new(bodies);
+    let read_before = count(&pool, "SELECT count(*) FROM messages WHERE status = 'read'").await?;
+    let t2 = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (http, url, bodies, next) = (
+            http.clone(),
+            format!("{api}/webhooks/whatsapp"),
+            bodies.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((body, sig)) = bodies.get(i) else {
+                    return anyhow::Ok(());
+                };
+                let r = http
+                    .post(&url)
+                    .header("x-hub-signature-256", sig)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "webhook answered {}", r.status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    wait_for(
+        &pool,
+        "SELECT count(*) FROM messages WHERE status = 'read'",
+        read_before + m as i64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let phase2 = t2.elapsed().as_secs_f64();
+    let events_per_s = (3 * m) as f64 / phase2;
+    eprintln!(
+        "[bench-e2e] phase 2: {} webhook events applied in {phase2:.2} s",
+        3 * m
+    );
+
+    // Phase 3: accept -> sent applied.
+    ok_json(
+        http.put(format!("{sim_url}/_sim/config"))
+            .json(&configure(0.0, 0.0))
+            .send()
+            .await?,
+    )
+    .await?;
+    let n3 = (n / 2).max(1000);
+    let before = count(&pool, "SELECT count(*) FROM messages WHERE status = 'sent'").await?;
+    send_all(&stack, n3, 10_000_000).await?;
+    wait_for(
+        &pool,
+        "SELECT count(*) FROM messages WHERE status = 'sent'",
+        before + n3 as i64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let lat: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM (updated_at - created_at))::float8 * 1000 FROM messages WHERE status = 'sent' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let stats: Value = ok_json(http.get(format!("{}/_sim/stats", stack.sim)).send().await?).await?;
+    eprintln!("[bench-e2e] simulator: {stats}");
+    cancel.cancel();
+    let _ = (&stack.pool, &stack.http);
+    println!(
+        "{}",
+        json!({
+            "messages_per_s": messages_per_s.round(),
+            "webhook_events_per_s": events_per_s.round(),
+            "accept_to_sent_p50_ms": (ezpulze_e2e::percentile(&lat, 0.50) * 10.0).round() / 10.0,
+            "accept_to_sent_p99_ms": (ezpulze_e2e::percentile(&lat, 0.99) * 10.0).round() / 10.0,
+            "messages": n,
+            "webhook_events": 3 * m,
+            "latency_messages": n3,
+        })
+    );
+    Ok(())
+}
