@@ -36,9 +36,16 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 # --- The api ---
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-cargo build -q -p ezpulze-api
+# The worker and the simulator too, for the usage test that sends through the simulator; when
+# they do not build, the rest still runs and that test is skipped.
+if ! cargo build -q -p ezpulze-api -p ezpulze-worker -p ezpulze-simulator; then
+  log "worker/simulator did not build: building the api alone (the end-to-end usage test is skipped)"
+  cargo build -q -p ezpulze-api
+fi
 API_BIN=$TARGET/debug/ezpulze-api
 [[ -x $API_BIN ]] || { log "no api binary at $API_BIN"; exit 1; }
+# A role binary that is built and describes itself (not a placeholder).
+real_bin() { [[ -x $TARGET/debug/$1 ]] && "$TARGET/debug/$1" --help 2>&1 | grep -q "$1"; }
 
 bash scripts/ensure-services.sh
 PG=${EZPULZE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -49,20 +56,25 @@ NAME=ezp_t_ui_$suffix
 psql "$PG" -qc "CREATE DATABASE $NAME" >/dev/null
 DATABASE_URL=$(node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString())' "$PG" "$NAME")
 ROOT_TOKEN=ui-root-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-PORT=$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+free_port() { node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 
 OUT=$REPO/tests-output/ui
 mkdir -p "$OUT"
 API_LOG=$OUT/api.log
-API_PID=
+API_PID= SIM_PID= WORKER_PID=
+
+stop() { # pid
+  if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
 
 cleanup() {
   local rc=$?
-  if [[ -n $API_PID ]] && kill -0 "$API_PID" 2>/dev/null; then
-    kill "$API_PID" 2>/dev/null || true
-    wait "$API_PID" 2>/dev/null || true
-  fi
+  stop "$WORKER_PID"; stop "$API_PID"; stop "$SIM_PID"
   psql "$PG" -qc "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" >/dev/null 2>&1 || true
   redis-cli -u "$REDIS_URL" --scan --pattern "$NAME:*" 2>/dev/null | xargs -r redis-cli -u "$REDIS_URL" DEL >/dev/null 2>&1 || true
   if [[ $rc -ne 0 ]]; then log "failed (exit $rc); api log: $API_LOG"; fi
@@ -71,15 +83,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-DATABASE_URL=$DATABASE_URL \
-REDIS_URL=$REDIS_URL \
-REDIS_PREFIX=$NAME \
-EZPULZE_ROOT_TOKEN=$ROOT_TOKEN \
-API_ADDR=127.0.0.1:$PORT \
-PUBLIC_BASE_URL=$BASE \
-DATABASE_MAX_CONNECTIONS=4 \
-LAST_USED_FLUSH_MS=200 \
-  "$API_BIN" >"$API_LOG" 2>&1 &
+export DATABASE_URL REDIS_URL REDIS_PREFIX=$NAME EZPULZE_ROOT_TOKEN=$ROOT_TOKEN
+export API_ADDR=127.0.0.1:$PORT PUBLIC_BASE_URL=$BASE DATABASE_MAX_CONNECTIONS=4 LAST_USED_FLUSH_MS=200
+
+# The WhatsApp simulator and a worker, when built (statuses come back to the api's webhook).
+if real_bin ezpulze-simulator && real_bin ezpulze-worker; then
+  SIM_PORT=$(free_port)
+  SIM_PHONE_ID=1$(od -An -N4 -tu4 /dev/urandom | tr -d ' \n')
+  SIM_TOKEN=simtok$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+  SIM_LISTEN=127.0.0.1:$SIM_PORT SIM_WEBHOOK_URL=$BASE/webhooks/whatsapp \
+  SIM_NUMBERS="$SIM_PHONE_ID:+15550001111:$SIM_TOKEN" SIM_PAIR_GAP_MS=0 SIM_MPS_LIMIT=0 \
+    "$TARGET/debug/ezpulze-simulator" >"$OUT/simulator.log" 2>&1 &
+  SIM_PID=$!
+  export GRAPH_API_BASE=http://127.0.0.1:$SIM_PORT
+  export EZP_SIM_URL=$GRAPH_API_BASE EZP_SIM_PHONE_ID=$SIM_PHONE_ID EZP_SIM_TOKEN=$SIM_TOKEN EZP_SIM_APP_SECRET=sim-app-secret
+fi
+
+"$API_BIN" >"$API_LOG" 2>&1 &
 API_PID=$!
 
 for _ in $(seq 1 300); do
@@ -88,6 +108,12 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 curl -fsS "$BASE/readyz" >/dev/null || { log "the api did not become ready"; exit 1; }
+if [[ -n $SIM_PID ]]; then
+  WORKER_METRICS_ADDR=127.0.0.1:$(free_port) MIGRATE_ON_START=false \
+    "$TARGET/debug/ezpulze-worker" >"$OUT/worker.log" 2>&1 &
+  WORKER_PID=$!
+  for _ in $(seq 1 100); do curl -fsS "$GRAPH_API_BASE/_sim/stats" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 
 # The account the tests sign in with (tests make more of their own).
 ADMIN_TOKEN=$(curl -fsS -X POST "$BASE/admin/v1/accounts" \
