@@ -70,8 +70,18 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     )
     .await
     .context("connecting the send queue")?;
+    let schedule_queue = ezpulze_queue::Queue::connect(
+        ezpulze_queue::RedisTarget::single(config.redis_url.expose_secret()),
+        ezpulze_queue::QueueConfig::new(
+            config.redis_prefix.clone(),
+            ezpulze_common::jobs::SCHEDULE_QUEUE,
+        ),
+    )
+    .await
+    .context("connecting the schedule queue")?;
     Ok(AppState::new(Inner {
         send_queue,
+        schedule_queue,
         webhook_secrets: Default::default(),
         rate_limiter: RateLimiter::new(&config.redis_prefix),
         config,

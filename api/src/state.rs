@@ -24,6 +24,7 @@ pub struct Inner {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub webhook_secrets: crate::routes::webhooks::SecretCache,
     pub send_queue: ezpulze_queue::Queue<ezpulze_common::jobs::SendJob>,
+    pub schedule_queue: ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob>,
 }
 
 impl AppState {
@@ -51,6 +52,9 @@ impl AppState {
     }
     pub fn last_used(&self) -> &LastUsed {
         &self.0.last_used
+    }
+    pub fn schedule_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob> {
+        &self.0.schedule_queue
     }
     pub fn send_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
         &self.0.send_queue

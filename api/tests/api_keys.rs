@@ -746,3 +746,45 @@ async fn docs_page_data_follows_the_key_scopes() {
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test]
+async fn docs_page_data_shows_a_read_only_key_the_reads_but_not_cancel() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "reader", "scopes": ["broadcast:read"]}),
+        )
+        .await;
+    let (_, d) = app
+        .send(
+            "GET",
+            &format!("/admin/v1/api-keys/{}/docs", k["id"].as_str().expect("id")),
+            &acc.admin,
+            None,
+        )
+        .await;
+    let paths: Vec<String> = d["sections"][0]["endpoints"]
+        .as_array()
+        .expect("e")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap_or(""),
+                e["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        paths.contains(&"GET /api/v1/dispatches/{id}".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains("/cancel") || p.contains("/send")),
+        "{paths:?}"
+    );
+}

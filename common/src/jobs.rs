@@ -15,3 +15,14 @@ pub struct SendJob {
     pub dispatch_id: Uuid,
     pub account_id: Uuid,
 }
+
+/// Name of the queue that carries the release of scheduled dispatches, as delayed jobs due at
+/// each dispatch's `scheduled_at` (consumed by the active scheduler).
+pub const SCHEDULE_QUEUE: &str = "schedule";
+
+/// Release a scheduled dispatch (its rows `scheduled -> queued`, jobs pushed). Harmless when
+/// repeated: only rows still `scheduled` are released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseJob {
+    pub dispatch_id: Uuid,
+}

@@ -1,6 +1,8 @@
 //! The scheduler: one active replica (a Redis lease; the others stand by and take over when
 //! the lease lapses) runs the periodic work of the engine:
-//! - releases scheduled dispatches when their time comes (rows `scheduled -> queued`, jobs pushed);
+//! - releases scheduled dispatches when their time comes (rows `scheduled -> queued`, jobs
+//!   pushed): the api puts a delayed `ReleaseJob` on the schedule queue, due at `scheduled_at`,
+//!   and the leader consumes it; a scan of due dispatches is the safety net for a lost push;
 //! - the outbox sweep (rows still `queued` after `OUTBOX_AFTER_SECS` get their job again);
 //! - the unknown-outcome sweep (rows stuck in `sending`, i.e. a worker died mid-send and its job
 //!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
-use ezpulze_common::jobs::{SendJob, SEND_QUEUE};
+use ezpulze_common::jobs::{ReleaseJob, SendJob, SCHEDULE_QUEUE, SEND_QUEUE};
 use ezpulze_common::{db, redis_conn, telemetry, Config};
 use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use secrecy::ExposeSecret;
@@ -35,6 +37,8 @@ pub struct Scheduler {
     pub config: Config,
     pub db: PgPool,
     pub queue: Queue<SendJob>,
+    pub schedule: Queue<ReleaseJob>,
+    releases: tokio::sync::Mutex<ezpulze_queue::Consumer<ReleaseJob>>,
     pub lease: lease::Lease,
 }
 
@@ -53,18 +57,49 @@ impl Scheduler {
         )
         .await
         .context("connecting the send queue")?;
+        let schedule = Queue::connect(
+            RedisTarget::single(config.redis_url.expose_secret()),
+            QueueConfig::new(config.redis_prefix.clone(), SCHEDULE_QUEUE)
+                .with_block(Duration::from_millis(100)),
+        )
+        .await
+        .context("connecting the schedule queue")?;
+        let releases = tokio::sync::Mutex::new(schedule.consumer("scheduler"));
         let lease = lease::Lease::new(redis, &config.redis_prefix, LEASE);
         Ok(Self {
             config,
             db: pool,
             queue,
+            schedule,
+            releases,
             lease,
         })
     }
 
     /// One round of the leader's work.
     pub async fn tick(&self) -> anyhow::Result<tasks::TickReport> {
-        tasks::tick(&self.db, &self.queue, &self.config).await
+        let mut releases = self.releases.lock().await;
+        let due = releases
+            .fetch_batch(100)
+            .await
+            .context("reading due releases")?;
+        let ids: Vec<uuid::Uuid> = due.iter().map(|j| j.payload.dispatch_id).collect();
+        let mut report = tasks::TickReport::default();
+        if !ids.is_empty() {
+            let (d, m) = tasks::release(&self.db, &self.queue, Some(&ids)).await?;
+            report.released_dispatches += d;
+            report.released_messages += m;
+            self.schedule
+                .complete(due.into_iter().map(|j| (j.meta, Ok(()))))
+                .await
+                .context("acking releases")?;
+        }
+        let rest = tasks::tick(&self.db, &self.queue, &self.config).await?;
+        report.released_dispatches += rest.released_dispatches;
+        report.released_messages += rest.released_messages;
+        report.repushed = rest.repushed;
+        report.unknown_swept = rest.unknown_swept;
+        Ok(report)
     }
 
     /// Holds or waits for the lease and ticks while leader, until cancelled.

@@ -26,7 +26,7 @@ pub async fn tick(
     queue: &Queue<SendJob>,
     config: &Config,
 ) -> anyhow::Result<TickReport> {
-    let (released_dispatches, released_messages) = release_scheduled(db, queue).await?;
+    let (released_dispatches, released_messages) = release(db, queue, None).await?;
     let repushed = outbox::repush_stale(db, queue, config.outbox_after, BATCH).await?;
     let unknown_swept = sweep_unknown(db, config.unknown_outcome_policy).await?;
     // Queue depth, delayed, in-flight, dead and oldest age as gauges for the dashboards.
@@ -45,19 +45,23 @@ pub async fn tick(
     Ok(report)
 }
 
-/// Scheduled dispatches whose time has come: rows to `queued` and their jobs pushed. The
-/// commit comes first; a failed push is repaired by the outbox sweep.
-pub async fn release_scheduled(
+/// Scheduled dispatches whose time has come (those named by due release jobs, or with `None`
+/// any due one: the safety net): rows to `queued` and their jobs pushed. The commit comes
+/// first; a failed push is repaired by the outbox sweep.
+pub async fn release(
     db: &PgPool,
     queue: &Queue<SendJob>,
+    ids: Option<&[Uuid]>,
 ) -> anyhow::Result<(usize, usize)> {
     let mut tx = db.begin().await?;
     let due: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE dispatches SET status = 'queued', updated_at = now()
          WHERE id IN (SELECT id FROM dispatches WHERE status = 'scheduled' AND scheduled_at <= now()
+                        AND ($1::uuid[] IS NULL OR id = ANY($1))
                       ORDER BY scheduled_at LIMIT 100 FOR UPDATE SKIP LOCKED)
          RETURNING id",
     )
+    .bind(ids)
     .fetch_all(&mut *tx)
     .await
     .context("releasing scheduled dispatches")?;

@@ -139,3 +139,26 @@ async fn retention_keeps_partitions_ahead_and_drops_old_ones() {
         .fetch_one(&s.db).await.expect("n");
     assert_eq!(ahead, 1);
 }
+
+#[tokio::test]
+async fn a_due_release_job_releases_its_dispatch() {
+    let s = Scheduler::connect(config().await).await.expect("s");
+    let d = seed(&s, "scheduled", -1, 2).await;
+    let due = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
+    s.schedule
+        .push_at(&[ezpulze_common::jobs::ReleaseJob { dispatch_id: d }], due)
+        .await
+        .expect("push");
+    assert_eq!(s.schedule.stats().await.expect("stats").delayed, 1);
+    // Not due yet: the job waits (the safety-net scan may release the row, the job stays).
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let report = s.tick().await.expect("tick");
+    assert_eq!(report.released_messages, 2);
+    let stats = s.schedule.stats().await.expect("stats");
+    assert_eq!(
+        (stats.delayed, stats.depth),
+        (0, 0),
+        "the release job was consumed: {stats:?}"
+    );
+    assert_eq!(s.queue.stats().await.expect("stats").depth, 2);
+}

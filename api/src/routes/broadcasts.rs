@@ -214,7 +214,7 @@ async fn example(
     );
     let pretty = serde_json::to_string_pretty(&body).map_err(|e| ApiError::Internal(e.into()))?;
     let curl = format!(
-        "curl -X POST '{url}' \\\n  -H 'Authorization: Bearer $EZPULZE_API_KEY' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Idempotency-Key: $(uuidgen)' \\\n  -d '{}'",
+        "curl -X POST '{url}' \\\n  -H \"Authorization: Bearer $EZPULZE_API_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -H \"Idempotency-Key: $(uuidgen)\" \\\n  -d '{}'",
         pretty.replace('\'', "'\\''")
     );
     let javascript = format!(

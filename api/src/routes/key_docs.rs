@@ -13,7 +13,8 @@ use crate::routes::api_keys::{fetch_view, KeyView};
 use crate::state::AppState;
 use ezpulze_common::scopes;
 
-/// (section, method, path, required scope, what it does)
+/// (section, method, path, required scope, what it does); dispatch reads also accept
+/// `broadcast:read` (see `ALSO_READ`).
 const ENDPOINTS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "broadcast",
@@ -199,10 +200,16 @@ const ENDPOINTS: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
-fn allowed(view: &KeyView, scope: &str) -> bool {
-    // Dispatch reads are open to broadcast:read as well as broadcast:send.
+/// Routes that `broadcast:read` reaches as well as `broadcast:send`.
+const ALSO_READ: &[&str] = &[
+    "/api/v1/dispatches/{id}",
+    "/api/v1/dispatches/{id}/messages",
+    "/api/v1/messages/{id}",
+];
+
+fn allowed(view: &KeyView, path: &str, scope: &str) -> bool {
     scopes::allows(&view.scopes, scope)
-        || (scope == "broadcast:send" && scopes::allows(&view.scopes, "broadcast:read"))
+        || (ALSO_READ.contains(&path) && scopes::allows(&view.scopes, "broadcast:read"))
 }
 
 pub async fn docs(
@@ -221,8 +228,7 @@ pub async fn docs(
         .filter_map(|r| {
             let endpoints: Vec<Value> = ENDPOINTS
                 .iter()
-                .filter(|e| e.0 == r.id && allowed(&view, e.3))
-                .filter(|e| !e.2.contains("/send") || scopes::allows(&view.scopes, "broadcast:send"))
+                .filter(|e| e.0 == r.id && allowed(&view, e.2, e.3))
                 .map(|e| json!({"method": e.1, "path": e.2, "url": format!("{base}{}", e.2), "scope": e.3, "summary": e.4}))
                 .collect();
             (!endpoints.is_empty()).then(|| json!({"id": r.id, "title": format!("{} API", r.name), "endpoints": endpoints}))

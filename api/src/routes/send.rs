@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use ezpulze_common::jobs::SendJob;
+use ezpulze_common::jobs::{ReleaseJob, SendJob};
 use ezpulze_payload::{PhoneE164, Variables};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -293,7 +293,18 @@ async fn ingest(
     metrics::counter!("ezpulze_ingest_recipients_total", "result" => "rejected")
         .increment(rejected.len() as u64);
 
-    if scheduled.is_none() {
+    if let Some(at) = scheduled {
+        // Due at `scheduled_at` on the schedule queue; the scheduler's scan of due dispatches
+        // is the safety net if this push fails.
+        let due = std::time::SystemTime::from(at);
+        if let Err(e) = state
+            .schedule_queue()
+            .push_at(&[ReleaseJob { dispatch_id }], due)
+            .await
+        {
+            tracing::warn!(error = %e, %dispatch_id, "scheduling the release failed; the scheduler's scan will release it");
+        }
+    } else {
         let jobs: Vec<SendJob> = ids
             .iter()
             .map(|&message_id| SendJob {

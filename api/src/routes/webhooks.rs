@@ -136,9 +136,15 @@ struct Metadata {
     phone_number_id: String,
 }
 
-fn reject(status: StatusCode, code: &'static str, reason: &'static str) -> Response {
+/// Refuses a webhook POST: `reason` is a short fixed label for the metric, `message` the text.
+fn reject(
+    status: StatusCode,
+    code: &'static str,
+    reason: &'static str,
+    message: &'static str,
+) -> Response {
     metrics::counter!("ezpulze_webhook_rejected_total", "reason" => reason).increment(1);
-    let body = serde_json::json!({"error": {"code": code, "message": reason, "request_id": crate::error::current_request_id()}});
+    let body = serde_json::json!({"error": {"code": code, "message": message, "request_id": crate::error::current_request_id()}});
     (status, axum::Json(body)).into_response()
 }
 
@@ -158,6 +164,7 @@ pub async fn receive(
         return Ok(reject(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",
+            "signature_missing",
             "missing or malformed X-Hub-Signature-256",
         ));
     };
@@ -165,6 +172,7 @@ pub async fn receive(
         return Ok(reject(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
+            "malformed",
             "the body is not a WhatsApp webhook JSON object",
         ));
     };
@@ -186,6 +194,7 @@ pub async fn receive(
         return Ok(reject(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
+            "no_phone_number_id",
             "no metadata.phone_number_id in the body",
         ));
     }
@@ -196,6 +205,7 @@ pub async fn receive(
                 return Ok(reject(
                     StatusCode::NOT_FOUND,
                     "not_found",
+                    "unknown_number",
                     "unknown phone_number_id or no app secret set",
                 ))
             }
@@ -204,6 +214,7 @@ pub async fn receive(
                     return Ok(reject(
                         StatusCode::UNAUTHORIZED,
                         "invalid_signature",
+                        "signature_mixed_apps",
                         "numbers of different apps in one body",
                     ))
                 }
@@ -215,6 +226,7 @@ pub async fn receive(
         return Ok(reject(
             StatusCode::NOT_FOUND,
             "not_found",
+            "unknown_number",
             "unknown phone_number_id",
         ));
     };
@@ -226,6 +238,7 @@ pub async fn receive(
         return Ok(reject(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",
+            "signature_mismatch",
             "the signature does not match",
         ));
     }
