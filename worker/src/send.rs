@@ -122,6 +122,11 @@ enum Outcome {
         code: Option<i64>,
         title: String,
     },
+    /// Had its slot and pair gap but was not sent (shutdown, late, no intent note): like
+    /// `Wait`, and its pair gap is given back.
+    Unsent {
+        delay: Duration,
+    },
     /// Not sent because its number/account/dispatch halted earlier in the batch.
     HaltedBefore,
 }
@@ -498,7 +503,7 @@ impl Engine {
                 let Some(_permit) = permit else {
                     return (
                         c,
-                        Outcome::Wait {
+                        Outcome::Unsent {
                             delay: Duration::ZERO,
                         },
                     );
@@ -536,7 +541,7 @@ impl Engine {
         if cancel.is_cancelled() {
             return (
                 c,
-                Outcome::Wait {
+                Outcome::Unsent {
                     delay: Duration::ZERO,
                 },
             );
@@ -558,7 +563,7 @@ impl Engine {
             metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "late").increment(1);
             return (
                 c,
-                Outcome::Wait {
+                Outcome::Unsent {
                     delay: Duration::from_millis(100),
                 },
             );
@@ -576,7 +581,7 @@ impl Engine {
             tracing::warn!(error = %e, "could not note the send intent; the message waits");
             return (
                 c,
-                Outcome::Wait {
+                Outcome::Unsent {
                     delay: Duration::from_secs(1),
                 },
             );
@@ -717,6 +722,7 @@ impl Engine {
         let mut fl = Failures::default();
         let mut halts: Vec<HaltEvent> = Vec::new();
         let mut throttled: HashSet<String> = HashSet::new();
+        let mut unsent_pairs: Vec<(String, String)> = Vec::new();
         for (c, o) in outcomes {
             match o {
                 Outcome::Accepted { wamid } => {
@@ -773,7 +779,21 @@ impl Engine {
                         title,
                     });
                 }
-                Outcome::HaltedBefore => rq.push(c.id, Duration::ZERO, None, None, true),
+                Outcome::Unsent { delay } => {
+                    unsent_pairs.push((
+                        c.phone_number_id.clone().unwrap_or_default(),
+                        c.to_phone.clone(),
+                    ));
+                    rq.push(c.id, delay, None, None, true);
+                    later.insert(c.id, delay);
+                }
+                Outcome::HaltedBefore => {
+                    unsent_pairs.push((
+                        c.phone_number_id.clone().unwrap_or_default(),
+                        c.to_phone.clone(),
+                    ));
+                    rq.push(c.id, Duration::ZERO, None, None, true);
+                }
             }
         }
         let mut seen = HashSet::new();
@@ -810,6 +830,11 @@ impl Engine {
                 error_title = %title,
                 "sending halted: dispatches paused; fix the cause (token, account, number quality, template) and resume them"
             );
+        }
+        if !unsent_pairs.is_empty() {
+            if let Err(e) = self.throttle.release_pairs(&unsent_pairs).await {
+                tracing::warn!(error = %e, "could not give back pair gaps of unsent messages");
+            }
         }
         for pn in throttled {
             if let Err(e) = self.throttle.penalize(&pn, Duration::from_secs(1)).await {

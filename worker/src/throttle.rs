@@ -186,6 +186,16 @@ impl Throttle {
         Ok(v.into_iter().map(|n| n > 0).collect())
     }
 
+    /// Gives back the pair gaps of messages that were not sent after all.
+    pub async fn release_pairs(&self, items: &[(String, String)]) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for (number, to) in items {
+            pipe.cmd("DEL").arg(self.pair_key(number, to)).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await
+    }
+
     /// Takes the pair gap for each `(phone_number_id, to, time until its send)`. Returns, per
     /// item, `None` when it may go, or how long it must wait.
     pub async fn pairs(

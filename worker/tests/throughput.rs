@@ -84,6 +84,16 @@ async fn bench_sends_per_second() {
             took.as_secs_f64(),
             n as f64 / took.as_secs_f64()
         );
+        let text = env.metrics(&ws[0]).await;
+        for line in text.lines().filter(|l| {
+            l.starts_with("ezpulze_worker_throttle_waits_total")
+                || l.starts_with("ezpulze_worker_sends_total")
+                || l.starts_with("ezpulze_worker_batch_duration_seconds_sum")
+                || l.starts_with("ezpulze_worker_batch_duration_seconds_count")
+                || l.starts_with("ezpulze_worker_jobs_skipped_total")
+        }) {
+            println!("  {line}");
+        }
         for w in ws {
             w.stop().await;
         }
