@@ -557,17 +557,6 @@ impl Engine {
                 return (c, Outcome::HaltedBefore);
             }
         }
-        if at.elapsed() > self.tuning.late_tolerance {
-            // Too late for its slot (a stalled process): sending now could crowd the next
-            // second of the number's budget, so it takes a new slot instead.
-            metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "late").increment(1);
-            return (
-                c,
-                Outcome::Unsent {
-                    delay: Duration::from_millis(100),
-                },
-            );
-        }
         let Some(token) = n.token.as_ref() else {
             return (c, Outcome::HaltedBefore);
         };
@@ -583,6 +572,18 @@ impl Engine {
                 c,
                 Outcome::Unsent {
                     delay: Duration::from_secs(1),
+                },
+            );
+        }
+        // Checked after the intent note, as close to the write as possible.
+        if at.elapsed() > self.tuning.late_tolerance {
+            // Too late for its slot (a stalled process): sending now could crowd the next
+            // second of the number's budget, so it takes a new slot instead.
+            metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "late").increment(1);
+            return (
+                c,
+                Outcome::Unsent {
+                    delay: Duration::from_millis(100),
                 },
             );
         }
@@ -723,6 +724,9 @@ impl Engine {
         let mut halts: Vec<HaltEvent> = Vec::new();
         let mut throttled: HashSet<String> = HashSet::new();
         let mut unsent_pairs: Vec<(String, String)> = Vec::new();
+        // Rows going back to the queue whose request was answered or never written: their
+        // send intents are cleared, so a later crash does not take them for unknown outcomes.
+        let mut answered: Vec<Uuid> = Vec::new();
         for (c, o) in outcomes {
             match o {
                 Outcome::Accepted { wamid } => {
@@ -743,6 +747,7 @@ impl Engine {
                     }
                     rq.push(c.id, delay, code_i32(code), Some(title), false);
                     later.insert(c.id, delay);
+                    answered.push(c.id);
                 }
                 Outcome::Wait { delay } => {
                     rq.push(c.id, delay, None, None, true);
@@ -780,6 +785,7 @@ impl Engine {
                     });
                 }
                 Outcome::Unsent { delay } => {
+                    answered.push(c.id);
                     unsent_pairs.push((
                         c.phone_number_id.clone().unwrap_or_default(),
                         c.to_phone.clone(),

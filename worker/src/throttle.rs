@@ -172,6 +172,19 @@ impl Throttle {
             .await
     }
 
+    /// Clears the intents of messages whose request was answered or never written.
+    pub async fn clear_intents(&self, ids: &[uuid::Uuid]) -> redis::RedisResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("DEL").arg(self.intent_key(id)).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await
+    }
+
     /// For each message, whether a send of it may have started ([`Throttle::mark_sending`]).
     pub async fn send_started(&self, ids: &[uuid::Uuid]) -> redis::RedisResult<Vec<bool>> {
         if ids.is_empty() {

@@ -86,11 +86,19 @@ fn help_lists_every_setting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_one_of_three_workers_loses_nothing_and_sends_nothing_twice() {
+    let twice = crash_run("fail").await;
+    assert_eq!(twice, 0, "policy fail never sends twice");
+    // Policy resend: nothing ends failed; duplicates are possible and counted.
+    crash_run("resend").await;
+}
+
+/// One run: returns how many messages were sent twice.
+async fn crash_run(policy: &str) -> usize {
     let (hook, seen) = receiver().await;
     let numbers = ["9101", "9102", "9103"];
     let env = TestEnv::new(json!({
         "numbers": numbers.iter().map(|id| json!({"phone_number_id": id, "access_token": TOKEN})).collect::<Vec<_>>(),
-        "mps_limit": 1000, "pair_gap_ms": 0, "latency_ms": 40, "latency_jitter_ms": 20,
+        "mps_limit": 0, "pair_gap_ms": 0, "latency_ms": 40, "latency_jitter_ms": 20,
         "webhook_url": hook, "delivered_rate": 0.0, "read_rate": 0.0, "sent_delay_ms": 5,
         "webhook_batch_size": 1000
     }))
@@ -103,7 +111,11 @@ async fn kill_9_one_of_three_workers_loses_nothing_and_sends_nothing_twice() {
     }
     let total = (per * numbers.len()) as i64;
     // Lease = 2 x (1 s timeout + 1 s slot wait) + 5 s = 9 s.
-    let settings = env.settings(&[("SEND_TIMEOUT_MS", "1000"), ("WORKER_BATCH", "100")]);
+    let settings = env.settings(&[
+        ("SEND_TIMEOUT_MS", "1000"),
+        ("WORKER_BATCH", "100"),
+        ("UNKNOWN_OUTCOME_POLICY", policy),
+    ]);
     let mut children: Vec<Child> = (0..3).map(|_| spawn_worker(&settings)).collect();
 
     // Mid-run: some messages accepted, many still to go.
@@ -143,6 +155,9 @@ async fn kill_9_one_of_three_workers_loses_nothing_and_sends_nothing_twice() {
     .await
     .expect("unknown");
     assert_eq!(unknown, failed, "only unknown outcomes fail here");
+    if policy == "resend" {
+        assert_eq!(failed, 0, "{c:?}");
+    }
 
     // The survivors stop gracefully on SIGTERM.
     for child in children.iter_mut().skip(1) {
@@ -203,12 +218,12 @@ async fn kill_9_one_of_three_workers_loses_nothing_and_sends_nothing_twice() {
         }
     }
     eprintln!(
-        "{{\"messages\": {total}, \"in_flight_at_kill\": {in_flight}, \"accepted\": {accepted}, \
+        "{{\"policy\": \"{policy}\", \"messages\": {total}, \"in_flight_at_kill\": {in_flight}, \"accepted\": {accepted}, \
          \"failed_unknown\": {unknown}, \"unknown_but_meta_took_it\": {unknown_but_sent}, \
          \"sent_twice\": {twice}, \"simulator_accepted\": {}, \"settled_s_after_kill\": {:.1}}}",
         stats["accepted"],
         settled_after.as_secs_f64()
     );
-    assert_eq!(twice, 0, "policy fail never sends twice");
     assert_eq!(stats["rejected"], json!({}), "{stats}");
+    twice
 }
