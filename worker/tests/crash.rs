@@ -110,9 +110,9 @@ async fn crash_run(policy: &str) -> usize {
             .await;
     }
     let total = (per * numbers.len()) as i64;
-    // Lease = 2 x (1 s timeout + 1 s slot wait) + 5 s = 9 s.
+    // Lease = 2 x (2.5 s timeout + 1 s slot wait) + 5 s = 12 s.
     let settings = env.settings(&[
-        ("SEND_TIMEOUT_MS", "1000"),
+        ("SEND_TIMEOUT_MS", "2500"),
         ("WORKER_BATCH", "100"),
         ("UNKNOWN_OUTCOME_POLICY", policy),
     ]);
@@ -155,6 +155,12 @@ async fn crash_run(policy: &str) -> usize {
     .await
     .expect("unknown");
     assert_eq!(unknown, failed, "only unknown outcomes fail here");
+    let died: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE status = 'failed' AND error_title LIKE 'outcome unknown: the worker stopped%'",
+    )
+    .fetch_one(&env.db)
+    .await
+    .expect("died");
     if policy == "resend" {
         assert_eq!(failed, 0, "{c:?}");
     }
@@ -219,7 +225,7 @@ async fn crash_run(policy: &str) -> usize {
     }
     eprintln!(
         "{{\"policy\": \"{policy}\", \"messages\": {total}, \"in_flight_at_kill\": {in_flight}, \"accepted\": {accepted}, \
-         \"failed_unknown\": {unknown}, \"unknown_but_meta_took_it\": {unknown_but_sent}, \
+         \"failed_unknown\": {unknown}, \"of_which_worker_died\": {died}, \"unknown_but_meta_took_it\": {unknown_but_sent}, \
          \"sent_twice\": {twice}, \"simulator_accepted\": {}, \"settled_s_after_kill\": {:.1}}}",
         stats["accepted"],
         settled_after.as_secs_f64()
