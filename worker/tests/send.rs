@@ -35,6 +35,16 @@ async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
     env.number("1001", 1000, TOKEN).await;
     let (live, live_ids) = env.dispatch("1001", &recipients(60, 0), false, true).await;
     let (test, test_ids) = env.dispatch("1001", &recipients(15, 100), true, true).await;
+    // Every live job twice: duplicates are harmless (a row is claimed once).
+    let again: Vec<_> = live_ids
+        .iter()
+        .map(|&message_id| ezpulze_common::jobs::SendJob {
+            message_id,
+            dispatch_id: live,
+            account_id: env.account,
+        })
+        .collect();
+    env.queue.push_bulk(&again).await.expect("push");
     let w = env
         .worker(&[("TEST_GRAPH_API_BASE", &other.url())], fast_tuning())
         .await;
@@ -355,5 +365,51 @@ async fn shutdown_finishes_sends_in_flight_and_hands_the_rest_back() {
     let c = env.settle(Duration::from_secs(30)).await;
     assert_eq!(c.get("accepted").copied(), Some(200), "{c:?}");
     assert_eq!(env.sim_stats().await["accepted"], 200);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_and_paused_dispatches_are_not_sent() {
+    let env = TestEnv::new(
+        json!({"numbers": sim_numbers(&["7501"]), "mps_limit": 1000, "pair_gap_ms": 0}),
+    )
+    .await;
+    env.number("7501", 1000, TOKEN).await;
+    let (cancelled, _) = env.dispatch("7501", &recipients(10, 0), false, true).await;
+    let (paused, _) = env
+        .dispatch("7501", &recipients(10, 100), false, true)
+        .await;
+    let (live, _) = env
+        .dispatch("7501", &recipients(10, 200), false, true)
+        .await;
+    sqlx::query("UPDATE dispatches SET status = 'cancelled' WHERE id = $1")
+        .bind(cancelled)
+        .execute(&env.db)
+        .await
+        .expect("cancel");
+    sqlx::query("UPDATE dispatches SET status = 'paused' WHERE id = $1")
+        .bind(paused)
+        .execute(&env.db)
+        .await
+        .expect("pause");
+    let w = env.worker(&[], fast_tuning()).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while env.counts().await.get("accepted").copied().unwrap_or(0) < 10 {
+        assert!(Instant::now() < deadline, "live dispatch not sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = env.counts().await;
+    assert_eq!(c.get("queued").copied(), Some(20), "{c:?}");
+    assert_eq!(env.sim_stats().await["accepted"], 10);
+    // The queue holds nothing for them any more (acknowledged, not retried).
+    let q = env.queue.stats().await.expect("stats");
+    assert_eq!((q.depth, q.delayed, q.dead), (0, 0, 0), "{q:?}");
+    let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
+        .bind(live)
+        .fetch_one(&env.db)
+        .await
+        .expect("live");
+    assert_eq!(s, "sending");
     w.stop().await;
 }
