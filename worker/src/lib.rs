@@ -38,6 +38,27 @@ use tokio_util::sync::CancellationToken;
 
 pub use send::Tuning;
 
+/// Why a worker process could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// `WORKER_METRICS_ADDR` could not be bound.
+    #[error("binding WORKER_METRICS_ADDR {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Postgres, migrations, Redis or the HTTP client (the message has the cause chain).
+    #[error("start-up failed: {0:#}")]
+    Startup(anyhow::Error),
+    /// The send queue could not be reached.
+    #[error("connecting the send queue: {0}")]
+    Queue(#[from] ezpulze_queue::QueueError),
+    /// The webhook status consumer stopped with an error.
+    #[error("status consumer: {0:#}")]
+    Status(anyhow::Error),
+}
+
 /// The queue lease: a job delivered to a worker that has not settled it for this long is
 /// taken over by another one. A batch lasts at most claim + `slot_wait` + one send timeout +
 /// the outcome writes, so twice that plus a margin never expires under a live worker.
@@ -46,7 +67,7 @@ pub fn lease_for(config: &Config, tuning: &Tuning) -> Duration {
 }
 
 /// Runs a worker process until `cancel` (production tuning).
-pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), WorkerError> {
     run_with(config, Tuning::default(), cancel).await
 }
 
@@ -55,10 +76,13 @@ pub async fn run_with(
     config: Config,
     tuning: Tuning,
     cancel: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), WorkerError> {
     let listener = tokio::net::TcpListener::bind(config.worker_metrics_addr)
         .await
-        .with_context(|| format!("binding WORKER_METRICS_ADDR {}", config.worker_metrics_addr))?;
+        .map_err(|source| WorkerError::Bind {
+            addr: config.worker_metrics_addr,
+            source,
+        })?;
     run_on(config, tuning, listener, cancel).await
 }
 
@@ -68,14 +92,20 @@ pub async fn run_on(
     tuning: Tuning,
     listener: tokio::net::TcpListener,
     cancel: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), WorkerError> {
     let handle = ezpulze_common::telemetry::metrics_handle();
-    let db = ezpulze_common::db::connect(&config).await?;
+    let db = ezpulze_common::db::connect(&config)
+        .await
+        .map_err(WorkerError::Startup)?;
     if config.migrate_on_start {
-        ezpulze_common::db::migrate(&db).await?;
+        ezpulze_common::db::migrate(&db)
+            .await
+            .map_err(WorkerError::Startup)?;
     }
-    let redis_client = ezpulze_common::redis_conn::client(&config)?;
-    let mut redis = ezpulze_common::redis_conn::manager(&redis_client).await?;
+    let redis_client = ezpulze_common::redis_conn::client(&config).map_err(WorkerError::Startup)?;
+    let mut redis = ezpulze_common::redis_conn::manager(&redis_client)
+        .await
+        .map_err(WorkerError::Startup)?;
     ezpulze_common::redis_conn::check_settings(&mut redis, &config).await;
 
     let lease = lease_for(&config, &tuning);
@@ -91,8 +121,7 @@ pub async fn run_on(
         RedisTarget::single(config.redis_url.expose_secret().to_owned()),
         qcfg,
     )
-    .await
-    .context("connecting the send queue")?;
+    .await?;
 
     let engine = Arc::new(send::Engine {
         db: db.clone(),
@@ -102,7 +131,8 @@ pub async fn run_on(
             config.send_timeout,
             config.worker_concurrency,
         )
-        .context("building the HTTP client")?,
+        .context("building the HTTP client")
+        .map_err(WorkerError::Startup)?,
         numbers: numbers::Numbers::new(db.clone(), config.sealer(), tuning.number_cache_ttl),
         throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix, tuning.headroom),
         permits: Arc::new(Semaphore::new(config.worker_concurrency)),
@@ -115,7 +145,10 @@ pub async fn run_on(
         tuning: tuning.clone(),
     });
 
-    let addr: SocketAddr = listener.local_addr().context("metrics listener address")?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .context("metrics listener address")
+        .map_err(WorkerError::Startup)?;
     let probe = Probe {
         db: db.clone(),
         redis: redis.clone(),
@@ -177,8 +210,8 @@ pub async fn run_on(
     }
     match status_task.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => status_result = Err(e.context("status consumer")),
-        Err(e) => status_result = Err(anyhow::anyhow!("status consumer task: {e}")),
+        Ok(Err(e)) => status_result = Err(WorkerError::Status(e)),
+        Err(e) => status_result = Err(WorkerError::Status(anyhow::anyhow!("task: {e}"))),
     }
     cancel.cancel();
     match server.await {

@@ -37,7 +37,7 @@ async fn main() -> std::process::ExitCode {
     match ezpulze_worker::run(config, cancel).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "worker failed");
+            tracing::error!(error = %e, "worker failed");
             std::process::ExitCode::FAILURE
         }
     }

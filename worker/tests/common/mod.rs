@@ -60,7 +60,7 @@ pub struct TestEnv {
 
 pub struct Worker {
     pub cancel: CancellationToken,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), ezpulze_worker::WorkerError>>,
     pub addr: SocketAddr,
 }
 
