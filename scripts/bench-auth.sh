@@ -34,6 +34,10 @@ admin=$(curl -fsS -X POST "$base/admin/v1/accounts" -H "Authorization: Bearer $E
 key=$(curl -fsS -X POST "$base/admin/v1/api-keys" -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
   -d '{"name":"bench","scope_group":"full_access","rate_limit_per_hour":100000000}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
+# The same with a key that has no hourly limit (no Redis call at all), for reference.
+free=$(curl -fsS -X POST "$base/admin/v1/api-keys" -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
+  -d '{"name":"bench-unlimited","scope_group":"full_access","rate_limit_per_hour":null}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
 rps() { # url [header]
   local out
   if [[ $# -gt 1 ]]; then
@@ -49,10 +53,12 @@ wrk -t2 -c"$conns" -d2s "$base/ping" >/dev/null
 wrk -t2 -c"$conns" -d2s -H "Authorization: Bearer $key" "$base/api/v1/ping" >/dev/null
 n1=$(rps "$base/ping"); a1=$(rps "$base/api/v1/ping" "Authorization: Bearer $key")
 n2=$(rps "$base/ping"); a2=$(rps "$base/api/v1/ping" "Authorization: Bearer $key")
-log "noauth: $n1 $n2 req/s; auth: $a1 $a2 req/s (wrk -t2 -c$conns, ${duration}s each, $(nproc) cores)"
-python3 - "$n1" "$n2" "$a1" "$a2" <<'PY'
+u1=$(rps "$base/api/v1/ping" "Authorization: Bearer $free")
+log "noauth: $n1 $n2 req/s; auth (rate-limited key): $a1 $a2 req/s; auth (unlimited key): $u1 req/s (wrk -t2 -c$conns, ${duration}s each, $(nproc) cores)"
+python3 - "$n1" "$n2" "$a1" "$a2" "$u1" <<'PY'
 import json, sys
-n1, n2, a1, a2 = map(float, sys.argv[1:])
+n1, n2, a1, a2, u1 = map(float, sys.argv[1:])
 noauth, auth = (n1 + n2) / 2, (a1 + a2) / 2
-print(json.dumps({"auth_rps": round(auth), "noauth_rps": round(noauth), "ratio": round(auth / noauth, 3)}))
+print(json.dumps({"auth_rps": round(auth), "noauth_rps": round(noauth), "ratio": round(auth / noauth, 3),
+                  "auth_unlimited_key_rps": round(u1), "unlimited_ratio": round(u1 / noauth, 3)}))
 PY

@@ -80,6 +80,7 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     .await
     .context("connecting the schedule queue")?;
     Ok(AppState::new(Inner {
+        hasher: ezpulze_common::keys::SecretHasher::new(config.pepper()),
         send_queue,
         schedule_queue,
         webhook_secrets: Default::default(),

@@ -23,6 +23,7 @@ pub struct Inner {
     pub last_used: Arc<LastUsed>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub webhook_secrets: crate::routes::webhooks::SecretCache,
+    pub hasher: ezpulze_common::keys::SecretHasher,
     pub send_queue: ezpulze_queue::Queue<ezpulze_common::jobs::SendJob>,
     pub schedule_queue: ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob>,
 }
@@ -55,6 +56,10 @@ impl AppState {
     }
     pub fn schedule_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob> {
         &self.0.schedule_queue
+    }
+    /// HMAC of keys and tokens under the pepper (key schedule done once).
+    pub fn hasher(&self) -> &ezpulze_common::keys::SecretHasher {
+        &self.0.hasher
     }
     pub fn send_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
         &self.0.send_queue

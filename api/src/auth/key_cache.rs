@@ -33,6 +33,8 @@ pub struct KeyRecord {
     pub test_mode: bool,
     /// Unix second of the last use this process recorded (to record at most once a second).
     pub last_used_sec: AtomicI64,
+    /// `X-RateLimit-Limit` and `RateLimit-Policy` values, made once per load.
+    pub limit_headers: Option<(axum::http::HeaderValue, axum::http::HeaderValue)>,
 }
 
 impl KeyRecord {
@@ -55,6 +57,8 @@ struct Entry {
 
 pub struct KeyCache {
     map: DashMap<[u8; 32], Entry>,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
     negatives: AtomicUsize,
     epoch: AtomicU64,
     ttl: Duration,
@@ -79,6 +83,8 @@ impl KeyCache {
     pub fn new(ttl: Duration, negative_max: usize) -> Self {
         Self {
             map: DashMap::new(),
+            hits: metrics::counter!("ezpulze_key_cache_hits_total"),
+            misses: metrics::counter!("ezpulze_key_cache_misses_total"),
             negatives: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
             ttl,
@@ -94,11 +100,11 @@ impl KeyCache {
     ) -> Result<Option<Arc<KeyRecord>>, sqlx::Error> {
         if let Some(e) = self.map.get(&hash) {
             if e.loaded.elapsed() < self.ttl {
-                metrics::counter!("ezpulze_key_cache_hits_total").increment(1);
+                self.hits.increment(1);
                 return Ok(e.record.clone());
             }
         }
-        metrics::counter!("ezpulze_key_cache_misses_total").increment(1);
+        self.misses.increment(1);
         let epoch = self.epoch.load(Ordering::Acquire);
         let row: Option<Row> = sqlx::query_as(
             "SELECT id, account_id, name, scope_group, scopes, allowed_ips, rate_limit_per_hour,
@@ -125,6 +131,14 @@ impl KeyCache {
                 active: r.active,
                 test_mode: r.test_mode,
                 last_used_sec: AtomicI64::new(0),
+                limit_headers: r.rate_limit_per_hour.map(|l| {
+                    let limit = l.max(1);
+                    (
+                        axum::http::HeaderValue::from(limit),
+                        axum::http::HeaderValue::from_str(&format!("\"hourly\";q={limit};w=3600"))
+                            .unwrap_or(axum::http::HeaderValue::from_static("\"hourly\"")),
+                    )
+                }),
             })
         });
         // Only cache what was read after the last invalidation this process heard of.

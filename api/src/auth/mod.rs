@@ -180,22 +180,21 @@ pub async fn api_auth(State(state): State<AppState>, mut req: Request, next: Nex
     }
 }
 
-type HeaderSet = Option<Vec<(HeaderName, HeaderValue)>>;
+type HeaderSet = Option<[(HeaderName, HeaderValue); 5]>;
 
 async fn authenticate_api(
     state: &AppState,
     req: &mut Request,
 ) -> Result<HeaderSet, (ApiError, HeaderSet)> {
     let raw = credential(req.headers())
-        .ok_or_else(|| (fail("missing", ApiError::MissingApiKey), None))?
-        .to_string();
+        .ok_or_else(|| (fail("missing", ApiError::MissingApiKey), None))?;
     if raw.starts_with(keys::ADMIN_PREFIX) {
-        let account_id = admin_account(state, &raw).await.map_err(|e| (e, None))?;
+        let account_id = admin_account(state, raw).await.map_err(|e| (e, None))?;
         req.extensions_mut().insert(Principal::Admin { account_id });
         return Ok(None);
     }
-    keys::parse(&raw).map_err(|_| (fail("malformed", ApiError::InvalidApiKey), None))?;
-    let hash = keys::hash_secret(state.config().pepper(), &raw);
+    keys::parse(raw).map_err(|_| (fail("malformed", ApiError::InvalidApiKey), None))?;
+    let hash = state.hasher().hash(raw);
     let record = state
         .key_cache()
         .get(state.db(), hash)
@@ -222,7 +221,7 @@ async fn authenticate_api(
                 .check(&mut redis, record.id, limit.max(1) as u32)
                 .await
                 .map_err(|e| (ApiError::from(e), None))?;
-            let headers = rate_headers(&d);
+            let headers = rate_headers(&d, &record);
             if !d.allowed {
                 metrics::counter!("ezpulze_rate_limited_total").increment(1);
                 return Err((
@@ -240,32 +239,44 @@ async fn authenticate_api(
     Ok(headers)
 }
 
-fn rate_headers(d: &rate_limit::Decision) -> Vec<(HeaderName, HeaderValue)> {
-    let reset_at = d.now_secs + d.reset_secs;
-    vec![
+fn rate_headers(d: &rate_limit::Decision, key: &KeyRecord) -> [(HeaderName, HeaderValue); 5] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs())
+        .unwrap_or(0);
+    let reset_in = d.reset_at.saturating_sub(now);
+    let (limit, policy) = key.limit_headers.clone().unwrap_or_else(|| {
         (
-            HeaderName::from_static("x-ratelimit-limit"),
             HeaderValue::from(d.limit),
-        ),
+            HeaderValue::from_static("\"hourly\""),
+        )
+    });
+    let mut buf = itoa_pair(d.remaining, reset_in);
+    [
+        (HeaderName::from_static("x-ratelimit-limit"), limit),
         (
             HeaderName::from_static("x-ratelimit-remaining"),
             HeaderValue::from(d.remaining),
         ),
         (
             HeaderName::from_static("x-ratelimit-reset"),
-            HeaderValue::from(reset_at),
+            HeaderValue::from(d.reset_at),
         ),
-        (
-            HeaderName::from_static("ratelimit-policy"),
-            HeaderValue::from_str(&format!("\"hourly\";q={};w=3600", d.limit))
-                .unwrap_or(HeaderValue::from_static("\"hourly\"")),
-        ),
+        (HeaderName::from_static("ratelimit-policy"), policy),
         (
             HeaderName::from_static("ratelimit"),
-            HeaderValue::from_str(&format!("\"hourly\";r={};t={}", d.remaining, d.reset_secs))
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(std::mem::take(&mut buf)))
                 .unwrap_or(HeaderValue::from_static("\"hourly\"")),
         ),
     ]
+}
+
+/// `"hourly";r=<remaining>;t=<seconds to reset>` (the IETF `RateLimit` field).
+fn itoa_pair(remaining: u64, reset_in: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(40);
+    let _ = write!(out, "\"hourly\";r={remaining};t={reset_in}");
+    out
 }
 
 /// The account of an admin token, or 401.
@@ -273,7 +284,7 @@ pub async fn admin_account(state: &AppState, raw: &str) -> Result<Uuid, ApiError
     if !keys::looks_like_admin_token(raw) {
         return Err(fail("malformed", ApiError::InvalidApiKey));
     }
-    let hash = keys::hash_secret(state.config().pepper(), raw);
+    let hash = state.hasher().hash(raw);
     let account: Option<Uuid> =
         sqlx::query_scalar("SELECT account_id FROM admin_tokens WHERE token_hash = $1")
             .bind(&hash[..])
