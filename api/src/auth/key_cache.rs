@@ -33,6 +33,8 @@ pub struct KeyRecord {
     pub test_mode: bool,
     /// Unix second of the last use this process recorded (to record at most once a second).
     pub last_used_sec: AtomicI64,
+    /// Rate-limit tokens this process holds for the key.
+    pub rate_block: super::rate_limit::LocalBlock,
     /// `X-RateLimit-Limit` and `RateLimit-Policy` values, made once per load.
     pub limit_headers: Option<(axum::http::HeaderValue, axum::http::HeaderValue)>,
 }
@@ -131,6 +133,7 @@ impl KeyCache {
                 active: r.active,
                 test_mode: r.test_mode,
                 last_used_sec: AtomicI64::new(0),
+                rate_block: Default::default(),
                 limit_headers: r.rate_limit_per_hour.map(|l| {
                     let limit = l.max(1);
                     (

@@ -218,7 +218,12 @@ async fn authenticate_api(
             let mut redis = state.redis();
             let d = state
                 .rate_limiter()
-                .check(&mut redis, record.id, limit.max(1) as u32)
+                .check(
+                    &mut redis,
+                    record.id,
+                    limit.max(1) as u32,
+                    &record.rate_block,
+                )
                 .await
                 .map_err(|e| (ApiError::from(e), None))?;
             let headers = rate_headers(&d, &record);

@@ -8,8 +8,7 @@
 //! `MAX_BLOCK`), so keys under 7,200/hour take one token per call and behave exactly, and a
 //! block left unspent when its lease ends wastes at most about a second of allowance.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::Script;
@@ -44,16 +43,19 @@ pub const MAX_BLOCK: u32 = 100;
 pub struct RateLimiter {
     script: Script,
     prefix: String,
-    local: Mutex<HashMap<uuid::Uuid, Block>>,
+    epoch: Instant,
 }
 
-/// Tokens taken from Redis and not spent yet.
-struct Block {
-    tokens: u32,
+/// Tokens this process took from Redis for one key and has not spent yet. It lives in the
+/// key's cache entry, so spending one is a few atomic operations, no lock and no lookup.
+#[derive(Debug, Default)]
+pub struct LocalBlock {
+    tokens: AtomicU32,
     /// Remaining in Redis after the block was taken.
-    remaining: u64,
-    reset_at: u64,
-    expires: Instant,
+    remaining: AtomicU64,
+    reset_at: AtomicU64,
+    /// Milliseconds since the limiter's epoch after which the block may not be spent.
+    expires_ms: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,24 +74,30 @@ impl RateLimiter {
         Self {
             script: Script::new(GCRA),
             prefix: prefix.to_string(),
-            local: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     /// Spends one token of a block this replica holds, if any.
-    fn spend_local(&self, key_id: uuid::Uuid, limit: u32) -> Option<Decision> {
-        let mut local = self.local.lock().ok()?;
-        let block = local.get_mut(&key_id)?;
-        if block.tokens == 0 || block.expires <= Instant::now() {
+    fn spend_local(&self, block: &LocalBlock, limit: u32) -> Option<Decision> {
+        if block.expires_ms.load(Ordering::Acquire) <= self.now_ms() {
             return None;
         }
-        block.tokens -= 1;
+        let left = block
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(1))
+            .ok()?
+            - 1;
         Some(Decision {
             allowed: true,
             limit,
-            remaining: block.remaining + u64::from(block.tokens),
+            remaining: block.remaining.load(Ordering::Relaxed) + u64::from(left),
             retry_after_secs: 0,
-            reset_at: block.reset_at,
+            reset_at: block.reset_at.load(Ordering::Relaxed),
         })
     }
 
@@ -98,9 +106,10 @@ impl RateLimiter {
         redis: &mut redis::aio::ConnectionManager,
         key_id: uuid::Uuid,
         limit_per_hour: u32,
+        local: &LocalBlock,
     ) -> redis::RedisResult<Decision> {
         let limit = limit_per_hour.max(1);
-        if let Some(d) = self.spend_local(key_id, limit) {
+        if let Some(d) = self.spend_local(local, limit) {
             return Ok(d);
         }
         let block = (limit / 3600).clamp(1, MAX_BLOCK);
@@ -117,26 +126,17 @@ impl RateLimiter {
         let reset_at = now_s.max(0) as u64 + ceil_secs(reset_us);
         let remaining = remaining.max(0) as u64;
         if granted > 1 {
-            if let Ok(mut local) = self.local.lock() {
-                let extra = (granted - 1) as u32;
-                let entry = local.entry(key_id).or_insert(Block {
-                    tokens: 0,
-                    remaining,
-                    reset_at,
-                    expires: Instant::now(),
-                });
-                if entry.expires <= Instant::now() {
-                    entry.tokens = 0;
-                }
-                entry.tokens += extra;
-                entry.remaining = remaining;
-                entry.reset_at = reset_at;
-                entry.expires = Instant::now() + LOCAL_LEASE;
-                if local.len() > 100_000 {
-                    let now = Instant::now();
-                    local.retain(|_, b| b.expires > now);
-                }
+            let extra = (granted - 1) as u32;
+            if local.expires_ms.load(Ordering::Acquire) <= self.now_ms() {
+                local.tokens.store(0, Ordering::Release);
             }
+            local.remaining.store(remaining, Ordering::Relaxed);
+            local.reset_at.store(reset_at, Ordering::Relaxed);
+            local.tokens.fetch_add(extra, Ordering::AcqRel);
+            local.expires_ms.store(
+                self.now_ms() + LOCAL_LEASE.as_millis() as u64,
+                Ordering::Release,
+            );
         }
         Ok(Decision {
             allowed: granted > 0,
