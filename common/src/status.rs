@@ -28,7 +28,7 @@ const PENDING_TTL: Duration = Duration::from_secs(3600);
 const PENDING_RETRY_EVERY: Duration = Duration::from_secs(2);
 const CLAIM_IDLE_MS: u64 = 60_000;
 
-/// The stream the api writes webhook bodies to (keep in step with the api's receiver).
+/// The stream the api's webhook receiver writes raw bodies to (one hash tag per prefix).
 pub fn stream_key(prefix: &str) -> String {
     format!("{{{prefix}:webhooks}}:stream")
 }

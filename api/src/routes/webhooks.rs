@@ -20,9 +20,7 @@ use crate::extract::RawBody;
 use crate::state::AppState;
 
 /// The Redis stream (per prefix) that carries raw webhook bodies to the status consumer.
-pub fn stream_key(prefix: &str) -> String {
-    format!("{{{prefix}:webhooks}}:stream")
-}
+pub use ezpulze_common::status::stream_key;
 
 const SECRET_TTL: Duration = Duration::from_secs(30);
 
