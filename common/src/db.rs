@@ -11,9 +11,14 @@ use crate::Config;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// Every connection runs with `jit = off`: the engine's statements are short batched OLTP
+/// statements whose planner estimates (UNNEST of large arrays, partitioned scans) cross
+/// `jit_above_cost`, and compiling them with LLVM cost far more than running them (measured:
+/// 39% of the machine's CPU in `libLLVM` during `make bench-e2e` with JIT on).
 pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     let opts = PgConnectOptions::from_str(config.database_url.expose_secret())
         .context("parsing DATABASE_URL")?
+        .options([("jit", "off")])
         .log_statements(tracing::log::LevelFilter::Debug)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     PgPoolOptions::new()
