@@ -191,10 +191,11 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
          t AS (
              SELECT tid, min(s_ts) AS s_ts, min(d_ts) AS d_ts, min(r_ts) AS r_ts, min(f_ts) AS f_ts,
                     max(ecode) AS ecode, max(etitle) AS etitle
-             FROM (SELECT m.id AS tid, e.* FROM ev e JOIN messages m ON m.id = e.mid
+             FROM (SELECT e.mid AS tid, e.* FROM ev e WHERE e.mid IS NOT NULL
                    UNION ALL
                    SELECT m.id AS tid, e.* FROM ev e JOIN messages m ON e.mid IS NULL AND m.wamid = e.wamid) x
-             GROUP BY tid),
+             GROUP BY tid
+             ORDER BY tid),
          o AS (
              SELECT m.id, m.key_id,
                     (m.sent_at IS NOT NULL OR m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS had_sent,
@@ -206,9 +207,8 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
                     CASE WHEN t.r_ts IS NOT NULL THEN 4 WHEN t.d_ts IS NOT NULL THEN 3
                          WHEN t.f_ts IS NOT NULL THEN 2 WHEN t.s_ts IS NOT NULL THEN 1 ELSE 0 END AS ev_rank,
                     t.s_ts, t.d_ts, t.r_ts, t.f_ts, t.ecode, t.etitle
-             FROM messages m JOIN t ON m.id = t.tid
-             ORDER BY m.id
-             FOR UPDATE OF m),
+             FROM t CROSS JOIN LATERAL (
+                 SELECT * FROM messages m WHERE m.id = t.tid FOR UPDATE) m),
          u AS (
              UPDATE messages m SET
                  status = CASE WHEN o.ev_rank > o.old_rank
