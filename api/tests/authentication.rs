@@ -453,3 +453,26 @@ async fn operations_endpoints_and_request_ids() {
     let (s, v) = app.send("GET", "/no/such/route", "", None).await;
     assert_error(s, &v, 404, "not_found");
 }
+
+#[tokio::test]
+async fn unknown_public_routes_authenticate_before_answering_404() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let (k, _) = key(
+        &app,
+        &acc.admin,
+        json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 50}),
+    )
+    .await;
+    let (s, v) = app.send("GET", "/api/v1/no-such-route", "", None).await;
+    assert_error(s, &v, 401, "missing_api_key");
+    let (s, v) = app
+        .send("GET", "/api/v1/no-such-route", "sk_live_nope", None)
+        .await;
+    assert_error(s, &v, 401, "invalid_api_key");
+    let r = app.request("GET", "/api/v1/no-such-route", &k, None).await;
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().contains_key("x-ratelimit-remaining"));
+    let (s, _) = app.send("GET", "/no-such-route", "", None).await;
+    assert_eq!(s, 404);
+}

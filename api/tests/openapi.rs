@@ -231,6 +231,10 @@ fn section_routes(section: &str, prefix: &str, out: &mut RouteSet) {
     for args in calls(section, ".merge(") {
         let target = args.trim().trim_end_matches("()");
         let target = target.strip_prefix("crate::").unwrap_or(target);
+        if target == "public" {
+            // The public section, read on its own (its routes carry their full paths).
+            continue;
+        }
         let (module, func) = target
             .rsplit_once("::")
             .unwrap_or_else(|| panic!("unexpected merge of {args:?}"));
@@ -262,7 +266,7 @@ fn router_routes() -> RouteSet {
     let public = between(ROUTER, "let public = Router::new()", ".nest(\"/admin/v1\"");
     let root = between(ROUTER, ".nest(\"/admin/v1\"", ".with_state(state)");
     section_routes(admin, "/admin/v1", &mut out);
-    section_routes(public, "/api/v1", &mut out);
+    section_routes(public, "", &mut out);
     section_routes(root, "", &mut out);
     out
 }

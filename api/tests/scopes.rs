@@ -23,10 +23,7 @@ async fn insufficient_scope_names_the_required_scope() {
         .expect("state");
     let router = Router::new()
         .route("/api/v1/contacts/x", get(contacts_read))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ezpulze_api::auth::api_auth,
-        ))
+        .layer(ezpulze_api::auth::ApiAuthLayer::new(state.clone()))
         .layer(axum::middleware::from_fn(
             ezpulze_api::middleware::request_id,
         ))

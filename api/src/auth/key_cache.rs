@@ -94,6 +94,17 @@ impl KeyCache {
         }
     }
 
+    /// The key with this hash when the cache holds it, fresh (no negative entries).
+    pub fn cached(&self, hash: &[u8; 32]) -> Option<Arc<KeyRecord>> {
+        let e = self.map.get(hash)?;
+        if e.loaded.elapsed() >= self.ttl {
+            return None;
+        }
+        let record = e.record.clone()?;
+        self.hits.increment(1);
+        Some(record)
+    }
+
     /// The key with this hash, from the cache or Postgres; `None` when no such key exists.
     pub async fn get(
         &self,

@@ -18,14 +18,14 @@ pub struct LastUsed {
 }
 
 impl LastUsed {
-    pub fn note(&self, key: &KeyRecord, now: DateTime<Utc>) {
-        let sec = now.timestamp();
+    /// Notes a use at Unix second `sec`.
+    pub fn note(&self, key: &KeyRecord, sec: i64) {
         // A plain load first: most requests find the second already noted, and reading a
         // shared cache line is cheap where writing it on every request is not.
         if key.last_used_sec.load(Ordering::Relaxed) != sec
             && key.last_used_sec.swap(sec, Ordering::Relaxed) != sec
         {
-            self.pending.insert(key.id, now);
+            self.pending.insert(key.id, Utc::now());
         }
     }
 

@@ -19,9 +19,9 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/broadcasts", get(list).post(create))
-        .route("/broadcasts/{id}", get(read).delete(remove))
-        .route("/broadcasts/{id}/send", post(send::send))
+        .route("/api/v1/broadcasts", get(list).post(create))
+        .route("/api/v1/broadcasts/{id}", get(read).delete(remove))
+        .route("/api/v1/broadcasts/{id}/send", post(send::send))
 }
 
 pub fn admin_routes() -> Router<AppState> {

@@ -34,8 +34,11 @@ pub const MAX_NAME_CHARS: usize = 200;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/contacts", get(list).post(create))
-        .route("/contacts/{id}", get(read).patch(patch).delete(delete))
+        .route("/api/v1/contacts", get(list).post(create))
+        .route(
+            "/api/v1/contacts/{id}",
+            get(read).patch(patch).delete(delete),
+        )
 }
 
 /// The contact object of the API.

@@ -16,10 +16,10 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/dispatches/{id}", get(progress))
-        .route("/dispatches/{id}/messages", get(messages))
-        .route("/dispatches/{id}/cancel", post(cancel))
-        .route("/messages/{id}", get(message))
+        .route("/api/v1/dispatches/{id}", get(progress))
+        .route("/api/v1/dispatches/{id}/messages", get(messages))
+        .route("/api/v1/dispatches/{id}/cancel", post(cancel))
+        .route("/api/v1/messages/{id}", get(message))
 }
 
 fn can_read(p: &Principal) -> ApiResult<()> {

@@ -29,7 +29,7 @@ pub const MAX_NAME_CHARS: usize = 200;
 
 /// Public routes (under `/api/v1`).
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/chatbot-flows/{id}/webhook", post(webhook))
+    Router::new().route("/api/v1/chatbot-flows/{id}/webhook", post(webhook))
 }
 
 /// Admin routes (under `/admin/v1`).

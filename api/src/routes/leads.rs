@@ -39,9 +39,9 @@ pub const MAX_VALUE_CENTS: i64 = 1_000_000_000_000_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/leads", get(list).post(create))
-        .route("/leads/{id}", get(read).patch(patch).delete(delete))
-        .route("/leads/{id}/assign", post(assign))
+        .route("/api/v1/leads", get(list).post(create))
+        .route("/api/v1/leads/{id}", get(read).patch(patch).delete(delete))
+        .route("/api/v1/leads/{id}/assign", post(assign))
 }
 
 /// The lead object of the API.

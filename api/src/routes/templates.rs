@@ -17,8 +17,11 @@ use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/templates", get(list).post(create))
-        .route("/templates/{id}", get(read).patch(update).delete(remove))
+        .route("/api/v1/templates", get(list).post(create))
+        .route(
+            "/api/v1/templates/{id}",
+            get(read).patch(update).delete(remove),
+        )
 }
 
 const FIELDS: &[&str] = &[
