@@ -96,12 +96,14 @@ pub async fn release(
 /// Rows stuck in `sending` (their worker died and the job is gone too): with the `fail`
 /// policy they end `failed` with a clear title (a later status webhook carrying our callback
 /// data still upgrades them); with `resend` they go back to `queued` for the outbox sweep.
-/// (`updated_at IS NOT NULL` lets the planner use the `messages_queued_sweep` partial index.)
+/// A sending row's `updated_at` is never older than its `claimed_at` (both are set by the
+/// claim), so bounding it too changes nothing but lets the `messages_queued_sweep` index
+/// range-scan only old entries instead of every queued and sending row.
 pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow::Result<usize> {
     let sql = match policy {
         UnknownOutcomePolicy::Fail => {
             "WITH stuck AS (
-                 SELECT id FROM messages WHERE status = 'sending' AND updated_at IS NOT NULL
+                 SELECT id FROM messages WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
                    AND claimed_at < now() - make_interval(secs => $1)
                  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
              u AS (
@@ -117,7 +119,7 @@ pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow:
         UnknownOutcomePolicy::Resend => {
             "WITH u AS (
                  UPDATE messages SET status = 'queued', updated_at = now() - interval '1 day'
-                 WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND updated_at IS NOT NULL
+                 WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
                                 AND claimed_at < now() - make_interval(secs => $1)
                               ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
                  RETURNING id)

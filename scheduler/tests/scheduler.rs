@@ -95,7 +95,7 @@ async fn scheduled_dispatches_are_released_when_due() {
 async fn stuck_sends_follow_the_unknown_outcome_policy() {
     let s = Scheduler::connect(config().await).await.expect("s");
     let d = seed(&s, "sending", 0, 4).await;
-    sqlx::query("UPDATE messages SET status = 'sending', claimed_at = now() - interval '1 hour' WHERE id IN (SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id LIMIT 2)")
+    sqlx::query("UPDATE messages SET status = 'sending', claimed_at = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE id IN (SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id LIMIT 2)")
         .bind(d).execute(&s.db).await.expect("stuck");
     sqlx::query("UPDATE messages SET status = 'sending', claimed_at = now() WHERE status = 'queued' AND dispatch_id = $1 AND id IN (SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id DESC LIMIT 1)")
         .bind(d).execute(&s.db).await.expect("fresh");
@@ -108,7 +108,7 @@ async fn stuck_sends_follow_the_unknown_outcome_policy() {
     let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'failed' AND error_title LIKE 'outcome unknown%'").fetch_one(&s.db).await.expect("n");
     assert_eq!(failed, 2, "never sent twice: marked failed");
     sqlx::query(
-        "UPDATE messages SET claimed_at = now() - interval '1 hour' WHERE status = 'sending'",
+        "UPDATE messages SET claimed_at = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE status = 'sending'",
     )
     .execute(&s.db)
     .await
