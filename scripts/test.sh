@@ -5,11 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 
-# Databases left by earlier runs (a test that panicked does not drop its own).
-psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc \
-  "SELECT datname FROM pg_database WHERE datname LIKE 'ezp\_t\_%'" | while read -r db; do
-  [[ -n $db ]] && psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
-done
+# Each test makes its own database and Redis key prefix; most are left behind (a test that
+# panicked, or a TestApp still running when its test returns). Remove them before the run and
+# after it, so later runs and benchmarks on this machine do not share Postgres with them.
+cleanup_test_data() {
+  psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'ezp\_t\_%'" | while read -r db; do
+    [[ -n $db ]] && psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  done
+  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern '*ezp_t_*' | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
+}
+cleanup_test_data
+trap cleanup_test_data EXIT
 
 export EZPULZE_TEST_PG=${EZPULZE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
 export EZPULZE_TEST_REDIS=${EZPULZE_TEST_REDIS:-redis://127.0.0.1:6379/0}
