@@ -136,9 +136,10 @@ pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow:
     Ok(n as usize)
 }
 
-/// Creates the next week's daily partitions and drops those older than `days`.
+/// Creates today's and tomorrow's daily partitions and drops those older than `days`. Only
+/// two ahead: every by-id statement scans each partition (see migration 6).
 pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
-    sqlx::query("SELECT ezp_ensure_message_partitions((now() AT TIME ZONE 'UTC')::date, 8)")
+    sqlx::query("SELECT ezp_ensure_message_partitions((now() AT TIME ZONE 'UTC')::date, 2)")
         .execute(db)
         .await
         .context("creating message partitions")?;

@@ -135,7 +135,7 @@ async fn retention_keeps_partitions_ahead_and_drops_old_ones() {
         .expect("old");
     let dropped = tasks::retention(&s.db, 30).await.expect("retention");
     assert_eq!(dropped.len(), 2, "{dropped:?}");
-    let ahead: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'messages_' || to_char((now() AT TIME ZONE 'UTC')::date + 7, 'YYYYMMDD')")
+    let ahead: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'messages_' || to_char((now() AT TIME ZONE 'UTC')::date + 1, 'YYYYMMDD')")
         .fetch_one(&s.db).await.expect("n");
     assert_eq!(ahead, 1);
 }
