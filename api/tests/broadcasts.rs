@@ -541,6 +541,59 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
 }
 
 #[tokio::test]
+async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
+    let f = fixture(templates::text(), json!({})).await;
+    let app = &f.app;
+    let (s, r) = app.send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.key, Some(json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}, {"to": "+14155550102", "variables": {"body": ["C", "1"]}}]}))).await;
+    assert_eq!(s, 202, "{r}");
+    let d = r["dispatch_id"].as_str().expect("id").to_string();
+    let path = format!("/api/v1/dispatches/{d}/resume");
+
+    // Not paused: nothing to resume.
+    let (s, v) = app.send("POST", &path, &f.key, None).await;
+    assert_error(s, &v, 409, "conflict");
+
+    // A worker halted it (say, an expired token): paused, its jobs gone with the halt.
+    let pool = app.pool().await;
+    let id: uuid::Uuid = d.parse().expect("uuid");
+    sqlx::query("UPDATE dispatches SET status = 'paused' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("pause");
+    let q = queue(app).await;
+    q.purge().await.expect("purge");
+
+    // Only a key that may send can resume it; another account cannot see it.
+    let reader = app
+        .create_key(
+            &f.admin,
+            json!({"name": "reader", "scope_group": "read_only", "rate_limit_per_hour": null}),
+        )
+        .await;
+    let (s, v) = app
+        .send("POST", &path, reader["key"].as_str().expect("key"), None)
+        .await;
+    assert_error(s, &v, 403, "insufficient_scope");
+    let other = app.account("Other").await;
+    let (s, v) = app.send("POST", &path, &other.admin, None).await;
+    assert_error(s, &v, 404, "not_found");
+    assert_eq!(q.stats().await.expect("stats").depth, 0);
+
+    let (s, v) = app.send("POST", &path, &f.key, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "sending");
+    assert_eq!(v["queued"], 2, "{v}");
+    assert_eq!(
+        q.stats().await.expect("stats").depth,
+        2,
+        "both messages queued again"
+    );
+    let (s, v) = app.send("POST", &path, &f.key, None).await;
+    assert_error(s, &v, 409, "conflict");
+}
+
+#[tokio::test]
 async fn the_generated_example_is_accepted_for_every_template_kind() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;

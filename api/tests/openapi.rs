@@ -73,6 +73,11 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
         "post",
         Some("broadcast:send"),
     ),
+    (
+        "/api/v1/dispatches/{id}/resume",
+        "post",
+        Some("broadcast:send"),
+    ),
     ("/api/v1/messages/{id}", "get", Some("broadcast:read")),
     ("/api/v1/contacts", "get", Some("contacts:read_all")),
     ("/api/v1/contacts", "post", Some("contacts:create")),
@@ -1061,6 +1066,10 @@ async fn real_answers_match_the_document() {
     v.call("POST", "/api/v1/dispatches/{id}/cancel", &sp, sk, None, 200)
         .await;
     v.call("POST", "/api/v1/dispatches/{id}/cancel", &sp, sk, None, 409)
+        .await;
+    // Only a paused dispatch resumes (tests/broadcasts.rs resumes one a halt paused).
+    let rp = sp.replace("/cancel", "/resume");
+    v.call("POST", "/api/v1/dispatches/{id}/resume", &rp, sk, None, 409)
         .await;
     v.call(
         "GET",

@@ -1,4 +1,4 @@
-//! Dispatch progress, message listing, cancel, and message lookup. Readable with
+//! Dispatch progress, message listing, cancel, resume, and message lookup. Readable with
 //! `broadcast:send` or `broadcast:read`.
 
 use axum::extract::State;
@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/dispatches/{id}", get(progress))
         .route("/api/v1/dispatches/{id}/messages", get(messages))
         .route("/api/v1/dispatches/{id}/cancel", post(cancel))
+        .route("/api/v1/dispatches/{id}/resume", post(resume))
         .route("/api/v1/messages/{id}", get(message))
 }
 
@@ -212,5 +213,58 @@ async fn cancel(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    Ok(Json(progress_of(&state, p.account_id(), id).await?))
+}
+
+/// `POST /dispatches/{id}/resume`: a dispatch a worker paused (a halt: token, account or
+/// template problem, now fixed) goes out again. It is set back to `sending` and its `queued`
+/// messages get their jobs at once (a duplicate of a job still queued is harmless: a row is
+/// claimed `queued -> sending` once). 409 unless the dispatch is paused.
+async fn resume(
+    State(state): State<AppState>,
+    p: Principal,
+    PathId(id): PathId,
+) -> ApiResult<Json<Value>> {
+    p.require("broadcast:send")?;
+    let mut tx = state.db().begin().await?;
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM dispatches WHERE id = $1 AND account_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(p.account_id())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let status = status.ok_or(ApiError::NotFound)?;
+    if status != "paused" {
+        return Err(ApiError::Conflict(format!(
+            "only a paused dispatch can be resumed; this one is {status}"
+        )));
+    }
+    sqlx::query("UPDATE dispatches SET status = 'sending', updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    // Their clock restarts, so the outbox sweep does not push them a second time right away.
+    let queued: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE messages SET updated_at = now(), next_attempt_at = NULL
+          WHERE dispatch_id = $1 AND status = 'queued' RETURNING id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let jobs: Vec<ezpulze_common::jobs::SendJob> = queued
+        .into_iter()
+        .map(|message_id| ezpulze_common::jobs::SendJob {
+            message_id,
+            dispatch_id: id,
+            account_id: p.account_id(),
+        })
+        .collect();
+    if let Err(e) = state.send_queue().push_bulk(&jobs).await {
+        // The rows are queued in Postgres: the outbox sweep pushes them after its timeout.
+        tracing::warn!(error = %e, dispatch_id = %id, "pushing the jobs of a resumed dispatch failed; the outbox sweep will");
+    }
+    metrics::counter!("ezpulze_dispatches_resumed_total").increment(1);
     Ok(Json(progress_of(&state, p.account_id(), id).await?))
 }
