@@ -788,3 +788,33 @@ async fn docs_page_data_shows_a_read_only_key_the_reads_but_not_cancel() {
         "{paths:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_edits_of_different_fields_both_land() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = app
+        .create_key(
+            &acc.admin,
+            json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 10}),
+        )
+        .await;
+    let path = format!("/admin/v1/api-keys/{}", k["id"].as_str().expect("id"));
+    for i in 0..20 {
+        let name = format!("name {i}");
+        let (a, b) = tokio::join!(
+            app.send("PATCH", &path, &acc.admin, Some(json!({"name": name}))),
+            app.send(
+                "PATCH",
+                &path,
+                &acc.admin,
+                Some(json!({"rate_limit_per_hour": 100 + i}))
+            ),
+        );
+        assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
+        let (s, v) = app.send("GET", &path, &acc.admin, None).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["name"], name, "round {i}: {v}");
+        assert_eq!(v["rate_limit_per_hour"], 100 + i, "round {i}: {v}");
+    }
+}

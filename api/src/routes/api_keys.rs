@@ -37,6 +37,14 @@ pub struct KeyRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A key row read for an edit, with the hash its cache entries are invalidated by.
+#[derive(sqlx::FromRow)]
+struct Locked {
+    #[sqlx(flatten)]
+    row: KeyRow,
+    key_hash: Vec<u8>,
+}
+
 const COLUMNS: &str = "id, name, key_head, key_tail, test_mode, scope_group, scopes, allowed_ips,
     rate_limit_per_hour, expires_at, active, last_used_at, created_at, updated_at";
 
@@ -441,7 +449,20 @@ pub async fn patch(
     PathId(id): PathId,
     ApiJson(body): ApiJson<PatchKey>,
 ) -> ApiResult<Json<KeyView>> {
-    let current = fetch(&state, account, id).await?;
+    // Read, merge and write under the row's lock: two edits of different fields at once both
+    // land (neither writes back the other's stale copy).
+    let mut tx = state.db().begin().await?;
+    let Locked {
+        row: current,
+        key_hash: hash,
+    } = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(account)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound)?;
     let mut errors = Vec::new();
     let name = match &body.name {
         Some(n) => check_name(n, &mut errors),
@@ -471,32 +492,23 @@ pub async fn patch(
     };
     let active = body.active.unwrap_or(current.active);
     fail_if(errors)?;
-    let (row, hash): (KeyRow, Vec<u8>) = {
-        let mut tx = state.db().begin().await?;
-        let row: KeyRow = sqlx::query_as(&format!(
-            "UPDATE api_keys SET name = $3, scope_group = $4, scopes = $5, allowed_ips = $6,
-                 rate_limit_per_hour = $7, expires_at = $8, active = $9, updated_at = now()
-             WHERE id = $1 AND account_id = $2 RETURNING {COLUMNS}"
-        ))
-        .bind(id)
-        .bind(account)
-        .bind(&name)
-        .bind(&group)
-        .bind(&scope_list)
-        .bind(&ips)
-        .bind(rate)
-        .bind(expires_at)
-        .bind(active)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-        let hash: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        (row, hash)
-    };
+    let row: KeyRow = sqlx::query_as(&format!(
+        "UPDATE api_keys SET name = $3, scope_group = $4, scopes = $5, allowed_ips = $6,
+             rate_limit_per_hour = $7, expires_at = $8, active = $9, updated_at = now()
+         WHERE id = $1 AND account_id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(account)
+    .bind(&name)
+    .bind(&group)
+    .bind(&scope_list)
+    .bind(&ips)
+    .bind(rate)
+    .bind(expires_at)
+    .bind(active)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
     invalidate(&state, &[hash]).await?;
     Ok(Json(row.into()))
 }
