@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod jobs;
 pub mod keys;
+pub mod ops;
 pub mod outbox;
 pub mod redis_conn;
 pub mod scopes;

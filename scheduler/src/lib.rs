@@ -15,14 +15,11 @@
 pub mod lease;
 pub mod tasks;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::routing::get;
-use axum::Router;
 use ezpulze_common::jobs::{ReleaseJob, SendJob, SCHEDULE_QUEUE, SEND_QUEUE};
-use ezpulze_common::{db, redis_conn, telemetry, Config};
+use ezpulze_common::{db, redis_conn, Config};
 use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -141,45 +138,19 @@ impl Scheduler {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` for the scheduler process.
-pub async fn serve_ops(
-    addr: SocketAddr,
-    db: PgPool,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    let handle = telemetry::metrics_handle();
-    let app = Router::new()
-        .route("/metrics", get(move || std::future::ready(handle.render())))
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let db = db.clone();
-                async move {
-                    match sqlx::query("SELECT 1").execute(&db).await {
-                        Ok(_) => (axum::http::StatusCode::OK, "ready"),
-                        Err(_) => (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "postgres unreachable",
-                        ),
-                    }
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await?;
-    Ok(())
-}
-
 /// The whole process: connect, serve the ops endpoints, run until cancelled.
 pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     let addr = config.scheduler_metrics_addr;
     let scheduler = Scheduler::connect(config).await?;
-    let ops = tokio::spawn(serve_ops(addr, scheduler.db.clone(), cancel.clone()));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let ops = tokio::spawn(ezpulze_common::ops::serve(
+        listener,
+        scheduler.db.clone(),
+        None,
+        cancel.clone(),
+    ));
     tracing::info!(%addr, "scheduler running");
     scheduler.run(cancel).await?;
     ops.await.context("ops server task")??;

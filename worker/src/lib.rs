@@ -24,15 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use ezpulze_common::jobs::SendJob;
 use ezpulze_common::Config;
 use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -93,7 +88,6 @@ pub async fn run_on(
     listener: tokio::net::TcpListener,
     cancel: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let handle = ezpulze_common::telemetry::metrics_handle();
     let db = ezpulze_common::db::connect(&config)
         .await
         .map_err(WorkerError::Startup)?;
@@ -149,22 +143,12 @@ pub async fn run_on(
         .local_addr()
         .context("metrics listener address")
         .map_err(WorkerError::Startup)?;
-    let probe = Probe {
-        db: db.clone(),
-        redis: redis.clone(),
-        handle,
-    };
-    let server_cancel = cancel.clone();
-    let server = tokio::spawn(async move {
-        let app = Router::new()
-            .route("/metrics", get(metrics_route))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(ready))
-            .with_state(probe);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-            .await
-    });
+    let server = tokio::spawn(ezpulze_common::ops::serve(
+        listener,
+        db.clone(),
+        Some(redis.clone()),
+        cancel.clone(),
+    ));
 
     let loops = tuning.loops.unwrap_or_else(|| {
         config
@@ -222,32 +206,4 @@ pub async fn run_on(
     db.close().await;
     tracing::info!("worker stopped");
     status_result
-}
-
-#[derive(Clone)]
-struct Probe {
-    db: PgPool,
-    redis: redis::aio::ConnectionManager,
-    handle: metrics_exporter_prometheus::PrometheusHandle,
-}
-
-async fn metrics_route(State(p): State<Probe>) -> String {
-    p.handle.render()
-}
-
-async fn ready(State(p): State<Probe>) -> (StatusCode, &'static str) {
-    let db_ok = sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&p.db)
-        .await
-        .is_ok();
-    let mut conn = p.redis.clone();
-    let redis_ok = redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .is_ok();
-    match (db_ok, redis_ok) {
-        (true, true) => (StatusCode::OK, "ready"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),
-        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable"),
-    }
 }

@@ -1,0 +1,64 @@
+//! The worker's and scheduler's operations endpoints against the real Postgres and Redis.
+
+use std::time::Duration;
+
+use ezpulze_common::ops;
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+async fn get(base: &str, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("request");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+async fn spawn(
+    db: sqlx::PgPool,
+    redis: Option<redis::aio::ConnectionManager>,
+) -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let cancel = CancellationToken::new();
+    tokio::spawn(ops::serve(listener, db, redis, cancel.clone()));
+    (base, cancel)
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let pg = std::env::var("EZPULZE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let redis_url =
+        std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let db = sqlx::PgPool::connect(&pg).await.expect("pg");
+    let redis = redis::Client::open(redis_url)
+        .expect("url")
+        .get_connection_manager()
+        .await
+        .expect("redis");
+    // The process's recorder (what the ops router exports) is installed before counting.
+    ezpulze_common::telemetry::metrics_handle();
+    metrics::counter!("ezpulze_ops_test_total").increment(1);
+    let (base, cancel) = spawn(db.clone(), Some(redis)).await;
+    assert_eq!(get(&base, "/healthz").await, (200, "ok".to_string()));
+    assert_eq!(get(&base, "/readyz").await, (200, "ready".to_string()));
+    let (status, body) = get(&base, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("ezpulze_ops_test_total"), "{body}");
+    cancel.cancel();
+
+    // Postgres unreachable: alive, not ready.
+    let down = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_lazy("postgres://postgres@127.0.0.1:1/postgres")
+        .expect("lazy pool");
+    let (base, cancel) = spawn(down, None).await;
+    assert_eq!(get(&base, "/healthz").await.0, 200);
+    assert_eq!(
+        get(&base, "/readyz").await,
+        (503, "postgres unreachable".to_string())
+    );
+    cancel.cancel();
+}
