@@ -594,6 +594,55 @@ async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
 }
 
 #[tokio::test]
+async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
+    let f = fixture(templates::text(), json!({})).await;
+    let app = &f.app;
+    let (s, r) = app
+        .send(
+            "POST",
+            &format!("/api/v1/broadcasts/{}/send", f.broadcast),
+            &f.key,
+            Some(
+                json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let d = r["dispatch_id"].as_str().expect("id").to_string();
+    // Everything went out and was read (what workers and webhooks do).
+    sqlx::query("UPDATE messages SET status = 'read' WHERE dispatch_id = $1::uuid")
+        .bind(&d)
+        .execute(&app.pool().await)
+        .await
+        .expect("read");
+    let (s, v) = app
+        .send("GET", &format!("/api/v1/dispatches/{d}"), &f.key, None)
+        .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("completed")), "{v}");
+    for action in ["cancel", "resume"] {
+        let (s, v) = app
+            .send(
+                "POST",
+                &format!("/api/v1/dispatches/{d}/{action}"),
+                &f.key,
+                None,
+            )
+            .await;
+        assert_error(s, &v, 409, "conflict");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("completed")),
+            "{action}: {v}"
+        );
+    }
+    let (_, v) = app
+        .send("GET", &format!("/api/v1/dispatches/{d}"), &f.key, None)
+        .await;
+    assert_eq!(v["status"], "completed", "nothing changed: {v}");
+}
+
+#[tokio::test]
 async fn the_generated_example_is_accepted_for_every_template_kind() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;

@@ -191,14 +191,7 @@ async fn cancel(
 ) -> ApiResult<Json<Value>> {
     p.require("broadcast:send")?;
     let mut tx = state.db().begin().await?;
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM dispatches WHERE id = $1 AND account_id = $2 FOR UPDATE",
-    )
-    .bind(id)
-    .bind(p.account_id())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let status = status.ok_or(ApiError::NotFound)?;
+    let status = locked_status(&mut tx, p.account_id(), id).await?;
     if matches!(status.as_str(), "completed" | "cancelled") {
         return Err(ApiError::Conflict(format!(
             "the dispatch is already {status}"
@@ -227,14 +220,7 @@ async fn resume(
 ) -> ApiResult<Json<Value>> {
     p.require("broadcast:send")?;
     let mut tx = state.db().begin().await?;
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM dispatches WHERE id = $1 AND account_id = $2 FOR UPDATE",
-    )
-    .bind(id)
-    .bind(p.account_id())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let status = status.ok_or(ApiError::NotFound)?;
+    let status = locked_status(&mut tx, p.account_id(), id).await?;
     if status != "paused" {
         return Err(ApiError::Conflict(format!(
             "only a paused dispatch can be resumed; this one is {status}"
@@ -267,4 +253,26 @@ async fn resume(
     }
     metrics::counter!("ezpulze_dispatches_resumed_total").increment(1);
     Ok(Json(progress_of(&state, p.account_id(), id).await?))
+}
+
+/// The dispatch's status as `GET /dispatches/{id}` shows it (`completed` once nothing of it is
+/// waiting), its row locked for the caller's change; 404 for another account's dispatch.
+async fn locked_status(tx: &mut sqlx::PgConnection, account: Uuid, id: Uuid) -> ApiResult<String> {
+    let row: Option<(String, bool)> = sqlx::query_as(
+        "SELECT d.status, EXISTS (SELECT 1 FROM messages m WHERE m.dispatch_id = d.id
+                    AND m.status IN ('scheduled','queued','sending','accepted','unknown'))
+           FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 FOR UPDATE OF d",
+    )
+    .bind(id)
+    .bind(account)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (status, waiting) = row.ok_or(ApiError::NotFound)?;
+    Ok(
+        if matches!(status.as_str(), "queued" | "sending") && !waiting {
+            "completed".to_string()
+        } else {
+            status
+        },
+    )
 }
