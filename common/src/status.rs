@@ -33,6 +33,16 @@ pub fn stream_key(prefix: &str) -> String {
     format!("{{{prefix}:webhooks}}:stream")
 }
 
+/// Deletes the status group's consumers of worker processes that stopped (nothing pending,
+/// no read for `idle`); returns how many.
+pub async fn prune_consumers(
+    conn: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    idle: Duration,
+) -> redis::RedisResult<usize> {
+    ezpulze_queue::prune_idle_consumers(conn, &stream_key(prefix), GROUP, idle).await
+}
+
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(default)]

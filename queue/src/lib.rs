@@ -132,3 +132,51 @@ pub use backend::{RedisStreamsBackend, SettleLayer, SettleService};
 pub use config::{QueueConfig, RedisTarget, RetryPolicy};
 pub use error::{JobError, QueueError};
 pub use queue::{Consumer, DeadLetter, Job, JobMeta, Queue, QueueStats, Redrive};
+
+/// Deletes the consumers of `group` on `stream` that hold no pending entry and have not read
+/// for `idle`, and returns how many. Every process start adds consumer names; without this,
+/// the group lists every worker that ever ran. Nothing is lost: a consumer with pending
+/// entries is kept (others claim them first), and a live consumer deleted by mistake is
+/// recreated by its next read.
+pub async fn prune_idle_consumers<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    idle: std::time::Duration,
+) -> redis::RedisResult<usize> {
+    let reply: redis::streams::StreamInfoConsumersReply = match redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(stream)
+        .arg(group)
+        .query_async(conn)
+        .await
+    {
+        Ok(r) => r,
+        // No stream or group yet: no consumer either.
+        Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("no such key") => {
+            return Ok(0)
+        }
+        Err(e) => return Err(e),
+    };
+    let idle_ms = usize::try_from(idle.as_millis()).unwrap_or(usize::MAX);
+    let gone: Vec<String> = reply
+        .consumers
+        .into_iter()
+        .filter(|c| c.pending == 0 && c.idle >= idle_ms)
+        .map(|c| c.name)
+        .collect();
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = redis::pipe();
+    for name in &gone {
+        pipe.cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(stream)
+            .arg(group)
+            .arg(name)
+            .ignore();
+    }
+    pipe.query_async::<()>(conn).await?;
+    Ok(gone.len())
+}

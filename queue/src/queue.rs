@@ -473,6 +473,20 @@ where
             .await
     }
 
+    /// Deletes this queue's consumers that hold nothing and have not read for `idle` (the
+    /// names of worker processes that stopped); returns how many. See
+    /// [`prune_idle_consumers`](crate::prune_idle_consumers).
+    pub async fn prune_consumers(&self, idle: Duration) -> Result<usize, QueueError> {
+        let mut conn = self.inner.shared();
+        Ok(crate::prune_idle_consumers(
+            &mut conn,
+            &self.inner.keys.stream,
+            &self.inner.cfg.group,
+            idle,
+        )
+        .await?)
+    }
+
     /// Depth, delayed, in-flight and dead counts and the oldest pending job's age.
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
         match self.stats_once().await {

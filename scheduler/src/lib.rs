@@ -6,7 +6,9 @@
 //! - the outbox sweep (rows still `queued` after `OUTBOX_AFTER_SECS` get their job again);
 //! - the unknown-outcome sweep (rows stuck in `sending`, i.e. a worker died mid-send and its job
 //!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
-//! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`.
+//! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`;
+//! - with retention, hourly: the queue and status-stream consumer names of worker processes
+//!   that stopped (nothing pending, silent for an hour) are deleted from their groups.
 //!
 //! Idempotency records need no sweep: they live in Redis with a 24 h TTL. Each tick's work is
 //! bounded (batches), so a tick never runs long.
@@ -29,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub const TICK: Duration = Duration::from_secs(1);
 pub const LEASE: Duration = Duration::from_secs(10);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// A consumer silent this long with nothing pending belongs to a process that stopped.
+const CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 
 pub struct Scheduler {
     pub config: Config,
@@ -37,6 +41,7 @@ pub struct Scheduler {
     pub schedule: Queue<ReleaseJob>,
     releases: tokio::sync::Mutex<ezpulze_queue::Consumer<ReleaseJob>>,
     pub lease: lease::Lease,
+    redis: redis::aio::ConnectionManager,
 }
 
 impl Scheduler {
@@ -62,7 +67,7 @@ impl Scheduler {
         .await
         .context("connecting the schedule queue")?;
         let releases = tokio::sync::Mutex::new(schedule.consumer("scheduler"));
-        let lease = lease::Lease::new(redis, &config.redis_prefix, LEASE);
+        let lease = lease::Lease::new(redis.clone(), &config.redis_prefix, LEASE);
         Ok(Self {
             config,
             db: pool,
@@ -70,6 +75,7 @@ impl Scheduler {
             schedule,
             releases,
             lease,
+            redis,
         })
     }
 
@@ -99,6 +105,21 @@ impl Scheduler {
         Ok(report)
     }
 
+    /// Forgets the queue and status-stream consumer names of worker processes that stopped
+    /// (nothing pending, no read for `idle`). Returns how many.
+    pub async fn prune_consumers(&self, idle: Duration) -> anyhow::Result<usize> {
+        let mut n = self.queue.prune_consumers(idle).await?;
+        n += self.schedule.prune_consumers(idle).await?;
+        n += ezpulze_common::status::prune_consumers(
+            &mut self.redis.clone(),
+            &self.config.redis_prefix,
+            idle,
+        )
+        .await?;
+        metrics::counter!("ezpulze_scheduler_consumers_pruned_total").increment(n as u64);
+        Ok(n)
+    }
+
     /// Holds or waits for the lease and ticks while leader, until cancelled.
     pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         let mut last_retention: Option<Instant> = None;
@@ -125,6 +146,12 @@ impl Scheduler {
                             }
                         }
                         Err(e) => tracing::warn!(error = format!("{e:#}"), "retention failed"),
+                    }
+                    if let Err(e) = self.prune_consumers(CONSUMER_IDLE).await {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "pruning stopped consumers failed"
+                        );
                     }
                 }
             }

@@ -162,3 +162,85 @@ async fn a_due_release_job_releases_its_dispatch() {
     );
     assert_eq!(s.queue.stats().await.expect("stats").depth, 2);
 }
+
+#[tokio::test]
+async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
+    let cfg = config().await;
+    let prefix = cfg.redis_prefix.clone();
+    let s = Scheduler::connect(cfg).await.expect("s");
+    // Nothing to prune where no stream or group exists yet (the status stream before any worker).
+    assert_eq!(
+        s.prune_consumers(std::time::Duration::ZERO)
+            .await
+            .expect("prune"),
+        0
+    );
+    s.queue
+        .push_bulk(&[ezpulze_common::jobs::SendJob {
+            message_id: Uuid::now_v7(),
+            dispatch_id: Uuid::now_v7(),
+            account_id: Uuid::now_v7(),
+        }])
+        .await
+        .expect("push");
+    let mut busy = s.queue.consumer("busy");
+    assert_eq!(busy.fetch_batch(10).await.expect("fetch").len(), 1);
+    let client = redis::Client::open(
+        std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+    )
+    .expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let names = |reply: redis::streams::StreamInfoConsumersReply| -> Vec<String> {
+        let mut v: Vec<String> = reply.consumers.into_iter().map(|c| c.name).collect();
+        v.sort();
+        v
+    };
+    let stream = format!("{{{prefix}:send}}:stream");
+    // A worker that read once and stopped.
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(&stream)
+        .arg("workers")
+        .arg("gone")
+        .query_async(&mut conn)
+        .await
+        .expect("createconsumer");
+    let before: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&stream)
+        .arg("workers")
+        .query_async(&mut conn)
+        .await
+        .expect("xinfo");
+    assert_eq!(names(before), vec!["busy", "gone"]);
+    // An hour of silence is not over yet: nothing goes.
+    assert_eq!(
+        s.queue
+            .prune_consumers(std::time::Duration::from_secs(3600))
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        s.queue
+            .prune_consumers(std::time::Duration::ZERO)
+            .await
+            .expect("prune"),
+        1
+    );
+    let after: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&stream)
+        .arg("workers")
+        .query_async(&mut conn)
+        .await
+        .expect("xinfo");
+    assert_eq!(
+        names(after),
+        vec!["busy"],
+        "the consumer holding a job stays"
+    );
+}
