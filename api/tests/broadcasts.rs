@@ -643,6 +643,36 @@ async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
 }
 
 #[tokio::test]
+async fn concurrent_template_patches_of_different_fields_both_land() {
+    let f = fixture(templates::text(), json!({})).await;
+    let app = &f.app;
+    let (_, list) = app.send("GET", "/api/v1/templates", &f.key, None).await;
+    let path = format!(
+        "/api/v1/templates/{}",
+        list["items"][0]["id"].as_str().expect("id")
+    );
+    for i in 0..15 {
+        let category = if i % 2 == 0 { "MARKETING" } else { "UTILITY" };
+        let text = format!("Round {i}: hi {{{{1}}}}, order {{{{2}}}} shipped.");
+        let components =
+            json!([{"type": "BODY", "text": text, "example": {"body_text": [["Maria", "4721"]]}}]);
+        let (a, b) = tokio::join!(
+            app.send("PATCH", &path, &f.key, Some(json!({"category": category}))),
+            app.send(
+                "PATCH",
+                &path,
+                &f.key,
+                Some(json!({"components": components}))
+            ),
+        );
+        assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
+        let (_, v) = app.send("GET", &path, &f.key, None).await;
+        assert_eq!(v["category"], category, "round {i}: {v}");
+        assert_eq!(v["components"][0]["text"], text, "round {i}: {v}");
+    }
+}
+
+#[tokio::test]
 async fn the_generated_example_is_accepted_for_every_template_kind() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;

@@ -173,7 +173,18 @@ async fn update(
     let Value::Object(patch) = patch else {
         return Err(ApiError::field("body", "an object is required"));
     };
-    let current = fetch(&state, p.account_id(), id).await?;
+    // Read, merge and write under the row's lock: two patches of different fields at once
+    // both land (neither writes back the other's stale definition).
+    let mut tx = state.db().begin().await?;
+    let current: TemplateRow = sqlx::query_as(
+        "SELECT id, definition, status, created_at, updated_at FROM templates
+          WHERE id = $1 AND account_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(p.account_id())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound)?;
     let mut merged = current.definition;
     if let Value::Object(m) = &mut merged {
         for (k, v) in patch {
@@ -192,10 +203,10 @@ async fn update(
     .bind(&t.language)
     .bind(def["category"].as_str().unwrap_or_default())
     .bind(&def)
-    .fetch_optional(state.db())
+    .fetch_one(&mut *tx)
     .await
-    .map_err(conflict)?
-    .ok_or(ApiError::NotFound)?;
+    .map_err(conflict)?;
+    tx.commit().await?;
     Ok(Json(row.into()))
 }
 
