@@ -258,8 +258,18 @@ pub async fn admin_patch(
     {
         return fetch(&state, account, id).await.map(Json);
     }
+    // The template and its default variables are checked together, so a patch of one is
+    // checked against the other under the row's lock (a concurrent patch of the other waits).
+    let mut tx = state.db().begin().await?;
     if body.template_id.is_some() || body.variables.is_some() {
-        let current = fetch(&state, account, id).await?;
+        let current: Flow = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2 FOR UPDATE"
+        ))
+        .bind(id)
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound)?;
         let template_id = body.template_id.unwrap_or(current.template_id);
         let defaults = match &body.variables {
             Some(v) => v.clone().unwrap_or_default(),
@@ -279,7 +289,8 @@ pub async fn admin_patch(
     sql.push(" WHERE id = ").push_bind(id);
     sql.push(" AND account_id = ").push_bind(account);
     sql.push(format!(" RETURNING {COLUMNS}"));
-    let flow: Option<Flow> = sql.build_query_as().fetch_optional(state.db()).await?;
+    let flow: Option<Flow> = sql.build_query_as().fetch_optional(&mut *tx).await?;
+    tx.commit().await?;
     flow.map(Json).ok_or(ApiError::NotFound)
 }
 
