@@ -163,6 +163,20 @@ async fn a_due_release_job_releases_its_dispatch() {
     assert_eq!(s.queue.stats().await.expect("stats").depth, 2);
 }
 
+/// The consumer names of the send queue's group, sorted.
+async fn consumers(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> Vec<String> {
+    let reply: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(stream)
+        .arg("workers")
+        .query_async(conn)
+        .await
+        .expect("xinfo");
+    let mut v: Vec<String> = reply.consumers.into_iter().map(|c| c.name).collect();
+    v.sort();
+    v
+}
+
 #[tokio::test]
 async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
     let cfg = config().await;
@@ -193,11 +207,6 @@ async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
-    let names = |reply: redis::streams::StreamInfoConsumersReply| -> Vec<String> {
-        let mut v: Vec<String> = reply.consumers.into_iter().map(|c| c.name).collect();
-        v.sort();
-        v
-    };
     let stream = format!("{{{prefix}:send}}:stream");
     // A worker that read once and stopped.
     let _: i64 = redis::cmd("XGROUP")
@@ -208,14 +217,7 @@ async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
         .query_async(&mut conn)
         .await
         .expect("createconsumer");
-    let before: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(&stream)
-        .arg("workers")
-        .query_async(&mut conn)
-        .await
-        .expect("xinfo");
-    assert_eq!(names(before), vec!["busy", "gone"]);
+    assert_eq!(consumers(&mut conn, &stream).await, vec!["busy", "gone"]);
     // An hour of silence is not over yet: nothing goes.
     assert_eq!(
         s.queue
@@ -231,15 +233,8 @@ async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
             .expect("prune"),
         1
     );
-    let after: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(&stream)
-        .arg("workers")
-        .query_async(&mut conn)
-        .await
-        .expect("xinfo");
     assert_eq!(
-        names(after),
+        consumers(&mut conn, &stream).await,
         vec!["busy"],
         "the consumer holding a job stays"
     );
