@@ -848,6 +848,10 @@ impl Engine {
             }
         }
         self.with_retries(|| db::requeue(&self.db, &rq)).await?;
+        // Only once they are queued again: until then a crash must still see the intents.
+        if let Err(e) = self.throttle.clear_intents(&answered).await {
+            tracing::warn!(error = %e, "could not clear the send intents of re-queued messages");
+        }
         self.with_retries(|| db::record_accepted(&self.db, &acc_ids, &acc_wamids))
             .await?;
         self.with_retries(|| db::record_failed(&self.db, &fl, None))

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fast_tuning, recipients, rejected, TestEnv, TOKEN};
+use common::{fast_tuning, recipients, redis_url, rejected, TestEnv, TOKEN};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -412,4 +412,59 @@ async fn cancelled_and_paused_dispatches_are_not_sent() {
         .expect("live");
     assert_eq!(s, "sending");
     w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_messages_going_back_to_the_queue_leave_no_send_intent() {
+    // Every send answered 5xx: each message is written once, answered, and re-queued with a
+    // backoff. Its send intent must go, or a worker that later dies after claiming it again
+    // (before writing its own intent) would make it an unknown outcome it is not.
+    let env = TestEnv::new(json!({
+        "numbers": sim_numbers(&["8101"]), "pair_gap_ms": 0, "mps_limit": 1000,
+        "error_rates": {"5xx": 1.0}
+    }))
+    .await;
+    env.number("8101", 1000, TOKEN).await;
+    env.dispatch("8101", &recipients(10, 0), false, true).await;
+    let w = env
+        .worker(&[("SEND_MAX_ATTEMPTS", "10")], fast_tuning())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answered: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE status = 'queued' AND attempts >= 1
+               AND error_code IS NOT NULL",
+        )
+        .fetch_one(&env.db)
+        .await
+        .expect("count");
+        if answered == 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{answered} of 10 answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.stop().await;
+    assert!(env.sim_stats().await["rejected"]
+        .as_object()
+        .is_some_and(|r| !r.is_empty()));
+    let queued: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE status = 'queued' AND attempts >= 1")
+            .fetch_all(&env.db)
+            .await
+            .expect("ids");
+    assert_eq!(queued.len(), 10);
+    let mut conn = redis::Client::open(redis_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for id in queued {
+        let intent: bool = redis::cmd("EXISTS")
+            .arg(format!("{}:{{sending}}:{id}", env.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("exists");
+        assert!(!intent, "message {id} still has a send intent");
+    }
 }
