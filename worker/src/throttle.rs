@@ -174,12 +174,19 @@ impl Throttle {
 
     /// Clears the intents of messages whose request was answered or never written.
     pub async fn clear_intents(&self, ids: &[uuid::Uuid]) -> redis::RedisResult<()> {
-        if ids.is_empty() {
+        self.delete(ids.iter().map(|id| self.intent_key(id))).await
+    }
+
+    /// Deletes `keys` in one round trip (none: no call).
+    async fn delete(&self, keys: impl Iterator<Item = String>) -> redis::RedisResult<()> {
+        let keys: Vec<String> = keys.collect();
+        if keys.is_empty() {
             return Ok(());
         }
+        // One DEL per key: the keys may hash to different slots.
         let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("DEL").arg(self.intent_key(id)).ignore();
+        for key in keys {
+            pipe.cmd("DEL").arg(key).ignore();
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await
@@ -201,12 +208,8 @@ impl Throttle {
 
     /// Gives back the pair gaps of messages that were not sent after all.
     pub async fn release_pairs(&self, items: &[(String, String)]) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
-        for (number, to) in items {
-            pipe.cmd("DEL").arg(self.pair_key(number, to)).ignore();
-        }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await
+        self.delete(items.iter().map(|(number, to)| self.pair_key(number, to)))
+            .await
     }
 
     /// Takes the pair gap for each `(phone_number_id, to, time until its send)`. Returns, per

@@ -298,7 +298,7 @@ async fn authenticate_api(
                 )
                 .await
                 .map_err(|e| (ApiError::from(e), None))?;
-            let headers = rate_headers(&d, &record);
+            let headers = rate_headers(&d, &record, now_ms.div_euclid(1000));
             if !d.allowed {
                 metrics::counter!("ezpulze_rate_limited_total").increment(1);
                 return Err((
@@ -316,12 +316,15 @@ async fn authenticate_api(
     Ok(headers)
 }
 
-fn rate_headers(d: &rate_limit::Decision, key: &KeyRecord) -> [(HeaderName, HeaderValue); 5] {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.as_secs())
-        .unwrap_or(0);
-    let reset_in = d.reset_at.saturating_sub(now);
+/// The five rate-limit headers; `now_secs` is the request's clock (Unix seconds).
+fn rate_headers(
+    d: &rate_limit::Decision,
+    key: &KeyRecord,
+    now_secs: i64,
+) -> [(HeaderName, HeaderValue); 5] {
+    let reset_in = d
+        .reset_at
+        .saturating_sub(u64::try_from(now_secs).unwrap_or(0));
     let (limit, policy) = key.limit_headers.clone().unwrap_or_else(|| {
         (
             HeaderValue::from(d.limit),

@@ -42,7 +42,7 @@ pub async fn create(
 pub async fn create_account(state: &AppState, name: &str) -> ApiResult<(Uuid, String)> {
     let id = Uuid::now_v7();
     let token = keys::generate_admin_token();
-    let hash = keys::hash_secret(state.config().pepper(), &token);
+    let hash = state.hasher().hash(&token);
     let mut tx = state.db().begin().await?;
     sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, $2)")
         .bind(id)

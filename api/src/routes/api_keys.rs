@@ -304,7 +304,7 @@ pub async fn create(
     };
     let key = keys::generate(mode);
     let (head, tail) = keys::mask_parts(&key);
-    let hash = keys::hash_secret(state.config().pepper(), &key);
+    let hash = state.hasher().hash(&key);
     let row: KeyRow = sqlx::query_as(&format!(
         "INSERT INTO api_keys (id, account_id, name, key_hash, key_head, key_tail, test_mode,
              scope_group, scopes, allowed_ips, rate_limit_per_hour, expires_at)
@@ -541,7 +541,7 @@ pub async fn regenerate(
     };
     let key = keys::generate(mode);
     let (head, tail) = keys::mask_parts(&key);
-    let hash = keys::hash_secret(state.config().pepper(), &key);
+    let hash = state.hasher().hash(&key);
     let mut tx = state.db().begin().await?;
     let old: Vec<u8> = sqlx::query_scalar(
         "SELECT key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE",

@@ -53,9 +53,9 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
         failed: i64,
         cancelled: i64,
     }
-    let r: Progress = sqlx::query_as(
+    let r: Progress = sqlx::query_as(&format!(
         "SELECT d.id, d.broadcast_id, d.status, d.total, d.scheduled_at, d.created_at,
-            count(*) FILTER (WHERE m.status IN ('scheduled','queued','sending','accepted','unknown')) AS queued,
+            count(*) FILTER (WHERE m.status IN ({WAITING})) AS queued,
             count(*) FILTER (WHERE m.status IN ('sent','delivered','read')) AS sent,
             count(*) FILTER (WHERE m.status IN ('delivered','read')) AS delivered,
             count(*) FILTER (WHERE m.status = 'read') AS read,
@@ -63,19 +63,14 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
             count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
          FROM dispatches d LEFT JOIN messages m ON m.dispatch_id = d.id
          WHERE d.id = $1 AND d.account_id = $2
-         GROUP BY d.id",
-    )
+         GROUP BY d.id"
+    ))
     .bind(id)
     .bind(account)
     .fetch_optional(state.db())
     .await?
     .ok_or(ApiError::NotFound)?;
-    // A dispatch is completed once nothing of it is waiting any more.
-    let status = if matches!(r.status.as_str(), "queued" | "sending") && r.queued == 0 {
-        "completed".to_string()
-    } else {
-        r.status
-    };
+    let status = shown_status(r.status, r.queued > 0);
     Ok(json!({
         "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,
         "total": r.total, "queued": r.queued, "sent": r.sent, "delivered": r.delivered,
@@ -258,21 +253,29 @@ async fn resume(
 /// The dispatch's status as `GET /dispatches/{id}` shows it (`completed` once nothing of it is
 /// waiting), its row locked for the caller's change; 404 for another account's dispatch.
 async fn locked_status(tx: &mut sqlx::PgConnection, account: Uuid, id: Uuid) -> ApiResult<String> {
-    let row: Option<(String, bool)> = sqlx::query_as(
+    let row: Option<(String, bool)> = sqlx::query_as(&format!(
         "SELECT d.status, EXISTS (SELECT 1 FROM messages m WHERE m.dispatch_id = d.id
-                    AND m.status IN ('scheduled','queued','sending','accepted','unknown'))
-           FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 FOR UPDATE OF d",
-    )
+                    AND m.status IN ({WAITING}))
+           FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 FOR UPDATE OF d"
+    ))
     .bind(id)
     .bind(account)
     .fetch_optional(&mut *tx)
     .await?;
     let (status, waiting) = row.ok_or(ApiError::NotFound)?;
-    Ok(
-        if matches!(status.as_str(), "queued" | "sending") && !waiting {
-            "completed".to_string()
-        } else {
-            status
-        },
-    )
+    Ok(shown_status(status, waiting))
+}
+
+/// Message states still waiting to go out or for WhatsApp's first answer (`queued` in the
+/// progress counts).
+const WAITING: &str = "'scheduled','queued','sending','accepted','unknown'";
+
+/// A dispatch's status as shown: `completed` (never stored) once a going-out dispatch has no
+/// message waiting any more, else the stored one.
+fn shown_status(stored: String, waiting: bool) -> String {
+    if matches!(stored.as_str(), "queued" | "sending") && !waiting {
+        "completed".to_string()
+    } else {
+        stored
+    }
 }

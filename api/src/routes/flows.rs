@@ -219,12 +219,23 @@ pub async fn admin_list(
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Flow> {
+    select(state.db(), account, id, false).await
+}
+
+/// One of the account's flows, its row locked for the caller's transaction with `lock`.
+async fn select(
+    db: impl sqlx::PgExecutor<'_>,
+    account: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> ApiResult<Flow> {
     let flow: Option<Flow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2"
+        "SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
     ))
     .bind(id)
     .bind(account)
-    .fetch_optional(state.db())
+    .fetch_optional(db)
     .await?;
     flow.ok_or(ApiError::NotFound)
 }
@@ -262,14 +273,7 @@ pub async fn admin_patch(
     // checked against the other under the row's lock (a concurrent patch of the other waits).
     let mut tx = state.db().begin().await?;
     if body.template_id.is_some() || body.variables.is_some() {
-        let current: Flow = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2 FOR UPDATE"
-        ))
-        .bind(id)
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+        let current = select(&mut *tx, account, id, true).await?;
         let template_id = body.template_id.unwrap_or(current.template_id);
         let defaults = match &body.variables {
             Some(v) => v.clone().unwrap_or_default(),

@@ -144,12 +144,24 @@ async fn list(
 }
 
 pub async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<TemplateRow> {
-    sqlx::query_as(
-        "SELECT id, definition, status, created_at, updated_at FROM templates WHERE id = $1 AND account_id = $2",
-    )
+    select(state.db(), account, id, false).await
+}
+
+/// One of the account's templates, its row locked for the caller's transaction with `lock`.
+async fn select(
+    db: impl sqlx::PgExecutor<'_>,
+    account: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> ApiResult<TemplateRow> {
+    sqlx::query_as(&format!(
+        "SELECT id, definition, status, created_at, updated_at FROM templates
+          WHERE id = $1 AND account_id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
     .bind(id)
     .bind(account)
-    .fetch_optional(state.db())
+    .fetch_optional(db)
     .await?
     .ok_or(ApiError::NotFound)
 }
@@ -176,15 +188,7 @@ async fn update(
     // Read, merge and write under the row's lock: two patches of different fields at once
     // both land (neither writes back the other's stale definition).
     let mut tx = state.db().begin().await?;
-    let current: TemplateRow = sqlx::query_as(
-        "SELECT id, definition, status, created_at, updated_at FROM templates
-          WHERE id = $1 AND account_id = $2 FOR UPDATE",
-    )
-    .bind(id)
-    .bind(p.account_id())
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound)?;
+    let current = select(&mut *tx, p.account_id(), id, true).await?;
     let mut merged = current.definition;
     if let Value::Object(m) = &mut merged {
         for (k, v) in patch {
