@@ -5,11 +5,12 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod routes;
-pub mod session;
 pub mod state;
 pub mod ui;
+pub mod webhook_secrets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,6 +86,7 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         schedule_queue,
         webhook_secrets: Default::default(),
         rate_limiter: RateLimiter::new(&config.redis_prefix),
+        keyspace: ezpulze_common::keyspace::Keyspace::new(config.redis_prefix.clone()),
         config,
         db: pool,
         redis,

@@ -22,10 +22,11 @@ pub struct Inner {
     pub rate_limiter: RateLimiter,
     pub last_used: Arc<LastUsed>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    pub webhook_secrets: crate::routes::webhooks::SecretCache,
+    pub webhook_secrets: crate::webhook_secrets::SecretCache,
     pub hasher: ezpulze_common::keys::SecretHasher,
     pub send_queue: ezpulze_queue::Queue<ezpulze_common::jobs::SendJob>,
     pub schedule_queue: ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob>,
+    pub keyspace: ezpulze_common::keyspace::Keyspace,
 }
 
 impl AppState {
@@ -64,10 +65,31 @@ impl AppState {
     pub fn send_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
         &self.0.send_queue
     }
-    pub fn webhook_secrets(&self) -> &crate::routes::webhooks::SecretCache {
+    pub fn webhook_secrets(&self) -> &crate::webhook_secrets::SecretCache {
         &self.0.webhook_secrets
+    }
+    /// The engine's Redis names under this process's prefix.
+    pub fn keyspace(&self) -> &ezpulze_common::keyspace::Keyspace {
+        &self.0.keyspace
     }
     pub fn metrics(&self) -> &metrics_exporter_prometheus::PrometheusHandle {
         &self.0.metrics
+    }
+}
+
+/// Jobs of committed dispatches go onto this process's queues.
+impl ezpulze_common::dispatch::JobSink for AppState {
+    async fn push_send(&self, jobs: &[ezpulze_common::jobs::SendJob]) -> anyhow::Result<()> {
+        self.send_queue().push_bulk(jobs).await?;
+        Ok(())
+    }
+
+    async fn push_release(
+        &self,
+        job: ezpulze_common::jobs::ReleaseJob,
+        due: std::time::SystemTime,
+    ) -> anyhow::Result<()> {
+        self.schedule_queue().push_at(&[job], due).await?;
+        Ok(())
     }
 }

@@ -17,7 +17,11 @@ struct Fixture {
 }
 
 async fn fixture(template: Value, defaults: Value) -> Fixture {
-    let app = TestApp::spawn().await;
+    fixture_with(&[], template, defaults).await
+}
+
+async fn fixture_with(extra: &[(&str, &str)], template: Value, defaults: Value) -> Fixture {
+    let app = TestApp::spawn_with(extra).await;
     let acc = app.account("Acme").await;
     let k = app
         .create_key(
@@ -489,6 +493,75 @@ async fn idempotency_key_replays_and_conflicts() {
         .await
         .expect("send");
     assert_eq!(r5.status(), 202);
+}
+
+/// Redis failing for the idempotency bookkeeping after the work was committed and queued
+/// (here: a Redis user that may not run `SETEX` or `DEL`) neither answers 500 for the
+/// recorded dispatch nor locks the key: the retry gets the same response at once.
+#[tokio::test]
+async fn idempotency_bookkeeping_failures_never_fail_done_work_or_lock_the_key() {
+    let user = format!("ezp_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let admin = redis::Client::open(support::redis_url()).expect("redis");
+    let mut conn = admin
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis conn");
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", &user, "on", ">pw", "~*", "&*", "+@all", "-setex", "-del"][..])
+        .query_async(&mut conn)
+        .await
+        .expect("acl setuser");
+    let base = support::redis_url();
+    let url_with_user = base.replacen("redis://", &format!("redis://{user}:pw@"), 1);
+    let f = fixture_with(
+        &[("REDIS_URL", &url_with_user)],
+        templates::text(),
+        json!({}),
+    )
+    .await;
+    let app = &f.app;
+    let url = app.url(&format!("/api/v1/broadcasts/{}/send", f.broadcast));
+    let body = json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]});
+    let send = || {
+        app.client
+            .post(&url)
+            .bearer_auth(&f.key)
+            .header("Idempotency-Key", "order-90")
+            .json(&body)
+            .send()
+    };
+    let r1 = send().await.expect("send");
+    assert_eq!(r1.status(), 202, "work that was done is not a 500");
+    let v1: Value = r1.json().await.expect("json");
+    let r2 = send().await.expect("send");
+    assert_eq!(r2.status(), 202, "the key is not locked");
+    assert_eq!(r2.headers()["idempotent-replayed"], "true");
+    let v2: Value = r2.json().await.expect("json");
+    assert_eq!(v1, v2);
+    let pool = app.pool().await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(n, 1, "sent once");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("ezpulze_idempotency_bookkeeping_failures_total{step=\"release\"}"),
+        "the failed release is counted"
+    );
+    let _: () = redis::cmd("ACL")
+        .arg(&["DELUSER", &user][..])
+        .query_async(&mut conn)
+        .await
+        .expect("acl deluser");
 }
 
 #[tokio::test]

@@ -518,3 +518,40 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
     assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 0);
     assert_eq!(queue_depth(&app).await, 0, "nothing queued");
 }
+
+/// A flow triggered with a `sk_test_` key records a test-mode dispatch (its message goes to
+/// `TEST_GRAPH_API_BASE`, like every other test-key send); a live key's trigger does not.
+#[tokio::test]
+async fn a_test_key_trigger_records_a_test_mode_dispatch() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let pool = app.pool().await;
+    let t = template(&app, &acc.admin).await;
+    let f = flow(
+        &app,
+        &acc.admin,
+        json!({"name": "Welcome", "template_id": t, "variables": {"body": ["friend", "0000"]}}),
+    )
+    .await;
+    let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
+    for (mode, to) in [("test", "+16505551234"), ("live", "+16505551235")] {
+        let k = app
+            .create_key(
+                &acc.admin,
+                json!({"name": mode, "scopes": ["chatbot_flows:webhook"], "mode": mode}),
+            )
+            .await;
+        let key = k["key"].as_str().expect("key");
+        let (s, v) = app
+            .send("POST", &path, key, Some(json!({"to": to})))
+            .await;
+        assert_eq!(s, 202, "{v}");
+        let test_mode: bool =
+            sqlx::query_scalar("SELECT test_mode FROM dispatches WHERE id = $1::uuid")
+                .bind(v["dispatch_id"].as_str().expect("dispatch id"))
+                .fetch_one(&pool)
+                .await
+                .expect("dispatch row");
+        assert_eq!(test_mode, mode == "test", "{mode} key");
+    }
+}

@@ -126,6 +126,7 @@ const UI: &str = include_str!("../src/ui.rs");
 const MODULES: &[(&str, &str)] = &[
     ("templates", include_str!("../src/routes/templates.rs")),
     ("broadcasts", include_str!("../src/routes/broadcasts.rs")),
+    ("send", include_str!("../src/routes/send.rs")),
     ("dispatches", include_str!("../src/routes/dispatches.rs")),
     ("contacts", include_str!("../src/routes/contacts.rs")),
     ("leads", include_str!("../src/routes/leads.rs")),

@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Name of the queue that carries one job per message to send.
-pub const SEND_QUEUE: &str = "send";
+pub use crate::keyspace::{SCHEDULE_QUEUE, SEND_QUEUE};
 
 /// Send one message. The row in `messages` is the source of truth; the job only points at it,
 /// so a duplicate job is harmless (the worker claims rows `queued -> sending` once).
@@ -15,10 +14,6 @@ pub struct SendJob {
     pub dispatch_id: Uuid,
     pub account_id: Uuid,
 }
-
-/// Name of the queue that carries the release of scheduled dispatches, as delayed jobs due at
-/// each dispatch's `scheduled_at` (consumed by the active scheduler).
-pub const SCHEDULE_QUEUE: &str = "schedule";
 
 /// Release a scheduled dispatch (its rows `scheduled -> queued`, jobs pushed). Harmless when
 /// repeated: only rows still `scheduled` are released.

@@ -5,8 +5,12 @@
 pub mod base62;
 pub mod config;
 pub mod db;
+pub mod dispatch;
+pub mod idempotency;
 pub mod jobs;
 pub mod keys;
+pub mod keyspace;
+pub mod model;
 pub mod ops;
 pub mod outbox;
 pub mod redis_conn;
@@ -14,5 +18,6 @@ pub mod scopes;
 pub mod secrets;
 pub mod status;
 pub mod telemetry;
+pub mod usage;
 
 pub use config::Config;

@@ -136,8 +136,9 @@ pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow:
     Ok(n as usize)
 }
 
-/// Creates today's and tomorrow's daily partitions and drops those older than `days`. Only
-/// two ahead: every by-id statement scans each partition (see migration 6).
+/// Creates today's and tomorrow's daily partitions and drops those older than `days` (only
+/// two ahead: every by-id statement scans each partition, see migration 6); deletes
+/// Idempotency-Key records past their 24 h.
 pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
     sqlx::query("SELECT ezp_ensure_message_partitions((now() AT TIME ZONE 'UTC')::date, 2)")
         .execute(db)
@@ -153,6 +154,16 @@ pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
     .bind(days as i32)
     .fetch_all(db)
     .await?;
+    // Idempotency-Key records past 24 h, in bounded batches (at most a million an hour).
+    for _ in 0..100 {
+        let expired = ezpulze_common::idempotency::delete_expired(db, BATCH)
+            .await
+            .context("deleting expired idempotency records")?;
+        metrics::counter!("ezpulze_scheduler_idempotency_expired_total").increment(expired);
+        if expired < BATCH as u64 {
+            break;
+        }
+    }
     for p in &parts {
         // The name comes from the catalog and matches ^messages_[0-9]{8}$.
         sqlx::query(&format!("DROP TABLE IF EXISTS \"{p}\""))

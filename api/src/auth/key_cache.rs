@@ -188,7 +188,7 @@ impl KeyCache {
 
 /// Redis channel carrying invalidations: the hex hash of a changed key, or `*` for all.
 pub fn channel(prefix: &str) -> String {
-    format!("{prefix}:keys:invalidate")
+    ezpulze_common::keyspace::Keyspace::new(prefix).key_invalidations()
 }
 
 /// Tells every replica (this one included) to forget a key.

@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod key_cache;
 pub mod last_used;
 pub mod rate_limit;
+pub mod session;
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -386,8 +387,8 @@ impl FromRequestParts<AppState> for AdminAccount {
         }
         let account_id = match credential(&parts.headers) {
             Some(raw) => admin_account(state, raw).await?,
-            None => match crate::session::session_id(&parts.headers) {
-                Some(sid) => crate::session::account(state, sid)
+            None => match session::session_id(&parts.headers) {
+                Some(sid) => session::account(state, sid)
                     .await?
                     .ok_or_else(|| fail("session_expired", ApiError::InvalidApiKey))?,
                 None => return Err(fail("missing", ApiError::MissingApiKey)),

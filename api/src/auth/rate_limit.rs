@@ -42,7 +42,7 @@ pub const MAX_BLOCK: u32 = 100;
 
 pub struct RateLimiter {
     script: Script,
-    prefix: String,
+    keys: ezpulze_common::keyspace::Keyspace,
     epoch: Instant,
 }
 
@@ -73,7 +73,7 @@ impl RateLimiter {
     pub fn new(prefix: &str) -> Self {
         Self {
             script: Script::new(GCRA),
-            prefix: prefix.to_string(),
+            keys: ezpulze_common::keyspace::Keyspace::new(prefix),
             epoch: Instant::now(),
         }
     }
@@ -116,7 +116,7 @@ impl RateLimiter {
         let interval: u64 = 3_600_000_000 / u64::from(limit);
         let (granted, remaining, retry_us, reset_us, now_s): (i64, i64, i64, i64, i64) = self
             .script
-            .key(format!("{}:rl:{}", self.prefix, key_id.simple()))
+            .key(self.keys.rate_limit(&key_id))
             .arg(interval)
             .arg(limit)
             .arg(block)

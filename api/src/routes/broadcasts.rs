@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use ezpulze_payload::{CompiledTemplate, Template, Variables};
@@ -13,7 +13,6 @@ use uuid::Uuid;
 use crate::auth::{scope, AdminAccount, Authorized};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, PathId};
-use crate::routes::send;
 use crate::routes::templates::details;
 use crate::state::AppState;
 
@@ -21,7 +20,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/broadcasts", get(list).post(create))
         .route("/api/v1/broadcasts/{id}", get(read).delete(remove))
-        .route("/api/v1/broadcasts/{id}/send", post(send::send))
 }
 
 pub fn admin_routes() -> Router<AppState> {

@@ -7,6 +7,10 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::LazyLock;
+
+use ezpulze_common::dispatch::JobSink;
+use ezpulze_common::model::{DispatchStatus, MessageStatus};
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -42,7 +46,7 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
     struct Progress {
         id: Uuid,
         broadcast_id: Option<Uuid>,
-        status: String,
+        status: DispatchStatus,
         total: i32,
         scheduled_at: Option<DateTime<Utc>>,
         created_at: DateTime<Utc>,
@@ -53,24 +57,13 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
         failed: i64,
         cancelled: i64,
     }
-    let r: Progress = sqlx::query_as(&format!(
-        "SELECT d.id, d.broadcast_id, d.status, d.total, d.scheduled_at, d.created_at,
-            count(*) FILTER (WHERE m.status IN ({WAITING})) AS queued,
-            count(*) FILTER (WHERE m.status IN ('sent','delivered','read')) AS sent,
-            count(*) FILTER (WHERE m.status IN ('delivered','read')) AS delivered,
-            count(*) FILTER (WHERE m.status = 'read') AS read,
-            count(*) FILTER (WHERE m.status = 'failed') AS failed,
-            count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
-         FROM dispatches d LEFT JOIN messages m ON m.dispatch_id = d.id
-         WHERE d.id = $1 AND d.account_id = $2
-         GROUP BY d.id"
-    ))
+    let r: Progress = sqlx::query_as(&PROGRESS_SQL)
     .bind(id)
     .bind(account)
     .fetch_optional(state.db())
     .await?
     .ok_or(ApiError::NotFound)?;
-    let status = shown_status(r.status, r.queued > 0);
+    let status = r.status.shown(r.queued > 0);
     Ok(json!({
         "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,
         "total": r.total, "queued": r.queued, "sent": r.sent, "delivered": r.delivered,
@@ -78,6 +71,23 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
         "scheduled_at": r.scheduled_at, "created_at": r.created_at,
     }))
 }
+
+/// A dispatch's progress: its row and its messages counted by state (`queued` = waiting).
+static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT d.id, d.broadcast_id, d.status, d.total, d.scheduled_at, d.created_at,
+            count(*) FILTER (WHERE m.status IN ({waiting})) AS queued,
+            count(*) FILTER (WHERE m.status IN ('sent','delivered','read')) AS sent,
+            count(*) FILTER (WHERE m.status IN ('delivered','read')) AS delivered,
+            count(*) FILTER (WHERE m.status = 'read') AS read,
+            count(*) FILTER (WHERE m.status = 'failed') AS failed,
+            count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
+         FROM dispatches d LEFT JOIN messages m ON m.dispatch_id = d.id
+         WHERE d.id = $1 AND d.account_id = $2
+         GROUP BY d.id",
+        waiting = MessageStatus::sql_list(&MessageStatus::WAITING)
+    )
+});
 
 async fn progress(
     State(state): State<AppState>,
@@ -187,7 +197,10 @@ async fn cancel(
     p.require("broadcast:send")?;
     let mut tx = state.db().begin().await?;
     let status = locked_status(&mut tx, p.account_id(), id).await?;
-    if matches!(status.as_str(), "completed" | "cancelled") {
+    if matches!(
+        status,
+        DispatchStatus::Completed | DispatchStatus::Cancelled
+    ) {
         return Err(ApiError::Conflict(format!(
             "the dispatch is already {status}"
         )));
@@ -216,7 +229,7 @@ async fn resume(
     p.require("broadcast:send")?;
     let mut tx = state.db().begin().await?;
     let status = locked_status(&mut tx, p.account_id(), id).await?;
-    if status != "paused" {
+    if status != DispatchStatus::Paused {
         return Err(ApiError::Conflict(format!(
             "only a paused dispatch can be resumed; this one is {status}"
         )));
@@ -242,7 +255,7 @@ async fn resume(
             account_id: p.account_id(),
         })
         .collect();
-    if let Err(e) = state.send_queue().push_bulk(&jobs).await {
+    if let Err(e) = state.push_send(&jobs).await {
         // The rows are queued in Postgres: the outbox sweep pushes them after its timeout.
         tracing::warn!(error = %e, dispatch_id = %id, "pushing the jobs of a resumed dispatch failed; the outbox sweep will");
     }
@@ -252,30 +265,25 @@ async fn resume(
 
 /// The dispatch's status as `GET /dispatches/{id}` shows it (`completed` once nothing of it is
 /// waiting), its row locked for the caller's change; 404 for another account's dispatch.
-async fn locked_status(tx: &mut sqlx::PgConnection, account: Uuid, id: Uuid) -> ApiResult<String> {
-    let row: Option<(String, bool)> = sqlx::query_as(&format!(
-        "SELECT d.status, EXISTS (SELECT 1 FROM messages m WHERE m.dispatch_id = d.id
-                    AND m.status IN ({WAITING}))
-           FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 FOR UPDATE OF d"
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?;
+async fn locked_status(
+    tx: &mut sqlx::PgConnection,
+    account: Uuid,
+    id: Uuid,
+) -> ApiResult<DispatchStatus> {
+    let row: Option<(DispatchStatus, bool)> = sqlx::query_as(&LOCKED_STATUS_SQL)
+        .bind(id)
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?;
     let (status, waiting) = row.ok_or(ApiError::NotFound)?;
-    Ok(shown_status(status, waiting))
+    Ok(status.shown(waiting))
 }
 
-/// Message states still waiting to go out or for WhatsApp's first answer (`queued` in the
-/// progress counts).
-const WAITING: &str = "'scheduled','queued','sending','accepted','unknown'";
-
-/// A dispatch's status as shown: `completed` (never stored) once a going-out dispatch has no
-/// message waiting any more, else the stored one.
-fn shown_status(stored: String, waiting: bool) -> String {
-    if matches!(stored.as_str(), "queued" | "sending") && !waiting {
-        "completed".to_string()
-    } else {
-        stored
-    }
-}
+static LOCKED_STATUS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT d.status, EXISTS (SELECT 1 FROM messages m WHERE m.dispatch_id = d.id
+                    AND m.status IN ({waiting}))
+           FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 FOR UPDATE OF d",
+        waiting = MessageStatus::sql_list(&MessageStatus::WAITING)
+    )
+});

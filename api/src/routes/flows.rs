@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::routes::templates::details;
 use crate::state::AppState;
-use ezpulze_common::jobs::SendJob;
+use ezpulze_common::dispatch::{self, NewDispatch, NewMessages};
 use ezpulze_payload::{CompiledTemplate, PhoneE164, Template, Variables};
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -366,6 +366,7 @@ pub async fn webhook(
         FirstMessage {
             account_id,
             key_id: principal.key_id(),
+            test_mode: principal.test_mode(),
             flow_id: flow.id,
             template_id,
             defaults,
@@ -396,6 +397,8 @@ pub struct FirstMessage {
     /// The key that triggered it (None for an admin token). Flow messages are not Broadcast API
     /// sends, so they do not count in the key's usage stats.
     pub key_id: Option<Uuid>,
+    /// The trigger came with a `sk_test_` key: the message goes to the test Graph API.
+    pub test_mode: bool,
     pub flow_id: Uuid,
     /// The template to send (the flow's; not yet checked to exist).
     pub template_id: Uuid,
@@ -418,11 +421,10 @@ pub struct QueuedFirstMessage {
 /// contact's find-or-create) together with the dispatch and message rows: either all of it
 /// is recorded or nothing is.
 ///
-/// The message goes the Broadcast API's way: a dispatch of one (no broadcast, no key: flow
-/// messages do not count in a key's usage stats) and a `queued` message row whose payload is
-/// the expanded Graph API body with the message id as `biz_opaque_callback_data`; then one job
-/// on the send queue. Committed rows are the record: if the push fails, the outbox sweep
-/// pushes the job again.
+/// The message goes the Broadcast API's way, through `ezpulze_common::dispatch::create`: a
+/// dispatch of one (no broadcast; flow messages do not count in a key's usage stats, and a
+/// test key's trigger goes to the test Graph API) whose message payload is the expanded Graph
+/// API body with the message id as `biz_opaque_callback_data`; then one job on the send queue.
 pub async fn queue_first_message(
     state: &AppState,
     mut tx: Transaction<'static, Postgres>,
@@ -441,42 +443,23 @@ pub async fn queue_first_message(
     let payload = String::from_utf8(payload.to_json_vec())
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("message payload")))?;
 
-    let dispatch_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, phone_number_id, status, total)
-         VALUES ($1, $2, NULL, NULL,
-                 (SELECT phone_number_id FROM phone_numbers WHERE account_id = $2
-                  ORDER BY position, phone_number_id LIMIT 1),
-                 'queued', 1)",
-    )
-    .bind(dispatch_id)
-    .bind(msg.account_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, ref, payload, status)
-         VALUES ($1, $2, $3, NULL, $4, NULL, $5::jsonb, 'queued')",
-    )
-    .bind(message_id)
-    .bind(dispatch_id)
-    .bind(msg.account_id)
-    .bind(msg.to.as_str())
-    .bind(&payload)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    metrics::counter!("ezpulze_flow_triggers_total").increment(1);
-
-    let job = SendJob {
-        message_id,
-        dispatch_id,
+    let mut messages = NewMessages::with_capacity(1);
+    messages.push(message_id, msg.to.into_string(), None, payload);
+    let dispatch = NewDispatch {
+        id: Uuid::now_v7(),
         account_id: msg.account_id,
+        broadcast_id: None,
+        key_id: msg.key_id,
+        counts_in_usage: false,
+        test_mode: msg.test_mode,
+        scheduled_at: None,
+        messages,
     };
-    if let Err(e) = state.send_queue().push_bulk(&[job]).await {
-        metrics::counter!("ezpulze_ingest_push_failures_total").increment(1);
-        tracing::warn!(error = %e, %dispatch_id, flow_id = %msg.flow_id,
-            "pushing a flow's first message failed; the outbox sweep will push it");
-    }
+    dispatch::create(tx, state, &dispatch, None)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("recording a flow's first message")))?;
+    metrics::counter!("ezpulze_flow_triggers_total").increment(1);
+    let dispatch_id = dispatch.id;
     Ok(QueuedFirstMessage {
         dispatch_id,
         message_id,

@@ -10,6 +10,7 @@ pub mod key_docs;
 pub mod leads;
 pub mod meta;
 pub mod send;
+pub mod session;
 pub mod templates;
 pub mod webhooks;
 pub mod whatsapp;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ping", get(meta::ping))
         .merge(templates::routes())
         .merge(broadcasts::routes())
+        .merge(send::routes())
         .merge(dispatches::routes())
         .merge(contacts::routes())
         .merge(leads::routes())
@@ -62,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ui::routes())
         .route(
             "/ui/session",
-            post(crate::session::sign_in).delete(crate::session::sign_out),
+            post(session::sign_in).delete(session::sign_out),
         )
         .route(
             "/webhooks/whatsapp",

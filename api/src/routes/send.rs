@@ -1,33 +1,30 @@
-//! `POST /api/v1/broadcasts/{id}/send`: validate and expand every recipient, record the
-//! dispatch and its messages in one transaction with bulk statements, then push one job per
-//! message with the queue's pipelined bulk push.
-//!
-//! Outbox rule: rows are committed before their jobs are pushed. If the push fails (or the
-//! process dies in between) the rows stay `queued`, and the scheduler's outbox sweep pushes
-//! them again; a duplicate job is harmless because a worker claims a row `queued -> sending`
-//! once. So an accepted recipient is never lost.
+//! `POST /api/v1/broadcasts/{id}/send`: validate and expand every recipient, then record and
+//! queue them with `ezpulze_common::dispatch::create` (one transaction, bulk statements, then
+//! the pipelined push; its docs state the outbox rule), together with the Idempotency-Key
+//! record when the request has one (see `crate::idempotency`).
 
 use std::collections::HashSet;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
 use chrono::{DateTime, Utc};
-use ezpulze_common::jobs::{ReleaseJob, SendJob};
+use ezpulze_common::dispatch::{self, CreateError, NewDispatch, NewMessages};
+use ezpulze_common::model::DispatchStatus;
 use ezpulze_payload::{PhoneE164, Variables};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::auth::{scope, Authorized, Principal};
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::idempotency::{self, Begun, Claim};
 use crate::extract::{parse_json, PathId, RawBody};
 use crate::routes::broadcasts;
 use crate::state::AppState;
 
 pub const MAX_RECIPIENTS: usize = 10_000;
-const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +69,10 @@ pub struct SendResponse {
     messages: Vec<Accepted>,
 }
 
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/broadcasts/{id}/send", post(send))
+}
+
 pub async fn send(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastSend>,
@@ -79,45 +80,46 @@ pub async fn send(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let idem = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let k = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| {
-                    ApiError::field("Idempotency-Key", "1 to 255 visible ASCII characters")
-                })?;
-            Some(Idempotency::begin(&state, &p, id, k, &body).await?)
-        }
+    let claim = match idempotency::begin(&state, &p, &headers, id, &body).await? {
+        Begun::Replay(stored) => return Ok(idempotency::replay(stored)),
+        Begun::Fresh(claim) => Some(claim),
+        Begun::Plain => None,
     };
-    let idem = match idem {
-        Some(Begun::Replay(stored)) => return Ok(replay(stored)),
-        Some(Begun::Fresh(i)) => Some(i),
-        None => None,
+    let result = ingest(&state, &p, id, &body, claim.as_ref()).await;
+    let result = match (result, &claim) {
+        // A concurrent request with the same key committed first: answer as it did.
+        (Err(Ingest::IdempotencyTaken), Some(c)) => match c.committed(&state).await? {
+            Some(Begun::Replay(stored)) => Ok(Reply::Stored(stored)),
+            _ => Err(ApiError::IdempotencyConflict),
+        },
+        (Err(Ingest::IdempotencyTaken), None) => Err(ApiError::IdempotencyConflict),
+        (Err(Ingest::Api(e)), _) => Err(e),
+        (Ok(resp), _) => Ok(Reply::Fresh(resp)),
     };
-    let result = ingest(&state, &p, id, &body).await;
-    if let Some(i) = idem {
-        match &result {
-            Ok(resp) => i.finish(&state, resp).await?,
-            Err(_) => i.abandon(&state).await,
-        }
+    if let Some(c) = claim {
+        c.release(&state).await;
     }
-    let resp = result?;
-    Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response())
+    match result? {
+        Reply::Fresh(resp) => Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response()),
+        Reply::Stored(stored) => Ok(idempotency::replay(stored)),
+    }
 }
 
-fn replay(stored: String) -> Response {
-    let mut resp = (
-        StatusCode::ACCEPTED,
-        [("content-type", "application/json")],
-        stored,
-    )
-        .into_response();
-    resp.headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    resp
+enum Reply {
+    Fresh(SendResponse),
+    Stored(String),
+}
+
+/// Why an ingest did not record a dispatch.
+enum Ingest {
+    Api(ApiError),
+    IdempotencyTaken,
+}
+
+impl From<ApiError> for Ingest {
+    fn from(e: ApiError) -> Self {
+        Ingest::Api(e)
+    }
 }
 
 async fn ingest(
@@ -125,23 +127,24 @@ async fn ingest(
     p: &Principal,
     broadcast_id: Uuid,
     body: &[u8],
-) -> ApiResult<SendResponse> {
+    claim: Option<&Claim>,
+) -> Result<SendResponse, Ingest> {
     let req: SendBody = parse_json(body)?;
     if req.recipients.len() > MAX_RECIPIENTS {
         return Err(ApiError::field(
             "recipients",
             format!("at most {MAX_RECIPIENTS} recipients per request"),
-        ));
+        ).into());
     }
     if req.recipients.is_empty() {
         return Err(ApiError::field(
             "recipients",
             "at least one recipient is required",
-        ));
+        ).into());
     }
     if let Some(at) = req.scheduled_at {
         if at > Utc::now() + chrono::Duration::days(90) {
-            return Err(ApiError::field("scheduled_at", "at most 90 days ahead"));
+            return Err(ApiError::field("scheduled_at", "at most 90 days ahead").into());
         }
     }
     let scheduled = req.scheduled_at.filter(|t| *t > Utc::now());
@@ -150,10 +153,7 @@ async fn ingest(
     let n = req.recipients.len();
     let mut rejected = Vec::new();
     let mut accepted = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    let mut phones = Vec::with_capacity(n);
-    let mut refs: Vec<Option<String>> = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
+    let mut messages = NewMessages::with_capacity(n);
     let mut seen = HashSet::with_capacity(n);
     let empty = Variables::default();
     for (index, r) in req.recipients.into_iter().enumerate() {
@@ -197,18 +197,14 @@ async fn ingest(
             .expand(&b.defaults, vars, phone.as_str(), &callback)
         {
             Ok(msg) => {
-                payloads.push(
-                    String::from_utf8(msg.to_json_vec())
-                        .map_err(|e| ApiError::Internal(e.into()))?,
-                );
-                ids.push(id);
-                phones.push(phone.into_string());
+                let payload = String::from_utf8(msg.to_json_vec())
+                    .map_err(|e| ApiError::Internal(e.into()))?;
                 accepted.push(Accepted {
                     index,
                     id,
                     reference: r.reference.clone(),
                 });
-                refs.push(r.reference);
+                messages.push(id, phone.into_string(), r.reference, payload);
             }
             Err(errs) => {
                 let first = errs.first();
@@ -234,176 +230,47 @@ async fn ingest(
                     )
                 })
                 .collect(),
-        ));
+        ).into());
     }
 
-    let dispatch_id = Uuid::now_v7();
-    let status = if scheduled.is_some() {
-        "scheduled"
-    } else {
-        "queued"
+    let dispatch = NewDispatch {
+        id: Uuid::now_v7(),
+        account_id: p.account_id(),
+        broadcast_id: Some(broadcast_id),
+        key_id: p.key_id(),
+        counts_in_usage: true,
+        test_mode: p.test_mode(),
+        scheduled_at: scheduled,
+        messages,
     };
-    let key_id = p.key_id();
-    let mut tx = state.db().begin().await?;
-    sqlx::query(
-        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, test_mode, phone_number_id, status, total, scheduled_at)
-         VALUES ($1, $2, $3, $4, $8,
-                 (SELECT phone_number_id FROM phone_numbers WHERE account_id = $2 ORDER BY position, phone_number_id LIMIT 1),
-                 $5, $6, $7)",
-    )
-    .bind(dispatch_id)
-    .bind(p.account_id())
-    .bind(broadcast_id)
-    .bind(key_id)
-    .bind(status)
-    .bind(ids.len() as i32)
-    .bind(scheduled)
-    .bind(p.test_mode())
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, ref, payload, status)
-         SELECT u.id, $1, $2, $3, u.to_phone, u.ref, u.payload::jsonb, $7
-         FROM UNNEST($4::uuid[], $5::text[], $6::text[], $8::text[]) AS u(id, to_phone, ref, payload)",
-    )
-    .bind(dispatch_id)
-    .bind(p.account_id())
-    .bind(key_id)
-    .bind(&ids)
-    .bind(&phones)
-    .bind(&refs)
-    .bind(status)
-    .bind(&payloads)
-    .execute(&mut *tx)
-    .await?;
-    if let Some(key_id) = key_id {
-        sqlx::query(
-            "INSERT INTO api_key_usage (key_id, total_messages, last_message_at) VALUES ($1, $2, now())
-             ON CONFLICT (key_id) DO UPDATE SET total_messages = api_key_usage.total_messages + EXCLUDED.total_messages,
-                 last_message_at = EXCLUDED.last_message_at",
-        )
-        .bind(key_id)
-        .bind(ids.len() as i64)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "accepted")
-        .increment(ids.len() as u64);
-    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "rejected")
-        .increment(rejected.len() as u64);
-
-    if let Some(at) = scheduled {
-        // Due at `scheduled_at` on the schedule queue; the scheduler's scan of due dispatches
-        // is the safety net if this push fails.
-        let due = std::time::SystemTime::from(at);
-        if let Err(e) = state
-            .schedule_queue()
-            .push_at(&[ReleaseJob { dispatch_id }], due)
-            .await
-        {
-            tracing::warn!(error = %e, %dispatch_id, "scheduling the release failed; the scheduler's scan will release it");
-        }
+    let status = if scheduled.is_some() {
+        DispatchStatus::Scheduled
     } else {
-        let jobs: Vec<SendJob> = ids
-            .iter()
-            .map(|&message_id| SendJob {
-                message_id,
-                dispatch_id,
-                account_id: p.account_id(),
-            })
-            .collect();
-        // Committed rows are the record: a failed push is repaired by the outbox sweep.
-        if let Err(e) = state.send_queue().push_bulk(&jobs).await {
-            metrics::counter!("ezpulze_ingest_push_failures_total").increment(1);
-            tracing::warn!(error = %e, %dispatch_id, "pushing jobs failed; the outbox sweep will push them");
-        }
-    }
-    Ok(SendResponse {
-        dispatch_id,
-        status: status.into(),
+        DispatchStatus::Queued
+    };
+    let response = SendResponse {
+        dispatch_id: dispatch.id,
+        status: status.as_str().into(),
         accepted: accepted.len(),
         rejected,
         messages: accepted,
-    })
-}
-
-enum Begun {
-    Replay(String),
-    Fresh(Idempotency),
-}
-
-/// `Idempotency-Key`: per caller (key, or account for the admin UI), 24 h, in Redis. The first
-/// request claims the key; a replay with the same body gets the stored response, with another
-/// body 409 `idempotency_conflict`; a request still in progress also gets 409.
-struct Idempotency {
-    redis_key: String,
-    body_hash: String,
-}
-
-impl Idempotency {
-    async fn begin(
-        state: &AppState,
-        p: &Principal,
-        broadcast: Uuid,
-        key: &str,
-        body: &[u8],
-    ) -> ApiResult<Begun> {
-        let who = p
-            .key_id()
-            .map(|k| format!("k:{k}"))
-            .unwrap_or_else(|| format!("a:{}", p.account_id()));
-        let digest = hex::encode(Sha256::digest(key.as_bytes()));
-        let redis_key = format!("{}:idem:{who}:{digest}", state.config().redis_prefix);
-        let mut h = Sha256::new();
-        h.update(broadcast.as_bytes());
-        h.update(body);
-        let body_hash = hex::encode(h.finalize());
-        let mut redis = state.redis();
-        let claimed: bool = redis::cmd("SET")
-            .arg(&redis_key)
-            .arg(format!("pending:{body_hash}"))
-            .arg("NX")
-            .arg("EX")
-            .arg(IDEMPOTENCY_TTL_SECS)
-            .query_async::<Option<String>>(&mut redis)
-            .await?
-            .is_some();
-        if claimed {
-            return Ok(Begun::Fresh(Idempotency {
-                redis_key,
-                body_hash,
-            }));
-        }
-        let stored: Option<String> = redis.get(&redis_key).await?;
-        let Some(stored) = stored else {
-            // Expired between the two calls: treat as in progress; the client retries.
-            return Err(ApiError::IdempotencyConflict);
-        };
-        if let Some(rest) = stored.strip_prefix("done:") {
-            let (hash, resp) = rest.split_once(':').unwrap_or(("", ""));
-            if hash == body_hash {
-                return Ok(Begun::Replay(resp.to_string()));
-            }
-        }
-        Err(ApiError::IdempotencyConflict)
+    };
+    let record = match claim {
+        Some(c) => Some(c.record(
+            dispatch.id,
+            serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?,
+        )),
+        None => None,
+    };
+    let tx = state.db().begin().await.map_err(ApiError::from)?;
+    match dispatch::create(tx, state, &dispatch, record.as_ref()).await {
+        Ok(_) => {}
+        Err(CreateError::IdempotencyTaken) => return Err(Ingest::IdempotencyTaken),
+        Err(CreateError::Db(e)) => return Err(ApiError::from(e).into()),
     }
-
-    async fn finish(self, state: &AppState, resp: &SendResponse) -> ApiResult<()> {
-        let json = serde_json::to_string(resp).map_err(|e| ApiError::Internal(e.into()))?;
-        let mut redis = state.redis();
-        let _: () = redis
-            .set_ex(
-                &self.redis_key,
-                format!("done:{}:{json}", self.body_hash),
-                IDEMPOTENCY_TTL_SECS,
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn abandon(self, state: &AppState) {
-        let mut redis = state.redis();
-        let _: Result<(), _> = redis.del(&self.redis_key).await;
-    }
+    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "accepted")
+        .increment(response.accepted as u64);
+    metrics::counter!("ezpulze_ingest_recipients_total", "result" => "rejected")
+        .increment(response.rejected.len() as u64);
+    Ok(response)
 }

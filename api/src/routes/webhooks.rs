@@ -4,12 +4,10 @@
 //! once. Postgres is not touched on the POST path (app secrets are cached).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -18,56 +16,6 @@ use std::collections::HashMap;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RawBody;
 use crate::state::AppState;
-
-/// The Redis stream (per prefix) that carries raw webhook bodies to the status consumer.
-pub use ezpulze_common::status::stream_key;
-
-const SECRET_TTL: Duration = Duration::from_secs(30);
-
-/// phone_number_id -> the owning account's app secret (None: unknown number or no secret).
-#[derive(Default)]
-pub struct SecretCache {
-    map: DashMap<String, (Option<Arc<String>>, Instant)>,
-}
-
-impl SecretCache {
-    pub fn clear(&self) {
-        self.map.clear();
-    }
-
-    async fn get(&self, state: &AppState, phone_number_id: &str) -> ApiResult<Option<Arc<String>>> {
-        if let Some(e) = self.map.get(phone_number_id) {
-            if e.1.elapsed() < SECRET_TTL {
-                return Ok(e.0.clone());
-            }
-        }
-        let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-            "SELECT s.app_secret_enc FROM phone_numbers p JOIN whatsapp_settings s ON s.account_id = p.account_id
-             WHERE p.phone_number_id = $1",
-        )
-        .bind(phone_number_id)
-        .fetch_optional(state.db())
-        .await?;
-        let secret = match sealed.flatten() {
-            Some(bytes) => Some(Arc::new(
-                state
-                    .config()
-                    .sealer()
-                    .open(&bytes)
-                    .map_err(|e| ApiError::Internal(e.into()))?,
-            )),
-            None => None,
-        };
-        if self.map.len() > 100_000 {
-            self.map.clear();
-        }
-        self.map.insert(
-            phone_number_id.to_string(),
-            (secret.clone(), Instant::now()),
-        );
-        Ok(secret)
-    }
-}
 
 #[derive(Deserialize)]
 pub struct Verify {
@@ -198,7 +146,7 @@ pub async fn receive(
     }
     let mut secret: Option<Arc<String>> = None;
     for id in &ids {
-        match state.webhook_secrets().get(&state, id).await? {
+        match state.webhook_secrets().get(state.db(), state.config(), id).await? {
             None => {
                 return Ok(reject(
                     StatusCode::NOT_FOUND,
@@ -242,7 +190,7 @@ pub async fn receive(
     }
     let mut redis = state.redis();
     let _: String = redis::cmd("XADD")
-        .arg(stream_key(&state.config().redis_prefix))
+        .arg(state.keyspace().webhook_stream())
         .arg("*")
         .arg("b")
         .arg(body.as_ref())

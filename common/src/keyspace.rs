@@ -1,0 +1,114 @@
+//! Every Redis key, stream, group and channel the engine uses, named in one place.
+//!
+//! One convention: a key that must share a Redis Cluster slot with others is
+//! `{<prefix>:<tag>}:<rest>`, the hash tag being the prefix and the part that groups them
+//! (a queue, a phone number's throughput, the webhook stream). Keys that are only ever
+//! touched one at a time are `<prefix>:<area>:<rest>` without a tag. `<prefix>` is
+//! `REDIS_PREFIX` (tests use a unique one each, so they can share one Redis).
+//!
+//! | key | type | owner |
+//! |---|---|---|
+//! | `{p:send}:*`, `{p:schedule}:*` | queue (see `ezpulze-queue`) | api pushes, workers / scheduler consume |
+//! | `{p:webhooks}:stream`, group `status` | stream of raw webhook bodies | api writes, workers' status consumer reads |
+//! | `p:keys:invalidate` | pub/sub channel | api replicas (key cache) |
+//! | `p:rl:<key id>` | string (GCRA) | api rate limit |
+//! | `p:session:<id>` | string | api UI sessions |
+//! | `p:idem:<caller>:<sha256>` | string, short TTL | api: an Idempotency-Key request in progress |
+//! | `{p:tp:<phone number id>}` | string (GCRA) | workers: a number's throughput |
+//! | `{p:pair:<phone number id>}:<to>` | string, TTL | workers: gap between two messages to one recipient |
+//! | `{p:sending}:<message id>` | string, TTL | workers: send intents (a request may be in flight) |
+//! | `p:scheduler:lease` | string, TTL | the active scheduler |
+
+use uuid::Uuid;
+
+/// Name of the queue that carries one job per message to send.
+pub const SEND_QUEUE: &str = "send";
+
+/// Name of the queue that carries the release of scheduled dispatches.
+pub const SCHEDULE_QUEUE: &str = "schedule";
+
+/// Consumer group of the status consumers on [`Keyspace::webhook_stream`].
+pub const STATUS_GROUP: &str = "status";
+
+/// The engine's Redis names under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+impl Keyspace {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix itself (the queue crate derives its own keys from it and a queue name).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The stream the api's webhook receiver writes raw bodies to.
+    pub fn webhook_stream(&self) -> String {
+        format!("{{{}:webhooks}}:stream", self.prefix)
+    }
+
+    /// Pub/sub channel of key cache invalidations (a key hash in hex, or `*` for all).
+    pub fn key_invalidations(&self) -> String {
+        format!("{}:keys:invalidate", self.prefix)
+    }
+
+    /// GCRA state of one API key's hourly limit.
+    pub fn rate_limit(&self, key_id: &Uuid) -> String {
+        format!("{}:rl:{}", self.prefix, key_id.simple())
+    }
+
+    /// One web UI session.
+    pub fn session(&self, session_id: &str) -> String {
+        format!("{}:session:{session_id}", self.prefix)
+    }
+
+    /// An Idempotency-Key request in progress: `caller` is `k:<key id>` or `a:<account id>`,
+    /// `key_digest` the hex SHA-256 of the client's key.
+    pub fn idempotency(&self, caller: &str, key_digest: &str) -> String {
+        format!("{}:idem:{caller}:{key_digest}", self.prefix)
+    }
+
+    /// GCRA state of one phone number's throughput, shared by every worker.
+    pub fn throughput(&self, phone_number_id: &str) -> String {
+        format!("{{{}:tp:{phone_number_id}}}", self.prefix)
+    }
+
+    /// Marks the gap between two messages from one number to one recipient.
+    pub fn pair_gap(&self, phone_number_id: &str, to: &str) -> String {
+        format!("{{{}:pair:{phone_number_id}}}:{to}", self.prefix)
+    }
+
+    /// A worker's note that it may be sending this message (see the worker's intents).
+    pub fn send_intent(&self, message_id: &Uuid) -> String {
+        format!("{{{}:sending}}:{message_id}", self.prefix)
+    }
+
+    /// The active scheduler's lease.
+    pub fn scheduler_lease(&self) -> String {
+        format!("{}:scheduler:lease", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_keys_share_the_convention() {
+        let k = Keyspace::new("ezp");
+        assert_eq!(k.webhook_stream(), "{ezp:webhooks}:stream");
+        assert_eq!(k.throughput("123"), "{ezp:tp:123}");
+        assert_eq!(k.pair_gap("123", "+1555"), "{ezp:pair:123}:+1555");
+        assert_eq!(
+            k.send_intent(&Uuid::nil()),
+            "{ezp:sending}:00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(k.key_invalidations(), "ezp:keys:invalidate");
+    }
+}
