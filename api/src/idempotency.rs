@@ -132,7 +132,8 @@ impl Claim {
     pub async fn release(self, state: &AppState) {
         let Some(lock) = self.lock else { return };
         let mut redis = state.redis();
-        let done: redis::RedisResult<()> = redis::cmd("DEL").arg(&lock).query_async(&mut redis).await;
+        let done: redis::RedisResult<()> =
+            redis::cmd("DEL").arg(&lock).query_async(&mut redis).await;
         if let Err(e) = done {
             bookkeeping_failed("release", &e);
         }

@@ -16,14 +16,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use auth::key_cache::{self, KeyCache};
 use auth::last_used::LastUsed;
 use auth::rate_limit::RateLimiter;
-use ezpulze_common::{db, redis_conn, telemetry, Config};
+use ezpulze_common::{db, redis_conn, Config};
+use ezpulze_runtime::{queues, telemetry};
 use state::{AppState, Inner};
 
 /// Connects, migrates (when configured), and builds the state and background tasks.
@@ -62,28 +62,14 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         let cancel = cancel.clone();
         tokio::spawn(async move { last_used.run(pool, every, cancel).await });
     }
-    let send_queue = ezpulze_queue::Queue::connect(
-        ezpulze_queue::RedisTarget::single(config.redis_url.expose_secret()),
-        ezpulze_queue::QueueConfig::new(
-            config.redis_prefix.clone(),
-            ezpulze_common::jobs::SEND_QUEUE,
-        ),
-    )
-    .await
-    .context("connecting the send queue")?;
-    let schedule_queue = ezpulze_queue::Queue::connect(
-        ezpulze_queue::RedisTarget::single(config.redis_url.expose_secret()),
-        ezpulze_queue::QueueConfig::new(
-            config.redis_prefix.clone(),
-            ezpulze_common::jobs::SCHEDULE_QUEUE,
-        ),
-    )
-    .await
-    .context("connecting the schedule queue")?;
+    let send_queue = queues::connect(&config, queues::send(&config)).await?;
+    let schedule_queue = queues::connect(&config, queues::schedule(&config)).await?;
+    let webhook_queue = queues::connect(&config, queues::webhooks(&config)).await?;
     Ok(AppState::new(Inner {
         hasher: ezpulze_common::keys::SecretHasher::new(config.pepper()),
         send_queue,
         schedule_queue,
+        webhook_queue,
         webhook_secrets: Default::default(),
         rate_limiter: RateLimiter::new(&config.redis_prefix),
         keyspace: ezpulze_common::keyspace::Keyspace::new(config.redis_prefix.clone()),

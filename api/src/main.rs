@@ -1,14 +1,10 @@
 //! `ezpulze-api`: serve the HTTP API (default) or apply migrations (`migrate`).
 #![forbid(unsafe_code)]
 
-/// mimalloc: the JSON-heavy hot paths allocate a lot, and glibc malloc was about a quarter of
-/// the queue consumer's profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ezpulze_common::{db, telemetry, Config};
+use ezpulze_common::{db, Config};
+use ezpulze_runtime::telemetry;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -43,32 +39,8 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.api_addr))?;
             let cancel = CancellationToken::new();
-            tokio::spawn(shutdown_on_signal(cancel.clone()));
+            ezpulze_runtime::shutdown::cancel_on_signal(cancel.clone(), "draining requests");
             ezpulze_api::run(config, listener, cancel).await
         }
     }
-}
-
-async fn shutdown_on_signal(cancel: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    cancel.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
-    cancel.cancel();
 }

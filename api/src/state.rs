@@ -26,6 +26,7 @@ pub struct Inner {
     pub hasher: ezpulze_common::keys::SecretHasher,
     pub send_queue: ezpulze_queue::Queue<ezpulze_common::jobs::SendJob>,
     pub schedule_queue: ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob>,
+    pub webhook_queue: ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody>,
     pub keyspace: ezpulze_common::keyspace::Keyspace,
 }
 
@@ -64,6 +65,10 @@ impl AppState {
     }
     pub fn send_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
         &self.0.send_queue
+    }
+    /// Signed webhook bodies for the workers' status consumers.
+    pub fn webhook_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody> {
+        &self.0.webhook_queue
     }
     pub fn webhook_secrets(&self) -> &crate::webhook_secrets::SecretCache {
         &self.0.webhook_secrets

@@ -60,4 +60,3 @@ impl SecretCache {
         Ok(secret)
     }
 }
-

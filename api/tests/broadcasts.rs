@@ -507,7 +507,11 @@ async fn idempotency_bookkeeping_failures_never_fail_done_work_or_lock_the_key()
         .await
         .expect("redis conn");
     let _: () = redis::cmd("ACL")
-        .arg(&["SETUSER", &user, "on", ">pw", "~*", "&*", "+@all", "-setex", "-del"][..])
+        .arg(
+            &[
+                "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all", "-setex", "-del",
+            ][..],
+        )
         .query_async(&mut conn)
         .await
         .expect("acl setuser");
@@ -587,10 +591,14 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
     q.purge().await.expect("purge");
     assert_eq!(q.stats().await.expect("stats").depth, 0);
     let pool = app.pool().await;
-    let fresh =
-        ezpulze_common::outbox::repush_stale(&pool, &q, std::time::Duration::from_secs(60), 1000)
-            .await
-            .expect("sweep");
+    let fresh = ezpulze_scheduler::outbox::repush_stale(
+        &pool,
+        &q,
+        std::time::Duration::from_secs(60),
+        1000,
+    )
+    .await
+    .expect("sweep");
     assert_eq!(fresh, 0, "recent rows are left alone");
     sqlx::query(
         "UPDATE messages SET updated_at = now() - interval '10 minutes' WHERE dispatch_id = $1",
@@ -605,10 +613,14 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
     .execute(&pool)
     .await
     .expect("age");
-    let pushed =
-        ezpulze_common::outbox::repush_stale(&pool, &q, std::time::Duration::from_secs(60), 1000)
-            .await
-            .expect("sweep");
+    let pushed = ezpulze_scheduler::outbox::repush_stale(
+        &pool,
+        &q,
+        std::time::Duration::from_secs(60),
+        1000,
+    )
+    .await
+    .expect("sweep");
     assert_eq!(pushed, 2);
     assert_eq!(q.stats().await.expect("stats").depth, 2);
 }

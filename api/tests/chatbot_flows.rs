@@ -542,9 +542,7 @@ async fn a_test_key_trigger_records_a_test_mode_dispatch() {
             )
             .await;
         let key = k["key"].as_str().expect("key");
-        let (s, v) = app
-            .send("POST", &path, key, Some(json!({"to": to})))
-            .await;
+        let (s, v) = app.send("POST", &path, key, Some(json!({"to": to}))).await;
         assert_eq!(s, 202, "{v}");
         let test_mode: bool =
             sqlx::query_scalar("SELECT test_mode FROM dispatches WHERE id = $1::uuid")

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use crate::keyspace::{SCHEDULE_QUEUE, SEND_QUEUE};
+pub use crate::keyspace::{SCHEDULE_QUEUE, SEND_QUEUE, WEBHOOK_QUEUE};
 
 /// Send one message. The row in `messages` is the source of truth; the job only points at it,
 /// so a duplicate job is harmless (the worker claims rows `queued -> sending` once).
@@ -20,4 +20,17 @@ pub struct SendJob {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseJob {
     pub dispatch_id: Uuid,
+}
+
+/// A WhatsApp webhook body whose signature the api checked, kept verbatim (the status
+/// consumer folds its statuses). Serialises as the body itself.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookBody(pub Box<serde_json::value::RawValue>);
+
+impl WebhookBody {
+    /// The body's bytes, as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.get().as_bytes()
+    }
 }

@@ -9,7 +9,7 @@
 //! | key | type | owner |
 //! |---|---|---|
 //! | `{p:send}:*`, `{p:schedule}:*` | queue (see `ezpulze-queue`) | api pushes, workers / scheduler consume |
-//! | `{p:webhooks}:stream`, group `status` | stream of raw webhook bodies | api writes, workers' status consumer reads |
+//! | `{p:webhooks}:*`, group `status` | queue of signed webhook bodies | api pushes, workers' status consumers read |
 //! | `p:keys:invalidate` | pub/sub channel | api replicas (key cache) |
 //! | `p:rl:<key id>` | string (GCRA) | api rate limit |
 //! | `p:session:<id>` | string | api UI sessions |
@@ -27,7 +27,11 @@ pub const SEND_QUEUE: &str = "send";
 /// Name of the queue that carries the release of scheduled dispatches.
 pub const SCHEDULE_QUEUE: &str = "schedule";
 
-/// Consumer group of the status consumers on [`Keyspace::webhook_stream`].
+/// Name of the queue that carries signed WhatsApp webhook bodies to the status consumers
+/// (its stream is `{<prefix>:webhooks}:stream`).
+pub const WEBHOOK_QUEUE: &str = "webhooks";
+
+/// Consumer group of the status consumers on the webhook queue.
 pub const STATUS_GROUP: &str = "status";
 
 /// The engine's Redis names under one prefix.
@@ -46,11 +50,6 @@ impl Keyspace {
     /// The prefix itself (the queue crate derives its own keys from it and a queue name).
     pub fn prefix(&self) -> &str {
         &self.prefix
-    }
-
-    /// The stream the api's webhook receiver writes raw bodies to.
-    pub fn webhook_stream(&self) -> String {
-        format!("{{{}:webhooks}}:stream", self.prefix)
     }
 
     /// Pub/sub channel of key cache invalidations (a key hash in hex, or `*` for all).
@@ -102,7 +101,6 @@ mod tests {
     #[test]
     fn tagged_keys_share_the_convention() {
         let k = Keyspace::new("ezp");
-        assert_eq!(k.webhook_stream(), "{ezp:webhooks}:stream");
         assert_eq!(k.throughput("123"), "{ezp:tp:123}");
         assert_eq!(k.pair_gap("123", "+1555"), "{ezp:pair:123}:+1555");
         assert_eq!(

@@ -1,5 +1,7 @@
-//! Shared pieces of the EzPulze engine: configuration, API key format and hashing, scopes,
-//! database and Redis connections, and telemetry. Knows nothing of HTTP routes.
+//! The EzPulze engine's shared model: configuration, API key format and hashing, scopes,
+//! database and Redis connections, the states of messages and dispatches, the Redis keyspace,
+//! dispatch creation, key usage counters, idempotency records and the queue's job types.
+//! Knows nothing of HTTP or of the queue's implementation.
 #![forbid(unsafe_code)]
 
 pub mod base62;
@@ -11,13 +13,9 @@ pub mod jobs;
 pub mod keys;
 pub mod keyspace;
 pub mod model;
-pub mod ops;
-pub mod outbox;
 pub mod redis_conn;
 pub mod scopes;
 pub mod secrets;
-pub mod status;
-pub mod telemetry;
 pub mod usage;
 
 pub use config::Config;

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use ezpulze_common::model::MessageStatus;
 use ezpulze_common::{db, Config};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -216,8 +217,13 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
     let stream = format!("{{{name}:webhooks}}:stream");
     let started = Instant::now();
     loop {
-        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status IN ('scheduled','queued','sending','accepted','unknown')")
-            .fetch_one(&pool).await.expect("count");
+        let waiting: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM messages WHERE status IN ({})",
+            MessageStatus::sql_list(&MessageStatus::WAITING)
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("count");
         let pending: Value = json_of(
             http.get(format!("{sim_url}/_sim/pending"))
                 .send()

@@ -7,23 +7,24 @@
 //! - the unknown-outcome sweep (rows stuck in `sending`, i.e. a worker died mid-send and its job
 //!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
 //! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`;
-//! - with retention, hourly: the queue and status-stream consumer names of worker processes
-//!   that stopped (nothing pending, silent for an hour) are deleted from their groups.
+//!   Idempotency-Key records older than 24 h are deleted with it;
+//! - with retention, hourly: the queues' consumer names of worker processes that stopped
+//!   (nothing pending, silent for an hour) are deleted from their groups.
 //!
-//! Idempotency records need no sweep: they live in Redis with a 24 h TTL. Each tick's work is
-//! bounded (batches), so a tick never runs long.
+//! Each tick's work is bounded (batches), so a tick never runs long.
 #![forbid(unsafe_code)]
 
 pub mod lease;
+pub mod outbox;
 pub mod tasks;
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ezpulze_common::jobs::{ReleaseJob, SendJob, SCHEDULE_QUEUE, SEND_QUEUE};
+use ezpulze_common::jobs::{ReleaseJob, SendJob, WebhookBody};
 use ezpulze_common::{db, redis_conn, Config};
-use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
-use secrecy::ExposeSecret;
+use ezpulze_queue::Queue;
+use ezpulze_runtime::queues;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -39,9 +40,10 @@ pub struct Scheduler {
     pub db: PgPool,
     pub queue: Queue<SendJob>,
     pub schedule: Queue<ReleaseJob>,
+    /// Only to forget stopped status consumers (the workers read it).
+    webhooks: Queue<WebhookBody>,
     releases: tokio::sync::Mutex<ezpulze_queue::Consumer<ReleaseJob>>,
     pub lease: lease::Lease,
-    redis: redis::aio::ConnectionManager,
 }
 
 impl Scheduler {
@@ -53,19 +55,13 @@ impl Scheduler {
         let client = redis_conn::client(&config)?;
         let mut redis = redis_conn::manager(&client).await?;
         redis_conn::check_settings(&mut redis, &config).await;
-        let queue = Queue::connect(
-            RedisTarget::single(config.redis_url.expose_secret()),
-            QueueConfig::new(config.redis_prefix.clone(), SEND_QUEUE),
+        let queue = queues::connect(&config, queues::send(&config)).await?;
+        let schedule = queues::connect(
+            &config,
+            queues::schedule(&config).with_block(Duration::from_millis(100)),
         )
-        .await
-        .context("connecting the send queue")?;
-        let schedule = Queue::connect(
-            RedisTarget::single(config.redis_url.expose_secret()),
-            QueueConfig::new(config.redis_prefix.clone(), SCHEDULE_QUEUE)
-                .with_block(Duration::from_millis(100)),
-        )
-        .await
-        .context("connecting the schedule queue")?;
+        .await?;
+        let webhooks = queues::connect(&config, queues::webhooks(&config)).await?;
         let releases = tokio::sync::Mutex::new(schedule.consumer("scheduler"));
         let lease = lease::Lease::new(redis.clone(), &config.redis_prefix, LEASE);
         Ok(Self {
@@ -73,9 +69,9 @@ impl Scheduler {
             db: pool,
             queue,
             schedule,
+            webhooks,
             releases,
             lease,
-            redis,
         })
     }
 
@@ -105,17 +101,12 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// Forgets the queue and status-stream consumer names of worker processes that stopped
+    /// Forgets the queues' consumer names of worker processes that stopped
     /// (nothing pending, no read for `idle`). Returns how many.
     pub async fn prune_consumers(&self, idle: Duration) -> anyhow::Result<usize> {
         let mut n = self.queue.prune_consumers(idle).await?;
         n += self.schedule.prune_consumers(idle).await?;
-        n += ezpulze_common::status::prune_consumers(
-            &mut self.redis.clone(),
-            &self.config.redis_prefix,
-            idle,
-        )
-        .await?;
+        n += self.webhooks.prune_consumers(idle).await?;
         metrics::counter!("ezpulze_scheduler_consumers_pruned_total").increment(n as u64);
         Ok(n)
     }
@@ -172,7 +163,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    let ops = tokio::spawn(ezpulze_common::ops::serve(
+    let ops = tokio::spawn(ezpulze_runtime::ops::serve(
         listener,
         scheduler.db.clone(),
         None,

@@ -3,7 +3,13 @@
 use anyhow::Context;
 use ezpulze_common::config::UnknownOutcomePolicy;
 use ezpulze_common::jobs::SendJob;
-use ezpulze_common::{outbox, Config};
+use std::sync::LazyLock;
+
+use ezpulze_common::model::unknown_outcome;
+use ezpulze_common::usage::{self, Counter};
+use ezpulze_common::Config;
+
+use crate::outbox;
 use ezpulze_queue::Queue;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -100,31 +106,9 @@ pub async fn release(
 /// claim), so bounding it too changes nothing but lets the `messages_queued_sweep` index
 /// range-scan only old entries instead of every queued and sending row.
 pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow::Result<usize> {
-    let sql = match policy {
-        UnknownOutcomePolicy::Fail => {
-            "WITH stuck AS (
-                 SELECT id FROM messages WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
-                   AND claimed_at < now() - make_interval(secs => $1)
-                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
-             u AS (
-                 UPDATE messages m SET status = 'failed', failed_at = now(), updated_at = now(),
-                     error_code = NULL, error_title = 'outcome unknown: the worker stopped mid-send'
-                 FROM stuck WHERE m.id = stuck.id RETURNING m.key_id),
-             c AS (
-                 INSERT INTO api_key_usage AS k (key_id, failed)
-                 SELECT key_id, count(*) FROM u WHERE key_id IS NOT NULL GROUP BY key_id
-                 ON CONFLICT (key_id) DO UPDATE SET failed = k.failed + EXCLUDED.failed)
-             SELECT count(*) FROM u"
-        }
-        UnknownOutcomePolicy::Resend => {
-            "WITH u AS (
-                 UPDATE messages SET status = 'queued', updated_at = now() - interval '1 day'
-                 WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
-                                AND claimed_at < now() - make_interval(secs => $1)
-                              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 RETURNING id)
-             SELECT count(*) FROM u"
-        }
+    let sql: &str = match policy {
+        UnknownOutcomePolicy::Fail => &SWEEP_FAIL_SQL,
+        UnknownOutcomePolicy::Resend => SWEEP_RESEND_SQL,
     };
     let n: i64 = sqlx::query_scalar(sql)
         .bind(STUCK_SENDING_SECS)
@@ -135,6 +119,33 @@ pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow:
     metrics::counter!("ezpulze_scheduler_unknown_swept_total").increment(n as u64);
     Ok(n as usize)
 }
+
+/// Stuck rows failed with the unknown-outcome title; each key's `failed` counter moves with them.
+static SWEEP_FAIL_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH stuck AS (
+             SELECT id FROM messages WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
+               AND claimed_at < now() - make_interval(secs => $1)
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+         u AS (
+             UPDATE messages m SET status = 'failed', failed_at = now(), updated_at = now(),
+                 error_code = NULL, error_title = '{title}'
+             FROM stuck WHERE m.id = stuck.id RETURNING m.key_id),
+         {counters}
+         SELECT count(*) FROM u",
+        title = unknown_outcome::WORKER_STOPPED,
+        counters = usage::counters_cte("c", "u", &[(Counter::Failed, "count(*)")]),
+    )
+});
+
+/// Stuck rows back to `queued`, old enough for the next outbox sweep.
+const SWEEP_RESEND_SQL: &str = "WITH u AS (
+         UPDATE messages SET status = 'queued', updated_at = now() - interval '1 day'
+         WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
+                        AND claimed_at < now() - make_interval(secs => $1)
+                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id)
+     SELECT count(*) FROM u";
 
 /// Creates today's and tomorrow's daily partitions and drops those older than `days` (only
 /// two ahead: every by-id statement scans each partition, see migration 6); deletes

@@ -228,6 +228,29 @@ impl Failures {
     }
 }
 
+/// The statement of [`record_failed`].
+static RECORD_FAILED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH f AS (
+             UPDATE messages m
+                SET status = 'failed', error_code = u.code, error_title = u.title,
+                    failed_at = now(), next_attempt_at = NULL, updated_at = now()
+               FROM UNNEST($1::uuid[], $2::int[], $3::text[]) AS u(id, code, title)
+              WHERE m.id = u.id AND m.status = 'sending'
+                AND ($4::bigint IS NULL OR m.claimed_at IS NULL
+                     OR m.claimed_at < now() - $4 * interval '1 millisecond')
+             RETURNING m.key_id
+         ),
+         {counters}
+         SELECT count(*) FROM f",
+        counters = ezpulze_common::usage::counters_cte(
+            "usage",
+            "f",
+            &[(ezpulze_common::usage::Counter::Failed, "count(*)")]
+        ),
+    )
+});
+
 /// `sending -> failed` with code, title and `failed_at`, and each key's `failed` counter in
 /// the same statement (only rows with a key count). With `stale_after`, only rows whose
 /// claim is older than that (unknown outcomes of dead workers). Returns rows failed.
@@ -239,30 +262,14 @@ pub async fn record_failed(
     if f.ids.is_empty() {
         return Ok(0);
     }
-    let n: i64 = sqlx::query_scalar(
-        "WITH f AS (
-             UPDATE messages m
-                SET status = 'failed', error_code = u.code, error_title = u.title,
-                    failed_at = now(), next_attempt_at = NULL, updated_at = now()
-               FROM UNNEST($1::uuid[], $2::int[], $3::text[]) AS u(id, code, title)
-              WHERE m.id = u.id AND m.status = 'sending'
-                AND ($4::bigint IS NULL OR m.claimed_at IS NULL
-                     OR m.claimed_at < now() - $4 * interval '1 millisecond')
-             RETURNING m.key_id
-         ), k AS (
-             SELECT key_id, count(*) AS n FROM f WHERE key_id IS NOT NULL GROUP BY key_id
-         ), usage AS (
-             UPDATE api_key_usage a SET failed = a.failed + k.n FROM k WHERE a.key_id = k.key_id
-         )
-         SELECT count(*) FROM f",
-    )
-    .bind(&f.ids)
-    .bind(&f.codes)
-    .bind(&f.titles)
-    .bind(stale_after.map(ms))
-    .fetch_one(db)
-    .await
-    .context("recording failed messages")?;
+    let n: i64 = sqlx::query_scalar(&RECORD_FAILED_SQL)
+        .bind(&f.ids)
+        .bind(&f.codes)
+        .bind(&f.titles)
+        .bind(stale_after.map(ms))
+        .fetch_one(db)
+        .await
+        .context("recording failed messages")?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 

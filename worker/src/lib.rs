@@ -24,10 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ezpulze_common::jobs::SendJob;
+use ezpulze_common::jobs::{SendJob, WebhookBody};
 use ezpulze_common::Config;
-use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
-use secrecy::ExposeSecret;
+use ezpulze_queue::Queue;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -103,19 +102,18 @@ pub async fn run_on(
     ezpulze_common::redis_conn::check_settings(&mut redis, &config).await;
 
     let lease = lease_for(&config, &tuning);
-    let qcfg = QueueConfig::new(
-        config.redis_prefix.clone(),
-        ezpulze_common::jobs::SEND_QUEUE,
-    )
-    .with_lease(lease)
-    .with_batch_size(config.worker_batch)
-    // Attempts are counted in Postgres (SEND_MAX_ATTEMPTS); the queue only re-delivers.
-    .with_max_attempts(u32::MAX / 2);
-    let queue: Queue<SendJob> = Queue::connect(
-        RedisTarget::single(config.redis_url.expose_secret().to_owned()),
-        qcfg,
-    )
-    .await?;
+    let qcfg = ezpulze_runtime::queues::send(&config)
+        .with_lease(lease)
+        .with_batch_size(config.worker_batch)
+        // Attempts are counted in Postgres (SEND_MAX_ATTEMPTS); the queue only re-delivers.
+        .with_max_attempts(u32::MAX / 2);
+    let queue: Queue<SendJob> = ezpulze_runtime::queues::connect(&config, qcfg)
+        .await
+        .map_err(WorkerError::Startup)?;
+    let webhooks: Queue<WebhookBody> =
+        ezpulze_runtime::queues::connect(&config, ezpulze_runtime::queues::webhooks(&config))
+            .await
+            .map_err(WorkerError::Startup)?;
 
     let engine = Arc::new(send::Engine {
         db: db.clone(),
@@ -143,7 +141,7 @@ pub async fn run_on(
         .local_addr()
         .context("metrics listener address")
         .map_err(WorkerError::Startup)?;
-    let server = tokio::spawn(ezpulze_common::ops::serve(
+    let server = tokio::spawn(ezpulze_runtime::ops::serve(
         listener,
         db.clone(),
         Some(redis.clone()),
@@ -180,9 +178,9 @@ pub async fn run_on(
     }
     let status_cancel = cancel.clone();
     let status_task = tokio::spawn(status::run(
-        config.clone(),
         db.clone(),
-        redis_client,
+        webhooks,
+        config.status_batch,
         status_cancel,
     ));
 

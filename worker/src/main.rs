@@ -2,11 +2,6 @@
 //! webhooks. Configuration from the environment (`--help` lists every setting).
 #![forbid(unsafe_code)]
 
-/// mimalloc: the JSON-heavy hot paths allocate a lot, and glibc malloc was about a quarter of
-/// the queue consumer's profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use ezpulze_common::Config;
 use tokio_util::sync::CancellationToken;
 
@@ -36,9 +31,9 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    ezpulze_common::telemetry::init_tracing(config.log_format);
+    ezpulze_runtime::telemetry::init_tracing(config.log_format);
     let cancel = CancellationToken::new();
-    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    ezpulze_runtime::shutdown::cancel_on_signal(cancel.clone(), "finishing sends in flight");
     match ezpulze_worker::run(config, cancel).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -46,28 +41,4 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-async fn shutdown_on_signal(cancel: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutting down: finishing sends in flight");
-    cancel.cancel();
 }

@@ -36,7 +36,11 @@ pub async fn create(state: &AppState, account_id: Uuid) -> ApiResult<String> {
     let sid = ezpulze_common::base62::random(43);
     let mut redis = state.redis();
     let _: () = redis
-        .set_ex(state.keyspace().session(&sid), account_id.to_string(), SESSION_TTL_SECS)
+        .set_ex(
+            state.keyspace().session(&sid),
+            account_id.to_string(),
+            SESSION_TTL_SECS,
+        )
         .await?;
     Ok(sid)
 }

@@ -58,11 +58,11 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
         cancelled: i64,
     }
     let r: Progress = sqlx::query_as(&PROGRESS_SQL)
-    .bind(id)
-    .bind(account)
-    .fetch_optional(state.db())
-    .await?
-    .ok_or(ApiError::NotFound)?;
+        .bind(id)
+        .bind(account)
+        .fetch_optional(state.db())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let status = r.status.shown(r.queued > 0);
     Ok(json!({
         "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,

@@ -457,7 +457,9 @@ pub async fn queue_first_message(
     };
     dispatch::create(tx, state, &dispatch, None)
         .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("recording a flow's first message")))?;
+        .map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("recording a flow's first message"))
+        })?;
     metrics::counter!("ezpulze_flow_triggers_total").increment(1);
     let dispatch_id = dispatch.id;
     Ok(QueuedFirstMessage {

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::auth::{scope, Authorized, Principal};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::idempotency::{self, Begun, Claim};
 use crate::extract::{parse_json, PathId, RawBody};
+use crate::idempotency::{self, Begun, Claim};
 use crate::routes::broadcasts;
 use crate::state::AppState;
 
@@ -134,13 +134,11 @@ async fn ingest(
         return Err(ApiError::field(
             "recipients",
             format!("at most {MAX_RECIPIENTS} recipients per request"),
-        ).into());
+        )
+        .into());
     }
     if req.recipients.is_empty() {
-        return Err(ApiError::field(
-            "recipients",
-            "at least one recipient is required",
-        ).into());
+        return Err(ApiError::field("recipients", "at least one recipient is required").into());
     }
     if let Some(at) = req.scheduled_at {
         if at > Utc::now() + chrono::Duration::days(90) {
@@ -230,7 +228,8 @@ async fn ingest(
                     )
                 })
                 .collect(),
-        ).into());
+        )
+        .into());
     }
 
     let dispatch = NewDispatch {

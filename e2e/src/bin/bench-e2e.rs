@@ -12,11 +12,7 @@
 //! Last line: {"messages_per_s", "webhook_events_per_s", "accept_to_sent_p50_ms", "accept_to_sent_p99_ms"}.
 #![forbid(unsafe_code)]
 
-/// mimalloc: the JSON-heavy hot paths allocate a lot, and glibc malloc was about a quarter of
-/// the queue consumer's profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+// mimalloc is the global allocator through ezpulze-runtime.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

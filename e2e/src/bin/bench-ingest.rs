@@ -3,11 +3,7 @@
 //! queued: the API answers 202 only after both). Last line: one JSON object.
 #![forbid(unsafe_code)]
 
-/// mimalloc: the JSON-heavy hot paths allocate a lot, and glibc malloc was about a quarter of
-/// the queue consumer's profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+// mimalloc is the global allocator through ezpulze-runtime.
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -80,7 +80,7 @@ impl TestEnv {
     /// webhooks off unless given), an account with one API key.
     pub async fn new(sim: Value) -> TestEnv {
         // The worker's Prometheus recorder first (the simulator would install its own).
-        let _ = ezpulze_common::telemetry::metrics_handle();
+        let _ = ezpulze_runtime::telemetry::metrics_handle();
         let id = Uuid::new_v4().simple().to_string();
         let name = format!("ezp_t_{}", &id[..16]);
         db::create_database(&pg_server(), &name)

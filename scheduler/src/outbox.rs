@@ -11,7 +11,7 @@ use ezpulze_queue::Queue;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::jobs::SendJob;
+use ezpulze_common::jobs::SendJob;
 
 /// Re-pushes up to `limit` rows queued for longer than `older_than` (their clock restarts),
 /// for dispatches that are still meant to go out. Returns how many were pushed.

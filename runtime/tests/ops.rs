@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ezpulze_common::ops;
+use ezpulze_runtime::ops;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,7 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("redis");
     // The process's recorder (what the ops router exports) is installed before counting.
-    ezpulze_common::telemetry::metrics_handle();
+    ezpulze_runtime::telemetry::metrics_handle();
     metrics::counter!("ezpulze_ops_test_total").increment(1);
     let (base, cancel) = spawn(db.clone(), Some(redis)).await;
     assert_eq!(get(&base, "/healthz").await, (200, "ok".to_string()));

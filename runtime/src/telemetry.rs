@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use ezpulze_common::config::LogFormat;
 
 /// Installs the tracing subscriber once (later calls are no-ops, as in tests).
 pub fn init_tracing(format: LogFormat) {

@@ -3,7 +3,8 @@
 
 use chrono::{TimeZone, Utc};
 use ezpulze_common::db;
-use ezpulze_common::status::{apply, fold, retry_parked, Folded};
+use ezpulze_common::jobs::WebhookBody;
+use ezpulze_worker::status::{apply, fold, retry_parked, Folded};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -201,7 +202,7 @@ async fn events_match_by_wamid_without_callback_data_and_unknown_ones_wait() {
 }
 
 #[tokio::test]
-async fn the_consumer_loop_reads_the_stream_applies_and_deletes() {
+async fn the_consumer_loop_reads_the_queue_applies_and_acks() {
     let f = fixture(1).await;
     let prefix = format!("ezp_t_{}", &Uuid::new_v4().simple().to_string()[..16]);
     let mut env = std::collections::HashMap::new();
@@ -211,28 +212,20 @@ async fn the_consumer_loop_reads_the_stream_applies_and_deletes() {
         std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
     );
     let config = ezpulze_common::Config::from_source(&env).expect("config");
-    let client = redis::Client::open(env["REDIS_URL"].as_str()).expect("client");
+    let queue: ezpulze_queue::Queue<WebhookBody> =
+        ezpulze_runtime::queues::connect(&config, ezpulze_runtime::queues::webhooks(&config))
+            .await
+            .expect("queue");
     let cancel = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(ezpulze_common::status::run(
-        config,
+    let task = tokio::spawn(ezpulze_worker::status::run(
         f.pool.clone(),
-        client.clone(),
+        queue.clone(),
+        config.status_batch,
         cancel.clone(),
     ));
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
-    let key = ezpulze_common::status::stream_key(&prefix);
     let b = body(&[(f.messages[0], "wamid.0", "delivered", 10)]);
-    let _: String = redis::cmd("XADD")
-        .arg(&key)
-        .arg("*")
-        .arg("b")
-        .arg(b)
-        .query_async(&mut c)
-        .await
-        .expect("xadd");
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(&b).expect("json");
+    queue.push(&WebhookBody(raw)).await.expect("push");
     let mut done = false;
     for _ in 0..100 {
         if state(&f, 0).await.0 == "delivered" {
@@ -242,19 +235,15 @@ async fn the_consumer_loop_reads_the_stream_applies_and_deletes() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(done, "the consumer applied the event");
-    let mut len = 1i64;
+    let mut stats = queue.stats().await.expect("stats");
     for _ in 0..40 {
-        len = redis::cmd("XLEN")
-            .arg(&key)
-            .query_async(&mut c)
-            .await
-            .expect("xlen");
-        if len == 0 {
+        if stats.depth == 0 && stats.in_flight == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stats = queue.stats().await.expect("stats");
     }
-    assert_eq!(len, 0, "acked and deleted");
+    assert_eq!((stats.depth, stats.in_flight), (0, 0), "acked and deleted");
     cancel.cancel();
     task.await.expect("join").expect("run");
 }

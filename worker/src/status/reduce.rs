@@ -1,0 +1,240 @@
+//! Applying folded events to messages and key counters: ONE statement per batch (monotone
+//! states, first timestamps, counters for real transitions only), and the parking of events
+//! for messages not (yet) known in `pending_statuses`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use ezpulze_common::usage::{self, Counter};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::fold::{key_of, Folded};
+
+/// Events for unknown messages are retried this long, then dropped and counted.
+pub const PENDING_TTL: Duration = Duration::from_secs(3600);
+
+/// The batch statement: events -> target rows (by id, else wamid) -> locked rows in id order
+/// -> monotone update -> each key's counters moved by the flags' difference.
+static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
+    let counters = usage::counters_cte(
+        "c",
+        "u",
+        &[
+            (Counter::Sent, "sum(has_sent::int - had_sent::int)"),
+            (
+                Counter::Delivered,
+                "sum(has_delivered::int - had_delivered::int)",
+            ),
+            (Counter::Read, "sum(has_read::int - had_read::int)"),
+            (Counter::Failed, "sum(has_failed::int - had_failed::int)"),
+        ],
+    );
+    format!(
+        "WITH ev AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                                  $5::timestamptz[], $6::timestamptz[], $7::int[], $8::text[])
+                 AS e(mid, wamid, s_ts, d_ts, r_ts, f_ts, ecode, etitle)),
+         t AS (
+             SELECT tid, min(s_ts) AS s_ts, min(d_ts) AS d_ts, min(r_ts) AS r_ts, min(f_ts) AS f_ts,
+                    max(ecode) AS ecode, max(etitle) AS etitle
+             FROM (SELECT e.mid AS tid, e.* FROM ev e WHERE e.mid IS NOT NULL
+                   UNION ALL
+                   SELECT m.id AS tid, e.* FROM ev e JOIN messages m ON e.mid IS NULL AND m.wamid = e.wamid) x
+             GROUP BY tid
+             ORDER BY tid),
+         o AS (
+             SELECT m.id, m.key_id,
+                    (m.sent_at IS NOT NULL OR m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS had_sent,
+                    (m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS had_delivered,
+                    (m.read_at IS NOT NULL) AS had_read,
+                    (m.status = 'failed') AS had_failed,
+                    CASE m.status WHEN 'read' THEN 4 WHEN 'delivered' THEN 3 WHEN 'failed' THEN 2
+                                  WHEN 'sent' THEN 1 ELSE 0 END AS old_rank,
+                    CASE WHEN t.r_ts IS NOT NULL THEN 4 WHEN t.d_ts IS NOT NULL THEN 3
+                         WHEN t.f_ts IS NOT NULL THEN 2 WHEN t.s_ts IS NOT NULL THEN 1 ELSE 0 END AS ev_rank,
+                    t.s_ts, t.d_ts, t.r_ts, t.f_ts, t.ecode, t.etitle
+             FROM t CROSS JOIN LATERAL (
+                 SELECT * FROM messages m WHERE m.id = t.tid FOR UPDATE) m),
+         u AS (
+             UPDATE messages m SET
+                 status = CASE WHEN o.ev_rank > o.old_rank
+                               THEN (ARRAY['sent','failed','delivered','read'])[o.ev_rank] ELSE m.status END,
+                 sent_at = COALESCE(m.sent_at, o.s_ts),
+                 delivered_at = COALESCE(m.delivered_at, o.d_ts),
+                 read_at = COALESCE(m.read_at, o.r_ts),
+                 failed_at = COALESCE(m.failed_at, o.f_ts),
+                 error_code = COALESCE(o.ecode, m.error_code),
+                 error_title = COALESCE(o.etitle, m.error_title),
+                 updated_at = now()
+             FROM o WHERE m.id = o.id
+             RETURNING m.id, m.wamid, m.key_id, o.had_sent, o.had_delivered, o.had_read, o.had_failed,
+                 (m.sent_at IS NOT NULL OR m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS has_sent,
+                 (m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS has_delivered,
+                 (m.read_at IS NOT NULL) AS has_read,
+                 (m.status = 'failed') AS has_failed),
+         {counters}
+         SELECT id, wamid FROM u"
+    )
+});
+
+/// Applies folded events in one statement; returns the events that matched no message.
+pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Option<Uuid>> = events.iter().map(|e| e.message_id).collect();
+    let wamids: Vec<Option<String>> = events.iter().map(|e| e.wamid.clone()).collect();
+    let col = |f: fn(&Folded) -> Option<DateTime<Utc>>| events.iter().map(f).collect::<Vec<_>>();
+    let matched: Vec<(Uuid, Option<String>)> = sqlx::query_as(&APPLY_SQL)
+        .bind(&ids)
+        .bind(&wamids)
+        .bind(col(|e| e.sent))
+        .bind(col(|e| e.delivered))
+        .bind(col(|e| e.read))
+        .bind(col(|e| e.failed))
+        .bind(events.iter().map(|e| e.error_code).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.error_title.clone())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(db)
+        .await
+        .context("applying status events")?;
+    let hit_ids: std::collections::HashSet<Uuid> = matched.iter().map(|m| m.0).collect();
+    let hit_wamids: std::collections::HashSet<&str> =
+        matched.iter().filter_map(|m| m.1.as_deref()).collect();
+    let unmatched: Vec<Folded> = events
+        .iter()
+        .filter(|e| match e.message_id {
+            Some(id) => !hit_ids.contains(&id),
+            None => !e.wamid.as_deref().is_some_and(|w| hit_wamids.contains(w)),
+        })
+        .cloned()
+        .collect();
+    metrics::counter!("ezpulze_status_applied_total").increment(matched.len() as u64);
+    Ok(unmatched)
+}
+
+/// Keeps events that matched nothing, to be retried.
+pub(super) async fn park(db: &PgPool, events: &[Folded]) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    metrics::counter!("ezpulze_status_unmatched_total").increment(events.len() as u64);
+    // One row per status of each event (so the retry re-folds them exactly).
+    let mut ids = Vec::new();
+    let mut wamids = Vec::new();
+    let mut statuses = Vec::new();
+    let mut ats = Vec::new();
+    let mut codes = Vec::new();
+    let mut titles = Vec::new();
+    for e in events {
+        for (status, at) in [
+            ("sent", e.sent),
+            ("delivered", e.delivered),
+            ("read", e.read),
+            ("failed", e.failed),
+        ] {
+            if let Some(at) = at {
+                ids.push(e.message_id);
+                wamids.push(e.wamid.clone());
+                statuses.push(status);
+                ats.push(at);
+                codes.push(if status == "failed" {
+                    e.error_code
+                } else {
+                    None
+                });
+                titles.push(if status == "failed" {
+                    e.error_title.clone()
+                } else {
+                    None
+                });
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO pending_statuses (message_id, wamid, status, event_at, error_code, error_title)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::text[])",
+    )
+    .bind(&ids)
+    .bind(&wamids)
+    .bind(&statuses)
+    .bind(&ats)
+    .bind(&codes)
+    .bind(&titles)
+    .execute(db)
+    .await
+    .context("parking unmatched status events")?;
+    Ok(())
+}
+
+/// Retries parked events; drops (and counts) those older than the TTL.
+pub async fn retry_parked(db: &PgPool) -> anyhow::Result<usize> {
+    #[derive(sqlx::FromRow)]
+    struct Parked {
+        id: i64,
+        message_id: Option<Uuid>,
+        wamid: Option<String>,
+        status: String,
+        event_at: DateTime<Utc>,
+        error_code: Option<i32>,
+        error_title: Option<String>,
+    }
+    let mut tx = db.begin().await?;
+    let rows: Vec<Parked> = sqlx::query_as(
+        "SELECT id, message_id, wamid, status, event_at, error_code, error_title FROM pending_statuses
+         ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut by_key: HashMap<String, Folded> = HashMap::new();
+    for r in &rows {
+        let key = key_of(r.message_id, r.wamid.as_deref());
+        by_key
+            .entry(key)
+            .or_insert_with(|| Folded {
+                message_id: r.message_id,
+                wamid: r.wamid.clone(),
+                ..Folded::default()
+            })
+            .add(&r.status, r.event_at, r.error_code, r.error_title.clone());
+    }
+    let events: Vec<Folded> = by_key.into_values().collect();
+    let unmatched = apply(db, &events).await?;
+    let still: std::collections::HashSet<String> = unmatched
+        .iter()
+        .map(|e| key_of(e.message_id, e.wamid.as_deref()))
+        .collect();
+    let done: Vec<i64> = rows
+        .iter()
+        .filter(|r| !still.contains(&key_of(r.message_id, r.wamid.as_deref())))
+        .map(|r| r.id)
+        .collect();
+    sqlx::query("DELETE FROM pending_statuses WHERE id = ANY($1)")
+        .bind(&done)
+        .execute(&mut *tx)
+        .await?;
+    let expired = sqlx::query(
+        "DELETE FROM pending_statuses WHERE received_at < now() - make_interval(secs => $1)",
+    )
+    .bind(PENDING_TTL.as_secs_f64())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if expired > 0 {
+        metrics::counter!("ezpulze_status_expired_total").increment(expired);
+        tracing::warn!(expired, "status events for unknown messages expired");
+    }
+    tx.commit().await?;
+    Ok(done.len())
+}
