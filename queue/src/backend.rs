@@ -34,9 +34,10 @@ use tower::{Layer, Service};
 
 use crate::config::QueueConfig;
 use crate::conn::Conn;
+use crate::core::{Inner, JobMeta};
 use crate::error::QueueError;
 use crate::proto::{self, Delivered, FetchState, Settle};
-use crate::queue::{Inner, JobMeta};
+use crate::queue::Queue;
 
 type FetchOut = (Option<Conn>, FetchState, Result<Vec<Delivered>, QueueError>);
 type FetchFut = BoxFuture<'static, FetchOut>;
@@ -575,5 +576,17 @@ where
             }
             res
         })
+    }
+}
+
+impl<T> Queue<T>
+where
+    T: serde::Serialize + DeserializeOwned + Send + 'static,
+{
+    /// The apalis backend for `WorkerBuilder::new(name).backend(queue.backend())`. Each call
+    /// gives an independent consumer (its own blocking-read connection, made lazily); the
+    /// worker's name is the consumer name, and a restarted worker may reuse it at once.
+    pub fn backend(&self) -> RedisStreamsBackend<T> {
+        RedisStreamsBackend::new(self.inner.clone())
     }
 }

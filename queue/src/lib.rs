@@ -123,15 +123,17 @@
 mod backend;
 mod config;
 mod conn;
+mod core;
 mod error;
 pub mod metrics;
 mod proto;
 mod queue;
 
+pub use crate::core::JobMeta;
 pub use backend::{RedisStreamsBackend, SettleLayer, SettleService};
 pub use config::{QueueConfig, RedisTarget, RetryPolicy};
 pub use error::{JobError, QueueError};
-pub use queue::{Consumer, DeadLetter, Job, JobMeta, Queue, QueueStats, Redrive};
+pub use queue::{Consumer, DeadLetter, Job, Queue, QueueStats, Redrive};
 
 /// Deletes the consumers of `group` on `stream` that hold no pending entry and have not read
 /// for `idle`, and returns how many. Every process start adds consumer names; without this,
