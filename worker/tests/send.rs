@@ -468,3 +468,81 @@ async fn answered_messages_going_back_to_the_queue_leave_no_send_intent() {
         assert!(!intent, "message {id} still has a send intent");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halted_answer_leaves_no_send_intent_so_a_resumed_dispatch_survives_a_crash() {
+    // A halt (190, bad token) is an answer: the request was written and Graph said no. Its
+    // send intent must go when the row is re-queued; otherwise, once the dispatch is resumed,
+    // a worker that dies after claiming it again (before writing its own intent) would leave
+    // it to be failed as "outcome unknown".
+    let env = TestEnv::new(
+        json!({"numbers": sim_numbers(&["8201"]), "pair_gap_ms": 0, "mps_limit": 1000}),
+    )
+    .await;
+    env.number("8201", 1000, "EAAexpired-token").await;
+    let (d, ids) = env.dispatch("8201", &recipients(10, 0), false, true).await;
+    let w = env.worker(&[], fast_tuning()).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
+            .bind(d)
+            .fetch_one(&env.db)
+            .await
+            .expect("dispatch");
+        let c = env.counts().await;
+        if s == "paused" && c.get("queued").copied() == Some(10) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dispatch not paused: {s}, {c:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.stop().await;
+    let answered: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE error_code = 190 ORDER BY id")
+            .fetch_all(&env.db)
+            .await
+            .expect("answered");
+    assert!(!answered.is_empty(), "no message was answered 190");
+    assert_eq!(
+        rejected(&env.sim_stats().await, "190"),
+        answered.len() as u64
+    );
+    for id in &ids {
+        assert!(
+            !env.has_intent(*id).await,
+            "message {id} still has a send intent"
+        );
+    }
+
+    // The cause is fixed and the dispatch resumed; a worker claims every row and dies before
+    // writing anything (rows `sending`, claims older than the lease, jobs back in the queue).
+    env.set_token("8201", TOKEN).await;
+    sqlx::query("UPDATE dispatches SET status = 'sending' WHERE id = $1")
+        .bind(d)
+        .execute(&env.db)
+        .await
+        .expect("resume");
+    sqlx::query(
+        "UPDATE messages SET status = 'sending', claimed_at = now() - interval '1 hour',
+                attempts = attempts + 1",
+    )
+    .execute(&env.db)
+    .await
+    .expect("dead claim");
+    let jobs: Vec<_> = ids
+        .iter()
+        .map(|&message_id| ezpulze_common::jobs::SendJob {
+            message_id,
+            dispatch_id: d,
+            account_id: env.account,
+        })
+        .collect();
+    env.queue.push_bulk(&jobs).await.expect("push");
+    // Their requests never left: every one goes out normally, none is an unknown outcome.
+    let w = env.worker(&[], fast_tuning()).await;
+    let c = env.settle(Duration::from_secs(20)).await;
+    assert_eq!(c.get("accepted").copied(), Some(10), "{c:?}");
+    assert_eq!(env.sim_stats().await["accepted"], 10);
+    assert_eq!(env.usage_failed().await, 0);
+    w.stop().await;
+}

@@ -126,6 +126,10 @@ pub(crate) fn batch_writes(outcomes: Vec<(Claimed, Outcome)>) -> BatchWrites {
                     Some(title.clone()),
                     true,
                 );
+                // Answered by the Graph API (or, for an unreadable token, never written): its
+                // intent goes, so a crash after the dispatch is resumed does not make it an
+                // unknown outcome.
+                w.clear_intents.push(c.id);
                 let number = c.phone_number_id.clone().unwrap_or_default();
                 if halted.insert(HaltKey::of(scope, &number, c.account_id, c.dispatch_id)) {
                     w.halts.push(Halt {
@@ -363,6 +367,17 @@ mod tests {
     }
 
     #[test]
+    fn a_halted_answer_clears_its_intent() {
+        // Graph answered it: its request is settled, and a crash after the dispatch is resumed
+        // must not take it for an unknown outcome.
+        let w = batch_writes(vec![
+            (msg(1), halt(HaltScope::Number, 190)),
+            (msg(2), halt(HaltScope::Number, 190)),
+        ]);
+        assert_eq!(w.clear_intents, vec![id(1), id(2)]);
+    }
+
+    #[test]
     fn halts_are_deduplicated_by_scope_first_seen_kept() {
         let mut other_dispatch = msg(4);
         other_dispatch.dispatch_id = Uuid::from_u128(0xE);
@@ -453,6 +468,7 @@ mod tests {
             vec![(id(2), ms(200)), (id(3), ms(900)), (id(6), ms(0))]
         );
         assert_eq!(w.release_pairs.len(), 2);
+        assert_eq!(w.clear_intents, vec![id(2), id(5), id(6)]);
         assert!(w.throttled.is_empty());
     }
 }
