@@ -15,11 +15,11 @@
 //! No transaction is open while a request is in flight: the claim commits before the first
 //! send, and the outcomes are written after the last one.
 //!
-//! Modules, by what they own: [`tuning`] (knobs that are not settings), [`plan`] (numbers,
-//! slots, pair gaps), [`request`] (the concurrent requests and their intent notes),
-//! [`outcome`] (what became of a message, and the decision from an answer), [`recovery`]
-//! (rows still `sending`: unknown outcomes), [`writes`] (a batch's outcomes to its writes,
-//! pure) and [`record`] (executing those writes).
+//! Modules, by what they own: `tuning` (knobs that are not settings), `plan` (numbers,
+//! slots, pair gaps), `request` (the concurrent requests and their intent notes),
+//! `outcome` (what became of a message, and the decision from an answer), `recovery`
+//! (rows still `sending`: unknown outcomes), `writes` (a batch's outcomes to its writes,
+//! pure) and `record` (executing those writes).
 
 mod outcome;
 mod plan;
