@@ -7,12 +7,14 @@
 //!
 //! Any number of worker processes share one Redis and one Postgres: the rows are claimed once
 //! (`queued -> sending` in one statement per batch), and each phone number's send rate is
-//! enforced across all of them by a GCRA in Redis ([`throttle`]).
+//! enforced across all of them by a GCRA in Redis ([`throttle`]). A send intent in Redis
+//! ([`intents`]) tells whether the request of a row a dead worker left `sending` may have left.
 #![forbid(unsafe_code)]
 
 pub mod classify;
 pub mod db;
 pub mod graph;
+pub mod intents;
 pub mod metrics;
 pub mod numbers;
 pub mod send;
@@ -127,6 +129,7 @@ pub async fn run_on(
         .map_err(WorkerError::Startup)?,
         numbers: numbers::Numbers::new(db.clone(), config.sealer(), tuning.number_cache_ttl),
         throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix, tuning.headroom),
+        intents: intents::Intents::new(redis.clone(), &config.redis_prefix),
         permits: Arc::new(Semaphore::new(config.worker_concurrency)),
         lease,
         batch: config.worker_batch,

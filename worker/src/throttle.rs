@@ -12,6 +12,9 @@
 //!
 //! **Pair gap.** `SET <number,recipient> NX PX <gap + time until the slot>` per message,
 //! pipelined per batch with a `PTTL` that says how long a refused one must wait.
+//!
+//! Send intents (whether a message's request may have left) are not slots: they live in
+//! [`crate::intents`].
 
 use std::time::Duration;
 
@@ -150,33 +153,6 @@ impl Throttle {
         Ok(())
     }
 
-    fn intent_key(&self, message_id: &uuid::Uuid) -> String {
-        format!("{}:{{sending}}:{}", self.prefix, message_id)
-    }
-
-    /// Notes that a message's request is about to be written (kept for `ttl`). A message
-    /// whose worker died is only an unknown outcome if this note exists; without it the
-    /// request never left and the message can go out normally.
-    pub async fn mark_sending(
-        &self,
-        message_id: &uuid::Uuid,
-        ttl: Duration,
-    ) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("SET")
-            .arg(self.intent_key(message_id))
-            .arg(1)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .query_async::<()>(&mut conn)
-            .await
-    }
-
-    /// Clears the intents of messages whose request was answered or never written.
-    pub async fn clear_intents(&self, ids: &[uuid::Uuid]) -> redis::RedisResult<()> {
-        self.delete(ids.iter().map(|id| self.intent_key(id))).await
-    }
-
     /// Deletes `keys` in one round trip (none: no call).
     async fn delete(&self, keys: impl Iterator<Item = String>) -> redis::RedisResult<()> {
         let keys: Vec<String> = keys.collect();
@@ -190,20 +166,6 @@ impl Throttle {
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await
-    }
-
-    /// For each message, whether a send of it may have started ([`Throttle::mark_sending`]).
-    pub async fn send_started(&self, ids: &[uuid::Uuid]) -> redis::RedisResult<Vec<bool>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("EXISTS").arg(self.intent_key(id));
-        }
-        let mut conn = self.conn.clone();
-        let v: Vec<i64> = pipe.query_async(&mut conn).await?;
-        Ok(v.into_iter().map(|n| n > 0).collect())
     }
 
     /// Gives back the pair gaps of messages that were not sent after all.

@@ -313,6 +313,46 @@ impl TestEnv {
         (dispatch, ids)
     }
 
+    /// Replaces a number's stored token (workers started afterwards read the new one).
+    pub async fn set_token(&self, pnid: &str, token: &str) {
+        let sealer = ezpulze_common::secrets::Sealer::new(ezpulze_common::config::DEV_PEPPER);
+        sqlx::query("UPDATE phone_numbers SET access_token_enc = $2 WHERE phone_number_id = $1")
+            .bind(pnid)
+            .bind(sealer.seal(token).expect("seal"))
+            .execute(&self.db)
+            .await
+            .expect("token");
+    }
+
+    /// Whether a message still has a send intent in Redis (the worker's
+    /// `{prefix}:{sending}:<message id>` key).
+    pub async fn has_intent(&self, message_id: Uuid) -> bool {
+        let mut conn = redis::Client::open(redis_url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        redis::cmd("EXISTS")
+            .arg(format!("{}:{{sending}}:{message_id}", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("exists")
+    }
+
+    /// Waits until every pushed job is settled: none ready, delayed or delivered-unsettled
+    /// (panics after `timeout`). Returns the queue's stats.
+    pub async fn queue_idle(&self, timeout: Duration) -> ezpulze_queue::QueueStats {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let q = self.queue.stats().await.expect("queue stats");
+            if (q.depth, q.delayed, q.in_flight) == (0, 0, 0) {
+                return q;
+            }
+            assert!(Instant::now() < deadline, "queue not idle: {q:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Message counts by status.
     pub async fn counts(&self) -> HashMap<String, i64> {
         let rows: Vec<(String, i64)> =

@@ -1,0 +1,139 @@
+//! Slot planning for a batch: each claimed message's number (unknown numbers and unreadable
+//! tokens settle here), the number's throughput slots from the shared GCRA, then the pair
+//! gap. What may go now comes out with the instant of its slot; the rest as outcomes (waits,
+//! failures, halts).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::outcome::Outcome;
+use super::Engine;
+use crate::classify::HaltScope;
+use crate::db::Claimed;
+use crate::metrics as m;
+use crate::numbers::Number;
+
+/// A message that may be sent, with its number and the instant of its slot.
+pub(crate) type Sendable = (Claimed, Arc<Number>, Instant);
+
+impl Engine {
+    /// Numbers, throughput slots and pair gaps: what can go now, at which instant.
+    pub(super) async fn plan(
+        &self,
+        claimed: Vec<Claimed>,
+    ) -> anyhow::Result<(Vec<(Claimed, Outcome)>, Vec<Sendable>)> {
+        let mut outcomes = Vec::new();
+        let mut numbers: Vec<String> = claimed
+            .iter()
+            .filter_map(|c| c.phone_number_id.clone())
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let known = self.numbers.get_many(&numbers).await?;
+        let mut by_number: HashMap<String, Vec<Claimed>> = HashMap::new();
+        for c in claimed {
+            if c.attempts > i32::try_from(self.max_attempts).unwrap_or(i32::MAX) {
+                // Only reclaimed rows (policy resend) get here: their attempts are used up.
+                outcomes.push((
+                    c,
+                    Outcome::Failed {
+                        code: None,
+                        title: "outcome unknown: attempts used up".to_owned(),
+                        reason: "unknown_outcome",
+                    },
+                ));
+                continue;
+            }
+            let Some(pn) = c.phone_number_id.clone() else {
+                outcomes.push((
+                    c,
+                    Outcome::Failed {
+                        code: None,
+                        title: "the account had no WhatsApp phone number when this was sent"
+                            .to_owned(),
+                        reason: "config",
+                    },
+                ));
+                continue;
+            };
+            match known.get(&pn) {
+                None => outcomes.push((
+                    c,
+                    Outcome::Failed {
+                        code: None,
+                        title: "the dispatch's phone number is no longer configured".to_owned(),
+                        reason: "config",
+                    },
+                )),
+                Some(n) if n.token.is_none() => outcomes.push((
+                    c,
+                    Outcome::Halt {
+                        scope: HaltScope::Number,
+                        label: "token_unreadable".to_owned(),
+                        code: None,
+                        title: "the number's access token cannot be decrypted (EZPULZE_SECRETS_KEY changed?)"
+                            .to_owned(),
+                    },
+                )),
+                Some(_) => by_number.entry(pn).or_default().push(c),
+            }
+        }
+        let mut granted: Vec<Sendable> = Vec::new();
+        for (pn, msgs) in by_number {
+            let Some(n) = known.get(&pn).cloned() else {
+                continue;
+            };
+            let grant = self
+                .throttle
+                .reserve(&pn, n.mps, msgs.len(), self.tuning.slot_wait)
+                .await
+                .context("reserving send slots")?;
+            let at = Instant::now();
+            let waiting = msgs.len() - grant.granted;
+            if waiting > 0 {
+                metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "throughput")
+                    .increment(waiting as u64);
+            }
+            for (i, c) in msgs.into_iter().enumerate() {
+                if i < grant.granted {
+                    metrics::histogram!(m::SLOT_WAIT_SECONDS).record(grant.slot(i).as_secs_f64());
+                    granted.push((c, n.clone(), at + grant.slot(i)));
+                } else {
+                    let j = u32::try_from(i - grant.granted).unwrap_or(u32::MAX);
+                    let delay = grant.next_free + grant.interval * j;
+                    outcomes.push((c, Outcome::Wait { delay }));
+                }
+            }
+        }
+        let now = Instant::now();
+        let items: Vec<(&str, &str, Duration)> = granted
+            .iter()
+            .map(|(c, _, at)| {
+                (
+                    c.phone_number_id.as_deref().unwrap_or_default(),
+                    c.to_phone.as_str(),
+                    at.saturating_duration_since(now),
+                )
+            })
+            .collect();
+        let verdicts = self
+            .throttle
+            .pairs(&items, self.tuning.pair_gap)
+            .await
+            .context("checking pair gaps")?;
+        let mut sendable = Vec::with_capacity(granted.len());
+        for (g, v) in granted.into_iter().zip(verdicts) {
+            match v {
+                None => sendable.push(g),
+                Some(wait) => {
+                    metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "pair").increment(1);
+                    outcomes.push((g.0, Outcome::Wait { delay: wait }));
+                }
+            }
+        }
+        Ok((outcomes, sendable))
+    }
+}

@@ -1,0 +1,41 @@
+//! The send path's knobs that are not settings: retry schedules, slot wait, headroom, late
+//! tolerance, pair gap, number cache, loops per process.
+
+use std::time::Duration;
+
+use crate::classify::RetrySchedules;
+
+/// Knobs that are not settings (tests shorten them; defaults are what production runs).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Retry schedules per class.
+    pub retry: RetrySchedules,
+    /// Longest time a batch waits for throughput slots; later slots are not taken and those
+    /// messages wait in the queue instead (keeps a batch well inside its lease).
+    pub slot_wait: Duration,
+    /// Share of a number's `messages_per_second` the workers use (Meta counts inbound
+    /// messages too, and a send may leave slightly after its slot).
+    pub headroom: f64,
+    /// A send that could not start within this of its slot takes a new slot.
+    pub late_tolerance: Duration,
+    /// Gap between two messages from one number to one recipient.
+    pub pair_gap: Duration,
+    /// How long numbers and their decrypted tokens are cached.
+    pub number_cache_ttl: Duration,
+    /// Batch loops per process (default: enough to keep `WORKER_CONCURRENCY` busy, >= 2).
+    pub loops: Option<usize>,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            retry: RetrySchedules::default(),
+            slot_wait: Duration::from_secs(1),
+            headroom: 0.9,
+            late_tolerance: Duration::from_millis(50),
+            pair_gap: Duration::from_secs(6),
+            number_cache_ttl: Duration::from_secs(30),
+            loops: None,
+        }
+    }
+}
