@@ -1,4 +1,4 @@
-//! Send intents: a Redis key per message, `{prefix}:{sending}:<message id>`, set just before
+//! Send intents: a Redis key per message, `{<prefix>:sending}:<message id>` (`ezpulze_common::keyspace`), set just before
 //! a message's request is written and kept 4 leases. They tell, for a row a dead worker left
 //! `sending`, whether its request may have left: without an intent it never did and is sent
 //! normally; with one it is an unknown outcome (`UNKNOWN_OUTCOME_POLICY`).
@@ -10,6 +10,7 @@
 //! once they are queued again. Intents of accepted or failed rows (final) are not cleared and
 //! expire with their TTL.
 
+use ezpulze_common::keyspace::Keyspace;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -19,13 +20,13 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct Intents {
     conn: ConnectionManager,
-    prefix: String,
+    keys: Keyspace,
 }
 
 impl std::fmt::Debug for Intents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Intents")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix())
             .finish()
     }
 }
@@ -34,12 +35,12 @@ impl Intents {
     pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
         Self {
             conn,
-            prefix: prefix.to_owned(),
+            keys: Keyspace::new(prefix),
         }
     }
 
     fn key(&self, message_id: &Uuid) -> String {
-        format!("{}:{{sending}}:{}", self.prefix, message_id)
+        self.keys.send_intent(message_id)
     }
 
     /// Notes that a message's request is about to be written (kept for `ttl`). A message

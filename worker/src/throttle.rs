@@ -18,6 +18,8 @@
 
 use std::time::Duration;
 
+use ezpulze_common::keyspace::Keyspace;
+
 use redis::aio::ConnectionManager;
 
 const RESERVE_LUA: &str = r#"
@@ -75,7 +77,7 @@ impl Grant {
 #[derive(Clone)]
 pub struct Throttle {
     conn: ConnectionManager,
-    prefix: String,
+    keys: Keyspace,
     script: redis::Script,
     penalty: redis::Script,
     headroom: f64,
@@ -84,7 +86,7 @@ pub struct Throttle {
 impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix())
             .finish()
     }
 }
@@ -99,7 +101,7 @@ impl Throttle {
     pub fn new(conn: ConnectionManager, prefix: &str, headroom: f64) -> Self {
         Self {
             conn,
-            prefix: prefix.to_owned(),
+            keys: Keyspace::new(prefix),
             script: redis::Script::new(RESERVE_LUA),
             penalty: redis::Script::new(PENALIZE_LUA),
             headroom,
@@ -107,11 +109,11 @@ impl Throttle {
     }
 
     fn rate_key(&self, phone_number_id: &str) -> String {
-        format!("{}:{{tp:{}}}", self.prefix, phone_number_id)
+        self.keys.throughput(phone_number_id)
     }
 
     fn pair_key(&self, phone_number_id: &str, to: &str) -> String {
-        format!("{}:{{pair:{}}}:{}", self.prefix, phone_number_id, to)
+        self.keys.pair_gap(phone_number_id, to)
     }
 
     /// Asks for `want` slots of `phone_number_id` (capped at `mps`/s) within `max_wait`.

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use ezpulze_common::config::UnknownOutcomePolicy;
+use ezpulze_common::model::unknown_outcome;
 use uuid::Uuid;
 
 use crate::classify::{classify, Class, HaltScope, RetrySchedules, Rule};
@@ -141,9 +142,7 @@ impl Decide<'_> {
                             .increment(1);
                         Outcome::Failed {
                             code: None,
-                            title: format!(
-                                "outcome unknown: {reason} (not resent, so it is never sent twice)"
-                            ),
+                            title: unknown_outcome::not_resent(reason),
                             reason: "unknown_outcome",
                         }
                     }
@@ -155,7 +154,7 @@ impl Decide<'_> {
                             &rule,
                             attempts,
                             None,
-                            format!("outcome unknown: {reason}"),
+                            unknown_outcome::retried(reason),
                             None,
                         )
                     }

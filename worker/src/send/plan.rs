@@ -15,6 +15,7 @@ use crate::classify::HaltScope;
 use crate::db::Claimed;
 use crate::metrics as m;
 use crate::numbers::Number;
+use ezpulze_common::model::unknown_outcome;
 
 /// A message that may be sent, with its number and the instant of its slot.
 pub(crate) type Sendable = (Claimed, Arc<Number>, Instant);
@@ -41,7 +42,7 @@ impl Engine {
                     c,
                     Outcome::Failed {
                         code: None,
-                        title: "outcome unknown: attempts used up".to_owned(),
+                        title: unknown_outcome::ATTEMPTS_USED_UP.to_owned(),
                         reason: "unknown_outcome",
                     },
                 ));

@@ -17,8 +17,7 @@ use crate::db::{self, Claimed, Failures};
 use crate::metrics as m;
 
 /// Error title of a message whose earlier attempt's outcome is unknown (policy `fail`).
-pub const UNKNOWN_DIED: &str =
-    "outcome unknown: the worker stopped mid-send (not resent, so it is never sent twice)";
+pub use ezpulze_common::model::unknown_outcome::WORKER_STOPPED as UNKNOWN_DIED;
 
 impl Engine {
     /// Jobs whose rows were not claimable: acknowledged, except rows still `sending`.

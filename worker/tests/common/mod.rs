@@ -333,7 +333,10 @@ impl TestEnv {
             .await
             .expect("redis");
         redis::cmd("EXISTS")
-            .arg(format!("{}:{{sending}}:{message_id}", self.prefix))
+            .arg(
+                ezpulze_common::keyspace::Keyspace::new(self.prefix.clone())
+                    .send_intent(&message_id),
+            )
             .query_async(&mut conn)
             .await
             .expect("exists")
