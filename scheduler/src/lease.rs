@@ -31,7 +31,7 @@ impl Lease {
     pub fn new(redis: ConnectionManager, prefix: &str, ttl: Duration) -> Self {
         Self {
             redis,
-            key: format!("{prefix}:scheduler:lease"),
+            key: ezpulze_common::keyspace::Keyspace::new(prefix).scheduler_lease(),
             holder: uuid::Uuid::new_v4().simple().to_string(),
             ttl,
             renew: Script::new(RENEW),
