@@ -77,7 +77,12 @@ export GRAPH_API_BASE=http://127.0.0.1:$sim_port
 "$bin/ezpulze-api" migrate
 
 # A role binary that is built and describes itself (so not a placeholder).
-has_bin() { [[ -x $bin/$1 ]] && "$bin/$1" --help 2>&1 | grep -q "$1"; }
+# The help text is read whole before it is searched: `--help | grep -q` under pipefail lets the
+# binary die of SIGPIPE when grep stops early, and the check then fails at random.
+has_bin() {
+  local out
+  [[ -x $bin/$1 ]] && out=$("$bin/$1" --help 2>&1) && [[ $out == *"$1"* ]]
+}
 
 start() { # name, command...
   local name=$1; shift
