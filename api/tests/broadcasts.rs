@@ -22,33 +22,13 @@ async fn fixture(template: Value, defaults: Value) -> Fixture {
 
 async fn fixture_with(extra: &[(&str, &str)], template: Value, defaults: Value) -> Fixture {
     let app = TestApp::spawn_with(extra).await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "sender", "scope_group": "full_access", "rate_limit_per_hour": null}),
-        )
-        .await;
-    let key = k["key"].as_str().expect("key").to_string();
-    let (s, t) = app
-        .send("POST", "/api/v1/templates", &key, Some(template))
-        .await;
-    assert_eq!(s, 201, "{t}");
-    let (s, b) = app
-        .send(
-            "POST",
-            "/api/v1/broadcasts",
-            &key,
-            Some(json!({"name": "promo", "template_id": t["id"], "variables": defaults})),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
+    let s = app.sender(template, defaults).await;
     Fixture {
+        admin: s.account.admin,
+        key: s.key,
+        key_id: s.key_id,
+        broadcast: s.broadcast_id,
         app,
-        admin: acc.admin,
-        key,
-        key_id: k["id"].as_str().expect("id").to_string(),
-        broadcast: b["id"].as_str().expect("id").to_string(),
     }
 }
 

@@ -1,56 +1,76 @@
 //! The scheduler against real Postgres and Redis: one leader at a time with take-over,
 //! scheduled dispatches released with their jobs, stuck sends swept per policy, retention.
 
-use std::collections::HashMap;
-
+use chrono::{DateTime, Utc};
 use ezpulze_common::config::UnknownOutcomePolicy;
-use ezpulze_common::{db, Config};
 use ezpulze_scheduler::{tasks, Scheduler};
+use ezpulze_testkit::app::{recipients, Sender, TestApp};
+use ezpulze_testkit::{db::TestDb, redis::TestRedis, templates, wait_until, DEADLINE};
+use serde_json::json;
 use uuid::Uuid;
 
-async fn config() -> Config {
-    let server = std::env::var("EZPULZE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let id = Uuid::new_v4().simple().to_string();
-    let name = format!("ezp_t_{}", &id[..16]);
-    db::create_database(&server, &name).await.expect("db");
-    let mut env: HashMap<String, String> = HashMap::new();
-    env.insert(
-        "DATABASE_URL".into(),
-        db::with_database(&server, &name).expect("url"),
-    );
-    env.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
-    env.insert(
-        "REDIS_URL".into(),
-        std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
-    );
-    env.insert("REDIS_PREFIX".into(), format!("ezp_t_{}", &id[..16]));
-    Config::from_source(&env).expect("config")
+/// A scheduler on a fresh database and Redis prefix (no API).
+async fn scheduler() -> Scheduler {
+    scheduler_on_redis().await.0
 }
 
-async fn seed(s: &Scheduler, status: &str, scheduled_in_secs: i64, n: usize) -> Uuid {
-    let account = Uuid::now_v7();
-    let dispatch = Uuid::now_v7();
-    sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'a')")
-        .bind(account)
-        .execute(&s.db)
-        .await
-        .expect("a");
-    sqlx::query("INSERT INTO dispatches (id, account_id, status, total, scheduled_at) VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))")
-        .bind(dispatch).bind(account).bind(status).bind(n as i32).bind(scheduled_in_secs as f64).execute(&s.db).await.expect("d");
-    for _ in 0..n {
-        sqlx::query("INSERT INTO messages (id, dispatch_id, account_id, to_phone, payload, status) VALUES ($1, $2, $3, '+14155550100', '{}', $4)")
-            .bind(Uuid::now_v7()).bind(dispatch).bind(account).bind(if status == "scheduled" { "scheduled" } else { "queued" })
-            .execute(&s.db).await.expect("m");
+async fn scheduler_on_redis() -> (Scheduler, TestRedis) {
+    let (db, redis) = (TestDb::new().await, TestRedis::new().await);
+    let config = db.settings().redis_prefix(&redis.prefix).config();
+    let s = Scheduler::connect(config).await.expect("scheduler");
+    (s, redis)
+}
+
+/// The API and a scheduler on one database and prefix, and a sender of the text template:
+/// fixtures are made through the API.
+struct Env {
+    app: TestApp,
+    s: Scheduler,
+    sender: Sender,
+}
+
+async fn env() -> Env {
+    let app = TestApp::spawn().await;
+    let s = Scheduler::connect(app.config()).await.expect("scheduler");
+    let sender = app.sender(templates::text(), json!({})).await;
+    Env { app, s, sender }
+}
+
+impl Env {
+    /// A dispatch of `n` messages through the API, sent now or scheduled at `at`.
+    async fn dispatch(&self, n: usize, at: Option<DateTime<Utc>>) -> Uuid {
+        let at = at.map(|t| t.to_rfc3339());
+        let id = self
+            .app
+            .dispatch(&self.sender, recipients(n, 0), at.as_deref())
+            .await;
+        id.parse().expect("dispatch id")
     }
-    dispatch
+
+    async fn status(&self, dispatch: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
+            .bind(dispatch)
+            .fetch_one(&self.s.db)
+            .await
+            .expect("dispatch status")
+    }
+}
+
+/// Waits until the wall clock has passed `at` (a scheduled time is a time of day).
+async fn wait_past(at: DateTime<Utc>) {
+    let at = at + chrono::Duration::milliseconds(50);
+    wait_until(
+        "the scheduled time",
+        DEADLINE,
+        || async move { Utc::now() > at },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn one_leader_at_a_time_and_a_standby_takes_over() {
-    let cfg = config().await;
-    let a = Scheduler::connect(cfg.clone()).await.expect("a");
-    let b = Scheduler::connect(cfg).await.expect("b");
+    let a = scheduler().await;
+    let b = Scheduler::connect(a.config.clone()).await.expect("b");
     assert!(a.lease.acquire_or_renew().await.expect("lease"));
     assert!(
         !b.lease.acquire_or_renew().await.expect("lease"),
@@ -70,22 +90,25 @@ async fn one_leader_at_a_time_and_a_standby_takes_over() {
 
 #[tokio::test]
 async fn scheduled_dispatches_are_released_when_due() {
-    let s = Scheduler::connect(config().await).await.expect("s");
-    let due = seed(&s, "scheduled", -1, 3).await;
-    let later = seed(&s, "scheduled", 3600, 2).await;
-    let report = s.tick().await.expect("tick");
+    let e = env().await;
+    let at = Utc::now() + chrono::Duration::seconds(1);
+    let due = e.dispatch(3, Some(at)).await;
+    let later = e
+        .dispatch(2, Some(Utc::now() + chrono::Duration::hours(1)))
+        .await;
+    wait_past(at).await;
+    let report = e.s.tick().await.expect("tick");
     assert_eq!(
         (report.released_dispatches, report.released_messages),
         (1, 3)
     );
-    assert_eq!(s.queue.stats().await.expect("stats").depth, 3);
-    let st: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, status FROM dispatches ORDER BY id")
-        .fetch_all(&s.db)
-        .await
-        .expect("st");
-    assert!(st.contains(&(due, "queued".into())) && st.contains(&(later, "scheduled".into())));
+    assert_eq!(e.s.queue.stats().await.expect("stats").depth, 3);
     assert_eq!(
-        s.tick().await.expect("tick").released_messages,
+        (e.status(due).await, e.status(later).await),
+        ("queued".into(), "scheduled".into())
+    );
+    assert_eq!(
+        e.s.tick().await.expect("tick").released_messages,
         0,
         "released once"
     );
@@ -93,8 +116,11 @@ async fn scheduled_dispatches_are_released_when_due() {
 
 #[tokio::test]
 async fn stuck_sends_follow_the_unknown_outcome_policy() {
-    let s = Scheduler::connect(config().await).await.expect("s");
-    let d = seed(&s, "sending", 0, 4).await;
+    let e = env().await;
+    let s = &e.s;
+    let d = e.dispatch(4, None).await;
+    // Rows stuck in `sending` (a worker that died mid-send) are a state the API cannot
+    // produce: faked here, two claimed an hour ago and one just now.
     sqlx::query("UPDATE messages SET status = 'sending', claimed_at = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE id IN (SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id LIMIT 2)")
         .bind(d).execute(&s.db).await.expect("stuck");
     sqlx::query("UPDATE messages SET status = 'sending', claimed_at = now() WHERE status = 'queued' AND dispatch_id = $1 AND id IN (SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id DESC LIMIT 1)")
@@ -128,7 +154,7 @@ async fn stuck_sends_follow_the_unknown_outcome_policy() {
 
 #[tokio::test]
 async fn retention_keeps_partitions_ahead_and_drops_old_ones() {
-    let s = Scheduler::connect(config().await).await.expect("s");
+    let s = scheduler().await;
     sqlx::query("SELECT ezp_ensure_message_partitions(((now() AT TIME ZONE 'UTC')::date - 40), 2)")
         .execute(&s.db)
         .await
@@ -140,27 +166,62 @@ async fn retention_keeps_partitions_ahead_and_drops_old_ones() {
     assert_eq!(ahead, 1);
 }
 
+/// Dispatches already overdue that fill the safety-net scan's batch, so that the scan cannot
+/// reach a dispatch scheduled after them: only its release job can release it.
+const OVERDUE: i64 = 1000;
+
 #[tokio::test]
 async fn a_due_release_job_releases_its_dispatch() {
-    let s = Scheduler::connect(config().await).await.expect("s");
-    let d = seed(&s, "scheduled", -1, 2).await;
-    let due = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
-    s.schedule
-        .push_at(&[ezpulze_common::jobs::ReleaseJob { dispatch_id: d }], due)
-        .await
-        .expect("push");
-    assert_eq!(s.schedule.stats().await.expect("stats").delayed, 1);
-    // Not due yet: the job waits (the safety-net scan may release the row, the job stays).
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let report = s.tick().await.expect("tick");
-    assert_eq!(report.released_messages, 2);
-    let stats = s.schedule.stats().await.expect("stats");
+    let e = env().await;
+    // Overdue scheduled dispatches are a state the API cannot produce (a past `scheduled_at`
+    // sends now): inserted here, without messages, an hour overdue.
+    sqlx::query(
+        "INSERT INTO dispatches (id, account_id, status, total, scheduled_at)
+         SELECT gen_random_uuid(), $1::uuid, 'scheduled', 0, now() - interval '1 hour'
+         FROM generate_series(1, $2)",
+    )
+    .bind(&e.sender.account.id)
+    .bind(OVERDUE)
+    .execute(&e.s.db)
+    .await
+    .expect("overdue dispatches");
+    // The API pushes the release job, due at `scheduled_at`.
+    let at = Utc::now() + chrono::Duration::seconds(3);
+    let d = e.dispatch(2, Some(at)).await;
+    assert_eq!(e.s.schedule.stats().await.expect("stats").delayed, 1);
+
+    // Before its time: the job waits and the dispatch stays scheduled.
+    e.s.tick().await.expect("tick");
+    assert_eq!(e.s.schedule.stats().await.expect("stats").delayed, 1);
+    assert_eq!(e.status(d).await, "scheduled", "released before its time");
+
+    wait_past(at).await;
+    let report = e.s.tick().await.expect("tick");
+    let stats = e.s.schedule.stats().await.expect("stats");
     assert_eq!(
-        (stats.delayed, stats.depth),
-        (0, 0),
+        (stats.delayed, stats.depth, stats.in_flight),
+        (0, 0, 0),
         "the release job was consumed: {stats:?}"
     );
-    assert_eq!(s.queue.stats().await.expect("stats").depth, 2);
+    assert_eq!(
+        e.status(d).await,
+        "queued",
+        "the tick that consumed the release job released its dispatch"
+    );
+    assert_eq!(report.released_messages, 2);
+    assert_eq!(e.s.queue.stats().await.expect("stats").depth, 2);
+    // The test's premise: the scan's batch did not reach every due dispatch, so the scan is
+    // not what released this one.
+    let overdue_left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dispatches WHERE status = 'scheduled' AND scheduled_at <= now()",
+    )
+    .fetch_one(&e.s.db)
+    .await
+    .expect("left");
+    assert!(
+        overdue_left > 0,
+        "the scan released every due dispatch: raise OVERDUE above its batch"
+    );
 }
 
 /// The consumer names of the send queue's group, sorted.
@@ -179,9 +240,7 @@ async fn consumers(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -
 
 #[tokio::test]
 async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
-    let cfg = config().await;
-    let prefix = cfg.redis_prefix.clone();
-    let s = Scheduler::connect(cfg).await.expect("s");
+    let (s, redis) = scheduler_on_redis().await;
     // Nothing to prune where no stream or group exists yet (the status stream before any worker).
     assert_eq!(
         s.prune_consumers(std::time::Duration::ZERO)
@@ -199,15 +258,8 @@ async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
         .expect("push");
     let mut busy = s.queue.consumer("busy");
     assert_eq!(busy.fetch_batch(10).await.expect("fetch").len(), 1);
-    let client = redis::Client::open(
-        std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
-    )
-    .expect("url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let stream = format!("{{{prefix}:send}}:stream");
+    let mut conn = redis.conn.clone();
+    let stream = redis.stream("send");
     // A worker that read once and stopped.
     let _: i64 = redis::cmd("XGROUP")
         .arg("CREATECONSUMER")

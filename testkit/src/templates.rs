@@ -1,5 +1,4 @@
 //! Template definitions of every kind, in Meta's format, for tests.
-#![allow(dead_code)]
 
 use serde_json::{json, Value};
 

@@ -1,0 +1,331 @@
+//! The real API in-process on port 0, on its own database and Redis prefix, with a typed
+//! client and fixtures made through the HTTP API.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ezpulze_common::{db, Config};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::ROOT;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db_url: String,
+    pub prefix: String,
+    pub settings: HashMap<String, String>,
+    db: PgPool,
+    cancel: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// An account and its admin token.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub admin: String,
+}
+
+/// What sends a broadcast: an account, a full-access key without hourly limit, a template
+/// and a broadcast of it, all made through the API.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub account: Account,
+    pub key: String,
+    pub key_id: String,
+    pub template_id: String,
+    pub broadcast_id: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// A fresh database and prefix, with extra settings.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        let name = crate::unique_name();
+        let server = crate::pg_server();
+        db::create_database(&server, &name)
+            .await
+            .expect("create the test database");
+        let url = db::with_database(&server, &name).expect("test database URL");
+        let settings = crate::settings()
+            .database_url(&url)
+            .redis_prefix(&name)
+            .extend(extra);
+        Self::start(settings.into_map()).await
+    }
+
+    /// Another API process on the same database and Redis prefix (a second replica).
+    pub async fn replica(&self) -> TestApp {
+        Self::start(self.settings.clone()).await
+    }
+
+    /// The API on these settings (e.g. a database and prefix another harness made).
+    pub async fn start(settings: HashMap<String, String>) -> TestApp {
+        let config = Config::from_source(&settings).expect("test config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cancel = CancellationToken::new();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let res = ezpulze_api::run(config, listener, cancel).await;
+                let _ = tx.send(());
+                if let Err(e) = res {
+                    panic!("api stopped: {e:#}");
+                }
+            });
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let db_url = settings
+            .get("DATABASE_URL")
+            .cloned()
+            .expect("DATABASE_URL in the test settings");
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy(&db_url)
+            .expect("test database URL");
+        let base = format!("http://{addr}");
+        let app = TestApp {
+            addr,
+            base: base.clone(),
+            client,
+            db_url,
+            prefix: settings
+                .get("REDIS_PREFIX")
+                .cloned()
+                .expect("REDIS_PREFIX in the test settings"),
+            settings,
+            db,
+            cancel,
+        };
+        for _ in 0..400 {
+            if let Ok(r) = app.client.get(format!("{base}/readyz")).send().await {
+                if r.status().is_success() {
+                    return app;
+                }
+            }
+            if rx.try_recv().is_ok() {
+                panic!("api exited during start-up");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("api did not become ready");
+    }
+
+    /// The typed configuration this API runs with (for a worker or scheduler beside it).
+    pub fn config(&self) -> Config {
+        Config::from_source(&self.settings).expect("test config")
+    }
+
+    /// Stops the API (as its process would on a shutdown signal).
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A pool on the API's database.
+    pub async fn pool(&self) -> PgPool {
+        self.db.clone()
+    }
+
+    pub async fn account(&self, name: &str) -> Account {
+        let v = self
+            .expect_status(
+                "POST",
+                "/admin/v1/accounts",
+                ROOT,
+                json!({"name": name}),
+                201,
+            )
+            .await;
+        Account {
+            id: v["id"].as_str().expect("id").to_string(),
+            admin: v["admin_token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    /// POST /admin/v1/api-keys, asserting 201; returns the key object (with "key").
+    pub async fn create_key(&self, admin: &str, body: Value) -> Value {
+        self.expect_status("POST", "/admin/v1/api-keys", admin, body, 201)
+            .await
+    }
+
+    /// POST /admin/v1/api-keys, asserting 201; returns the key's value and id.
+    pub async fn key(&self, admin: &str, body: Value) -> (String, String) {
+        let k = self.create_key(admin, body).await;
+        (
+            k["key"].as_str().expect("key").to_string(),
+            k["id"].as_str().expect("id").to_string(),
+        )
+    }
+
+    /// POST /api/v1/templates, asserting 201; returns the template.
+    pub async fn create_template(&self, bearer: &str, template: Value) -> Value {
+        self.expect_status("POST", "/api/v1/templates", bearer, template, 201)
+            .await
+    }
+
+    /// POST /api/v1/broadcasts of a template with default variables, asserting 201.
+    pub async fn create_broadcast(
+        &self,
+        bearer: &str,
+        name: &str,
+        template_id: &str,
+        defaults: Value,
+    ) -> Value {
+        let mut body = json!({"name": name, "template_id": template_id});
+        if !defaults.is_null() {
+            body["variables"] = defaults;
+        }
+        self.expect_status("POST", "/api/v1/broadcasts", bearer, body, 201)
+            .await
+    }
+
+    /// POST /api/v1/broadcasts/{id}/send, asserting 202; returns the answer.
+    pub async fn send_broadcast(&self, bearer: &str, broadcast_id: &str, body: Value) -> Value {
+        let path = format!("/api/v1/broadcasts/{broadcast_id}/send");
+        self.expect_status("POST", &path, bearer, body, 202).await
+    }
+
+    /// A new account "Acme" with a full-access key without hourly limit, `template` and a
+    /// broadcast "promo" of it with `defaults`.
+    pub async fn sender(&self, template: Value, defaults: Value) -> Sender {
+        let account = self.account("Acme").await;
+        self.sender_in(account, template, defaults).await
+    }
+
+    /// [`TestApp::sender`] in an account made already.
+    pub async fn sender_in(&self, account: Account, template: Value, defaults: Value) -> Sender {
+        let (key, key_id) = self
+            .key(
+                &account.admin,
+                json!({"name": "sender", "scope_group": "full_access", "rate_limit_per_hour": null}),
+            )
+            .await;
+        let t = self.create_template(&key, template).await;
+        let template_id = t["id"].as_str().expect("template id").to_string();
+        let b = self
+            .create_broadcast(&key, "promo", &template_id, defaults)
+            .await;
+        Sender {
+            account,
+            key,
+            key_id,
+            template_id,
+            broadcast_id: b["id"].as_str().expect("broadcast id").to_string(),
+        }
+    }
+
+    /// Sends `recipients` through `sender`'s broadcast, now or at `scheduled_at` (RFC 3339);
+    /// asserts every recipient was accepted and returns the dispatch id.
+    pub async fn dispatch(
+        &self,
+        sender: &Sender,
+        recipients: Vec<Value>,
+        scheduled_at: Option<&str>,
+    ) -> String {
+        let n = recipients.len();
+        let mut body = json!({"recipients": recipients});
+        if let Some(at) = scheduled_at {
+            body["scheduled_at"] = json!(at);
+        }
+        let v = self
+            .send_broadcast(&sender.key, &sender.broadcast_id, body)
+            .await;
+        assert_eq!(v["accepted"], n, "{v}");
+        v["dispatch_id"].as_str().expect("dispatch id").to_string()
+    }
+
+    /// A request asserting its status; returns the JSON body.
+    pub async fn expect_status(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Value,
+        want: u16,
+    ) -> Value {
+        let (status, v) = self.send(method, path, bearer, Some(body)).await;
+        assert_eq!(status, want, "{method} {path}: {v}");
+        v
+    }
+
+    /// Any request with a bearer credential; returns status and JSON body (Null if none).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let r = self.request(method, path, bearer, body).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.client.request(method, self.url(path));
+        if !bearer.is_empty() {
+            rb = rb.bearer_auth(bearer);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send().await.expect("request")
+    }
+}
+
+/// `n` recipients of the text template ([`crate::templates::text`]), numbers from `first`.
+pub fn recipients(n: usize, first: usize) -> Vec<Value> {
+    (first..first + n)
+        .map(|i| json!({"to": format!("+1415{i:07}"), "variables": {"body": ["Ann", i.to_string()]}}))
+        .collect()
+}
+
+/// Asserts the contract's error body.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
