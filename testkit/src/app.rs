@@ -136,6 +136,14 @@ impl TestApp {
         Config::from_source(&self.settings).expect("test config")
     }
 
+    /// The send queue this API pushes to.
+    pub async fn send_queue(&self) -> ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
+        let config = self.config();
+        ezpulze_runtime::queues::connect(&config, ezpulze_runtime::queues::send(&config))
+            .await
+            .expect("connect the send queue")
+    }
+
     /// Stops the API (as its process would on a shutdown signal).
     pub fn stop(&self) {
         self.cancel.cancel();
@@ -179,6 +187,12 @@ impl TestApp {
             k["key"].as_str().expect("key").to_string(),
             k["id"].as_str().expect("id").to_string(),
         )
+    }
+
+    /// A key with exactly `scopes` and no hourly limit; returns its value.
+    pub async fn scoped_key(&self, admin: &str, scopes: &[&str]) -> String {
+        let body = json!({"name": "k", "scopes": scopes, "rate_limit_per_hour": null});
+        self.key(admin, body).await.0
     }
 
     /// POST /api/v1/templates, asserting 201; returns the template.
@@ -310,6 +324,14 @@ pub fn recipients(n: usize, first: usize) -> Vec<Value> {
     (first..first + n)
         .map(|i| json!({"to": format!("+1415{i:07}"), "variables": {"body": ["Ann", i.to_string()]}}))
         .collect()
+}
+
+/// The `id` of an API object.
+pub fn id_of(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
 }
 
 /// Asserts the contract's error body.
