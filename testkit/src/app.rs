@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ezpulze_common::{db, Config};
+use ezpulze_common::Config;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -54,12 +54,8 @@ impl TestApp {
 
     /// A fresh database and prefix, with extra settings.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
-        let name = crate::unique_name();
-        let server = crate::pg_server();
-        db::create_database(&server, &name)
-            .await
-            .expect("create the test database");
-        let url = db::with_database(&server, &name).expect("test database URL");
+        // The API applies the migrations at start-up.
+        let (name, url) = crate::db::create().await;
         let settings = crate::settings()
             .database_url(&url)
             .redis_prefix(&name)
