@@ -680,66 +680,22 @@ async fn docs_page_data_follows_the_key_scopes() {
         "the key is never shown again"
     );
 
-    let reader = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "reader", "scope_group": "read_only"}),
-        )
-        .await;
-    let (_, d) = app
-        .send(
-            "GET",
-            &format!(
-                "/admin/v1/api-keys/{}/docs",
-                reader["id"].as_str().expect("id")
-            ),
-            &acc.admin,
-            None,
-        )
-        .await;
-    let ids: Vec<&str> = d["sections"]
-        .as_array()
-        .expect("sections")
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
-    assert_eq!(ids, vec!["broadcast", "contacts", "leads", "template"]);
+    let (_, d) = docs_of_group(&app, &acc.admin, "read_only").await;
+    assert_eq!(
+        section_ids(&d),
+        vec!["broadcast", "contacts", "leads", "template"]
+    );
     assert!(
         !d.to_string().contains("/send\""),
         "a read-only key is not shown the send endpoint"
     );
-    let flows = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "flows", "scope_group": "webhook_automation"}),
-        )
-        .await;
-    let (_, d) = app
-        .send(
-            "GET",
-            &format!(
-                "/admin/v1/api-keys/{}/docs",
-                flows["id"].as_str().expect("id")
-            ),
-            &acc.admin,
-            None,
-        )
-        .await;
-    let ids: Vec<&str> = d["sections"]
-        .as_array()
-        .expect("sections")
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
-    assert_eq!(ids, vec!["contacts", "chatbot_flows"]);
+    let (flows_id, d) = docs_of_group(&app, &acc.admin, "webhook_automation").await;
+    assert_eq!(section_ids(&d), vec!["contacts", "chatbot_flows"]);
     let other = app.account("Other").await;
     let (s, _) = app
         .send(
             "GET",
-            &format!(
-                "/admin/v1/api-keys/{}/docs",
-                flows["id"].as_str().expect("id")
-            ),
+            &format!("/admin/v1/api-keys/{flows_id}/docs"),
             &other.admin,
             None,
         )
@@ -817,4 +773,25 @@ async fn concurrent_edits_of_different_fields_both_land() {
         assert_eq!(v["name"], name, "round {i}: {v}");
         assert_eq!(v["rate_limit_per_hour"], 100 + i, "round {i}: {v}");
     }
+}
+
+/// A new key of `group` and its docs page data.
+async fn docs_of_group(app: &TestApp, admin: &str, group: &str) -> (String, Value) {
+    let (_, id) = app
+        .key(admin, json!({"name": group, "scope_group": group}))
+        .await;
+    let path = format!("/admin/v1/api-keys/{id}/docs");
+    let (s, d) = app.send("GET", &path, admin, None).await;
+    assert_eq!(s, 200, "{d}");
+    (id, d)
+}
+
+/// The ids of a docs page's sections, in order.
+fn section_ids(d: &Value) -> Vec<&str> {
+    d["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect()
 }

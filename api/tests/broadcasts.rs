@@ -4,7 +4,7 @@
 mod support;
 
 use ezpulze_common::jobs::SendJob;
-use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
+use ezpulze_queue::Queue;
 use serde_json::{json, Value};
 use support::{assert_error, templates, TestApp};
 
@@ -33,12 +33,7 @@ async fn fixture_with(extra: &[(&str, &str)], template: Value, defaults: Value) 
 }
 
 async fn queue(app: &TestApp) -> Queue<SendJob> {
-    Queue::connect(
-        RedisTarget::single(support::redis_url()),
-        QueueConfig::new(app.prefix.clone(), "send"),
-    )
-    .await
-    .expect("queue")
+    app.send_queue().await
 }
 
 #[tokio::test]

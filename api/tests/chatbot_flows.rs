@@ -4,21 +4,9 @@
 
 mod support;
 
-use ezpulze_common::jobs::SendJob;
-use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use serde_json::{json, Value};
 use sqlx::Row;
-use support::{assert_error, templates, TestApp};
-
-async fn key(app: &TestApp, admin: &str, scopes: &[&str]) -> String {
-    let k = app
-        .create_key(
-            admin,
-            json!({"name": "k", "scopes": scopes, "rate_limit_per_hour": null}),
-        )
-        .await;
-    k["key"].as_str().expect("key").to_string()
-}
+use support::{assert_error, id_of, templates, TestApp};
 
 fn assert_field(status: u16, body: &Value, prefix: &str) {
     assert_error(status, body, 422, "validation_failed");
@@ -31,20 +19,9 @@ fn assert_field(status: u16, body: &Value, prefix: &str) {
     );
 }
 
-fn id_of(v: &Value) -> String {
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {v}"))
-        .to_string()
-}
-
 /// A text template ("Hi {{1}}, your order {{2}} has shipped.") of the account.
 async fn template(app: &TestApp, admin: &str) -> String {
-    let (s, v) = app
-        .send("POST", "/api/v1/templates", admin, Some(templates::text()))
-        .await;
-    assert_eq!(s, 201, "{v}");
-    id_of(&v)
+    id_of(&app.create_template(admin, templates::text()).await)
 }
 
 async fn flow(app: &TestApp, admin: &str, body: Value) -> Value {
@@ -56,13 +33,7 @@ async fn flow(app: &TestApp, admin: &str, body: Value) -> Value {
 }
 
 async fn queue_depth(app: &TestApp) -> u64 {
-    let q: Queue<SendJob> = Queue::connect(
-        RedisTarget::single(support::redis_url()),
-        QueueConfig::new(app.prefix.clone(), "send"),
-    )
-    .await
-    .expect("queue");
-    q.stats().await.expect("stats").depth
+    app.send_queue().await.stats().await.expect("stats").depth
 }
 
 async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
@@ -183,7 +154,7 @@ async fn admin_flow_record() {
     assert_field(s, &v, "template_id");
 
     // Admin credentials only; other accounts see nothing.
-    let k = key(&app, &acc.admin, &["chatbot_flows:webhook"]).await;
+    let k = app.scoped_key(&acc.admin, &["chatbot_flows:webhook"]).await;
     let (s, v) = app.send("GET", "/admin/v1/chatbot-flows", &k, None).await;
     assert_error(s, &v, 401, "invalid_api_key");
     let (s, v) = app.send("GET", "/admin/v1/chatbot-flows", "", None).await;
@@ -252,7 +223,7 @@ async fn webhook_trigger_queues_the_first_message() {
     )
     .await;
     let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
-    let hook = key(&app, &acc.admin, &["chatbot_flows:webhook"]).await;
+    let hook = app.scoped_key(&acc.admin, &["chatbot_flows:webhook"]).await;
 
     let (s, v) = app
         .send(
@@ -393,14 +364,14 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
     )
     .await;
     let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
-    let hook = key(&app, &acc.admin, &["chatbot_flows:webhook"]).await;
+    let hook = app.scoped_key(&acc.admin, &["chatbot_flows:webhook"]).await;
 
     // Scope: nothing else grants the trigger.
     for scopes in [
         &["contacts:all", "leads:all"][..],
         &["broadcast:all", "template:all"][..],
     ] {
-        let k = key(&app, &acc.admin, scopes).await;
+        let k = app.scoped_key(&acc.admin, scopes).await;
         let (s, v) = app
             .send("POST", &path, &k, Some(json!({"to": "+16505551234"})))
             .await;

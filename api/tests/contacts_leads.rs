@@ -7,17 +7,7 @@ mod support;
 use std::collections::HashSet;
 
 use serde_json::{json, Value};
-use support::{assert_error, TestApp};
-
-async fn key(app: &TestApp, admin: &str, scopes: &[&str]) -> String {
-    let k = app
-        .create_key(
-            admin,
-            json!({"name": "k", "scopes": scopes, "rate_limit_per_hour": null}),
-        )
-        .await;
-    k["key"].as_str().expect("key").to_string()
-}
+use support::{assert_error, id_of, TestApp};
 
 /// A request with a raw (possibly malformed) body.
 async fn send_raw(
@@ -68,13 +58,6 @@ fn assert_malformed(status: u16, body: &Value) {
     );
 }
 
-fn id_of(v: &Value) -> String {
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {v}"))
-        .to_string()
-}
-
 async fn contact(app: &TestApp, bearer: &str, body: Value) -> Value {
     let (s, v) = app
         .send("POST", "/api/v1/contacts", bearer, Some(body))
@@ -87,7 +70,7 @@ async fn contact(app: &TestApp, bearer: &str, body: Value) -> Value {
 async fn contact_routes_need_their_scopes() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let all = key(&app, &acc.admin, &["contacts:all"]).await;
+    let all = app.scoped_key(&acc.admin, &["contacts:all"]).await;
     let c = contact(&app, &all, json!({"phone": "+14155550100"})).await;
     let id = id_of(&c);
 
@@ -132,7 +115,9 @@ async fn contact_routes_need_their_scopes() {
     for (method, path, body, scope, ok) in &routes {
         // Every other contacts scope, and other resources' :all, are refused naming the scope.
         for other in others.iter().filter(|o| *o != scope) {
-            let k = key(&app, &acc.admin, &[other, "leads:all", "broadcast:all"]).await;
+            let k = app
+                .scoped_key(&acc.admin, &[other, "leads:all", "broadcast:all"])
+                .await;
             let (s, v) = app.send(method, path, &k, body.clone()).await;
             assert_error(s, &v, 403, "insufficient_scope");
             assert_eq!(
@@ -140,7 +125,7 @@ async fn contact_routes_need_their_scopes() {
                 "{method} {path} with {other}"
             );
         }
-        let k = key(&app, &acc.admin, &[scope]).await;
+        let k = app.scoped_key(&acc.admin, &[scope]).await;
         let body = body.clone().map(|mut b| {
             if b.get("phone").is_some() {
                 b["phone"] = json!("+14155550102");
@@ -153,18 +138,18 @@ async fn contact_routes_need_their_scopes() {
     // contacts:all grants every action, delete included.
     let (s, v) = app.send("GET", "/api/v1/contacts", &all, None).await;
     assert_eq!(s, 200, "{v}");
-    let k = key(
-        &app,
-        &acc.admin,
-        &["contacts:read", "contacts:read_all", "contacts:update"],
-    )
-    .await;
+    let k = app
+        .scoped_key(
+            &acc.admin,
+            &["contacts:read", "contacts:read_all", "contacts:update"],
+        )
+        .await;
     let (s, v) = app
         .send("DELETE", &format!("/api/v1/contacts/{id}"), &k, None)
         .await;
     assert_error(s, &v, 403, "insufficient_scope");
     assert_eq!(v["error"]["required_scope"], "contacts:delete");
-    let k = key(&app, &acc.admin, &["contacts:delete"]).await;
+    let k = app.scoped_key(&acc.admin, &["contacts:delete"]).await;
     let (s, _) = app
         .send("DELETE", &format!("/api/v1/contacts/{id}"), &k, None)
         .await;
@@ -208,7 +193,7 @@ async fn contact_routes_need_their_scopes() {
 async fn contact_fields_phone_normalisation_and_duplicates() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = key(&app, &acc.admin, &["contacts:all"]).await;
+    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
     let c = contact(
         &app,
         &k,
@@ -245,7 +230,7 @@ async fn contact_fields_phone_normalisation_and_duplicates() {
     }
     // Another account may hold the same number.
     let other = app.account("Other").await;
-    let ok = key(&app, &other.admin, &["contacts:create"]).await;
+    let ok = app.scoped_key(&other.admin, &["contacts:create"]).await;
     contact(&app, &ok, json!({"phone": "+16505551234"})).await;
 
     // PATCH: absent fields stay, null clears, phone changes are normalised and unique.
@@ -295,8 +280,12 @@ async fn contacts_are_isolated_between_accounts() {
     let app = TestApp::spawn().await;
     let a = app.account("A").await;
     let b = app.account("B").await;
-    let ka = key(&app, &a.admin, &["contacts:all", "leads:all"]).await;
-    let kb = key(&app, &b.admin, &["contacts:all", "leads:all"]).await;
+    let ka = app
+        .scoped_key(&a.admin, &["contacts:all", "leads:all"])
+        .await;
+    let kb = app
+        .scoped_key(&b.admin, &["contacts:all", "leads:all"])
+        .await;
     let c = contact(
         &app,
         &ka,
@@ -377,7 +366,7 @@ async fn walk(app: &TestApp, bearer: &str, path: &str, limit: usize) -> (Vec<Str
 async fn cursor_pagination_walks_every_row_once_and_filters() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = key(&app, &acc.admin, &["contacts:all"]).await;
+    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
     let mut created = Vec::new();
     for i in 0..53u32 {
         let tags = if i % 3 == 0 {
@@ -465,7 +454,7 @@ async fn cursor_pagination_walks_every_row_once_and_filters() {
 async fn contact_bad_input_is_422_naming_the_field() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = key(&app, &acc.admin, &["contacts:all"]).await;
+    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
     let c = contact(&app, &k, json!({"phone": "+14155550100"})).await;
     let id = id_of(&c);
 
@@ -622,7 +611,7 @@ async fn lead(app: &TestApp, bearer: &str, body: Value) -> Value {
 async fn lead_routes_need_their_scopes() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let all = key(&app, &acc.admin, &["leads:all"]).await;
+    let all = app.scoped_key(&acc.admin, &["leads:all"]).await;
     let l = lead(
         &app,
         &all,
@@ -678,7 +667,7 @@ async fn lead_routes_need_their_scopes() {
     ];
     for (method, path, body, scope, ok) in &routes {
         for other in scopes.iter().filter(|o| *o != scope) {
-            let k = key(&app, &acc.admin, &[other, "contacts:all"]).await;
+            let k = app.scoped_key(&acc.admin, &[other, "contacts:all"]).await;
             let (s, v) = app.send(method, path, &k, body.clone()).await;
             assert_error(s, &v, 403, "insufficient_scope");
             assert_eq!(
@@ -686,12 +675,14 @@ async fn lead_routes_need_their_scopes() {
                 "{method} {path} with {other}"
             );
         }
-        let k = key(&app, &acc.admin, &[scope]).await;
+        let k = app.scoped_key(&acc.admin, &[scope]).await;
         let (s, v) = app.send(method, path, &k, body.clone()).await;
         assert_eq!(s, *ok, "{method} {path} with {scope}: {v}");
     }
     // Setting an assignee on create or PATCH is an assignment: it needs leads:assign too.
-    let k = key(&app, &acc.admin, &["leads:create", "leads:update"]).await;
+    let k = app
+        .scoped_key(&acc.admin, &["leads:create", "leads:update"])
+        .await;
     let (s, v) = app
         .send(
             "POST",
@@ -713,7 +704,9 @@ async fn lead_routes_need_their_scopes() {
         .await;
     assert_error(s, &v, 403, "insufficient_scope");
     assert_eq!(v["error"]["required_scope"], "leads:assign");
-    let k = key(&app, &acc.admin, &["leads:update", "leads:assign"]).await;
+    let k = app
+        .scoped_key(&acc.admin, &["leads:update", "leads:assign"])
+        .await;
     let (s, v) = app
         .send(
             "PATCH",
@@ -756,7 +749,9 @@ async fn lead_routes_need_their_scopes() {
 async fn leads_link_to_contacts_and_validate() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = key(&app, &acc.admin, &["leads:all", "contacts:all"]).await;
+    let k = app
+        .scoped_key(&acc.admin, &["leads:all", "contacts:all"])
+        .await;
     let c = contact(&app, &k, json!({"phone": "+14155550100", "name": "Ann"})).await;
     let cid = id_of(&c);
 
@@ -992,7 +987,7 @@ async fn leads_link_to_contacts_and_validate() {
 
     // Tenant isolation.
     let other = app.account("Other").await;
-    let ko = key(&app, &other.admin, &["leads:all"]).await;
+    let ko = app.scoped_key(&other.admin, &["leads:all"]).await;
     for (method, path, body) in [
         ("GET", format!("/api/v1/leads/{lid}"), None),
         (
@@ -1028,7 +1023,7 @@ async fn leads_link_to_contacts_and_validate() {
 async fn lead_pagination_walks_every_row_once() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = key(&app, &acc.admin, &["leads:all"]).await;
+    let k = app.scoped_key(&acc.admin, &["leads:all"]).await;
     let mut created = Vec::new();
     for i in 0..23u32 {
         let status = if i % 2 == 0 { "won" } else { "lost" };
@@ -1048,7 +1043,9 @@ async fn lead_pagination_walks_every_row_once() {
 async fn oversized_and_non_utf8_bodies() {
     let app = TestApp::spawn_with(&[("API_BODY_LIMIT_BYTES", "4096")]).await;
     let acc = app.account("Acme").await;
-    let k = key(&app, &acc.admin, &["contacts:all", "leads:all"]).await;
+    let k = app
+        .scoped_key(&acc.admin, &["contacts:all", "leads:all"])
+        .await;
     let big = json!({"phone": "+14155550100", "name": "x".repeat(10_000)}).to_string();
     for path in ["/api/v1/contacts", "/api/v1/leads"] {
         let (s, v) = send_raw(&app, "POST", path, &k, &big).await;
@@ -1074,7 +1071,9 @@ async fn oversized_and_non_utf8_bodies() {
 async fn concurrent_inline_phones_make_one_contact() {
     let app = TestApp::spawn().await;
     let acc = app.account("Acme").await;
-    let k = key(&app, &acc.admin, &["leads:all", "contacts:all"]).await;
+    let k = app
+        .scoped_key(&acc.admin, &["leads:all", "contacts:all"])
+        .await;
     let mut tasks = Vec::new();
     for i in 0..12 {
         let client = app.client.clone();

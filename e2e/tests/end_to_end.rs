@@ -4,40 +4,16 @@
 //! afterwards every key's counters and every dispatch's counts equal the simulator's ground
 //! truth exactly, and no message is left in a non-final state.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ezpulze_common::model::MessageStatus;
-use ezpulze_common::{db, Config};
+use ezpulze_testkit::app::{recipients, TestApp};
+use ezpulze_testkit::drain::Engine;
+use ezpulze_testkit::templates;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-const ROOT: &str = "e2e-root-token-0123456789";
 const SECRET: &str = "e2e-app-secret";
-
-fn settings(name: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
-    let server = std::env::var("EZPULZE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut env: HashMap<String, String> = HashMap::new();
-    env.insert(
-        "DATABASE_URL".into(),
-        db::with_database(&server, name).expect("url"),
-    );
-    env.insert("DATABASE_MAX_CONNECTIONS".into(), "6".into());
-    env.insert(
-        "REDIS_URL".into(),
-        std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
-    );
-    env.insert("REDIS_PREFIX".into(), name.to_string());
-    env.insert("EZPULZE_ROOT_TOKEN".into(), ROOT.into());
-    env.insert("WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into());
-    env.insert("SCHEDULER_METRICS_ADDR".into(), "127.0.0.1:0".into());
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
-}
 
 async fn json_of(r: reqwest::Response) -> Value {
     let status = r.status();
@@ -48,10 +24,6 @@ async fn json_of(r: reqwest::Response) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
-    let server = std::env::var("EZPULZE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("ezp_t_{}", &Uuid::new_v4().simple().to_string()[..16]);
-    db::create_database(&server, &name).await.expect("db");
     let cancel = CancellationToken::new();
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -63,35 +35,15 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         .await
         .expect("sim");
     let sim_url = sim.url();
-    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let api_url = format!("http://{}", api_listener.local_addr().expect("addr"));
-    let base = settings(
-        &name,
-        &[
-            ("GRAPH_API_BASE", &sim_url),
-            ("TEST_GRAPH_API_BASE", &sim_url),
-            ("SEND_TIMEOUT_MS", "5000"),
-        ],
-    );
-    let config = Config::from_source(&base).expect("config");
-    tokio::spawn(ezpulze_api::run(
-        config.clone(),
-        api_listener,
-        cancel.clone(),
-    ));
-    for _ in 0..200 {
-        if http
-            .get(format!("{api_url}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let app = TestApp::spawn_with(&[
+        ("GRAPH_API_BASE", &sim_url),
+        ("TEST_GRAPH_API_BASE", &sim_url),
+        ("SEND_TIMEOUT_MS", "5000"),
+        ("DATABASE_MAX_CONNECTIONS", "6"),
+    ])
+    .await;
+    let api_url = app.base.clone();
+    let config = app.config();
 
     let numbers = [
         ("106540352242901", "15550000001"),
@@ -120,43 +72,15 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         r.text().await.unwrap_or_default()
     );
 
-    // Three accounts, one number, key, template and broadcast each.
+    // Three accounts, one number, key, template and broadcast each, through the API.
     let mut senders = Vec::new();
     for (i, (id, display)) in numbers.iter().enumerate() {
-        let acc = json_of(
-            http.post(format!("{api_url}/admin/v1/accounts"))
-                .bearer_auth(ROOT)
-                .json(&json!({"name": format!("acc{i}")}))
-                .send()
-                .await
-                .expect("acc"),
-        )
-        .await;
-        let admin = acc["admin_token"].as_str().expect("admin").to_string();
-        json_of(http.put(format!("{api_url}/admin/v1/whatsapp")).bearer_auth(&admin).json(&json!({
+        let account = app.account(&format!("acc{i}")).await;
+        app.expect_status("PUT", "/admin/v1/whatsapp", &account.admin, json!({
             "phone_numbers": [{"phone_number_id": id, "display_phone_number": display, "access_token": format!("token-{id}"), "messages_per_second": 4000}],
             "app_secret": SECRET, "verify_token": format!("v{i}")
-        })).send().await.expect("wa")).await;
-        let key = json_of(http.post(format!("{api_url}/admin/v1/api-keys")).bearer_auth(&admin).json(&json!({"name": "sender", "scope_group": "full_access", "rate_limit_per_hour": null})).send().await.expect("key")).await;
-        let k = key["key"].as_str().expect("key").to_string();
-        let t = json_of(http.post(format!("{api_url}/api/v1/templates")).bearer_auth(&k).json(&json!({"name": "order_update", "language": "en_US", "category": "UTILITY", "components": [
-            {"type": "BODY", "text": "Hi {{1}}, your order {{2}} has shipped.", "example": {"body_text": [["Maria", "4721"]]}}
-        ]})).send().await.expect("t")).await;
-        let b = json_of(
-            http.post(format!("{api_url}/api/v1/broadcasts"))
-                .bearer_auth(&k)
-                .json(&json!({"name": "b", "template_id": t["id"]}))
-                .send()
-                .await
-                .expect("b"),
-        )
-        .await;
-        senders.push((
-            admin,
-            k,
-            key["id"].as_str().expect("id").to_string(),
-            b["id"].as_str().expect("b").to_string(),
-        ));
+        }), 200).await;
+        senders.push(app.sender_in(account, templates::text(), json!({})).await);
     }
 
     // Two workers (retry delays shortened so the test does not wait minutes for R-slow codes)
@@ -187,36 +111,19 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
     let total = 20_000usize;
     let mut dispatches = Vec::new();
     for r in 0..20usize {
-        let (_, key, _, broadcast) = &senders[r % 3];
-        let recipients: Vec<Value> = (0..1000)
-            .map(|i| json!({"to": format!("+1415{:07}", r * 1000 + i), "variables": {"body": ["Ann", format!("{r}-{i}")]}}))
-            .collect();
-        let v = json_of(
-            http.post(format!("{api_url}/api/v1/broadcasts/{broadcast}/send"))
-                .bearer_auth(key)
-                .json(&json!({"recipients": recipients}))
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await;
-        assert_eq!(v["accepted"], 1000);
-        dispatches.push((r % 3, v["dispatch_id"].as_str().expect("d").to_string()));
+        let d = app
+            .dispatch(&senders[r % 3], recipients(1000, r * 1000), None)
+            .await;
+        dispatches.push((r % 3, d));
     }
 
-    // Wait until every message is final, the simulator has delivered every status, and the
-    // status stream is drained.
-    let pool = sqlx::PgPool::connect(&base["DATABASE_URL"])
-        .await
-        .expect("pool");
-    let redis = redis::Client::open(base["REDIS_URL"].as_str()).expect("redis");
-    let mut rc = redis
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
-    let stream = format!("{{{name}:webhooks}}:stream");
+    // Wait until the send side is drained, every message is final, the simulator has
+    // delivered every status, and every status body is applied and acked.
+    let pool = app.pool().await;
+    let engine = Engine::of(&app).await;
     let started = Instant::now();
     loop {
+        let left = engine.left().await;
         let waiting: i64 = sqlx::query_scalar(&format!(
             "SELECT count(*) FROM messages WHERE status IN ({})",
             MessageStatus::sql_list(&MessageStatus::WAITING)
@@ -231,26 +138,21 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
                 .expect("pending"),
         )
         .await;
-        let stream_len: i64 = redis::cmd("XLEN")
-            .arg(&stream)
-            .query_async(&mut rc)
-            .await
-            .unwrap_or(0);
-        if waiting == 0
+        let webhooks = engine.webhooks_left().await;
+        if left.is_idle()
+            && waiting == 0
             && pending["webhook_statuses_pending"] == 0
             && pending["webhook_posts_in_flight"] == 0
-            && stream_len == 0
+            && webhooks == (0, 0)
         {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(420),
-            "not settled: {waiting} waiting, sim {pending}, stream {stream_len}"
+            "not settled: {left}; {waiting} waiting, sim {pending}, webhook bodies (queued, in flight) {webhooks:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // One more consumer pass for anything read but not yet committed.
-    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let stats: Value = json_of(
         http.get(format!("{sim_url}/_sim/stats"))
@@ -288,7 +190,8 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
 
     // Keys' counters (usage) against the ground truth.
     let mut sum = [0i64; 5];
-    for (admin, _, key_id, _) in &senders {
+    for sender in &senders {
+        let (admin, key_id) = (&sender.account.admin, &sender.key_id);
         let u = json_of(
             http.get(format!("{api_url}/admin/v1/api-keys/{key_id}/usage"))
                 .bearer_auth(admin)
@@ -320,7 +223,7 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
     for (i, d) in &dispatches {
         let v = json_of(
             http.get(format!("{api_url}/api/v1/dispatches/{d}"))
-                .bearer_auth(&senders[*i].1)
+                .bearer_auth(&senders[*i].key)
                 .send()
                 .await
                 .expect("d"),

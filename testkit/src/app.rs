@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ezpulze_common::{db, Config};
+use ezpulze_common::Config;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -54,12 +54,8 @@ impl TestApp {
 
     /// A fresh database and prefix, with extra settings.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
-        let name = crate::unique_name();
-        let server = crate::pg_server();
-        db::create_database(&server, &name)
-            .await
-            .expect("create the test database");
-        let url = db::with_database(&server, &name).expect("test database URL");
+        // The API applies the migrations at start-up.
+        let (name, url) = crate::db::create().await;
         let settings = crate::settings()
             .database_url(&url)
             .redis_prefix(&name)
@@ -136,6 +132,14 @@ impl TestApp {
         Config::from_source(&self.settings).expect("test config")
     }
 
+    /// The send queue this API pushes to.
+    pub async fn send_queue(&self) -> ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
+        let config = self.config();
+        ezpulze_runtime::queues::connect(&config, ezpulze_runtime::queues::send(&config))
+            .await
+            .expect("connect the send queue")
+    }
+
     /// Stops the API (as its process would on a shutdown signal).
     pub fn stop(&self) {
         self.cancel.cancel();
@@ -179,6 +183,12 @@ impl TestApp {
             k["key"].as_str().expect("key").to_string(),
             k["id"].as_str().expect("id").to_string(),
         )
+    }
+
+    /// A key with exactly `scopes` and no hourly limit; returns its value.
+    pub async fn scoped_key(&self, admin: &str, scopes: &[&str]) -> String {
+        let body = json!({"name": "k", "scopes": scopes, "rate_limit_per_hour": null});
+        self.key(admin, body).await.0
     }
 
     /// POST /api/v1/templates, asserting 201; returns the template.
@@ -310,6 +320,14 @@ pub fn recipients(n: usize, first: usize) -> Vec<Value> {
     (first..first + n)
         .map(|i| json!({"to": format!("+1415{i:07}"), "variables": {"body": ["Ann", i.to_string()]}}))
         .collect()
+}
+
+/// The `id` of an API object.
+pub fn id_of(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
 }
 
 /// Asserts the contract's error body.

@@ -10,14 +10,20 @@ pub struct TestDb {
     pub pool: PgPool,
 }
 
+/// Creates an empty database `ezp_t_<16 hex>` on `EZPULZE_TEST_PG`; returns its name and URL.
+pub async fn create() -> (String, String) {
+    let server = crate::pg_server();
+    let name = crate::unique_name();
+    db::create_database(&server, &name)
+        .await
+        .expect("create the test database");
+    let url = db::with_database(&server, &name).expect("test database URL");
+    (name, url)
+}
+
 impl TestDb {
     pub async fn new() -> TestDb {
-        let server = crate::pg_server();
-        let name = crate::unique_name();
-        db::create_database(&server, &name)
-            .await
-            .expect("create the test database");
-        let url = db::with_database(&server, &name).expect("test database URL");
+        let (name, url) = create().await;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .connect(&url)

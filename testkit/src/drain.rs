@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use ezpulze_common::jobs::SendJob;
+use ezpulze_common::jobs::{SendJob, WebhookBody};
 use ezpulze_common::model::MessageStatus;
 use ezpulze_common::Config;
 use ezpulze_queue::Queue;
@@ -44,6 +44,7 @@ impl fmt::Display for Left {
 /// The send queue and the message rows of one engine (its database and Redis prefix).
 pub struct Engine {
     queue: Queue<SendJob>,
+    webhooks: Queue<WebhookBody>,
     db: PgPool,
 }
 
@@ -52,7 +53,14 @@ impl Engine {
         let queue = queues::connect(config, queues::send(config))
             .await
             .expect("connect the send queue");
-        Engine { queue, db }
+        let webhooks = queues::connect(config, queues::webhooks(config))
+            .await
+            .expect("connect the webhook queue");
+        Engine {
+            queue,
+            webhooks,
+            db,
+        }
     }
 
     pub async fn of(app: &TestApp) -> Engine {
@@ -78,6 +86,12 @@ impl Engine {
             queued_rows: count(MessageStatus::Queued),
             sending_rows: count(MessageStatus::Sending),
         }
+    }
+
+    /// Status bodies on the webhook queue not yet applied and acked: (depth, in flight).
+    pub async fn webhooks_left(&self) -> (u64, u64) {
+        let stats = self.webhooks.stats().await.expect("webhook queue stats");
+        (stats.depth, stats.in_flight)
     }
 
     /// Waits until nothing is left (see [`drain`]).

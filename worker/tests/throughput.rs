@@ -34,10 +34,10 @@ async fn three_workers_never_exceed_a_number_capped_at_80_per_second() {
     eprintln!("3 workers, 80/s number: {took:?}; simulator: {stats}");
     assert_eq!(rejected(&stats, "130429"), 0, "{stats}");
     assert_eq!(rejected(&stats, "131056"), 0, "{stats}");
+    // The workers together reach the cap in their busiest second and never pass it (how
+    // long the whole run takes is a speed figure: bench_sends_per_second below).
     let max = stats["max_mps_by_number"]["8001"].as_u64().unwrap_or(0);
     assert!((60..=80).contains(&max), "max per second {max}");
-    // Not much slower than the cap allows (72/s with headroom: ~7 s).
-    assert!(took < Duration::from_secs(12), "{took:?}");
     // The work was shared.
     for w in [&w1, &w2, &w3] {
         let text = env.metrics(w).await;

@@ -2,5 +2,5 @@
 //! and Redis key prefix, its typed client and fixtures).
 #![allow(dead_code, unused_imports)]
 
-pub use ezpulze_testkit::app::{assert_error, recipients, Account, Sender, TestApp, ROOT};
+pub use ezpulze_testkit::app::{assert_error, id_of, recipients, Account, Sender, TestApp, ROOT};
 pub use ezpulze_testkit::{pg_server, redis_url, templates, wait_until, DEADLINE};

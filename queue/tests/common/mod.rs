@@ -1,11 +1,11 @@
 //! Shared helpers of the queue's integration tests (real Redis).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use ezpulze_queue::{JobError, JobMeta, Queue, QueueConfig, RedisTarget};
@@ -15,17 +15,12 @@ use tokio::task::JoinHandle;
 
 /// The shared test Redis: `EZPULZE_TEST_REDIS` (as `make test` sets it), default
 /// `redis://127.0.0.1:6379/0`. Tests that restart Redis or read `used_memory` start their own.
-pub fn redis_url() -> String {
-    std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
-}
+pub use ezpulze_testkit::redis_url;
+pub use ezpulze_testkit::wait_until;
 
-/// A namespace no other test (or test run) uses.
+/// A namespace no other test (or test run) uses (`ezp_t_`, which `scripts/test.sh` cleans up).
 pub fn ns(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("t-{test}-{}-{nanos}", std::process::id())
+    format!("{}_{test}", ezpulze_testkit::unique_name())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,21 +164,6 @@ pub fn run_workers(
     Workers {
         stop: Some(tx),
         handle,
-    }
-}
-
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
