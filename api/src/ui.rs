@@ -10,8 +10,12 @@
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use sha2::{Digest, Sha256};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn,
+};
+use utoipa::openapi::{ObjectBuilder, Type};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
@@ -91,8 +95,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
-pub fn routes() -> Router<AppState> {
-    let mut router = Router::new();
+/// The assets' routes, each documented as a `GET` operation (`uiAsset<Name>`; the page is
+/// `uiAssetPage`) taking `If-None-Match`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::default();
     for asset in ASSETS {
         let etag = etag_of(asset.body);
         let content_type = asset.content_type;
@@ -104,8 +110,49 @@ pub fn routes() -> Router<AppState> {
                 serve(&headers, content_type, body, &etag, is_page)
             }),
         );
+        router.get_openapi_mut().paths.add_path_operation(
+            asset.path,
+            vec![HttpMethod::Get],
+            operation(asset),
+        );
     }
     router
+}
+
+/// The documented operation of one asset (its responses are in `api/openapi/operations.json`).
+fn operation(asset: &Asset) -> Operation {
+    let name = asset.path.rsplit('/').next().unwrap_or_default();
+    let id = if name.is_empty() {
+        "uiAssetPage".to_string()
+    } else {
+        let camel: String = name
+            .split(['.', '_'])
+            .map(|part| {
+                let mut chars = part.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!("uiAsset{camel}")
+    };
+    let summary = if name.is_empty() {
+        "Web UI page".to_string()
+    } else {
+        format!("Web UI asset {name}")
+    };
+    OperationBuilder::new()
+        .operation_id(Some(id))
+        .summary(Some(summary))
+        .tag("Web UI")
+        .parameter(
+            ParameterBuilder::new()
+                .name("If-None-Match")
+                .parameter_in(ParameterIn::Header)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        )
+        .build()
 }
 
 fn etag_of(body: &[u8]) -> String {

@@ -647,18 +647,7 @@ async fn docs_page_data_follows_the_key_scopes() {
         .filter_map(|s| s["id"].as_str())
         .collect();
     assert_eq!(ids, vec!["broadcast", "template"]);
-    let paths: Vec<String> = d["sections"][0]["endpoints"]
-        .as_array()
-        .expect("e")
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["method"].as_str().unwrap_or(""),
-                e["path"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let paths = endpoint_lines(&d["sections"][0]);
     assert!(
         paths.contains(&"POST /api/v1/broadcasts/{id}/send".to_string()),
         "{paths:?}"
@@ -721,18 +710,7 @@ async fn docs_page_data_shows_a_read_only_key_the_reads_but_not_cancel() {
             None,
         )
         .await;
-    let paths: Vec<String> = d["sections"][0]["endpoints"]
-        .as_array()
-        .expect("e")
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["method"].as_str().unwrap_or(""),
-                e["path"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let paths = endpoint_lines(&d["sections"][0]);
     assert!(
         paths.contains(&"GET /api/v1/dispatches/{id}".to_string()),
         "{paths:?}"
@@ -743,6 +721,34 @@ async fn docs_page_data_shows_a_read_only_key_the_reads_but_not_cancel() {
             .any(|p| p.contains("/cancel") || p.contains("/send")),
         "{paths:?}"
     );
+}
+
+#[tokio::test]
+async fn docs_page_of_a_full_access_key_lists_every_scoped_operation_of_the_document() {
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let (_, d) = docs_of_group(&app, &acc.admin, "full_access").await;
+    let listed: std::collections::BTreeSet<String> = d["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .flat_map(endpoint_lines)
+        .collect();
+    let (s, doc) = app.send("GET", "/openapi.json", "", None).await;
+    assert_eq!(s, 200);
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if op.get("x-required-scope").is_some() {
+                documented.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(
+        listed.contains("POST /api/v1/dispatches/{id}/resume"),
+        "{listed:?}"
+    );
+    assert_eq!(listed, documented);
 }
 
 #[tokio::test]
@@ -784,6 +790,22 @@ async fn docs_of_group(app: &TestApp, admin: &str, group: &str) -> (String, Valu
     let (s, d) = app.send("GET", &path, admin, None).await;
     assert_eq!(s, 200, "{d}");
     (id, d)
+}
+
+/// "METHOD path" of each endpoint a docs page section lists.
+fn endpoint_lines(section: &Value) -> Vec<String> {
+    section["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap_or(""),
+                e["path"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }
 
 /// The ids of a docs page's sections, in order.

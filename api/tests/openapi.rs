@@ -1,282 +1,35 @@
-//! The OpenAPI document (`api/openapi.json`, served at `/openapi.json`) cannot drift from the
-//! router: every route the api serves is in `ROUTES` (checked against the router's source), and
-//! `ROUTES` and the document's `paths` list exactly the same paths and methods, with the scope
-//! each public route requires.
+//! The OpenAPI document is generated from the router (`ezpulze_api::routes::openapi`): each
+//! route is registered once with its annotated handler, which gives its path, method,
+//! parameters and required scope. The tests here check what the generation cannot: that the
+//! hand-kept fragments (`api/openapi/base.json`, `api/openapi/operations.json`) describe exactly
+//! the generated operations, that `api/openapi.json` (the document written out for tools) is
+//! current, that each documented scope is the one the route enforces, and, in
+//! `real_answers_match_the_document`, that the real api (Postgres and Redis, like the other
+//! integration tests) answers every documented operation at its documented path, with a status,
+//! body and headers the document lists.
 //!
-//! `real_answers_match_the_document` then runs the real api (Postgres and Redis, like the other
-//! integration tests) through every API route and checks each answer's status, body and headers
-//! against the document.
-//!
-//! Adding a route: add it to the router, to `ROUTES` below, to the flow of
-//! `real_answers_match_the_document`, and to `api/openapi.json` (then validate it:
-//! `python3 -m openapi_spec_validator api/openapi.json`).
+//! Adding a route: annotate its handler with `#[utoipa::path]`, register it with `routes!` in
+//! its module's router, add its prose (description, request body, responses) to
+//! `api/openapi/operations.json` and a call to `real_answers_match_the_document`, then rewrite
+//! `api/openapi.json`: `EZPULZE_WRITE_OPENAPI=1 cargo test -p ezpulze-api --test openapi` (and
+//! validate it: `python3 -m openapi_spec_validator api/openapi.json`).
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-const DOC: &str = include_str!("../openapi.json");
+use ezpulze_api::routes::openapi::{self, METHODS};
 
-/// Every route the api serves: (path, method, required scope of a public route). Derived from
-/// `api/src/routes/mod.rs`, the modules it merges and `api/src/ui.rs`.
-const ROUTES: &[(&str, &str, Option<&str>)] = &[
-    // Admin API (account admin token or UI session; the root token for accounts).
-    ("/admin/v1/accounts", "post", None),
-    ("/admin/v1/scopes", "get", None),
-    ("/admin/v1/api-keys", "post", None),
-    ("/admin/v1/api-keys", "get", None),
-    ("/admin/v1/api-keys/{id}", "get", None),
-    ("/admin/v1/api-keys/{id}", "patch", None),
-    ("/admin/v1/api-keys/{id}", "delete", None),
-    ("/admin/v1/api-keys/{id}/regenerate", "post", None),
-    ("/admin/v1/api-keys/{id}/usage", "get", None),
-    ("/admin/v1/api-keys/{id}/docs", "get", None),
-    ("/admin/v1/whatsapp", "get", None),
-    ("/admin/v1/whatsapp", "put", None),
-    ("/admin/v1/broadcasts", "get", None),
-    ("/admin/v1/broadcasts/{id}/example", "get", None),
-    ("/admin/v1/chatbot-flows", "get", None),
-    ("/admin/v1/chatbot-flows", "post", None),
-    ("/admin/v1/chatbot-flows/{id}", "get", None),
-    ("/admin/v1/chatbot-flows/{id}", "patch", None),
-    ("/admin/v1/chatbot-flows/{id}", "delete", None),
-    // Public API (API key, or admin token with full access).
-    ("/api/v1/me", "get", None),
-    ("/api/v1/ping", "get", None),
-    ("/api/v1/templates", "get", Some("template:read")),
-    ("/api/v1/templates", "post", Some("template:create")),
-    ("/api/v1/templates/{id}", "get", Some("template:read")),
-    ("/api/v1/templates/{id}", "patch", Some("template:update")),
-    ("/api/v1/templates/{id}", "delete", Some("template:delete")),
-    ("/api/v1/broadcasts", "get", Some("broadcast:read")),
-    ("/api/v1/broadcasts", "post", Some("broadcast:create")),
-    ("/api/v1/broadcasts/{id}", "get", Some("broadcast:read")),
-    (
-        "/api/v1/broadcasts/{id}",
-        "delete",
-        Some("broadcast:delete"),
-    ),
-    (
-        "/api/v1/broadcasts/{id}/send",
-        "post",
-        Some("broadcast:send"),
-    ),
-    // Dispatch reads accept broadcast:read or broadcast:send (403 names broadcast:read).
-    ("/api/v1/dispatches/{id}", "get", Some("broadcast:read")),
-    (
-        "/api/v1/dispatches/{id}/messages",
-        "get",
-        Some("broadcast:read"),
-    ),
-    (
-        "/api/v1/dispatches/{id}/cancel",
-        "post",
-        Some("broadcast:send"),
-    ),
-    (
-        "/api/v1/dispatches/{id}/resume",
-        "post",
-        Some("broadcast:send"),
-    ),
-    ("/api/v1/messages/{id}", "get", Some("broadcast:read")),
-    ("/api/v1/contacts", "get", Some("contacts:read_all")),
-    ("/api/v1/contacts", "post", Some("contacts:create")),
-    ("/api/v1/contacts/{id}", "get", Some("contacts:read")),
-    ("/api/v1/contacts/{id}", "patch", Some("contacts:update")),
-    ("/api/v1/contacts/{id}", "delete", Some("contacts:delete")),
-    ("/api/v1/leads", "get", Some("leads:read_all")),
-    ("/api/v1/leads", "post", Some("leads:create")),
-    ("/api/v1/leads/{id}", "get", Some("leads:read")),
-    ("/api/v1/leads/{id}", "patch", Some("leads:update")),
-    ("/api/v1/leads/{id}", "delete", Some("leads:delete")),
-    ("/api/v1/leads/{id}/assign", "post", Some("leads:assign")),
-    (
-        "/api/v1/chatbot-flows/{id}/webhook",
-        "post",
-        Some("chatbot_flows:webhook"),
-    ),
-    // Web UI session and assets.
-    ("/ui/session", "post", None),
-    ("/ui/session", "delete", None),
-    ("/", "get", None),
-    ("/ui/app.css", "get", None),
-    ("/ui/favicon.svg", "get", None),
-    ("/ui/app.js", "get", None),
-    ("/ui/api.js", "get", None),
-    ("/ui/dom.js", "get", None),
-    ("/ui/dialog.js", "get", None),
-    ("/ui/validate.js", "get", None),
-    ("/ui/keys.js", "get", None),
-    ("/ui/key_form.js", "get", None),
-    ("/ui/docs.js", "get", None),
-    // WhatsApp webhooks and operations.
-    ("/webhooks/whatsapp", "get", None),
-    ("/webhooks/whatsapp", "post", None),
-    ("/healthz", "get", None),
-    ("/readyz", "get", None),
-    ("/metrics", "get", None),
-    ("/openapi.json", "get", None),
-    ("/ping", "get", None),
-];
-
-const ROUTER: &str = include_str!("../src/routes/mod.rs");
-const UI: &str = include_str!("../src/ui.rs");
-
-/// The route modules whose `routes()`/`admin_routes()` the router merges.
-const MODULES: &[(&str, &str)] = &[
-    ("templates", include_str!("../src/routes/templates.rs")),
-    ("broadcasts", include_str!("../src/routes/broadcasts.rs")),
-    ("send", include_str!("../src/routes/send.rs")),
-    ("dispatches", include_str!("../src/routes/dispatches.rs")),
-    ("contacts", include_str!("../src/routes/contacts.rs")),
-    ("leads", include_str!("../src/routes/leads.rs")),
-    ("flows", include_str!("../src/routes/flows.rs")),
-];
-
-const HTTP_METHODS: &[&str] = &[
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+const COMMITTED: &str = include_str!("../openapi.json");
+const OPERATIONS: &str = include_str!("../openapi/operations.json");
 
 type RouteSet = BTreeSet<(String, String)>;
 
 fn doc() -> Value {
-    serde_json::from_str(DOC).expect("api/openapi.json is valid JSON")
+    openapi::document().json.clone()
 }
 
-fn table() -> RouteSet {
-    let set: RouteSet = ROUTES
-        .iter()
-        .map(|(p, m, _)| (p.to_string(), m.to_string()))
-        .collect();
-    assert_eq!(set.len(), ROUTES.len(), "ROUTES lists a route twice");
-    set
-}
-
-/// The text between `start` and `end` (exclusive) in `src`, or a panic naming the marker.
-fn between<'a>(src: &'a str, start: &str, end: &str) -> &'a str {
-    let from = src.find(start).unwrap_or_else(|| {
-        panic!("marker {start:?} not found: update tests/openapi.rs to the router's shape")
-    });
-    let rest = &src[from + start.len()..];
-    let to = rest.find(end).unwrap_or_else(|| {
-        panic!("marker {end:?} not found: update tests/openapi.rs to the router's shape")
-    });
-    &rest[..to]
-}
-
-/// The arguments of every call `name(...)` in `src` (balanced parentheses).
-fn calls<'a>(src: &'a str, name: &str) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(i) = src[at..].find(name) {
-        let open = at + i + name.len();
-        let mut depth = 1;
-        let mut end = open;
-        for (j, c) in src[open..].char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = open + j;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        assert!(depth == 0, "unbalanced call {name} in the router's source");
-        out.push(&src[open..end]);
-        at = end;
-    }
-    out
-}
-
-/// The method routers in a `.route(...)` argument list: `get(`, `.post(`, ... (not `x::get)`).
-fn methods(args: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for m in HTTP_METHODS {
-        let pat = format!("{m}(");
-        let mut at = 0;
-        while let Some(i) = args[at..].find(&pat) {
-            let pos = at + i;
-            let before = args[..pos].chars().last();
-            if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':')) {
-                out.push(m.to_string());
-            }
-            at = pos + pat.len();
-        }
-    }
-    out
-}
-
-/// `.route("/path", get(..).post(..))` calls with a literal path, prefixed.
-fn literal_routes(section: &str, prefix: &str, out: &mut RouteSet) {
-    for args in calls(section, ".route(") {
-        let args = args.trim_start();
-        let Some(rest) = args.strip_prefix('"') else {
-            continue;
-        };
-        let path = &rest[..rest.find('"').expect("closing quote")];
-        let ms = methods(&rest[path.len() + 1..]);
-        assert!(!ms.is_empty(), "no method found for route {path:?}");
-        for m in ms {
-            out.insert((format!("{prefix}{path}"), m));
-        }
-    }
-}
-
-/// The body of `pub fn name()` in a module's source.
-fn fn_body<'a>(src: &'a str, name: &str) -> &'a str {
-    between(src, &format!("pub fn {name}()"), "\n}\n")
-}
-
-/// Routes of one section of the router: its literal routes plus the modules it merges.
-fn section_routes(section: &str, prefix: &str, out: &mut RouteSet) {
-    literal_routes(section, prefix, out);
-    for args in calls(section, ".merge(") {
-        let target = args.trim().trim_end_matches("()");
-        let target = target.strip_prefix("crate::").unwrap_or(target);
-        if target == "public" {
-            // The public section, read on its own (its routes carry their full paths).
-            continue;
-        }
-        let (module, func) = target
-            .rsplit_once("::")
-            .unwrap_or_else(|| panic!("unexpected merge of {args:?}"));
-        if module == "ui" {
-            for lit in UI.split("path: \"").skip(1) {
-                let path = &lit[..lit.find('"').expect("closing quote")];
-                out.insert((format!("{prefix}{path}"), "get".to_string()));
-            }
-            continue;
-        }
-        let module = module.rsplit("::").next().unwrap_or(module);
-        let src = MODULES
-            .iter()
-            .find(|(name, _)| *name == module)
-            .unwrap_or_else(|| panic!("the router merges {module}::{func}: add the module to MODULES and its routes to ROUTES"))
-            .1;
-        literal_routes(fn_body(src, func), prefix, out);
-    }
-}
-
-/// Every (path, method) the router's source registers.
-fn router_routes() -> RouteSet {
-    let mut out = RouteSet::new();
-    let admin = between(
-        ROUTER,
-        "let admin = Router::new()",
-        "let public = Router::new()",
-    );
-    let public = between(ROUTER, "let public = Router::new()", ".nest(\"/admin/v1\"");
-    let root = between(ROUTER, ".nest(\"/admin/v1\"", ".with_state(state)");
-    section_routes(admin, "/admin/v1", &mut out);
-    section_routes(public, "", &mut out);
-    section_routes(root, "", &mut out);
-    out
-}
-
+/// Every (path, method) the document lists, each an operation object.
 fn documented_routes(doc: &Value) -> RouteSet {
     let paths = doc["paths"].as_object().expect("paths is an object");
     let mut out = RouteSet::new();
@@ -285,7 +38,7 @@ fn documented_routes(doc: &Value) -> RouteSet {
             .as_object()
             .unwrap_or_else(|| panic!("paths[{path:?}] is an object"));
         for (method, op) in item {
-            if HTTP_METHODS.contains(&method.as_str()) {
+            if METHODS.contains(&method.as_str()) {
                 assert!(op.is_object(), "{method} {path} is an operation object");
                 out.insert((path.clone(), method.clone()));
             }
@@ -294,52 +47,103 @@ fn documented_routes(doc: &Value) -> RouteSet {
     out
 }
 
+/// (path, method, operation) of every documented operation.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    documented_routes(doc)
+        .into_iter()
+        .map(|(p, m)| {
+            let op = doc["paths"][&p][&m].clone();
+            (p, m, op)
+        })
+        .collect()
+}
+
 #[test]
-fn the_table_lists_exactly_the_routes_the_router_registers() {
-    let code = router_routes();
-    let table = table();
-    let missing: Vec<_> = code.difference(&table).collect();
-    let stale: Vec<_> = table.difference(&code).collect();
+fn the_committed_document_is_the_generated_one() {
+    let generated = openapi::document();
+    if std::env::var_os("EZPULZE_WRITE_OPENAPI").is_some() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        std::fs::write(path, format!("{}\n", generated.text)).expect("write api/openapi.json");
+        return;
+    }
+    let committed: Value = serde_json::from_str(COMMITTED).expect("api/openapi.json is JSON");
     assert!(
-        missing.is_empty(),
-        "routes served but not in ROUTES (add them, and document them): {missing:?}"
-    );
-    assert!(
-        stale.is_empty(),
-        "routes in ROUTES that the router no longer serves: {stale:?}"
+        committed == generated.json,
+        "api/openapi.json is not the generated document: rewrite it with \
+         EZPULZE_WRITE_OPENAPI=1 cargo test -p ezpulze-api --test openapi"
     );
 }
 
 #[test]
-fn every_route_is_documented_with_its_methods_and_nothing_else() {
+fn the_fragment_describes_exactly_the_generated_operations() {
     let doc = doc();
-    let documented = documented_routes(&doc);
-    let table = table();
-    let undocumented: Vec<_> = table.difference(&documented).collect();
-    let phantom: Vec<_> = documented.difference(&table).collect();
+    let prose: serde_json::Map<String, Value> =
+        serde_json::from_str(OPERATIONS).expect("api/openapi/operations.json is a JSON object");
+    let mut ids = BTreeSet::new();
+    for (path, method, op) in operations(&doc) {
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has an operationId"))
+            .to_string();
+        assert!(ids.insert(id.clone()), "operationId {id} is used twice");
+        assert!(
+            prose.contains_key(&id),
+            "{method} {path} ({id}) has no entry in api/openapi/operations.json"
+        );
+        assert!(
+            op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{method} {path} has a summary"
+        );
+        assert!(
+            op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+            "{method} {path} documents its responses"
+        );
+        for p in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = p.trim_matches(|c| c == '{' || c == '}');
+            let declared = op["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|x| x["name"] == name && x["in"] == "path" && x["required"] == true)
+            });
+            assert!(
+                declared,
+                "{method} {path} declares its path parameter {name}"
+            );
+        }
+    }
+    let stale: Vec<&String> = prose.keys().filter(|k| !ids.contains(*k)).collect();
     assert!(
-        undocumented.is_empty(),
-        "routes missing from api/openapi.json: {undocumented:?}"
-    );
-    assert!(
-        phantom.is_empty(),
-        "api/openapi.json documents routes the api does not serve: {phantom:?}"
+        stale.is_empty(),
+        "api/openapi/operations.json describes operations the router does not register: {stale:?}"
     );
 }
 
 #[test]
 fn public_routes_state_their_scope_and_rate_limit_headers() {
     let doc = doc();
-    for (path, method, scope) in ROUTES {
-        let op = &doc["paths"][path][method];
-        let documented = op.get("x-required-scope").and_then(Value::as_str);
-        assert_eq!(documented, *scope, "x-required-scope of {method} {path}");
+    for (path, method, op) in operations(&doc) {
+        let scope = op.get("x-required-scope").and_then(Value::as_str);
+        let public = path.starts_with("/api/v1/");
+        let unscoped = ["/api/v1/me", "/api/v1/ping"].contains(&path.as_str());
+        assert_eq!(
+            scope.is_some(),
+            public && !unscoped,
+            "x-required-scope of {method} {path}: every /api/v1 route but me and ping has one"
+        );
         if let Some(scope) = scope {
             let description = op["description"].as_str().unwrap_or_default();
             assert!(
                 description.contains(scope),
                 "the description of {method} {path} names {scope}"
             );
+            for requirement in op["security"].as_array().into_iter().flatten() {
+                for (scheme, scopes) in requirement.as_object().into_iter().flatten() {
+                    assert_eq!(
+                        scopes,
+                        &serde_json::json!([scope]),
+                        "{method} {path}: {scheme} requires {scope}"
+                    );
+                }
+            }
         }
         if !path.starts_with("/api/v1/") {
             continue;
@@ -1278,14 +1082,14 @@ async fn real_answers_match_the_document() {
     let served = v
         .call("GET", "/openapi.json", "/openapi.json", "", None, 200)
         .await;
-    assert_eq!(served, v.doc, "/openapi.json serves api/openapi.json");
-    for (path, _, _) in ROUTES
-        .iter()
-        .filter(|(p, _, _)| *p == "/" || p.starts_with("/ui/"))
-    {
-        if *path != "/ui/session" {
-            v.call("GET", path, path, "", None, 200).await;
-        }
+    assert_eq!(served, v.doc, "/openapi.json serves the generated document");
+    let assets: Vec<String> = documented_routes(&v.doc)
+        .into_iter()
+        .filter(|(p, m)| (p == "/" || p.starts_with("/ui/")) && p != "/ui/session" && m == "get")
+        .map(|(p, _)| p)
+        .collect();
+    for path in &assets {
+        v.call("GET", path, path, "", None, 200).await;
     }
 
     // Deletes last.
@@ -1307,12 +1111,50 @@ async fn real_answers_match_the_document() {
         .iter()
         .map(|(p, m, _)| (p.clone(), m.clone()))
         .collect();
-    let skipped: Vec<_> = table()
-        .into_iter()
-        .filter(|r| !exercised.contains(r))
+    let documented = documented_routes(&v.doc);
+    let skipped: Vec<_> = documented
+        .iter()
+        .filter(|r| !exercised.contains(*r))
         .collect();
     assert!(
         skipped.is_empty(),
         "routes this test does not exercise yet: {skipped:?}"
     );
+    // And the router matched each of those calls at the documented path and method (the
+    // request metrics are labelled with the route the router matched, `unmatched` otherwise):
+    // no documented operation is answered by the fallback.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let matched = matched_routes(&metrics);
+    let unmatched: Vec<_> = documented.difference(&matched).collect();
+    assert!(
+        unmatched.is_empty(),
+        "documented operations the router did not match: {unmatched:?}"
+    );
+}
+
+/// (route, method) of every `ezpulze_http_requests_total` series in a metrics page.
+fn matched_routes(metrics: &str) -> RouteSet {
+    let label = |labels: &str, name: &str| -> Option<String> {
+        let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = labels[start..].find('"')? + start;
+        Some(labels[start..end].to_string())
+    };
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("ezpulze_http_requests_total{"))
+        .filter_map(|rest| {
+            let labels = &rest[..rest.rfind('}')?];
+            let route = label(labels, "route")?;
+            let method = label(labels, "method")?.to_lowercase();
+            Some((route, method))
+        })
+        .collect()
 }

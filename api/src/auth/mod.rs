@@ -110,6 +110,10 @@ macro_rules! scope {
     ($($name:ident = $scope:literal),* $(,)?) => {
         $(
             pub struct $name;
+            impl $name {
+                /// The scope, also without the trait in scope (the route annotations name it).
+                pub const SCOPE: &'static str = $scope;
+            }
             impl $crate::auth::RequiredScope for $name {
                 const SCOPE: &'static str = $scope;
             }

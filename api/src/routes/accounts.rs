@@ -19,6 +19,14 @@ pub struct CreateAccount {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/accounts",
+    operation_id = "createAccount",
+    tag = "Accounts",
+    summary = "Create an account and its admin token",
+    security(("RootToken" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     _root: Root,

@@ -269,6 +269,13 @@ fn fail_if(errors: Vec<FieldError>) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    operation_id = "createApiKey",
+    tag = "API keys",
+    summary = "Create an API key"
+)]
 pub async fn create(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -338,17 +345,44 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 1, default = 1)]
     page: Option<i64>,
     #[serde(default)]
+    #[param(schema_with = per_page_schema)]
     per_page: Option<i64>,
     #[serde(default)]
+    #[param(schema_with = sort_schema)]
     sort: Option<String>,
+    /// Default: desc when `sort` is absent, else asc.
     #[serde(default)]
+    #[param(schema_with = order_schema)]
     order: Option<String>,
+}
+
+/// Page sizes of the key list (the first is the default).
+const PER_PAGE: [i64; 3] = [10, 25, 50];
+/// Sort keys of the key list.
+const SORTS: &[&str] = &["name", "status", "created_at"];
+
+fn per_page_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .enum_values(Some(PER_PAGE.iter().copied()))
+        .default(Some(serde_json::json!(PER_PAGE[0])))
+        .build()
+}
+
+fn sort_schema() -> utoipa::openapi::Object {
+    crate::routes::openapi::string_enum(SORTS, Some("created_at"))
+}
+
+fn order_schema() -> utoipa::openapi::Object {
+    crate::routes::openapi::string_enum(&["asc", "desc"], None)
 }
 
 #[derive(Serialize)]
@@ -359,6 +393,14 @@ pub struct Page {
     total: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    operation_id = "listApiKeys",
+    tag = "API keys",
+    summary = "List API keys",
+    params(ListQuery)
+)]
 pub async fn list(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -369,8 +411,8 @@ pub async fn list(
     if page < 1 {
         errors.push(FieldError::new("page", "must be 1 or more"));
     }
-    let per_page = q.per_page.unwrap_or(10);
-    if ![10, 25, 50].contains(&per_page) {
+    let per_page = q.per_page.unwrap_or(PER_PAGE[0]);
+    if !PER_PAGE.contains(&per_page) {
         errors.push(FieldError::new("per_page", "must be 10, 25 or 50"));
     }
     let sort = match q.sort.as_deref().unwrap_or("created_at") {
@@ -435,6 +477,14 @@ pub async fn fetch_view(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<
     Ok(fetch(state, account, id).await?.into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys/{id}",
+    operation_id = "getApiKey",
+    tag = "API keys",
+    summary = "Read an API key",
+    params(("id" = Uuid, Path))
+)]
 pub async fn get(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -443,6 +493,14 @@ pub async fn get(
     Ok(Json(fetch(&state, account, id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api-keys/{id}",
+    operation_id = "updateApiKey",
+    tag = "API keys",
+    summary = "Edit, enable or disable an API key",
+    params(("id" = Uuid, Path))
+)]
 pub async fn patch(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -528,6 +586,14 @@ async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-keys/{id}/regenerate",
+    operation_id = "regenerateApiKey",
+    tag = "API keys",
+    summary = "Regenerate an API key's value",
+    params(("id" = Uuid, Path))
+)]
 pub async fn regenerate(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -568,6 +634,14 @@ pub async fn regenerate(
     Ok(Json(view))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    operation_id = "deleteApiKey",
+    tag = "API keys",
+    summary = "Delete an API key",
+    params(("id" = Uuid, Path))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -595,6 +669,14 @@ struct UsageRow {
     last_message_at: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-keys/{id}/usage",
+    operation_id = "getApiKeyUsage",
+    tag = "API keys",
+    summary = "Usage statistics of an API key",
+    params(("id" = Uuid, Path))
+)]
 pub async fn usage(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,

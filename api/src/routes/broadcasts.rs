@@ -2,12 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use ezpulze_payload::{CompiledTemplate, Template, Variables};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::{scope, AdminAccount, Authorized};
@@ -16,16 +16,16 @@ use crate::extract::{ApiJson, PathId};
 use crate::routes::templates::details;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/broadcasts", get(list).post(create))
-        .route("/api/v1/broadcasts/{id}", get(read).delete(remove))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(read, remove))
 }
 
-pub fn admin_routes() -> Router<AppState> {
-    Router::new()
-        .route("/broadcasts", get(admin_list))
-        .route("/broadcasts/{id}/example", get(example))
+pub fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(admin_list))
+        .routes(routes!(example))
 }
 
 #[derive(sqlx::FromRow, Serialize)]
@@ -92,6 +92,14 @@ pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/broadcasts",
+    operation_id = "createBroadcast",
+    tag = "Broadcasts",
+    summary = "Create a broadcast",
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastCreate::SCOPE)))
+)]
 async fn create(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastCreate>,
@@ -152,6 +160,14 @@ async fn list_rows(state: &AppState, account: Uuid) -> ApiResult<Vec<BroadcastRo
     .await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/broadcasts",
+    operation_id = "listBroadcasts",
+    tag = "Broadcasts",
+    summary = "List broadcasts",
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)))
+)]
 async fn list(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastRead>,
@@ -161,6 +177,13 @@ async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/broadcasts",
+    operation_id = "adminListBroadcasts",
+    tag = "Broadcasts",
+    summary = "List the account's broadcasts (web UI)"
+)]
 async fn admin_list(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -168,6 +191,15 @@ async fn admin_list(
     Ok(Json(json!({ "items": list_rows(&state, account).await? })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/broadcasts/{id}",
+    operation_id = "getBroadcast",
+    tag = "Broadcasts",
+    summary = "Read a broadcast",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)))
+)]
 async fn read(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastRead>,
@@ -176,6 +208,15 @@ async fn read(
     Ok(Json(fetch(&state, p.account_id(), id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/broadcasts/{id}",
+    operation_id = "deleteBroadcast",
+    tag = "Broadcasts",
+    summary = "Delete a broadcast",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastDelete::SCOPE)))
+)]
 async fn remove(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastDelete>,
@@ -195,6 +236,14 @@ async fn remove(
 
 /// `GET /admin/v1/broadcasts/{id}/example`: a complete send request for this broadcast, with
 /// every value the template needs (saved media from the broadcast's defaults).
+#[utoipa::path(
+    get,
+    path = "/broadcasts/{id}/example",
+    operation_id = "getBroadcastExample",
+    tag = "Broadcasts",
+    summary = "A complete send request for a broadcast",
+    params(("id" = Uuid, Path))
+)]
 async fn example(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,

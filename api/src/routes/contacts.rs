@@ -16,12 +16,12 @@ pub mod fields;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::{scope, Authorized};
@@ -32,13 +32,10 @@ use fields::Errors;
 
 pub const MAX_NAME_CHARS: usize = 200;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/contacts", get(list).post(create))
-        .route(
-            "/api/v1/contacts/{id}",
-            get(read).patch(patch).delete(delete),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(read, patch, delete))
 }
 
 /// The contact object of the API.
@@ -89,21 +86,37 @@ pub struct PatchContact {
     tags: Option<Option<Vec<String>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100, default = 25)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
+    /// Exact tag.
     #[serde(default)]
+    #[param(max_length = 50)]
     tag: Option<String>,
+    /// Any accepted form; normalised.
     #[serde(default)]
     phone: Option<String>,
+    /// Case-insensitive substring of name or e-mail; phone digits match whatever the separators.
     #[serde(default)]
+    #[param(max_length = 100)]
     q: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    operation_id = "createContact",
+    tag = "Contacts",
+    summary = "Create a contact",
+    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsCreate::SCOPE)))
+)]
 pub async fn create(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsCreate>,
@@ -170,6 +183,15 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Contact> 
     contact.ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}",
+    operation_id = "getContact",
+    tag = "Contacts",
+    summary = "Read a contact",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsRead::SCOPE)))
+)]
 pub async fn read(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsRead>,
@@ -178,6 +200,15 @@ pub async fn read(
     fetch(&state, principal.account_id(), id).await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts",
+    operation_id = "listContacts",
+    tag = "Contacts",
+    summary = "List and search contacts",
+    params(ListQuery),
+    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsReadAll::SCOPE)))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsReadAll>,
@@ -250,6 +281,15 @@ fn push_search(sql: &mut QueryBuilder<Postgres>, q: &str) {
     sql.push(")");
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/contacts/{id}",
+    operation_id = "updateContact",
+    tag = "Contacts",
+    summary = "Edit a contact",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsUpdate::SCOPE)))
+)]
 pub async fn patch(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsUpdate>,
@@ -307,6 +347,15 @@ pub async fn patch(
     contact.map(Json).ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/contacts/{id}",
+    operation_id = "deleteContact",
+    tag = "Contacts",
+    summary = "Delete a contact (and its leads)",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsDelete::SCOPE)))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsDelete>,

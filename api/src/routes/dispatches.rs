@@ -2,12 +2,12 @@
 //! `broadcast:send` or `broadcast:read`.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::LazyLock;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use ezpulze_common::dispatch::JobSink;
 use ezpulze_common::model::{DispatchStatus, MessageStatus};
@@ -18,13 +18,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, PathId};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/dispatches/{id}", get(progress))
-        .route("/api/v1/dispatches/{id}/messages", get(messages))
-        .route("/api/v1/dispatches/{id}/cancel", post(cancel))
-        .route("/api/v1/dispatches/{id}/resume", post(resume))
-        .route("/api/v1/messages/{id}", get(message))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(progress))
+        .routes(routes!(messages))
+        .routes(routes!(cancel))
+        .routes(routes!(resume))
+        .routes(routes!(message))
 }
 
 fn can_read(p: &Principal) -> ApiResult<()> {
@@ -89,6 +89,15 @@ static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/dispatches/{id}",
+    operation_id = "getDispatch",
+    tag = "Dispatches",
+    summary = "Dispatch progress",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([crate::auth::scope::BroadcastRead::SCOPE, crate::auth::scope::BroadcastSend::SCOPE])))
+)]
 async fn progress(
     State(state): State<AppState>,
     p: Principal,
@@ -121,15 +130,27 @@ pub struct MessageRow {
 const MESSAGE_COLUMNS: &str = "id, dispatch_id, to_phone AS to, ref AS reference, status, wamid,
     error_code, error_title, attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/dispatches/{id}/messages",
+    operation_id = "listDispatchMessages",
+    tag = "Dispatches",
+    summary = "A dispatch's messages",
+    params(("id" = Uuid, Path), PageQuery),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([crate::auth::scope::BroadcastRead::SCOPE, crate::auth::scope::BroadcastSend::SCOPE])))
+)]
 async fn messages(
     State(state): State<AppState>,
     p: Principal,
@@ -171,6 +192,15 @@ async fn messages(
     Ok(Json(json!({ "items": rows, "next_cursor": next })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}",
+    operation_id = "getMessage",
+    tag = "Dispatches",
+    summary = "Read a message",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([crate::auth::scope::BroadcastRead::SCOPE, crate::auth::scope::BroadcastSend::SCOPE])))
+)]
 async fn message(
     State(state): State<AppState>,
     p: Principal,
@@ -189,6 +219,15 @@ async fn message(
 }
 
 /// Cancels what has not been handed to a worker yet; messages already sending or sent go on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dispatches/{id}/cancel",
+    operation_id = "cancelDispatch",
+    tag = "Dispatches",
+    summary = "Cancel a dispatch",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastSend::SCOPE)))
+)]
 async fn cancel(
     State(state): State<AppState>,
     p: Principal,
@@ -221,6 +260,15 @@ async fn cancel(
 /// template problem, now fixed) goes out again. It is set back to `sending` and its `queued`
 /// messages get their jobs at once (a duplicate of a job still queued is harmless: a row is
 /// claimed `queued -> sending` once). 409 unless the dispatch is paused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dispatches/{id}/resume",
+    operation_id = "resumeDispatch",
+    tag = "Dispatches",
+    summary = "Resume a paused dispatch",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastSend::SCOPE)))
+)]
 async fn resume(
     State(state): State<AppState>,
     p: Principal,

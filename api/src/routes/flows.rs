@@ -7,12 +7,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::contacts::fields::{self, Errors};
@@ -28,18 +28,15 @@ use ezpulze_payload::{CompiledTemplate, PhoneE164, Template, Variables};
 pub const MAX_NAME_CHARS: usize = 200;
 
 /// Public routes (under `/api/v1`).
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/chatbot-flows/{id}/webhook", post(webhook))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(webhook))
 }
 
 /// Admin routes (under `/admin/v1`).
-pub fn admin_routes() -> Router<AppState> {
-    Router::new()
-        .route("/chatbot-flows", get(admin_list).post(admin_create))
-        .route(
-            "/chatbot-flows/{id}",
-            get(admin_read).patch(admin_patch).delete(admin_delete),
-        )
+pub fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(admin_list, admin_create))
+        .routes(routes!(admin_read, admin_patch, admin_delete))
 }
 
 /// The flow object.
@@ -84,11 +81,14 @@ pub struct PatchFlow {
     active: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100, default = 25)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
 }
@@ -170,6 +170,13 @@ fn variables_json(v: Option<Variables>) -> ApiResult<Value> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/chatbot-flows",
+    operation_id = "createFlow",
+    tag = "Chatbot flows",
+    summary = "Create a chatbot flow"
+)]
 pub async fn admin_create(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -197,6 +204,14 @@ pub async fn admin_create(
     Ok((StatusCode::CREATED, Json(flow)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chatbot-flows",
+    operation_id = "listFlows",
+    tag = "Chatbot flows",
+    summary = "List chatbot flows",
+    params(ListQuery)
+)]
 pub async fn admin_list(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -240,6 +255,14 @@ async fn select(
     flow.ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/chatbot-flows/{id}",
+    operation_id = "getFlow",
+    tag = "Chatbot flows",
+    summary = "Read a chatbot flow",
+    params(("id" = Uuid, Path))
+)]
 pub async fn admin_read(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -248,6 +271,14 @@ pub async fn admin_read(
     fetch(&state, account, id).await.map(Json)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/chatbot-flows/{id}",
+    operation_id = "updateFlow",
+    tag = "Chatbot flows",
+    summary = "Edit a chatbot flow",
+    params(("id" = Uuid, Path))
+)]
 pub async fn admin_patch(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -298,6 +329,14 @@ pub async fn admin_patch(
     flow.map(Json).ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/chatbot-flows/{id}",
+    operation_id = "deleteFlow",
+    tag = "Chatbot flows",
+    summary = "Delete a chatbot flow",
+    params(("id" = Uuid, Path))
+)]
 pub async fn admin_delete(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -318,6 +357,15 @@ pub async fn admin_delete(
 /// the flow (this account's, active, with a first-message template), finds or creates the
 /// contact, and queues the first message, all in one transaction: if queueing fails, no
 /// contact is left behind.
+#[utoipa::path(
+    post,
+    path = "/api/v1/chatbot-flows/{id}/webhook",
+    operation_id = "triggerFlow",
+    tag = "Chatbot flows",
+    summary = "Start a chatbot flow for a contact",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::ChatbotFlowsWebhook::SCOPE)))
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ChatbotFlowsWebhook>,

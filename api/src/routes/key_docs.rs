@@ -1,6 +1,9 @@
 //! `GET /admin/v1/api-keys/{id}/docs`: what the per-key documentation page shows, derived from
 //! the key's scopes: the sections and endpoints it may call, base URL, authentication, error
 //! codes, its own rate limit and the header names.
+//!
+//! The endpoints are those of the generated OpenAPI document (`routes::openapi`) that require a
+//! scope: a section per scope resource (the part before `:`), with the operation's summary.
 
 use axum::extract::State;
 use axum::Json;
@@ -10,208 +13,33 @@ use crate::auth::AdminAccount;
 use crate::error::ApiResult;
 use crate::extract::PathId;
 use crate::routes::api_keys::{fetch_view, KeyView};
+use crate::routes::openapi::{document, scoped_endpoints, Endpoint};
 use crate::state::AppState;
 use ezpulze_common::scopes;
 
-/// (section, method, path, required scope, what it does); dispatch reads also accept
-/// `broadcast:read` (see `ALSO_READ`).
-const ENDPOINTS: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "broadcast",
-        "GET",
-        "/api/v1/broadcasts",
-        "broadcast:read",
-        "List broadcasts",
-    ),
-    (
-        "broadcast",
-        "GET",
-        "/api/v1/broadcasts/{id}",
-        "broadcast:read",
-        "Read one broadcast",
-    ),
-    (
-        "broadcast",
-        "POST",
-        "/api/v1/broadcasts",
-        "broadcast:create",
-        "Create a broadcast from a template",
-    ),
-    (
-        "broadcast",
-        "DELETE",
-        "/api/v1/broadcasts/{id}",
-        "broadcast:delete",
-        "Delete a broadcast",
-    ),
-    (
-        "broadcast",
-        "POST",
-        "/api/v1/broadcasts/{id}/send",
-        "broadcast:send",
-        "Send to up to 10,000 recipients",
-    ),
-    (
-        "broadcast",
-        "GET",
-        "/api/v1/dispatches/{id}",
-        "broadcast:send",
-        "Progress of a send (also with broadcast:read)",
-    ),
-    (
-        "broadcast",
-        "GET",
-        "/api/v1/dispatches/{id}/messages",
-        "broadcast:send",
-        "Messages of a send, cursor paginated",
-    ),
-    (
-        "broadcast",
-        "POST",
-        "/api/v1/dispatches/{id}/cancel",
-        "broadcast:send",
-        "Cancel what is not sent yet",
-    ),
-    (
-        "broadcast",
-        "GET",
-        "/api/v1/messages/{id}",
-        "broadcast:send",
-        "One message: status, wamid, error",
-    ),
-    (
-        "contacts",
-        "POST",
-        "/api/v1/contacts",
-        "contacts:create",
-        "Create a contact",
-    ),
-    (
-        "contacts",
-        "GET",
-        "/api/v1/contacts/{id}",
-        "contacts:read",
-        "Read one contact",
-    ),
-    (
-        "contacts",
-        "GET",
-        "/api/v1/contacts",
-        "contacts:read_all",
-        "List and search contacts",
-    ),
-    (
-        "contacts",
-        "PATCH",
-        "/api/v1/contacts/{id}",
-        "contacts:update",
-        "Update a contact",
-    ),
-    (
-        "contacts",
-        "DELETE",
-        "/api/v1/contacts/{id}",
-        "contacts:delete",
-        "Delete a contact",
-    ),
-    (
-        "leads",
-        "POST",
-        "/api/v1/leads",
-        "leads:create",
-        "Create a lead",
-    ),
-    (
-        "leads",
-        "GET",
-        "/api/v1/leads/{id}",
-        "leads:read",
-        "Read one lead",
-    ),
-    (
-        "leads",
-        "GET",
-        "/api/v1/leads",
-        "leads:read_all",
-        "List and search leads",
-    ),
-    (
-        "leads",
-        "PATCH",
-        "/api/v1/leads/{id}",
-        "leads:update",
-        "Update a lead",
-    ),
-    (
-        "leads",
-        "POST",
-        "/api/v1/leads/{id}/assign",
-        "leads:assign",
-        "Assign a lead",
-    ),
-    (
-        "leads",
-        "DELETE",
-        "/api/v1/leads/{id}",
-        "leads:delete",
-        "Delete a lead",
-    ),
-    (
-        "template",
-        "GET",
-        "/api/v1/templates",
-        "template:read",
-        "List templates",
-    ),
-    (
-        "template",
-        "GET",
-        "/api/v1/templates/{id}",
-        "template:read",
-        "Read one template",
-    ),
-    (
-        "template",
-        "POST",
-        "/api/v1/templates",
-        "template:create",
-        "Create a template",
-    ),
-    (
-        "template",
-        "PATCH",
-        "/api/v1/templates/{id}",
-        "template:update",
-        "Update a template",
-    ),
-    (
-        "template",
-        "DELETE",
-        "/api/v1/templates/{id}",
-        "template:delete",
-        "Delete a template",
-    ),
-    (
-        "chatbot_flows",
-        "POST",
-        "/api/v1/chatbot-flows/{id}/webhook",
-        "chatbot_flows:webhook",
-        "Start a chatbot flow for a contact",
-    ),
-];
-
-/// Routes that `broadcast:read` reaches as well as `broadcast:send`.
-const ALSO_READ: &[&str] = &[
-    "/api/v1/dispatches/{id}",
-    "/api/v1/dispatches/{id}/messages",
-    "/api/v1/messages/{id}",
-];
-
-fn allowed(view: &KeyView, path: &str, scope: &str) -> bool {
-    scopes::allows(&view.scopes, scope)
-        || (ALSO_READ.contains(&path) && scopes::allows(&view.scopes, "broadcast:read"))
+/// Whether the key may call an endpoint: it holds one of the scopes that open it.
+fn allowed(view: &KeyView, endpoint: &Endpoint) -> bool {
+    endpoint
+        .accepted
+        .iter()
+        .any(|scope| scopes::allows(&view.scopes, scope))
 }
 
+/// The resource a scope belongs to: `broadcast` for `broadcast:send`.
+fn section_of(scope: &str) -> &str {
+    scope
+        .split_once(':')
+        .map_or(scope, |(resource, _)| resource)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api-keys/{id}/docs",
+    operation_id = "getApiKeyDocs",
+    tag = "API keys",
+    summary = "The documentation page's data for a key",
+    params(("id" = Uuid, Path))
+)]
 pub async fn docs(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -223,13 +51,14 @@ pub async fn docs(
         .public_base_url
         .trim_end_matches('/')
         .to_string();
+    let endpoints = scoped_endpoints(&document().json);
     let sections: Vec<Value> = scopes::RESOURCES
         .iter()
         .filter_map(|r| {
-            let endpoints: Vec<Value> = ENDPOINTS
+            let endpoints: Vec<Value> = endpoints
                 .iter()
-                .filter(|e| e.0 == r.id && allowed(&view, e.2, e.3))
-                .map(|e| json!({"method": e.1, "path": e.2, "url": format!("{base}{}", e.2), "scope": e.3, "summary": e.4}))
+                .filter(|e| section_of(e.scope) == r.id && allowed(&view, e))
+                .map(|e| json!({"method": e.method, "path": e.path, "url": format!("{base}{}", e.path), "scope": e.scope, "summary": e.summary}))
                 .collect();
             (!endpoints.is_empty()).then(|| json!({"id": r.id, "title": format!("{} API", r.name), "endpoints": endpoints}))
         })

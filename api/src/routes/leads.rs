@@ -14,17 +14,17 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{Postgres, QueryBuilder};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::contacts::fields::{self, Errors};
 use super::contacts::find_or_create_by_phone;
-use crate::auth::{scope, Authorized, RequiredScope};
+use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::state::AppState;
@@ -37,11 +37,11 @@ pub const MAX_NOTES_CHARS: usize = 5000;
 /// Largest value in minor units (10^15 cents = 10 trillion in major units).
 pub const MAX_VALUE_CENTS: i64 = 1_000_000_000_000_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/leads", get(list).post(create))
-        .route("/api/v1/leads/{id}", get(read).patch(patch).delete(delete))
-        .route("/api/v1/leads/{id}/assign", post(assign))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(read, patch, delete))
+        .routes(routes!(assign))
 }
 
 /// The lead object of the API.
@@ -125,14 +125,18 @@ pub struct AssignLead {
     assignee: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100, default = 25)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
     #[serde(default)]
+    #[param(schema_with = status_schema)]
     status: Option<String>,
     #[serde(default)]
     assignee: Option<String>,
@@ -140,10 +144,18 @@ pub struct ListQuery {
     source: Option<String>,
     #[serde(default)]
     contact_id: Option<Uuid>,
+    /// The contact's phone.
     #[serde(default)]
     phone: Option<String>,
+    /// Substring of title or notes.
     #[serde(default)]
+    #[param(max_length = 100)]
     q: Option<String>,
+}
+
+/// The documented values of the list's `status` filter.
+fn status_schema() -> utoipa::openapi::Object {
+    crate::routes::openapi::string_enum(STATUSES, None)
 }
 
 fn status(raw: &str, errors: &mut Errors) -> Option<String> {
@@ -190,6 +202,14 @@ fn map_write_error(e: sqlx::Error) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/leads",
+    operation_id = "createLead",
+    tag = "Leads",
+    summary = "Create a lead",
+    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsCreate::SCOPE)))
+)]
 pub async fn create(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsCreate>,
@@ -292,6 +312,15 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Lead> {
     lead.ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/leads/{id}",
+    operation_id = "getLead",
+    tag = "Leads",
+    summary = "Read a lead",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsRead::SCOPE)))
+)]
 pub async fn read(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsRead>,
@@ -300,6 +329,15 @@ pub async fn read(
     fetch(&state, principal.account_id(), id).await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/leads",
+    operation_id = "listLeads",
+    tag = "Leads",
+    summary = "List and search leads",
+    params(ListQuery),
+    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsReadAll::SCOPE)))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsReadAll>,
@@ -378,6 +416,15 @@ async fn update(
     lead.ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/leads/{id}",
+    operation_id = "updateLead",
+    tag = "Leads",
+    summary = "Edit a lead",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsUpdate::SCOPE)))
+)]
 pub async fn patch(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsUpdate>,
@@ -477,6 +524,15 @@ enum Bind {
     Json(Value),
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/leads/{id}/assign",
+    operation_id = "assignLead",
+    tag = "Leads",
+    summary = "Assign or unassign a lead",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsAssign::SCOPE)))
+)]
 pub async fn assign(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsAssign>,
@@ -506,6 +562,15 @@ pub async fn assign(
     Ok(Json(lead))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/leads/{id}",
+    operation_id = "deleteLead",
+    tag = "Leads",
+    summary = "Delete a lead",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsDelete::SCOPE)))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsDelete>,

@@ -11,10 +11,24 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 use ezpulze_common::scopes;
 
+#[utoipa::path(
+    get,
+    path = "/scopes",
+    operation_id = "listScopes",
+    tag = "API keys",
+    summary = "Scope groups and individual scopes"
+)]
 pub async fn scope_catalogue(_admin: AdminAccount) -> Json<Value> {
     Json(json!({ "groups": scopes::GROUPS, "resources": scopes::RESOURCES }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "me",
+    tag = "Meta",
+    summary = "Who am I"
+)]
 pub async fn me(principal: Principal) -> Json<Value> {
     match principal {
         Principal::Key(k) => Json(json!({
@@ -37,10 +51,24 @@ pub async fn me(principal: Principal) -> Json<Value> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "Operations",
+    summary = "Liveness"
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "Operations",
+    summary = "Readiness: Postgres and Redis reachable"
+)]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db = sqlx::query("SELECT 1").execute(state.db()).await.is_ok();
     let mut redis = state.redis();
@@ -56,6 +84,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(json!({"postgres": db, "redis": rd})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "Operations",
+    summary = "Prometheus metrics"
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -63,17 +98,43 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "Operations",
+    summary = "This document"
+)]
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../../openapi.json"),
+        super::openapi::document().text.as_str(),
     )
 }
 
 /// A trivial answer, served both at `/ping` (no authentication) and `/api/v1/ping`
 /// (authenticated): the auth benchmark compares the two.
+#[utoipa::path(
+    get,
+    path = "/ping",
+    operation_id = "ping",
+    tag = "Operations",
+    summary = "Unauthenticated ping"
+)]
 pub async fn ping() -> Json<Value> {
     Json(json!({"ok": true}))
+}
+
+/// `/api/v1/ping`: the same answer as [`ping`], behind authentication.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ping",
+    operation_id = "pingAuthenticated",
+    tag = "Meta",
+    summary = "Authenticated ping"
+)]
+pub async fn ping_authenticated() -> Json<Value> {
+    ping().await
 }
 
 pub async fn not_found() -> ApiResult<()> {

@@ -8,13 +8,12 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use ezpulze_common::dispatch::{self, CreateError, NewDispatch, NewMessages};
 use ezpulze_common::model::DispatchStatus;
 use ezpulze_payload::{PhoneE164, Variables};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::{scope, Authorized, Principal};
@@ -69,10 +68,19 @@ pub struct SendResponse {
     messages: Vec<Accepted>,
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/broadcasts/{id}/send", post(send))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(send))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/broadcasts/{id}/send",
+    operation_id = "sendBroadcast",
+    tag = "Broadcasts",
+    summary = "Send a broadcast to up to 10,000 recipients",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Honoured for 24 h per key: the same key with the same body replays the stored answer; with another body (or while the first request is still running) 409 `idempotency_conflict`.")),
+    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastSend::SCOPE)))
+)]
 pub async fn send(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastSend>,

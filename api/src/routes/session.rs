@@ -19,6 +19,13 @@ pub struct SignIn {
 }
 
 /// `POST /ui/session {"token": "adm_..."}` -> 204 with the session cookie.
+#[utoipa::path(
+    post,
+    path = "/ui/session",
+    operation_id = "signIn",
+    tag = "Web UI",
+    summary = "Web UI sign-in"
+)]
 pub async fn sign_in(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignIn>,
@@ -36,6 +43,13 @@ pub async fn sign_in(
 }
 
 /// `DELETE /ui/session` -> 204, the session forgotten and the cookie cleared.
+#[utoipa::path(
+    delete,
+    path = "/ui/session",
+    operation_id = "signOut",
+    tag = "Web UI",
+    summary = "Web UI sign-out"
+)]
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(sid) = session::session_id(&headers) {
         session::forget(&state, sid).await?;

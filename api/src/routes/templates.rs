@@ -2,12 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use ezpulze_payload::{CompiledTemplate, Template};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::auth::{scope, Authorized};
@@ -15,13 +15,10 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{parse_json, PathId, RawBody};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/templates", get(list).post(create))
-        .route(
-            "/api/v1/templates/{id}",
-            get(read).patch(update).delete(remove),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 const FIELDS: &[&str] = &[
@@ -94,6 +91,14 @@ fn definition(value: Value) -> ApiResult<(Template, Value)> {
     Ok((compiled.template().clone(), normalised))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates",
+    operation_id = "createTemplate",
+    tag = "Templates",
+    summary = "Create a template",
+    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateCreate::SCOPE)))
+)]
 async fn create(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateCreate>,
@@ -128,6 +133,14 @@ fn conflict(e: sqlx::Error) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates",
+    operation_id = "listTemplates",
+    tag = "Templates",
+    summary = "List templates",
+    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateRead::SCOPE)))
+)]
 async fn list(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateRead>,
@@ -166,6 +179,15 @@ async fn select(
     .ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{id}",
+    operation_id = "getTemplate",
+    tag = "Templates",
+    summary = "Read a template",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateRead::SCOPE)))
+)]
 async fn read(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateRead>,
@@ -175,6 +197,15 @@ async fn read(
 }
 
 /// PATCH merges the given top-level fields over the stored definition, then validates it all.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/templates/{id}",
+    operation_id = "updateTemplate",
+    tag = "Templates",
+    summary = "Edit a template",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateUpdate::SCOPE)))
+)]
 async fn update(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateUpdate>,
@@ -214,6 +245,15 @@ async fn update(
     Ok(Json(row.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/templates/{id}",
+    operation_id = "deleteTemplate",
+    tag = "Templates",
+    summary = "Delete a template",
+    params(("id" = Uuid, Path)),
+    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateDelete::SCOPE)))
+)]
 async fn remove(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateDelete>,

@@ -34,6 +34,13 @@ pub struct SettingsIn {
     verify_token: Option<Option<String>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/whatsapp",
+    operation_id = "getWhatsAppSettings",
+    tag = "WhatsApp",
+    summary = "Read the WhatsApp settings"
+)]
 pub async fn get(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -65,6 +72,13 @@ async fn view(state: &AppState, account: Uuid) -> ApiResult<Value> {
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/whatsapp",
+    operation_id = "putWhatsAppSettings",
+    tag = "WhatsApp",
+    summary = "Write the WhatsApp settings"
+)]
 pub async fn put(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
