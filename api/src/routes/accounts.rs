@@ -19,14 +19,9 @@ pub struct CreateAccount {
     name: String,
 }
 
-#[utoipa::path(
-    post,
-    path = "/accounts",
-    operation_id = "createAccount",
-    tag = "Accounts",
-    summary = "Create an account and its admin token",
-    security(("RootToken" = []))
-)]
+/// Create an account and its admin token
+#[utoipa::path(post, path = "/accounts", operation_id = "createAccount",
+    security(("RootToken" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     _root: Root,

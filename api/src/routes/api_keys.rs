@@ -14,10 +14,22 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::state::AppState;
 use ezpulze_common::{keys, scopes};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const DEFAULT_RATE_LIMIT: i32 = 1000;
 pub const MAX_RATE_LIMIT: i64 = 100_000_000;
 const MAX_ALLOWED_IPS: usize = 100;
+
+/// The key management routes of the admin API, with the scope catalogue and a key's docs.
+pub fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(super::meta::scope_catalogue))
+        .routes(routes!(create, list))
+        .routes(routes!(get, patch, delete))
+        .routes(routes!(regenerate))
+        .routes(routes!(usage))
+        .routes(routes!(super::key_docs::docs))
+}
 
 #[derive(sqlx::FromRow)]
 pub struct KeyRow {
@@ -269,13 +281,8 @@ fn fail_if(errors: Vec<FieldError>) -> ApiResult<()> {
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/api-keys",
-    operation_id = "createApiKey",
-    tag = "API keys",
-    summary = "Create an API key"
-)]
+/// Create an API key
+#[utoipa::path(post, path = "/api-keys", operation_id = "createApiKey")]
 pub async fn create(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -393,12 +400,11 @@ pub struct Page {
     total: i64,
 }
 
+/// List API keys
 #[utoipa::path(
     get,
     path = "/api-keys",
     operation_id = "listApiKeys",
-    tag = "API keys",
-    summary = "List API keys",
     params(ListQuery)
 )]
 pub async fn list(
@@ -477,14 +483,9 @@ pub async fn fetch_view(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<
     Ok(fetch(state, account, id).await?.into())
 }
 
-#[utoipa::path(
-    get,
-    path = "/api-keys/{id}",
-    operation_id = "getApiKey",
-    tag = "API keys",
-    summary = "Read an API key",
-    params(("id" = Uuid, Path))
-)]
+/// Read an API key
+#[utoipa::path(get, path = "/api-keys/{id}", operation_id = "getApiKey",
+    params(("id" = Uuid, Path)))]
 pub async fn get(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -493,14 +494,9 @@ pub async fn get(
     Ok(Json(fetch(&state, account, id).await?.into()))
 }
 
-#[utoipa::path(
-    patch,
-    path = "/api-keys/{id}",
-    operation_id = "updateApiKey",
-    tag = "API keys",
-    summary = "Edit, enable or disable an API key",
-    params(("id" = Uuid, Path))
-)]
+/// Edit, enable or disable an API key
+#[utoipa::path(patch, path = "/api-keys/{id}", operation_id = "updateApiKey",
+    params(("id" = Uuid, Path)))]
 pub async fn patch(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -586,14 +582,9 @@ async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> ApiResult<()> {
     Ok(())
 }
 
-#[utoipa::path(
-    post,
-    path = "/api-keys/{id}/regenerate",
-    operation_id = "regenerateApiKey",
-    tag = "API keys",
-    summary = "Regenerate an API key's value",
-    params(("id" = Uuid, Path))
-)]
+/// Regenerate an API key's value
+#[utoipa::path(post, path = "/api-keys/{id}/regenerate", operation_id = "regenerateApiKey",
+    params(("id" = Uuid, Path)))]
 pub async fn regenerate(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -634,14 +625,9 @@ pub async fn regenerate(
     Ok(Json(view))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api-keys/{id}",
-    operation_id = "deleteApiKey",
-    tag = "API keys",
-    summary = "Delete an API key",
-    params(("id" = Uuid, Path))
-)]
+/// Delete an API key
+#[utoipa::path(delete, path = "/api-keys/{id}", operation_id = "deleteApiKey",
+    params(("id" = Uuid, Path)))]
 pub async fn delete(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -669,14 +655,9 @@ struct UsageRow {
     last_message_at: Option<DateTime<Utc>>,
 }
 
-#[utoipa::path(
-    get,
-    path = "/api-keys/{id}/usage",
-    operation_id = "getApiKeyUsage",
-    tag = "API keys",
-    summary = "Usage statistics of an API key",
-    params(("id" = Uuid, Path))
-)]
+/// Usage statistics of an API key
+#[utoipa::path(get, path = "/api-keys/{id}/usage", operation_id = "getApiKeyUsage",
+    params(("id" = Uuid, Path)))]
 pub async fn usage(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,

@@ -92,14 +92,9 @@ pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded
     })
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/broadcasts",
-    operation_id = "createBroadcast",
-    tag = "Broadcasts",
-    summary = "Create a broadcast",
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastCreate::SCOPE)))
-)]
+/// Create a broadcast
+#[utoipa::path(post, path = "/api/v1/broadcasts", operation_id = "createBroadcast",
+    extensions(("x-required-scope" = json!(scope::BroadcastCreate::SCOPE))))]
 async fn create(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastCreate>,
@@ -160,14 +155,9 @@ async fn list_rows(state: &AppState, account: Uuid) -> ApiResult<Vec<BroadcastRo
     .await?)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/broadcasts",
-    operation_id = "listBroadcasts",
-    tag = "Broadcasts",
-    summary = "List broadcasts",
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)))
-)]
+/// List broadcasts
+#[utoipa::path(get, path = "/api/v1/broadcasts", operation_id = "listBroadcasts",
+    extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE))))]
 async fn list(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastRead>,
@@ -177,13 +167,8 @@ async fn list(
     ))
 }
 
-#[utoipa::path(
-    get,
-    path = "/broadcasts",
-    operation_id = "adminListBroadcasts",
-    tag = "Broadcasts",
-    summary = "List the account's broadcasts (web UI)"
-)]
+/// List the account's broadcasts (web UI)
+#[utoipa::path(get, path = "/broadcasts", operation_id = "adminListBroadcasts")]
 async fn admin_list(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -191,15 +176,10 @@ async fn admin_list(
     Ok(Json(json!({ "items": list_rows(&state, account).await? })))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/broadcasts/{id}",
-    operation_id = "getBroadcast",
-    tag = "Broadcasts",
-    summary = "Read a broadcast",
+/// Read a broadcast
+#[utoipa::path(get, path = "/api/v1/broadcasts/{id}", operation_id = "getBroadcast",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE))))]
 async fn read(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastRead>,
@@ -208,15 +188,10 @@ async fn read(
     Ok(Json(fetch(&state, p.account_id(), id).await?))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/broadcasts/{id}",
-    operation_id = "deleteBroadcast",
-    tag = "Broadcasts",
-    summary = "Delete a broadcast",
+/// Delete a broadcast
+#[utoipa::path(delete, path = "/api/v1/broadcasts/{id}", operation_id = "deleteBroadcast",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastDelete::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastDelete::SCOPE))))]
 async fn remove(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastDelete>,
@@ -234,16 +209,12 @@ async fn remove(
     }
 }
 
+/// A complete send request for a broadcast
+///
 /// `GET /admin/v1/broadcasts/{id}/example`: a complete send request for this broadcast, with
 /// every value the template needs (saved media from the broadcast's defaults).
-#[utoipa::path(
-    get,
-    path = "/broadcasts/{id}/example",
-    operation_id = "getBroadcastExample",
-    tag = "Broadcasts",
-    summary = "A complete send request for a broadcast",
-    params(("id" = Uuid, Path))
-)]
+#[utoipa::path(get, path = "/broadcasts/{id}/example", operation_id = "getBroadcastExample",
+    params(("id" = Uuid, Path)))]
 async fn example(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,

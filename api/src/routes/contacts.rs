@@ -109,14 +109,9 @@ pub struct ListQuery {
     q: Option<String>,
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/contacts",
-    operation_id = "createContact",
-    tag = "Contacts",
-    summary = "Create a contact",
-    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsCreate::SCOPE)))
-)]
+/// Create a contact
+#[utoipa::path(post, path = "/api/v1/contacts", operation_id = "createContact",
+    extensions(("x-required-scope" = json!(scope::ContactsCreate::SCOPE))))]
 pub async fn create(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsCreate>,
@@ -183,15 +178,10 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Contact> 
     contact.ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/contacts/{id}",
-    operation_id = "getContact",
-    tag = "Contacts",
-    summary = "Read a contact",
+/// Read a contact
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", operation_id = "getContact",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsRead::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::ContactsRead::SCOPE))))]
 pub async fn read(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsRead>,
@@ -200,15 +190,10 @@ pub async fn read(
     fetch(&state, principal.account_id(), id).await.map(Json)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/contacts",
-    operation_id = "listContacts",
-    tag = "Contacts",
-    summary = "List and search contacts",
+/// List and search contacts
+#[utoipa::path(get, path = "/api/v1/contacts", operation_id = "listContacts",
     params(ListQuery),
-    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsReadAll::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::ContactsReadAll::SCOPE))))]
 pub async fn list(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsReadAll>,
@@ -281,15 +266,10 @@ fn push_search(sql: &mut QueryBuilder<Postgres>, q: &str) {
     sql.push(")");
 }
 
-#[utoipa::path(
-    patch,
-    path = "/api/v1/contacts/{id}",
-    operation_id = "updateContact",
-    tag = "Contacts",
-    summary = "Edit a contact",
+/// Edit a contact
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", operation_id = "updateContact",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsUpdate::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::ContactsUpdate::SCOPE))))]
 pub async fn patch(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsUpdate>,
@@ -347,15 +327,10 @@ pub async fn patch(
     contact.map(Json).ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/contacts/{id}",
-    operation_id = "deleteContact",
-    tag = "Contacts",
-    summary = "Delete a contact (and its leads)",
+/// Delete a contact (and its leads)
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", operation_id = "deleteContact",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::ContactsDelete::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::ContactsDelete::SCOPE))))]
 pub async fn delete(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ContactsDelete>,

@@ -13,7 +13,7 @@ use ezpulze_common::dispatch::JobSink;
 use ezpulze_common::model::{DispatchStatus, MessageStatus};
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::{scope, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, PathId};
 use crate::state::AppState;
@@ -89,15 +89,10 @@ static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/dispatches/{id}",
-    operation_id = "getDispatch",
-    tag = "Dispatches",
-    summary = "Dispatch progress",
+/// Dispatch progress
+#[utoipa::path(get, path = "/api/v1/dispatches/{id}", operation_id = "getDispatch",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([crate::auth::scope::BroadcastRead::SCOPE, crate::auth::scope::BroadcastSend::SCOPE])))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([scope::BroadcastRead::SCOPE, scope::BroadcastSend::SCOPE]))))]
 async fn progress(
     State(state): State<AppState>,
     p: Principal,
@@ -142,15 +137,10 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/dispatches/{id}/messages",
-    operation_id = "listDispatchMessages",
-    tag = "Dispatches",
-    summary = "A dispatch's messages",
+/// A dispatch's messages
+#[utoipa::path(get, path = "/api/v1/dispatches/{id}/messages", operation_id = "listDispatchMessages",
     params(("id" = Uuid, Path), PageQuery),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([crate::auth::scope::BroadcastRead::SCOPE, crate::auth::scope::BroadcastSend::SCOPE])))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([scope::BroadcastRead::SCOPE, scope::BroadcastSend::SCOPE]))))]
 async fn messages(
     State(state): State<AppState>,
     p: Principal,
@@ -192,15 +182,10 @@ async fn messages(
     Ok(Json(json!({ "items": rows, "next_cursor": next })))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/messages/{id}",
-    operation_id = "getMessage",
-    tag = "Dispatches",
-    summary = "Read a message",
+/// Read a message
+#[utoipa::path(get, path = "/api/v1/messages/{id}", operation_id = "getMessage",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([crate::auth::scope::BroadcastRead::SCOPE, crate::auth::scope::BroadcastSend::SCOPE])))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([scope::BroadcastRead::SCOPE, scope::BroadcastSend::SCOPE]))))]
 async fn message(
     State(state): State<AppState>,
     p: Principal,
@@ -218,16 +203,12 @@ async fn message(
     Ok(Json(row))
 }
 
+/// Cancel a dispatch
+///
 /// Cancels what has not been handed to a worker yet; messages already sending or sent go on.
-#[utoipa::path(
-    post,
-    path = "/api/v1/dispatches/{id}/cancel",
-    operation_id = "cancelDispatch",
-    tag = "Dispatches",
-    summary = "Cancel a dispatch",
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/cancel", operation_id = "cancelDispatch",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastSend::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastSend::SCOPE))))]
 async fn cancel(
     State(state): State<AppState>,
     p: Principal,
@@ -256,19 +237,15 @@ async fn cancel(
     Ok(Json(progress_of(&state, p.account_id(), id).await?))
 }
 
+/// Resume a paused dispatch
+///
 /// `POST /dispatches/{id}/resume`: a dispatch a worker paused (a halt: token, account or
 /// template problem, now fixed) goes out again. It is set back to `sending` and its `queued`
 /// messages get their jobs at once (a duplicate of a job still queued is harmless: a row is
 /// claimed `queued -> sending` once). 409 unless the dispatch is paused.
-#[utoipa::path(
-    post,
-    path = "/api/v1/dispatches/{id}/resume",
-    operation_id = "resumeDispatch",
-    tag = "Dispatches",
-    summary = "Resume a paused dispatch",
+#[utoipa::path(post, path = "/api/v1/dispatches/{id}/resume", operation_id = "resumeDispatch",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastSend::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastSend::SCOPE))))]
 async fn resume(
     State(state): State<AppState>,
     p: Principal,

@@ -170,13 +170,8 @@ fn variables_json(v: Option<Variables>) -> ApiResult<Value> {
     })
 }
 
-#[utoipa::path(
-    post,
-    path = "/chatbot-flows",
-    operation_id = "createFlow",
-    tag = "Chatbot flows",
-    summary = "Create a chatbot flow"
-)]
+/// Create a chatbot flow
+#[utoipa::path(post, path = "/chatbot-flows", operation_id = "createFlow")]
 pub async fn admin_create(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -204,12 +199,11 @@ pub async fn admin_create(
     Ok((StatusCode::CREATED, Json(flow)))
 }
 
+/// List chatbot flows
 #[utoipa::path(
     get,
     path = "/chatbot-flows",
     operation_id = "listFlows",
-    tag = "Chatbot flows",
-    summary = "List chatbot flows",
     params(ListQuery)
 )]
 pub async fn admin_list(
@@ -255,14 +249,9 @@ async fn select(
     flow.ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(
-    get,
-    path = "/chatbot-flows/{id}",
-    operation_id = "getFlow",
-    tag = "Chatbot flows",
-    summary = "Read a chatbot flow",
-    params(("id" = Uuid, Path))
-)]
+/// Read a chatbot flow
+#[utoipa::path(get, path = "/chatbot-flows/{id}", operation_id = "getFlow",
+    params(("id" = Uuid, Path)))]
 pub async fn admin_read(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -271,14 +260,9 @@ pub async fn admin_read(
     fetch(&state, account, id).await.map(Json)
 }
 
-#[utoipa::path(
-    patch,
-    path = "/chatbot-flows/{id}",
-    operation_id = "updateFlow",
-    tag = "Chatbot flows",
-    summary = "Edit a chatbot flow",
-    params(("id" = Uuid, Path))
-)]
+/// Edit a chatbot flow
+#[utoipa::path(patch, path = "/chatbot-flows/{id}", operation_id = "updateFlow",
+    params(("id" = Uuid, Path)))]
 pub async fn admin_patch(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -329,14 +313,9 @@ pub async fn admin_patch(
     flow.map(Json).ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(
-    delete,
-    path = "/chatbot-flows/{id}",
-    operation_id = "deleteFlow",
-    tag = "Chatbot flows",
-    summary = "Delete a chatbot flow",
-    params(("id" = Uuid, Path))
-)]
+/// Delete a chatbot flow
+#[utoipa::path(delete, path = "/chatbot-flows/{id}", operation_id = "deleteFlow",
+    params(("id" = Uuid, Path)))]
 pub async fn admin_delete(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -353,19 +332,15 @@ pub async fn admin_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Start a chatbot flow for a contact
+///
 /// `POST /api/v1/chatbot-flows/{id}/webhook`: validates `to` (E.164) and `variables`, checks
 /// the flow (this account's, active, with a first-message template), finds or creates the
 /// contact, and queues the first message, all in one transaction: if queueing fails, no
 /// contact is left behind.
-#[utoipa::path(
-    post,
-    path = "/api/v1/chatbot-flows/{id}/webhook",
-    operation_id = "triggerFlow",
-    tag = "Chatbot flows",
-    summary = "Start a chatbot flow for a contact",
+#[utoipa::path(post, path = "/api/v1/chatbot-flows/{id}/webhook", operation_id = "triggerFlow",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::ChatbotFlowsWebhook::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::ChatbotFlowsWebhook::SCOPE))))]
 pub async fn webhook(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::ChatbotFlowsWebhook>,

@@ -32,14 +32,9 @@ fn section_of(scope: &str) -> &str {
         .map_or(scope, |(resource, _)| resource)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api-keys/{id}/docs",
-    operation_id = "getApiKeyDocs",
-    tag = "API keys",
-    summary = "The documentation page's data for a key",
-    params(("id" = Uuid, Path))
-)]
+/// The documentation page's data for a key
+#[utoipa::path(get, path = "/api-keys/{id}/docs", operation_id = "getApiKeyDocs",
+    params(("id" = Uuid, Path)))]
 pub async fn docs(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,

@@ -202,14 +202,9 @@ fn map_write_error(e: sqlx::Error) -> ApiError {
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/leads",
-    operation_id = "createLead",
-    tag = "Leads",
-    summary = "Create a lead",
-    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsCreate::SCOPE)))
-)]
+/// Create a lead
+#[utoipa::path(post, path = "/api/v1/leads", operation_id = "createLead",
+    extensions(("x-required-scope" = json!(scope::LeadsCreate::SCOPE))))]
 pub async fn create(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsCreate>,
@@ -312,15 +307,10 @@ async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Lead> {
     lead.ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/leads/{id}",
-    operation_id = "getLead",
-    tag = "Leads",
-    summary = "Read a lead",
+/// Read a lead
+#[utoipa::path(get, path = "/api/v1/leads/{id}", operation_id = "getLead",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsRead::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::LeadsRead::SCOPE))))]
 pub async fn read(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsRead>,
@@ -329,15 +319,10 @@ pub async fn read(
     fetch(&state, principal.account_id(), id).await.map(Json)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/leads",
-    operation_id = "listLeads",
-    tag = "Leads",
-    summary = "List and search leads",
+/// List and search leads
+#[utoipa::path(get, path = "/api/v1/leads", operation_id = "listLeads",
     params(ListQuery),
-    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsReadAll::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::LeadsReadAll::SCOPE))))]
 pub async fn list(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsReadAll>,
@@ -416,15 +401,10 @@ async fn update(
     lead.ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(
-    patch,
-    path = "/api/v1/leads/{id}",
-    operation_id = "updateLead",
-    tag = "Leads",
-    summary = "Edit a lead",
+/// Edit a lead
+#[utoipa::path(patch, path = "/api/v1/leads/{id}", operation_id = "updateLead",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsUpdate::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::LeadsUpdate::SCOPE))))]
 pub async fn patch(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsUpdate>,
@@ -524,15 +504,10 @@ enum Bind {
     Json(Value),
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/leads/{id}/assign",
-    operation_id = "assignLead",
-    tag = "Leads",
-    summary = "Assign or unassign a lead",
+/// Assign or unassign a lead
+#[utoipa::path(post, path = "/api/v1/leads/{id}/assign", operation_id = "assignLead",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsAssign::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::LeadsAssign::SCOPE))))]
 pub async fn assign(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsAssign>,
@@ -562,15 +537,10 @@ pub async fn assign(
     Ok(Json(lead))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/leads/{id}",
-    operation_id = "deleteLead",
-    tag = "Leads",
-    summary = "Delete a lead",
+/// Delete a lead
+#[utoipa::path(delete, path = "/api/v1/leads/{id}", operation_id = "deleteLead",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::LeadsDelete::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::LeadsDelete::SCOPE))))]
 pub async fn delete(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<scope::LeadsDelete>,

@@ -10,25 +10,16 @@ use crate::auth::{AdminAccount, Principal};
 use crate::error::ApiResult;
 use crate::state::AppState;
 use ezpulze_common::scopes;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-#[utoipa::path(
-    get,
-    path = "/scopes",
-    operation_id = "listScopes",
-    tag = "API keys",
-    summary = "Scope groups and individual scopes"
-)]
+/// Scope groups and individual scopes
+#[utoipa::path(get, path = "/scopes", operation_id = "listScopes")]
 pub async fn scope_catalogue(_admin: AdminAccount) -> Json<Value> {
     Json(json!({ "groups": scopes::GROUPS, "resources": scopes::RESOURCES }))
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/me",
-    operation_id = "me",
-    tag = "Meta",
-    summary = "Who am I"
-)]
+/// Who am I
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "me")]
 pub async fn me(principal: Principal) -> Json<Value> {
     match principal {
         Principal::Key(k) => Json(json!({
@@ -51,24 +42,24 @@ pub async fn me(principal: Principal) -> Json<Value> {
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    operation_id = "healthz",
-    tag = "Operations",
-    summary = "Liveness"
-)]
+/// The operations endpoints: probes, metrics, this document, the unauthenticated ping.
+pub fn operations_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(ping))
+}
+
+/// Liveness
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz")]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    operation_id = "readyz",
-    tag = "Operations",
-    summary = "Readiness: Postgres and Redis reachable"
-)]
+/// Readiness: Postgres and Redis reachable
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz")]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db = sqlx::query("SELECT 1").execute(state.db()).await.is_ok();
     let mut redis = state.redis();
@@ -84,13 +75,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(json!({"postgres": db, "redis": rd})))
 }
 
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    operation_id = "metrics",
-    tag = "Operations",
-    summary = "Prometheus metrics"
-)]
+/// Prometheus metrics
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics")]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -98,13 +84,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "Operations",
-    summary = "This document"
-)]
+/// This document
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi")]
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -112,27 +93,19 @@ pub async fn openapi() -> impl IntoResponse {
     )
 }
 
+/// Unauthenticated ping
+///
 /// A trivial answer, served both at `/ping` (no authentication) and `/api/v1/ping`
 /// (authenticated): the auth benchmark compares the two.
-#[utoipa::path(
-    get,
-    path = "/ping",
-    operation_id = "ping",
-    tag = "Operations",
-    summary = "Unauthenticated ping"
-)]
+#[utoipa::path(get, path = "/ping", operation_id = "ping")]
 pub async fn ping() -> Json<Value> {
     Json(json!({"ok": true}))
 }
 
+/// Authenticated ping
+///
 /// `/api/v1/ping`: the same answer as [`ping`], behind authentication.
-#[utoipa::path(
-    get,
-    path = "/api/v1/ping",
-    operation_id = "pingAuthenticated",
-    tag = "Meta",
-    summary = "Authenticated ping"
-)]
+#[utoipa::path(get, path = "/api/v1/ping", operation_id = "pingAuthenticated")]
 pub async fn ping_authenticated() -> Json<Value> {
     ping().await
 }

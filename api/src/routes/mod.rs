@@ -25,7 +25,7 @@ use crate::auth;
 use crate::extract::BodyLimit;
 use crate::middleware as mw;
 use crate::state::AppState;
-use openapi::Audience;
+use openapi::{single, tagged, Audience};
 
 /// Every route the api serves, each registered once with its annotated handler: the router
 /// and the OpenAPI document are both built from these three sub-routers.
@@ -40,35 +40,35 @@ struct Api {
 
 fn api() -> Api {
     let admin = OpenApiRouter::default()
-        .routes(routes!(accounts::create))
-        .routes(routes!(meta::scope_catalogue))
-        .routes(routes!(api_keys::create, api_keys::list))
-        .routes(routes!(api_keys::get, api_keys::patch, api_keys::delete))
-        .routes(routes!(api_keys::regenerate))
-        .routes(routes!(api_keys::usage))
-        .routes(routes!(key_docs::docs))
-        .routes(routes!(whatsapp::get, whatsapp::put))
-        .merge(broadcasts::admin_routes())
-        .merge(flows::admin_routes());
+        .merge(tagged("Accounts", single(routes!(accounts::create))))
+        .merge(tagged("API keys", api_keys::admin_routes()))
+        .merge(tagged(
+            "WhatsApp",
+            single(routes!(whatsapp::get, whatsapp::put)),
+        ))
+        .merge(tagged("Broadcasts", broadcasts::admin_routes()))
+        .merge(tagged("Chatbot flows", flows::admin_routes()));
     let public = OpenApiRouter::default()
-        .routes(routes!(meta::me))
-        .routes(routes!(meta::ping_authenticated))
-        .merge(templates::routes())
-        .merge(broadcasts::routes())
-        .merge(send::routes())
-        .merge(dispatches::routes())
-        .merge(contacts::routes())
-        .merge(leads::routes())
-        .merge(flows::routes());
+        .merge(tagged("Meta", single(routes!(meta::me))))
+        .merge(tagged("Meta", single(routes!(meta::ping_authenticated))))
+        .merge(tagged("Templates", templates::routes()))
+        .merge(tagged("Broadcasts", broadcasts::routes()))
+        .merge(tagged("Broadcasts", send::routes()))
+        .merge(tagged("Dispatches", dispatches::routes()))
+        .merge(tagged("Contacts", contacts::routes()))
+        .merge(tagged("Leads", leads::routes()))
+        .merge(tagged("Chatbot flows", flows::routes()));
     let root = OpenApiRouter::default()
         .merge(crate::ui::routes())
-        .routes(routes!(session::sign_in, session::sign_out))
-        .routes(routes!(webhooks::verify, webhooks::receive))
-        .routes(routes!(meta::healthz))
-        .routes(routes!(meta::readyz))
-        .routes(routes!(meta::metrics))
-        .routes(routes!(meta::openapi))
-        .routes(routes!(meta::ping));
+        .merge(tagged(
+            "Web UI",
+            single(routes!(session::sign_in, session::sign_out)),
+        ))
+        .merge(tagged(
+            "WhatsApp",
+            single(routes!(webhooks::verify, webhooks::receive)),
+        ))
+        .merge(tagged("Operations", meta::operations_routes()));
     Api {
         admin,
         public,

@@ -20,9 +20,37 @@ use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 use utoipa::openapi::{Object, ObjectBuilder, Type};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 const BASE: &str = include_str!("../../openapi/base.json");
 const OPERATIONS: &str = include_str!("../../openapi/operations.json");
+
+/// `router` with `tag` on each of its operations (every route module's operations share one).
+pub fn tagged<S: Clone + Send + Sync + 'static>(
+    tag: &str,
+    mut router: OpenApiRouter<S>,
+) -> OpenApiRouter<S> {
+    for item in router.get_openapi_mut().paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.tags = Some(vec![tag.to_string()]);
+        }
+    }
+    router
+}
+
+/// The router of one `routes!` group.
+pub fn single<S: Clone + Send + Sync + 'static>(routes: UtoipaMethodRouter<S>) -> OpenApiRouter<S> {
+    OpenApiRouter::default().routes(routes)
+}
 
 /// The HTTP methods an OpenAPI path item can hold.
 pub const METHODS: &[&str] = &[

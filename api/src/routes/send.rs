@@ -72,15 +72,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default().routes(routes!(send))
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/broadcasts/{id}/send",
-    operation_id = "sendBroadcast",
-    tag = "Broadcasts",
-    summary = "Send a broadcast to up to 10,000 recipients",
+/// Send a broadcast to up to 10,000 recipients
+#[utoipa::path(post, path = "/api/v1/broadcasts/{id}/send", operation_id = "sendBroadcast",
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Honoured for 24 h per key: the same key with the same body replays the stored answer; with another body (or while the first request is still running) 409 `idempotency_conflict`.")),
-    extensions(("x-required-scope" = json!(crate::auth::scope::BroadcastSend::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::BroadcastSend::SCOPE))))]
 pub async fn send(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::BroadcastSend>,

@@ -18,14 +18,10 @@ pub struct SignIn {
     token: String,
 }
 
+/// Web UI sign-in
+///
 /// `POST /ui/session {"token": "adm_..."}` -> 204 with the session cookie.
-#[utoipa::path(
-    post,
-    path = "/ui/session",
-    operation_id = "signIn",
-    tag = "Web UI",
-    summary = "Web UI sign-in"
-)]
+#[utoipa::path(post, path = "/ui/session", operation_id = "signIn")]
 pub async fn sign_in(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignIn>,
@@ -42,14 +38,10 @@ pub async fn sign_in(
     Ok(resp)
 }
 
+/// Web UI sign-out
+///
 /// `DELETE /ui/session` -> 204, the session forgotten and the cookie cleared.
-#[utoipa::path(
-    delete,
-    path = "/ui/session",
-    operation_id = "signOut",
-    tag = "Web UI",
-    summary = "Web UI sign-out"
-)]
+#[utoipa::path(delete, path = "/ui/session", operation_id = "signOut")]
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(sid) = session::session_id(&headers) {
         session::forget(&state, sid).await?;

@@ -91,14 +91,9 @@ fn definition(value: Value) -> ApiResult<(Template, Value)> {
     Ok((compiled.template().clone(), normalised))
 }
 
-#[utoipa::path(
-    post,
-    path = "/api/v1/templates",
-    operation_id = "createTemplate",
-    tag = "Templates",
-    summary = "Create a template",
-    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateCreate::SCOPE)))
-)]
+/// Create a template
+#[utoipa::path(post, path = "/api/v1/templates", operation_id = "createTemplate",
+    extensions(("x-required-scope" = json!(scope::TemplateCreate::SCOPE))))]
 async fn create(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateCreate>,
@@ -133,14 +128,9 @@ fn conflict(e: sqlx::Error) -> ApiError {
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/templates",
-    operation_id = "listTemplates",
-    tag = "Templates",
-    summary = "List templates",
-    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateRead::SCOPE)))
-)]
+/// List templates
+#[utoipa::path(get, path = "/api/v1/templates", operation_id = "listTemplates",
+    extensions(("x-required-scope" = json!(scope::TemplateRead::SCOPE))))]
 async fn list(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateRead>,
@@ -179,15 +169,10 @@ async fn select(
     .ok_or(ApiError::NotFound)
 }
 
-#[utoipa::path(
-    get,
-    path = "/api/v1/templates/{id}",
-    operation_id = "getTemplate",
-    tag = "Templates",
-    summary = "Read a template",
+/// Read a template
+#[utoipa::path(get, path = "/api/v1/templates/{id}", operation_id = "getTemplate",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateRead::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::TemplateRead::SCOPE))))]
 async fn read(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateRead>,
@@ -196,16 +181,12 @@ async fn read(
     Ok(Json(fetch(&state, p.account_id(), id).await?.into()))
 }
 
+/// Edit a template
+///
 /// PATCH merges the given top-level fields over the stored definition, then validates it all.
-#[utoipa::path(
-    patch,
-    path = "/api/v1/templates/{id}",
-    operation_id = "updateTemplate",
-    tag = "Templates",
-    summary = "Edit a template",
+#[utoipa::path(patch, path = "/api/v1/templates/{id}", operation_id = "updateTemplate",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateUpdate::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::TemplateUpdate::SCOPE))))]
 async fn update(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateUpdate>,
@@ -245,15 +226,10 @@ async fn update(
     Ok(Json(row.into()))
 }
 
-#[utoipa::path(
-    delete,
-    path = "/api/v1/templates/{id}",
-    operation_id = "deleteTemplate",
-    tag = "Templates",
-    summary = "Delete a template",
+/// Delete a template
+#[utoipa::path(delete, path = "/api/v1/templates/{id}", operation_id = "deleteTemplate",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(crate::auth::scope::TemplateDelete::SCOPE)))
-)]
+    extensions(("x-required-scope" = json!(scope::TemplateDelete::SCOPE))))]
 async fn remove(
     State(state): State<AppState>,
     Authorized(p, _): Authorized<scope::TemplateDelete>,

@@ -28,14 +28,10 @@ pub struct Verify {
     challenge: Option<String>,
 }
 
+/// Meta's webhook verification
+///
 /// `GET /webhooks/whatsapp`: answers the challenge when the verify token is one of ours.
-#[utoipa::path(
-    get,
-    path = "/webhooks/whatsapp",
-    operation_id = "verifyWebhook",
-    tag = "WhatsApp",
-    summary = "Meta's webhook verification"
-)]
+#[utoipa::path(get, path = "/webhooks/whatsapp", operation_id = "verifyWebhook")]
 pub async fn verify(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -102,15 +98,11 @@ fn reject(
     (status, axum::Json(body)).into_response()
 }
 
+/// Meta's webhook delivery (statuses)
+///
 /// `POST /webhooks/whatsapp`.
-#[utoipa::path(
-    post,
-    path = "/webhooks/whatsapp",
-    operation_id = "receiveWebhook",
-    tag = "WhatsApp",
-    summary = "Meta's webhook delivery (statuses)",
-    params(("X-Hub-Signature-256" = String, Header, pattern = "^sha256=[0-9a-fA-F]{64}$", description = "HMAC-SHA256 of the raw body with the app secret of the account owning `metadata.phone_number_id`."))
-)]
+#[utoipa::path(post, path = "/webhooks/whatsapp", operation_id = "receiveWebhook",
+    params(("X-Hub-Signature-256" = String, Header, pattern = "^sha256=[0-9a-fA-F]{64}$", description = "HMAC-SHA256 of the raw body with the app secret of the account owning `metadata.phone_number_id`.")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -34,13 +34,8 @@ pub struct SettingsIn {
     verify_token: Option<Option<String>>,
 }
 
-#[utoipa::path(
-    get,
-    path = "/whatsapp",
-    operation_id = "getWhatsAppSettings",
-    tag = "WhatsApp",
-    summary = "Read the WhatsApp settings"
-)]
+/// Read the WhatsApp settings
+#[utoipa::path(get, path = "/whatsapp", operation_id = "getWhatsAppSettings")]
 pub async fn get(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
@@ -72,13 +67,8 @@ async fn view(state: &AppState, account: Uuid) -> ApiResult<Value> {
     }))
 }
 
-#[utoipa::path(
-    put,
-    path = "/whatsapp",
-    operation_id = "putWhatsAppSettings",
-    tag = "WhatsApp",
-    summary = "Write the WhatsApp settings"
-)]
+/// Write the WhatsApp settings
+#[utoipa::path(put, path = "/whatsapp", operation_id = "putWhatsAppSettings")]
 pub async fn put(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
