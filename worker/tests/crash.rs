@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::routing::post;
 use axum::Router;
 use common::{recipients, TestEnv, TOKEN};
+use ezpulze_testkit::wait_until;
 use serde_json::{json, Value};
 
 type Seen = Arc<Mutex<HashMap<String, HashSet<String>>>>;
@@ -119,19 +120,12 @@ async fn crash_run(policy: &str) -> usize {
     let mut children: Vec<Child> = (0..3).map(|_| spawn_worker(&settings)).collect();
 
     // Mid-run: some messages accepted, many still to go.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = env.counts().await;
-        let done = c.get("accepted").copied().unwrap_or(0);
-        if done >= total / 4 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "workers did not start sending: {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        "the workers sent a quarter of the messages",
+        Duration::from_secs(60),
+        || async { env.counts().await.get("accepted").copied().unwrap_or(0) >= total / 4 },
+    )
+    .await;
     let in_flight: i64 =
         sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'sending'")
             .fetch_one(&env.db)
@@ -178,23 +172,7 @@ async fn crash_run(policy: &str) -> usize {
     }
 
     // Wait for the simulator's `sent` webhooks, then count sends per message.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let p: Value = env
-            .http
-            .get(format!("{}/_sim/pending", env.sim.url()))
-            .send()
-            .await
-            .expect("pending")
-            .json()
-            .await
-            .expect("json");
-        if p["webhook_statuses_pending"] == 0 && p["webhook_posts_in_flight"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "webhooks pending: {p}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.webhooks_posted(Duration::from_secs(30)).await;
     let stats = env.sim_stats().await;
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let sends: usize = seen.values().map(HashSet::len).sum();

@@ -1,15 +1,26 @@
-//! Test harness: a fresh Postgres database and Redis prefix per test, the simulator as the
-//! Graph API, SQL fixtures, jobs pushed with the real queue, workers started with `run_on`.
+//! Test harness: a fresh Postgres database and Redis prefix per test (the test kit's `TestDb`
+//! and `TestRedis`), the simulator as the Graph API, jobs pushed with the real queue, workers
+//! started with `run_on`.
+//!
+//! The fixtures are rows written directly, not made through the API: these tests drive the
+//! worker below the API with what the API would refuse to create (bodies whose parameter
+//! counts no longer match what Meta holds, several numbers of one account each with its own
+//! dispatches, dispatches without a key, stored tokens Meta has expired). The harnesses above
+//! the worker (`status_reducer.rs`, the api, scheduler and e2e suites) make theirs through the
+//! API with `ezpulze_testkit::TestApp`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ezpulze_common::jobs::{SendJob, SEND_QUEUE};
-use ezpulze_common::{db, Config};
+use ezpulze_common::Config;
 use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use ezpulze_simulator::{SimConfig, SimHandle};
+use ezpulze_testkit::db::TestDb;
+use ezpulze_testkit::redis::TestRedis;
+use ezpulze_testkit::{redis_url, wait_until};
 use ezpulze_worker::classify::{RetrySchedules, Schedule};
 use ezpulze_worker::Tuning;
 use serde_json::{json, Value};
@@ -18,15 +29,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const TOKEN: &str = "EAAtest-token-0123456789";
-
-pub fn pg_server() -> String {
-    std::env::var("EZPULZE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-}
 
 /// Short retry delays (the classes and minimums stay as in production).
 pub fn fast_tuning() -> Tuning {
@@ -81,21 +83,14 @@ impl TestEnv {
     pub async fn new(sim: Value) -> TestEnv {
         // The worker's Prometheus recorder first (the simulator would install its own).
         let _ = ezpulze_runtime::telemetry::metrics_handle();
-        let id = Uuid::new_v4().simple().to_string();
-        let name = format!("ezp_t_{}", &id[..16]);
-        db::create_database(&pg_server(), &name)
-            .await
-            .expect("create db");
-        let db_url = db::with_database(&pg_server(), &name).expect("url");
-        let db = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&db_url)
-            .await
-            .expect("connect");
-        db::MIGRATOR.run(&db).await.expect("migrate");
+        let TestDb {
+            url: db_url,
+            pool: db,
+            ..
+        } = TestDb::new().await;
         let cfg = SimConfig::default().merged(&sim).expect("sim config");
         let sim = ezpulze_simulator::spawn(cfg).await.expect("simulator");
-        let prefix = format!("ezp_t_{}", &id[..16]);
+        let prefix = TestRedis::new().await.prefix;
         let queue = Queue::connect(
             RedisTarget::single(redis_url()),
             QueueConfig::new(prefix.clone(), SEND_QUEUE),
@@ -141,20 +136,17 @@ impl TestEnv {
 
     /// Worker settings (as environment variables would give them).
     pub fn settings(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
-        let mut s: HashMap<String, String> = HashMap::new();
-        s.insert("DATABASE_URL".into(), self.db_url.clone());
-        s.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
-        s.insert("REDIS_URL".into(), redis_url());
-        s.insert("REDIS_PREFIX".into(), self.prefix.clone());
-        s.insert("GRAPH_API_BASE".into(), self.sim.url());
-        s.insert("TEST_GRAPH_API_BASE".into(), self.sim.url());
-        s.insert("WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into());
-        s.insert("SEND_TIMEOUT_MS".into(), "2000".into());
-        s.insert("MIGRATE_ON_START".into(), "false".into());
-        for (k, v) in extra {
-            s.insert((*k).to_owned(), (*v).to_owned());
-        }
-        s
+        ezpulze_testkit::settings()
+            .database_url(&self.db_url)
+            .redis_prefix(&self.prefix)
+            .extend(&[
+                ("GRAPH_API_BASE", &self.sim.url()),
+                ("TEST_GRAPH_API_BASE", &self.sim.url()),
+                ("SEND_TIMEOUT_MS", "2000"),
+                ("MIGRATE_ON_START", "false"),
+            ])
+            .extend(extra)
+            .into_map()
     }
 
     /// Starts a worker in this process.
@@ -345,15 +337,12 @@ impl TestEnv {
     /// Waits until every pushed job is settled: none ready, delayed or delivered-unsettled
     /// (panics after `timeout`). Returns the queue's stats.
     pub async fn queue_idle(&self, timeout: Duration) -> ezpulze_queue::QueueStats {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait_until("the send queue is idle", timeout, || async {
             let q = self.queue.stats().await.expect("queue stats");
-            if (q.depth, q.delayed, q.in_flight) == (0, 0, 0) {
-                return q;
-            }
-            assert!(Instant::now() < deadline, "queue not idle: {q:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            (q.depth, q.delayed, q.in_flight) == (0, 0, 0)
+        })
+        .await;
+        self.queue.stats().await.expect("queue stats")
     }
 
     /// Message counts by status.
@@ -366,18 +355,32 @@ impl TestEnv {
         rows.into_iter().collect()
     }
 
-    /// Waits until no message is `queued` or `sending` (or `timeout`); returns the counts.
+    /// Waits until no message is `queued` or `sending` (panics after `timeout`); returns the
+    /// counts.
     pub async fn settle(&self, timeout: Duration) -> HashMap<String, i64> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait_until("no message queued or sending", timeout, || async {
             let c = self.counts().await;
-            let open =
-                c.get("queued").copied().unwrap_or(0) + c.get("sending").copied().unwrap_or(0);
-            if open == 0 || Instant::now() > deadline {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            c.get("queued").copied().unwrap_or(0) + c.get("sending").copied().unwrap_or(0) == 0
+        })
+        .await;
+        self.counts().await
+    }
+
+    /// Waits until the simulator has posted every status webhook it owes.
+    pub async fn webhooks_posted(&self, timeout: Duration) {
+        wait_until("the simulator's webhooks posted", timeout, || async {
+            let p: Value = self
+                .http
+                .get(format!("{}/_sim/pending", self.sim.url()))
+                .send()
+                .await
+                .expect("pending")
+                .json()
+                .await
+                .expect("json");
+            p["webhook_statuses_pending"] == 0 && p["webhook_posts_in_flight"] == 0
+        })
+        .await;
     }
 
     pub async fn usage_failed(&self) -> i64 {
