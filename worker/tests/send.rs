@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{fast_tuning, recipients, rejected, TestEnv, TOKEN};
+use ezpulze_testkit::wait_until;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -76,12 +77,7 @@ async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
         .expect("json");
     assert_eq!(other_stats["accepted"], 15);
     for d in [live, test] {
-        let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
-            .bind(d)
-            .fetch_one(&env.db)
-            .await
-            .expect("dispatch");
-        assert_eq!(s, "sending");
+        assert_eq!(env.dispatch_status(d).await, "sending");
     }
     assert_eq!(live_ids.len() + test_ids.len(), 75);
     assert_eq!(env.usage_failed().await, 0);
@@ -198,27 +194,12 @@ async fn a_bad_token_halts_the_number_and_pauses_its_dispatches() {
     env.number("4001", 1000, "EAAexpired-token").await;
     let (d1, _) = env.dispatch("4001", &recipients(40, 0), false, true).await;
     let w = env.worker(&[], fast_tuning()).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
-            .bind(d1)
-            .fetch_one(&env.db)
-            .await
-            .expect("dispatch");
-        let sending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'sending'")
-                .fetch_one(&env.db)
-                .await
-                .expect("count");
-        if s == "paused" && sending == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "dispatch not paused: {s}, {sending} sending"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the dispatch paused, nothing sending",
+        Duration::from_secs(15),
+        || async { env.dispatch_status(d1).await == "paused" && env.count("sending").await == 0 },
+    )
+    .await;
     // Every message is back to queued, none failed, none used an attempt.
     let c = env.counts().await;
     assert_eq!(c.get("queued").copied(), Some(40), "{c:?}");
@@ -347,11 +328,7 @@ async fn shutdown_finishes_sends_in_flight_and_hands_the_rest_back() {
     env.number("7001", 20, TOKEN).await;
     env.dispatch("7001", &recipients(200, 0), false, true).await;
     let w = env.worker(&[], fast_tuning()).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while env.counts().await.get("accepted").copied().unwrap_or(0) < 10 {
-        assert!(Instant::now() < deadline, "nothing sent");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.accepted_at_least(10, Duration::from_secs(15)).await;
     w.stop().await;
     let c = env.counts().await;
     assert_eq!(c.get("sending"), None, "{c:?}");
@@ -389,34 +366,17 @@ async fn cancelled_and_paused_dispatches_are_not_sent() {
     let (live, _) = env
         .dispatch("7501", &recipients(10, 200), false, true)
         .await;
-    sqlx::query("UPDATE dispatches SET status = 'cancelled' WHERE id = $1")
-        .bind(cancelled)
-        .execute(&env.db)
-        .await
-        .expect("cancel");
-    sqlx::query("UPDATE dispatches SET status = 'paused' WHERE id = $1")
-        .bind(paused)
-        .execute(&env.db)
-        .await
-        .expect("pause");
+    env.set_dispatch_status(cancelled, "cancelled").await;
+    env.set_dispatch_status(paused, "paused").await;
     let w = env.worker(&[], fast_tuning()).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while env.counts().await.get("accepted").copied().unwrap_or(0) < 10 {
-        assert!(Instant::now() < deadline, "live dispatch not sent");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.accepted_at_least(10, Duration::from_secs(15)).await;
     // The queue holds nothing for them any more (acknowledged, not retried).
     let q = env.queue_idle(Duration::from_secs(10)).await;
     assert_eq!(q.dead, 0, "{q:?}");
     let c = env.counts().await;
     assert_eq!(c.get("queued").copied(), Some(20), "{c:?}");
     assert_eq!(env.sim_stats().await["accepted"], 10);
-    let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
-        .bind(live)
-        .fetch_one(&env.db)
-        .await
-        .expect("live");
-    assert_eq!(s, "sending");
+    assert_eq!(env.dispatch_status(live).await, "sending");
     w.stop().await;
 }
 
@@ -435,8 +395,7 @@ async fn answered_messages_going_back_to_the_queue_leave_no_send_intent() {
     let w = env
         .worker(&[("SEND_MAX_ATTEMPTS", "10")], fast_tuning())
         .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    wait_until("all 10 answered", Duration::from_secs(15), || async {
         let answered: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM messages WHERE status = 'queued' AND attempts >= 1
                AND error_code IS NOT NULL",
@@ -444,12 +403,9 @@ async fn answered_messages_going_back_to_the_queue_leave_no_send_intent() {
         .fetch_one(&env.db)
         .await
         .expect("count");
-        if answered == 10 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{answered} of 10 answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        answered == 10
+    })
+    .await;
     w.stop().await;
     assert!(env.sim_stats().await["rejected"]
         .as_object()
@@ -481,20 +437,12 @@ async fn a_halted_answer_leaves_no_send_intent_so_a_resumed_dispatch_survives_a_
     env.number("8201", 1000, "EAAexpired-token").await;
     let (d, ids) = env.dispatch("8201", &recipients(10, 0), false, true).await;
     let w = env.worker(&[], fast_tuning()).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s: String = sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
-            .bind(d)
-            .fetch_one(&env.db)
-            .await
-            .expect("dispatch");
-        let c = env.counts().await;
-        if s == "paused" && c.get("queued").copied() == Some(10) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "dispatch not paused: {s}, {c:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the dispatch paused, all queued",
+        Duration::from_secs(15),
+        || async { env.dispatch_status(d).await == "paused" && env.count("queued").await == 10 },
+    )
+    .await;
     w.stop().await;
     let answered: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM messages WHERE error_code = 190 ORDER BY id")

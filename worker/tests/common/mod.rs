@@ -345,6 +345,38 @@ impl TestEnv {
         self.queue.stats().await.expect("queue stats")
     }
 
+    /// A dispatch's stored status.
+    pub async fn dispatch_status(&self, dispatch: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM dispatches WHERE id = $1")
+            .bind(dispatch)
+            .fetch_one(&self.db)
+            .await
+            .expect("dispatch status")
+    }
+
+    /// Sets a dispatch's status as a cancel or a pause by the API would.
+    pub async fn set_dispatch_status(&self, dispatch: Uuid, status: &str) {
+        sqlx::query("UPDATE dispatches SET status = $2 WHERE id = $1")
+            .bind(dispatch)
+            .bind(status)
+            .execute(&self.db)
+            .await
+            .expect("dispatch status");
+    }
+
+    /// Messages in `status`.
+    pub async fn count(&self, status: &str) -> i64 {
+        self.counts().await.get(status).copied().unwrap_or(0)
+    }
+
+    /// Waits until at least `n` messages are `accepted`.
+    pub async fn accepted_at_least(&self, n: i64, timeout: Duration) {
+        wait_until(&format!("{n} messages accepted"), timeout, || async {
+            self.count("accepted").await >= n
+        })
+        .await;
+    }
+
     /// Message counts by status.
     pub async fn counts(&self) -> HashMap<String, i64> {
         let rows: Vec<(String, i64)> =
