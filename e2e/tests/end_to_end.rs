@@ -15,6 +15,20 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "e2e-app-secret";
 
+/// The JSON answer of a GET (with a bearer credential if given), asserting success.
+async fn get_json(http: &reqwest::Client, url: String, bearer: Option<&str>) -> Value {
+    let mut req = http.get(&url);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    json_of(
+        req.send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}")),
+    )
+    .await
+}
+
 async fn json_of(r: reqwest::Response) -> Value {
     let status = r.status();
     let v: Value = r.json().await.unwrap_or(Value::Null);
@@ -131,13 +145,7 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         .fetch_one(&pool)
         .await
         .expect("count");
-        let pending: Value = json_of(
-            http.get(format!("{sim_url}/_sim/pending"))
-                .send()
-                .await
-                .expect("pending"),
-        )
-        .await;
+        let pending: Value = get_json(&http, format!("{sim_url}/_sim/pending"), None).await;
         let webhooks = engine.webhooks_left().await;
         if left.is_idle()
             && waiting == 0
@@ -154,20 +162,8 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    let stats: Value = json_of(
-        http.get(format!("{sim_url}/_sim/stats"))
-            .send()
-            .await
-            .expect("stats"),
-    )
-    .await;
-    let pending: Value = json_of(
-        http.get(format!("{sim_url}/_sim/pending"))
-            .send()
-            .await
-            .expect("pending"),
-    )
-    .await;
+    let stats: Value = get_json(&http, format!("{sim_url}/_sim/stats"), None).await;
+    let pending: Value = get_json(&http, format!("{sim_url}/_sim/pending"), None).await;
     assert_eq!(pending["webhook_statuses_dropped"], 0, "{pending}");
     let truth = |s: &str| stats["statuses"][s].as_i64().unwrap_or(-1);
     // Failures the Graph API answered synchronously (never accepted, so no status webhook) are
@@ -192,12 +188,10 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
     let mut sum = [0i64; 5];
     for sender in &senders {
         let (admin, key_id) = (&sender.account.admin, &sender.key_id);
-        let u = json_of(
-            http.get(format!("{api_url}/admin/v1/api-keys/{key_id}/usage"))
-                .bearer_auth(admin)
-                .send()
-                .await
-                .expect("usage"),
+        let u = get_json(
+            &http,
+            format!("{api_url}/admin/v1/api-keys/{key_id}/usage"),
+            Some(admin.as_str()),
         )
         .await;
         for (i, f) in ["total_messages", "sent", "delivered", "read", "failed"]
@@ -221,12 +215,10 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
     // Dispatch counts from the same source of truth.
     let mut dsum = [0i64; 4];
     for (i, d) in &dispatches {
-        let v = json_of(
-            http.get(format!("{api_url}/api/v1/dispatches/{d}"))
-                .bearer_auth(&senders[*i].key)
-                .send()
-                .await
-                .expect("d"),
+        let v = get_json(
+            &http,
+            format!("{api_url}/api/v1/dispatches/{d}"),
+            Some(senders[*i].key.as_str()),
         )
         .await;
         assert_eq!(v["status"], "completed", "{v}");
