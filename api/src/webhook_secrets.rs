@@ -7,15 +7,24 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use ezpulze_common::Config;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
 const SECRET_TTL: Duration = Duration::from_secs(30);
 
-/// phone_number_id -> the owning account's app secret (None: unknown number or no secret).
+/// The account a number belongs to and that account's app secret.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NumberSecret {
+    pub account_id: Uuid,
+    pub secret: String,
+}
+
+/// phone_number_id -> the owning account and its app secret (None: unknown number or no
+/// secret).
 #[derive(Default)]
 pub struct SecretCache {
-    map: DashMap<String, (Option<Arc<String>>, Instant)>,
+    map: DashMap<String, (Option<Arc<NumberSecret>>, Instant)>,
 }
 
 impl SecretCache {
@@ -28,27 +37,29 @@ impl SecretCache {
         db: &PgPool,
         config: &Config,
         phone_number_id: &str,
-    ) -> ApiResult<Option<Arc<String>>> {
+    ) -> ApiResult<Option<Arc<NumberSecret>>> {
         if let Some(e) = self.map.get(phone_number_id) {
             if e.1.elapsed() < SECRET_TTL {
                 return Ok(e.0.clone());
             }
         }
-        let sealed: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-            "SELECT s.app_secret_enc FROM phone_numbers p JOIN whatsapp_settings s ON s.account_id = p.account_id
+        let sealed: Option<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT p.account_id, s.app_secret_enc FROM phone_numbers p
+               JOIN whatsapp_settings s ON s.account_id = p.account_id
              WHERE p.phone_number_id = $1",
         )
         .bind(phone_number_id)
         .fetch_optional(db)
         .await?;
-        let secret = match sealed.flatten() {
-            Some(bytes) => Some(Arc::new(
-                config
+        let secret = match sealed {
+            Some((account_id, Some(bytes))) => Some(Arc::new(NumberSecret {
+                account_id,
+                secret: config
                     .sealer()
                     .open(&bytes)
                     .map_err(|e| ApiError::Internal(e.into()))?,
-            )),
-            None => None,
+            })),
+            _ => None,
         };
         if self.map.len() > 100_000 {
             self.map.clear();

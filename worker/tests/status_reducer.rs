@@ -210,7 +210,13 @@ async fn the_consumer_loop_reads_the_queue_applies_and_acks() {
     ));
     let b = body(&[(f.messages[0], "wamid.0", "delivered", 10)]);
     let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(&b).expect("json");
-    queue.push(&WebhookBody(raw)).await.expect("push");
+    queue
+        .push(&WebhookBody {
+            numbers: None,
+            body: raw,
+        })
+        .await
+        .expect("push");
     wait_until("the consumer applied the event", DEADLINE, || async {
         state(&f, 0).await.0 == "delivered"
     })

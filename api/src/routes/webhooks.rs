@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RawBody;
 use crate::state::AppState;
-use ezpulze_common::jobs::WebhookBody;
+use crate::webhook_secrets::NumberSecret;
+use ezpulze_common::jobs::{VerifiedNumber, WebhookBody};
 
 #[derive(Deserialize)]
 pub struct Verify {
@@ -152,7 +153,8 @@ pub async fn receive(
             "no metadata.phone_number_id in the body",
         ));
     }
-    let mut secret: Option<Arc<String>> = None;
+    let mut secret: Option<Arc<NumberSecret>> = None;
+    let mut numbers = Vec::with_capacity(ids.len());
     for id in &ids {
         match state
             .webhook_secrets()
@@ -167,17 +169,21 @@ pub async fn receive(
                     "unknown phone_number_id or no app secret set",
                 ))
             }
-            Some(s) => match &secret {
-                Some(prev) if prev != &s => {
+            Some(s) => {
+                if secret.as_ref().is_some_and(|prev| prev.secret != s.secret) {
                     return Ok(reject(
                         StatusCode::UNAUTHORIZED,
                         "invalid_signature",
                         "signature_mixed_apps",
                         "numbers of different apps in one body",
-                    ))
+                    ));
                 }
-                _ => secret = Some(s),
-            },
+                numbers.push(VerifiedNumber {
+                    phone_number_id: (*id).to_string(),
+                    account_id: s.account_id,
+                });
+                secret = Some(s);
+            }
         }
     }
     let Some(secret) = secret else {
@@ -188,7 +194,7 @@ pub async fn receive(
             "unknown phone_number_id",
         ));
     };
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.secret.as_bytes())
         .map_err(|e| ApiError::Internal(e.into()))?;
     mac.update(&body);
     // `verify_slice` compares in constant time.
@@ -205,7 +211,10 @@ pub async fn receive(
         serde_json::from_slice(&body).map_err(|e| ApiError::Internal(e.into()))?;
     state
         .webhook_queue()
-        .push(&WebhookBody(raw))
+        .push(&WebhookBody {
+            numbers: Some(numbers),
+            body: raw,
+        })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     metrics::counter!("ezpulze_webhook_accepted_total").increment(1);

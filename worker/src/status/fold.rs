@@ -1,17 +1,33 @@
 //! Folding a batch of webhook bodies into what is known of each message: the first timestamp
-//! of each status and the first error, keyed by our message id (the callback data), else by
-//! wamid. Pure code.
+//! of each status and the first error, keyed by the verified account and number and our
+//! message id (the callback data), else the wamid. Every field is checked before it can reach
+//! SQL: an event with an id or timestamp Postgres could not hold (or that no real status has)
+//! is dropped and counted, never applied. Pure code.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
+use ezpulze_common::jobs::{VerifiedNumber, WebhookBody};
 use uuid::Uuid;
 
-use super::wire::Envelope;
+use super::wire::{Envelope, StatusEvent};
+
+/// The longest wamid accepted (Meta's are about 60 characters).
+pub const MAX_WAMID_BYTES: usize = 256;
+/// Error titles are cut to this many characters.
+pub const MAX_TITLE_CHARS: usize = 512;
+/// The earliest event time accepted: 2000-01-01T00:00:00Z.
+const MIN_EVENT_SECS: i64 = 946_684_800;
+/// How far past the consumer's clock an event time may be.
+const MAX_EVENT_AHEAD_SECS: i64 = 86_400;
 
 /// Everything known about one message from a batch of events.
 #[derive(Debug, Default, Clone)]
 pub struct Folded {
+    /// The account whose number the signature verified (None: an unscoped legacy body).
+    pub account_id: Option<Uuid>,
+    /// The business number the event came for (None with `account_id`).
+    pub phone_number_id: Option<String>,
     pub message_id: Option<Uuid>,
     pub wamid: Option<String>,
     pub sent: Option<DateTime<Utc>>,
@@ -50,57 +66,178 @@ impl Folded {
             _ => {}
         }
     }
+
+    /// The grouping key of this event's message.
+    pub(crate) fn key(&self) -> String {
+        key_of(
+            self.account_id,
+            self.phone_number_id.as_deref(),
+            self.message_id,
+            self.wamid.as_deref(),
+        )
+    }
 }
 
-/// Parses raw webhook bodies and folds their statuses per message (by our callback id, else
-/// by wamid). Unknown statuses (e.g. `played`) and malformed bodies are skipped and counted.
+/// Parses raw webhook bodies (unscoped: bodies queued before the api verified numbers, and
+/// tests) and folds their statuses per message.
 pub fn fold<B: AsRef<[u8]>>(bodies: &[B]) -> Vec<Folded> {
+    fold_scoped(bodies.iter().map(|b| (b.as_ref(), None))).folded
+}
+
+/// A folded batch, and the bodies that carried events no message may take (index in the
+/// batch, first reason): their valid events are folded, the bodies themselves go to the
+/// dead-letter stream for inspection.
+#[derive(Debug, Default)]
+pub struct FoldedBatch {
+    pub folded: Vec<Folded>,
+    pub invalid: Vec<(usize, &'static str)>,
+}
+
+/// Folds queued webhook jobs: each status is scoped to the account and number its change's
+/// `metadata.phone_number_id` was verified for; a status of a number the signature check did
+/// not verify is dropped and counted.
+pub fn fold_jobs(jobs: &[&WebhookBody]) -> FoldedBatch {
+    fold_scoped(jobs.iter().map(|j| (j.as_bytes(), j.numbers.as_deref())))
+}
+
+fn fold_scoped<'a>(
+    bodies: impl Iterator<Item = (&'a [u8], Option<&'a [VerifiedNumber]>)>,
+) -> FoldedBatch {
     let mut by_key: HashMap<String, Folded> = HashMap::new();
-    for body in bodies {
-        let Ok(env) = serde_json::from_slice::<Envelope>(body.as_ref()) else {
+    let mut invalid: Vec<(usize, &'static str)> = Vec::new();
+    for (index, (body, numbers)) in bodies.enumerate() {
+        let mut mark = |reason: &'static str| {
+            rejected(reason);
+            if invalid.last().is_none_or(|(i, _)| *i != index) {
+                invalid.push((index, reason));
+            }
+        };
+        let Ok(env) = serde_json::from_slice::<Envelope>(body) else {
             metrics::counter!("ezpulze_status_malformed_total").increment(1);
             continue;
         };
-        for ev in env
+        for value in env
             .entry
             .into_iter()
             .flat_map(|e| e.changes)
             .filter_map(|c| c.value)
-            .flat_map(|v| v.statuses)
         {
-            metrics::counter!("ezpulze_status_events_total", "status" => status_label(&ev.status))
-                .increment(1);
-            let message_id = ev
-                .biz_opaque_callback_data
-                .as_deref()
-                .and_then(|c| Uuid::try_parse(c).ok());
-            let key = key_of(message_id, Some(&ev.id));
-            let at = ev
-                .timestamp
-                .as_deref()
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(|s| Utc.timestamp_opt(s, 0).single())
-                .unwrap_or_else(Utc::now);
-            let (code, title) = match ev.errors.into_iter().next() {
-                Some(e) => (i32::try_from(e.code).ok(), e.title),
-                None => (None, None),
+            let scope = match numbers {
+                None => Some((None, None)),
+                Some(numbers) => value.metadata.as_ref().and_then(|m| {
+                    numbers
+                        .iter()
+                        .find(|n| n.phone_number_id == m.phone_number_id)
+                        .map(|n| (Some(n.account_id), Some(n.phone_number_id.clone())))
+                }),
             };
-            let f = by_key.entry(key).or_insert_with(|| Folded {
-                message_id,
-                wamid: Some(ev.id.clone()),
-                ..Folded::default()
-            });
-            f.add(&ev.status, at, code, title);
+            for ev in value.statuses {
+                metrics::counter!("ezpulze_status_events_total", "status" => status_label(&ev.status))
+                    .increment(1);
+                let Some((account_id, phone_number_id)) = scope.clone() else {
+                    mark("unverified_number");
+                    continue;
+                };
+                let checked = match check(ev) {
+                    Ok(c) => c,
+                    Err(reason) => {
+                        mark(reason);
+                        continue;
+                    }
+                };
+                let f = Folded {
+                    account_id,
+                    phone_number_id,
+                    message_id: checked.message_id,
+                    wamid: Some(checked.wamid),
+                    ..Folded::default()
+                };
+                by_key.entry(f.key()).or_insert(f).add(
+                    &checked.status,
+                    checked.at,
+                    checked.code,
+                    checked.title,
+                );
+            }
         }
     }
-    by_key.into_values().collect()
+    FoldedBatch {
+        folded: by_key.into_values().collect(),
+        invalid,
+    }
 }
 
-/// How events are grouped: by our message id, else by wamid.
-pub(crate) fn key_of(message_id: Option<Uuid>, wamid: Option<&str>) -> String {
+/// A status event whose every field fits the batch statement.
+struct Checked {
+    message_id: Option<Uuid>,
+    wamid: String,
+    status: String,
+    at: DateTime<Utc>,
+    code: Option<i32>,
+    title: Option<String>,
+}
+
+/// Checks one event's fields; the reason when it cannot be applied.
+fn check(ev: StatusEvent) -> Result<Checked, &'static str> {
+    if ev.id.is_empty() || ev.id.len() > MAX_WAMID_BYTES || ev.id.chars().any(char::is_control) {
+        return Err("invalid_id");
+    }
+    let at = match ev.timestamp.as_deref() {
+        None => Utc::now(),
+        Some(t) => {
+            let now = Utc::now().timestamp();
+            t.parse::<i64>()
+                .ok()
+                .filter(|s| (MIN_EVENT_SECS..=now + MAX_EVENT_AHEAD_SECS).contains(s))
+                .and_then(|s| Utc.timestamp_opt(s, 0).single())
+                .ok_or("invalid_timestamp")?
+        }
+    };
+    let message_id = ev
+        .biz_opaque_callback_data
+        .as_deref()
+        .and_then(|c| Uuid::try_parse(c).ok());
+    let (code, title) = match ev.errors.into_iter().next() {
+        Some(e) => (
+            i32::try_from(e.code).ok(),
+            e.title.map(|t| {
+                t.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_TITLE_CHARS)
+                    .collect()
+            }),
+        ),
+        None => (None, None),
+    };
+    Ok(Checked {
+        message_id,
+        wamid: ev.id,
+        status: ev.status,
+        at,
+        code,
+        title,
+    })
+}
+
+/// Counts an event that is not applied.
+pub(crate) fn rejected(reason: &'static str) {
+    metrics::counter!("ezpulze_status_rejected_total", "reason" => reason).increment(1);
+}
+
+/// How events are grouped: by scope, then our message id, else wamid.
+pub(crate) fn key_of(
+    account_id: Option<Uuid>,
+    phone_number_id: Option<&str>,
+    message_id: Option<Uuid>,
+    wamid: Option<&str>,
+) -> String {
+    let scope = match account_id {
+        Some(a) => format!("{a}/{}/", phone_number_id.unwrap_or("")),
+        None => String::new(),
+    };
     match message_id {
-        Some(id) => id.to_string(),
-        None => format!("w:{}", wamid.unwrap_or("")),
+        Some(id) => format!("{scope}{id}"),
+        None => format!("{scope}w:{}", wamid.unwrap_or("")),
     }
 }
 
@@ -139,5 +276,48 @@ mod tests {
         assert_eq!(folded[0].read.map(|t| t.timestamp()), Some(20));
         assert_eq!(folded[1].error_code, Some(131049));
         assert!(folded[2].sent.is_none() && folded[2].failed.is_none());
+    }
+
+    #[test]
+    fn events_postgres_could_not_hold_are_dropped_and_titles_cleaned() {
+        let body = serde_json::json!({"entry": [{"changes": [{"value": {"statuses": [
+            {"id": "wamid.\u{0}", "status": "sent", "timestamp": "10"},
+            {"id": "", "status": "sent", "timestamp": "10"},
+            {"id": "x".repeat(MAX_WAMID_BYTES + 1), "status": "sent"},
+            {"id": "wamid.T1", "status": "sent", "timestamp": "99999999999999"},
+            {"id": "wamid.T2", "status": "sent", "timestamp": "-5"},
+            {"id": "wamid.T3", "status": "sent", "timestamp": "soon"},
+            {"id": "wamid.OK", "status": "failed", "timestamp": "1700000000",
+             "errors": [{"code": 131049, "title": "bad\u{0}title"}]}
+        ]}}]}]});
+        let folded = fold(&[serde_json::to_vec(&body).expect("json")]);
+        assert_eq!(folded.len(), 1, "{folded:?}");
+        assert_eq!(folded[0].wamid.as_deref(), Some("wamid.OK"));
+        assert_eq!(folded[0].error_title.as_deref(), Some("badtitle"));
+    }
+
+    #[test]
+    fn a_verified_job_scopes_each_change_to_its_number_and_drops_unverified_ones() {
+        let account = Uuid::new_v4();
+        let body = serde_json::json!({"entry": [{"changes": [
+            {"value": {"metadata": {"phone_number_id": "1001"},
+                       "statuses": [{"id": "wamid.A", "status": "sent", "timestamp": "1700000000"}]}},
+            {"value": {"metadata": {"phone_number_id": "2002"},
+                       "statuses": [{"id": "wamid.B", "status": "sent", "timestamp": "1700000000"}]}}
+        ]}]});
+        let job = WebhookBody {
+            numbers: Some(vec![VerifiedNumber {
+                phone_number_id: "1001".into(),
+                account_id: account,
+            }]),
+            body: serde_json::value::to_raw_value(&body).expect("raw"),
+        };
+        let batch = fold_jobs(&[&job]);
+        assert_eq!(batch.invalid, vec![(0, "unverified_number")]);
+        let folded = batch.folded;
+        assert_eq!(folded.len(), 1, "{folded:?}");
+        assert_eq!(folded[0].account_id, Some(account));
+        assert_eq!(folded[0].phone_number_id.as_deref(), Some("1001"));
+        assert_eq!(folded[0].wamid.as_deref(), Some("wamid.A"));
     }
 }

@@ -10,6 +10,13 @@
 //! failed. Events for messages not (yet) known wait in `pending_statuses` and are retried;
 //! after [`reduce::PENDING_TTL`] they are dropped and counted.
 //!
+//! Tenancy: each body carries the numbers its signature verified and their accounts
+//! (`jobs::WebhookBody`); a status is applied only to a message of that account sent from that
+//! number. One that names another account's message (by id or wamid) is dropped and counted
+//! (`ezpulze_status_rejected_total{reason="other_account"}`). Every field is checked before
+//! SQL (`fold`), and a body that still makes the statement fail is dead-lettered alone, so no
+//! tenant's body can hold back another's (`apply_batch`).
+//!
 //! Reading is the queue's (`ezpulze-queue`): batches from the group `status`, bodies of a
 //! consumer that died are taken over after the lease, acks are XACK+XDEL in one pipeline.
 //!
@@ -26,12 +33,12 @@ mod wire;
 use std::time::{Duration, Instant};
 
 use ezpulze_common::jobs::WebhookBody;
-use ezpulze_queue::{Job, Queue};
+use ezpulze_queue::{Job, JobError, Queue};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use fold::{fold, Folded};
+pub use fold::{fold, fold_jobs, Folded, FoldedBatch};
 pub use reduce::{apply, retry_parked, PENDING_TTL};
 
 /// How often events parked for unknown messages are tried again.
@@ -73,21 +80,72 @@ pub async fn run(
     Ok(())
 }
 
-/// Folds, applies and parks one batch, then acks its bodies.
+/// Folds, applies and parks one batch, then settles its bodies. A batch whose statement
+/// fails on its data (a value Postgres cannot hold that got past the checks in `fold`) is
+/// halved until the failing bodies stand alone; each of those is dead-lettered with its error
+/// (the webhook queue's dead stream, `ezpulze_status_dead_lettered_total`) and every other
+/// body is applied. A body with events `fold` refused (a wamid or timestamp no real status
+/// has, a number its signature did not verify) is dead-lettered too, after its valid events
+/// were applied. Any other failure (Postgres down, deadlocks beyond the retries) leaves the
+/// whole batch to come back after the lease.
 async fn apply_batch(
     db: &PgPool,
     queue: &Queue<WebhookBody>,
     jobs: Vec<Job<WebhookBody>>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bodies: Vec<&[u8]> = jobs.iter().map(|j| j.payload.as_bytes()).collect();
-    let folded = fold(&bodies);
+    let mut dead: Vec<(usize, String)> = Vec::new();
+    let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
+    todo.push(0..jobs.len());
+    while let Some(range) = todo.pop() {
+        let bodies: Vec<&WebhookBody> = jobs[range.clone()].iter().map(|j| &j.payload).collect();
+        let batch = fold_jobs(&bodies);
+        match apply_folded(db, &batch.folded).await {
+            Ok(()) => dead.extend(
+                batch
+                    .invalid
+                    .iter()
+                    .map(|(i, why)| (range.start + i, format!("invalid status event: {why}"))),
+            ),
+            Err(e) if is_data_error(&e) && range.len() > 1 => {
+                let mid = range.start + range.len() / 2;
+                todo.push(range.start..mid);
+                todo.push(mid..range.end);
+            }
+            Err(e) if is_data_error(&e) => dead.push((range.start, format!("{e:#}"))),
+            Err(e) => return Err(e),
+        }
+    }
+    let dead_at: std::collections::HashMap<usize, String> = dead.into_iter().collect();
+    if !dead_at.is_empty() {
+        metrics::counter!("ezpulze_status_dead_lettered_total").increment(dead_at.len() as u64);
+        tracing::warn!(
+            bodies = dead_at.len(),
+            "webhook bodies the status statement cannot apply were dead-lettered"
+        );
+    }
+    queue
+        .complete(jobs.iter().enumerate().map(|(i, j)| {
+            let r = match dead_at.get(&i) {
+                Some(err) => Err(JobError::permanent(err.clone())),
+                None => Ok(()),
+            };
+            (j.meta.clone(), r)
+        }))
+        .await?;
+    metrics::histogram!("ezpulze_status_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("ezpulze_status_bodies_total").increment(jobs.len() as u64);
+    Ok(())
+}
+
+/// Applies folded events (a deadlock with another consumer is retried) and parks those
+/// for messages not known yet.
+async fn apply_folded(db: &PgPool, folded: &[Folded]) -> anyhow::Result<()> {
     let mut attempt = 1;
     let unmatched = loop {
-        match apply(db, &folded).await {
+        match apply(db, folded).await {
             Ok(u) => break u,
-            // A deadlock with another consumer: the batch is simply applied again.
-            Err(e) if attempt < APPLY_TRIES => {
+            Err(e) if attempt < APPLY_TRIES && !is_data_error(&e) => {
                 attempt += 1;
                 tracing::warn!(
                     error = format!("{e:#}"),
@@ -98,10 +156,16 @@ async fn apply_batch(
             Err(e) => return Err(e),
         }
     };
-    reduce::park(db, &unmatched).await?;
-    let metas: Vec<_> = jobs.iter().map(|j| j.meta.clone()).collect();
-    queue.ack(&metas).await?;
-    metrics::histogram!("ezpulze_status_batch_seconds").record(started.elapsed().as_secs_f64());
-    metrics::counter!("ezpulze_status_bodies_total").increment(jobs.len() as u64);
-    Ok(())
+    reduce::park(db, &unmatched).await
+}
+
+/// Whether Postgres refused the statement for the data it carried (SQLSTATE classes 22 data
+/// exception, 23 integrity constraint, 54 program limit): the same bodies would fail again.
+fn is_data_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<sqlx::Error>()
+            .and_then(|s| s.as_database_error())
+            .and_then(|d| d.code())
+            .is_some_and(|code| ["22", "23", "54"].iter().any(|p| code.starts_with(p)))
+    })
 }

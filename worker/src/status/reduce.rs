@@ -17,7 +17,8 @@ use super::fold::{key_of, Folded};
 /// Events for unknown messages are retried this long, then dropped and counted.
 pub const PENDING_TTL: Duration = Duration::from_secs(3600);
 
-/// The batch statement: events -> target rows (by id, else wamid) -> locked rows in id order
+/// The batch statement: events -> target rows (by id, else wamid; only rows of the event's
+/// verified account, sent from its number) -> locked rows in id order
 /// -> monotone update -> each key's counters moved by the flags' difference.
 static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
     let counters = usage::counters_cte(
@@ -36,15 +37,17 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH ev AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                                  $5::timestamptz[], $6::timestamptz[], $7::int[], $8::text[])
-                 AS e(mid, wamid, s_ts, d_ts, r_ts, f_ts, ecode, etitle)),
+                                  $5::timestamptz[], $6::timestamptz[], $7::int[], $8::text[],
+                                  $9::uuid[], $10::text[])
+                 AS e(mid, wamid, s_ts, d_ts, r_ts, f_ts, ecode, etitle, acct, pnid)),
          t AS (
-             SELECT tid, min(s_ts) AS s_ts, min(d_ts) AS d_ts, min(r_ts) AS r_ts, min(f_ts) AS f_ts,
-                    max(ecode) AS ecode, max(etitle) AS etitle
+             SELECT tid, acct, pnid, min(s_ts) AS s_ts, min(d_ts) AS d_ts, min(r_ts) AS r_ts,
+                    min(f_ts) AS f_ts, max(ecode) AS ecode, max(etitle) AS etitle
              FROM (SELECT e.mid AS tid, e.* FROM ev e WHERE e.mid IS NOT NULL
                    UNION ALL
-                   SELECT m.id AS tid, e.* FROM ev e JOIN messages m ON e.mid IS NULL AND m.wamid = e.wamid) x
-             GROUP BY tid
+                   SELECT m.id AS tid, e.* FROM ev e JOIN messages m ON e.mid IS NULL AND m.wamid = e.wamid
+                       AND (e.acct IS NULL OR m.account_id = e.acct)) x
+             GROUP BY tid, acct, pnid
              ORDER BY tid),
          o AS (
              SELECT m.id, m.key_id,
@@ -58,7 +61,11 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
                          WHEN t.f_ts IS NOT NULL THEN 2 WHEN t.s_ts IS NOT NULL THEN 1 ELSE 0 END AS ev_rank,
                     t.s_ts, t.d_ts, t.r_ts, t.f_ts, t.ecode, t.etitle
              FROM t CROSS JOIN LATERAL (
-                 SELECT * FROM messages m WHERE m.id = t.tid FOR UPDATE) m),
+                 SELECT * FROM messages m WHERE m.id = t.tid
+                     AND (t.acct IS NULL OR m.account_id = t.acct)
+                     AND (t.pnid IS NULL OR EXISTS (
+                         SELECT 1 FROM dispatches d WHERE d.id = m.dispatch_id AND d.phone_number_id = t.pnid))
+                 FOR UPDATE) m),
          u AS (
              UPDATE messages m SET
                  status = CASE WHEN o.ev_rank > o.old_rank
@@ -103,6 +110,13 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
                 .map(|e| e.error_title.clone())
                 .collect::<Vec<_>>(),
         )
+        .bind(events.iter().map(|e| e.account_id).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.phone_number_id.clone())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(db)
         .await
         .context("applying status events")?;
@@ -118,7 +132,52 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
         .cloned()
         .collect();
     metrics::counter!("ezpulze_status_applied_total").increment(matched.len() as u64);
-    Ok(unmatched)
+    without_foreign(db, unmatched).await
+}
+
+/// Drops (and counts as rejected) the scoped events that matched nothing because the message
+/// they name belongs to another account or number: they are not waiting for a message to
+/// appear, so they are not parked.
+async fn without_foreign(db: &PgPool, unmatched: Vec<Folded>) -> anyhow::Result<Vec<Folded>> {
+    let scoped: Vec<usize> = (0..unmatched.len())
+        .filter(|&i| unmatched[i].account_id.is_some())
+        .collect();
+    if scoped.is_empty() {
+        return Ok(unmatched);
+    }
+    let idx: Vec<i32> = scoped
+        .iter()
+        .map(|&i| i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
+    let mids: Vec<Option<Uuid>> = scoped.iter().map(|&i| unmatched[i].message_id).collect();
+    let wamids: Vec<Option<String>> = scoped.iter().map(|&i| unmatched[i].wamid.clone()).collect();
+    let foreign: Vec<i32> = sqlx::query_scalar(
+        "SELECT e.i FROM UNNEST($1::int[], $2::uuid[], $3::text[]) AS e(i, mid, wamid)
+         WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = e.mid)
+            OR (e.mid IS NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.wamid = e.wamid))",
+    )
+    .bind(&idx)
+    .bind(&mids)
+    .bind(&wamids)
+    .fetch_all(db)
+    .await
+    .context("checking unmatched status events")?;
+    if foreign.is_empty() {
+        return Ok(unmatched);
+    }
+    let foreign: std::collections::HashSet<usize> = foreign
+        .into_iter()
+        .filter_map(|i| usize::try_from(i).ok())
+        .collect();
+    for _ in &foreign {
+        super::fold::rejected("other_account");
+    }
+    Ok(unmatched
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !foreign.contains(i))
+        .map(|(_, e)| e)
+        .collect())
 }
 
 /// Keeps events that matched nothing, to be retried.
@@ -128,6 +187,8 @@ pub(super) async fn park(db: &PgPool, events: &[Folded]) -> anyhow::Result<()> {
     }
     metrics::counter!("ezpulze_status_unmatched_total").increment(events.len() as u64);
     // One row per status of each event (so the retry re-folds them exactly).
+    let mut accounts = Vec::new();
+    let mut numbers = Vec::new();
     let mut ids = Vec::new();
     let mut wamids = Vec::new();
     let mut statuses = Vec::new();
@@ -142,6 +203,8 @@ pub(super) async fn park(db: &PgPool, events: &[Folded]) -> anyhow::Result<()> {
             ("failed", e.failed),
         ] {
             if let Some(at) = at {
+                accounts.push(e.account_id);
+                numbers.push(e.phone_number_id.clone());
                 ids.push(e.message_id);
                 wamids.push(e.wamid.clone());
                 statuses.push(status);
@@ -160,8 +223,10 @@ pub(super) async fn park(db: &PgPool, events: &[Folded]) -> anyhow::Result<()> {
         }
     }
     sqlx::query(
-        "INSERT INTO pending_statuses (message_id, wamid, status, event_at, error_code, error_title)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::text[])",
+        "INSERT INTO pending_statuses (message_id, wamid, status, event_at, error_code, error_title,
+                                       account_id, phone_number_id)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
+                              $7::uuid[], $8::text[])",
     )
     .bind(&ids)
     .bind(&wamids)
@@ -169,6 +234,8 @@ pub(super) async fn park(db: &PgPool, events: &[Folded]) -> anyhow::Result<()> {
     .bind(&ats)
     .bind(&codes)
     .bind(&titles)
+    .bind(&accounts)
+    .bind(&numbers)
     .execute(db)
     .await
     .context("parking unmatched status events")?;
@@ -186,10 +253,13 @@ pub async fn retry_parked(db: &PgPool) -> anyhow::Result<usize> {
         event_at: DateTime<Utc>,
         error_code: Option<i32>,
         error_title: Option<String>,
+        account_id: Option<Uuid>,
+        phone_number_id: Option<String>,
     }
     let mut tx = db.begin().await?;
     let rows: Vec<Parked> = sqlx::query_as(
-        "SELECT id, message_id, wamid, status, event_at, error_code, error_title FROM pending_statuses
+        "SELECT id, message_id, wamid, status, event_at, error_code, error_title, account_id,
+                phone_number_id FROM pending_statuses
          ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED",
     )
     .fetch_all(&mut *tx)
@@ -198,11 +268,20 @@ pub async fn retry_parked(db: &PgPool) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let mut by_key: HashMap<String, Folded> = HashMap::new();
+    let key = |r: &Parked| {
+        key_of(
+            r.account_id,
+            r.phone_number_id.as_deref(),
+            r.message_id,
+            r.wamid.as_deref(),
+        )
+    };
     for r in &rows {
-        let key = key_of(r.message_id, r.wamid.as_deref());
         by_key
-            .entry(key)
+            .entry(key(r))
             .or_insert_with(|| Folded {
+                account_id: r.account_id,
+                phone_number_id: r.phone_number_id.clone(),
                 message_id: r.message_id,
                 wamid: r.wamid.clone(),
                 ..Folded::default()
@@ -211,13 +290,10 @@ pub async fn retry_parked(db: &PgPool) -> anyhow::Result<usize> {
     }
     let events: Vec<Folded> = by_key.into_values().collect();
     let unmatched = apply(db, &events).await?;
-    let still: std::collections::HashSet<String> = unmatched
-        .iter()
-        .map(|e| key_of(e.message_id, e.wamid.as_deref()))
-        .collect();
+    let still: std::collections::HashSet<String> = unmatched.iter().map(Folded::key).collect();
     let done: Vec<i64> = rows
         .iter()
-        .filter(|r| !still.contains(&key_of(r.message_id, r.wamid.as_deref())))
+        .filter(|r| !still.contains(&key(r)))
         .map(|r| r.id)
         .collect();
     sqlx::query("DELETE FROM pending_statuses WHERE id = ANY($1)")

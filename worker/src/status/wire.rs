@@ -24,7 +24,14 @@ pub(crate) struct Change {
 #[derive(Deserialize)]
 pub(crate) struct Value {
     #[serde(default)]
+    pub metadata: Option<Metadata>,
+    #[serde(default)]
     pub statuses: Vec<StatusEvent>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Metadata {
+    pub phone_number_id: String,
 }
 
 #[derive(Deserialize)]
