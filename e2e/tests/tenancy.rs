@@ -211,11 +211,7 @@ fn status_body(number: &str, statuses: Value) -> Value {
 }
 
 fn now_secs() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        .to_string()
+    chrono::Utc::now().timestamp().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,4 +337,80 @@ async fn poison_bodies_of_one_tenant_do_not_hold_back_anothers_statuses() {
     let q = queue.stats().await.expect("stats");
     assert_eq!((q.depth, q.in_flight), (0, 0), "{q:?}");
     assert!(s.metric("ezpulze_status_dead_lettered_total").await >= bodies as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_number_another_account_takes_over_never_sends_the_first_accounts_messages() {
+    let s = Stack::new(1.0).await;
+    let (config, c) = (s.app.config(), s.cancel.clone());
+    tokio::spawn(async move { ezpulze_scheduler::run(config, c).await });
+    // A also registers B's number (with a token of its own), and schedules a send from it...
+    let both = json!({"phone_numbers": [
+        {"phone_number_id": NUMBER_B, "display_phone_number": "15550000002", "access_token": "token-a-for-b",
+         "messages_per_second": 1000}]});
+    let (status, v) = s
+        .app
+        .send("PUT", "/admin/v1/whatsapp", &s.a.account.admin, Some(both))
+        .await;
+    assert_eq!(status, 409, "B holds the number: {v}");
+    // (so the attack starts from a number nobody holds yet)
+    let spare = "106540352240003";
+    s.app
+        .expect_status(
+            "PUT",
+            "/admin/v1/whatsapp",
+            &s.a.account.admin,
+            json!({"phone_numbers": [{"phone_number_id": spare, "display_phone_number": "15550000003",
+                    "access_token": "token-a-spare", "messages_per_second": 1000}]}),
+            200,
+        )
+        .await;
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let dispatch = s.app.dispatch(&s.a, recipients(5, 700), Some(&at)).await;
+    // ...then removes it, and B registers it with B's token.
+    s.app
+        .expect_status(
+            "PUT",
+            "/admin/v1/whatsapp",
+            &s.a.account.admin,
+            json!({"phone_numbers": [{"phone_number_id": NUMBER_A, "display_phone_number": "15550000001",
+                    "access_token": "token-a", "messages_per_second": 1000}]}),
+            200,
+        )
+        .await;
+    s.app
+        .expect_status(
+            "PUT",
+            "/admin/v1/whatsapp",
+            &s.b.account.admin,
+            json!({"phone_numbers": [
+                {"phone_number_id": NUMBER_B, "display_phone_number": "15550000002", "access_token": "token-b",
+                 "messages_per_second": 1000},
+                {"phone_number_id": spare, "display_phone_number": "15550000003", "access_token": "token-b",
+                 "messages_per_second": 1000}]}),
+            200,
+        )
+        .await;
+    // Past the scheduled time, nothing of A's went out: the dispatch was cancelled with its
+    // number, its messages say why.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    s.settle().await;
+    let stats = s.get(&format!("{}/_sim/stats", s.sim_url), "").await;
+    assert_eq!(stats["accepted"], 0, "{stats}");
+    let (_, d) = s
+        .app
+        .send(
+            "GET",
+            &format!("/api/v1/dispatches/{dispatch}"),
+            &s.a.key,
+            None,
+        )
+        .await;
+    assert_eq!(d["status"], "cancelled", "{d}");
+    let messages = s.messages(&s.a, &dispatch).await;
+    assert!(
+        messages.iter().all(|m| m["status"] == "cancelled"
+            && m["error_title"] == "the dispatch's phone number was removed from the account"),
+        "{messages:?}"
+    );
 }

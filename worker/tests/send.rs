@@ -493,3 +493,45 @@ async fn a_halted_answer_leaves_no_send_intent_so_a_resumed_dispatch_survives_a_
     assert_eq!(env.usage_failed().await, 0);
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_number_now_belongs_to_another_account_fails_unsent() {
+    let env = TestEnv::new(
+        json!({"numbers": sim_numbers(&["8301"]), "pair_gap_ms": 0, "mps_limit": 1000}),
+    )
+    .await;
+    env.number("8301", 1000, TOKEN).await;
+    let (_, ids) = env.dispatch("8301", &recipients(4, 0), false, true).await;
+    // The number moves to another account (whose token Meta would accept) after the send
+    // was accepted.
+    let other = Uuid::now_v7();
+    sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'other')")
+        .bind(other)
+        .execute(&env.db)
+        .await
+        .expect("account");
+    sqlx::query("UPDATE phone_numbers SET account_id = $2 WHERE phone_number_id = $1")
+        .bind("8301")
+        .bind(other)
+        .execute(&env.db)
+        .await
+        .expect("move");
+    let w = env.worker(&[], fast_tuning()).await;
+    let c = env.settle(Duration::from_secs(20)).await;
+    assert_eq!(c.get("failed").copied(), Some(4), "{c:?}");
+    assert_eq!(env.sim_stats().await["accepted"], 0);
+    let titles: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT error_title FROM messages WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&env.db)
+            .await
+            .expect("titles");
+    assert!(
+        titles
+            .iter()
+            .all(|t| t.as_deref()
+                == Some("the dispatch's phone number now belongs to another account")),
+        "{titles:?}"
+    );
+    w.stop().await;
+}

@@ -158,13 +158,15 @@ pub async fn put(
     }
     if let Some(numbers) = &body.phone_numbers {
         let ids: Vec<&str> = numbers.iter().map(|n| n.phone_number_id.as_str()).collect();
-        sqlx::query(
-            "DELETE FROM phone_numbers WHERE account_id = $1 AND NOT (phone_number_id = ANY($2))",
+        let removed: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM phone_numbers WHERE account_id = $1 AND NOT (phone_number_id = ANY($2))
+             RETURNING phone_number_id",
         )
         .bind(account)
         .bind(&ids)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        cancel_dispatches_of_removed(&mut tx, account, &removed).await?;
         for (pos, n) in numbers.iter().enumerate() {
             let token = n
                 .access_token
@@ -211,4 +213,38 @@ pub async fn put(
     tx.commit().await?;
     state.webhook_secrets().clear();
     Ok(Json(view(&state, account).await?))
+}
+
+/// What a removed number leaves behind: the account's dispatches still meant to go out from
+/// it are cancelled, their unsent messages with a reason, so that none of them can ever be
+/// sent with the credentials of whoever registers the number next.
+async fn cancel_dispatches_of_removed(
+    tx: &mut sqlx::PgConnection,
+    account: Uuid,
+    removed: &[String],
+) -> ApiResult<()> {
+    if removed.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE messages m SET status = 'cancelled',
+                error_title = 'the dispatch''s phone number was removed from the account',
+                updated_at = now()
+           FROM dispatches d
+          WHERE m.dispatch_id = d.id AND d.account_id = $1 AND d.phone_number_id = ANY($2)
+            AND d.status NOT IN ('completed', 'cancelled') AND m.status IN ('scheduled', 'queued')",
+    )
+    .bind(account)
+    .bind(removed)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE dispatches SET status = 'cancelled', updated_at = now()
+          WHERE account_id = $1 AND phone_number_id = ANY($2) AND status NOT IN ('completed', 'cancelled')",
+    )
+    .bind(account)
+    .bind(removed)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

@@ -69,6 +69,17 @@ impl Engine {
                         reason: "config",
                     },
                 )),
+                // A number removed from the message's account and registered by another:
+                // never send one account's message with another's credentials.
+                Some(n) if n.account_id != c.account_id => outcomes.push((
+                    c,
+                    Outcome::Failed {
+                        code: None,
+                        title: "the dispatch's phone number now belongs to another account"
+                            .to_owned(),
+                        reason: "config",
+                    },
+                )),
                 Some(n) if n.token.is_none() => outcomes.push((
                     c,
                     Outcome::Halt {
