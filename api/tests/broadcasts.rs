@@ -532,9 +532,8 @@ async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
 async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
-    let route = f.send_path();
     let req = json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}]});
-    let (s, r) = app.post(&route, &f.key, req).await;
+    let (s, r) = app.post(&f.send_path(), &f.key, req).await;
     assert_eq!(s, 202, "{r}");
     let d = r["dispatch_id"].as_str().expect("id").to_string();
     // Everything went out and was read (what workers and webhooks do).
@@ -546,14 +545,8 @@ async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
     let (s, v) = app.get(&format!("/api/v1/dispatches/{d}"), &f.key).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("completed")), "{v}");
     for action in ["cancel", "resume"] {
-        let (s, v) = app
-            .send(
-                "POST",
-                &format!("/api/v1/dispatches/{d}/{action}"),
-                &f.key,
-                None,
-            )
-            .await;
+        let route = format!("/api/v1/dispatches/{d}/{action}");
+        let (s, v) = app.send("POST", &route, &f.key, None).await;
         assert_error(s, &v, 409, "conflict");
         assert!(
             v["error"]["message"]

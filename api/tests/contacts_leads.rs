@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashSet;
 
 use serde_json::{json, Value};
-use support::{acme, assert_error, id_of, status_json, validation_details, TestApp};
+use support::{acme_scoped, assert_error, id_of, status_json, validation_details, TestApp};
 
 /// A request with a raw (possibly malformed) body.
 async fn send_raw(
@@ -47,49 +47,64 @@ fn assert_malformed(status: u16, body: &Value) {
     );
 }
 
-async fn contact(app: &TestApp, bearer: &str, body: Value) -> Value {
-    let (s, v) = app.post("/api/v1/contacts", bearer, body).await;
+/// POST `body` to `path`, asserting 201; returns the object made.
+async fn created(app: &TestApp, path: &str, bearer: &str, body: Value) -> Value {
+    let (s, v) = app.post(path, bearer, body).await;
     assert_eq!(s, 201, "{v}");
     v
 }
 
+async fn contact(app: &TestApp, bearer: &str, body: Value) -> Value {
+    created(app, "/api/v1/contacts", bearer, body).await
+}
+
+async fn lead(app: &TestApp, bearer: &str, body: Value) -> Value {
+    created(app, "/api/v1/leads", bearer, body).await
+}
+
+/// (method, path, body, required scope, success status)
+type ScopedRoute = (&'static str, String, Option<Value>, &'static str, u16);
+
+/// A key with any scope of `family` but the route's own (and `extra`) is refused the route
+/// with 403, naming the scope it needs.
+async fn assert_needs_its_scope(
+    app: &TestApp,
+    admin: &str,
+    route: &ScopedRoute,
+    family: &[&str],
+    extra: &[&str],
+) {
+    let (method, path, body, scope, _) = route;
+    for other in family.iter().filter(|o| *o != scope) {
+        let scopes: Vec<&str> = std::iter::once(*other)
+            .chain(extra.iter().copied())
+            .collect();
+        let k = app.scoped_key(admin, &scopes).await;
+        let (s, v) = app.send(method, path, &k, body.clone()).await;
+        assert_error(s, &v, 403, "insufficient_scope");
+        assert_eq!(
+            v["error"]["required_scope"], *scope,
+            "{method} {path} with {other}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn contact_routes_need_their_scopes() {
-    let (app, acc) = acme().await;
-    let all = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, acc, all) = acme_scoped(&["contacts:all"]).await;
     let c = contact(&app, &all, json!({"phone": "+14155550100"})).await;
     let id = id_of(&c);
 
-    // (method, path, body, required scope, success status)
-    let routes: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
-        (
-            "POST",
-            "/api/v1/contacts".into(),
-            Some(json!({"phone": "+14155550101"})),
-            "contacts:create",
-            201,
-        ),
-        (
-            "GET",
-            format!("/api/v1/contacts/{id}"),
-            None,
-            "contacts:read",
-            200,
-        ),
-        (
-            "GET",
-            "/api/v1/contacts".into(),
-            None,
-            "contacts:read_all",
-            200,
-        ),
-        (
-            "PATCH",
-            format!("/api/v1/contacts/{id}"),
-            Some(json!({"name": "Ann"})),
-            "contacts:update",
-            200,
-        ),
+    let (list, one) = (
+        "/api/v1/contacts".to_string(),
+        format!("/api/v1/contacts/{id}"),
+    );
+    let (new, edit) = (json!({"phone": "+14155550101"}), json!({"name": "Ann"}));
+    let routes: Vec<ScopedRoute> = vec![
+        ("POST", list.clone(), Some(new), "contacts:create", 201),
+        ("GET", one.clone(), None, "contacts:read", 200),
+        ("GET", list, None, "contacts:read_all", 200),
+        ("PATCH", one, Some(edit), "contacts:update", 200),
     ];
     let others = [
         "contacts:create",
@@ -98,19 +113,11 @@ async fn contact_routes_need_their_scopes() {
         "contacts:update",
         "contacts:delete",
     ];
-    for (method, path, body, scope, ok) in &routes {
+    for route in &routes {
         // Every other contacts scope, and other resources' :all, are refused naming the scope.
-        for other in others.iter().filter(|o| *o != scope) {
-            let k = app
-                .scoped_key(&acc.admin, &[other, "leads:all", "broadcast:all"])
-                .await;
-            let (s, v) = app.send(method, path, &k, body.clone()).await;
-            assert_error(s, &v, 403, "insufficient_scope");
-            assert_eq!(
-                v["error"]["required_scope"], *scope,
-                "{method} {path} with {other}"
-            );
-        }
+        let extra = ["leads:all", "broadcast:all"];
+        assert_needs_its_scope(&app, &acc.admin, route, &others, &extra).await;
+        let (method, path, body, scope, ok) = route;
         let k = app.scoped_key(&acc.admin, &[scope]).await;
         let body = body.clone().map(|mut b| {
             if b.get("phone").is_some() {
@@ -157,8 +164,7 @@ async fn contact_routes_need_their_scopes() {
 
 #[tokio::test]
 async fn contact_fields_phone_normalisation_and_duplicates() {
-    let (app, acc) = acme().await;
-    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, _, k) = acme_scoped(&["contacts:all"]).await;
     let c = contact(
         &app,
         &k,
@@ -233,12 +239,8 @@ async fn contacts_are_isolated_between_accounts() {
     let kb = app
         .scoped_key(&b.admin, &["contacts:all", "leads:all"])
         .await;
-    let c = contact(
-        &app,
-        &ka,
-        json!({"phone": "+14155550100", "name": "Secret"}),
-    )
-    .await;
+    let req = json!({"phone": "+14155550100", "name": "Secret"});
+    let c = contact(&app, &ka, req).await;
     let id = id_of(&c);
     for (method, body) in [
         ("GET", None),
@@ -299,8 +301,7 @@ async fn walk(app: &TestApp, bearer: &str, path: &str, limit: usize) -> (Vec<Str
 
 #[tokio::test]
 async fn cursor_pagination_walks_every_row_once_and_filters() {
-    let (app, acc) = acme().await;
-    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, _, k) = acme_scoped(&["contacts:all"]).await;
     let mut created = Vec::new();
     for i in 0..53u32 {
         let tags = if i % 3 == 0 {
@@ -373,8 +374,7 @@ async fn cursor_pagination_walks_every_row_once_and_filters() {
 
 #[tokio::test]
 async fn contact_bad_input_is_422_naming_the_field() {
-    let (app, acc) = acme().await;
-    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, _, k) = acme_scoped(&["contacts:all"]).await;
     let c = contact(&app, &k, json!({"phone": "+14155550100"})).await;
     let id = id_of(&c);
 
@@ -491,60 +491,28 @@ async fn contact_bad_input_is_422_naming_the_field() {
     assert_field(s, &v, "q");
 }
 
-async fn lead(app: &TestApp, bearer: &str, body: Value) -> Value {
-    let (s, v) = app.post("/api/v1/leads", bearer, body).await;
-    assert_eq!(s, 201, "{v}");
-    v
-}
-
 #[tokio::test]
 async fn lead_routes_need_their_scopes() {
-    let (app, acc) = acme().await;
-    let all = app.scoped_key(&acc.admin, &["leads:all"]).await;
-    let l = lead(
-        &app,
-        &all,
-        json!({"phone": "+14155550100", "title": "Website form"}),
-    )
-    .await;
+    let (app, acc, all) = acme_scoped(&["leads:all"]).await;
+    let req = json!({"phone": "+14155550100", "title": "Website form"});
+    let l = lead(&app, &all, req).await;
     let id = id_of(&l);
-    let routes: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
+    let (list, one) = ("/api/v1/leads".to_string(), format!("/api/v1/leads/{id}"));
+    let new = json!({"phone": "+14155550101", "title": "t"});
+    let (edit, assign) = (json!({"status": "contacted"}), json!({"assignee": "sam"}));
+    let routes: Vec<ScopedRoute> = vec![
+        ("POST", list.clone(), Some(new), "leads:create", 201),
+        ("GET", one.clone(), None, "leads:read", 200),
+        ("GET", list, None, "leads:read_all", 200),
+        ("PATCH", one.clone(), Some(edit), "leads:update", 200),
         (
             "POST",
-            "/api/v1/leads".into(),
-            Some(json!({"phone": "+14155550101", "title": "t"})),
-            "leads:create",
-            201,
-        ),
-        (
-            "GET",
-            format!("/api/v1/leads/{id}"),
-            None,
-            "leads:read",
-            200,
-        ),
-        ("GET", "/api/v1/leads".into(), None, "leads:read_all", 200),
-        (
-            "PATCH",
-            format!("/api/v1/leads/{id}"),
-            Some(json!({"status": "contacted"})),
-            "leads:update",
-            200,
-        ),
-        (
-            "POST",
-            format!("/api/v1/leads/{id}/assign"),
-            Some(json!({"assignee": "sam"})),
+            format!("{one}/assign"),
+            Some(assign),
             "leads:assign",
             200,
         ),
-        (
-            "DELETE",
-            format!("/api/v1/leads/{id}"),
-            None,
-            "leads:delete",
-            204,
-        ),
+        ("DELETE", one, None, "leads:delete", 204),
     ];
     let scopes = [
         "leads:create",
@@ -554,16 +522,9 @@ async fn lead_routes_need_their_scopes() {
         "leads:assign",
         "leads:delete",
     ];
-    for (method, path, body, scope, ok) in &routes {
-        for other in scopes.iter().filter(|o| *o != scope) {
-            let k = app.scoped_key(&acc.admin, &[other, "contacts:all"]).await;
-            let (s, v) = app.send(method, path, &k, body.clone()).await;
-            assert_error(s, &v, 403, "insufficient_scope");
-            assert_eq!(
-                v["error"]["required_scope"], *scope,
-                "{method} {path} with {other}"
-            );
-        }
+    for route in &routes {
+        assert_needs_its_scope(&app, &acc.admin, route, &scopes, &["contacts:all"]).await;
+        let (method, path, body, scope, ok) = route;
         let k = app.scoped_key(&acc.admin, &[scope]).await;
         let (s, v) = app.send(method, path, &k, body.clone()).await;
         assert_eq!(s, *ok, "{method} {path} with {scope}: {v}");
@@ -593,12 +554,8 @@ async fn lead_routes_need_their_scopes() {
     let spec = json!({"name": "g", "scope_group": "lead_manager"});
     let g = app.create_key(&acc.admin, spec).await;
     let g = g["key"].as_str().expect("key");
-    let l3 = lead(
-        &app,
-        g,
-        json!({"phone": "+14155550103", "title": "t", "assignee": "kim"}),
-    )
-    .await;
+    let req = json!({"phone": "+14155550103", "title": "t", "assignee": "kim"});
+    let l3 = lead(&app, g, req).await;
     let route = format!(
         "/api/v1/contacts/{}",
         l3["contact_id"].as_str().expect("cid")
@@ -609,10 +566,7 @@ async fn lead_routes_need_their_scopes() {
 
 #[tokio::test]
 async fn leads_link_to_contacts_and_validate() {
-    let (app, acc) = acme().await;
-    let k = app
-        .scoped_key(&acc.admin, &["leads:all", "contacts:all"])
-        .await;
+    let (app, _, k) = acme_scoped(&["leads:all", "contacts:all"]).await;
     let c = contact(&app, &k, json!({"phone": "+14155550100", "name": "Ann"})).await;
     let cid = id_of(&c);
 
@@ -632,20 +586,12 @@ async fn leads_link_to_contacts_and_validate() {
     assert_eq!(l["assignee"], Value::Null);
     assert_eq!(l["attributes"], json!({"utm": "x"}));
     // An inline phone reuses the existing contact (whatever its formatting)...
-    let l2 = lead(
-        &app,
-        &k,
-        json!({"phone": "+1 (415) 555-0100", "title": "Second"}),
-    )
-    .await;
+    let req = json!({"phone": "+1 (415) 555-0100", "title": "Second"});
+    let l2 = lead(&app, &k, req).await;
     assert_eq!(l2["contact_id"], cid);
     // ...or creates one.
-    let l3 = lead(
-        &app,
-        &k,
-        json!({"phone": "0044 20 7946 0958", "title": "New"}),
-    )
-    .await;
+    let req = json!({"phone": "0044 20 7946 0958", "title": "New"});
+    let l3 = lead(&app, &k, req).await;
     assert_eq!(l3["contact_phone"], "+442079460958");
     let route = format!(
         "/api/v1/contacts/{}",
@@ -834,8 +780,7 @@ async fn leads_link_to_contacts_and_validate() {
 
 #[tokio::test]
 async fn lead_pagination_walks_every_row_once() {
-    let (app, acc) = acme().await;
-    let k = app.scoped_key(&acc.admin, &["leads:all"]).await;
+    let (app, _, k) = acme_scoped(&["leads:all"]).await;
     let mut created = Vec::new();
     for i in 0..23u32 {
         let status = if i % 2 == 0 { "won" } else { "lost" };
@@ -874,10 +819,7 @@ async fn oversized_and_non_utf8_bodies() {
 
 #[tokio::test]
 async fn concurrent_inline_phones_make_one_contact() {
-    let (app, acc) = acme().await;
-    let k = app
-        .scoped_key(&acc.admin, &["leads:all", "contacts:all"])
-        .await;
+    let (app, _, k) = acme_scoped(&["leads:all", "contacts:all"]).await;
     let mut tasks = Vec::new();
     for i in 0..12 {
         let client = app.client.clone();

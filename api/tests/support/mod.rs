@@ -22,6 +22,13 @@ pub async fn acme() -> (TestApp, Account) {
     (app, acc)
 }
 
+/// A fresh API, an account "Acme" and a key with exactly `scopes` (no hourly limit).
+pub async fn acme_scoped(scopes: &[&str]) -> (TestApp, Account, String) {
+    let (app, acc) = acme().await;
+    let key = app.scoped_key(&acc.admin, scopes).await;
+    (app, acc, key)
+}
+
 /// A fresh API, an account "Acme" and a key made from `body`; returns the key's value.
 pub async fn acme_key(body: Value) -> (TestApp, Account, String) {
     let (app, acc) = acme().await;
