@@ -3,18 +3,13 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{assert_error, TestApp, ROOT};
+use support::{acme, assert_error, status_json, strs, TestApp, ROOT};
 
 #[tokio::test]
 async fn create_with_a_scope_group_shows_the_key_once_and_masks_it_after() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "Website Contact Form", "scope_group": "broadcast_manager"}),
-        )
-        .await;
+    let (app, acc) = acme().await;
+    let spec = json!({"name": "Website Contact Form", "scope_group": "broadcast_manager"});
+    let k = app.create_key(&acc.admin, spec).await;
     let key = k["key"].as_str().expect("key");
     assert!(
         key.starts_with("sk_live_") && key.len() >= 8 + 32 + 6,
@@ -40,15 +35,12 @@ async fn create_with_a_scope_group_shows_the_key_once_and_masks_it_after() {
 
     // Afterwards only the masked form is ever shown.
     let id = k["id"].as_str().expect("id");
-    let (s, got) = app
-        .send("GET", &format!("/admin/v1/api-keys/{id}"), &acc.admin, None)
-        .await;
+    let route = format!("/admin/v1/api-keys/{id}");
+    let (s, got) = app.get(&route, &acc.admin).await;
     assert_eq!(s, 200);
     assert!(got.get("key").is_none());
     assert_eq!(got["masked_key"], masked);
-    let (_, list) = app
-        .send("GET", "/admin/v1/api-keys", &acc.admin, None)
-        .await;
+    let (_, list) = app.get("/admin/v1/api-keys", &acc.admin).await;
     assert!(!list.to_string().contains(key));
     // And it is not stored anywhere in the database.
     let pool = app.pool().await;
@@ -61,21 +53,10 @@ async fn create_with_a_scope_group_shows_the_key_once_and_masks_it_after() {
 
 #[tokio::test]
 async fn create_with_individual_scopes_and_advanced_settings() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let expires = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
-    let k = app
-        .create_key(
-            &acc.admin,
-            json!({
-                "name": "CRM Integration",
-                "scopes": ["leads:read", "contacts:create", "contacts:read", "leads:read"],
-                "allowed_ips": ["203.0.113.7", "10.1.0.0/16", "2001:db8::/32"],
-                "rate_limit_per_hour": 250,
-                "expires_at": expires,
-            }),
-        )
-        .await;
+    let spec = json!({ "name": "CRM Integration", "scopes": ["leads:read", "contacts:create", "contacts:read", "leads:read"], "allowed_ips": ["203.0.113.7", "10.1.0.0/16", "2001:db8::/32"], "rate_limit_per_hour": 250, "expires_at": expires, });
+    let k = app.create_key(&acc.admin, spec).await;
     assert_eq!(k["scope_group"], Value::Null);
     assert_eq!(
         k["scopes"],
@@ -94,71 +75,36 @@ async fn create_with_individual_scopes_and_advanced_settings() {
     assert_eq!(k2["rate_limit_per_hour"], Value::Null);
 
     // Test-mode keys.
-    let k3 = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "sandbox", "scope_group": "read_only", "mode": "test"}),
-        )
-        .await;
+    let spec = json!({"name": "sandbox", "scope_group": "read_only", "mode": "test"});
+    let k3 = app.create_key(&acc.admin, spec).await;
     assert!(k3["key"].as_str().expect("key").starts_with("sk_test_"));
     assert_eq!(k3["mode"], "test");
 }
 
 #[tokio::test]
 async fn every_scope_group_of_the_seed_is_offered_and_creates_its_scopes() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let (s, cat) = app.send("GET", "/admin/v1/scopes", &acc.admin, None).await;
+    let (app, acc) = acme().await;
+    let (s, cat) = app.get("/admin/v1/scopes", &acc.admin).await;
     assert_eq!(s, 200);
     let groups = cat["groups"].as_array().expect("groups");
+    // (group, name, its scopes separated by spaces)
     let want = [
-        (
-            "broadcast_manager",
-            "Broadcast Manager",
-            vec!["broadcast:send", "contacts:read", "template:read"],
-        ),
-        (
-            "contact_manager",
-            "Contact Manager",
-            vec!["contacts:all", "leads:read"],
-        ),
-        (
-            "lead_manager",
-            "Lead Manager",
-            vec!["contacts:read", "leads:all"],
-        ),
-        (
-            "message_sender",
-            "Message Sender",
-            vec!["broadcast:send", "template:read"],
-        ),
-        (
-            "read_only",
-            "Read Only",
-            vec![
-                "broadcast:read",
-                "contacts:read",
-                "contacts:read_all",
-                "leads:read",
-                "leads:read_all",
-                "template:read",
-            ],
-        ),
-        (
-            "webhook_automation",
-            "Webhook Automation",
-            vec!["chatbot_flows:webhook", "contacts:read"],
-        ),
+        ("broadcast_manager", "Broadcast Manager", "broadcast:send contacts:read template:read"),
+        ("contact_manager", "Contact Manager", "contacts:all leads:read"),
+        ("lead_manager", "Lead Manager", "contacts:read leads:all"),
+        ("message_sender", "Message Sender", "broadcast:send template:read"),
+        ("read_only", "Read Only", "broadcast:read contacts:read contacts:read_all leads:read leads:read_all template:read"),
+        ("webhook_automation", "Webhook Automation", "chatbot_flows:webhook contacts:read"),
     ];
     assert_eq!(groups.len(), 7);
     for (id, name, scopes) in want {
+        let scopes: Vec<&str> = scopes.split(' ').collect();
         let g = groups.iter().find(|g| g["id"] == id).expect(id);
         assert_eq!(g["name"], name);
         assert_eq!(g["scopes"], json!(scopes));
         assert!(g["best_for"].as_str().is_some_and(|s| !s.is_empty()));
-        let k = app
-            .create_key(&acc.admin, json!({"name": id, "scope_group": id}))
-            .await;
+        let spec = json!({"name": id, "scope_group": id});
+        let k = app.create_key(&acc.admin, spec).await;
         assert_eq!(k["scopes"], json!(scopes));
     }
     let full = groups
@@ -191,8 +137,7 @@ async fn every_scope_group_of_the_seed_is_offered_and_creates_its_scopes() {
 
 #[tokio::test]
 async fn bad_input_gets_field_errors_and_changes_nothing() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let cases: Vec<(Value, &str)> = vec![
         (json!({"name": "", "scope_group": "read_only"}), "name"),
@@ -255,7 +200,7 @@ async fn bad_input_gets_field_errors_and_changes_nothing() {
     ];
     for (body, field) in cases {
         let (s, v) = app
-            .send("POST", "/admin/v1/api-keys", &acc.admin, Some(body.clone()))
+            .post("/admin/v1/api-keys", &acc.admin, body.clone())
             .await;
         assert_error(s, &v, 422, "validation_failed");
         let fields: Vec<&str> = v["error"]["details"]
@@ -272,52 +217,34 @@ async fn bad_input_gets_field_errors_and_changes_nothing() {
         );
     }
     // Malformed JSON and oversized bodies.
-    let r = app
-        .client
-        .post(app.url("/admin/v1/api-keys"))
-        .bearer_auth(&acc.admin)
-        .header("content-type", "application/json")
-        .body("{\"name\": ")
-        .send()
-        .await
-        .expect("send");
-    let s = r.status().as_u16();
-    let v: Value = r.json().await.expect("json");
+    let keys = "/admin/v1/api-keys";
+    let (s, v) = app
+        .send_raw_json("POST", keys, &acc.admin, "{\"name\": ")
+        .await;
     assert_error(s, &v, 422, "validation_failed");
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
     let r = app
-        .client
-        .post(app.url("/admin/v1/api-keys"))
-        .bearer_auth(&acc.admin)
-        .body(big)
-        .send()
-        .await
-        .expect("send");
-    let s = r.status().as_u16();
-    let v: Value = r.json().await.expect("json");
+        .request_with("POST", keys, &acc.admin, &[], Some(big.into_bytes()))
+        .await;
+    let (s, v) = status_json(r).await;
     assert_error(s, &v, 413, "payload_too_large");
 
-    let (_, list) = app
-        .send("GET", "/admin/v1/api-keys", &acc.admin, None)
-        .await;
+    let (_, list) = app.get("/admin/v1/api-keys", &acc.admin).await;
     assert_eq!(list["total"], 0, "nothing was created");
 
     // Unknown and malformed ids.
     let (s, v) = app
-        .send(
-            "GET",
+        .get(
             "/admin/v1/api-keys/0190a3f0-0000-7000-8000-000000000000",
             &acc.admin,
-            None,
         )
         .await;
     assert_error(s, &v, 404, "not_found");
     let (s, v) = app
-        .send(
-            "PATCH",
+        .patch(
             "/admin/v1/api-keys/not-a-uuid",
             &acc.admin,
-            Some(json!({"name": "x"})),
+            json!({"name": "x"}),
         )
         .await;
     assert_error(s, &v, 404, "not_found");
@@ -330,50 +257,34 @@ async fn bad_input_gets_field_errors_and_changes_nothing() {
         "order=up",
         "page=abc",
     ] {
-        let (s, v) = app
-            .send("GET", &format!("/admin/v1/api-keys?{q}"), &acc.admin, None)
-            .await;
+        let route = format!("/admin/v1/api-keys?{q}");
+        let (s, v) = app.get(&route, &acc.admin).await;
         assert_error(s, &v, 422, "validation_failed");
     }
 }
 
 #[tokio::test]
 async fn list_paginates_by_10_25_50_and_sorts_by_name_and_status() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let mut ids = Vec::new();
     for i in 0..27 {
-        let k = app
-            .create_key(
-                &acc.admin,
-                json!({"name": format!("key {i:02}"), "scope_group": "read_only"}),
-            )
-            .await;
+        let spec = json!({"name": format!("key {i:02}"), "scope_group": "read_only"});
+        let k = app.create_key(&acc.admin, spec).await;
         ids.push(k["id"].as_str().expect("id").to_string());
     }
     // Two inactive keys.
     for id in &ids[..2] {
+        let route = format!("/admin/v1/api-keys/{id}");
         let (s, _) = app
-            .send(
-                "PATCH",
-                &format!("/admin/v1/api-keys/{id}"),
-                &acc.admin,
-                Some(json!({"active": false})),
-            )
+            .patch(&route, &acc.admin, json!({"active": false}))
             .await;
         assert_eq!(s, 200);
     }
     for (per_page, pages) in [(10, 3), (25, 2), (50, 1)] {
         let mut seen = 0;
         for page in 1..=pages {
-            let (s, v) = app
-                .send(
-                    "GET",
-                    &format!("/admin/v1/api-keys?page={page}&per_page={per_page}"),
-                    &acc.admin,
-                    None,
-                )
-                .await;
+            let route = format!("/admin/v1/api-keys?page={page}&per_page={per_page}");
+            let (s, v) = app.get(&route, &acc.admin).await;
             assert_eq!(s, 200);
             assert_eq!(v["total"], 27);
             assert_eq!(v["per_page"], per_page);
@@ -382,67 +293,38 @@ async fn list_paginates_by_10_25_50_and_sorts_by_name_and_status() {
         }
         assert_eq!(seen, 27);
     }
-    let (_, v) = app
-        .send(
-            "GET",
-            "/admin/v1/api-keys?per_page=50&sort=name&order=desc",
-            &acc.admin,
-            None,
-        )
-        .await;
-    let names: Vec<&str> = v["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|k| k["name"].as_str())
-        .collect();
+    let sorted_by = |field: &str| format!("/admin/v1/api-keys?per_page=50&sort={field}&order=desc");
+    let (_, v) = app.get(&sorted_by("name"), &acc.admin).await;
+    let names = strs(&v["items"], "name");
     let mut sorted = names.clone();
     sorted.sort();
     sorted.reverse();
     assert_eq!(names, sorted);
-    let (_, v) = app
-        .send(
-            "GET",
-            "/admin/v1/api-keys?per_page=50&sort=status&order=desc",
-            &acc.admin,
-            None,
-        )
-        .await;
-    let statuses: Vec<&str> = v["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|k| k["status"].as_str())
-        .collect();
+    let (_, v) = app.get(&sorted_by("status"), &acc.admin).await;
+    let statuses = strs(&v["items"], "status");
     assert_eq!(&statuses[..2], &["inactive", "inactive"]);
     assert!(statuses[2..].iter().all(|s| *s == "active"));
 }
 
 #[tokio::test]
 async fn edit_toggle_regenerate_and_delete() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "CRM", "scope_group": "contact_manager"}),
-        )
-        .await;
-    let id = k["id"].as_str().expect("id");
+    let (app, acc) = acme().await;
+    let spec = json!({"name": "CRM", "scope_group": "contact_manager"});
+    let k = app.create_key(&acc.admin, spec).await;
     let key = k["key"].as_str().expect("key").to_string();
+    let id = k["id"].as_str().expect("id");
     let path = format!("/admin/v1/api-keys/{id}");
 
     // Edit: name, scopes (leaving the group), advanced settings. The key value is unchanged.
-    let (s, e) = app
-        .send("PATCH", &path, &acc.admin, Some(json!({"name": "CRM sync", "scopes": ["contacts:read"], "allowed_ips": ["127.0.0.1"], "rate_limit_per_hour": 50})))
-        .await;
+    let req = json!({"name": "CRM sync", "scopes": ["contacts:read"], "allowed_ips": ["127.0.0.1"], "rate_limit_per_hour": 50});
+    let (s, e) = app.patch(&path, &acc.admin, req).await;
     assert_eq!(s, 200, "{e}");
     assert_eq!(e["name"], "CRM sync");
     assert_eq!(e["scope_group"], Value::Null);
     assert_eq!(e["scopes"], json!(["contacts:read"]));
     assert_eq!(e["rate_limit_per_hour"], 50);
     assert_eq!(e["masked_key"], k["masked_key"]);
-    let (s, me) = app.send("GET", "/api/v1/me", &key, None).await;
+    let (s, me) = app.get("/api/v1/me", &key).await;
     assert_eq!(s, 200, "{me}");
     assert_eq!(
         me["scopes"],
@@ -450,41 +332,25 @@ async fn edit_toggle_regenerate_and_delete() {
         "the existing key works with the new permissions"
     );
     // Back to a group; then remove the limit (null).
-    let (_, e) = app
-        .send(
-            "PATCH",
-            &path,
-            &acc.admin,
-            Some(json!({"scope_group": "lead_manager", "rate_limit_per_hour": null})),
-        )
-        .await;
+    let req = json!({"scope_group": "lead_manager", "rate_limit_per_hour": null});
+    let (_, e) = app.patch(&path, &acc.admin, req).await;
     assert_eq!(e["scopes"], json!(["contacts:read", "leads:all"]));
     assert_eq!(e["rate_limit_per_hour"], Value::Null);
     // Bad edits change nothing.
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &path,
-            &acc.admin,
-            Some(json!({"name": "", "scopes": []})),
-        )
-        .await;
+    let req = json!({"name": "", "scopes": []});
+    let (s, v) = app.patch(&path, &acc.admin, req).await;
     assert_error(s, &v, 422, "validation_failed");
-    let (_, same) = app.send("GET", &path, &acc.admin, None).await;
+    let (_, same) = app.get(&path, &acc.admin).await;
     assert_eq!(same["name"], "CRM sync");
 
     // Toggle.
-    let (_, t) = app
-        .send("PATCH", &path, &acc.admin, Some(json!({"active": false})))
-        .await;
+    let (_, t) = app.patch(&path, &acc.admin, json!({"active": false})).await;
     assert_eq!(t["status"], "inactive");
-    let (s, v) = app.send("GET", "/api/v1/me", &key, None).await;
+    let (s, v) = app.get("/api/v1/me", &key).await;
     assert_error(s, &v, 401, "key_inactive");
-    let (_, t) = app
-        .send("PATCH", &path, &acc.admin, Some(json!({"active": true})))
-        .await;
+    let (_, t) = app.patch(&path, &acc.admin, json!({"active": true})).await;
     assert_eq!(t["status"], "active");
-    assert_eq!(app.send("GET", "/api/v1/me", &key, None).await.0, 200);
+    assert_eq!(app.get("/api/v1/me", &key).await.0, 200);
 
     // Regenerate: new value shown once, old value refused at once.
     let (s, r) = app
@@ -494,14 +360,12 @@ async fn edit_toggle_regenerate_and_delete() {
     let new_key = r["key"].as_str().expect("new key");
     assert_ne!(new_key, key);
     assert_ne!(r["masked_key"], k["masked_key"]);
-    let (s, v) = app.send("GET", "/api/v1/me", &key, None).await;
+    let (s, v) = app.get("/api/v1/me", &key).await;
     assert_error(s, &v, 401, "invalid_api_key");
-    assert_eq!(app.send("GET", "/api/v1/me", new_key, None).await.0, 200);
+    assert_eq!(app.get("/api/v1/me", new_key).await.0, 200);
 
     // Usage of a new key: all zero.
-    let (s, u) = app
-        .send("GET", &format!("{path}/usage"), &acc.admin, None)
-        .await;
+    let (s, u) = app.get(&format!("{path}/usage"), &acc.admin).await;
     assert_eq!(s, 200);
     assert_eq!(
         u,
@@ -509,36 +373,33 @@ async fn edit_toggle_regenerate_and_delete() {
     );
 
     // Delete.
-    let (s, _) = app.send("DELETE", &path, &acc.admin, None).await;
+    let (s, _) = app.delete(&path, &acc.admin).await;
     assert_eq!(s, 204);
-    let (s, v) = app.send("GET", "/api/v1/me", new_key, None).await;
+    let (s, v) = app.get("/api/v1/me", new_key).await;
     assert_error(s, &v, 401, "invalid_api_key");
-    let (s, v) = app.send("GET", &path, &acc.admin, None).await;
+    let (s, v) = app.get(&path, &acc.admin).await;
     assert_error(s, &v, 404, "not_found");
-    let (s, v) = app.send("DELETE", &path, &acc.admin, None).await;
+    let (s, v) = app.delete(&path, &acc.admin).await;
     assert_error(s, &v, 404, "not_found");
 }
 
 #[tokio::test]
 async fn last_used_is_never_then_recorded() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .create_key(&acc.admin, json!({"name": "k", "scope_group": "read_only"}))
-        .await;
-    let id = k["id"].as_str().expect("id");
+    let (app, acc) = acme().await;
+    let spec = json!({"name": "k", "scope_group": "read_only"});
+    let k = app.create_key(&acc.admin, spec).await;
     assert_eq!(k["last_used_at"], Value::Null);
+    let id = k["id"].as_str().expect("id");
     assert_eq!(
-        app.send("GET", "/api/v1/me", k["key"].as_str().expect("key"), None)
+        app.get("/api/v1/me", k["key"].as_str().expect("key"))
             .await
             .0,
         200
     );
     let mut last = Value::Null;
     for _ in 0..50 {
-        let (_, v) = app
-            .send("GET", &format!("/admin/v1/api-keys/{id}"), &acc.admin, None)
-            .await;
+        let route = format!("/admin/v1/api-keys/{id}");
+        let (_, v) = app.get(&route, &acc.admin).await;
         last = v["last_used_at"].clone();
         if !last.is_null() {
             break;
@@ -552,40 +413,30 @@ async fn last_used_is_never_then_recorded() {
 async fn accounts_need_the_root_token_and_see_only_their_own_keys() {
     let app = TestApp::spawn().await;
     let (s, v) = app
-        .send("POST", "/admin/v1/accounts", "", Some(json!({"name": "x"})))
+        .post("/admin/v1/accounts", "", json!({"name": "x"}))
         .await;
     assert_error(s, &v, 401, "missing_api_key");
     let (s, v) = app
-        .send(
-            "POST",
+        .post(
             "/admin/v1/accounts",
             "wrong-root-token",
-            Some(json!({"name": "x"})),
+            json!({"name": "x"}),
         )
         .await;
     assert_error(s, &v, 401, "invalid_api_key");
     let (s, v) = app
-        .send(
-            "POST",
-            "/admin/v1/accounts",
-            ROOT,
-            Some(json!({"name": ""})),
-        )
+        .post("/admin/v1/accounts", ROOT, json!({"name": ""}))
         .await;
     assert_error(s, &v, 422, "validation_failed");
 
     let a = app.account("A").await;
     let b = app.account("B").await;
     assert_ne!(a.id, b.id);
-    let ka = app
-        .create_key(
-            &a.admin,
-            json!({"name": "a-key", "scope_group": "full_access"}),
-        )
-        .await;
+    let spec = json!({"name": "a-key", "scope_group": "full_access"});
+    let ka = app.create_key(&a.admin, spec).await;
     let id = ka["id"].as_str().expect("id");
     // B sees nothing of A's, and cannot change it.
-    let (_, list) = app.send("GET", "/admin/v1/api-keys", &b.admin, None).await;
+    let (_, list) = app.get("/admin/v1/api-keys", &b.admin).await;
     assert_eq!(list["total"], 0);
     for (m, p) in [
         ("GET", format!("/admin/v1/api-keys/{id}")),
@@ -598,47 +449,30 @@ async fn accounts_need_the_root_token_and_see_only_their_own_keys() {
         let (s, v) = app.send(m, &p, &b.admin, body).await;
         assert_error(s, &v, 404, "not_found");
     }
-    let (_, still) = app
-        .send("GET", &format!("/admin/v1/api-keys/{id}"), &a.admin, None)
-        .await;
+    let (_, still) = app.get(&format!("/admin/v1/api-keys/{id}"), &a.admin).await;
     assert_eq!(still["active"], true);
     // A key is not an admin credential, and the root token is not an account's.
     let (s, v) = app
-        .send(
-            "GET",
-            "/admin/v1/api-keys",
-            ka["key"].as_str().expect("key"),
-            None,
-        )
+        .get("/admin/v1/api-keys", ka["key"].as_str().expect("key"))
         .await;
     assert_error(s, &v, 401, "invalid_api_key");
-    let (s, v) = app.send("GET", "/admin/v1/api-keys", ROOT, None).await;
+    let (s, v) = app.get("/admin/v1/api-keys", ROOT).await;
     assert_error(s, &v, 401, "invalid_api_key");
-    let (s, v) = app.send("GET", "/admin/v1/api-keys", "", None).await;
+    let (s, v) = app.get("/admin/v1/api-keys", "").await;
     assert_error(s, &v, 401, "missing_api_key");
 }
 
 #[tokio::test]
 async fn docs_page_data_follows_the_key_scopes() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let sender = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": 250}),
-        )
-        .await;
-    let (s, d) = app
-        .send(
-            "GET",
-            &format!(
-                "/admin/v1/api-keys/{}/docs",
-                sender["id"].as_str().expect("id")
-            ),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let (app, acc) = acme().await;
+    let spec =
+        json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": 250});
+    let sender = app.create_key(&acc.admin, spec).await;
+    let route = format!(
+        "/admin/v1/api-keys/{}/docs",
+        sender["id"].as_str().expect("id")
+    );
+    let (s, d) = app.get(&route, &acc.admin).await;
     assert_eq!(s, 200, "{d}");
     let ids: Vec<&str> = d["sections"]
         .as_array()
@@ -681,35 +515,18 @@ async fn docs_page_data_follows_the_key_scopes() {
     let (flows_id, d) = docs_of_group(&app, &acc.admin, "webhook_automation").await;
     assert_eq!(section_ids(&d), vec!["contacts", "chatbot_flows"]);
     let other = app.account("Other").await;
-    let (s, _) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/api-keys/{flows_id}/docs"),
-            &other.admin,
-            None,
-        )
-        .await;
+    let route = format!("/admin/v1/api-keys/{flows_id}/docs");
+    let (s, _) = app.get(&route, &other.admin).await;
     assert_eq!(s, 404);
 }
 
 #[tokio::test]
 async fn docs_page_data_shows_a_read_only_key_the_reads_but_not_cancel() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "reader", "scopes": ["broadcast:read"]}),
-        )
-        .await;
-    let (_, d) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/api-keys/{}/docs", k["id"].as_str().expect("id")),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let (app, acc) = acme().await;
+    let spec = json!({"name": "reader", "scopes": ["broadcast:read"]});
+    let k = app.create_key(&acc.admin, spec).await;
+    let route = format!("/admin/v1/api-keys/{}/docs", k["id"].as_str().expect("id"));
+    let (_, d) = app.get(&route, &acc.admin).await;
     let paths = endpoint_lines(&d["sections"][0]);
     assert!(
         paths.contains(&"GET /api/v1/dispatches/{id}".to_string()),
@@ -725,8 +542,7 @@ async fn docs_page_data_shows_a_read_only_key_the_reads_but_not_cancel() {
 
 #[tokio::test]
 async fn docs_page_of_a_full_access_key_lists_every_scoped_operation_of_the_document() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let (_, d) = docs_of_group(&app, &acc.admin, "full_access").await;
     let listed: std::collections::BTreeSet<String> = d["sections"]
         .as_array()
@@ -734,7 +550,7 @@ async fn docs_page_of_a_full_access_key_lists_every_scoped_operation_of_the_docu
         .iter()
         .flat_map(endpoint_lines)
         .collect();
-    let (s, doc) = app.send("GET", "/openapi.json", "", None).await;
+    let (s, doc) = app.get("/openapi.json", "").await;
     assert_eq!(s, 200);
     let mut documented = std::collections::BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -753,28 +569,18 @@ async fn docs_page_of_a_full_access_key_lists_every_scoped_operation_of_the_docu
 
 #[tokio::test]
 async fn concurrent_edits_of_different_fields_both_land() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 10}),
-        )
-        .await;
+    let (app, acc) = acme().await;
+    let spec = json!({"name": "k", "scope_group": "read_only", "rate_limit_per_hour": 10});
+    let k = app.create_key(&acc.admin, spec).await;
     let path = format!("/admin/v1/api-keys/{}", k["id"].as_str().expect("id"));
     for i in 0..20 {
         let name = format!("name {i}");
         let (a, b) = tokio::join!(
-            app.send("PATCH", &path, &acc.admin, Some(json!({"name": name}))),
-            app.send(
-                "PATCH",
-                &path,
-                &acc.admin,
-                Some(json!({"rate_limit_per_hour": 100 + i}))
-            ),
+            app.patch(&path, &acc.admin, json!({"name": name})),
+            app.patch(&path, &acc.admin, json!({"rate_limit_per_hour": 100 + i})),
         );
         assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
-        let (s, v) = app.send("GET", &path, &acc.admin, None).await;
+        let (s, v) = app.get(&path, &acc.admin).await;
         assert_eq!(s, 200);
         assert_eq!(v["name"], name, "round {i}: {v}");
         assert_eq!(v["rate_limit_per_hour"], 100 + i, "round {i}: {v}");
@@ -783,11 +589,10 @@ async fn concurrent_edits_of_different_fields_both_land() {
 
 /// A new key of `group` and its docs page data.
 async fn docs_of_group(app: &TestApp, admin: &str, group: &str) -> (String, Value) {
-    let (_, id) = app
-        .key(admin, json!({"name": group, "scope_group": group}))
-        .await;
+    let spec = json!({"name": group, "scope_group": group});
+    let (_, id) = app.key(admin, spec).await;
     let path = format!("/admin/v1/api-keys/{id}/docs");
-    let (s, d) = app.send("GET", &path, admin, None).await;
+    let (s, d) = app.get(&path, admin).await;
     assert_eq!(s, 200, "{d}");
     (id, d)
 }

@@ -6,7 +6,7 @@ mod support;
 use ezpulze_common::jobs::SendJob;
 use ezpulze_queue::Queue;
 use serde_json::{json, Value};
-use support::{assert_error, templates, TestApp};
+use support::{acme, assert_error, status_json, templates, TestApp};
 
 struct Fixture {
     app: TestApp,
@@ -32,33 +32,46 @@ async fn fixture_with(extra: &[(&str, &str)], template: Value, defaults: Value) 
     }
 }
 
+impl Fixture {
+    /// The path that sends the fixture's broadcast.
+    fn send_path(&self) -> String {
+        format!("/api/v1/broadcasts/{}/send", self.broadcast)
+    }
+}
+
+/// How many message rows there are.
+async fn count_messages(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+/// One pass of the scheduler's outbox sweep (rows older than a minute); returns how many
+/// messages it pushed again.
+async fn sweep(pool: &sqlx::PgPool, q: &Queue<SendJob>) -> usize {
+    let stale = std::time::Duration::from_secs(60);
+    ezpulze_scheduler::outbox::repush_stale(pool, q, stale, 1000)
+        .await
+        .expect("sweep")
+}
+
 async fn queue(app: &TestApp) -> Queue<SendJob> {
     app.send_queue().await
 }
 
 #[tokio::test]
 async fn template_definitions_are_validated_and_managed() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let (s, t) = app
-        .send(
-            "POST",
-            "/api/v1/templates",
-            &acc.admin,
-            Some(templates::text()),
-        )
+        .post("/api/v1/templates", &acc.admin, templates::text())
         .await;
     assert_eq!(s, 201, "{t}");
     assert_eq!(t["name"], "order_update");
     assert_eq!(t["status"], "APPROVED");
     let id = t["id"].as_str().expect("id");
     let (s, v) = app
-        .send(
-            "POST",
-            "/api/v1/templates",
-            &acc.admin,
-            Some(templates::text()),
-        )
+        .post("/api/v1/templates", &acc.admin, templates::text())
         .await;
     assert_error(s, &v, 409, "conflict");
     let bad = [
@@ -72,48 +85,25 @@ async fn template_definitions_are_validated_and_managed() {
         json!([1, 2]),
     ];
     for b in bad {
-        let (s, v) = app
-            .send("POST", "/api/v1/templates", &acc.admin, Some(b.clone()))
-            .await;
+        let (s, v) = app.post("/api/v1/templates", &acc.admin, b.clone()).await;
         assert_error(s, &v, 422, "validation_failed");
     }
-    let (_, list) = app.send("GET", "/api/v1/templates", &acc.admin, None).await;
+    let (_, list) = app.get("/api/v1/templates", &acc.admin).await;
     assert_eq!(
         list["items"].as_array().map(Vec::len),
         Some(1),
         "nothing else was stored"
     );
-    let (s, p) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/templates/{id}"),
-            &acc.admin,
-            Some(json!({"category": "MARKETING"})),
-        )
-        .await;
+    let tp = format!("/api/v1/templates/{id}");
+    let req = json!({"category": "MARKETING"});
+    let (s, p) = app.patch(&tp, &acc.admin, req).await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["category"], "MARKETING");
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/templates/{id}"),
-            &acc.admin,
-            Some(json!({"components": []})),
-        )
-        .await;
+    let (s, v) = app.patch(&tp, &acc.admin, json!({"components": []})).await;
     assert_error(s, &v, 422, "validation_failed");
-    let (s, _) = app
-        .send(
-            "DELETE",
-            &format!("/api/v1/templates/{id}"),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let (s, _) = app.delete(&tp, &acc.admin).await;
     assert_eq!(s, 204);
-    let (s, v) = app
-        .send("GET", &format!("/api/v1/templates/{id}"), &acc.admin, None)
-        .await;
+    let (s, v) = app.get(&tp, &acc.admin).await;
     assert_error(s, &v, 404, "not_found");
 }
 
@@ -134,14 +124,8 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
         {"to": "+14155550104", "variables": {"header": {"type": "video", "link": "https://cdn.example.com/v.mp4"}, "body": ["D", "5%"], "buttons": [{"index": 0, "payload": "stop"}, {"index": 1, "text": "x"}, {"index": 2, "coupon_code": "SAVE10"}]}},
         {"to": "+14155550105", "ref": "c-6", "variables": {"body": ["E\nnew\tline", "5%"], "buttons": [{"index": 0, "payload": "stop"}, {"index": 1, "text": "sale"}, {"index": 2, "coupon_code": "SAVE10"}]}}
     ]});
-    let (s, r) = app
-        .send(
-            "POST",
-            &format!("/api/v1/broadcasts/{}/send", f.broadcast),
-            &f.key,
-            Some(body),
-        )
-        .await;
+    let route = f.send_path();
+    let (s, r) = app.post(&route, &f.key, body).await;
     assert_eq!(s, 202, "{r}");
     assert_eq!(r["accepted"], 2, "{r}");
     assert_eq!(r["status"], "queued");
@@ -202,33 +186,18 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
     assert_eq!(stats.depth, 2, "{stats:?}");
 
     // Usage counts the key's Broadcast API sends; the admin UI's sends are not counted.
-    let (_, u) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/api-keys/{}/usage", f.key_id),
-            &f.admin,
-            None,
-        )
-        .await;
+    let route = format!("/admin/v1/api-keys/{}/usage", f.key_id);
+    let (_, u) = app.get(&route, &f.admin).await;
     assert_eq!(u["total_messages"], 2);
     assert!(u["last_message_at"].is_string());
-    let (s, _) = app.send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.admin, Some(json!({"recipients": [{"to": "+14155550199", "variables": {"body": ["Z", "1%"], "buttons": [{"index": 0, "payload": "p"}, {"index": 1, "text": "t"}, {"index": 2, "coupon_code": "C"}]}}]}))).await;
+    let (s, _) = app.post(&f.send_path(), &f.admin, json!({"recipients": [{"to": "+14155550199", "variables": {"body": ["Z", "1%"], "buttons": [{"index": 0, "payload": "p"}, {"index": 1, "text": "t"}, {"index": 2, "coupon_code": "C"}]}}]})).await;
     assert_eq!(s, 202);
-    let (_, u) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/api-keys/{}/usage", f.key_id),
-            &f.admin,
-            None,
-        )
-        .await;
+    let (_, u) = app.get(&route, &f.admin).await;
     assert_eq!(u["total_messages"], 2);
 
     // Progress, listing, lookup.
     let d = r["dispatch_id"].as_str().expect("dispatch");
-    let (s, pr) = app
-        .send("GET", &format!("/api/v1/dispatches/{d}"), &f.key, None)
-        .await;
+    let (s, pr) = app.get(&format!("/api/v1/dispatches/{d}"), &f.key).await;
     assert_eq!(s, 200);
     assert_eq!(
         (
@@ -238,80 +207,37 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
         ),
         (Some("queued"), Some(2), Some(2))
     );
-    let (_, page1) = app
-        .send(
-            "GET",
-            &format!("/api/v1/dispatches/{d}/messages?limit=1"),
-            &f.key,
-            None,
-        )
-        .await;
+    let route = format!("/api/v1/dispatches/{d}/messages?limit=1");
+    let (_, page1) = app.get(&route, &f.key).await;
     let cursor = page1["next_cursor"].as_str().expect("cursor");
-    let (_, page2) = app
-        .send(
-            "GET",
-            &format!("/api/v1/dispatches/{d}/messages?limit=1&cursor={cursor}"),
-            &f.key,
-            None,
-        )
-        .await;
+    let route = format!("/api/v1/dispatches/{d}/messages?limit=1&cursor={cursor}");
+    let (_, page2) = app.get(&route, &f.key).await;
     assert_ne!(page1["items"][0]["id"], page2["items"][0]["id"]);
-    let (_, page3) = app
-        .send(
-            "GET",
-            &format!(
-                "/api/v1/dispatches/{d}/messages?limit=1&cursor={}",
-                page2["next_cursor"].as_str().expect("c")
-            ),
-            &f.key,
-            None,
-        )
-        .await;
+    let route = format!(
+        "/api/v1/dispatches/{d}/messages?limit=1&cursor={}",
+        page2["next_cursor"].as_str().expect("c")
+    );
+    let (_, page3) = app.get(&route, &f.key).await;
     assert_eq!(page3["items"].as_array().map(Vec::len), Some(0));
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!("/api/v1/dispatches/{d}/messages?cursor=zzz"),
-            &f.key,
-            None,
-        )
-        .await;
+    let route = format!("/api/v1/dispatches/{d}/messages?cursor=zzz");
+    let (s, v) = app.get(&route, &f.key).await;
     assert_error(s, &v, 422, "validation_failed");
-    let (s, m) = app
-        .send(
-            "GET",
-            &format!(
-                "/api/v1/messages/{}",
-                messages[0]["id"].as_str().expect("id")
-            ),
-            &f.key,
-            None,
-        )
-        .await;
+    let route = format!(
+        "/api/v1/messages/{}",
+        messages[0]["id"].as_str().expect("id")
+    );
+    let (s, m) = app.get(&route, &f.key).await;
     assert_eq!(s, 200);
     assert_eq!(m["status"], "queued");
     assert_eq!(m["ref"], "c-1");
 
     // Cancel: queued messages stop.
-    let (s, c) = app
-        .send(
-            "POST",
-            &format!("/api/v1/dispatches/{d}/cancel"),
-            &f.key,
-            None,
-        )
-        .await;
+    let cancel = format!("/api/v1/dispatches/{d}/cancel");
+    let (s, c) = app.send("POST", &cancel, &f.key, None).await;
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["status"], "cancelled");
     assert_eq!(c["cancelled"], 2);
-    let (s, v) = app
-        .send(
-            "POST",
-            &format!("/api/v1/dispatches/{d}/cancel"),
-            &f.key,
-            None,
-        )
-        .await;
+    let (s, v) = app.send("POST", &cancel, &f.key, None).await;
     assert_error(s, &v, 409, "conflict");
 }
 
@@ -319,19 +245,17 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
 async fn send_bad_input_is_refused_and_nothing_is_half_written() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
-    let path = format!("/api/v1/broadcasts/{}/send", f.broadcast);
+    let path = f.send_path();
     let one = |to: &str| json!({"to": to, "variables": {"body": ["A", "1"]}});
     // None valid -> 422 listing every recipient.
-    let (s, v) = app.send("POST", &path, &f.key, Some(json!({"recipients": [one("abc"), {"to": "+14155550100", "variables": {"body": ["A"]}}]}))).await;
+    let (s, v) = app.post(&path, &f.key, json!({"recipients": [one("abc"), {"to": "+14155550100", "variables": {"body": ["A"]}}]})).await;
     assert_error(s, &v, 422, "validation_failed");
     assert_eq!(v["error"]["details"].as_array().map(Vec::len), Some(2));
     // 10,001 recipients.
     let many: Vec<Value> = (0..10_001)
         .map(|i| one(&format!("+1415{:07}", i)))
         .collect();
-    let (s, v) = app
-        .send("POST", &path, &f.key, Some(json!({"recipients": many})))
-        .await;
+    let (s, v) = app.post(&path, &f.key, json!({"recipients": many})).await;
     assert_error(s, &v, 422, "validation_failed");
     // Wrong types, unknown fields, empty list, malformed JSON, invalid UTF-8, huge body.
     for b in [
@@ -341,7 +265,7 @@ async fn send_bad_input_is_refused_and_nothing_is_half_written() {
         json!({"recipients": [{"to": 14155550100u64}]}),
         json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"], "colour": 1}}]}),
     ] {
-        let (s, v) = app.send("POST", &path, &f.key, Some(b.clone())).await;
+        let (s, v) = app.post(&path, &f.key, b.clone()).await;
         assert!(s == 422 || s == 202, "{b}");
         if s == 422 {
             assert_error(s, &v, 422, "validation_failed");
@@ -350,17 +274,7 @@ async fn send_bad_input_is_refused_and_nothing_is_half_written() {
         }
     }
     for raw in [b"{\"recipients\": [".to_vec(), vec![b'{', 0xff, 0xfe, b'}']] {
-        let r = app
-            .client
-            .post(app.url(&path))
-            .bearer_auth(&f.key)
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .expect("send");
-        let s = r.status().as_u16();
-        let v: Value = r.json().await.expect("json");
+        let (s, v) = app.send_raw_json("POST", &path, &f.key, raw).await;
         assert_error(s, &v, 422, "validation_failed");
     }
     let big = vec![b' '; 50 * 1024 * 1024];
@@ -373,29 +287,22 @@ async fn send_bad_input_is_refused_and_nothing_is_half_written() {
         .send()
         .await;
     if let Ok(r) = r {
-        let s = r.status().as_u16();
-        let v: Value = r.json().await.expect("json");
+        let (s, v) = status_json(r).await;
         assert_error(s, &v, 413, "payload_too_large");
     }
     // Unknown and foreign broadcasts.
+    let req = json!({"recipients": [one("+14155550100")]});
     let (s, v) = app
-        .send(
-            "POST",
+        .post(
             "/api/v1/broadcasts/0190a3f0-0000-7000-8000-000000000000/send",
             &f.key,
-            Some(json!({"recipients": [one("+14155550100")]})),
+            req,
         )
         .await;
     assert_error(s, &v, 404, "not_found");
     let other = app.account("Other").await;
-    let (s, v) = app
-        .send(
-            "POST",
-            &path,
-            &other.admin,
-            Some(json!({"recipients": [one("+14155550100")]})),
-        )
-        .await;
+    let req = json!({"recipients": [one("+14155550100")]});
+    let (s, v) = app.post(&path, &other.admin, req).await;
     assert_error(s, &v, 404, "not_found");
     let pool = app.pool().await;
     let (d, m): (i64, i64) =
@@ -415,7 +322,7 @@ async fn send_bad_input_is_refused_and_nothing_is_half_written() {
 async fn idempotency_key_replays_and_conflicts() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
-    let url = app.url(&format!("/api/v1/broadcasts/{}/send", f.broadcast));
+    let url = app.url(&f.send_path());
     let body = json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]});
     let send = |b: Value| {
         app.client
@@ -442,10 +349,7 @@ async fn idempotency_key_replays_and_conflicts() {
     let v3: Value = r3.json().await.expect("json");
     assert_error(s, &v3, 409, "idempotency_conflict");
     let pool = app.pool().await;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let n = count_messages(&pool).await;
     assert_eq!(n, 1, "replays record nothing");
     // A failed request does not burn the key.
     let r4 = app
@@ -499,7 +403,7 @@ async fn idempotency_bookkeeping_failures_never_fail_done_work_or_lock_the_key()
     )
     .await;
     let app = &f.app;
-    let url = app.url(&format!("/api/v1/broadcasts/{}/send", f.broadcast));
+    let url = app.url(&f.send_path());
     let body = json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]});
     let send = || {
         app.client
@@ -518,20 +422,9 @@ async fn idempotency_bookkeeping_failures_never_fail_done_work_or_lock_the_key()
     let v2: Value = r2.json().await.expect("json");
     assert_eq!(v1, v2);
     let pool = app.pool().await;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let n = count_messages(&pool).await;
     assert_eq!(n, 1, "sent once");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains("ezpulze_idempotency_bookkeeping_failures_total{step=\"release\"}"),
         "the failed release is counted"
@@ -548,9 +441,9 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
     let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let (s, r) = app
-        .send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.key, Some(json!({"scheduled_at": at, "recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]})))
-        .await;
+    let route = f.send_path();
+    let req = json!({"scheduled_at": at, "recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]});
+    let (s, r) = app.post(&route, &f.key, req).await;
     assert_eq!(s, 202, "{r}");
     assert_eq!(r["status"], "scheduled");
     let q = queue(app).await;
@@ -561,19 +454,12 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
     );
 
     // A crash between commit and push: rows committed as queued, no job. The sweep pushes them.
-    let (s, r) = app.send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.key, Some(json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}, {"to": "+14155550102", "variables": {"body": ["C", "1"]}}]}))).await;
+    let (s, r) = app.post(&f.send_path(), &f.key, json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}, {"to": "+14155550102", "variables": {"body": ["C", "1"]}}]})).await;
     assert_eq!(s, 202);
     q.purge().await.expect("purge");
     assert_eq!(q.stats().await.expect("stats").depth, 0);
     let pool = app.pool().await;
-    let fresh = ezpulze_scheduler::outbox::repush_stale(
-        &pool,
-        &q,
-        std::time::Duration::from_secs(60),
-        1000,
-    )
-    .await
-    .expect("sweep");
+    let fresh = sweep(&pool, &q).await;
     assert_eq!(fresh, 0, "recent rows are left alone");
     sqlx::query(
         "UPDATE messages SET updated_at = now() - interval '10 minutes' WHERE dispatch_id = $1",
@@ -588,14 +474,7 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
     .execute(&pool)
     .await
     .expect("age");
-    let pushed = ezpulze_scheduler::outbox::repush_stale(
-        &pool,
-        &q,
-        std::time::Duration::from_secs(60),
-        1000,
-    )
-    .await
-    .expect("sweep");
+    let pushed = sweep(&pool, &q).await;
     assert_eq!(pushed, 2);
     assert_eq!(q.stats().await.expect("stats").depth, 2);
 }
@@ -604,7 +483,7 @@ async fn scheduled_dispatches_wait_and_the_outbox_repairs_missing_jobs() {
 async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
-    let (s, r) = app.send("POST", &format!("/api/v1/broadcasts/{}/send", f.broadcast), &f.key, Some(json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}, {"to": "+14155550102", "variables": {"body": ["C", "1"]}}]}))).await;
+    let (s, r) = app.post(&f.send_path(), &f.key, json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}, {"to": "+14155550102", "variables": {"body": ["C", "1"]}}]})).await;
     assert_eq!(s, 202, "{r}");
     let d = r["dispatch_id"].as_str().expect("id").to_string();
     let path = format!("/api/v1/dispatches/{d}/resume");
@@ -625,12 +504,8 @@ async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
     q.purge().await.expect("purge");
 
     // Only a key that may send can resume it; another account cannot see it.
-    let reader = app
-        .create_key(
-            &f.admin,
-            json!({"name": "reader", "scope_group": "read_only", "rate_limit_per_hour": null}),
-        )
-        .await;
+    let spec = json!({"name": "reader", "scope_group": "read_only", "rate_limit_per_hour": null});
+    let reader = app.create_key(&f.admin, spec).await;
     let (s, v) = app
         .send("POST", &path, reader["key"].as_str().expect("key"), None)
         .await;
@@ -657,16 +532,8 @@ async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
 async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
-    let (s, r) = app
-        .send(
-            "POST",
-            &format!("/api/v1/broadcasts/{}/send", f.broadcast),
-            &f.key,
-            Some(
-                json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}]}),
-            ),
-        )
-        .await;
+    let req = json!({"recipients": [{"to": "+14155550101", "variables": {"body": ["B", "1"]}}]});
+    let (s, r) = app.post(&f.send_path(), &f.key, req).await;
     assert_eq!(s, 202, "{r}");
     let d = r["dispatch_id"].as_str().expect("id").to_string();
     // Everything went out and was read (what workers and webhooks do).
@@ -675,19 +542,11 @@ async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
         .execute(&app.pool().await)
         .await
         .expect("read");
-    let (s, v) = app
-        .send("GET", &format!("/api/v1/dispatches/{d}"), &f.key, None)
-        .await;
+    let (s, v) = app.get(&format!("/api/v1/dispatches/{d}"), &f.key).await;
     assert_eq!((s, v["status"].as_str()), (200, Some("completed")), "{v}");
     for action in ["cancel", "resume"] {
-        let (s, v) = app
-            .send(
-                "POST",
-                &format!("/api/v1/dispatches/{d}/{action}"),
-                &f.key,
-                None,
-            )
-            .await;
+        let route = format!("/api/v1/dispatches/{d}/{action}");
+        let (s, v) = app.send("POST", &route, &f.key, None).await;
         assert_error(s, &v, 409, "conflict");
         assert!(
             v["error"]["message"]
@@ -696,9 +555,7 @@ async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
             "{action}: {v}"
         );
     }
-    let (_, v) = app
-        .send("GET", &format!("/api/v1/dispatches/{d}"), &f.key, None)
-        .await;
+    let (_, v) = app.get(&format!("/api/v1/dispatches/{d}"), &f.key).await;
     assert_eq!(v["status"], "completed", "nothing changed: {v}");
 }
 
@@ -706,7 +563,7 @@ async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
 async fn concurrent_template_patches_of_different_fields_both_land() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
-    let (_, list) = app.send("GET", "/api/v1/templates", &f.key, None).await;
+    let (_, list) = app.get("/api/v1/templates", &f.key).await;
     let path = format!(
         "/api/v1/templates/{}",
         list["items"][0]["id"].as_str().expect("id")
@@ -717,16 +574,11 @@ async fn concurrent_template_patches_of_different_fields_both_land() {
         let components =
             json!([{"type": "BODY", "text": text, "example": {"body_text": [["Maria", "4721"]]}}]);
         let (a, b) = tokio::join!(
-            app.send("PATCH", &path, &f.key, Some(json!({"category": category}))),
-            app.send(
-                "PATCH",
-                &path,
-                &f.key,
-                Some(json!({"components": components}))
-            ),
+            app.patch(&path, &f.key, json!({"category": category})),
+            app.patch(&path, &f.key, json!({"components": components})),
         );
         assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
-        let (_, v) = app.send("GET", &path, &f.key, None).await;
+        let (_, v) = app.get(&path, &f.key).await;
         assert_eq!(v["category"], category, "round {i}: {v}");
         assert_eq!(v["components"][0]["text"], text, "round {i}: {v}");
     }
@@ -734,40 +586,22 @@ async fn concurrent_template_patches_of_different_fields_both_land() {
 
 #[tokio::test]
 async fn the_generated_example_is_accepted_for_every_template_kind() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": null}),
-        )
-        .await;
+    let (app, acc) = acme().await;
+    let spec =
+        json!({"name": "sender", "scope_group": "message_sender", "rate_limit_per_hour": null});
+    let k = app.create_key(&acc.admin, spec).await;
     let key = k["key"].as_str().expect("key");
     for (kind, t) in templates::all() {
-        let (s, t) = app
-            .send("POST", "/api/v1/templates", &acc.admin, Some(t))
-            .await;
+        let (s, t) = app.post("/api/v1/templates", &acc.admin, t).await;
         assert_eq!(s, 201, "{kind}: {t}");
-        let (s, b) = app
-            .send(
-                "POST",
-                "/api/v1/broadcasts",
-                &acc.admin,
-                Some(json!({"name": kind, "template_id": t["id"]})),
-            )
-            .await;
+        let req = json!({"name": kind, "template_id": t["id"]});
+        let (s, b) = app.post("/api/v1/broadcasts", &acc.admin, req).await;
         assert_eq!(s, 201, "{kind}: {b}");
-        let (s, ex) = app
-            .send(
-                "GET",
-                &format!(
-                    "/admin/v1/broadcasts/{}/example",
-                    b["id"].as_str().expect("id")
-                ),
-                &acc.admin,
-                None,
-            )
-            .await;
+        let route = format!(
+            "/admin/v1/broadcasts/{}/example",
+            b["id"].as_str().expect("id")
+        );
+        let (s, ex) = app.get(&route, &acc.admin).await;
         assert_eq!(s, 200, "{kind}: {ex}");
         assert_eq!(ex["request"]["method"], "POST");
         assert!(ex["curl"]
@@ -778,9 +612,7 @@ async fn the_generated_example_is_accepted_for_every_template_kind() {
             .is_some_and(|c| c.contains("fetch(")));
         let url = ex["request"]["url"].as_str().expect("url");
         let path = &url[url.find("/api/v1").expect("path")..];
-        let (s, r) = app
-            .send("POST", path, key, Some(ex["request"]["body"].clone()))
-            .await;
+        let (s, r) = app.post(path, key, ex["request"]["body"].clone()).await;
         assert_eq!(s, 202, "{kind}: {r}");
         assert_eq!(r["accepted"], 1, "{kind}: {r}");
     }
@@ -792,18 +624,11 @@ async fn each_scope_allows_exactly_its_routes() {
     let app = &f.app;
     let acc_admin = &f.admin;
     let b = &f.broadcast;
-    let (_, t) = app.send("GET", "/api/v1/templates", &f.key, None).await;
+    let (_, t) = app.get("/api/v1/templates", &f.key).await;
     let t = t["items"][0]["id"].as_str().expect("template").to_string();
-    let (_, sent) = app
-        .send(
-            "POST",
-            &format!("/api/v1/broadcasts/{b}/send"),
-            &f.key,
-            Some(
-                json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]}),
-            ),
-        )
-        .await;
+    let route = format!("/api/v1/broadcasts/{b}/send");
+    let req = json!({"recipients": [{"to": "+14155550100", "variables": {"body": ["A", "1"]}}]});
+    let (_, sent) = app.post(&route, &f.key, req).await;
     let d = sent["dispatch_id"].as_str().expect("d").to_string();
     let m = sent["messages"][0]["id"].as_str().expect("m").to_string();
     let send_body =
@@ -890,12 +715,8 @@ async fn each_scope_allows_exactly_its_routes() {
     ];
     let mut keys = std::collections::HashMap::new();
     for scope in ezpulze_common::scopes::FULL_ACCESS {
-        let k = app
-            .create_key(
-                acc_admin,
-                json!({"name": scope, "scopes": [scope], "rate_limit_per_hour": null}),
-            )
-            .await;
+        let spec = json!({"name": scope, "scopes": [scope], "rate_limit_per_hour": null});
+        let k = app.create_key(acc_admin, spec).await;
         keys.insert(*scope, k["key"].as_str().expect("key").to_string());
     }
     for (method, path, body, allowed) in &routes {
@@ -920,49 +741,23 @@ async fn broadcasts_and_templates_are_isolated_per_account() {
     let f = fixture(templates::text(), json!({})).await;
     let app = &f.app;
     let other = app.account("Other").await;
-    let (_, list) = app
-        .send("GET", "/api/v1/broadcasts", &other.admin, None)
-        .await;
+    let (_, list) = app.get("/api/v1/broadcasts", &other.admin).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!("/api/v1/broadcasts/{}", f.broadcast),
-            &other.admin,
-            None,
-        )
-        .await;
+    let route = format!("/api/v1/broadcasts/{}", f.broadcast);
+    let (s, v) = app.get(&route, &other.admin).await;
     assert_error(s, &v, 404, "not_found");
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/broadcasts/{}/example", f.broadcast),
-            &other.admin,
-            None,
-        )
-        .await;
+    let route = format!("/admin/v1/broadcasts/{}/example", f.broadcast);
+    let (s, v) = app.get(&route, &other.admin).await;
     assert_error(s, &v, 404, "not_found");
-    let (_, t) = app.send("GET", "/api/v1/templates", &f.key, None).await;
+    let (_, t) = app.get("/api/v1/templates", &f.key).await;
     let tid = t["items"][0]["id"].clone();
-    let (s, v) = app
-        .send(
-            "POST",
-            "/api/v1/broadcasts",
-            &other.admin,
-            Some(json!({"name": "steal", "template_id": tid})),
-        )
-        .await;
+    let req = json!({"name": "steal", "template_id": tid});
+    let (s, v) = app.post("/api/v1/broadcasts", &other.admin, req).await;
     assert_error(s, &v, 422, "validation_failed");
     // Bad broadcast defaults are refused.
-    let (s, v) = app
-        .send(
-            "POST",
-            "/api/v1/broadcasts",
-            &f.key,
-            Some(json!({"name": "x", "template_id": tid, "variables": {"body": ["A", "B", "C"]}})),
-        )
-        .await;
+    let req = json!({"name": "x", "template_id": tid, "variables": {"body": ["A", "B", "C"]}});
+    let (s, v) = app.post("/api/v1/broadcasts", &f.key, req).await;
     assert_error(s, &v, 422, "validation_failed");
-    let (s, v) = app.send("POST", "/api/v1/broadcasts", &f.key, Some(json!({"name": "x", "template_id": tid, "variables": {"header": {"type": "image", "link": "https://x/y.jpg"}}}))).await;
+    let (s, v) = app.post("/api/v1/broadcasts", &f.key, json!({"name": "x", "template_id": tid, "variables": {"header": {"type": "image", "link": "https://x/y.jpg"}}})).await;
     assert_error(s, &v, 422, "validation_failed");
 }

@@ -6,15 +6,13 @@ mod support;
 
 use serde_json::{json, Value};
 use sqlx::Row;
-use support::{assert_error, id_of, templates, TestApp};
+use support::{acme, assert_error, id_of, templates, validation_details, TestApp};
 
 fn assert_field(status: u16, body: &Value, prefix: &str) {
-    assert_error(status, body, 422, "validation_failed");
-    let details = body["error"]["details"].as_array().expect("details");
+    let on_field = |d: &Value| d["field"].as_str().is_some_and(|f| f.starts_with(prefix));
+    let details = validation_details(status, body);
     assert!(
-        details
-            .iter()
-            .any(|d| d["field"].as_str().is_some_and(|f| f.starts_with(prefix))),
+        details.iter().any(on_field),
         "expected an error on {prefix}: {body}"
     );
 }
@@ -24,10 +22,23 @@ async fn template(app: &TestApp, admin: &str) -> String {
     id_of(&app.create_template(admin, templates::text()).await)
 }
 
+/// The account's flow "Welcome" of [`template`] with body variables; returns it and the
+/// path of its webhook.
+async fn welcome(app: &TestApp, admin: &str) -> (Value, String) {
+    let t = template(app, admin).await;
+    let variables = json!({"body": ["friend", "0000"]});
+    let f = flow(
+        app,
+        admin,
+        json!({"name": "Welcome", "template_id": t, "variables": variables}),
+    )
+    .await;
+    let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
+    (f, path)
+}
+
 async fn flow(app: &TestApp, admin: &str, body: Value) -> Value {
-    let (s, v) = app
-        .send("POST", "/admin/v1/chatbot-flows", admin, Some(body))
-        .await;
+    let (s, v) = app.post("/admin/v1/chatbot-flows", admin, body).await;
     assert_eq!(s, 201, "{v}");
     v
 }
@@ -42,8 +53,7 @@ async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
 
 #[tokio::test]
 async fn admin_flow_record() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let t = template(&app, &acc.admin).await;
     let f = flow(
         &app,
@@ -60,42 +70,23 @@ async fn admin_flow_record() {
     assert_eq!(bare["template_id"], Value::Null);
     assert_eq!(bare["variables"], json!({}));
 
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/chatbot-flows/{id}"),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let route = format!("/admin/v1/chatbot-flows/{id}");
+    let (s, v) = app.get(&route, &acc.admin).await;
     assert_eq!(s, 200);
     assert_eq!(v, f);
-    let (s, v) = app
-        .send("GET", "/admin/v1/chatbot-flows?limit=1", &acc.admin, None)
-        .await;
+    let (s, v) = app.get("/admin/v1/chatbot-flows?limit=1", &acc.admin).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["items"][0]["name"], "Draft");
     let cursor = v["next_cursor"].as_str().expect("cursor").to_string();
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/chatbot-flows?limit=1&cursor={cursor}"),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let route = format!("/admin/v1/chatbot-flows?limit=1&cursor={cursor}");
+    let (s, v) = app.get(&route, &acc.admin).await;
     assert_eq!(s, 200);
     assert_eq!(v["items"][0]["name"], "Welcome");
     assert_eq!(v["next_cursor"], Value::Null);
 
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/admin/v1/chatbot-flows/{id}"),
-            &acc.admin,
-            Some(json!({"active": false, "name": "W2"})),
-        )
-        .await;
+    let route = format!("/admin/v1/chatbot-flows/{id}");
+    let req = json!({"active": false, "name": "W2"});
+    let (s, v) = app.patch(&route, &acc.admin, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["active"].clone(), v["name"].clone()),
@@ -125,39 +116,22 @@ async fn admin_flow_record() {
         (json!({"name": "f", "active": "yes"}), "active"),
     ] {
         let (s, v) = app
-            .send(
-                "POST",
-                "/admin/v1/chatbot-flows",
-                &acc.admin,
-                Some(body.clone()),
-            )
+            .post("/admin/v1/chatbot-flows", &acc.admin, body.clone())
             .await;
         assert_field(s, &v, field);
     }
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/admin/v1/chatbot-flows/{id}"),
-            &acc.admin,
-            Some(json!({"variables": {"body": ["a", "b", "c"]}})),
-        )
-        .await;
+    let req = json!({"variables": {"body": ["a", "b", "c"]}});
+    let (s, v) = app.patch(&route, &acc.admin, req).await;
     assert_field(s, &v, "variables");
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/admin/v1/chatbot-flows/{id}"),
-            &acc.admin,
-            Some(json!({"template_id": "00000000-0000-7000-8000-000000000000"})),
-        )
-        .await;
+    let req = json!({"template_id": "00000000-0000-7000-8000-000000000000"});
+    let (s, v) = app.patch(&route, &acc.admin, req).await;
     assert_field(s, &v, "template_id");
 
     // Admin credentials only; other accounts see nothing.
     let k = app.scoped_key(&acc.admin, &["chatbot_flows:webhook"]).await;
-    let (s, v) = app.send("GET", "/admin/v1/chatbot-flows", &k, None).await;
+    let (s, v) = app.get("/admin/v1/chatbot-flows", &k).await;
     assert_error(s, &v, 401, "invalid_api_key");
-    let (s, v) = app.send("GET", "/admin/v1/chatbot-flows", "", None).await;
+    let (s, v) = app.get("/admin/v1/chatbot-flows", "").await;
     assert_error(s, &v, 401, "missing_api_key");
     let other = app.account("Other").await;
     for (method, body) in [
@@ -175,64 +149,27 @@ async fn admin_flow_record() {
             .await;
         assert_error(s, &v, 404, "not_found");
     }
-    let (_, v) = app
-        .send("GET", "/admin/v1/chatbot-flows", &other.admin, None)
-        .await;
+    let (_, v) = app.get("/admin/v1/chatbot-flows", &other.admin).await;
     assert_eq!(v["items"], json!([]));
     // Another account's template cannot be referenced.
-    let (s, v) = app
-        .send(
-            "POST",
-            "/admin/v1/chatbot-flows",
-            &other.admin,
-            Some(json!({"name": "f", "template_id": t})),
-        )
-        .await;
+    let req = json!({"name": "f", "template_id": t});
+    let (s, v) = app.post("/admin/v1/chatbot-flows", &other.admin, req).await;
     assert_field(s, &v, "template_id");
 
-    let (s, _) = app
-        .send(
-            "DELETE",
-            &format!("/admin/v1/chatbot-flows/{id}"),
-            &acc.admin,
-            None,
-        )
-        .await;
-    assert_eq!(s, 204);
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/chatbot-flows/{id}"),
-            &acc.admin,
-            None,
-        )
-        .await;
+    assert_eq!(app.delete(&route, &acc.admin).await.0, 204);
+    let (s, v) = app.get(&route, &acc.admin).await;
     assert_error(s, &v, 404, "not_found");
 }
 
 #[tokio::test]
 async fn webhook_trigger_queues_the_first_message() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let pool = app.pool().await;
-    let t = template(&app, &acc.admin).await;
-    let f = flow(
-        &app,
-        &acc.admin,
-        json!({"name": "Welcome", "template_id": t, "variables": {"body": ["friend", "0000"]}}),
-    )
-    .await;
-    let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
+    let (f, path) = welcome(&app, &acc.admin).await;
     let hook = app.scoped_key(&acc.admin, &["chatbot_flows:webhook"]).await;
 
-    let (s, v) = app
-        .send(
-            "POST",
-            &path,
-            &hook,
-            Some(json!({"to": "+1 (650) 555-1234", "variables": {"body": ["Ann", "4721"]}})),
-        )
-        .await;
+    let req = json!({"to": "+1 (650) 555-1234", "variables": {"body": ["Ann", "4721"]}});
+    let (s, v) = app.post(&path, &hook, req).await;
     assert_eq!(s, 202, "{v}");
     assert_eq!(v["status"], "queued");
     assert_eq!(v["to"], "+16505551234");
@@ -242,14 +179,8 @@ async fn webhook_trigger_queues_the_first_message() {
     let contact_id = v["contact_id"].as_str().expect("contact id").to_string();
 
     // The contact exists with the normalised phone.
-    let (s, c) = app
-        .send(
-            "GET",
-            &format!("/api/v1/contacts/{contact_id}"),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let route = format!("/api/v1/contacts/{contact_id}");
+    let (s, c) = app.get(&route, &acc.admin).await;
     assert_eq!(s, 200);
     assert_eq!(c["phone"], "+16505551234");
     // The message row holds the expanded Graph API body with our id as callback data.
@@ -276,24 +207,16 @@ async fn webhook_trigger_queues_the_first_message() {
     let text = payload.to_string();
     assert!(text.contains("Ann") && text.contains("4721"), "{text}");
     // The dispatch of one is readable like a broadcast's.
-    let (s, d) = app
-        .send(
-            "GET",
-            &format!(
-                "/api/v1/dispatches/{}",
-                v["dispatch_id"].as_str().expect("d")
-            ),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let route = format!(
+        "/api/v1/dispatches/{}",
+        v["dispatch_id"].as_str().expect("d")
+    );
+    let (s, d) = app.get(&route, &acc.admin).await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["total"], 1);
 
     // The same phone again reuses the contact; trigger defaults fill what is not given.
-    let (s, v) = app
-        .send("POST", &path, &hook, Some(json!({"to": "0016505551234"})))
-        .await;
+    let (s, v) = app.post(&path, &hook, json!({"to": "0016505551234"})).await;
     assert_eq!(s, 202, "{v}");
     assert_eq!(v["contact_created"], false);
     assert_eq!(v["contact_id"], contact_id.as_str());
@@ -309,52 +232,27 @@ async fn webhook_trigger_queues_the_first_message() {
     assert_eq!(queue_depth(&app).await, 2);
 
     // Flow messages are not Broadcast API sends: the key's usage stays at zero.
-    let (_, keys) = app
-        .send("GET", "/admin/v1/api-keys", &acc.admin, None)
-        .await;
+    let (_, keys) = app.get("/admin/v1/api-keys", &acc.admin).await;
     let key_id = keys["items"][0]["id"].as_str().expect("key id");
-    let (s, u) = app
-        .send(
-            "GET",
-            &format!("/admin/v1/api-keys/{key_id}/usage"),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let route = format!("/admin/v1/api-keys/{key_id}/usage");
+    let (s, u) = app.get(&route, &acc.admin).await;
     assert_eq!(s, 200, "{u}");
     assert_eq!(u["total_messages"], 0);
 
     // webhook_automation keys trigger; the admin token too.
-    let g = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "g", "scope_group": "webhook_automation"}),
-        )
-        .await;
-    let (s, v) = app
-        .send(
-            "POST",
-            &path,
-            g["key"].as_str().expect("key"),
-            Some(json!({"to": "+442079460958"})),
-        )
-        .await;
+    let spec = json!({"name": "g", "scope_group": "webhook_automation"});
+    let g = app.create_key(&acc.admin, spec).await;
+    let req = json!({"to": "+442079460958"});
+    let (s, v) = app.post(&path, g["key"].as_str().expect("key"), req).await;
     assert_eq!(s, 202, "{v}");
-    let (s, v) = app
-        .send(
-            "POST",
-            &path,
-            &acc.admin,
-            Some(json!({"to": "+442079460959"})),
-        )
-        .await;
+    let req = json!({"to": "+442079460959"});
+    let (s, v) = app.post(&path, &acc.admin, req).await;
     assert_eq!(s, 202, "{v}");
 }
 
 #[tokio::test]
 async fn webhook_trigger_refuses_what_it_cannot_send() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let pool = app.pool().await;
     let t = template(&app, &acc.admin).await;
     let f = flow(
@@ -372,15 +270,11 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
         &["broadcast:all", "template:all"][..],
     ] {
         let k = app.scoped_key(&acc.admin, scopes).await;
-        let (s, v) = app
-            .send("POST", &path, &k, Some(json!({"to": "+16505551234"})))
-            .await;
+        let (s, v) = app.post(&path, &k, json!({"to": "+16505551234"})).await;
         assert_error(s, &v, 403, "insufficient_scope");
         assert_eq!(v["error"]["required_scope"], "chatbot_flows:webhook");
     }
-    let (s, v) = app
-        .send("POST", &path, "", Some(json!({"to": "+16505551234"})))
-        .await;
+    let (s, v) = app.post(&path, "", json!({"to": "+16505551234"})).await;
     assert_error(s, &v, 401, "missing_api_key");
 
     // Bad input.
@@ -402,23 +296,17 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
             "variables",
         ),
     ] {
-        let (s, v) = app.send("POST", &path, &hook, Some(body.clone())).await;
+        let (s, v) = app.post(&path, &hook, body.clone()).await;
         assert_field(s, &v, field);
     }
     // No default and no value for the template's parameters: refused, nothing written.
-    let (s, v) = app
-        .send("POST", &path, &hook, Some(json!({"to": "+16505551234"})))
-        .await;
+    let (s, v) = app.post(&path, &hook, json!({"to": "+16505551234"})).await;
     assert_field(s, &v, "variables");
+    let json = [("content-type", "application/json")];
+    let malformed = Some(b"{\"to\": ".to_vec());
     let r = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&hook)
-        .header("content-type", "application/json")
-        .body("{\"to\": ")
-        .send()
-        .await
-        .expect("send");
+        .request_with("POST", &path, &hook, &json, malformed)
+        .await;
     assert_eq!(r.status(), 422);
     assert_eq!(
         count(&pool, "SELECT count(*) FROM contacts").await,
@@ -435,22 +323,15 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
         "/api/v1/chatbot-flows/00000000-0000-7000-8000-000000000000/webhook".to_string(),
         "/api/v1/chatbot-flows/nope/webhook".to_string(),
     ] {
-        let (s, v) = app
-            .send("POST", &p, &hook, Some(json!({"to": "+16505551234"})))
-            .await;
+        let (s, v) = app.post(&p, &hook, json!({"to": "+16505551234"})).await;
         assert_error(s, &v, 404, "not_found");
     }
 
     // A flow without a template, an inactive flow, a deleted template: 409, nothing written.
     let bare = flow(&app, &acc.admin, json!({"name": "Draft"})).await;
-    let (s, v) = app
-        .send(
-            "POST",
-            &format!("/api/v1/chatbot-flows/{}/webhook", id_of(&bare)),
-            &hook,
-            Some(json!({"to": "+16505551234"})),
-        )
-        .await;
+    let route = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&bare));
+    let req = json!({"to": "+16505551234"});
+    let (s, v) = app.post(&route, &hook, req).await;
     assert_error(s, &v, 409, "conflict");
     let off = flow(
         &app,
@@ -458,32 +339,15 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
         json!({"name": "Off", "template_id": t, "active": false}),
     )
     .await;
-    let (s, v) = app
-        .send(
-            "POST",
-            &format!("/api/v1/chatbot-flows/{}/webhook", id_of(&off)),
-            &hook,
-            Some(json!({"to": "+16505551234"})),
-        )
-        .await;
+    let route = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&off));
+    let req = json!({"to": "+16505551234"});
+    let (s, v) = app.post(&route, &hook, req).await;
     assert_error(s, &v, 409, "conflict");
-    let (s, _) = app
-        .send(
-            "DELETE",
-            &format!("/api/v1/templates/{t}"),
-            &acc.admin,
-            None,
-        )
-        .await;
+    let route = format!("/api/v1/templates/{t}");
+    let (s, _) = app.delete(&route, &acc.admin).await;
     assert_eq!(s, 204);
-    let (s, v) = app
-        .send(
-            "POST",
-            &path,
-            &hook,
-            Some(json!({"to": "+16505551234", "variables": {"body": ["a", "b"]}})),
-        )
-        .await;
+    let req = json!({"to": "+16505551234", "variables": {"body": ["a", "b"]}});
+    let (s, v) = app.post(&path, &hook, req).await;
     assert_error(s, &v, 409, "conflict");
     assert_eq!(count(&pool, "SELECT count(*) FROM contacts").await, 0);
     assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 0);
@@ -494,26 +358,14 @@ async fn webhook_trigger_refuses_what_it_cannot_send() {
 /// `TEST_GRAPH_API_BASE`, like every other test-key send); a live key's trigger does not.
 #[tokio::test]
 async fn a_test_key_trigger_records_a_test_mode_dispatch() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let pool = app.pool().await;
-    let t = template(&app, &acc.admin).await;
-    let f = flow(
-        &app,
-        &acc.admin,
-        json!({"name": "Welcome", "template_id": t, "variables": {"body": ["friend", "0000"]}}),
-    )
-    .await;
-    let path = format!("/api/v1/chatbot-flows/{}/webhook", id_of(&f));
+    let (_, path) = welcome(&app, &acc.admin).await;
     for (mode, to) in [("test", "+16505551234"), ("live", "+16505551235")] {
-        let k = app
-            .create_key(
-                &acc.admin,
-                json!({"name": mode, "scopes": ["chatbot_flows:webhook"], "mode": mode}),
-            )
-            .await;
+        let spec = json!({"name": mode, "scopes": ["chatbot_flows:webhook"], "mode": mode});
+        let k = app.create_key(&acc.admin, spec).await;
         let key = k["key"].as_str().expect("key");
-        let (s, v) = app.send("POST", &path, key, Some(json!({"to": to}))).await;
+        let (s, v) = app.post(&path, key, json!({"to": to})).await;
         assert_eq!(s, 202, "{v}");
         let test_mode: bool =
             sqlx::query_scalar("SELECT test_mode FROM dispatches WHERE id = $1::uuid")

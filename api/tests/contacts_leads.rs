@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashSet;
 
 use serde_json::{json, Value};
-use support::{assert_error, id_of, TestApp};
+use support::{acme_scoped, assert_error, id_of, status_json, validation_details, TestApp};
 
 /// A request with a raw (possibly malformed) body.
 async fn send_raw(
@@ -17,18 +17,9 @@ async fn send_raw(
     bearer: &str,
     body: &str,
 ) -> (u16, Value) {
-    let r = app
-        .client
-        .request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-            app.url(path),
-        )
-        .bearer_auth(bearer)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("send");
+    let json = [("content-type", "application/json")];
+    let raw = Some(body.as_bytes().to_vec());
+    let r = app.request_with(method, path, bearer, &json, raw).await;
     let status = r.status().as_u16();
     (
         status,
@@ -37,12 +28,10 @@ async fn send_raw(
 }
 
 fn assert_field(status: u16, body: &Value, field: &str) {
-    assert_error(status, body, 422, "validation_failed");
-    let details = body["error"]["details"].as_array().expect("details");
+    let explained = |d: &Value| d["message"].as_str().is_some_and(|m| !m.is_empty());
+    let details = validation_details(status, body);
     assert!(
-        details
-            .iter()
-            .any(|d| d["field"] == field && d["message"].as_str().is_some_and(|m| !m.is_empty())),
+        details.iter().any(|d| d["field"] == field && explained(d)),
         "expected an error on {field}: {body}"
     );
 }
@@ -58,52 +47,64 @@ fn assert_malformed(status: u16, body: &Value) {
     );
 }
 
-async fn contact(app: &TestApp, bearer: &str, body: Value) -> Value {
-    let (s, v) = app
-        .send("POST", "/api/v1/contacts", bearer, Some(body))
-        .await;
+/// POST `body` to `path`, asserting 201; returns the object made.
+async fn created(app: &TestApp, path: &str, bearer: &str, body: Value) -> Value {
+    let (s, v) = app.post(path, bearer, body).await;
     assert_eq!(s, 201, "{v}");
     v
 }
 
+async fn contact(app: &TestApp, bearer: &str, body: Value) -> Value {
+    created(app, "/api/v1/contacts", bearer, body).await
+}
+
+async fn lead(app: &TestApp, bearer: &str, body: Value) -> Value {
+    created(app, "/api/v1/leads", bearer, body).await
+}
+
+/// (method, path, body, required scope, success status)
+type ScopedRoute = (&'static str, String, Option<Value>, &'static str, u16);
+
+/// A key with any scope of `family` but the route's own (and `extra`) is refused the route
+/// with 403, naming the scope it needs.
+async fn assert_needs_its_scope(
+    app: &TestApp,
+    admin: &str,
+    route: &ScopedRoute,
+    family: &[&str],
+    extra: &[&str],
+) {
+    let (method, path, body, scope, _) = route;
+    for other in family.iter().filter(|o| *o != scope) {
+        let scopes: Vec<&str> = std::iter::once(*other)
+            .chain(extra.iter().copied())
+            .collect();
+        let k = app.scoped_key(admin, &scopes).await;
+        let (s, v) = app.send(method, path, &k, body.clone()).await;
+        assert_error(s, &v, 403, "insufficient_scope");
+        assert_eq!(
+            v["error"]["required_scope"], *scope,
+            "{method} {path} with {other}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn contact_routes_need_their_scopes() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let all = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, acc, all) = acme_scoped(&["contacts:all"]).await;
     let c = contact(&app, &all, json!({"phone": "+14155550100"})).await;
     let id = id_of(&c);
 
-    // (method, path, body, required scope, success status)
-    let routes: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
-        (
-            "POST",
-            "/api/v1/contacts".into(),
-            Some(json!({"phone": "+14155550101"})),
-            "contacts:create",
-            201,
-        ),
-        (
-            "GET",
-            format!("/api/v1/contacts/{id}"),
-            None,
-            "contacts:read",
-            200,
-        ),
-        (
-            "GET",
-            "/api/v1/contacts".into(),
-            None,
-            "contacts:read_all",
-            200,
-        ),
-        (
-            "PATCH",
-            format!("/api/v1/contacts/{id}"),
-            Some(json!({"name": "Ann"})),
-            "contacts:update",
-            200,
-        ),
+    let (list, one) = (
+        "/api/v1/contacts".to_string(),
+        format!("/api/v1/contacts/{id}"),
+    );
+    let (new, edit) = (json!({"phone": "+14155550101"}), json!({"name": "Ann"}));
+    let routes: Vec<ScopedRoute> = vec![
+        ("POST", list.clone(), Some(new), "contacts:create", 201),
+        ("GET", one.clone(), None, "contacts:read", 200),
+        ("GET", list, None, "contacts:read_all", 200),
+        ("PATCH", one, Some(edit), "contacts:update", 200),
     ];
     let others = [
         "contacts:create",
@@ -112,19 +113,11 @@ async fn contact_routes_need_their_scopes() {
         "contacts:update",
         "contacts:delete",
     ];
-    for (method, path, body, scope, ok) in &routes {
+    for route in &routes {
         // Every other contacts scope, and other resources' :all, are refused naming the scope.
-        for other in others.iter().filter(|o| *o != scope) {
-            let k = app
-                .scoped_key(&acc.admin, &[other, "leads:all", "broadcast:all"])
-                .await;
-            let (s, v) = app.send(method, path, &k, body.clone()).await;
-            assert_error(s, &v, 403, "insufficient_scope");
-            assert_eq!(
-                v["error"]["required_scope"], *scope,
-                "{method} {path} with {other}"
-            );
-        }
+        let extra = ["leads:all", "broadcast:all"];
+        assert_needs_its_scope(&app, &acc.admin, route, &others, &extra).await;
+        let (method, path, body, scope, ok) = route;
         let k = app.scoped_key(&acc.admin, &[scope]).await;
         let body = body.clone().map(|mut b| {
             if b.get("phone").is_some() {
@@ -136,7 +129,7 @@ async fn contact_routes_need_their_scopes() {
         assert_eq!(s, *ok, "{method} {path} with {scope}: {v}");
     }
     // contacts:all grants every action, delete included.
-    let (s, v) = app.send("GET", "/api/v1/contacts", &all, None).await;
+    let (s, v) = app.get("/api/v1/contacts", &all).await;
     assert_eq!(s, 200, "{v}");
     let k = app
         .scoped_key(
@@ -144,56 +137,34 @@ async fn contact_routes_need_their_scopes() {
             &["contacts:read", "contacts:read_all", "contacts:update"],
         )
         .await;
-    let (s, v) = app
-        .send("DELETE", &format!("/api/v1/contacts/{id}"), &k, None)
-        .await;
+    let (s, v) = app.delete(&format!("/api/v1/contacts/{id}"), &k).await;
     assert_error(s, &v, 403, "insufficient_scope");
     assert_eq!(v["error"]["required_scope"], "contacts:delete");
     let k = app.scoped_key(&acc.admin, &["contacts:delete"]).await;
-    let (s, _) = app
-        .send("DELETE", &format!("/api/v1/contacts/{id}"), &k, None)
-        .await;
+    let (s, _) = app.delete(&format!("/api/v1/contacts/{id}"), &k).await;
     assert_eq!(s, 204);
-    let (s, v) = app
-        .send("GET", &format!("/api/v1/contacts/{id}"), &all, None)
-        .await;
+    let (s, v) = app.get(&format!("/api/v1/contacts/{id}"), &all).await;
     assert_error(s, &v, 404, "not_found");
-    let (s, v) = app
-        .send("DELETE", &format!("/api/v1/contacts/{id}"), &all, None)
-        .await;
+    let (s, v) = app.delete(&format!("/api/v1/contacts/{id}"), &all).await;
     assert_error(s, &v, 404, "not_found");
     // The account admin token has full access to /api/v1.
-    let (s, v) = app
-        .send(
-            "POST",
-            "/api/v1/contacts",
-            &acc.admin,
-            Some(json!({"phone": "+14155550109"})),
-        )
-        .await;
+    let req = json!({"phone": "+14155550109"});
+    let (s, v) = app.post("/api/v1/contacts", &acc.admin, req).await;
     assert_eq!(s, 201, "{v}");
     // Scope groups: webhook_automation reads one contact but cannot list.
-    let g = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "g", "scope_group": "webhook_automation"}),
-        )
-        .await;
+    let spec = json!({"name": "g", "scope_group": "webhook_automation"});
+    let g = app.create_key(&acc.admin, spec).await;
     let g = g["key"].as_str().expect("key");
-    let (s, _) = app
-        .send("GET", &format!("/api/v1/contacts/{}", id_of(&v)), g, None)
-        .await;
+    let (s, _) = app.get(&format!("/api/v1/contacts/{}", id_of(&v)), g).await;
     assert_eq!(s, 200);
-    let (s, v) = app.send("GET", "/api/v1/contacts", g, None).await;
+    let (s, v) = app.get("/api/v1/contacts", g).await;
     assert_error(s, &v, 403, "insufficient_scope");
     assert_eq!(v["error"]["required_scope"], "contacts:read_all");
 }
 
 #[tokio::test]
 async fn contact_fields_phone_normalisation_and_duplicates() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, _, k) = acme_scoped(&["contacts:all"]).await;
     let c = contact(
         &app,
         &k,
@@ -210,9 +181,7 @@ async fn contact_fields_phone_normalisation_and_duplicates() {
         assert!(c[f].is_string(), "{f}: {c}");
     }
     let id = id_of(&c);
-    let (s, v) = app
-        .send("GET", &format!("/api/v1/contacts/{id}"), &k, None)
-        .await;
+    let (s, v) = app.get(&format!("/api/v1/contacts/{id}"), &k).await;
     assert_eq!(s, 200);
     assert_eq!(v, c);
 
@@ -224,7 +193,7 @@ async fn contact_fields_phone_normalisation_and_duplicates() {
         "+1.650.555.1234",
     ] {
         let (s, v) = app
-            .send("POST", "/api/v1/contacts", &k, Some(json!({"phone": dup})))
+            .post("/api/v1/contacts", &k, json!({"phone": dup}))
             .await;
         assert_error(s, &v, 409, "conflict");
     }
@@ -236,37 +205,21 @@ async fn contact_fields_phone_normalisation_and_duplicates() {
     // PATCH: absent fields stay, null clears, phone changes are normalised and unique.
     let c2 = contact(&app, &k, json!({"phone": "+442079460958"})).await;
     let id2 = id_of(&c2);
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/contacts/{id2}"),
-            &k,
-            Some(json!({"phone": "+1 650 555 1234"})),
-        )
-        .await;
+    let route = format!("/api/v1/contacts/{id2}");
+    let req = json!({"phone": "+1 650 555 1234"});
+    let (s, v) = app.patch(&route, &k, req).await;
     assert_error(s, &v, 409, "conflict");
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/contacts/{id}"),
-            &k,
-            Some(json!({"email": null, "tags": ["new"], "phone": "00 1 650 555 9999"})),
-        )
-        .await;
+    let route = format!("/api/v1/contacts/{id}");
+    let req = json!({"email": null, "tags": ["new"], "phone": "00 1 650 555 9999"});
+    let (s, v) = app.patch(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["phone"], "+16505559999");
     assert_eq!(v["email"], Value::Null);
     assert_eq!(v["name"], "Maria");
     assert_eq!(v["tags"], json!(["new"]));
     assert_eq!(v["attributes"], json!({"plan": "gold", "n": 3}));
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/contacts/{id}"),
-            &k,
-            Some(json!({"attributes": null, "tags": null, "name": null})),
-        )
-        .await;
+    let req = json!({"attributes": null, "tags": null, "name": null});
+    let (s, v) = app.patch(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["attributes"], json!({}));
     assert_eq!(v["tags"], json!([]));
@@ -286,12 +239,8 @@ async fn contacts_are_isolated_between_accounts() {
     let kb = app
         .scoped_key(&b.admin, &["contacts:all", "leads:all"])
         .await;
-    let c = contact(
-        &app,
-        &ka,
-        json!({"phone": "+14155550100", "name": "Secret"}),
-    )
-    .await;
+    let req = json!({"phone": "+14155550100", "name": "Secret"});
+    let c = contact(&app, &ka, req).await;
     let id = id_of(&c);
     for (method, body) in [
         ("GET", None),
@@ -303,33 +252,21 @@ async fn contacts_are_isolated_between_accounts() {
             .await;
         assert_error(s, &v, 404, "not_found");
     }
-    let (s, v) = app.send("GET", "/api/v1/contacts", &kb, None).await;
+    let (s, v) = app.get("/api/v1/contacts", &kb).await;
     assert_eq!(s, 200);
     assert_eq!(v["items"], json!([]));
-    let (s, v) = app
-        .send("GET", "/api/v1/contacts?phone=%2B14155550100", &kb, None)
-        .await;
+    let (s, v) = app.get("/api/v1/contacts?phone=%2B14155550100", &kb).await;
     assert_eq!(s, 200);
     assert_eq!(v["items"], json!([]));
     // B cannot hang a lead on A's contact.
-    let (s, v) = app
-        .send(
-            "POST",
-            "/api/v1/leads",
-            &kb,
-            Some(json!({"contact_id": id, "title": "t"})),
-        )
-        .await;
+    let req = json!({"contact_id": id, "title": "t"});
+    let (s, v) = app.post("/api/v1/leads", &kb, req).await;
     assert_field(s, &v, "contact_id");
-    let (s, v) = app
-        .send("GET", &format!("/api/v1/contacts/{id}"), &a.admin, None)
-        .await;
+    let (s, v) = app.get(&format!("/api/v1/contacts/{id}"), &a.admin).await;
     assert_eq!(s, 200);
     assert_eq!(v["name"], "Secret");
     // An id that is not a UUID is simply not found.
-    let (s, v) = app
-        .send("GET", "/api/v1/contacts/not-a-uuid", &ka, None)
-        .await;
+    let (s, v) = app.get("/api/v1/contacts/not-a-uuid", &ka).await;
     assert_error(s, &v, 404, "not_found");
 }
 
@@ -344,7 +281,7 @@ async fn walk(app: &TestApp, bearer: &str, path: &str, limit: usize) -> (Vec<Str
             None => format!("{path}{sep}limit={limit}"),
             Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
         };
-        let (s, v) = app.send("GET", &url, bearer, None).await;
+        let (s, v) = app.get(&url, bearer).await;
         assert_eq!(s, 200, "{url}: {v}");
         let items = v["items"].as_array().expect("items");
         assert!(items.len() <= limit);
@@ -364,9 +301,7 @@ async fn walk(app: &TestApp, bearer: &str, path: &str, limit: usize) -> (Vec<Str
 
 #[tokio::test]
 async fn cursor_pagination_walks_every_row_once_and_filters() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, _, k) = acme_scoped(&["contacts:all"]).await;
     let mut created = Vec::new();
     for i in 0..53u32 {
         let tags = if i % 3 == 0 {
@@ -392,7 +327,7 @@ async fn cursor_pagination_walks_every_row_once_and_filters() {
     newest_first.reverse();
     assert_eq!(ids, newest_first);
     // Default page size 25; exact multiples end without an empty page.
-    let (s, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    let (s, v) = app.get("/api/v1/contacts", &k).await;
     assert_eq!(s, 200);
     assert_eq!(v["items"].as_array().map(Vec::len), Some(25));
     let (ids, _) = walk(&app, &k, "/api/v1/contacts", 53).await;
@@ -411,12 +346,7 @@ async fn cursor_pagination_walks_every_row_once_and_filters() {
         .collect();
     assert_eq!(vip.iter().collect::<HashSet<_>>(), want);
     let (s, v) = app
-        .send(
-            "GET",
-            "/api/v1/contacts?phone=%2B1%20(415)%20555-0007",
-            &k,
-            None,
-        )
+        .get("/api/v1/contacts?phone=%2B1%20(415)%20555-0007", &k)
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
@@ -431,20 +361,12 @@ async fn cursor_pagination_walks_every_row_once_and_filters() {
         ("_", 0),
         ("nobody", 0),
     ] {
-        let (s, v) = app
-            .send(
-                "GET",
-                &format!("/api/v1/contacts?limit=100&q={q}"),
-                &k,
-                None,
-            )
-            .await;
+        let route = format!("/api/v1/contacts?limit=100&q={q}");
+        let (s, v) = app.get(&route, &k).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["items"].as_array().map(Vec::len), Some(n), "q={q}: {v}");
     }
-    let (s, v) = app
-        .send("GET", "/api/v1/contacts?tag=vip&q=Person%203", &k, None)
-        .await;
+    let (s, v) = app.get("/api/v1/contacts?tag=vip&q=Person%203", &k).await;
     assert_eq!(s, 200);
     // Person 3, 30..39 tagged vip: 3, 30, 33, 36, 39.
     assert_eq!(v["items"].as_array().map(Vec::len), Some(5), "{v}");
@@ -452,9 +374,7 @@ async fn cursor_pagination_walks_every_row_once_and_filters() {
 
 #[tokio::test]
 async fn contact_bad_input_is_422_naming_the_field() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (app, _, k) = acme_scoped(&["contacts:all"]).await;
     let c = contact(&app, &k, json!({"phone": "+14155550100"})).await;
     let id = id_of(&c);
 
@@ -525,49 +445,27 @@ async fn contact_bad_input_is_422_naming_the_field() {
         ),
     ];
     for (body, field) in cases {
-        let (s, v) = app
-            .send("POST", "/api/v1/contacts", &k, Some(body.clone()))
-            .await;
+        let (s, v) = app.post("/api/v1/contacts", &k, body.clone()).await;
         assert_field(s, &v, field);
-        let (s, v) = app
-            .send(
-                "PATCH",
-                &format!("/api/v1/contacts/{id}"),
-                &k,
-                Some(body.clone()),
-            )
-            .await;
+        let route = format!("/api/v1/contacts/{id}");
+        let (s, v) = app.patch(&route, &k, body.clone()).await;
         if field != "phone" || body.get("phone").is_some() {
             assert_eq!(s, 422, "PATCH {body}: {v}");
         }
     }
     // PATCH cannot remove the phone number.
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/contacts/{id}"),
-            &k,
-            Some(json!({"phone": null})),
-        )
-        .await;
+    let route = format!("/api/v1/contacts/{id}");
+    let (s, v) = app.patch(&route, &k, json!({"phone": null})).await;
     assert_field(s, &v, "phone");
     // Several errors at once are all reported.
-    let (s, v) = app
-        .send(
-            "POST",
-            "/api/v1/contacts",
-            &k,
-            Some(json!({"phone": "x", "email": "y"})),
-        )
-        .await;
+    let req = json!({"phone": "x", "email": "y"});
+    let (s, v) = app.post("/api/v1/contacts", &k, req).await;
     assert_field(s, &v, "phone");
     assert_field(s, &v, "email");
     // Nothing was written by any of these.
-    let (_, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    let (_, v) = app.get("/api/v1/contacts", &k).await;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
-    let (_, v) = app
-        .send("GET", &format!("/api/v1/contacts/{id}"), &k, None)
-        .await;
+    let (_, v) = app.get(&format!("/api/v1/contacts/{id}"), &k).await;
     assert_eq!(v, c);
 
     // Bad list queries.
@@ -581,81 +479,40 @@ async fn contact_bad_input_is_422_naming_the_field() {
         ("tag=", "tag"),
         ("sort=name", "sort"),
     ] {
-        let (s, v) = app
-            .send("GET", &format!("/api/v1/contacts?{q}"), &k, None)
-            .await;
+        let (s, v) = app.get(&format!("/api/v1/contacts?{q}"), &k).await;
         assert_eq!(s, 422, "{q}: {v}");
         assert_error(s, &v, 422, "validation_failed");
         if field != "sort" {
             assert_field(s, &v, field);
         }
     }
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!("/api/v1/contacts?q={}", "a".repeat(101)),
-            &k,
-            None,
-        )
-        .await;
+    let route = format!("/api/v1/contacts?q={}", "a".repeat(101));
+    let (s, v) = app.get(&route, &k).await;
     assert_field(s, &v, "q");
-}
-
-async fn lead(app: &TestApp, bearer: &str, body: Value) -> Value {
-    let (s, v) = app.send("POST", "/api/v1/leads", bearer, Some(body)).await;
-    assert_eq!(s, 201, "{v}");
-    v
 }
 
 #[tokio::test]
 async fn lead_routes_need_their_scopes() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let all = app.scoped_key(&acc.admin, &["leads:all"]).await;
-    let l = lead(
-        &app,
-        &all,
-        json!({"phone": "+14155550100", "title": "Website form"}),
-    )
-    .await;
+    let (app, acc, all) = acme_scoped(&["leads:all"]).await;
+    let req = json!({"phone": "+14155550100", "title": "Website form"});
+    let l = lead(&app, &all, req).await;
     let id = id_of(&l);
-    let routes: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
+    let (list, one) = ("/api/v1/leads".to_string(), format!("/api/v1/leads/{id}"));
+    let new = json!({"phone": "+14155550101", "title": "t"});
+    let (edit, assign) = (json!({"status": "contacted"}), json!({"assignee": "sam"}));
+    let routes: Vec<ScopedRoute> = vec![
+        ("POST", list.clone(), Some(new), "leads:create", 201),
+        ("GET", one.clone(), None, "leads:read", 200),
+        ("GET", list, None, "leads:read_all", 200),
+        ("PATCH", one.clone(), Some(edit), "leads:update", 200),
         (
             "POST",
-            "/api/v1/leads".into(),
-            Some(json!({"phone": "+14155550101", "title": "t"})),
-            "leads:create",
-            201,
-        ),
-        (
-            "GET",
-            format!("/api/v1/leads/{id}"),
-            None,
-            "leads:read",
-            200,
-        ),
-        ("GET", "/api/v1/leads".into(), None, "leads:read_all", 200),
-        (
-            "PATCH",
-            format!("/api/v1/leads/{id}"),
-            Some(json!({"status": "contacted"})),
-            "leads:update",
-            200,
-        ),
-        (
-            "POST",
-            format!("/api/v1/leads/{id}/assign"),
-            Some(json!({"assignee": "sam"})),
+            format!("{one}/assign"),
+            Some(assign),
             "leads:assign",
             200,
         ),
-        (
-            "DELETE",
-            format!("/api/v1/leads/{id}"),
-            None,
-            "leads:delete",
-            204,
-        ),
+        ("DELETE", one, None, "leads:delete", 204),
     ];
     let scopes = [
         "leads:create",
@@ -665,16 +522,9 @@ async fn lead_routes_need_their_scopes() {
         "leads:assign",
         "leads:delete",
     ];
-    for (method, path, body, scope, ok) in &routes {
-        for other in scopes.iter().filter(|o| *o != scope) {
-            let k = app.scoped_key(&acc.admin, &[other, "contacts:all"]).await;
-            let (s, v) = app.send(method, path, &k, body.clone()).await;
-            assert_error(s, &v, 403, "insufficient_scope");
-            assert_eq!(
-                v["error"]["required_scope"], *scope,
-                "{method} {path} with {other}"
-            );
-        }
+    for route in &routes {
+        assert_needs_its_scope(&app, &acc.admin, route, &scopes, &["contacts:all"]).await;
+        let (method, path, body, scope, ok) = route;
         let k = app.scoped_key(&acc.admin, &[scope]).await;
         let (s, v) = app.send(method, path, &k, body.clone()).await;
         assert_eq!(s, *ok, "{method} {path} with {scope}: {v}");
@@ -683,75 +533,40 @@ async fn lead_routes_need_their_scopes() {
     let k = app
         .scoped_key(&acc.admin, &["leads:create", "leads:update"])
         .await;
-    let (s, v) = app
-        .send(
-            "POST",
-            "/api/v1/leads",
-            &k,
-            Some(json!({"phone": "+14155550102", "title": "t", "assignee": "sam"})),
-        )
-        .await;
+    let req = json!({"phone": "+14155550102", "title": "t", "assignee": "sam"});
+    let (s, v) = app.post("/api/v1/leads", &k, req).await;
     assert_error(s, &v, 403, "insufficient_scope");
     assert_eq!(v["error"]["required_scope"], "leads:assign");
     let l2 = lead(&app, &k, json!({"phone": "+14155550102", "title": "t"})).await;
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/leads/{}", id_of(&l2)),
-            &k,
-            Some(json!({"assignee": "sam"})),
-        )
-        .await;
+    let route = format!("/api/v1/leads/{}", id_of(&l2));
+    let req = json!({"assignee": "sam"});
+    let (s, v) = app.patch(&route, &k, req).await;
     assert_error(s, &v, 403, "insufficient_scope");
     assert_eq!(v["error"]["required_scope"], "leads:assign");
     let k = app
         .scoped_key(&acc.admin, &["leads:update", "leads:assign"])
         .await;
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/leads/{}", id_of(&l2)),
-            &k,
-            Some(json!({"assignee": "sam"})),
-        )
-        .await;
+    let req = json!({"assignee": "sam"});
+    let (s, v) = app.patch(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["assignee"], "sam");
     // lead_manager (leads:all, contacts:read) creates leads with inline phones.
-    let g = app
-        .create_key(
-            &acc.admin,
-            json!({"name": "g", "scope_group": "lead_manager"}),
-        )
-        .await;
+    let spec = json!({"name": "g", "scope_group": "lead_manager"});
+    let g = app.create_key(&acc.admin, spec).await;
     let g = g["key"].as_str().expect("key");
-    let l3 = lead(
-        &app,
-        g,
-        json!({"phone": "+14155550103", "title": "t", "assignee": "kim"}),
-    )
-    .await;
-    let (s, _) = app
-        .send(
-            "GET",
-            &format!(
-                "/api/v1/contacts/{}",
-                l3["contact_id"].as_str().expect("cid")
-            ),
-            g,
-            None,
-        )
-        .await;
+    let req = json!({"phone": "+14155550103", "title": "t", "assignee": "kim"});
+    let l3 = lead(&app, g, req).await;
+    let route = format!(
+        "/api/v1/contacts/{}",
+        l3["contact_id"].as_str().expect("cid")
+    );
+    let (s, _) = app.get(&route, g).await;
     assert_eq!(s, 200);
 }
 
 #[tokio::test]
 async fn leads_link_to_contacts_and_validate() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .scoped_key(&acc.admin, &["leads:all", "contacts:all"])
-        .await;
+    let (app, _, k) = acme_scoped(&["leads:all", "contacts:all"]).await;
     let c = contact(&app, &k, json!({"phone": "+14155550100", "name": "Ann"})).await;
     let cid = id_of(&c);
 
@@ -771,69 +586,40 @@ async fn leads_link_to_contacts_and_validate() {
     assert_eq!(l["assignee"], Value::Null);
     assert_eq!(l["attributes"], json!({"utm": "x"}));
     // An inline phone reuses the existing contact (whatever its formatting)...
-    let l2 = lead(
-        &app,
-        &k,
-        json!({"phone": "+1 (415) 555-0100", "title": "Second"}),
-    )
-    .await;
+    let req = json!({"phone": "+1 (415) 555-0100", "title": "Second"});
+    let l2 = lead(&app, &k, req).await;
     assert_eq!(l2["contact_id"], cid);
     // ...or creates one.
-    let l3 = lead(
-        &app,
-        &k,
-        json!({"phone": "0044 20 7946 0958", "title": "New"}),
-    )
-    .await;
+    let req = json!({"phone": "0044 20 7946 0958", "title": "New"});
+    let l3 = lead(&app, &k, req).await;
     assert_eq!(l3["contact_phone"], "+442079460958");
-    let (s, v) = app
-        .send(
-            "GET",
-            &format!(
-                "/api/v1/contacts/{}",
-                l3["contact_id"].as_str().expect("cid")
-            ),
-            &k,
-            None,
-        )
-        .await;
+    let route = format!(
+        "/api/v1/contacts/{}",
+        l3["contact_id"].as_str().expect("cid")
+    );
+    let (s, v) = app.get(&route, &k).await;
     assert_eq!(s, 200);
     assert_eq!(v["phone"], "+442079460958");
 
     // PATCH and assign.
     let lid = id_of(&l);
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/leads/{lid}"),
-            &k,
-            Some(json!({"status": "qualified", "value_cents": null, "notes": null})),
-        )
-        .await;
+    let route = format!("/api/v1/leads/{lid}");
+    let req = json!({"status": "qualified", "value_cents": null, "notes": null});
+    let (s, v) = app.patch(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "qualified");
     assert_eq!(v["value_cents"], Value::Null);
     assert_eq!(v["currency"], "USD");
     assert_eq!(v["notes"], Value::Null);
     assert_eq!(v["title"], "Roof repair");
-    let (s, v) = app
-        .send(
-            "POST",
-            &format!("/api/v1/leads/{lid}/assign"),
-            &k,
-            Some(json!({"assignee": "sam@acme.test"})),
-        )
-        .await;
+    let route = format!("/api/v1/leads/{lid}/assign");
+    let req = json!({"assignee": "sam@acme.test"});
+    let (s, v) = app.post(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["assignee"], "sam@acme.test");
-    let (s, v) = app
-        .send(
-            "PATCH",
-            &format!("/api/v1/leads/{lid}"),
-            &k,
-            Some(json!({"contact_id": l3["contact_id"]})),
-        )
-        .await;
+    let route = format!("/api/v1/leads/{lid}");
+    let req = json!({"contact_id": l3["contact_id"]});
+    let (s, v) = app.patch(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["contact_phone"], "+442079460958");
 
@@ -848,20 +634,13 @@ async fn leads_link_to_contacts_and_validate() {
         ("q=roof", 1),
         ("q=e", 3),
     ] {
-        let (s, v) = app
-            .send("GET", &format!("/api/v1/leads?{q}"), &k, None)
-            .await;
+        let (s, v) = app.get(&format!("/api/v1/leads?{q}"), &k).await;
         assert_eq!(s, 200, "{q}: {v}");
         assert_eq!(v["items"].as_array().map(Vec::len), Some(n), "{q}: {v}");
     }
-    let (s, v) = app
-        .send(
-            "POST",
-            &format!("/api/v1/leads/{lid}/assign"),
-            &k,
-            Some(json!({"assignee": null})),
-        )
-        .await;
+    let route = format!("/api/v1/leads/{lid}/assign");
+    let req = json!({"assignee": null});
+    let (s, v) = app.post(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["assignee"], Value::Null);
 
@@ -926,9 +705,7 @@ async fn leads_link_to_contacts_and_validate() {
         ),
     ];
     for (body, field) in cases {
-        let (s, v) = app
-            .send("POST", "/api/v1/leads", &k, Some(body.clone()))
-            .await;
+        let (s, v) = app.post("/api/v1/leads", &k, body.clone()).await;
         assert_field(s, &v, field);
     }
     for (body, field) in [
@@ -943,14 +720,8 @@ async fn leads_link_to_contacts_and_validate() {
         (json!({"currency": null, "value_cents": 5}), "currency"),
         (json!({"id": "x"}), "id"),
     ] {
-        let (s, v) = app
-            .send(
-                "PATCH",
-                &format!("/api/v1/leads/{}", id_of(&l2)),
-                &k,
-                Some(body),
-            )
-            .await;
+        let route = format!("/api/v1/leads/{}", id_of(&l2));
+        let (s, v) = app.patch(&route, &k, body).await;
         assert_field(s, &v, field);
     }
     for body in [
@@ -959,14 +730,8 @@ async fn leads_link_to_contacts_and_validate() {
         json!({"assignee": 5}),
         json!({"assignee": "a", "x": 1}),
     ] {
-        let (s, v) = app
-            .send(
-                "POST",
-                &format!("/api/v1/leads/{lid}/assign"),
-                &k,
-                Some(body.clone()),
-            )
-            .await;
+        let route = format!("/api/v1/leads/{lid}/assign");
+        let (s, v) = app.post(&route, &k, body.clone()).await;
         assert_eq!(s, 422, "{body}: {v}");
         assert_error(s, &v, 422, "validation_failed");
     }
@@ -979,9 +744,7 @@ async fn leads_link_to_contacts_and_validate() {
         "contact_id=nope",
         "phone=1",
     ] {
-        let (s, v) = app
-            .send("GET", &format!("/api/v1/leads?{q}"), &k, None)
-            .await;
+        let (s, v) = app.get(&format!("/api/v1/leads?{q}"), &k).await;
         assert_error(s, &v, 422, "validation_failed");
     }
 
@@ -1005,25 +768,19 @@ async fn leads_link_to_contacts_and_validate() {
         let (s, v) = app.send(method, &path, &ko, body).await;
         assert_error(s, &v, 404, "not_found");
     }
-    let (_, v) = app.send("GET", "/api/v1/leads", &ko, None).await;
+    let (_, v) = app.get("/api/v1/leads", &ko).await;
     assert_eq!(v["items"], json!([]));
 
     // Deleting a contact deletes its leads.
-    let (s, _) = app
-        .send("DELETE", &format!("/api/v1/contacts/{cid}"), &k, None)
-        .await;
+    let (s, _) = app.delete(&format!("/api/v1/contacts/{cid}"), &k).await;
     assert_eq!(s, 204);
-    let (s, _) = app
-        .send("GET", &format!("/api/v1/leads/{}", id_of(&l2)), &k, None)
-        .await;
+    let (s, _) = app.get(&format!("/api/v1/leads/{}", id_of(&l2)), &k).await;
     assert_eq!(s, 404);
 }
 
 #[tokio::test]
 async fn lead_pagination_walks_every_row_once() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app.scoped_key(&acc.admin, &["leads:all"]).await;
+    let (app, _, k) = acme_scoped(&["leads:all"]).await;
     let mut created = Vec::new();
     for i in 0..23u32 {
         let status = if i % 2 == 0 { "won" } else { "lost" };
@@ -1051,29 +808,18 @@ async fn oversized_and_non_utf8_bodies() {
         let (s, v) = send_raw(&app, "POST", path, &k, &big).await;
         assert_error(s, &v, 413, "payload_too_large");
     }
-    let r = app
-        .client
-        .post(app.url("/api/v1/contacts"))
-        .bearer_auth(&k)
-        .header("content-type", "application/json")
-        .body(b"{\"phone\": \"+14155550100\", \"name\": \"\xff\xfe\"}".to_vec())
-        .send()
-        .await
-        .expect("send");
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.expect("json");
+    let raw = b"{\"phone\": \"+14155550100\", \"name\": \"\xff\xfe\"}";
+    let (status, v) = app
+        .send_raw_json("POST", "/api/v1/contacts", &k, raw.as_slice())
+        .await;
     assert_error(status, &v, 422, "validation_failed");
-    let (_, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    let (_, v) = app.get("/api/v1/contacts", &k).await;
     assert_eq!(v["items"], json!([]));
 }
 
 #[tokio::test]
 async fn concurrent_inline_phones_make_one_contact() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
-    let k = app
-        .scoped_key(&acc.admin, &["leads:all", "contacts:all"])
-        .await;
+    let (app, _, k) = acme_scoped(&["leads:all", "contacts:all"]).await;
     let mut tasks = Vec::new();
     for i in 0..12 {
         let client = app.client.clone();
@@ -1089,9 +835,7 @@ async fn concurrent_inline_phones_make_one_contact() {
                 .send()
                 .await
                 .expect("send");
-            let status = r.status().as_u16();
-            let v: Value = r.json().await.expect("json");
-            (status, v)
+            status_json(r).await
         }));
     }
     let mut contacts = HashSet::new();
@@ -1101,7 +845,7 @@ async fn concurrent_inline_phones_make_one_contact() {
         contacts.insert(v["contact_id"].as_str().expect("cid").to_string());
     }
     assert_eq!(contacts.len(), 1, "one contact per phone per account");
-    let (_, v) = app.send("GET", "/api/v1/contacts", &k, None).await;
+    let (_, v) = app.get("/api/v1/contacts", &k).await;
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
     let (ids, _) = walk(&app, &k, "/api/v1/leads", 100).await;
     assert_eq!(ids.len(), 12);

@@ -1123,15 +1123,7 @@ async fn real_answers_match_the_document() {
     // And the router matched each of those calls at the documented path and method (the
     // request metrics are labelled with the route the router matched, `unmatched` otherwise):
     // no documented operation is answered by the fallback.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let metrics = app.get_text("/metrics").await;
     let matched = matched_routes(&metrics);
     let unmatched: Vec<_> = documented.difference(&matched).collect();
     assert!(

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::Router;
 use ezpulze_api::auth::{scope, Authorized};
 use serde_json::json;
-use support::{assert_error, TestApp};
+use support::{acme, assert_error};
 
 async fn contacts_read(_: Authorized<scope::ContactsRead>) -> &'static str {
     "ok"
@@ -14,8 +14,7 @@ async fn contacts_read(_: Authorized<scope::ContactsRead>) -> &'static str {
 
 #[tokio::test]
 async fn insufficient_scope_names_the_required_scope() {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let config = ezpulze_common::Config::from_source(&app.settings).expect("config");
     let cancel = tokio_util::sync::CancellationToken::new();
     let state = ezpulze_api::build_state(config, &cancel)
@@ -47,9 +46,8 @@ async fn insufficient_scope_names_the_required_scope() {
         (json!(["contacts:read_all"]), 403),
         (json!(["leads:all", "broadcast:all"]), 403),
     ] {
-        let k = app
-            .create_key(&acc.admin, json!({"name": "k", "scopes": scopes}))
-            .await;
+        let spec = json!({"name": "k", "scopes": scopes});
+        let k = app.create_key(&acc.admin, spec).await;
         let r = client
             .get(&url)
             .bearer_auth(k["key"].as_str().expect("key"))

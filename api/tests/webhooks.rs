@@ -6,7 +6,7 @@ mod support;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{assert_error, TestApp};
+use support::{acme, assert_error, TestApp};
 
 const SECRET: &str = "app-secret-for-tests";
 
@@ -17,8 +17,7 @@ fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 async fn configured() -> (TestApp, String) {
-    let app = TestApp::spawn().await;
-    let acc = app.account("Acme").await;
+    let (app, acc) = acme().await;
     let (s, v) = app
         .send("PUT", "/admin/v1/whatsapp", &acc.admin, Some(json!({
             "phone_numbers": [{"phone_number_id": "106540352242922", "display_phone_number": "15550783881", "access_token": "EAAG-secret-token", "messages_per_second": 40}],
@@ -53,7 +52,7 @@ fn status_body(extra: &str) -> Vec<u8> {
 #[tokio::test]
 async fn settings_are_write_only_sealed_and_validated() {
     let (app, admin) = configured().await;
-    let (_, v) = app.send("GET", "/admin/v1/whatsapp", &admin, None).await;
+    let (_, v) = app.get("/admin/v1/whatsapp", &admin).await;
     assert_eq!(v["phone_numbers"][0]["phone_number_id"], "106540352242922");
     assert_eq!(v["phone_numbers"][0]["messages_per_second"], 40);
     assert_eq!(v["app_secret_set"], true);
@@ -83,7 +82,7 @@ async fn settings_are_write_only_sealed_and_validated() {
     let other = app.account("Other").await;
     let (s, v) = app.send("PUT", "/admin/v1/whatsapp", &other.admin, Some(json!({"phone_numbers": [{"phone_number_id": "106540352242922", "display_phone_number": "x", "access_token": "t"}]}))).await;
     assert_error(s, &v, 409, "conflict");
-    let (_, v) = app.send("GET", "/admin/v1/whatsapp", &admin, None).await;
+    let (_, v) = app.get("/admin/v1/whatsapp", &admin).await;
     assert_eq!(
         v["phone_numbers"].as_array().map(Vec::len),
         Some(1),

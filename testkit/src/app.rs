@@ -296,6 +296,78 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// GET with a bearer credential (none if empty); returns status and JSON body.
+    pub async fn get(&self, path: &str, bearer: &str) -> (u16, Value) {
+        self.send("GET", path, bearer, None).await
+    }
+
+    /// POST a JSON body; returns status and JSON body.
+    pub async fn post(&self, path: &str, bearer: &str, body: Value) -> (u16, Value) {
+        self.send("POST", path, bearer, Some(body)).await
+    }
+
+    /// PATCH a JSON body; returns status and JSON body.
+    pub async fn patch(&self, path: &str, bearer: &str, body: Value) -> (u16, Value) {
+        self.send("PATCH", path, bearer, Some(body)).await
+    }
+
+    /// DELETE; returns status and JSON body.
+    pub async fn delete(&self, path: &str, bearer: &str) -> (u16, Value) {
+        self.send("DELETE", path, bearer, None).await
+    }
+
+    /// PATCH /admin/v1/api-keys/{id} with `{"active": active}`; returns the status.
+    pub async fn set_key_active(&self, admin: &str, id: &str, active: bool) -> u16 {
+        let path = format!("/admin/v1/api-keys/{id}");
+        self.patch(&path, admin, json!({"active": active})).await.0
+    }
+
+    /// GET a page without credentials; returns its text (e.g. `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.request("GET", path, "", None).await;
+        r.text().await.expect("text")
+    }
+
+    /// A request with a bearer credential (none if empty), extra headers and a raw body
+    /// (none if `None`); returns the response.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.client.request(method, self.url(path));
+        if !bearer.is_empty() {
+            rb = rb.bearer_auth(bearer);
+        }
+        for (name, value) in headers {
+            rb = rb.header(*name, *value);
+        }
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        rb.send().await.expect("send")
+    }
+
+    /// A raw body sent as `application/json` (e.g. malformed JSON); returns status and the
+    /// JSON body, which must be JSON.
+    pub async fn send_raw_json(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> (u16, Value) {
+        let headers = [("content-type", "application/json")];
+        let r = self
+            .request_with(method, path, bearer, &headers, Some(body.into()))
+            .await;
+        status_json(r).await
+    }
+
     pub async fn request(
         &self,
         method: &str,
@@ -346,4 +418,20 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
             .is_some_and(|m| !m.is_empty()),
         "{body}"
     );
+}
+
+/// A response's status and JSON body (which must be JSON).
+pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.expect("json");
+    (status, v)
+}
+
+/// The string `field` of every object in the array `v` (objects without it are skipped).
+pub fn strs<'a>(v: &'a Value, field: &str) -> Vec<&'a str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .filter_map(|o| o[field].as_str())
+        .collect()
 }

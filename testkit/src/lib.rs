@@ -26,13 +26,20 @@ pub use wait::{wait_until, DEADLINE};
 
 /// The Postgres server of the tests: `EZPULZE_TEST_PG`, default the local trust server.
 pub fn pg_server() -> String {
-    std::env::var("EZPULZE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    env_or(
+        "EZPULZE_TEST_PG",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
 }
 
 /// The Redis of the tests: `EZPULZE_TEST_REDIS`, default `redis://127.0.0.1:6379/0`.
 pub fn redis_url() -> String {
-    std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+    env_or("EZPULZE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+}
+
+/// The environment variable `name`, or `default` when it is unset (or not Unicode).
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
 /// A name no other test (or test run) uses: `ezp_t_<16 hex>`, good for a database and a
