@@ -75,6 +75,42 @@ pub enum LogFormat {
 #[error("invalid configuration:\n  {}", .0.join("\n  "))]
 pub struct ConfigError(pub Vec<String>);
 
+/// The settings `EZPULZE_ENV=production` checks beyond their format.
+struct Unsafe<'a> {
+    graph_api_base: &'a str,
+    test_graph_api_base: &'a str,
+    secrets_key: &'a str,
+    key_pepper: &'a str,
+    root_token: Option<&'a str>,
+    trusted_proxies: &'a [IpNet],
+}
+
+/// What production refuses: every unsafe setting, each in one line.
+fn production_problems(u: &Unsafe<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, url) in [
+        ("GRAPH_API_BASE", u.graph_api_base),
+        ("TEST_GRAPH_API_BASE", u.test_graph_api_base),
+    ] {
+        if !url.starts_with("https://") {
+            out.push(format!("{name} must be an https:// URL in production"));
+        }
+    }
+    if u.secrets_key.len() < 32 {
+        out.push("EZPULZE_SECRETS_KEY must be at least 32 bytes in production".into());
+    }
+    if u.secrets_key == u.key_pepper {
+        out.push("EZPULZE_SECRETS_KEY must differ from EZPULZE_KEY_PEPPER".into());
+    }
+    if u.root_token.is_some_and(|t| t.chars().count() < 32) {
+        out.push("EZPULZE_ROOT_TOKEN must be at least 32 characters in production".into());
+    }
+    if u.trusted_proxies.iter().any(|n| n.prefix_len() == 0) {
+        out.push("TRUSTED_PROXIES must not trust every address (0.0.0.0/0 or ::/0)".into());
+    }
+    out
+}
+
 /// Where settings come from: the process environment, or a map in tests.
 pub trait Source {
     fn get(&self, name: &str) -> Option<String>;
@@ -251,6 +287,16 @@ impl Config {
         if retention_days < 2 {
             errors.push("RETENTION_DAYS must be at least 2".into());
         }
+        if environment == "production" {
+            errors.extend(production_problems(&Unsafe {
+                graph_api_base: &graph_api_base,
+                test_graph_api_base: &test_graph_api_base,
+                secrets_key: &secrets_key,
+                key_pepper: &key_pepper,
+                root_token: root_token.as_ref().map(|t| t.expose_secret()),
+                trusted_proxies: &trusted_proxies,
+            }));
+        }
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -346,6 +392,58 @@ mod tests {
             text.contains("EZPULZE_KEY_PEPPER must be set in production"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn production_refuses_every_unsafe_setting_at_once() {
+        let err = cfg(&[
+            ("EZPULZE_ENV", "production"),
+            ("EZPULZE_KEY_PEPPER", "pepper-pepper-pepper-0123456789ab"),
+            ("EZPULZE_SECRETS_KEY", "short-secrets-key"),
+            ("EZPULZE_ROOT_TOKEN", "short-root"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 0.0.0.0/0"),
+        ])
+        .expect_err("unsafe");
+        let text = err.to_string();
+        for want in [
+            "GRAPH_API_BASE must be an https:// URL",
+            "TEST_GRAPH_API_BASE must be an https:// URL",
+            "EZPULZE_SECRETS_KEY must be at least 32 bytes",
+            "EZPULZE_ROOT_TOKEN must be at least 32 characters",
+            "TRUSTED_PROXIES must not trust every address",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+        let same = "same-key-same-key-same-key-012345";
+        let err = cfg(&[
+            ("EZPULZE_ENV", "production"),
+            ("EZPULZE_KEY_PEPPER", same),
+            ("EZPULZE_SECRETS_KEY", same),
+            ("TRUSTED_PROXIES", "::/0"),
+        ])
+        .expect_err("unsafe");
+        let text = err.to_string();
+        assert!(
+            text.contains("must differ from EZPULZE_KEY_PEPPER"),
+            "{text}"
+        );
+        assert!(text.contains("TRUSTED_PROXIES must not trust"), "{text}");
+        // The same settings are fine for development.
+        assert!(cfg(&[
+            ("EZPULZE_SECRETS_KEY", "short-secrets-key"),
+            ("TRUSTED_PROXIES", "0.0.0.0/0")
+        ])
+        .is_ok());
+        // And a safe production configuration starts.
+        let ok = cfg(&[
+            ("EZPULZE_ENV", "production"),
+            ("EZPULZE_KEY_PEPPER", "pepper-pepper-pepper-0123456789ab"),
+            ("EZPULZE_SECRETS_KEY", "secrets-secrets-secrets-0123456789"),
+            ("EZPULZE_ROOT_TOKEN", "root-token-root-token-0123456789ab"),
+            ("GRAPH_API_BASE", "https://graph.facebook.com"),
+            ("TEST_GRAPH_API_BASE", "https://sandbox.example.com"),
+        ]);
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
     }
 
     #[test]
