@@ -5,7 +5,7 @@ use ezpulze_common::config::UnknownOutcomePolicy;
 use ezpulze_common::jobs::SendJob;
 use std::sync::LazyLock;
 
-use ezpulze_common::model::unknown_outcome;
+use ezpulze_common::model::{unknown_outcome, MessageStatus};
 use ezpulze_common::usage::{self, Counter};
 use ezpulze_common::Config;
 
@@ -147,6 +147,13 @@ const SWEEP_RESEND_SQL: &str = "WITH u AS (
          RETURNING id)
      SELECT count(*) FROM u";
 
+/// Messages retention never drops: not sent yet.
+const UNSENT: [MessageStatus; 3] = [
+    MessageStatus::Scheduled,
+    MessageStatus::Queued,
+    MessageStatus::Sending,
+];
+
 /// Creates today's and tomorrow's daily partitions and drops those older than `days` (only
 /// two ahead: every by-id statement scans each partition, see migration 6); deletes
 /// Idempotency-Key records past their 24 h.
@@ -175,12 +182,27 @@ pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
             break;
         }
     }
-    for p in &parts {
-        // The name comes from the catalog and matches ^messages_[0-9]{8}$.
+    let mut dropped = Vec::with_capacity(parts.len());
+    for p in parts {
+        // The name comes from the catalog and matches ^messages_[0-9]{8}$. A partition that
+        // still holds a message not sent yet (one scheduled further ahead than the retention)
+        // is kept until it holds none.
+        let unsent: bool = sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM \"{p}\" WHERE status IN ({}))",
+            MessageStatus::sql_list(&UNSENT)
+        ))
+        .fetch_one(db)
+        .await?;
+        if unsent {
+            metrics::counter!("ezpulze_scheduler_partitions_kept_total").increment(1);
+            tracing::warn!(partition = %p, "partition past retention kept: it holds unsent messages");
+            continue;
+        }
         sqlx::query(&format!("DROP TABLE IF EXISTS \"{p}\""))
             .execute(db)
             .await?;
         metrics::counter!("ezpulze_scheduler_partitions_dropped_total").increment(1);
+        dropped.push(p);
     }
-    Ok(parts)
+    Ok(dropped)
 }

@@ -166,6 +166,48 @@ async fn retention_keeps_partitions_ahead_and_drops_old_ones() {
     assert_eq!(ahead, 1);
 }
 
+#[tokio::test]
+async fn retention_keeps_a_partition_that_still_holds_unsent_messages() {
+    let e = env().await;
+    sqlx::query("SELECT ezp_ensure_message_partitions(((now() AT TIME ZONE 'UTC')::date - 40), 2)")
+        .execute(&e.s.db)
+        .await
+        .expect("old partitions");
+    // A message accepted 40 days ago and scheduled far ahead (sends may be scheduled up to 90
+    // days out): its row lives in the partition of the day it was accepted. Moving a row of a
+    // send made through the API there is the only way to have one without waiting 40 days.
+    let d = e
+        .dispatch(1, Some(Utc::now() + chrono::Duration::days(60)))
+        .await;
+    let old: Uuid = sqlx::query_scalar(
+        "UPDATE messages SET id = ezp_uuid7_floor(now() - interval '40 days')
+          WHERE dispatch_id = $1 RETURNING id",
+    )
+    .bind(d)
+    .fetch_one(&e.s.db)
+    .await
+    .expect("move the row to the old partition");
+    let kept = format!(
+        "messages_{}",
+        (Utc::now() - chrono::Duration::days(40)).format("%Y%m%d")
+    );
+    let dropped = tasks::retention(&e.s.db, 30).await.expect("retention");
+    assert!(!dropped.contains(&kept), "{dropped:?}");
+    assert_eq!(
+        dropped.len(),
+        1,
+        "only the empty old partition: {dropped:?}"
+    );
+    // Once the message is final, its partition goes too.
+    sqlx::query("UPDATE messages SET status = 'cancelled' WHERE id = $1")
+        .bind(old)
+        .execute(&e.s.db)
+        .await
+        .expect("cancel");
+    let dropped = tasks::retention(&e.s.db, 30).await.expect("retention");
+    assert_eq!(dropped, vec![kept]);
+}
+
 /// Dispatches already overdue that fill the safety-net scan's batch, so that the scan cannot
 /// reach a dispatch scheduled after them: only its release job can release it.
 const OVERDUE: i64 = 1000;
