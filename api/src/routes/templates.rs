@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::owned;
 use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{parse_json, PathId, RawBody};
@@ -157,16 +158,12 @@ async fn select(
     id: Uuid,
     lock: bool,
 ) -> ApiResult<TemplateRow> {
-    sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT id, definition, status, created_at, updated_at FROM templates
           WHERE id = $1 AND account_id = $2{}",
         if lock { " FOR UPDATE" } else { "" }
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(db)
-    .await?
-    .ok_or(ApiError::NotFound)
+    );
+    owned::fetch(db, &sql, id, account).await
 }
 
 /// Read a template
@@ -235,17 +232,11 @@ async fn remove(
     Authorized(p, _): Authorized<scope::TemplateDelete>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let res = sqlx::query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
-        .bind(id)
-        .bind(p.account_id())
-        .execute(state.db())
-        .await;
-    match res {
-        Ok(r) if r.rows_affected() == 1 => Ok(StatusCode::NO_CONTENT),
-        Ok(_) => Err(ApiError::NotFound),
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(ApiError::Conflict(
-            "broadcasts use this template; delete them first".into(),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    owned::delete(state.db(), "templates", id, p.account_id(), |e| match e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            ApiError::Conflict("broadcasts use this template; delete them first".into())
+        }
+        e => e.into(),
+    })
+    .await
 }
