@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contacts::fields;
 use super::owned;
 use crate::auth::{scope, AdminAccount, Authorized};
 use crate::error::{ApiError, ApiResult};
@@ -96,13 +97,7 @@ async fn create(
     Authorized(p, _): Authorized<scope::BroadcastCreate>,
     ApiJson(body): ApiJson<CreateBroadcast>,
 ) -> ApiResult<(StatusCode, Json<BroadcastRow>)> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field(
-            "name",
-            "a name of 1 to 200 characters is required",
-        ));
-    }
+    let name = fields::short_name(&body.name)?;
     let def: Option<Value> =
         sqlx::query_scalar("SELECT definition FROM templates WHERE id = $1 AND account_id = $2")
             .bind(body.template_id)

@@ -219,21 +219,13 @@ pub async fn admin_list(
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Flow> {
-    select(state.db(), account, id, false).await
+    owned::fetch(state.db(), &by_id(""), id, account).await
 }
 
-/// One of the account's flows, its row locked for the caller's transaction with `lock`.
-async fn select(
-    db: impl sqlx::PgExecutor<'_>,
-    account: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> ApiResult<Flow> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    owned::fetch(db, &sql, id, account).await
+/// The SELECT of the account's flow `$2`/`$1`, ending with `tail` (` FOR UPDATE`: the row
+/// locked for the caller's transaction).
+fn by_id(tail: &str) -> String {
+    format!("SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2{tail}")
 }
 
 /// Read a chatbot flow
@@ -275,7 +267,7 @@ pub async fn admin_patch(
     // checked against the other under the row's lock (a concurrent patch of the other waits).
     let mut tx = state.db().begin().await?;
     if body.template_id.is_some() || body.variables.is_some() {
-        let current = select(&mut *tx, account, id, true).await?;
+        let current: Flow = owned::fetch(&mut *tx, &by_id(" FOR UPDATE"), id, account).await?;
         let template_id = body.template_id.unwrap_or(current.template_id);
         let defaults = match &body.variables {
             Some(v) => v.clone().unwrap_or_default(),

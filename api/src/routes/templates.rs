@@ -148,22 +148,13 @@ async fn list(
 }
 
 pub async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<TemplateRow> {
-    select(state.db(), account, id, false).await
+    owned::fetch(state.db(), &by_id(""), id, account).await
 }
 
-/// One of the account's templates, its row locked for the caller's transaction with `lock`.
-async fn select(
-    db: impl sqlx::PgExecutor<'_>,
-    account: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> ApiResult<TemplateRow> {
-    let sql = format!(
-        "SELECT id, definition, status, created_at, updated_at FROM templates
-          WHERE id = $1 AND account_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    owned::fetch(db, &sql, id, account).await
+/// The SELECT of the account's template `$2`/`$1`, ending with `tail` (` FOR UPDATE`: the row
+/// locked for the caller's transaction).
+fn by_id(tail: &str) -> String {
+    format!("SELECT id, definition, status, created_at, updated_at FROM templates WHERE id = $1 AND account_id = $2{tail}")
 }
 
 /// Read a template
@@ -197,7 +188,8 @@ async fn update(
     // Read, merge and write under the row's lock: two patches of different fields at once
     // both land (neither writes back the other's stale definition).
     let mut tx = state.db().begin().await?;
-    let current = select(&mut *tx, p.account_id(), id, true).await?;
+    let current: TemplateRow =
+        owned::fetch(&mut *tx, &by_id(" FOR UPDATE"), id, p.account_id()).await?;
     let mut merged = current.definition;
     if let Value::Object(m) = &mut merged {
         for (k, v) in patch {

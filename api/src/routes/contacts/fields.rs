@@ -90,6 +90,18 @@ pub fn required_text(
     }
 }
 
+/// The name of an account or a broadcast: trimmed, 1 to 200 characters, else 422.
+pub fn short_name(raw: &str) -> ApiResult<&str> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field(
+            "name",
+            "a name of 1 to 200 characters is required",
+        ));
+    }
+    Ok(name)
+}
+
 /// An optional text: trimmed; blank is taken as absent (null).
 pub fn optional_text(
     field: &str,
