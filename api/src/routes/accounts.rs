@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::contacts::fields;
 use crate::auth::Root;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use ezpulze_common::keys;
@@ -27,13 +28,7 @@ pub async fn create(
     _root: Root,
     ApiJson(body): ApiJson<CreateAccount>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field(
-            "name",
-            "a name of 1 to 200 characters is required",
-        ));
-    }
+    let name = fields::short_name(&body.name)?;
     let (id, token) = create_account(&state, name).await?;
     Ok((
         StatusCode::CREATED,

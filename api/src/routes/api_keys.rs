@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::contacts::fields::Errors;
+use super::owned;
 use crate::auth::key_cache::publish_invalidation;
 use crate::auth::AdminAccount;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::state::AppState;
 use ezpulze_common::{keys, scopes};
@@ -137,31 +139,27 @@ pub struct CreateKey {
     mode: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PatchKey {
-    #[serde(default)]
     name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     scope_group: Option<Option<String>>,
-    #[serde(default)]
     scopes: Option<Vec<String>>,
-    #[serde(default)]
     allowed_ips: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     rate_limit_per_hour: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     expires_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default)]
     active: Option<bool>,
 }
 
-fn check_name(name: &str, errors: &mut Vec<FieldError>) -> String {
+fn check_name(name: &str, errors: &mut Errors) -> String {
     let name = name.trim();
     if name.is_empty() {
-        errors.push(FieldError::new("name", "a name is required"));
+        errors.push("name", "a name is required");
     } else if name.chars().count() > 100 {
-        errors.push(FieldError::new("name", "at most 100 characters"));
+        errors.push("name", "at most 100 characters");
     }
     name.to_string()
 }
@@ -170,24 +168,21 @@ fn check_name(name: &str, errors: &mut Vec<FieldError>) -> String {
 fn resolve_scopes(
     group: Option<&str>,
     list: Option<&[String]>,
-    errors: &mut Vec<FieldError>,
+    errors: &mut Errors,
 ) -> Option<(Option<String>, Vec<String>)> {
     match (group, list) {
         (Some(g), list) => {
             let Some(def) = scopes::group(g) else {
-                errors.push(FieldError::new(
-                    "scope_group",
-                    format!("unknown scope group {g:?}"),
-                ));
+                errors.push("scope_group", format!("unknown scope group {g:?}"));
                 return None;
             };
             let group_scopes: Vec<String> = def.scopes.iter().map(|s| s.to_string()).collect();
             if let Some(list) = list {
                 if scopes::normalise(list.to_vec()) != group_scopes {
-                    errors.push(FieldError::new(
+                    errors.push(
                         "scopes",
                         "give either scope_group or scopes; these scopes differ from the group's",
-                    ));
+                    );
                     return None;
                 }
             }
@@ -197,45 +192,36 @@ fn resolve_scopes(
             let mut ok = true;
             for (i, s) in list.iter().enumerate() {
                 if !scopes::is_known(s) {
-                    errors.push(FieldError::new(
-                        format!("scopes[{i}]"),
-                        format!("unknown scope {s:?}"),
-                    ));
+                    errors.push(format!("scopes[{i}]"), format!("unknown scope {s:?}"));
                     ok = false;
                 }
             }
             if list.is_empty() {
-                errors.push(FieldError::new("scopes", "select at least one scope"));
+                errors.push("scopes", "select at least one scope");
                 ok = false;
             }
             ok.then(|| (None, scopes::normalise(list.to_vec())))
         }
         (None, None) => {
-            errors.push(FieldError::new(
-                "scopes",
-                "select a scope group or at least one scope",
-            ));
+            errors.push("scopes", "select a scope group or at least one scope");
             None
         }
     }
 }
 
-fn check_ips(ips: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+fn check_ips(ips: &[String], errors: &mut Errors) -> Vec<String> {
     if ips.len() > MAX_ALLOWED_IPS {
-        errors.push(FieldError::new(
-            "allowed_ips",
-            format!("at most {MAX_ALLOWED_IPS} entries"),
-        ));
+        errors.push("allowed_ips", format!("at most {MAX_ALLOWED_IPS} entries"));
         return Vec::new();
     }
     let mut out = Vec::new();
     for (i, raw) in ips.iter().enumerate() {
         match ezpulze_common::config::parse_net(raw.trim()) {
             Some(net) => out.push(net.trunc().to_string()),
-            None => errors.push(FieldError::new(
+            None => errors.push(
                 format!("allowed_ips[{i}]"),
                 format!("{raw:?} is not an IP address or CIDR network"),
-            )),
+            ),
         }
     }
     out.sort();
@@ -243,42 +229,31 @@ fn check_ips(ips: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     out
 }
 
-fn check_rate(rate: Option<i64>, errors: &mut Vec<FieldError>) -> Option<i32> {
+fn check_rate(rate: Option<i64>, errors: &mut Errors) -> Option<i32> {
     match rate {
         None => None,
         Some(n) if n <= 0 => {
-            errors.push(FieldError::new(
+            errors.push(
                 "rate_limit_per_hour",
                 "must be a positive number, or null for no limit",
-            ));
+            );
             None
         }
         Some(n) if n > MAX_RATE_LIMIT => {
-            errors.push(FieldError::new(
-                "rate_limit_per_hour",
-                format!("at most {MAX_RATE_LIMIT}"),
-            ));
+            errors.push("rate_limit_per_hour", format!("at most {MAX_RATE_LIMIT}"));
             None
         }
         Some(n) => i32::try_from(n).ok(),
     }
 }
 
-fn check_expiry(t: Option<DateTime<Utc>>, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
+fn check_expiry(t: Option<DateTime<Utc>>, errors: &mut Errors) -> Option<DateTime<Utc>> {
     if let Some(t) = t {
         if t <= Utc::now() {
-            errors.push(FieldError::new("expires_at", "must be in the future"));
+            errors.push("expires_at", "must be in the future");
         }
     }
     t
-}
-
-fn fail_if(errors: Vec<FieldError>) -> ApiResult<()> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
 }
 
 /// Create an API key
@@ -288,7 +263,7 @@ pub async fn create(
     AdminAccount(account): AdminAccount,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<KeyView>)> {
-    let mut errors = Vec::new();
+    let mut errors = Errors::default();
     let name = check_name(&body.name, &mut errors);
     let resolved = resolve_scopes(
         body.scope_group.as_deref(),
@@ -305,14 +280,11 @@ pub async fn create(
         None | Some("live") => keys::KeyMode::Live,
         Some("test") => keys::KeyMode::Test,
         Some(other) => {
-            errors.push(FieldError::new(
-                "mode",
-                format!("{other:?}: expected live or test"),
-            ));
+            errors.push("mode", format!("{other:?}: expected live or test"));
             keys::KeyMode::Live
         }
     };
-    fail_if(errors)?;
+    errors.finish()?;
     let Some((group, scope_list)) = resolved else {
         return Err(ApiError::field("scopes", "select at least one scope"));
     };
@@ -352,21 +324,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    #[serde(default)]
     #[param(minimum = 1, default = 1)]
     page: Option<i64>,
-    #[serde(default)]
     #[param(schema_with = per_page_schema)]
     per_page: Option<i64>,
-    #[serde(default)]
     #[param(schema_with = sort_schema)]
     sort: Option<String>,
     /// Default: desc when `sort` is absent, else asc.
-    #[serde(default)]
     #[param(schema_with = order_schema)]
     order: Option<String>,
 }
@@ -412,21 +380,21 @@ pub async fn list(
     AdminAccount(account): AdminAccount,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page>> {
-    let mut errors = Vec::new();
+    let mut errors = Errors::default();
     let page = q.page.unwrap_or(1);
     if page < 1 {
-        errors.push(FieldError::new("page", "must be 1 or more"));
+        errors.push("page", "must be 1 or more");
     }
     let per_page = q.per_page.unwrap_or(PER_PAGE[0]);
     if !PER_PAGE.contains(&per_page) {
-        errors.push(FieldError::new("per_page", "must be 10, 25 or 50"));
+        errors.push("per_page", "must be 10, 25 or 50");
     }
     let sort = match q.sort.as_deref().unwrap_or("created_at") {
         "name" => "lower(name)",
         "status" => "CASE WHEN NOT active THEN 'inactive' WHEN expires_at <= now() THEN 'expired' ELSE 'active' END",
         "created_at" => "created_at",
         _ => {
-            errors.push(FieldError::new("sort", "must be name, status or created_at"));
+            errors.push("sort", "must be name, status or created_at");
             "created_at"
         }
     };
@@ -441,11 +409,11 @@ pub async fn list(
         Some("asc") => "ASC",
         Some("desc") => "DESC",
         Some(_) => {
-            errors.push(FieldError::new("order", "must be asc or desc"));
+            errors.push("order", "must be asc or desc");
             "ASC"
         }
     };
-    fail_if(errors)?;
+    errors.finish()?;
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE account_id = $1
          ORDER BY {sort} {order}, created_at {order}, id {order} LIMIT $2 OFFSET $3"
@@ -468,14 +436,8 @@ pub async fn list(
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<KeyRow> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND account_id = $2"
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(state.db())
-    .await?
-    .ok_or(ApiError::NotFound)
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND account_id = $2");
+    owned::fetch(state.db(), &sql, id, account).await
 }
 
 /// The key object of one of the account's keys.
@@ -509,15 +471,16 @@ pub async fn patch(
     let Locked {
         row: current,
         key_hash: hash,
-    } = sqlx::query_as(&format!(
-        "SELECT {COLUMNS}, key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE"
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound)?;
-    let mut errors = Vec::new();
+    } = owned::fetch(
+        &mut *tx,
+        &format!(
+            "SELECT {COLUMNS}, key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE"
+        ),
+        id,
+        account,
+    )
+    .await?;
+    let mut errors = Errors::default();
     let name = match &body.name {
         Some(n) => check_name(n, &mut errors),
         None => current.name.clone(),
@@ -545,7 +508,7 @@ pub async fn patch(
         None => current.expires_at,
     };
     let active = body.active.unwrap_or(current.active);
-    fail_if(errors)?;
+    errors.finish()?;
     let row: KeyRow = sqlx::query_as(&format!(
         "UPDATE api_keys SET name = $3, scope_group = $4, scopes = $5, allowed_ips = $6,
              rate_limit_per_hour = $7, expires_at = $8, active = $9, updated_at = now()
@@ -600,14 +563,13 @@ pub async fn regenerate(
     let (head, tail) = keys::mask_parts(&key);
     let hash = state.hasher().hash(&key);
     let mut tx = state.db().begin().await?;
-    let old: Vec<u8> = sqlx::query_scalar(
+    let (old,): (Vec<u8>,) = owned::fetch(
+        &mut *tx,
         "SELECT key_hash FROM api_keys WHERE id = $1 AND account_id = $2 FOR UPDATE",
+        id,
+        account,
     )
-    .bind(id)
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound)?;
+    .await?;
     let row: KeyRow = sqlx::query_as(&format!(
         "UPDATE api_keys SET key_hash = $2, key_head = $3, key_tail = $4, updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
@@ -633,14 +595,13 @@ pub async fn delete(
     AdminAccount(account): AdminAccount,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let hash: Vec<u8> = sqlx::query_scalar(
+    let (hash,): (Vec<u8>,) = owned::fetch(
+        state.db(),
         "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING key_hash",
+        id,
+        account,
     )
-    .bind(id)
-    .bind(account)
-    .fetch_optional(state.db())
-    .await?
-    .ok_or(ApiError::NotFound)?;
+    .await?;
     invalidate(&state, &[hash]).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contacts::fields;
+use super::owned;
 use crate::auth::{scope, AdminAccount, Authorized};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, PathId};
@@ -67,17 +69,12 @@ pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded
         row: BroadcastRow,
         definition: Value,
     }
-    let r: Joined = sqlx::query_as(
+    let sql =
         "SELECT b.id, b.name, b.template_id, t.name AS template_name, t.language, b.variables,
                 b.created_at, b.updated_at, t.definition
          FROM broadcasts b JOIN templates t ON t.id = b.template_id
-         WHERE b.id = $1 AND b.account_id = $2",
-    )
-    .bind(id)
-    .bind(account)
-    .fetch_optional(state.db())
-    .await?
-    .ok_or(ApiError::NotFound)?;
+         WHERE b.id = $1 AND b.account_id = $2";
+    let r: Joined = owned::fetch(state.db(), sql, id, account).await?;
     let template: Template =
         serde_json::from_value(r.definition).map_err(|e| ApiError::Internal(e.into()))?;
     let template = CompiledTemplate::new(template).map_err(|e| {
@@ -100,13 +97,7 @@ async fn create(
     Authorized(p, _): Authorized<scope::BroadcastCreate>,
     ApiJson(body): ApiJson<CreateBroadcast>,
 ) -> ApiResult<(StatusCode, Json<BroadcastRow>)> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field(
-            "name",
-            "a name of 1 to 200 characters is required",
-        ));
-    }
+    let name = fields::short_name(&body.name)?;
     let def: Option<Value> =
         sqlx::query_scalar("SELECT definition FROM templates WHERE id = $1 AND account_id = $2")
             .bind(body.template_id)
@@ -138,12 +129,8 @@ async fn create(
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<BroadcastRow> {
-    sqlx::query_as(&format!("{SELECT} WHERE b.id = $1 AND b.account_id = $2"))
-        .bind(id)
-        .bind(account)
-        .fetch_optional(state.db())
-        .await?
-        .ok_or(ApiError::NotFound)
+    let sql = format!("{SELECT} WHERE b.id = $1 AND b.account_id = $2");
+    owned::fetch(state.db(), &sql, id, account).await
 }
 
 async fn list_rows(state: &AppState, account: Uuid) -> ApiResult<Vec<BroadcastRow>> {
@@ -197,16 +184,7 @@ async fn remove(
     Authorized(p, _): Authorized<scope::BroadcastDelete>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let r = sqlx::query("DELETE FROM broadcasts WHERE id = $1 AND account_id = $2")
-        .bind(id)
-        .bind(p.account_id())
-        .execute(state.db())
-        .await?;
-    if r.rows_affected() == 1 {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    owned::delete(state.db(), "broadcasts", id, p.account_id(), ApiError::from).await
 }
 
 /// A complete send request for a broadcast

@@ -24,6 +24,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::owned;
 use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
@@ -54,57 +55,47 @@ pub struct Contact {
 const COLUMNS: &str = "id, phone, name, email, attributes, tags, created_at, updated_at";
 const PHONE_KEY: &str = "contacts_account_phone_key";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CreateContact {
-    #[serde(default)]
     phone: Option<String>,
-    #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
     email: Option<String>,
-    #[serde(default)]
     attributes: Option<Map<String, Value>>,
-    #[serde(default)]
     tags: Option<Vec<String>>,
 }
 
 /// PATCH body: an absent field is left as is; `null` clears `name`/`email`, empties
 /// `attributes`/`tags`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PatchContact {
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     phone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     attributes: Option<Option<Map<String, Value>>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     tags: Option<Option<Vec<String>>>,
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    #[serde(default)]
     #[param(minimum = 1, maximum = 100, default = 25)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    #[serde(default)]
     cursor: Option<String>,
     /// Exact tag.
-    #[serde(default)]
     #[param(max_length = 50)]
     tag: Option<String>,
     /// Any accepted form; normalised.
-    #[serde(default)]
     phone: Option<String>,
     /// Case-insensitive substring of name or e-mail; phone digits match whatever the separators.
-    #[serde(default)]
     #[param(max_length = 100)]
     q: Option<String>,
 }
@@ -118,13 +109,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateContact>,
 ) -> ApiResult<(StatusCode, Json<Contact>)> {
     let mut errors = Errors::default();
-    let phone = match body.phone.as_deref() {
-        Some(p) => fields::phone("phone", p, &mut errors),
-        None => {
-            errors.push("phone", "is required");
-            None
-        }
-    };
+    let phone = fields::required_phone("phone", body.phone.as_deref(), &mut errors)
+        .map(|p| p.into_string());
     let name = fields::optional_text("name", body.name.as_deref(), MAX_NAME_CHARS, &mut errors);
     let email = fields::email("email", body.email.as_deref(), &mut errors);
     let attributes = fields::attributes(
@@ -168,14 +154,8 @@ fn map_write_error(e: sqlx::Error) -> ApiError {
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Contact> {
-    let contact: Option<Contact> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM contacts WHERE id = $1 AND account_id = $2"
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(state.db())
-    .await?;
-    contact.ok_or(ApiError::NotFound)
+    let sql = format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND account_id = $2");
+    owned::fetch(state.db(), &sql, id, account).await
 }
 
 /// Read a contact
@@ -200,8 +180,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<fields::Page<Contact>>> {
     let mut errors = Errors::default();
-    let limit = fields::limit(q.limit, &mut errors);
-    let cursor = fields::decode_cursor(q.cursor.as_deref(), &mut errors);
+    let paging = fields::paging(q.limit, q.cursor.as_deref(), &mut errors);
     let phone = q
         .phone
         .as_deref()
@@ -223,28 +202,30 @@ pub async fn list(
     let search = fields::query_text(q.q.as_deref(), &mut errors);
     errors.finish()?;
 
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "SELECT {COLUMNS} FROM contacts WHERE account_id = "
-    ));
-    sql.push_bind(principal.account_id());
-    // Newest first: ids are UUIDv7, so id order is creation order.
-    if let Some(c) = cursor {
-        sql.push(" AND id < ").push_bind(c);
-    }
-    if let Some(p) = phone {
-        sql.push(" AND phone = ").push_bind(p);
-    }
-    if let Some(t) = tag {
-        sql.push(" AND tags @> ARRAY[")
-            .push_bind(t)
-            .push("]::text[]");
-    }
-    if let Some(s) = search {
-        push_search(&mut sql, &s);
-    }
-    sql.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
-    let rows: Vec<Contact> = sql.build_query_as().fetch_all(state.db()).await?;
-    Ok(Json(fields::Page::from_rows(rows, limit, |c| c.id)))
+    let select = format!("SELECT {COLUMNS} FROM contacts");
+    let page = owned::page(
+        state.db(),
+        &select,
+        "",
+        principal.account_id(),
+        paging,
+        |sql| {
+            if let Some(p) = phone {
+                sql.push(" AND phone = ").push_bind(p);
+            }
+            if let Some(t) = tag {
+                sql.push(" AND tags @> ARRAY[")
+                    .push_bind(t)
+                    .push("]::text[]");
+            }
+            if let Some(s) = search {
+                push_search(sql, &s);
+            }
+        },
+        |c: &Contact| c.id,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 /// `q`: case-insensitive substring of name or e-mail; phone digits also match when `q` looks
@@ -315,9 +296,7 @@ pub async fn patch(
         // Nothing to change: the contact as it is (updated_at untouched).
         return fetch(&state, principal.account_id(), id).await.map(Json);
     }
-    sql.push(" WHERE id = ").push_bind(id);
-    sql.push(" AND account_id = ")
-        .push_bind(principal.account_id());
+    owned::push_where(&mut sql, id, principal.account_id());
     sql.push(format!(" RETURNING {COLUMNS}"));
     let contact: Option<Contact> = sql
         .build_query_as()
@@ -337,15 +316,8 @@ pub async fn delete(
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
     // The contact's leads go with it (foreign key ON DELETE CASCADE).
-    let done = sqlx::query("DELETE FROM contacts WHERE id = $1 AND account_id = $2")
-        .bind(id)
-        .bind(principal.account_id())
-        .execute(state.db())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::NotFound);
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let account = principal.account_id();
+    owned::delete(state.db(), "contacts", id, account, ApiError::from).await
 }
 
 /// The id of the account's contact with this (E.164) phone, created if there is none; and

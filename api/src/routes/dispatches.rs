@@ -13,6 +13,7 @@ use ezpulze_common::dispatch::JobSink;
 use ezpulze_common::model::{DispatchStatus, MessageStatus};
 use uuid::Uuid;
 
+use super::owned;
 use crate::auth::{scope, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, PathId};
@@ -57,12 +58,7 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
         failed: i64,
         cancelled: i64,
     }
-    let r: Progress = sqlx::query_as(&PROGRESS_SQL)
-        .bind(id)
-        .bind(account)
-        .fetch_optional(state.db())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let r: Progress = owned::fetch(state.db(), &PROGRESS_SQL, id, account).await?;
     let status = r.status.shown(r.queued > 0);
     Ok(json!({
         "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,
@@ -125,15 +121,13 @@ pub struct MessageRow {
 const MESSAGE_COLUMNS: &str = "id, dispatch_id, to_phone AS to, ref AS reference, status, wamid,
     error_code, error_title, attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at";
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    #[serde(default)]
     #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    #[serde(default)]
     cursor: Option<String>,
 }
 
@@ -192,15 +186,10 @@ async fn message(
     PathId(id): PathId,
 ) -> ApiResult<Json<MessageRow>> {
     can_read(&p)?;
-    let row: MessageRow = sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2"
-    ))
-    .bind(id)
-    .bind(p.account_id())
-    .fetch_optional(state.db())
-    .await?
-    .ok_or(ApiError::NotFound)?;
-    Ok(Json(row))
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2");
+    owned::fetch(state.db(), &sql, id, p.account_id())
+        .await
+        .map(Json)
 }
 
 /// Cancel a dispatch
@@ -295,12 +284,8 @@ async fn locked_status(
     account: Uuid,
     id: Uuid,
 ) -> ApiResult<DispatchStatus> {
-    let row: Option<(DispatchStatus, bool)> = sqlx::query_as(&LOCKED_STATUS_SQL)
-        .bind(id)
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (status, waiting) = row.ok_or(ApiError::NotFound)?;
+    let (status, waiting): (DispatchStatus, bool) =
+        owned::fetch(&mut *tx, &LOCKED_STATUS_SQL, id, account).await?;
     Ok(status.shown(waiting))
 }
 

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::contacts::fields::{self, Errors};
 use super::contacts::find_or_create_by_phone;
+use super::owned;
 use crate::auth::{scope, AdminAccount, Authorized};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
@@ -55,51 +56,41 @@ pub struct Flow {
 
 const COLUMNS: &str = "id, name, template_id, variables, active, created_at, updated_at";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CreateFlow {
-    #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
     template_id: Option<Uuid>,
-    #[serde(default)]
     variables: Option<Variables>,
-    #[serde(default)]
     active: Option<bool>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PatchFlow {
-    #[serde(default)]
     name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     template_id: Option<Option<Uuid>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     variables: Option<Option<Variables>>,
-    #[serde(default)]
     active: Option<bool>,
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    #[serde(default)]
     #[param(minimum = 1, maximum = 100, default = 25)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    #[serde(default)]
     cursor: Option<String>,
 }
 
 /// The webhook trigger's body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Trigger {
-    #[serde(default)]
     to: Option<String>,
-    #[serde(default)]
     variables: Option<Variables>,
 }
 
@@ -212,41 +203,29 @@ pub async fn admin_list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<fields::Page<Flow>>> {
     let mut errors = Errors::default();
-    let limit = fields::limit(q.limit, &mut errors);
-    let cursor = fields::decode_cursor(q.cursor.as_deref(), &mut errors);
+    let paging = fields::paging(q.limit, q.cursor.as_deref(), &mut errors);
     errors.finish()?;
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "SELECT {COLUMNS} FROM chatbot_flows WHERE account_id = "
-    ));
-    sql.push_bind(account);
-    if let Some(c) = cursor {
-        sql.push(" AND id < ").push_bind(c);
-    }
-    sql.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
-    let rows: Vec<Flow> = sql.build_query_as().fetch_all(state.db()).await?;
-    Ok(Json(fields::Page::from_rows(rows, limit, |f| f.id)))
+    let select = format!("SELECT {COLUMNS} FROM chatbot_flows");
+    let page = owned::page(
+        state.db(),
+        &select,
+        "",
+        account,
+        paging,
+        |_| {},
+        |f: &Flow| f.id,
+    );
+    Ok(Json(page.await?))
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Flow> {
-    select(state.db(), account, id, false).await
+    owned::fetch(state.db(), &by_id(""), id, account).await
 }
 
-/// One of the account's flows, its row locked for the caller's transaction with `lock`.
-async fn select(
-    db: impl sqlx::PgExecutor<'_>,
-    account: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> ApiResult<Flow> {
-    let flow: Option<Flow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(db)
-    .await?;
-    flow.ok_or(ApiError::NotFound)
+/// The SELECT of the account's flow `$2`/`$1`, ending with `tail` (` FOR UPDATE`: the row
+/// locked for the caller's transaction).
+fn by_id(tail: &str) -> String {
+    format!("SELECT {COLUMNS} FROM chatbot_flows WHERE id = $1 AND account_id = $2{tail}")
 }
 
 /// Read a chatbot flow
@@ -288,7 +267,7 @@ pub async fn admin_patch(
     // checked against the other under the row's lock (a concurrent patch of the other waits).
     let mut tx = state.db().begin().await?;
     if body.template_id.is_some() || body.variables.is_some() {
-        let current = select(&mut *tx, account, id, true).await?;
+        let current: Flow = owned::fetch(&mut *tx, &by_id(" FOR UPDATE"), id, account).await?;
         let template_id = body.template_id.unwrap_or(current.template_id);
         let defaults = match &body.variables {
             Some(v) => v.clone().unwrap_or_default(),
@@ -305,8 +284,7 @@ pub async fn admin_patch(
     if let Some(a) = body.active {
         sql.push(", active = ").push_bind(a);
     }
-    sql.push(" WHERE id = ").push_bind(id);
-    sql.push(" AND account_id = ").push_bind(account);
+    owned::push_where(&mut sql, id, account);
     sql.push(format!(" RETURNING {COLUMNS}"));
     let flow: Option<Flow> = sql.build_query_as().fetch_optional(&mut *tx).await?;
     tx.commit().await?;
@@ -321,15 +299,7 @@ pub async fn admin_delete(
     AdminAccount(account): AdminAccount,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let done = sqlx::query("DELETE FROM chatbot_flows WHERE id = $1 AND account_id = $2")
-        .bind(id)
-        .bind(account)
-        .execute(state.db())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::NotFound);
-    }
-    Ok(StatusCode::NO_CONTENT)
+    owned::delete(state.db(), "chatbot_flows", id, account, ApiError::from).await
 }
 
 /// Start a chatbot flow for a contact
@@ -349,22 +319,7 @@ pub async fn webhook(
 ) -> ApiResult<(StatusCode, Json<Triggered>)> {
     let account_id = principal.account_id();
     let mut errors = Errors::default();
-    let to = match body.to.as_deref() {
-        None => {
-            errors.push("to", "is required");
-            None
-        }
-        Some(raw) => match PhoneE164::parse(raw) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                errors.push(
-                    "to",
-                    format!("{e}; send an international number such as +14155550123"),
-                );
-                None
-            }
-        },
-    };
+    let to = fields::required_phone("to", body.to.as_deref(), &mut errors);
     errors.finish()?;
     let Some(to) = to else {
         return Err(ApiError::field("to", "is required"));

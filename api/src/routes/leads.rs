@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::contacts::fields::{self, Errors};
 use super::contacts::find_or_create_by_phone;
+use super::owned;
 use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
@@ -69,86 +70,68 @@ const SELECT: &str = "SELECT l.id, l.contact_id, c.phone AS contact_phone, l.tit
     l.updated_at";
 const JOIN: &str = " JOIN contacts c ON c.account_id = l.account_id AND c.id = l.contact_id";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CreateLead {
-    #[serde(default)]
     contact_id: Option<Uuid>,
-    #[serde(default)]
     phone: Option<String>,
-    #[serde(default)]
     title: Option<String>,
-    #[serde(default)]
     status: Option<String>,
-    #[serde(default)]
     value_cents: Option<i64>,
-    #[serde(default)]
     currency: Option<String>,
-    #[serde(default)]
     source: Option<String>,
-    #[serde(default)]
     assignee: Option<String>,
-    #[serde(default)]
     notes: Option<String>,
-    #[serde(default)]
     attributes: Option<Map<String, Value>>,
 }
 
 /// PATCH body: absent = unchanged; `null` clears an optional field.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PatchLead {
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     contact_id: Option<Option<Uuid>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     title: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     status: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     value_cents: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     currency: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     source: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     assignee: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     notes: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     attributes: Option<Option<Map<String, Value>>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AssignLead {
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     assignee: Option<Option<String>>,
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    #[serde(default)]
     #[param(minimum = 1, maximum = 100, default = 25)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    #[serde(default)]
     cursor: Option<String>,
-    #[serde(default)]
     #[param(schema_with = status_schema)]
     status: Option<String>,
-    #[serde(default)]
     assignee: Option<String>,
-    #[serde(default)]
     source: Option<String>,
-    #[serde(default)]
     contact_id: Option<Uuid>,
     /// The contact's phone.
-    #[serde(default)]
     phone: Option<String>,
     /// Substring of title or notes.
-    #[serde(default)]
     #[param(max_length = 100)]
     q: Option<String>,
 }
@@ -297,14 +280,8 @@ pub async fn create(
 }
 
 async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Lead> {
-    let lead: Option<Lead> = sqlx::query_as(&format!(
-        "{SELECT} FROM leads l{JOIN} WHERE l.id = $1 AND l.account_id = $2"
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(state.db())
-    .await?;
-    lead.ok_or(ApiError::NotFound)
+    let sql = format!("{SELECT} FROM leads l{JOIN} WHERE l.id = $1 AND l.account_id = $2");
+    owned::fetch(state.db(), &sql, id, account).await
 }
 
 /// Read a lead
@@ -329,8 +306,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<fields::Page<Lead>>> {
     let mut errors = Errors::default();
-    let limit = fields::limit(q.limit, &mut errors);
-    let cursor = fields::decode_cursor(q.cursor.as_deref(), &mut errors);
+    let paging = fields::paging(q.limit, q.cursor.as_deref(), &mut errors);
     let status = q.status.as_deref().and_then(|s| status(s, &mut errors));
     let phone = q
         .phone
@@ -347,36 +323,39 @@ pub async fn list(
     let search = fields::query_text(q.q.as_deref(), &mut errors);
     errors.finish()?;
 
-    let mut sql: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("{SELECT} FROM leads l{JOIN} WHERE l.account_id = "));
-    sql.push_bind(principal.account_id());
-    // Newest first: ids are UUIDv7, so id order is creation order.
-    if let Some(c) = cursor {
-        sql.push(" AND l.id < ").push_bind(c);
-    }
-    if let Some(s) = status {
-        sql.push(" AND l.status = ").push_bind(s);
-    }
-    if let Some(a) = assignee {
-        sql.push(" AND l.assignee = ").push_bind(a);
-    }
-    if let Some(s) = source {
-        sql.push(" AND l.source = ").push_bind(s);
-    }
-    if let Some(c) = q.contact_id {
-        sql.push(" AND l.contact_id = ").push_bind(c);
-    }
-    if let Some(p) = phone {
-        sql.push(" AND c.phone = ").push_bind(p);
-    }
-    if let Some(s) = search {
-        let pattern = fields::like_pattern(&s);
-        sql.push(" AND (l.title ILIKE ").push_bind(pattern.clone());
-        sql.push(" OR l.notes ILIKE ").push_bind(pattern).push(")");
-    }
-    sql.push(" ORDER BY l.id DESC LIMIT ").push_bind(limit + 1);
-    let rows: Vec<Lead> = sql.build_query_as().fetch_all(state.db()).await?;
-    Ok(Json(fields::Page::from_rows(rows, limit, |l| l.id)))
+    let select = format!("{SELECT} FROM leads l{JOIN}");
+    let page = owned::page(
+        state.db(),
+        &select,
+        "l.",
+        principal.account_id(),
+        paging,
+        |sql| {
+            if let Some(s) = status {
+                sql.push(" AND l.status = ").push_bind(s);
+            }
+            if let Some(a) = assignee {
+                sql.push(" AND l.assignee = ").push_bind(a);
+            }
+            if let Some(s) = source {
+                sql.push(" AND l.source = ").push_bind(s);
+            }
+            if let Some(c) = q.contact_id {
+                sql.push(" AND l.contact_id = ").push_bind(c);
+            }
+            if let Some(p) = phone {
+                sql.push(" AND c.phone = ").push_bind(p);
+            }
+            if let Some(s) = search {
+                let pattern = fields::like_pattern(&s);
+                sql.push(" AND (l.title ILIKE ").push_bind(pattern.clone());
+                sql.push(" OR l.notes ILIKE ").push_bind(pattern).push(")");
+            }
+        },
+        |l: &Lead| l.id,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 /// Runs `UPDATE leads SET updated_at = now(), <sets> WHERE id AND account` and returns the
@@ -390,8 +369,7 @@ async fn update(
     let mut sql: QueryBuilder<Postgres> =
         QueryBuilder::new("WITH l AS (UPDATE leads SET updated_at = now()");
     sets(&mut sql);
-    sql.push(" WHERE id = ").push_bind(id);
-    sql.push(" AND account_id = ").push_bind(account);
+    owned::push_where(&mut sql, id, account);
     sql.push(format!(" RETURNING *) {SELECT} FROM l{JOIN}"));
     let lead: Option<Lead> = sql
         .build_query_as()
@@ -546,13 +524,6 @@ pub async fn delete(
     Authorized(principal, _): Authorized<scope::LeadsDelete>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let done = sqlx::query("DELETE FROM leads WHERE id = $1 AND account_id = $2")
-        .bind(id)
-        .bind(principal.account_id())
-        .execute(state.db())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::NotFound);
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let account = principal.account_id();
+    owned::delete(state.db(), "leads", id, account, ApiError::from).await
 }

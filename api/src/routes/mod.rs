@@ -10,6 +10,7 @@ pub mod key_docs;
 pub mod leads;
 pub mod meta;
 pub mod openapi;
+pub mod owned;
 pub mod send;
 pub mod session;
 pub mod templates;

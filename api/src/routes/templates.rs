@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::owned;
 use crate::auth::{scope, Authorized};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{parse_json, PathId, RawBody};
@@ -147,26 +148,13 @@ async fn list(
 }
 
 pub async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<TemplateRow> {
-    select(state.db(), account, id, false).await
+    owned::fetch(state.db(), &by_id(""), id, account).await
 }
 
-/// One of the account's templates, its row locked for the caller's transaction with `lock`.
-async fn select(
-    db: impl sqlx::PgExecutor<'_>,
-    account: Uuid,
-    id: Uuid,
-    lock: bool,
-) -> ApiResult<TemplateRow> {
-    sqlx::query_as(&format!(
-        "SELECT id, definition, status, created_at, updated_at FROM templates
-          WHERE id = $1 AND account_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    ))
-    .bind(id)
-    .bind(account)
-    .fetch_optional(db)
-    .await?
-    .ok_or(ApiError::NotFound)
+/// The SELECT of the account's template `$2`/`$1`, ending with `tail` (` FOR UPDATE`: the row
+/// locked for the caller's transaction).
+fn by_id(tail: &str) -> String {
+    format!("SELECT id, definition, status, created_at, updated_at FROM templates WHERE id = $1 AND account_id = $2{tail}")
 }
 
 /// Read a template
@@ -200,7 +188,8 @@ async fn update(
     // Read, merge and write under the row's lock: two patches of different fields at once
     // both land (neither writes back the other's stale definition).
     let mut tx = state.db().begin().await?;
-    let current = select(&mut *tx, p.account_id(), id, true).await?;
+    let current: TemplateRow =
+        owned::fetch(&mut *tx, &by_id(" FOR UPDATE"), id, p.account_id()).await?;
     let mut merged = current.definition;
     if let Value::Object(m) = &mut merged {
         for (k, v) in patch {
@@ -235,17 +224,11 @@ async fn remove(
     Authorized(p, _): Authorized<scope::TemplateDelete>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
-    let res = sqlx::query("DELETE FROM templates WHERE id = $1 AND account_id = $2")
-        .bind(id)
-        .bind(p.account_id())
-        .execute(state.db())
-        .await;
-    match res {
-        Ok(r) if r.rows_affected() == 1 => Ok(StatusCode::NO_CONTENT),
-        Ok(_) => Err(ApiError::NotFound),
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Err(ApiError::Conflict(
-            "broadcasts use this template; delete them first".into(),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    owned::delete(state.db(), "templates", id, p.account_id(), |e| match e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            ApiError::Conflict("broadcasts use this template; delete them first".into())
+        }
+        e => e.into(),
+    })
+    .await
 }

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::contacts::fields::Errors;
 use crate::auth::AdminAccount;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson};
 use crate::state::AppState;
 
@@ -23,14 +24,13 @@ pub struct PhoneNumberIn {
     messages_per_second: Option<i32>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SettingsIn {
-    #[serde(default)]
     phone_numbers: Option<Vec<PhoneNumberIn>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     app_secret: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(deserialize_with = "double_option")]
     verify_token: Option<Option<String>>,
 }
 
@@ -75,7 +75,7 @@ pub async fn put(
     ApiJson(body): ApiJson<SettingsIn>,
 ) -> ApiResult<Json<Value>> {
     let sealer = state.config().sealer();
-    let mut errors = Vec::new();
+    let mut errors = Errors::default();
     if let Some(numbers) = &body.phone_numbers {
         let mut seen = std::collections::HashSet::new();
         for (i, n) in numbers.iter().enumerate() {
@@ -83,55 +83,53 @@ pub async fn put(
                 || n.phone_number_id.len() > 32
                 || !n.phone_number_id.bytes().all(|b| b.is_ascii_digit())
             {
-                errors.push(FieldError::new(
+                errors.push(
                     format!("phone_numbers[{i}].phone_number_id"),
                     "digits only, up to 32",
-                ));
+                );
             }
             if !seen.insert(n.phone_number_id.as_str()) {
-                errors.push(FieldError::new(
+                errors.push(
                     format!("phone_numbers[{i}].phone_number_id"),
                     "listed twice",
-                ));
+                );
             }
             if n.display_phone_number.trim().is_empty() || n.display_phone_number.len() > 32 {
-                errors.push(FieldError::new(
+                errors.push(
                     format!("phone_numbers[{i}].display_phone_number"),
                     "1 to 32 characters",
-                ));
+                );
             }
             if n.access_token
                 .as_ref()
                 .is_some_and(|t| t.is_empty() || t.len() > 4096)
             {
-                errors.push(FieldError::new(
+                errors.push(
                     format!("phone_numbers[{i}].access_token"),
                     "1 to 4096 characters",
-                ));
+                );
             }
             if n.messages_per_second
                 .is_some_and(|m| !(1..=10_000).contains(&m))
             {
-                errors.push(FieldError::new(
+                errors.push(
                     format!("phone_numbers[{i}].messages_per_second"),
                     "between 1 and 10000",
-                ));
+                );
             }
         }
     }
     if let Some(Some(s)) = &body.app_secret {
         if s.is_empty() || s.len() > 512 {
-            errors.push(FieldError::new("app_secret", "1 to 512 characters"));
+            errors.push("app_secret", "1 to 512 characters");
         }
     }
     if let Some(Some(v)) = &body.verify_token {
         if v.is_empty() || v.len() > 256 {
-            errors.push(FieldError::new("verify_token", "1 to 256 characters"));
+            errors.push("verify_token", "1 to 256 characters");
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    errors.finish()?;
     let mut tx = state.db().begin().await?;
     sqlx::query("INSERT INTO whatsapp_settings (account_id) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(account)

@@ -43,8 +43,23 @@ impl Errors {
 
 /// A phone number normalised to E.164, or a field error.
 pub fn phone(field: &str, raw: &str, errors: &mut Errors) -> Option<String> {
+    phone_e164(field, raw, errors).map(PhoneE164::into_string)
+}
+
+/// A required phone number (`is required` when absent), normalised to E.164.
+pub fn required_phone(field: &str, raw: Option<&str>, errors: &mut Errors) -> Option<PhoneE164> {
+    match raw {
+        Some(p) => phone_e164(field, p, errors),
+        None => {
+            errors.push(field, "is required");
+            None
+        }
+    }
+}
+
+fn phone_e164(field: &str, raw: &str, errors: &mut Errors) -> Option<PhoneE164> {
     match PhoneE164::parse(raw) {
-        Ok(p) => Some(p.into_string()),
+        Ok(p) => Some(p),
         Err(e) => {
             errors.push(
                 field,
@@ -73,6 +88,18 @@ pub fn required_text(
         }
         Some(s) => bounded(field, s, max, errors),
     }
+}
+
+/// The name of an account or a broadcast: trimmed, 1 to 200 characters, else 422.
+pub fn short_name(raw: &str) -> ApiResult<&str> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::field(
+            "name",
+            "a name of 1 to 200 characters is required",
+        ));
+    }
+    Ok(name)
 }
 
 /// An optional text: trimmed; blank is taken as absent (null).
@@ -185,6 +212,21 @@ pub fn limit(raw: Option<i64>, errors: &mut Errors) -> i64 {
             errors.push("limit", format!("must be between 1 and {MAX_LIMIT}"));
             DEFAULT_LIMIT
         }
+    }
+}
+
+/// The page size and position of a list request.
+#[derive(Clone, Copy)]
+pub struct Paging {
+    pub limit: i64,
+    pub cursor: Option<Uuid>,
+}
+
+/// `?limit=` and `?cursor=` of a list, checked.
+pub fn paging(limit: Option<i64>, cursor: Option<&str>, errors: &mut Errors) -> Paging {
+    Paging {
+        limit: self::limit(limit, errors),
+        cursor: decode_cursor(cursor, errors),
     }
 }
 
