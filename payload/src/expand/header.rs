@@ -11,6 +11,12 @@ fn is_http_url(s: &str) -> bool {
     s.starts_with("https://") || s.starts_with("http://")
 }
 
+/// The recipient's value, else the default's, with where it came from.
+fn first_given<'v, T>(r: Option<&'v T>, d: Option<&'v T>) -> Option<(&'v T, Src)> {
+    r.map(|v| (v, Src::Recipient))
+        .or(d.map(|v| (v, Src::Defaults)))
+}
+
 impl<'s, 'a> Expander<'s, 'a> {
     /// Header of the template or of a card.
     pub(super) fn header(
@@ -49,10 +55,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                 ps.pop()
             }
             HeaderSpec::Media(kind) => {
-                let picked = r
-                    .map(|v| (v, Src::Recipient))
-                    .or(d.map(|v| (v, Src::Defaults)));
-                let Some((v, src)) = picked else {
+                let Some((v, src)) = first_given(r, d) else {
                     self.missing(
                         loc,
                         format_args!("header"),
@@ -132,10 +135,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                 })
             }
             HeaderSpec::Location => {
-                let picked = r
-                    .map(|v| (v, Src::Recipient))
-                    .or(d.map(|v| (v, Src::Defaults)));
-                let Some((v, src)) = picked else {
+                let Some((v, src)) = first_given(r, d) else {
                     self.missing(
                         loc,
                         format_args!("header"),

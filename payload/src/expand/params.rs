@@ -152,7 +152,7 @@ impl<'s, 'a> Expander<'s, 'a> {
             };
             match picked {
                 Some((n, p, src)) => {
-                    if let Some((param, len)) = self.param(
+                    if let Some(param) = self.param(
                         p,
                         n,
                         src,
@@ -161,6 +161,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                         format_args!("{what}{slot}"),
                         is_header,
                     ) {
+                        let len = param.shown_text().len();
                         total_bytes += len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
                         out.push(param);
                     }
@@ -172,12 +173,7 @@ impl<'s, 'a> Expander<'s, 'a> {
             // Byte lengths over-count non-ASCII text; count characters before refusing.
             let mut total = spec.static_chars;
             for (i, p) in out.iter().enumerate() {
-                let s: &str = match p {
-                    Parameter::Text { text, .. } => text,
-                    Parameter::Currency { currency, .. } => &currency.fallback_value,
-                    Parameter::DateTime { date_time, .. } => &date_time.fallback_value,
-                    _ => "",
-                };
+                let s = p.shown_text();
                 total += char_len(s) * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
             }
             if total > max_total {
@@ -195,7 +191,7 @@ impl<'s, 'a> Expander<'s, 'a> {
         out
     }
 
-    /// One parameter value; returns it with its byte length.
+    /// One parameter value.
     #[allow(clippy::too_many_arguments)]
     fn param(
         &mut self,
@@ -206,7 +202,7 @@ impl<'s, 'a> Expander<'s, 'a> {
         what: &str,
         field: std::fmt::Arguments<'_>,
         is_header: bool,
-    ) -> Option<(Parameter<'a>, usize)> {
+    ) -> Option<Parameter<'a>> {
         match p {
             Param::Text(t) => {
                 let text = flatten_text(t);
@@ -230,14 +226,10 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
-                let len = text.len();
-                Some((
-                    Parameter::Text {
-                        parameter_name: name,
-                        text,
-                    },
-                    len,
-                ))
+                Some(Parameter::Text {
+                    parameter_name: name,
+                    text,
+                })
             }
             Param::Currency(c) if !is_header => {
                 if c.fallback_value.trim().is_empty()
@@ -253,15 +245,10 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
-                let currency = CurrencyValue::new(c);
-                let len = currency.fallback_value.len();
-                Some((
-                    Parameter::Currency {
-                        parameter_name: name,
-                        currency,
-                    },
-                    len,
-                ))
+                Some(Parameter::Currency {
+                    parameter_name: name,
+                    currency: CurrencyValue::new(c),
+                })
             }
             Param::DateTime(dt) if !is_header => {
                 if dt.fallback_value.trim().is_empty() {
@@ -274,15 +261,10 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
-                let date_time = DateTimeValue::new(dt);
-                let len = date_time.fallback_value.len();
-                Some((
-                    Parameter::DateTime {
-                        parameter_name: name,
-                        date_time,
-                    },
-                    len,
-                ))
+                Some(Parameter::DateTime {
+                    parameter_name: name,
+                    date_time: DateTimeValue::new(dt),
+                })
             }
             _ => {
                 self.err(
