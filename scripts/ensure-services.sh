@@ -5,15 +5,8 @@
 set -euo pipefail
 
 log() { echo "[services] $*" >&2; }
-
-apt_install() {
-  log "installing $* with apt-get"
-  if [[ -z ${EZPULZE_APT_UPDATED:-} ]]; then
-    apt-get update -qq >/dev/null
-    export EZPULZE_APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 pg_ok() { psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'SELECT 1' >/dev/null 2>&1; }
 redis_ok() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }

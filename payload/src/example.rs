@@ -259,6 +259,16 @@ fn from_spec(spec: &TemplateSpec, defaults: &Variables) -> Variables {
     v
 }
 
+/// The template's example when it is a usable value of at most `max` characters, else
+/// `fallback`.
+fn example_or(example: &Option<String>, max: usize, fallback: &str) -> String {
+    example
+        .as_deref()
+        .filter(|e| usable(e, max))
+        .unwrap_or(fallback)
+        .to_owned()
+}
+
 fn usable(s: &str, max: usize) -> bool {
     !s.trim().is_empty() && s.chars().count() <= max
 }
@@ -398,22 +408,14 @@ fn buttons(
         match &s.kind {
             ButtonKind::QuickReply => b.payload = Some(format!("button_{}", s.index)),
             ButtonKind::UrlSuffix { example, .. } => {
-                b.text = Some(
-                    example
-                        .as_deref()
-                        .filter(|e| usable(e, crate::expand::MAX_URL_SUFFIX))
-                        .unwrap_or("sample")
-                        .to_owned(),
-                )
+                b.text = Some(example_or(example, crate::expand::MAX_URL_SUFFIX, "sample"))
             }
             ButtonKind::CopyCode { example } => {
-                b.coupon_code = Some(
-                    example
-                        .as_deref()
-                        .filter(|e| usable(e, crate::template::MAX_COPY_CODE))
-                        .unwrap_or("SAVE10")
-                        .to_owned(),
-                )
+                b.coupon_code = Some(example_or(
+                    example,
+                    crate::template::MAX_COPY_CODE,
+                    "SAVE10",
+                ))
             }
             ButtonKind::Flow => b.flow_token = Some("unused".to_owned()),
             ButtonKind::Otp => b.text = Some(code.unwrap_or(SAMPLE_OTP).to_owned()),

@@ -16,6 +16,11 @@ fn errs(t: &CompiledTemplate, d: Value, r: Value) -> Vec<FieldError> {
     errs_to(t, d, r, "+16505551234", "cb")
 }
 
+/// Errors of the recipient's variables `r`, with no defaults.
+fn recipient_errs(t: &CompiledTemplate, r: Value) -> Vec<FieldError> {
+    errs(t, json!({}), r)
+}
+
 fn errs_to(t: &CompiledTemplate, d: Value, r: Value, to: &str, cb: &str) -> Vec<FieldError> {
     let (d, r) = (vars(d), vars(r));
     match t.expand(&d, &r, to, cb) {
@@ -81,7 +86,7 @@ fn invalid_phone() {
 #[test]
 fn missing_variables() {
     let t = text_tpl();
-    let e = errs(&t, json!({}), json!({}));
+    let e = recipient_errs(&t, json!({}));
     has(&e, "header[0]", ErrorCode::MissingVariable);
     has(&e, "body[0]", ErrorCode::MissingVariable);
     has(&e, "body[1]", ErrorCode::MissingVariable);
@@ -105,9 +110,8 @@ fn missing_variables() {
 #[test]
 fn extra_variables() {
     let t = text_tpl();
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"header": ["1"], "body": ["a", "b", "c"],
         "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"},
                     {"index": 3, "text": "static phone"}, {"index": 0, "text": "no"}],
@@ -125,9 +129,8 @@ fn extra_variables() {
     // A header for a template without one.
     let plain = compile(json!({"name": "p", "language": "en", "category": "UTILITY",
         "components": [{"type": "BODY", "text": "No params"}]}));
-    let e = errs(
+    let e = recipient_errs(
         &plain,
-        json!({}),
         json!({"header": {"type": "image", "id": "1"}, "body": ["x"]}),
     );
     has(&e, "header", ErrorCode::ExtraVariable);
@@ -140,30 +143,25 @@ fn named_extra_and_missing() {
         json!({"name": "n", "language": "en", "category": "UTILITY", "parameter_format": "NAMED",
         "components": [{"type": "BODY", "text": "Hi {{first_name}} {{code}}"}]}),
     );
-    let e = errs(
-        &t,
-        json!({}),
-        json!({"body": {"first_name": "M", "nickname": "x"}}),
-    );
+    let e = recipient_errs(&t, json!({"body": {"first_name": "M", "nickname": "x"}}));
     has(&e, "body.nickname", ErrorCode::ExtraVariable);
     has(&e, "body.code", ErrorCode::MissingVariable);
-    let e = errs(&t, json!({}), json!({"body": ["M", "C"]}));
+    let e = recipient_errs(&t, json!({"body": ["M", "C"]}));
     has(&e, "body", ErrorCode::InvalidValue);
     let positional = text_tpl();
-    let e = errs(
-        &positional,
-        json!({}),
-        json!({"header": ["1"], "body": {"a": "b"}}),
-    );
+    let e = recipient_errs(&positional, json!({"header": ["1"], "body": {"a": "b"}}));
     has(&e, "body", ErrorCode::InvalidValue);
+}
+
+/// A template with a header of `format` and a plain body.
+fn header_tpl(category: &str, format: &str) -> CompiledTemplate {
+    compile(json!({"name": "m", "language": "en", "category": category,
+        "components": [{"type": "HEADER", "format": format}, {"type": "BODY", "text": "Hi"}]}))
 }
 
 #[test]
 fn wrong_media_kind() {
-    let t = compile(
-        json!({"name": "m", "language": "en", "category": "MARKETING",
-        "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Hi"}]}),
-    );
+    let t = header_tpl("MARKETING", "IMAGE");
     for h in [
         json!({"type": "video", "link": "https://x.example/v.mp4"}),
         json!({"type": "document", "id": "1"}),
@@ -171,7 +169,7 @@ fn wrong_media_kind() {
         json!({"type": "location", "latitude": 1.0, "longitude": 1.0, "name": "n", "address": "a"}),
         json!({"type": "product", "product_retailer_id": "s"}),
     ] {
-        let e = errs(&t, json!({}), json!({"header": h}));
+        let e = recipient_errs(&t, json!({"header": h}));
         has(&e, "header", ErrorCode::WrongMediaKind);
     }
     let e = errs(
@@ -181,9 +179,8 @@ fn wrong_media_kind() {
     );
     has(&e, "defaults.header", ErrorCode::WrongMediaKind);
     let text = text_tpl();
-    let e = errs(
+    let e = recipient_errs(
         &text,
-        json!({}),
         json!({"header": {"type": "image", "id": "1"}, "body": ["a", "b"]}),
     );
     has(&e, "header", ErrorCode::WrongMediaKind);
@@ -191,33 +188,32 @@ fn wrong_media_kind() {
 
 #[test]
 fn media_values() {
-    let t = compile(
-        json!({"name": "m", "language": "en", "category": "MARKETING",
-        "components": [{"type": "HEADER", "format": "DOCUMENT"}, {"type": "BODY", "text": "Hi"}]}),
-    );
-    let e = errs(
-        &t,
-        json!({}),
-        json!({"header": {"type": "document", "link": "ftp://x/y.pdf"}}),
-    );
-    has(&e, "header.link", ErrorCode::InvalidValue);
-    let e = errs(
-        &t,
-        json!({}),
-        json!({"header": {"type": "document", "link": "https://x/y.pdf", "id": "1"}}),
-    );
-    has(&e, "header", ErrorCode::InvalidValue);
-    let e = errs(
-        &t,
-        json!({}),
-        json!({"header": {"type": "document", "filename": "y.pdf"}}),
-    );
-    has(&e, "header", ErrorCode::MissingVariable);
-    let loc = compile(json!({"name": "l", "language": "en", "category": "UTILITY",
-        "components": [{"type": "HEADER", "format": "LOCATION"}, {"type": "BODY", "text": "Hi"}]}));
-    let e = errs(
+    let t = header_tpl("MARKETING", "DOCUMENT");
+    for (header, field, code) in [
+        (
+            json!({"link": "ftp://x/y.pdf"}),
+            "header.link",
+            ErrorCode::InvalidValue,
+        ),
+        (
+            json!({"link": "https://x/y.pdf", "id": "1"}),
+            "header",
+            ErrorCode::InvalidValue,
+        ),
+        (
+            json!({"filename": "y.pdf"}),
+            "header",
+            ErrorCode::MissingVariable,
+        ),
+    ] {
+        let mut header = header;
+        header["type"] = json!("document");
+        let e = recipient_errs(&t, json!({ "header": header }));
+        has(&e, field, code);
+    }
+    let loc = header_tpl("UTILITY", "LOCATION");
+    let e = recipient_errs(
         &loc,
-        json!({}),
         json!({"header": {"type": "location", "latitude": 91.0, "longitude": -181.0, "name": " ", "address": ""}}),
     );
     has(&e, "header.latitude", ErrorCode::InvalidValue);
@@ -243,15 +239,11 @@ fn card(i: usize) -> Value {
 #[test]
 fn card_count() {
     let t = carousel();
-    let e = errs(&t, json!({}), json!({"cards": [card(0), card(1)]}));
+    let e = recipient_errs(&t, json!({"cards": [card(0), card(1)]}));
     has(&e, "cards", ErrorCode::CardCount);
-    let e = errs(
-        &t,
-        json!({}),
-        json!({"cards": [card(0), card(1), card(2), card(3)]}),
-    );
+    let e = recipient_errs(&t, json!({"cards": [card(0), card(1), card(2), card(3)]}));
     has(&e, "cards", ErrorCode::CardCount);
-    let e = errs(&t, json!({}), json!({}));
+    let e = recipient_errs(&t, json!({}));
     has(&e, "cards", ErrorCode::CardCount);
     let e = errs(
         &t,
@@ -260,9 +252,8 @@ fn card_count() {
     );
     has(&e, "defaults.cards", ErrorCode::CardCount);
     // Per-card errors carry the card.
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"cards": [card(0), {"header": {"type": "video", "id": "1"}, "body": ["x"], "buttons": [{"index": 0, "text": "s"}]}, {"body": ["x", "y"]}]}),
     );
     has(&e, "cards[1].header", ErrorCode::WrongMediaKind);
@@ -292,9 +283,8 @@ fn card_count() {
 fn too_long() {
     let t = text_tpl();
     let long = |n: usize| "x".repeat(n);
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"header": [long(61)], "body": ["a", "b"],
         "buttons": [{"index": 1, "text": long(2001)}, {"index": 2, "coupon_code": long(16)}]}),
     );
@@ -302,9 +292,8 @@ fn too_long() {
     has(&e, "buttons[0].text", ErrorCode::TooLong);
     has(&e, "buttons[1].coupon_code", ErrorCode::TooLong);
     // The rendered body counts: static text "Hi , " (5 chars) + params.
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"header": ["1"], "body": [long(1000), long(20)],
         "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}),
     );
@@ -339,9 +328,8 @@ fn text_hygiene_and_empty_values() {
     assert_eq!(comps[0]["parameters"][0]["text"], "A B");
     assert_eq!(comps[1]["parameters"][0]["text"], "line1 line2");
     assert_eq!(comps[1]["parameters"][1]["text"], "a b");
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"header": [" \n "], "body": ["", "b"],
         "buttons": [{"index": 1, "text": " "}, {"index": 2, "coupon_code": ""}]}),
     );
@@ -349,9 +337,8 @@ fn text_hygiene_and_empty_values() {
     has(&e, "body[0]", ErrorCode::InvalidValue);
     has(&e, "buttons[0].text", ErrorCode::InvalidValue);
     has(&e, "buttons[1].coupon_code", ErrorCode::InvalidValue);
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"header": [{"type": "currency", "currency": {"fallback_value": "$1", "code": "USD", "amount_1000": 1000}}],
         "body": ["a", {"type": "currency", "currency": {"fallback_value": "$1", "code": "usd", "amount_1000": 1000}}],
         "buttons": [{"index": 1, "text": "s"}, {"index": 2, "coupon_code": "C"}]}),
@@ -380,47 +367,42 @@ fn items(n: usize) -> Value {
 #[test]
 fn mpm_sections() {
     let t = mpm();
-    let e = errs(&t, json!({}), json!({}));
+    let e = recipient_errs(&t, json!({}));
     has(
         &e,
         "product.thumbnail_product_retailer_id",
         ErrorCode::MissingVariable,
     );
     has(&e, "product.sections", ErrorCode::MissingVariable);
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"product": {"thumbnail_product_retailer_id": "a", "sections": []}}),
     );
     has(&e, "product.sections", ErrorCode::TooFew);
     let eleven: Vec<Value> = (0..11)
         .map(|i| json!({"title": format!("S{i}"), "product_items": items(1)}))
         .collect();
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"product": {"thumbnail_product_retailer_id": "a", "sections": eleven}}),
     );
     has(&e, "product.sections", ErrorCode::TooMany);
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [
         {"title": "A", "product_items": items(20)}, {"title": "B", "product_items": items(11)}]}}),
     );
     has(&e, "product.sections", ErrorCode::TooMany);
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"product": {"thumbnail_product_retailer_id": "a", "sections": [
         {"product_items": items(1)}, {"title": "A title that is far too long", "product_items": []}]}}),
     );
     has(&e, "product.sections[0].title", ErrorCode::MissingVariable);
     has(&e, "product.sections[1].title", ErrorCode::TooLong);
     has(&e, "product.sections[1].product_items", ErrorCode::TooFew);
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"buttons": [{"index": 0, "text": "x"}], "product": {"product_retailer_id": "x"}}),
     );
     has(&e, "buttons[0]", ErrorCode::ExtraVariable);
@@ -436,9 +418,8 @@ fn mpm_sections() {
 #[test]
 fn duplicates_and_offer() {
     let t = text_tpl();
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"header": ["1"], "body": ["a", "b"],
         "buttons": [{"index": 1, "text": "s"}, {"index": "1", "text": "t"}, {"index": 2, "coupon_code": "C"}]}),
     );
@@ -448,15 +429,14 @@ fn duplicates_and_offer() {
         {"type": "LIMITED_TIME_OFFER", "limited_time_offer": {"text": "Ends soon", "has_expiration": true}},
         {"type": "BODY", "text": "Hi"}]}),
     );
-    let e = errs(&lto, json!({}), json!({}));
+    let e = recipient_errs(&lto, json!({}));
     has(
         &e,
         "limited_time_offer.expiration_time_ms",
         ErrorCode::MissingVariable,
     );
-    let e = errs(
+    let e = recipient_errs(
         &lto,
-        json!({}),
         json!({"limited_time_offer": {"expiration_time_ms": 0}}),
     );
     has(
@@ -474,9 +454,8 @@ fn flow_action_conflicts() {
         {"type": "BUTTONS", "buttons": [{"type": "FLOW", "text": "Open", "flow_name": "signup"},
                                         {"type": "QUICK_REPLY", "text": "No"}]}]}),
     );
-    let e = errs(
+    let e = recipient_errs(
         &t,
-        json!({}),
         json!({"buttons": [
         {"index": 0, "flow_token": "a", "action": {"flow_token": "b"}},
         {"index": 1, "action": {"flow_token": "c"}}]}),
@@ -575,7 +554,7 @@ fn error_list_is_bounded() {
     for i in 0..100 {
         body.insert(format!("unknown_{i}"), json!("x"));
     }
-    let e = errs(&t, json!({}), json!({"body": body}));
+    let e = recipient_errs(&t, json!({"body": body}));
     assert_eq!(e.len(), ezpulze_payload::expand::MAX_ERRORS);
     let buttons: Vec<Value> = (0..1000)
         .map(|i| json!({"index": i, "payload": "p"}))

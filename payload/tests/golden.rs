@@ -102,6 +102,33 @@ fn date_time_legacy() -> Value {
         "month": 2, "year": 1977}})
 }
 
+/// The body component Meta's examples send for `body3()` with `"text-string"`, `currency()`
+/// and `date_time_legacy()`.
+fn body3_sent() -> Value {
+    json!({"parameters": [
+        {"text": "text-string", "type": "text"},
+        {"currency": {"amount_1000": 100990, "code": "USD", "fallback_value": "$100.99"}, "type": "currency"},
+        {"date_time": {"calendar": "GREGORIAN", "day_of_month": 25, "day_of_week": 5,
+           "fallback_value": "February 25, 1977", "hour": 15, "minute": 33, "month": 2,
+           "year": 1977}, "type": "date_time"}], "type": "body"})
+}
+
+/// A message as Meta's OpenAPI examples show it; `check` puts in the template's own name and
+/// language for the placeholders.
+fn openapi_sent(to: &str, components: Value) -> Value {
+    json!({
+      "messaging_product": "whatsapp", "recipient_type": "individual",
+      "template": {"components": components,
+        "language": {"code": "language-and-locale-code"}, "name": "template-name"},
+      "to": to, "type": "template"
+    })
+}
+
+/// The image header component of Meta's media examples.
+fn image_header_sent() -> Value {
+    json!({"parameters": [{"image": {"link": "https://the-image-url"}, "type": "image"}], "type": "header"})
+}
+
 fn body3() -> Value {
     json!({"type": "BODY", "text": "Hello {{1}}, you paid {{2}} on {{3}}."})
 }
@@ -114,17 +141,7 @@ fn openapi_template_text() {
                "components": [body3()]}),
         json!({}),
         json!({"body": ["text-string", currency(), date_time_legacy()]}),
-        json!({
-          "messaging_product": "whatsapp", "recipient_type": "individual",
-          "template": {"components": [{"parameters": [
-              {"text": "text-string", "type": "text"},
-              {"currency": {"amount_1000": 100990, "code": "USD", "fallback_value": "$100.99"}, "type": "currency"},
-              {"date_time": {"calendar": "GREGORIAN", "day_of_month": 25, "day_of_week": 5,
-                 "fallback_value": "February 25, 1977", "hour": 15, "minute": 33, "month": 2,
-                 "year": 1977}, "type": "date_time"}], "type": "body"}],
-            "language": {"code": "language-and-locale-code"}, "name": "template-name"},
-          "to": "16315555555", "type": "template"
-        }),
+        openapi_sent("16315555555", json!([body3_sent()])),
     );
 }
 
@@ -136,19 +153,10 @@ fn openapi_template_media() {
                "components": [{"type": "HEADER", "format": "IMAGE"}, body3()]}),
         json!({"header": {"type": "image", "link": "https://the-image-url"}}),
         json!({"body": ["text-string", currency(), date_time_legacy()]}),
-        json!({
-          "messaging_product": "whatsapp", "recipient_type": "individual",
-          "template": {"components": [
-            {"parameters": [{"image": {"link": "https://the-image-url"}, "type": "image"}], "type": "header"},
-            {"parameters": [
-              {"text": "text-string", "type": "text"},
-              {"currency": {"amount_1000": 100990, "code": "USD", "fallback_value": "$100.99"}, "type": "currency"},
-              {"date_time": {"calendar": "GREGORIAN", "day_of_month": 25, "day_of_week": 5,
-                 "fallback_value": "February 25, 1977", "hour": 15, "minute": 33, "month": 2,
-                 "year": 1977}, "type": "date_time"}], "type": "body"}],
-            "language": {"code": "x"}, "name": "x"},
-          "to": "{{Recipient-Phone-Number}}", "type": "template"
-        }),
+        openapi_sent(
+            "{{Recipient-Phone-Number}}",
+            json!([image_header_sent(), body3_sent()]),
+        ),
     );
 }
 
@@ -164,23 +172,16 @@ fn openapi_template_interactive_quick_replies() {
         json!({"header": {"type": "image", "link": "https://the-image-url"},
                "body": ["text-string", currency(), date_time_legacy()],
                "buttons": [{"index": "0", "payload": "aGlzIHRoaXMgaXMgY29v"}]}),
-        json!({
-          "messaging_product": "whatsapp", "recipient_type": "individual",
-          "template": {"components": [
-            {"parameters": [{"image": {"link": "https://the-image-url"}, "type": "image"}], "type": "header"},
-            {"parameters": [
-              {"text": "text-string", "type": "text"},
-              {"currency": {"amount_1000": 100990, "code": "USD", "fallback_value": "$100.99"}, "type": "currency"},
-              {"date_time": {"calendar": "GREGORIAN", "day_of_month": 25, "day_of_week": 5,
-                 "fallback_value": "February 25, 1977", "hour": 15, "minute": 33, "month": 2,
-                 "year": 1977}, "type": "date_time"}], "type": "body"},
-            {"index": "0", "parameters": [{"payload": "aGlzIHRoaXMgaXMgY29v", "type": "payload"}],
-             "sub_type": "quick_reply", "type": "button"},
-            {"index": "1", "parameters": [{"payload": "9rwnB8RbYmPF5t2Mn09x4h", "type": "payload"}],
-             "sub_type": "quick_reply", "type": "button"}],
-            "language": {"code": "x"}, "name": "x"},
-          "to": "{{Recipient-Phone-Number}}", "type": "template"
-        }),
+        openapi_sent(
+            "{{Recipient-Phone-Number}}",
+            json!([
+              image_header_sent(),
+              body3_sent(),
+              {"index": "0", "parameters": [{"payload": "aGlzIHRoaXMgaXMgY29v", "type": "payload"}],
+               "sub_type": "quick_reply", "type": "button"},
+              {"index": "1", "parameters": [{"payload": "9rwnB8RbYmPF5t2Mn09x4h", "type": "payload"}],
+               "sub_type": "quick_reply", "type": "button"}]),
+        ),
     );
 }
 
@@ -196,17 +197,27 @@ fn openapi_catalog_template() {
                  {"type": "BUTTONS", "buttons": [{"type": "CATALOG", "text": "View catalog"}]}]}),
         json!({"product": {"thumbnail_product_retailer_id": "2lc20305pt"}}),
         json!({"body": ["100", "400", "3"]}),
-        json!({
-          "messaging_product": "whatsapp", "recipient_type": "individual",
-          "template": {"components": [
-            {"parameters": [{"text": "100", "type": "text"}, {"text": "400", "type": "text"},
-                            {"text": "3", "type": "text"}], "type": "body"},
-            {"index": 0, "parameters": [{"action": {"thumbnail_product_retailer_id": "2lc20305pt"}, "type": "action"}],
-             "sub_type": "CATALOG", "type": "button"}],
-            "language": {"code": "en_US"}, "name": "intro_catalog_offer"},
-          "to": "+16505551234", "type": "template"
-        }),
+        openapi_sent(
+            "+16505551234",
+            json!([
+              {"parameters": [{"text": "100", "type": "text"}, {"text": "400", "type": "text"},
+                              {"text": "3", "type": "text"}], "type": "body"},
+              {"index": 0, "parameters": [{"action": {"thumbnail_product_retailer_id": "2lc20305pt"}, "type": "action"}],
+               "sub_type": "CATALOG", "type": "button"}]),
+        ),
     );
+}
+
+/// Meta's "Send Flow Template Message" example message.
+fn flow_offer_sent() -> Value {
+    json!({
+      "messaging_product": "whatsapp",
+      "template": {"components": [{"index": "0", "parameters": [{"action": {
+          "flow_action_data": {"<CUSTOM_KEY>": "<CUSTOM_VALUE>"}, "flow_token": "<FLOW_TOKEN>"},
+          "type": "action"}], "sub_type": "flow", "type": "button"}],
+        "language": {"code": "en_US"}, "name": "<TEMPLATE_NAME>"},
+      "to": "{{Recipient-Phone-Number}}", "type": "template"
+    })
 }
 
 // --- Meta OpenAPI: "Send Flow Template Message" --------------------------------------------
@@ -220,14 +231,7 @@ fn openapi_flow_template() {
         json!({}),
         json!({"buttons": [{"index": 0, "flow_token": "<FLOW_TOKEN>",
                "flow_action_data": {"<CUSTOM_KEY>": "<CUSTOM_VALUE>"}}]}),
-        json!({
-          "messaging_product": "whatsapp",
-          "template": {"components": [{"index": "0", "parameters": [{"action": {
-              "flow_action_data": {"<CUSTOM_KEY>": "<CUSTOM_VALUE>"}, "flow_token": "<FLOW_TOKEN>"},
-              "type": "action"}], "sub_type": "flow", "type": "button"}],
-            "language": {"code": "en_US"}, "name": "<TEMPLATE_NAME>"},
-          "to": "{{Recipient-Phone-Number}}", "type": "template"
-        }),
+        flow_offer_sent(),
     );
 }
 
@@ -241,14 +245,7 @@ fn flow_values_in_action_shape() {
         json!({}),
         json!({"buttons": [{"index": 0, "action": {"flow_token": "<FLOW_TOKEN>",
                "flow_action_data": {"<CUSTOM_KEY>": "<CUSTOM_VALUE>"}}}]}),
-        json!({
-          "messaging_product": "whatsapp",
-          "template": {"components": [{"index": "0", "parameters": [{"action": {
-              "flow_action_data": {"<CUSTOM_KEY>": "<CUSTOM_VALUE>"}, "flow_token": "<FLOW_TOKEN>"},
-              "type": "action"}], "sub_type": "flow", "type": "button"}],
-            "language": {"code": "en_US"}, "name": "<TEMPLATE_NAME>"},
-          "to": "{{Recipient-Phone-Number}}", "type": "template"
-        }),
+        flow_offer_sent(),
     );
 }
 

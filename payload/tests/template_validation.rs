@@ -176,116 +176,63 @@ fn header_and_footer() {
 
 #[test]
 fn button_rules() {
-    rejects(
-        tpl("MARKETING", json!([body(), buttons(json!([]))])),
-        "components[1].buttons",
-        ErrorCode::TooFew,
-    );
     let eleven: Vec<Value> = (0..11).map(qr).collect();
-    rejects(
-        tpl("MARKETING", json!([body(), buttons(json!(eleven))])),
-        "components[1].buttons",
-        ErrorCode::TooMany,
-    );
     let three_urls: Vec<Value> = (0..3)
         .map(|i| json!({"type": "URL", "text": format!("U{i}"), "url": "https://x.example"}))
         .collect();
-    rejects(
-        tpl("MARKETING", json!([body(), buttons(json!(three_urls))])),
-        "components[1].buttons",
-        ErrorCode::TooMany,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([
-                body(),
-                buttons(
-                    json!([{"type": "COPY_CODE", "example": "A"}, {"type": "COPY_CODE", "example": "B"}])
-                )
-            ]),
+    // The buttons of a marketing template, and the error under `components[1].buttons`.
+    let cases = [
+        (json!([]), "", ErrorCode::TooFew),
+        (json!(eleven), "", ErrorCode::TooMany),
+        (json!(three_urls), "", ErrorCode::TooMany),
+        (
+            json!([{"type": "COPY_CODE", "example": "A"}, {"type": "COPY_CODE", "example": "B"}]),
+            "",
+            ErrorCode::TooMany,
         ),
-        "components[1].buttons",
-        ErrorCode::TooMany,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([
-                body(),
-                buttons(json!([{"type": "MPM", "text": "a"}, {"type": "CATALOG", "text": "b"}]))
-            ]),
+        (
+            json!([{"type": "MPM", "text": "a"}, {"type": "CATALOG", "text": "b"}]),
+            "",
+            ErrorCode::NotAllowed,
         ),
-        "components[1].buttons",
-        ErrorCode::NotAllowed,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([body(), buttons(json!([{"type": "FLOW", "text": "Open"}]))]),
+        (
+            json!([{"type": "FLOW", "text": "Open"}]),
+            "[0].flow_id",
+            ErrorCode::Required,
         ),
-        "components[1].buttons[0].flow_id",
-        ErrorCode::Required,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([
-                body(),
-                buttons(
-                    json!([{"type": "FLOW", "text": "Open", "flow_id": 1, "flow_action": "jump"}])
-                )
-            ]),
+        (
+            json!([{"type": "FLOW", "text": "Open", "flow_id": 1, "flow_action": "jump"}]),
+            "[0].flow_action",
+            ErrorCode::InvalidValue,
         ),
-        "components[1].buttons[0].flow_action",
-        ErrorCode::InvalidValue,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([
-                body(),
-                buttons(
-                    json!([{"type": "PHONE_NUMBER", "text": "Call", "phone_number": "1".repeat(21)}])
-                )
-            ]),
+        (
+            json!([{"type": "PHONE_NUMBER", "text": "Call", "phone_number": "1".repeat(21)}]),
+            "[0].phone_number",
+            ErrorCode::TooLong,
         ),
-        "components[1].buttons[0].phone_number",
-        ErrorCode::TooLong,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([
-                body(),
-                buttons(json!([{"type": "QUICK_REPLY", "text": ""}]))
-            ]),
+        (
+            json!([{"type": "QUICK_REPLY", "text": ""}]),
+            "[0].text",
+            ErrorCode::Required,
         ),
-        "components[1].buttons[0].text",
-        ErrorCode::Required,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([
-                body(),
-                buttons(json!([{"type": "URL", "text": "Go", "url": "https://x/{{1}}{{2}}"}]))
-            ]),
+        (
+            json!([{"type": "URL", "text": "Go", "url": "https://x/{{1}}{{2}}"}]),
+            "[0].url",
+            ErrorCode::ParamNumbering,
         ),
-        "components[1].buttons[0].url",
-        ErrorCode::ParamNumbering,
-    );
-    rejects(
-        tpl(
-            "MARKETING",
-            json!([
-                body(),
-                buttons(json!([{"type": "OTP", "otp_type": "COPY_CODE"}]))
-            ]),
+        (
+            json!([{"type": "OTP", "otp_type": "COPY_CODE"}]),
+            "[0].type",
+            ErrorCode::NotAllowed,
         ),
-        "components[1].buttons[0].type",
-        ErrorCode::NotAllowed,
-    );
+    ];
+    for (b, field, code) in cases {
+        rejects(
+            tpl("MARKETING", json!([body(), buttons(b)])),
+            &format!("components[1].buttons{field}"),
+            code,
+        );
+    }
 }
 
 #[test]

@@ -89,6 +89,25 @@ impl Counter {
         self.target.store(target, Ordering::SeqCst);
     }
 
+    /// Waits for the `n` jobs started at `t`; their rate when all were done, reported as `who`.
+    async fn consumed(
+        &self,
+        who: &str,
+        n: u64,
+        t: Instant,
+        timeout: Duration,
+        workers: &Running,
+    ) -> Option<f64> {
+        let ok = self.wait(timeout, workers).await;
+        let consume = ok.then(|| rate(n, t.elapsed()));
+        eprintln!(
+            "{who}: consumed {} in {:.2}s ({consume:?}/s)",
+            self.done.load(Ordering::SeqCst),
+            t.elapsed().as_secs_f64()
+        );
+        consume
+    }
+
     async fn wait(&self, timeout: Duration, workers: &Running) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
@@ -107,6 +126,16 @@ impl Counter {
                     .await;
         }
     }
+}
+
+/// Redis memory per job that `n` pushed jobs added over `baseline`, rounded.
+async fn bytes_per_job(
+    conn: &mut redis::aio::MultiplexedConnection,
+    baseline: u64,
+    n: u64,
+) -> Result<f64> {
+    let loaded = used_memory(conn).await?;
+    Ok((loaded.saturating_sub(baseline) as f64 / n as f64).round())
 }
 
 async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> Result<u64> {
@@ -204,8 +233,7 @@ async fn bench_ours(
     let t = Instant::now();
     q.push_bulk(&all).await.context("push_bulk")?;
     let push = rate(n, t.elapsed());
-    let loaded = used_memory(admin).await?;
-    let per_job = (loaded.saturating_sub(baseline) as f64 / n as f64).round();
+    let per_job = bytes_per_job(admin, baseline, n).await?;
     eprintln!(
         "ours: pushed {n} in {:.2}s ({push}/s), {per_job} bytes per pending job",
         t.elapsed().as_secs_f64()
@@ -216,13 +244,7 @@ async fn bench_ours(
     counter.expect(n);
     let t = Instant::now();
     let w = run_ours(&q, s, &counter);
-    let ok = counter.wait(s.timeout, &w).await;
-    let consume = if ok { Some(rate(n, t.elapsed())) } else { None };
-    eprintln!(
-        "ours: consumed {} in {:.2}s ({consume:?}/s)",
-        counter.done.load(Ordering::SeqCst),
-        t.elapsed().as_secs_f64()
-    );
+    let consume = counter.consumed("ours", n, t, s.timeout, &w).await;
 
     // 3. overlap: workers running while the same number of jobs is pushed
     counter.expect(n);
@@ -234,11 +256,7 @@ async fn bench_ours(
         .await
         .context("producer task")?
         .context("overlap push")?;
-    let overlap = if ok2 {
-        Some(rate(n, t.elapsed()))
-    } else {
-        None
-    };
+    let overlap = ok2.then(|| rate(n, t.elapsed()));
     eprintln!(
         "ours: overlap {n} in {:.2}s ({overlap:?}/s)",
         t.elapsed().as_secs_f64()
@@ -330,8 +348,7 @@ async fn bench_apalis_redis(
             .map_err(|e| anyhow::anyhow!("apalis-redis push: {e}"))?;
     }
     let push = rate(n, t.elapsed());
-    let loaded = used_memory(admin).await?;
-    let per_job = (loaded.saturating_sub(baseline) as f64 / n as f64).round();
+    let per_job = bytes_per_job(admin, baseline, n).await?;
     eprintln!(
         "apalis-redis: pushed {n} in {:.2}s ({push}/s)",
         t.elapsed().as_secs_f64()
@@ -353,13 +370,7 @@ async fn bench_apalis_redis(
     };
     let t = Instant::now();
     let w = start_workers(&counter);
-    let ok = counter.wait(s.timeout, &w).await;
-    let consume = if ok { Some(rate(n, t.elapsed())) } else { None };
-    eprintln!(
-        "apalis-redis: consumed {} in {:.2}s ({consume:?}/s)",
-        counter.done.load(Ordering::SeqCst),
-        t.elapsed().as_secs_f64()
-    );
+    let consume = counter.consumed("apalis-redis", n, t, s.timeout, &w).await;
 
     counter.expect(n);
     let t = Instant::now();
@@ -375,11 +386,7 @@ async fn bench_apalis_redis(
         Ok::<(), anyhow::Error>(())
     });
     let ok2 = counter.wait(s.timeout, &w).await;
-    let overlap = if ok2 {
-        Some(rate(n, t.elapsed()))
-    } else {
-        None
-    };
+    let overlap = ok2.then(|| rate(n, t.elapsed()));
     let _ = tokio::time::timeout(Duration::from_secs(30), producer).await;
     eprintln!(
         "apalis-redis: overlap {} in {:.2}s ({overlap:?}/s)",

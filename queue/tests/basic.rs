@@ -19,11 +19,8 @@ async fn apalis_workers_process_everything_and_memory_is_freed() {
     assert!(s.oldest_pending_age.is_some());
     let seen = Seen::new(n as usize);
     let w = run_workers(&q, "w", 2, 32, seen.clone(), ok_behavior());
-    wait_until("all processed", Duration::from_secs(30), || {
-        let seen = seen.clone();
-        async move { seen.distinct() == n as usize }
-    })
-    .await;
+    seen.wait_distinct("all processed", Duration::from_secs(30), n as usize)
+        .await;
     w.stop().await;
     assert_eq!(seen.total(), n, "no job processed twice");
     let s = q.report_metrics().await.expect("stats");
@@ -92,11 +89,8 @@ async fn delayed_push_runs_no_earlier_than_due() {
         .expect("push delayed");
     assert_eq!(q.stats().await.expect("stats").delayed, 100);
     let w = run_workers(&q, "w", 1, 8, seen.clone(), beh);
-    wait_until("delayed jobs ran", Duration::from_secs(10), || {
-        let seen = seen.clone();
-        async move { seen.distinct() == 100 }
-    })
-    .await;
+    seen.wait_distinct("delayed jobs ran", Duration::from_secs(10), 100)
+        .await;
     w.stop().await;
     let ran = first_run.lock().expect("lock").expect("ran");
     // A lower bound is the behaviour itself (never before due) and cannot flake under load.
@@ -204,8 +198,7 @@ async fn retries_respect_delay_then_dead_letter_and_redrive() {
     })
     .await;
     w.stop().await;
-    let s = q.stats().await.expect("stats");
-    assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
+    assert_empty(&q).await;
     q.purge().await.expect("purge");
 }
 
@@ -230,11 +223,8 @@ async fn bad_payload_is_dead_lettered_and_the_worker_goes_on() {
     q.push_bulk(&jobs(0..10)).await.expect("push");
     let seen = Seen::new(10);
     let w = run_workers(&q, "w", 1, 4, seen.clone(), ok_behavior());
-    wait_until("good jobs done", Duration::from_secs(10), || {
-        let seen = seen.clone();
-        async move { seen.distinct() == 10 }
-    })
-    .await;
+    seen.wait_distinct("good jobs done", Duration::from_secs(10), 10)
+        .await;
     wait_until("bad job dead", Duration::from_secs(5), || {
         let q = q.clone();
         async move { q.stats().await.map(|s| s.dead == 1).unwrap_or(false) }
@@ -274,8 +264,7 @@ async fn plain_batch_consumer_fetches_and_settles_batches() {
         q.complete(results).await.expect("complete");
     }
     assert!(seen.iter().all(|&x| x == 1));
-    let s = q.stats().await.expect("stats");
-    assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
+    assert_empty(&q).await;
     q.purge().await.expect("purge");
 }
 

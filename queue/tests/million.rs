@@ -36,16 +36,12 @@ async fn a_million_jobs_pushed_first_are_all_processed_and_memory_returns() {
     let seen = Seen::new(n as usize);
     let t = Instant::now();
     let w = run_workers(&q, "w", 2, 64, seen.clone(), ok_behavior());
-    wait_until("all processed", Duration::from_secs(600), || {
-        let seen = seen.clone();
-        async move { seen.distinct() as u64 == n }
-    })
-    .await;
+    seen.wait_distinct("all processed", Duration::from_secs(600), n as usize)
+        .await;
     w.stop().await;
     let consume_time = t.elapsed();
     assert_eq!(seen.total(), n, "each job exactly once");
-    let s = q.stats().await.expect("stats");
-    assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
+    assert_empty(&q).await;
     let after = redis.used_memory();
     eprintln!(
         "{n} jobs: push {:.1}s, consume {:.1}s; used_memory baseline {baseline}, loaded {loaded}, after drain {after}",

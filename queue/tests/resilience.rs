@@ -35,11 +35,8 @@ async fn workers_survive_a_redis_restart_in_process() {
     let seen = Seen::new(4000);
     let w = run_workers(&q, "w", 2, 16, seen.clone(), ok_behavior());
     q.push_bulk(&jobs(0..2000)).await.expect("push");
-    wait_until("first half processed", Duration::from_secs(20), || {
-        let seen = seen.clone();
-        async move { seen.distinct() == 2000 }
-    })
-    .await;
+    seen.wait_distinct("first half processed", Duration::from_secs(20), 2000)
+        .await;
 
     redis.restart(); // no persistence: the stream and group are gone too
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -65,10 +62,7 @@ async fn workers_survive_killed_connections_without_losing_jobs() {
     let n = 20_000u64;
     q.push_bulk(&jobs(0..n)).await.expect("push");
     let seen = Seen::new(n as usize);
-    let slow: Behavior = std::sync::Arc::new(|_, _| {
-        std::thread::sleep(Duration::from_micros(50));
-        Ok(())
-    });
+    let slow = slow_behavior(Duration::from_micros(50));
     let w = run_workers(&q, "w", 2, 16, seen.clone(), slow);
     for round in 0..3 {
         wait_until("progress", Duration::from_secs(20), || {
@@ -82,11 +76,8 @@ async fn workers_survive_killed_connections_without_losing_jobs() {
             "killed clients: {out}"
         );
     }
-    wait_until("every job processed", Duration::from_secs(60), || {
-        let seen = seen.clone();
-        async move { seen.distinct() as u64 == n }
-    })
-    .await;
+    seen.wait_distinct("every job processed", Duration::from_secs(60), n as usize)
+        .await;
     w.stop().await;
     let s = q.stats().await.expect("stats");
     assert_eq!(
@@ -106,10 +97,7 @@ async fn graceful_shutdown_finishes_or_hands_back_in_flight_jobs() {
     let n = 20_000u64;
     q.push_bulk(&jobs(0..n)).await.expect("push");
     let seen = Seen::new(n as usize);
-    let slow: Behavior = std::sync::Arc::new(|_, _| {
-        std::thread::sleep(Duration::from_micros(100));
-        Ok(())
-    });
+    let slow = slow_behavior(Duration::from_micros(100));
     for round in 0..3 {
         let w = run_workers(&q, &format!("g{round}"), 2, 32, seen.clone(), slow.clone());
         wait_until("some progress", Duration::from_secs(20), || {
@@ -131,11 +119,8 @@ async fn graceful_shutdown_finishes_or_hands_back_in_flight_jobs() {
     }
     // The same worker names come back at once and finish the rest.
     let w = run_workers(&q, "g0", 2, 32, seen.clone(), ok_behavior());
-    wait_until("rest processed", Duration::from_secs(30), || {
-        let seen = seen.clone();
-        async move { seen.distinct() as u64 == n }
-    })
-    .await;
+    seen.wait_distinct("rest processed", Duration::from_secs(30), n as usize)
+        .await;
     w.stop().await;
     assert_eq!(seen.total(), n, "no job ran twice across graceful stops");
     q.purge().await.expect("purge");

@@ -48,6 +48,10 @@ async fn receive(State(s): State<Arc<Sink>>, body: Bytes) -> &'static str {
     "ok"
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(client.get(url).send().await?.json().await?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -134,12 +138,7 @@ async fn main() -> anyhow::Result<()> {
     if args.sink.is_some() {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let p: serde_json::Value = client
-                .get(format!("{}/_sim/pending", args.url))
-                .send()
-                .await?
-                .json()
-                .await?;
+            let p = get_json(&client, &format!("{}/_sim/pending", args.url)).await?;
             if p["webhook_statuses_pending"].as_u64() == Some(0) || Instant::now() > deadline {
                 break;
             }
@@ -148,12 +147,7 @@ async fn main() -> anyhow::Result<()> {
         statuses_per_s =
             sink.statuses.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
     }
-    let stats: serde_json::Value = client
-        .get(format!("{}/_sim/stats", args.url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let stats = get_json(&client, &format!("{}/_sim/stats", args.url)).await?;
     println!(
         "{}",
         json!({

@@ -37,6 +37,12 @@ impl GraphError {
         }
     }
 
+    /// The same error, marked as one a client may retry.
+    pub fn retryable(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+
     /// `(#100) Invalid parameter` family.
     pub fn invalid_param(details: impl Into<String>) -> Self {
         Self::new(
@@ -140,47 +146,43 @@ impl GraphError {
     }
 
     pub fn throughput() -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::BAD_REQUEST,
             130429,
             "(#130429) Rate limit hit",
             "Cloud API message throughput has been reached.",
-        );
-        e.transient = true;
-        e
+        )
+        .retryable()
     }
 
     pub fn pair_limit() -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::BAD_REQUEST,
             131056,
             "(#131056) (Business Account, Consumer Account) pair rate limit hit",
             "Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.",
-        );
-        e.transient = true;
-        e
+        )
+        .retryable()
     }
 
     pub fn unknown_1() -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             1,
             "An unknown error occurred",
             "An unknown error occurred",
-        );
-        e.transient = true;
-        e
+        )
+        .retryable()
     }
 
     pub fn service_2() -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             2,
             "An unexpected error has occurred. Please retry your request later.",
             "Service temporarily unavailable",
-        );
-        e.transient = true;
-        e
+        )
+        .retryable()
     }
 
     pub fn internal_131000() -> Self {
@@ -193,14 +195,13 @@ impl GraphError {
     }
 
     pub fn timeout() -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::GATEWAY_TIMEOUT,
             2,
             "An unexpected error has occurred. Please retry your request later.",
             "Request timed out",
-        );
-        e.transient = true;
-        e
+        )
+        .retryable()
     }
 
     /// JSON body in Meta's shape.

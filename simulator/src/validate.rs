@@ -304,6 +304,11 @@ fn bad_type(path: &str, allowed: &str, got: &str) -> GraphError {
     ))
 }
 
+/// `bad_type` with the types allowed where the value stands: `[at the top, in a card]`.
+fn bad_type_here(path: &str, [top, card]: [&str; 2], in_card: bool, got: &str) -> GraphError {
+    bad_type(path, if in_card { card } else { top }, got)
+}
+
 fn collect_components(components: &[Value], base: &str, in_card: bool) -> Result<Sent, GraphError> {
     let mut sent = Sent::default();
     let mut seen_body = false;
@@ -359,12 +364,11 @@ fn collect_components(components: &[Value], base: &str, in_card: bool) -> Result
             }
             "limited_time_offer" if !in_card => check_lto(params, &path)?,
             other => {
-                let allowed = if in_card {
-                    "BODY, BUTTON, HEADER"
-                } else {
-                    "BODY, BUTTON, CAROUSEL, HEADER, LIMITED_TIME_OFFER"
-                };
-                return Err(bad_type(&path, allowed, other));
+                let allowed = [
+                    "BODY, BUTTON, CAROUSEL, HEADER, LIMITED_TIME_OFFER",
+                    "BODY, BUTTON, HEADER",
+                ];
+                return Err(bad_type_here(&path, allowed, in_card, other));
             }
         }
     }
@@ -486,12 +490,11 @@ fn check_header(
             "product"
         }
         other => {
-            let allowed = if in_card {
-                "IMAGE, PRODUCT, VIDEO"
-            } else {
-                "DOCUMENT, IMAGE, LOCATION, PRODUCT, TEXT, VIDEO"
-            };
-            return Err(bad_type(&ppath, allowed, other));
+            let allowed = [
+                "DOCUMENT, IMAGE, LOCATION, PRODUCT, TEXT, VIDEO",
+                "IMAGE, PRODUCT, VIDEO",
+            ];
+            return Err(bad_type_here(&ppath, allowed, in_card, other));
         }
     };
     if matches!(kind, "image" | "video" | "document") {
@@ -551,6 +554,21 @@ fn check_name_style(sent: &Sent, format: Option<&str>) -> Result<(), GraphError>
     }
 }
 
+/// The `kind` object of a currency or date/time parameter, which needs a `fallback_value`.
+fn with_fallback<'a>(p: &'a Value, ppath: &str, kind: &str) -> Result<&'a Value, GraphError> {
+    let v = p.get(kind).ok_or_else(|| {
+        GraphError::missing(format!(
+            "{ppath}: Parameter of type {kind} is missing {kind} value"
+        ))
+    })?;
+    if s(v, "fallback_value").is_none_or(str::is_empty) {
+        return Err(GraphError::missing(format!(
+            "{ppath}['{kind}']['fallback_value'] is required"
+        )));
+    }
+    Ok(v)
+}
+
 fn check_body(params: &[Value], path: &str) -> Result<usize, GraphError> {
     for (j, p) in params.iter().enumerate() {
         let ppath = format!("{path}['parameters'][{j}]");
@@ -559,16 +577,7 @@ fn check_body(params: &[Value], path: &str) -> Result<usize, GraphError> {
         match kind.as_str() {
             "text" => check_text(p, &ppath, BODY_TEXT_MAX)?,
             "currency" => {
-                let c = p.get("currency").ok_or_else(|| {
-                    GraphError::missing(format!(
-                        "{ppath}: Parameter of type currency is missing currency value"
-                    ))
-                })?;
-                if s(c, "fallback_value").is_none_or(str::is_empty) {
-                    return Err(GraphError::missing(format!(
-                        "{ppath}['currency']['fallback_value'] is required"
-                    )));
-                }
+                let c = with_fallback(p, &ppath, "currency")?;
                 if s(c, "code").is_none_or(|x| x.len() != 3) {
                     return Err(GraphError::bad_value(format!(
                         "{ppath}['currency']['code'] must be an ISO 4217 code"
@@ -584,16 +593,7 @@ fn check_body(params: &[Value], path: &str) -> Result<usize, GraphError> {
                 }
             }
             "date_time" => {
-                let d = p.get("date_time").ok_or_else(|| {
-                    GraphError::missing(format!(
-                        "{ppath}: Parameter of type date_time is missing date_time value"
-                    ))
-                })?;
-                if s(d, "fallback_value").is_none_or(str::is_empty) {
-                    return Err(GraphError::missing(format!(
-                        "{ppath}['date_time']['fallback_value'] is required"
-                    )));
-                }
+                with_fallback(p, &ppath, "date_time")?;
             }
             other => return Err(bad_type(&ppath, "CURRENCY, DATE_TIME, TEXT", other)),
         }
@@ -636,6 +636,45 @@ fn one_param<'a>(params: &'a [Value], path: &str, what: &str) -> Result<&'a Valu
 fn param_kind(p: &Value, path: &str) -> Result<String, GraphError> {
     lower(p, "type")
         .ok_or_else(|| GraphError::required(&format!("{path}['parameters'][0]['type']")))
+}
+
+/// The one parameter of a `what` button, which must be of type `kind`.
+fn typed_param<'a>(
+    params: &'a [Value],
+    path: &str,
+    what: &str,
+    kind: &str,
+) -> Result<&'a Value, GraphError> {
+    let p = one_param(params, path, what)?;
+    let got = param_kind(p, path)?;
+    if got != kind {
+        return Err(bad_type(
+            &format!("{path}['parameters'][0]"),
+            &kind.to_ascii_uppercase(),
+            &got,
+        ));
+    }
+    Ok(p)
+}
+
+/// The non-empty text of `p[field]` (a parameter of type `field`), at most `max` characters;
+/// `label` names it in the error.
+fn bounded_text<'a>(
+    p: &'a Value,
+    path: &str,
+    field: &str,
+    label: &str,
+    max: usize,
+) -> Result<&'a str, GraphError> {
+    match s(p, field) {
+        Some(t) if !t.is_empty() && t.chars().count() <= max => Ok(t),
+        Some(t) if !t.is_empty() => Err(GraphError::bad_value(format!(
+            "{path}: {label} longer than {max} characters"
+        ))),
+        _ => Err(GraphError::missing(format!(
+            "{path}: Parameter of type {field} is missing {field} value"
+        ))),
+    }
 }
 
 fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String), GraphError> {
@@ -688,54 +727,17 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
             }
         }
         "url" => {
-            let p = one_param(params, path, "url")?;
-            let kind = param_kind(p, path)?;
-            if kind != "text" {
-                return Err(bad_type(&format!("{path}['parameters'][0]"), "TEXT", &kind));
-            }
-            match s(p, "text") {
-                Some(t) if !t.is_empty() && t.chars().count() <= URL_SUFFIX_MAX => {
-                    if t.contains(['\n', '\r', '\t', ' ']) {
-                        return Err(GraphError::bad_value(format!(
-                            "{path}: a URL suffix cannot contain whitespace"
-                        )));
-                    }
-                }
-                Some(t) if !t.is_empty() => {
-                    return Err(GraphError::bad_value(format!(
-                        "{path}: URL suffix longer than {URL_SUFFIX_MAX} characters"
-                    )))
-                }
-                _ => {
-                    return Err(GraphError::missing(format!(
-                        "{path}: Parameter of type text is missing text value"
-                    )))
-                }
+            let p = typed_param(params, path, "url", "text")?;
+            let t = bounded_text(p, path, "text", "URL suffix", URL_SUFFIX_MAX)?;
+            if t.contains(['\n', '\r', '\t', ' ']) {
+                return Err(GraphError::bad_value(format!(
+                    "{path}: a URL suffix cannot contain whitespace"
+                )));
             }
         }
         "copy_code" => {
-            let p = one_param(params, path, "copy_code")?;
-            let kind = param_kind(p, path)?;
-            if kind != "coupon_code" {
-                return Err(bad_type(
-                    &format!("{path}['parameters'][0]"),
-                    "COUPON_CODE",
-                    &kind,
-                ));
-            }
-            match s(p, "coupon_code") {
-                Some(t) if !t.is_empty() && t.chars().count() <= COUPON_MAX => {}
-                Some(t) if !t.is_empty() => {
-                    return Err(GraphError::bad_value(format!(
-                        "{path}: coupon_code longer than {COUPON_MAX} characters"
-                    )))
-                }
-                _ => {
-                    return Err(GraphError::missing(format!(
-                        "{path}: Parameter of type coupon_code is missing coupon_code value"
-                    )))
-                }
-            }
+            let p = typed_param(params, path, "copy_code", "coupon_code")?;
+            bounded_text(p, path, "coupon_code", "coupon_code", COUPON_MAX)?;
         }
         "flow" | "catalog" => {
             for (j, p) in params.iter().enumerate() {
@@ -755,15 +757,7 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
             }
         }
         "mpm" => {
-            let p = one_param(params, path, "mpm")?;
-            let kind = param_kind(p, path)?;
-            if kind != "action" {
-                return Err(bad_type(
-                    &format!("{path}['parameters'][0]"),
-                    "ACTION",
-                    &kind,
-                ));
-            }
+            let p = typed_param(params, path, "mpm", "action")?;
             let a = p.get("action").ok_or_else(|| {
                 GraphError::missing(format!(
                     "{path}: Parameter of type action is missing action value"
@@ -776,16 +770,24 @@ fn check_button(c: &Value, params: &[Value], path: &str) -> Result<(u32, String)
     Ok((index, sub))
 }
 
+/// The array `v[key]`, or a missing-parameter error naming `field()` as required.
+fn required_array<'a>(
+    v: &'a Value,
+    key: &str,
+    field: impl FnOnce() -> String,
+) -> Result<&'a Vec<Value>, GraphError> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| GraphError::missing(format!("{} is required", field())))
+}
+
 fn check_mpm(a: &Value, path: &str) -> Result<(), GraphError> {
     if s(a, "thumbnail_product_retailer_id").is_none_or(str::is_empty) {
         return Err(GraphError::missing(format!(
             "{path}: action['thumbnail_product_retailer_id'] is required"
         )));
     }
-    let sections = a
-        .get("sections")
-        .and_then(Value::as_array)
-        .ok_or_else(|| GraphError::missing(format!("{path}: action['sections'] is required")))?;
+    let sections = required_array(a, "sections", || format!("{path}: action['sections']"))?;
     if sections.is_empty() || sections.len() > 10 {
         return Err(GraphError::bad_value(format!(
             "{path}: 1 to 10 sections are allowed"
@@ -843,10 +845,7 @@ fn check_lto(params: &[Value], path: &str) -> Result<(), GraphError> {
 }
 
 fn check_carousel(c: &Value, path: &str) -> Result<Vec<Sent>, GraphError> {
-    let cards = c
-        .get("cards")
-        .and_then(Value::as_array)
-        .ok_or_else(|| GraphError::missing(format!("{path}['cards'] is required")))?;
+    let cards = required_array(c, "cards", || format!("{path}['cards']"))?;
     if cards.is_empty() || cards.len() > 10 {
         return Err(GraphError::bad_value(format!(
             "{path}: a carousel has 1 to 10 cards, received {}",
@@ -873,10 +872,7 @@ fn check_carousel(c: &Value, path: &str) -> Result<Vec<Sent>, GraphError> {
                 )))
             }
         };
-        let comps = card
-            .get("components")
-            .and_then(Value::as_array)
-            .ok_or_else(|| GraphError::missing(format!("{cpath}['components'] is required")))?;
+        let comps = required_array(card, "components", || format!("{cpath}['components']"))?;
         let sent = collect_components(comps, &format!("{cpath}['components']"), true)?;
         if sent.header.is_none() {
             return Err(GraphError::format_mismatch(format!(

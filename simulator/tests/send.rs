@@ -131,36 +131,46 @@ async fn reference_examples_are_accepted_unregistered_and_registered() {
         .expect("details")
         .contains("body"));
 
-    // A required url button missing.
-    let mut body = examples["media_headers_and_buttons"].clone();
-    body["template"]["components"]
-        .as_array_mut()
-        .expect("c")
-        .remove(3);
-    let (s, v) = sim.send(&body).await;
-    assert_error(s, &v, 400, 131008);
-
-    // A button sub_type that differs from the template at that index.
-    let mut body = examples["media_headers_and_buttons"].clone();
-    body["template"]["components"][3] = json!({"type": "button", "sub_type": "quick_reply", "index": "1",
-        "parameters": [{"type": "payload", "payload": "x"}]});
-    let (s, v) = sim.send(&body).await;
-    assert_error(s, &v, 400, 132012);
-
-    // Header format mismatch: image where the template has a document.
-    let mut body = examples["media_headers_and_buttons"].clone();
-    body["template"]["components"][0] = json!({"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x.example/a.jpg"}}]});
-    let (s, v) = sim.send(&body).await;
-    assert_error(s, &v, 400, 132012);
-
-    // Missing media header entirely.
-    let mut body = examples["media_headers_and_buttons"].clone();
-    body["template"]["components"]
-        .as_array_mut()
-        .expect("c")
-        .remove(0);
-    let (s, v) = sim.send(&body).await;
-    assert_error(s, &v, 400, 132012);
+    // Edits of the media example's components, each refused with its error code.
+    type Edit = fn(&mut Value);
+    let media_cases: [(&str, Edit, u64); 4] = [
+        (
+            "a required url button missing",
+            |c| {
+                c.as_array_mut().expect("c").remove(3);
+            },
+            131008,
+        ),
+        (
+            "a button sub_type that differs from the template at that index",
+            |c| {
+                c[3] = json!({"type": "button", "sub_type": "quick_reply", "index": "1",
+                    "parameters": [{"type": "payload", "payload": "x"}]});
+            },
+            132012,
+        ),
+        (
+            "header format mismatch: image where the template has a document",
+            |c| {
+                c[0] = json!({"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x.example/a.jpg"}}]});
+            },
+            132012,
+        ),
+        (
+            "missing media header entirely",
+            |c| {
+                c.as_array_mut().expect("c").remove(0);
+            },
+            132012,
+        ),
+    ];
+    for (what, edit, code) in media_cases {
+        let mut body = examples["media_headers_and_buttons"].clone();
+        edit(&mut body["template"]["components"]);
+        let (s, v) = sim.send(&body).await;
+        assert_eq!(s, 400, "{what}: {v}");
+        assert_error(s, &v, 400, code);
+    }
 
     // Unknown template / wrong language.
     let (s, v) = sim
@@ -375,33 +385,14 @@ async fn config_endpoint_health_and_metrics() {
     let cfg = sim.get_json("/_sim/config").await;
     assert_eq!(cfg["mps_limit"], 7);
     assert_eq!(cfg["numbers"][0]["phone_number_id"], PNID);
-    let h = sim
-        .client
-        .get(sim.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(h.status().as_u16(), 200);
+    let (h, _) = sim.get_text("/healthz").await;
+    assert_eq!(h, 200);
     let (s, _) = sim.send(&template_msg("16505551234", "t", 1)).await;
     assert_eq!(s, 200);
-    let m = sim
-        .client
-        .get(sim.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let (_, m) = sim.get_text("/metrics").await;
     assert!(m.contains("ezpulze_sim_messages_accepted_total"), "{m}");
     // Reset clears the counters.
-    let r = sim
-        .client
-        .post(sim.url("/_sim/reset"))
-        .send()
-        .await
-        .expect("reset");
-    assert!(r.status().is_success());
+    assert!((200..300).contains(&sim.reset().await));
     let stats = sim.stats().await;
     assert_eq!(
         stats,

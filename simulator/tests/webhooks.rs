@@ -28,6 +28,14 @@ fn hook_config(url: &str, extra: Value) -> ezpulze_simulator::SimConfig {
     patch(cfg, extra)
 }
 
+/// A receiver that refuses its first `fail_first` deliveries, and a simulator that sends it
+/// statuses (`hook_config` with `extra`).
+async fn hooked(fail_first: usize, extra: Value) -> (Receiver, Sim) {
+    let rx = receiver(fail_first).await;
+    let sim = Sim::start(hook_config(&rx.url(), extra)).await;
+    (rx, sim)
+}
+
 async fn send_n(sim: &Sim, n: usize, opaque: bool) -> Vec<String> {
     let mut wamids = Vec::new();
     for i in 0..n {
@@ -42,10 +50,15 @@ async fn send_n(sim: &Sim, n: usize, opaque: bool) -> Vec<String> {
     wamids
 }
 
+/// Sends `n` messages and waits until every status planned for them was delivered.
+async fn send_settled(sim: &Sim, n: usize) {
+    send_n(sim, n, false).await;
+    sim.wait_delivered().await;
+}
+
 #[tokio::test]
 async fn signed_batched_statuses_in_meta_shape() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(&rx.url(), json!({}))).await;
+    let (rx, sim) = hooked(0, json!({})).await;
     let wamids = send_n(&sim, 20, true).await;
     sim.wait_delivered().await;
 
@@ -116,10 +129,8 @@ async fn signed_batched_statuses_in_meta_shape() {
 
 #[tokio::test]
 async fn batch_size_is_respected() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(&rx.url(), json!({"webhook_batch_size": 4}))).await;
-    send_n(&sim, 10, false).await;
-    sim.wait_delivered().await;
+    let (rx, sim) = hooked(0, json!({"webhook_batch_size": 4})).await;
+    send_settled(&sim, 10).await;
     let mut total = 0;
     for p in rx.posts() {
         let v: Value = serde_json::from_slice(&p.raw).expect("json");
@@ -141,10 +152,8 @@ async fn batch_size_is_respected() {
 
 #[tokio::test]
 async fn retries_until_the_receiver_accepts() {
-    let rx = receiver(3).await;
-    let sim = Sim::start(hook_config(&rx.url(), json!({}))).await;
-    send_n(&sim, 5, false).await;
-    sim.wait_delivered().await;
+    let (rx, sim) = hooked(3, json!({})).await;
+    send_settled(&sim, 5).await;
     assert!(rx.state.attempts.load(Ordering::SeqCst) >= 4);
     assert_eq!(rx.statuses().len(), 15);
     let stats = sim.stats().await;
@@ -184,10 +193,8 @@ async fn retries_after_connection_errors() {
 
 #[tokio::test]
 async fn duplicates_count_once_in_ground_truth() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(&rx.url(), json!({"duplicate_rate": 1.0}))).await;
-    send_n(&sim, 10, false).await;
-    sim.wait_delivered().await;
+    let (rx, sim) = hooked(0, json!({"duplicate_rate": 1.0})).await;
+    send_settled(&sim, 10).await;
     let statuses = rx.statuses();
     assert_eq!(statuses.len(), 60, "every status twice");
     let distinct: HashSet<(String, String)> = statuses
@@ -204,14 +211,8 @@ async fn duplicates_count_once_in_ground_truth() {
 
 #[tokio::test]
 async fn reordering_when_asked() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(
-        &rx.url(),
-        json!({"reorder_rate": 1.0, "reorder_delay_ms": 50}),
-    ))
-    .await;
-    send_n(&sim, 20, false).await;
-    sim.wait_delivered().await;
+    let (rx, sim) = hooked(0, json!({"reorder_rate": 1.0, "reorder_delay_ms": 50})).await;
+    send_settled(&sim, 20).await;
     let statuses = rx.statuses();
     assert_eq!(statuses.len(), 60);
     let mut order: HashMap<String, Vec<String>> = HashMap::new();
@@ -232,14 +233,8 @@ async fn reordering_when_asked() {
 #[tokio::test]
 async fn rates_and_no_webhook() {
     // delivered/read rates at 0: only `sent`.
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(
-        &rx.url(),
-        json!({"delivered_rate": 0.0, "read_rate": 0.0}),
-    ))
-    .await;
-    send_n(&sim, 5, false).await;
-    sim.wait_delivered().await;
+    let (rx, sim) = hooked(0, json!({"delivered_rate": 0.0, "read_rate": 0.0})).await;
+    send_settled(&sim, 5).await;
     assert!(rx.statuses().iter().all(|s| s["status"] == "sent"));
     assert_eq!(
         sim.stats().await["statuses"],
@@ -257,12 +252,7 @@ async fn rates_and_no_webhook() {
 
 #[tokio::test]
 async fn meta_escaping_keeps_signature_valid() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(
-        &rx.url(),
-        json!({"delivered_rate": 0.0, "read_rate": 0.0}),
-    ))
-    .await;
+    let (rx, sim) = hooked(0, json!({"delivered_rate": 0.0, "read_rate": 0.0})).await;
     let mut body = template_msg("16505551234", "promo", 0);
     body["biz_opaque_callback_data"] = json!("café/ü");
     let (s, _) = sim.send(&body).await;
@@ -331,14 +321,13 @@ async fn per_number_secret_and_url() {
 
 #[tokio::test]
 async fn gives_up_after_max_attempts_and_counts_drops() {
-    let rx = receiver(1_000).await;
-    let sim = Sim::start(hook_config(
-        &rx.url(),
+    // The receiver refuses everything; it lives to the end of the test.
+    let (_rx, sim) = hooked(
+        1_000,
         json!({"webhook_max_attempts": 2, "delivered_rate": 0.0, "read_rate": 0.0}),
-    ))
+    )
     .await;
-    send_n(&sim, 4, false).await;
-    sim.wait_delivered().await;
+    send_settled(&sim, 4).await;
     let p = sim.get_json("/_sim/pending").await;
     assert_eq!(p["webhook_statuses_dropped"], 4);
     assert_eq!(sim.stats().await["statuses"]["sent"], 0);
@@ -346,11 +335,11 @@ async fn gives_up_after_max_attempts_and_counts_drops() {
 
 #[tokio::test]
 async fn memory_bound_drops_excess_statuses() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(
-        &rx.url(),
-        json!({"webhook_max_pending": 2, "sent_delay_ms": 4000, "delivered_rate": 0.0, "read_rate": 0.0}),
-    ))
+    let (_rx, sim) = hooked(
+        0,
+        json!({"webhook_max_pending": 2, "sent_delay_ms": 4000,
+               "delivered_rate": 0.0, "read_rate": 0.0}),
+    )
     .await;
     send_n(&sim, 5, false).await;
     let p = sim.get_json("/_sim/pending").await;
@@ -361,16 +350,9 @@ async fn memory_bound_drops_excess_statuses() {
 
 #[tokio::test]
 async fn reset_discards_planned_statuses() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(&rx.url(), json!({"sent_delay_ms": 4000}))).await;
+    let (rx, sim) = hooked(0, json!({"sent_delay_ms": 4000})).await;
     send_n(&sim, 3, false).await;
-    let r = sim
-        .client
-        .post(sim.url("/_sim/reset"))
-        .send()
-        .await
-        .expect("reset");
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(sim.reset().await, 204);
     sim.wait_delivered().await;
     assert!(rx.statuses().is_empty());
     let stats = sim.stats().await;
@@ -380,10 +362,8 @@ async fn reset_discards_planned_statuses() {
 
 #[tokio::test]
 async fn read_without_delivered_when_asked() {
-    let rx = receiver(0).await;
-    let sim = Sim::start(hook_config(&rx.url(), json!({"skip_delivered_rate": 1.0}))).await;
-    send_n(&sim, 4, false).await;
-    sim.wait_delivered().await;
+    let (rx, sim) = hooked(0, json!({"skip_delivered_rate": 1.0})).await;
+    send_settled(&sim, 4).await;
     let statuses = rx.statuses();
     assert_eq!(statuses.len(), 8);
     assert!(statuses.iter().all(|s| s["status"] != "delivered"));

@@ -62,6 +62,24 @@ export async function signIn(page, token = env.admin) {
   await page.getByRole('heading', { name: 'API Keys', level: 1 }).waitFor();
 }
 
+/**
+ * A fresh account named `name` and a page of `browser` signed in as its admin.
+ * `prepare(page)` runs on the page before signing in.
+ */
+export async function signedInAccount(browser, name, { viewport, prepare } = {}) {
+  const account = await newAccount(name);
+  const session = await newPage(browser, viewport);
+  await prepare?.(session.page);
+  await signIn(session.page, account.admin_token);
+  return { account, session };
+}
+
+/** Closes what a test file's `before` opened (either may be missing after a failure). */
+export async function closeAll(session, browser) {
+  await session?.context.close();
+  await browser?.close();
+}
+
 /** A call to the JSON API with a bearer token. */
 export async function http(method, urlPath, { token = env.admin, body, headers = {} } = {}) {
   const init = { method, headers: { Authorization: `Bearer ${token}`, ...headers } };

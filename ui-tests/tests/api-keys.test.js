@@ -3,7 +3,7 @@
 // table's empty state, pagination and sorting.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, launch, newPage, signIn, http, newAccount, sql, dialog, row, sleep } from '../lib/harness.js';
+import { env, launch, newPage, signIn, signedInAccount, closeAll, http, newAccount, sql, dialog, row, sleep } from '../lib/harness.js';
 
 let browser;
 let account;
@@ -12,14 +12,9 @@ const keys = {};
 
 before(async () => {
   browser = await launch();
-  account = await newAccount('Keys flow');
-  session = await newPage(browser);
-  await signIn(session.page, account.admin_token);
+  ({ account, session } = await signedInAccount(browser, 'Keys flow'));
 });
-after(async () => {
-  await session?.context.close();
-  await browser?.close();
-});
+after(() => closeAll(session, browser));
 
 const me = (key) => http('GET', '/api/v1/me', { token: key });
 

@@ -2,7 +2,7 @@
 // the broadcast payload generator (skipped until the server lists broadcasts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, launch, newPage, signIn, http, newAccount } from '../lib/harness.js';
+import { env, launch, signedInAccount, closeAll, http } from '../lib/harness.js';
 
 let browser;
 let account;
@@ -10,14 +10,10 @@ let session;
 
 before(async () => {
   browser = await launch();
-  account = await newAccount('Docs');
-  session = await newPage(browser, { width: 1280, height: 800 });
-  await signIn(session.page, account.admin_token);
+  const viewport = { width: 1280, height: 800 };
+  ({ account, session } = await signedInAccount(browser, 'Docs', { viewport }));
 });
-after(async () => {
-  await session?.context.close();
-  await browser?.close();
-});
+after(() => closeAll(session, browser));
 
 async function key(body) {
   const r = await http('POST', '/admin/v1/api-keys', { token: account.admin_token, body });

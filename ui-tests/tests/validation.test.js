@@ -2,7 +2,7 @@
 // Also: API errors shown in place, keyboard use (focus trap, Escape, focus return).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, newPage, signIn, http, newAccount, dialog, row, watchWrites } from '../lib/harness.js';
+import { launch, signedInAccount, closeAll, http, dialog, row, watchWrites } from '../lib/harness.js';
 
 let browser;
 let account;
@@ -11,15 +11,10 @@ let writes;
 
 before(async () => {
   browser = await launch();
-  account = await newAccount('Bad input');
-  session = await newPage(browser);
-  writes = watchWrites(session.page);
-  await signIn(session.page, account.admin_token);
+  const prepare = (page) => { writes = watchWrites(page); };
+  ({ account, session } = await signedInAccount(browser, 'Bad input', { prepare }));
 });
-after(async () => {
-  await session?.context.close();
-  await browser?.close();
-});
+after(() => closeAll(session, browser));
 
 async function openCreate(page) {
   await page.getByRole('button', { name: 'Create API Key' }).first().click();

@@ -83,79 +83,27 @@ impl<'s, 'a> Expander<'s, 'a> {
                 ButtonKind::QuickReply => picked
                     .and_then(|(b, _, _)| b.payload.as_deref())
                     .map(|payload| Parameter::Payload { payload }),
-                ButtonKind::UrlSuffix { .. } => match picked
-                    .and_then(|(b, src, pos)| b.text.as_deref().map(|t| (t, src, pos)))
-                {
-                    Some((t, src, pos)) => {
-                        if t.trim().is_empty() {
-                            self.err(
-                                src,
-                                loc,
-                                format_args!("buttons[{pos}].text"),
-                                ErrorCode::InvalidValue,
-                                "url suffix must not be empty",
-                            );
-                            None
-                        } else if t.len() > MAX_URL_SUFFIX && char_len(t) > MAX_URL_SUFFIX {
-                            self.err(
-                                src,
-                                loc,
-                                format_args!("buttons[{pos}].text"),
-                                ErrorCode::TooLong,
-                                format!("url suffix has at most {MAX_URL_SUFFIX} characters"),
-                            );
-                            None
-                        } else {
-                            Some(Parameter::Text {
-                                parameter_name: None,
-                                text: Cow::Borrowed(t),
-                            })
-                        }
-                    }
-                    None => {
-                        self.missing(
-                            loc,
-                            format_args!("buttons"),
-                            format!("url button {} needs its suffix in \"text\"", s.index),
-                        );
-                        None
-                    }
-                },
-                ButtonKind::CopyCode { .. } => match picked
-                    .and_then(|(b, src, pos)| b.coupon_code.as_deref().map(|t| (t, src, pos)))
-                {
-                    Some((c, src, pos)) => {
-                        if c.trim().is_empty() {
-                            self.err(
-                                src,
-                                loc,
-                                format_args!("buttons[{pos}].coupon_code"),
-                                ErrorCode::InvalidValue,
-                                "coupon_code must not be empty",
-                            );
-                            None
-                        } else if char_len(c) > MAX_COPY_CODE {
-                            self.err(
-                                src,
-                                loc,
-                                format_args!("buttons[{pos}].coupon_code"),
-                                ErrorCode::TooLong,
-                                format!("coupon_code has at most {MAX_COPY_CODE} characters"),
-                            );
-                            None
-                        } else {
-                            Some(Parameter::CouponCode { coupon_code: c })
-                        }
-                    }
-                    None => {
-                        self.missing(
-                            loc,
-                            format_args!("buttons"),
-                            format!("copy-code button {} needs \"coupon_code\"", s.index),
-                        );
-                        None
-                    }
-                },
+                ButtonKind::UrlSuffix { .. } => self
+                    .button_text(
+                        picked.and_then(|(b, src, pos)| b.text.as_deref().map(|t| (t, src, pos))),
+                        loc,
+                        ("text", "url suffix", MAX_URL_SUFFIX),
+                        format_args!("url button {} needs its suffix in \"text\"", s.index),
+                    )
+                    .map(|t| Parameter::Text {
+                        parameter_name: None,
+                        text: Cow::Borrowed(t),
+                    }),
+                ButtonKind::CopyCode { .. } => self
+                    .button_text(
+                        picked.and_then(|(b, src, pos)| {
+                            b.coupon_code.as_deref().map(|t| (t, src, pos))
+                        }),
+                        loc,
+                        ("coupon_code", "coupon_code", MAX_COPY_CODE),
+                        format_args!("copy-code button {} needs \"coupon_code\"", s.index),
+                    )
+                    .map(|coupon_code| Parameter::CouponCode { coupon_code }),
                 ButtonKind::Flow => picked.and_then(|(b, _, _)| {
                     let nested = b.action.as_ref();
                     let flow_token = b
@@ -234,6 +182,42 @@ impl<'s, 'a> Expander<'s, 'a> {
                     parameters: [p],
                 });
             }
+        }
+    }
+
+    /// The text value of a URL or copy-code button, picked at `buttons[pos]`: not blank and
+    /// at most `max` characters; `field` names it in the path and `label` in the messages.
+    fn button_text(
+        &mut self,
+        picked: Option<(&'a str, Src, usize)>,
+        loc: Loc,
+        (field, label, max): (&str, &str, usize),
+        missing: std::fmt::Arguments<'_>,
+    ) -> Option<&'a str> {
+        let Some((t, src, pos)) = picked else {
+            self.missing(loc, format_args!("buttons"), missing.to_string());
+            return None;
+        };
+        if t.trim().is_empty() {
+            self.err(
+                src,
+                loc,
+                format_args!("buttons[{pos}].{field}"),
+                ErrorCode::InvalidValue,
+                format!("{label} must not be empty"),
+            );
+            None
+        } else if t.len() > max && char_len(t) > max {
+            self.err(
+                src,
+                loc,
+                format_args!("buttons[{pos}].{field}"),
+                ErrorCode::TooLong,
+                format!("{label} has at most {max} characters"),
+            );
+            None
+        } else {
+            Some(t)
         }
     }
 

@@ -11,6 +11,12 @@ fn is_http_url(s: &str) -> bool {
     s.starts_with("https://") || s.starts_with("http://")
 }
 
+/// The recipient's value, else the default's, with where it came from.
+fn first_given<'v, T>(r: Option<&'v T>, d: Option<&'v T>) -> Option<(&'v T, Src)> {
+    r.map(|v| (v, Src::Recipient))
+        .or(d.map(|v| (v, Src::Defaults)))
+}
+
 impl<'s, 'a> Expander<'s, 'a> {
     /// Header of the template or of a card.
     pub(super) fn header(
@@ -22,52 +28,34 @@ impl<'s, 'a> Expander<'s, 'a> {
     ) -> Option<Parameter<'a>> {
         match spec {
             HeaderSpec::None => {
-                if r.is_some() {
-                    self.extra(
-                        Src::Recipient,
-                        loc,
-                        "header",
-                        "this template has no header values",
-                    );
-                }
-                if d.is_some() {
-                    self.extra(
-                        Src::Defaults,
-                        loc,
-                        "header",
-                        "this template has no header values",
-                    );
+                for (src, v) in [(Src::Recipient, r), (Src::Defaults, d)] {
+                    if v.is_some() {
+                        self.extra(src, loc, "header", "this template has no header values");
+                    }
                 }
                 None
             }
             HeaderSpec::Text(tp) => {
-                let as_params = |v: Option<&'a HeaderValue>| match v {
-                    Some(HeaderValue::Text(p)) => Ok(Some(p)),
-                    Some(other) => Err(other.kind()),
-                    None => Ok(None),
-                };
-                let rp = match as_params(r) {
-                    Ok(p) => p,
-                    Err(kind) => {
-                        self.wrong_kind(Src::Recipient, loc, "TEXT", kind);
-                        return None;
+                let mut sides = [None, None];
+                for (side, (src, v)) in sides
+                    .iter_mut()
+                    .zip([(Src::Recipient, r), (Src::Defaults, d)])
+                {
+                    match v {
+                        Some(HeaderValue::Text(p)) => *side = Some(p),
+                        Some(other) => {
+                            self.wrong_kind(src, loc, "TEXT", other.kind());
+                            return None;
+                        }
+                        None => {}
                     }
-                };
-                let dp = match as_params(d) {
-                    Ok(p) => p,
-                    Err(kind) => {
-                        self.wrong_kind(Src::Defaults, loc, "TEXT", kind);
-                        return None;
-                    }
-                };
+                }
+                let [rp, dp] = sides;
                 let mut ps = self.params(tp, rp, dp, loc, "header", MAX_HEADER_TEXT);
                 ps.pop()
             }
             HeaderSpec::Media(kind) => {
-                let picked = r
-                    .map(|v| (v, Src::Recipient))
-                    .or(d.map(|v| (v, Src::Defaults)));
-                let Some((v, src)) = picked else {
+                let Some((v, src)) = first_given(r, d) else {
                     self.missing(
                         loc,
                         format_args!("header"),
@@ -147,10 +135,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                 })
             }
             HeaderSpec::Location => {
-                let picked = r
-                    .map(|v| (v, Src::Recipient))
-                    .or(d.map(|v| (v, Src::Defaults)));
-                let Some((v, src)) = picked else {
+                let Some((v, src)) = first_given(r, d) else {
                     self.missing(
                         loc,
                         format_args!("header"),
@@ -162,46 +147,36 @@ impl<'s, 'a> Expander<'s, 'a> {
                     self.wrong_kind(src, loc, "LOCATION", v.kind());
                     return None;
                 };
-                let mut ok = true;
-                if !(l.latitude.is_finite() && (-90.0..=90.0).contains(&l.latitude)) {
-                    self.err(
-                        src,
-                        loc,
-                        format_args!("header.latitude"),
-                        ErrorCode::InvalidValue,
+                let checks = [
+                    (
+                        l.latitude.is_finite() && (-90.0..=90.0).contains(&l.latitude),
+                        "latitude",
                         "latitude must be between -90 and 90",
-                    );
-                    ok = false;
-                }
-                if !(l.longitude.is_finite() && (-180.0..=180.0).contains(&l.longitude)) {
-                    self.err(
-                        src,
-                        loc,
-                        format_args!("header.longitude"),
-                        ErrorCode::InvalidValue,
+                    ),
+                    (
+                        l.longitude.is_finite() && (-180.0..=180.0).contains(&l.longitude),
+                        "longitude",
                         "longitude must be between -180 and 180",
-                    );
-                    ok = false;
-                }
-                if l.name.trim().is_empty() {
-                    self.err(
-                        src,
-                        loc,
-                        format_args!("header.name"),
-                        ErrorCode::InvalidValue,
-                        "name must not be empty",
-                    );
-                    ok = false;
-                }
-                if l.address.trim().is_empty() {
-                    self.err(
-                        src,
-                        loc,
-                        format_args!("header.address"),
-                        ErrorCode::InvalidValue,
+                    ),
+                    (!l.name.trim().is_empty(), "name", "name must not be empty"),
+                    (
+                        !l.address.trim().is_empty(),
+                        "address",
                         "address must not be empty",
-                    );
-                    ok = false;
+                    ),
+                ];
+                let mut ok = true;
+                for (valid, field, msg) in checks {
+                    if !valid {
+                        self.err(
+                            src,
+                            loc,
+                            format_args!("header.{field}"),
+                            ErrorCode::InvalidValue,
+                            msg,
+                        );
+                        ok = false;
+                    }
                 }
                 ok.then_some(Parameter::Location { location: l })
             }

@@ -187,6 +187,18 @@ pub enum Parameter<'a> {
     },
 }
 
+impl Parameter<'_> {
+    /// The text a text, currency or date/time parameter shows; empty for the others.
+    pub(super) fn shown_text(&self) -> &str {
+        match self {
+            Parameter::Text { text, .. } => text,
+            Parameter::Currency { currency, .. } => &currency.fallback_value,
+            Parameter::DateTime { date_time, .. } => &date_time.fallback_value,
+            _ => "",
+        }
+    }
+}
+
 /// A currency parameter (fallback text flattened like text parameters).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CurrencyValue<'a> {

@@ -1,12 +1,54 @@
 //! Text parameters of a header or body: positional or named, recipient over defaults, extra and
 //! missing values, per-value checks (text, currency, date/time) and the rendered-length limit.
 
+use std::fmt;
+
 use super::expander::{Expander, Loc, Src};
 use super::flatten_text;
 use super::message::{CurrencyValue, DateTimeValue, Parameter};
 use crate::error::ErrorCode;
 use crate::template::{char_len, ParameterFormat, TextParams, MAX_HEADER_TEXT};
 use crate::variables::{Param, Params};
+
+/// Where one parameter stands after the component's name: `.name` or `[i]`.
+#[derive(Clone, Copy)]
+enum Slot<'n> {
+    Named(&'n str),
+    At(usize),
+}
+
+impl fmt::Display for Slot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slot::Named(name) => write!(f, ".{name}"),
+            Slot::At(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+impl Slot<'_> {
+    /// The message for a parameter that has no value.
+    fn missing(self, what: &str) -> String {
+        match self {
+            Slot::Named(name) => format!("parameter {name:?} has no value"),
+            Slot::At(i) => format!("{what} parameter {{{{{}}}}} has no value", i + 1),
+        }
+    }
+}
+
+fn named_of(p: Option<&Params>) -> &[(String, Param)] {
+    match p {
+        Some(Params::Named(v)) => v.as_slice(),
+        _ => &[],
+    }
+}
+
+fn positional_of(p: Option<&Params>) -> &[Option<Param>] {
+    match p {
+        Some(Params::Positional(v)) => v.as_slice(),
+        _ => &[],
+    }
+}
 
 impl<'s, 'a> Expander<'s, 'a> {
     /// Resolves text parameters of a header (`what` = "header") or body.
@@ -21,21 +63,10 @@ impl<'s, 'a> Expander<'s, 'a> {
     ) -> Vec<Parameter<'a>> {
         let is_header = what == "header";
         if spec.count == 0 {
-            if r.is_some_and(|p| !p.is_empty()) {
-                self.extra(
-                    Src::Recipient,
-                    loc,
-                    what,
-                    "this template text has no parameters",
-                );
-            }
-            if d.is_some_and(|p| !p.is_empty()) {
-                self.extra(
-                    Src::Defaults,
-                    loc,
-                    what,
-                    "this template text has no parameters",
-                );
+            for (src, p) in [(Src::Recipient, r), (Src::Defaults, d)] {
+                if p.is_some_and(|p| !p.is_empty()) {
+                    self.extra(src, loc, what, "this template text has no parameters");
+                }
             }
             return Vec::new();
         }
@@ -65,17 +96,9 @@ impl<'s, 'a> Expander<'s, 'a> {
                 _ => {}
             }
         }
-        let mut out = Vec::with_capacity(spec.count);
-        let mut total_bytes = spec.static_chars;
+        let (rn, dn) = (named_of(r), named_of(d));
+        let (rv, dv) = (positional_of(r), positional_of(d));
         if named {
-            let rn = match r {
-                Some(Params::Named(v)) => v.as_slice(),
-                _ => &[],
-            };
-            let dn = match d {
-                Some(Params::Named(v)) => v.as_slice(),
-                _ => &[],
-            };
             for (src, list) in [(Src::Recipient, rn), (Src::Defaults, dn)] {
                 for (name, _) in list {
                     if !spec.names.iter().any(|n| n == name) {
@@ -89,48 +112,7 @@ impl<'s, 'a> Expander<'s, 'a> {
                     }
                 }
             }
-            for (i, name) in spec.names.iter().enumerate() {
-                let picked = rn
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(n, p)| (n.as_str(), p, Src::Recipient))
-                    .or_else(|| {
-                        dn.iter()
-                            .find(|(n, _)| n == name)
-                            .map(|(n, p)| (n.as_str(), p, Src::Defaults))
-                    });
-                match picked {
-                    Some((n, p, src)) => {
-                        if let Some((param, len)) = self.param(
-                            p,
-                            Some(n),
-                            src,
-                            loc,
-                            what,
-                            format_args!("{what}.{name}"),
-                            is_header,
-                        ) {
-                            total_bytes +=
-                                len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
-                            out.push(param);
-                        }
-                    }
-                    None => self.missing(
-                        loc,
-                        format_args!("{what}.{name}"),
-                        format!("parameter {name:?} has no value"),
-                    ),
-                }
-            }
         } else {
-            let rv = match r {
-                Some(Params::Positional(v)) => v.as_slice(),
-                _ => &[],
-            };
-            let dv = match d {
-                Some(Params::Positional(v)) => v.as_slice(),
-                _ => &[],
-            };
             for (src, list) in [(Src::Recipient, rv), (Src::Defaults, dv)] {
                 if let Some(extra) = list.iter().skip(spec.count).position(Option::is_some) {
                     let at = spec.count + extra;
@@ -143,48 +125,55 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                 }
             }
-            for i in 0..spec.count {
+        }
+        let mut out = Vec::with_capacity(spec.count);
+        let mut total_bytes = spec.static_chars;
+        let slots = if named { spec.names.len() } else { spec.count };
+        for i in 0..slots {
+            // The recipient's value, else the default's.
+            let (slot, picked) = if named {
+                let name = spec.names[i].as_str();
+                let find = |list: &'a [(String, Param)], src| {
+                    list.iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(n, p)| (Some(n.as_str()), p, src))
+                };
+                let picked = find(rn, Src::Recipient).or_else(|| find(dn, Src::Defaults));
+                (Slot::Named(name), picked)
+            } else {
                 let picked = match rv.get(i) {
-                    Some(Some(p)) => Some((p, Src::Recipient)),
+                    Some(Some(p)) => Some((None, p, Src::Recipient)),
                     _ => match dv.get(i) {
-                        Some(Some(p)) => Some((p, Src::Defaults)),
+                        Some(Some(p)) => Some((None, p, Src::Defaults)),
                         _ => None,
                     },
                 };
-                match picked {
-                    Some((p, src)) => {
-                        if let Some((param, len)) = self.param(
-                            p,
-                            None,
-                            src,
-                            loc,
-                            what,
-                            format_args!("{what}[{i}]"),
-                            is_header,
-                        ) {
-                            total_bytes +=
-                                len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
-                            out.push(param);
-                        }
-                    }
-                    None => self.missing(
+                (Slot::At(i), picked)
+            };
+            match picked {
+                Some((n, p, src)) => {
+                    if let Some(param) = self.param(
+                        p,
+                        n,
+                        src,
                         loc,
-                        format_args!("{what}[{i}]"),
-                        format!("{what} parameter {{{{{}}}}} has no value", i + 1),
-                    ),
+                        what,
+                        format_args!("{what}{slot}"),
+                        is_header,
+                    ) {
+                        let len = param.shown_text().len();
+                        total_bytes += len * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
+                        out.push(param);
+                    }
                 }
+                None => self.missing(loc, format_args!("{what}{slot}"), slot.missing(what)),
             }
         }
         if !is_header && total_bytes > max_total && out.len() == spec.count {
             // Byte lengths over-count non-ASCII text; count characters before refusing.
             let mut total = spec.static_chars;
             for (i, p) in out.iter().enumerate() {
-                let s: &str = match p {
-                    Parameter::Text { text, .. } => text,
-                    Parameter::Currency { currency, .. } => &currency.fallback_value,
-                    Parameter::DateTime { date_time, .. } => &date_time.fallback_value,
-                    _ => "",
-                };
+                let s = p.shown_text();
                 total += char_len(s) * spec.occurrences.get(i).copied().unwrap_or(1) as usize;
             }
             if total > max_total {
@@ -202,7 +191,7 @@ impl<'s, 'a> Expander<'s, 'a> {
         out
     }
 
-    /// One parameter value; returns it with its byte length.
+    /// One parameter value.
     #[allow(clippy::too_many_arguments)]
     fn param(
         &mut self,
@@ -213,7 +202,7 @@ impl<'s, 'a> Expander<'s, 'a> {
         what: &str,
         field: std::fmt::Arguments<'_>,
         is_header: bool,
-    ) -> Option<(Parameter<'a>, usize)> {
+    ) -> Option<Parameter<'a>> {
         match p {
             Param::Text(t) => {
                 let text = flatten_text(t);
@@ -237,14 +226,10 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
-                let len = text.len();
-                Some((
-                    Parameter::Text {
-                        parameter_name: name,
-                        text,
-                    },
-                    len,
-                ))
+                Some(Parameter::Text {
+                    parameter_name: name,
+                    text,
+                })
             }
             Param::Currency(c) if !is_header => {
                 if c.fallback_value.trim().is_empty()
@@ -260,15 +245,10 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
-                let currency = CurrencyValue::new(c);
-                let len = currency.fallback_value.len();
-                Some((
-                    Parameter::Currency {
-                        parameter_name: name,
-                        currency,
-                    },
-                    len,
-                ))
+                Some(Parameter::Currency {
+                    parameter_name: name,
+                    currency: CurrencyValue::new(c),
+                })
             }
             Param::DateTime(dt) if !is_header => {
                 if dt.fallback_value.trim().is_empty() {
@@ -281,15 +261,10 @@ impl<'s, 'a> Expander<'s, 'a> {
                     );
                     return None;
                 }
-                let date_time = DateTimeValue::new(dt);
-                let len = date_time.fallback_value.len();
-                Some((
-                    Parameter::DateTime {
-                        parameter_name: name,
-                        date_time,
-                    },
-                    len,
-                ))
+                Some(Parameter::DateTime {
+                    parameter_name: name,
+                    date_time: DateTimeValue::new(dt),
+                })
             }
             _ => {
                 self.err(

@@ -89,12 +89,31 @@ impl Seen {
     pub fn get(&self, n: usize) -> u32 {
         self.counts[n].load(Ordering::SeqCst)
     }
+
+    /// Waits (up to `deadline`) until exactly `n` distinct jobs were processed.
+    pub async fn wait_distinct(&self, what: &str, deadline: Duration, n: usize) {
+        wait_until(what, deadline, || async move { self.distinct() == n }).await;
+    }
+}
+
+/// Asserts that the queue holds nothing: no waiting, running, delayed or dead job.
+pub async fn assert_empty(q: &Queue<TJob>) {
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.depth, s.in_flight, s.delayed, s.dead), (0, 0, 0, 0));
 }
 
 pub type Behavior = Arc<dyn Fn(&TJob, &JobMeta) -> Result<(), JobError> + Send + Sync>;
 
 pub fn ok_behavior() -> Behavior {
     Arc::new(|_, _| Ok(()))
+}
+
+/// Succeeds after blocking its thread for `per_job`.
+pub fn slow_behavior(per_job: Duration) -> Behavior {
+    Arc::new(move |_, _| {
+        std::thread::sleep(per_job);
+        Ok(())
+    })
 }
 
 async fn handle(

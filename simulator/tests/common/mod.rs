@@ -100,6 +100,18 @@ impl Sim {
             .expect("json")
     }
 
+    /// GETs `path`: the status and the body's text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        status_and_text(self.client.get(self.url(path))).await
+    }
+
+    /// POSTs `/_sim/reset`; returns the status.
+    pub async fn reset(&self) -> u16 {
+        status_and_text(self.client.post(self.url("/_sim/reset")))
+            .await
+            .0
+    }
+
     pub async fn put_config(&self, p: Value) -> (u16, Value) {
         let resp = self
             .client
@@ -156,6 +168,13 @@ pub fn template_msg(to: &str, name: &str, body_params: usize) -> Value {
         "type": "template",
         "template": {"name": name, "language": {"code": "en_US"}, "components": components}
     })
+}
+
+/// Sends `req`: the status and the body's text.
+async fn status_and_text(req: reqwest::RequestBuilder) -> (u16, String) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("text"))
 }
 
 /// One POST as the receiver saw it.
