@@ -1,5 +1,6 @@
 //! Request extractors with the contract's errors: JSON bodies (422 with the failing field's
-//! path, 413 over the size limit) and query strings (422).
+//! path, 413 over the size limit) and query strings (422). NUL characters are refused here
+//! for every route (422 naming the field), never passed on to Postgres.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -51,10 +52,22 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// Parses JSON with the path of the first failing field in the error.
+/// What a field holding a NUL character is told (Postgres text cannot hold one).
+pub const NUL_MESSAGE: &str = "must not contain NUL characters";
+
+/// Parses JSON with the path of the first failing field in the error. A string (value or
+/// key) with a NUL character (`\u0000`) is refused here, for every route, with its path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::field("body", "a JSON body is required"));
+    }
+    if has_escaped_nul(bytes) {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Some(path) = nul_path(&v, String::new()) {
+                let field = if path.is_empty() { "body".into() } else { path };
+                return Err(ApiError::field(field, NUL_MESSAGE));
+            }
+        }
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
@@ -75,6 +88,48 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Whether the JSON text has a `\u0000` escape (one not itself escaped): the only way a NUL
+/// can stand in valid JSON. A scan, so bodies without one cost no second parse.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(off) = bytes[i..].iter().position(|&b| b == b'\\') {
+        let at = i + off;
+        match bytes.get(at + 1) {
+            Some(b'u') if bytes.get(at + 2..at + 6) == Some(b"0000") => return true,
+            // Any other escape (including `\\`) is skipped whole.
+            Some(_) => i = at + 2,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The path (`a.b[2].c`) of the first string or key holding a NUL, if any.
+fn nul_path(v: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => Some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let key = k.replace('\0', "\\u0000");
+            let here = if at.is_empty() {
+                key
+            } else {
+                format!("{at}.{key}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(item, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// The configured body limit, put in request extensions so rejections can name it.
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
@@ -91,6 +146,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        // `%00` decodes to a NUL, which no field may hold.
+        if let Some((k, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::field(k.replace('\0', "\\u0000"), NUL_MESSAGE));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
@@ -120,4 +181,31 @@ where
     D: serde::Deserializer<'de>,
 {
     serde::Deserialize::deserialize(de).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_anywhere_in_a_body_is_refused_with_its_path() {
+        let cases = [
+            (r#"{"name": "a\u0000b"}"#, "name"),
+            (r#"{"recipients": [{"to": "1"}, {"to": "\u0000"}]}"#, "recipients[1].to"),
+            (r#"{"attributes": {"k\u0000": 1}}"#, "attributes.k\\u0000"),
+            (r#""\u0000""#, "body"),
+        ];
+        for (body, field) in cases {
+            match parse_json::<serde_json::Value>(body.as_bytes()) {
+                Err(ApiError::Validation(errs)) => {
+                    assert_eq!(errs[0].field, field, "{body}");
+                    assert_eq!(errs[0].message, NUL_MESSAGE);
+                }
+                other => panic!("{body}: {:?}", other.map(|_| ())),
+            }
+        }
+        // An escaped backslash before "u0000" is text, not a NUL.
+        let ok: serde_json::Value = parse_json(br#"{"name": "a\\u0000"}"#).expect("text");
+        assert_eq!(ok["name"], "a\\u0000");
+    }
 }

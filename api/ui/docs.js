@@ -159,6 +159,8 @@ function broadcastEndpoints(scopes) {
     { scope: 'broadcast:create', method: 'POST', path: '/broadcasts', description: 'Save a broadcast: a template, its language and default parameters (saved media references live in variables).', body: { name: 'Shipping update', template_id: SAMPLE_ID, variables: { body: ['there', '#0000'] } } },
     { scope: 'broadcast:send', method: 'POST', path: `/broadcasts/${SAMPLE_ID}/send`, description: 'Send a broadcast to up to 10,000 recipients. Add an Idempotency-Key header to retry safely.', headers: { 'Idempotency-Key': 'order-1001-shipped' }, body: { recipients: [{ to: SAMPLE_PHONE, ref: 'order-1001', variables: { body: ['Ada', '#1001'] } }] } },
     { scope: canSend ? 'broadcast:send' : 'broadcast:read', method: 'GET', path: `/dispatches/${SAMPLE_ID}`, description: 'Follow a dispatch: status and counts of queued, sent, delivered, read and failed messages.' },
+    { scope: 'broadcast:send', method: 'POST', path: `/dispatches/${SAMPLE_ID}/cancel`, description: 'Cancel what is not sent yet.' },
+    { scope: 'broadcast:send', method: 'POST', path: `/dispatches/${SAMPLE_ID}/resume`, description: 'Resume a dispatch a worker paused (after fixing what paused it, such as an expired access token).' },
     { scope: 'broadcast:delete', method: 'DELETE', path: `/broadcasts/${SAMPLE_ID}`, description: 'Delete a saved broadcast.' },
   ].filter((e) => hasScope(scopes, e.scope));
 }
@@ -298,7 +300,13 @@ function chooseEndpoints(scopes, serverDocs) {
     const callable = section.endpoints.filter((e) => e && (!e.scope || hasScope(scopes, e.scope)
       || (e.method === 'GET' && String(e.scope).startsWith('broadcast:') && hasScope(scopes, 'broadcast:read'))));
     if (!callable.length) continue;
-    const endpoints = callable.map((e) => {
+    // In this page's order (the one it shows without the server's data); endpoints it has
+    // no example for come last, in the server's order.
+    const rank = (e) => {
+      const i = examples.findIndex((x) => shape(x.method, x.path) === shape(e.method, e.path));
+      return i < 0 ? examples.length : i;
+    };
+    const endpoints = [...callable].sort((a, b) => rank(a) - rank(b)).map((e) => {
       const local = examples.find((x) => shape(x.method, x.path) === shape(e.method, e.path));
       if (local) return { ...local, scope: e.scope || local.scope };
       return { method: e.method, path: String(e.path).replace(/^\/api\/v1/, '').replaceAll('{id}', SAMPLE_ID), description: e.summary || '', scope: e.scope || '' };
