@@ -191,7 +191,10 @@ mod tests {
     fn a_nul_anywhere_in_a_body_is_refused_with_its_path() {
         let cases = [
             (r#"{"name": "a\u0000b"}"#, "name"),
-            (r#"{"recipients": [{"to": "1"}, {"to": "\u0000"}]}"#, "recipients[1].to"),
+            (
+                r#"{"recipients": [{"to": "1"}, {"to": "\u0000"}]}"#,
+                "recipients[1].to",
+            ),
             (r#"{"attributes": {"k\u0000": 1}}"#, "attributes.k\\u0000"),
             (r#""\u0000""#, "body"),
         ];

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -14,7 +14,7 @@ use sha2::Sha256;
 use std::collections::HashMap;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::RawBody;
+use crate::extract::{ApiQuery, RawBody};
 use crate::state::AppState;
 use crate::webhook_secrets::NumberSecret;
 use ezpulze_common::jobs::{VerifiedNumber, WebhookBody};
@@ -35,7 +35,7 @@ pub struct Verify {
 #[utoipa::path(get, path = "/webhooks/whatsapp", operation_id = "verifyWebhook")]
 pub async fn verify(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    ApiQuery(q): ApiQuery<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let v = Verify {
         mode: q.get("hub.mode").cloned(),
