@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ezpulze_common::model::MessageStatus;
 use ezpulze_testkit::app::{recipients, TestApp};
 use ezpulze_testkit::drain::Engine;
+use ezpulze_testkit::sim::SimClient;
 use ezpulze_testkit::templates;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -68,23 +69,16 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         .iter()
         .map(|(id, display)| json!({"phone_number_id": id, "display_phone_number": display, "access_token": format!("token-{id}")}))
         .collect();
-    let r = http
-        .put(format!("{sim_url}/_sim/config"))
-        .json(&json!({
+    let simulator = SimClient::new(&sim_url);
+    simulator
+        .configure(&json!({
             "numbers": sim_numbers, "webhook_url": format!("{api_url}/webhooks/whatsapp"), "app_secret": SECRET,
             "mps_limit": 5000, "pair_gap_ms": 0, "seed": 7,
             "error_rates": {"5xx": 0.02, "131000": 0.01, "131026": 0.01, "131049": 0.01},
             "delivered_rate": 0.9, "read_rate": 0.6, "duplicate_rate": 0.05, "reorder_rate": 0.05, "reorder_delay_ms": 200,
             "sent_delay_ms": 5, "delivered_delay_ms": 20, "read_delay_ms": 40, "delay_jitter_ms": 20
         }))
-        .send()
-        .await
-        .expect("sim config");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+        .await;
 
     // Three accounts, one number, key, template and broadcast each, through the API.
     let mut senders = Vec::new();
@@ -145,7 +139,7 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         .fetch_one(&pool)
         .await
         .expect("count");
-        let pending: Value = get_json(&http, format!("{sim_url}/_sim/pending"), None).await;
+        let pending: Value = simulator.page("pending").await;
         let webhooks = engine.webhooks_left().await;
         if left.is_idle()
             && waiting == 0
@@ -162,8 +156,8 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    let stats: Value = get_json(&http, format!("{sim_url}/_sim/stats"), None).await;
-    let pending: Value = get_json(&http, format!("{sim_url}/_sim/pending"), None).await;
+    let stats: Value = simulator.stats().await;
+    let pending: Value = simulator.page("pending").await;
     assert_eq!(pending["webhook_statuses_dropped"], 0, "{pending}");
     let truth = |s: &str| stats["statuses"][s].as_i64().unwrap_or(-1);
     // Failures the Graph API answered synchronously (never accepted, so no status webhook) are

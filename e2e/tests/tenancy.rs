@@ -7,6 +7,7 @@ use std::time::Duration;
 use ezpulze_common::jobs::WebhookBody;
 use ezpulze_testkit::app::{recipients, Sender, TestApp};
 use ezpulze_testkit::drain::Engine;
+use ezpulze_testkit::sim::SimClient;
 use ezpulze_testkit::{templates, wait_until};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -22,7 +23,7 @@ const SETTLE: Duration = Duration::from_secs(120);
 struct Stack {
     app: TestApp,
     _sim: ezpulze_simulator::SimHandle,
-    sim_url: String,
+    simulator: SimClient,
     http: reqwest::Client,
     a: Sender,
     b: Sender,
@@ -56,9 +57,9 @@ impl Stack {
             .build()
             .expect("client");
         let hook = format!("{}/webhooks/whatsapp", app.base);
-        let r = http
-            .put(format!("{sim_url}/_sim/config"))
-            .json(&json!({
+        let simulator = SimClient::new(&sim_url);
+        simulator
+            .configure(&json!({
                 "numbers": [
                     {"phone_number_id": NUMBER_A, "display_phone_number": "15550000001", "access_token": "token-a",
                      "webhook_url": hook, "app_secret": SECRET_A},
@@ -68,29 +69,16 @@ impl Stack {
                 "mps_limit": 1000, "pair_gap_ms": 0, "delivered_rate": reach, "read_rate": reach,
                 "sent_delay_ms": 0, "delivered_delay_ms": 0, "read_delay_ms": 0, "delay_jitter_ms": 0
             }))
-            .send()
-            .await
-            .expect("sim config");
-        assert!(
-            r.status().is_success(),
-            "{}",
-            r.text().await.unwrap_or_default()
-        );
+            .await;
         let mut senders = Vec::new();
         for (name, number, token, secret) in [
             ("A", NUMBER_A, "token-a", SECRET_A),
             ("B", NUMBER_B, "token-b", SECRET_B),
         ] {
             let account = app.account(name).await;
-            app.expect_status(
-                "PUT",
-                "/admin/v1/whatsapp",
-                &account.admin,
-                json!({"phone_numbers": [{"phone_number_id": number, "display_phone_number": "15550000000",
-                        "access_token": token, "messages_per_second": 1000}], "app_secret": secret}),
-                200,
-            )
-            .await;
+            let (status, v) =
+                put_numbers(&app, &account.admin, &[(number, token)], Some(secret)).await;
+            assert_eq!(status, 200, "{v}");
             senders.push(app.sender_in(account, templates::text(), json!({})).await);
         }
         let cancel = CancellationToken::new();
@@ -102,7 +90,7 @@ impl Stack {
         Stack {
             app,
             _sim: sim,
-            sim_url,
+            simulator,
             http,
             a,
             b,
@@ -115,13 +103,7 @@ impl Stack {
     /// every queued webhook body is settled.
     async fn settle(&self) {
         self.engine.drain(SETTLE).await;
-        wait_until("the simulator's webhooks posted", SETTLE, || async {
-            let p = self
-                .get(&format!("{}/_sim/pending", self.sim_url), "")
-                .await;
-            p["webhook_statuses_pending"] == 0 && p["webhook_posts_in_flight"] == 0
-        })
-        .await;
+        self.simulator.webhooks_posted(SETTLE).await;
         wait_until("every webhook body settled", SETTLE, || async {
             self.engine.webhooks_left().await == (0, 0)
         })
@@ -200,6 +182,29 @@ impl Stack {
             .filter_map(|rest| rest.trim().parse::<f64>().ok())
             .sum()
     }
+}
+
+/// Sets an account's numbers (each with its access token, 1,000 messages/s) and, if given,
+/// its app secret.
+async fn put_numbers(
+    app: &TestApp,
+    admin: &str,
+    numbers: &[(&str, &str)],
+    secret: Option<&str>,
+) -> (u16, Value) {
+    let numbers: Vec<Value> = numbers
+        .iter()
+        .map(|(id, token)| {
+            json!({"phone_number_id": id, "display_phone_number": "15550000000",
+                   "access_token": token, "messages_per_second": 1000})
+        })
+        .collect();
+    let mut body = json!({ "phone_numbers": numbers });
+    if let Some(secret) = secret {
+        body["app_secret"] = json!(secret);
+    }
+    app.send("PUT", "/admin/v1/whatsapp", admin, Some(body))
+        .await
 }
 
 /// A status webhook body for `number` with `statuses`.
@@ -313,7 +318,7 @@ async fn poison_bodies_of_one_tenant_do_not_hold_back_anothers_statuses() {
         assert_eq!(u[field], 300, "{field}: {u}");
     }
     assert_eq!(u["failed"], 0, "{u}");
-    let stats = s.get(&format!("{}/_sim/stats", s.sim_url), "").await;
+    let stats = s.simulator.stats().await;
     assert_eq!(stats["accepted"], 301, "{stats}");
 
     // Every poison body is in the dead-letter stream with its error; nothing is pending.
@@ -344,58 +349,38 @@ async fn a_number_another_account_takes_over_never_sends_the_first_accounts_mess
     let s = Stack::new(1.0).await;
     let (config, c) = (s.app.config(), s.cancel.clone());
     tokio::spawn(async move { ezpulze_scheduler::run(config, c).await });
-    // A also registers B's number (with a token of its own), and schedules a send from it...
-    let both = json!({"phone_numbers": [
-        {"phone_number_id": NUMBER_B, "display_phone_number": "15550000002", "access_token": "token-a-for-b",
-         "messages_per_second": 1000}]});
-    let (status, v) = s
-        .app
-        .send("PUT", "/admin/v1/whatsapp", &s.a.account.admin, Some(both))
-        .await;
+    // A also registers B's number (with a token of its own): B holds it.
+    let (status, v) = put_numbers(
+        &s.app,
+        &s.a.account.admin,
+        &[(NUMBER_B, "token-a-for-b")],
+        None,
+    )
+    .await;
     assert_eq!(status, 409, "B holds the number: {v}");
-    // (so the attack starts from a number nobody holds yet)
+    // So the attack starts from a number nobody holds yet: A registers it, schedules a send
+    // from it, then removes it; B registers it with B's token.
     let spare = "106540352240003";
-    s.app
-        .expect_status(
-            "PUT",
-            "/admin/v1/whatsapp",
-            &s.a.account.admin,
-            json!({"phone_numbers": [{"phone_number_id": spare, "display_phone_number": "15550000003",
-                    "access_token": "token-a-spare", "messages_per_second": 1000}]}),
-            200,
-        )
-        .await;
+    let (status, v) = put_numbers(
+        &s.app,
+        &s.a.account.admin,
+        &[(spare, "token-a-spare")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
     let at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
     let dispatch = s.app.dispatch(&s.a, recipients(5, 700), Some(&at)).await;
-    // ...then removes it, and B registers it with B's token.
-    s.app
-        .expect_status(
-            "PUT",
-            "/admin/v1/whatsapp",
-            &s.a.account.admin,
-            json!({"phone_numbers": [{"phone_number_id": NUMBER_A, "display_phone_number": "15550000001",
-                    "access_token": "token-a", "messages_per_second": 1000}]}),
-            200,
-        )
-        .await;
-    s.app
-        .expect_status(
-            "PUT",
-            "/admin/v1/whatsapp",
-            &s.b.account.admin,
-            json!({"phone_numbers": [
-                {"phone_number_id": NUMBER_B, "display_phone_number": "15550000002", "access_token": "token-b",
-                 "messages_per_second": 1000},
-                {"phone_number_id": spare, "display_phone_number": "15550000003", "access_token": "token-b",
-                 "messages_per_second": 1000}]}),
-            200,
-        )
-        .await;
+    let (status, v) = put_numbers(&s.app, &s.a.account.admin, &[(NUMBER_A, "token-a")], None).await;
+    assert_eq!(status, 200, "{v}");
+    let both = [(NUMBER_B, "token-b"), (spare, "token-b")];
+    let (status, v) = put_numbers(&s.app, &s.b.account.admin, &both, None).await;
+    assert_eq!(status, 200, "{v}");
     // Past the scheduled time, nothing of A's went out: the dispatch was cancelled with its
     // number, its messages say why.
     tokio::time::sleep(Duration::from_secs(5)).await;
     s.settle().await;
-    let stats = s.get(&format!("{}/_sim/stats", s.sim_url), "").await;
+    let stats = s.simulator.stats().await;
     assert_eq!(stats["accepted"], 0, "{stats}");
     let (_, d) = s
         .app

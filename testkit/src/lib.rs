@@ -5,7 +5,9 @@
 //! - [`db::TestDb`] (feature `db`): a fresh, migrated `ezp_t_` database on `EZPULZE_TEST_PG`;
 //! - [`app::TestApp`] (feature `app`): the real API in-process on port 0 with a typed client,
 //!   and fixtures made through the HTTP API ([`app::Sender`], [`templates`]);
-//! - [`drain::drain`] (feature `app`): waits until the send queue and the message rows are idle.
+//! - [`drain::drain`] (feature `app`): waits until the send queue and the message rows are idle;
+//! - [`sim::SimClient`] (feature `app`): the simulator's configuration, ground truth and
+//!   pending webhooks.
 //!
 //! Every name starts with `ezp_t_`, which `scripts/test.sh` cleans up.
 
@@ -17,6 +19,8 @@ pub mod db;
 pub mod drain;
 pub mod redis;
 mod settings;
+#[cfg(feature = "app")]
+pub mod sim;
 #[cfg(feature = "app")]
 pub mod templates;
 mod wait;

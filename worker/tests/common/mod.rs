@@ -20,6 +20,7 @@ use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use ezpulze_simulator::{SimConfig, SimHandle};
 use ezpulze_testkit::db::TestDb;
 use ezpulze_testkit::redis::TestRedis;
+use ezpulze_testkit::sim::SimClient;
 use ezpulze_testkit::{redis_url, wait_until};
 use ezpulze_worker::classify::{RetrySchedules, Schedule};
 use ezpulze_worker::Tuning;
@@ -183,29 +184,16 @@ impl TestEnv {
     }
 
     pub async fn sim_put(&self, patch: Value) {
-        let r = self
-            .http
-            .put(format!("{}/_sim/config", self.sim.url()))
-            .json(&patch)
-            .send()
-            .await
-            .expect("sim config");
-        assert!(
-            r.status().is_success(),
-            "sim config: {}",
-            r.text().await.unwrap_or_default()
-        );
+        self.simulator().configure(&patch).await;
     }
 
     pub async fn sim_stats(&self) -> Value {
-        self.http
-            .get(format!("{}/_sim/stats", self.sim.url()))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats json")
+        self.simulator().stats().await
+    }
+
+    /// The simulator's control client.
+    pub fn simulator(&self) -> SimClient {
+        SimClient::new(self.sim.url())
     }
 
     /// A dispatch (status `queued`) and its messages, one per recipient, with jobs pushed.
@@ -400,19 +388,7 @@ impl TestEnv {
 
     /// Waits until the simulator has posted every status webhook it owes.
     pub async fn webhooks_posted(&self, timeout: Duration) {
-        wait_until("the simulator's webhooks posted", timeout, || async {
-            let p: Value = self
-                .http
-                .get(format!("{}/_sim/pending", self.sim.url()))
-                .send()
-                .await
-                .expect("pending")
-                .json()
-                .await
-                .expect("json");
-            p["webhook_statuses_pending"] == 0 && p["webhook_posts_in_flight"] == 0
-        })
-        .await;
+        self.simulator().webhooks_posted(timeout).await;
     }
 
     pub async fn usage_failed(&self) -> i64 {
