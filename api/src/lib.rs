@@ -22,20 +22,18 @@ use tokio_util::sync::CancellationToken;
 use auth::key_cache::{self, KeyCache};
 use auth::last_used::LastUsed;
 use auth::rate_limit::RateLimiter;
-use ezpulze_common::{db, redis_conn, Config};
+use ezpulze_common::Config;
 use ezpulze_runtime::{queues, telemetry};
 use state::{AppState, Inner};
 
 /// Connects, migrates (when configured), and builds the state and background tasks.
 pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::Result<AppState> {
     let metrics = telemetry::metrics_handle();
-    let pool = db::connect(&config).await?;
-    if config.migrate_on_start {
-        db::migrate(&pool).await?;
-    }
-    let client = redis_conn::client(&config)?;
-    let mut redis = redis_conn::manager(&client).await?;
-    redis_conn::check_settings(&mut redis, &config).await;
+    let ezpulze_runtime::stores::Stores {
+        db: pool,
+        redis_client: client,
+        redis,
+    } = ezpulze_runtime::stores::open(&config).await?;
     let cache = Arc::new(KeyCache::new(
         config.key_cache_ttl,
         config.negative_cache_max,

@@ -37,6 +37,12 @@ impl Fixture {
     fn send_path(&self) -> String {
         format!("/api/v1/broadcasts/{}/send", self.broadcast)
     }
+
+    /// Asserts that a bodiless POST of the fixture's key to `path` answers 409 `conflict`.
+    async fn post_conflicts(&self, path: &str) {
+        let (s, v) = self.app.send("POST", path, &self.key, None).await;
+        assert_error(s, &v, 409, "conflict");
+    }
 }
 
 /// How many message rows there are.
@@ -237,8 +243,7 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["status"], "cancelled");
     assert_eq!(c["cancelled"], 2);
-    let (s, v) = app.send("POST", &cancel, &f.key, None).await;
-    assert_error(s, &v, 409, "conflict");
+    f.post_conflicts(&cancel).await;
 }
 
 #[tokio::test]
@@ -489,8 +494,7 @@ async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
     let path = format!("/api/v1/dispatches/{d}/resume");
 
     // Not paused: nothing to resume.
-    let (s, v) = app.send("POST", &path, &f.key, None).await;
-    assert_error(s, &v, 409, "conflict");
+    f.post_conflicts(&path).await;
 
     // A worker halted it (say, an expired token): paused, its jobs gone with the halt.
     let pool = app.pool().await;
@@ -524,8 +528,7 @@ async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
         2,
         "both messages queued again"
     );
-    let (s, v) = app.send("POST", &path, &f.key, None).await;
-    assert_error(s, &v, 409, "conflict");
+    f.post_conflicts(&path).await;
 }
 
 #[tokio::test]
@@ -546,8 +549,7 @@ async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
     assert_eq!((s, v["status"].as_str()), (200, Some("completed")), "{v}");
     for action in ["cancel", "resume"] {
         let route = format!("/api/v1/dispatches/{d}/{action}");
-        let (s, v) = app.send("POST", &route, &f.key, None).await;
-        assert_error(s, &v, 409, "conflict");
+        f.post_conflicts(&route).await;
         assert!(
             v["error"]["message"]
                 .as_str()

@@ -52,6 +52,12 @@ impl Keyspace {
         &self.prefix
     }
 
+    /// A `Debug` of a type `name` that holds this keyspace and a connection: only the prefix
+    /// is shown.
+    pub fn debug_holder(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(name).field("prefix", &self.prefix).finish()
+    }
+
     /// Pub/sub channel of key cache invalidations (a key hash in hex, or `*` for all).
     pub fn key_invalidations(&self) -> String {
         format!("{}:keys:invalidate", self.prefix)

@@ -1,11 +1,12 @@
 //! What every EzPulze process (api, worker, scheduler, benchmark binaries) repeats: the global
-//! allocator, tracing and Prometheus set-up, the shutdown signal, the queues' names and
-//! connection, and the operations server of the processes that serve no HTTP API of their own.
+//! allocator, tracing and Prometheus set-up, the shutdown signal, the stores (Postgres and
+//! Redis) and the queues' names and connection, and the operations server of the processes that serve no HTTP API of their own.
 #![forbid(unsafe_code)]
 
 pub mod ops;
 pub mod queues;
 pub mod shutdown;
+pub mod stores;
 pub mod telemetry;
 
 /// mimalloc for every process that links this crate: the JSON-heavy hot paths allocate a lot,

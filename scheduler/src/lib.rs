@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ezpulze_common::jobs::{ReleaseJob, SendJob, WebhookBody};
-use ezpulze_common::{db, redis_conn, Config};
+use ezpulze_common::Config;
 use ezpulze_queue::Queue;
 use ezpulze_runtime::queues;
 use sqlx::PgPool;
@@ -48,13 +48,9 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
-        let pool = db::connect(&config).await?;
-        if config.migrate_on_start {
-            db::migrate(&pool).await?;
-        }
-        let client = redis_conn::client(&config)?;
-        let mut redis = redis_conn::manager(&client).await?;
-        redis_conn::check_settings(&mut redis, &config).await;
+        let ezpulze_runtime::stores::Stores {
+            db: pool, redis, ..
+        } = ezpulze_runtime::stores::open(&config).await?;
         let queue = queues::connect(&config, queues::send(&config)).await?;
         let schedule = queues::connect(
             &config,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use ezpulze_common::config::UnknownOutcomePolicy;
 use ezpulze_scheduler::{tasks, Scheduler};
 use ezpulze_testkit::app::{recipients, Sender, TestApp};
+use ezpulze_testkit::db::count;
 use ezpulze_testkit::{db::TestDb, redis::TestRedis, templates, wait_until, DEADLINE};
 use serde_json::json;
 use uuid::Uuid;
@@ -131,7 +132,11 @@ async fn stuck_sends_follow_the_unknown_outcome_policy() {
             .expect("sweep"),
         2
     );
-    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'failed' AND error_title LIKE 'outcome unknown%'").fetch_one(&s.db).await.expect("n");
+    let failed = count(
+        &s.db,
+        "SELECT count(*) FROM messages WHERE status = 'failed' AND error_title LIKE 'outcome unknown%'",
+    )
+    .await;
     assert_eq!(failed, 2, "never sent twice: marked failed");
     sqlx::query(
         "UPDATE messages SET claimed_at = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE status = 'sending'",
@@ -145,10 +150,11 @@ async fn stuck_sends_follow_the_unknown_outcome_policy() {
             .expect("sweep"),
         1
     );
-    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE status = 'queued'")
-        .fetch_one(&s.db)
-        .await
-        .expect("n");
+    let queued = count(
+        &s.db,
+        "SELECT count(*) FROM messages WHERE status = 'queued'",
+    )
+    .await;
     assert_eq!(queued, 2);
 }
 
@@ -161,8 +167,7 @@ async fn retention_keeps_partitions_ahead_and_drops_old_ones() {
         .expect("old");
     let dropped = tasks::retention(&s.db, 30).await.expect("retention");
     assert_eq!(dropped.len(), 2, "{dropped:?}");
-    let ahead: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'messages_' || to_char((now() AT TIME ZONE 'UTC')::date + 1, 'YYYYMMDD')")
-        .fetch_one(&s.db).await.expect("n");
+    let ahead = count(&s.db, "SELECT count(*) FROM pg_class WHERE relname = 'messages_' || to_char((now() AT TIME ZONE 'UTC')::date + 1, 'YYYYMMDD')").await;
     assert_eq!(ahead, 1);
 }
 

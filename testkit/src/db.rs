@@ -41,3 +41,11 @@ impl TestDb {
         crate::settings().database_url(&self.url)
     }
 }
+
+/// The single number an SQL query answers (`SELECT count(*) ...`).
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}

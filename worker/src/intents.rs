@@ -25,9 +25,7 @@ pub struct Intents {
 
 impl std::fmt::Debug for Intents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Intents")
-            .field("prefix", &self.keys.prefix())
-            .finish()
+        self.keys.debug_holder("Intents", f)
     }
 }
 

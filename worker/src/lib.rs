@@ -89,19 +89,9 @@ pub async fn run_on(
     listener: tokio::net::TcpListener,
     cancel: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let db = ezpulze_common::db::connect(&config)
+    let ezpulze_runtime::stores::Stores { db, redis, .. } = ezpulze_runtime::stores::open(&config)
         .await
         .map_err(WorkerError::Startup)?;
-    if config.migrate_on_start {
-        ezpulze_common::db::migrate(&db)
-            .await
-            .map_err(WorkerError::Startup)?;
-    }
-    let redis_client = ezpulze_common::redis_conn::client(&config).map_err(WorkerError::Startup)?;
-    let mut redis = ezpulze_common::redis_conn::manager(&redis_client)
-        .await
-        .map_err(WorkerError::Startup)?;
-    ezpulze_common::redis_conn::check_settings(&mut redis, &config).await;
 
     let lease = lease_for(&config, &tuning);
     let qcfg = ezpulze_runtime::queues::send(&config)

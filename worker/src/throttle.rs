@@ -85,9 +85,7 @@ pub struct Throttle {
 
 impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Throttle")
-            .field("prefix", &self.keys.prefix())
-            .finish()
+        self.keys.debug_holder("Throttle", f)
     }
 }
 

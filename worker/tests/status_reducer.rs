@@ -4,6 +4,7 @@
 use chrono::{TimeZone, Utc};
 use ezpulze_common::jobs::WebhookBody;
 use ezpulze_testkit::app::{recipients, TestApp};
+use ezpulze_testkit::db::count;
 use ezpulze_testkit::{templates, wait_until, DEADLINE};
 use ezpulze_worker::status::{apply, fold, retry_parked, Folded};
 use serde_json::json;
@@ -186,10 +187,7 @@ async fn events_match_by_wamid_without_callback_data_and_unknown_ones_wait() {
         .await
         .expect("s");
     assert_eq!(s, "delivered");
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_statuses")
-        .fetch_one(&f.pool)
-        .await
-        .expect("n");
+    let left = count(&f.pool, "SELECT count(*) FROM pending_statuses").await;
     assert_eq!(left, 0);
 }
 

@@ -203,9 +203,7 @@ async fn cancel(
     p: Principal,
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
-    p.require("broadcast:send")?;
-    let mut tx = state.db().begin().await?;
-    let status = locked_status(&mut tx, p.account_id(), id).await?;
+    let (mut tx, status) = begin_change(&state, &p, id).await?;
     if matches!(
         status,
         DispatchStatus::Completed | DispatchStatus::Cancelled
@@ -218,10 +216,7 @@ async fn cancel(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE dispatches SET status = 'cancelled', updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    set_status(&mut tx, id, DispatchStatus::Cancelled).await?;
     tx.commit().await?;
     Ok(Json(progress_of(&state, p.account_id(), id).await?))
 }
@@ -240,18 +235,13 @@ async fn resume(
     p: Principal,
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
-    p.require("broadcast:send")?;
-    let mut tx = state.db().begin().await?;
-    let status = locked_status(&mut tx, p.account_id(), id).await?;
+    let (mut tx, status) = begin_change(&state, &p, id).await?;
     if status != DispatchStatus::Paused {
         return Err(ApiError::Conflict(format!(
             "only a paused dispatch can be resumed; this one is {status}"
         )));
     }
-    sqlx::query("UPDATE dispatches SET status = 'sending', updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    set_status(&mut tx, id, DispatchStatus::Sending).await?;
     // Their clock restarts, so the outbox sweep does not push them a second time right away.
     let queued: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE messages SET updated_at = now(), next_attempt_at = NULL
@@ -275,6 +265,32 @@ async fn resume(
     }
     metrics::counter!("ezpulze_dispatches_resumed_total").increment(1);
     Ok(Json(progress_of(&state, p.account_id(), id).await?))
+}
+
+/// A change of one of the caller's dispatches (needs `broadcast:send`): the transaction, with
+/// the dispatch's row locked, and its status as shown.
+async fn begin_change(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+) -> ApiResult<(sqlx::Transaction<'static, sqlx::Postgres>, DispatchStatus)> {
+    p.require("broadcast:send")?;
+    let mut tx = state.db().begin().await?;
+    let status = locked_status(&mut tx, p.account_id(), id).await?;
+    Ok((tx, status))
+}
+
+async fn set_status(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    status: DispatchStatus,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE dispatches SET status = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// The dispatch's status as `GET /dispatches/{id}` shows it (`completed` once nothing of it is

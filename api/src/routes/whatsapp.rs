@@ -148,7 +148,8 @@ pub async fn put(
             .await?;
     }
     if let Some(verify) = &body.verify_token {
-        sqlx::query("UPDATE whatsapp_settings SET verify_token = $2, updated_at = now() WHERE account_id = $1")
+        let sql = "UPDATE whatsapp_settings SET verify_token = $2, updated_at = now() WHERE account_id = $1";
+        sqlx::query(sql)
             .bind(account)
             .bind(verify)
             .execute(&mut *tx)

@@ -130,12 +130,7 @@ impl Engine {
         // Jobs to deliver again later (retries, waits, rows another worker still holds).
         let mut later: HashMap<Uuid, Duration> = HashMap::new();
         if claimed.len() < ids.len() {
-            let mine: HashSet<Uuid> = claimed.iter().map(|c| c.id).collect();
-            let rest: Vec<Uuid> = ids
-                .iter()
-                .copied()
-                .filter(|id| !mine.contains(id))
-                .collect();
+            let rest = not_in(&ids, &claimed);
             self.unclaimed(&rest, &mut claimed, &mut later).await?;
         }
         let outcomes = if claimed.is_empty() {
@@ -210,4 +205,10 @@ impl Engine {
             retry: &self.tuning.retry,
         }
     }
+}
+
+/// The ids of `all` that `got` does not hold (rows a claim did not take).
+pub(crate) fn not_in(all: &[Uuid], got: &[db::Claimed]) -> Vec<Uuid> {
+    let got: HashSet<Uuid> = got.iter().map(|c| c.id).collect();
+    all.iter().copied().filter(|id| !got.contains(id)).collect()
 }

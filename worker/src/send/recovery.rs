@@ -5,7 +5,7 @@
 //! outcome, settled per `UNKNOWN_OUTCOME_POLICY` (`fail`: failed, never sent twice; `resend`:
 //! claimed again as a new attempt).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -66,12 +66,7 @@ impl Engine {
             metrics::counter!(m::RECLAIMED_UNSENT_TOTAL).increment(again.len() as u64);
             if again.len() < unsent.len() {
                 // Their dispatch was paused or cancelled meanwhile: back to queued.
-                let got: HashSet<Uuid> = again.iter().map(|c| c.id).collect();
-                let rest: Vec<Uuid> = unsent
-                    .iter()
-                    .copied()
-                    .filter(|id| !got.contains(id))
-                    .collect();
+                let rest = super::not_in(&unsent, &again);
                 db::release_stale(&self.db, &rest, self.lease).await?;
             }
             claimed.extend(again);

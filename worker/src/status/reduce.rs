@@ -96,6 +96,9 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
     let ids: Vec<Option<Uuid>> = events.iter().map(|e| e.message_id).collect();
     let wamids: Vec<Option<String>> = events.iter().map(|e| e.wamid.clone()).collect();
     let col = |f: fn(&Folded) -> Option<DateTime<Utc>>| events.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&Folded) -> &Option<String>| {
+        events.iter().map(|e| f(e).as_deref()).collect::<Vec<_>>()
+    };
     let matched: Vec<(Uuid, Option<String>)> = sqlx::query_as(&APPLY_SQL)
         .bind(&ids)
         .bind(&wamids)
@@ -104,19 +107,9 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
         .bind(col(|e| e.read))
         .bind(col(|e| e.failed))
         .bind(events.iter().map(|e| e.error_code).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.error_title.clone())
-                .collect::<Vec<_>>(),
-        )
+        .bind(text(|e| &e.error_title))
         .bind(events.iter().map(|e| e.account_id).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.phone_number_id.clone())
-                .collect::<Vec<_>>(),
-        )
+        .bind(text(|e| &e.phone_number_id))
         .fetch_all(db)
         .await
         .context("applying status events")?;
