@@ -38,10 +38,12 @@ impl Fixture {
         format!("/api/v1/broadcasts/{}/send", self.broadcast)
     }
 
-    /// Asserts that a bodiless POST of the fixture's key to `path` answers 409 `conflict`.
-    async fn post_conflicts(&self, path: &str) {
+    /// Asserts that a bodiless POST of the fixture's key to `path` answers 409 `conflict`;
+    /// returns the error body.
+    async fn post_conflicts(&self, path: &str) -> Value {
         let (s, v) = self.app.send("POST", path, &self.key, None).await;
         assert_error(s, &v, 409, "conflict");
+        v
     }
 }
 
@@ -549,7 +551,7 @@ async fn a_completed_dispatch_cannot_be_cancelled_or_resumed() {
     assert_eq!((s, v["status"].as_str()), (200, Some("completed")), "{v}");
     for action in ["cancel", "resume"] {
         let route = format!("/api/v1/dispatches/{d}/{action}");
-        f.post_conflicts(&route).await;
+        let v = f.post_conflicts(&route).await;
         assert!(
             v["error"]["message"]
                 .as_str()

@@ -37,11 +37,29 @@ pub struct VerifiedNumber {
 /// On the queue: `{"numbers": [...], "body": <the body>}`. A job that is the bare body (pushed
 /// by an api from before `numbers` existed) reads as `numbers: None` and is applied unscoped,
 /// as it was then.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct WebhookBody {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub numbers: Option<Vec<VerifiedNumber>>,
     pub body: Box<serde_json::value::RawValue>,
+}
+
+impl Serialize for WebhookBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            numbers: &'a [VerifiedNumber],
+            body: &'a serde_json::value::RawValue,
+        }
+        match &self.numbers {
+            Some(numbers) => Tagged {
+                numbers,
+                body: &self.body,
+            }
+            .serialize(s),
+            // Unscoped: the bare body, as queued before numbers existed.
+            None => self.body.serialize(s),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for WebhookBody {
@@ -93,5 +111,6 @@ mod tests {
         let legacy: WebhookBody = serde_json::from_str(body).expect("legacy");
         assert_eq!(legacy.numbers, None);
         assert_eq!(legacy.as_bytes(), body.as_bytes());
+        assert_eq!(serde_json::to_string(&legacy).expect("ser"), body);
     }
 }

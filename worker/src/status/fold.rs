@@ -259,11 +259,11 @@ mod tests {
     fn fold_keeps_first_timestamps_and_errors_per_message() {
         let id = Uuid::new_v4();
         let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"statuses": [
-            {"id": "wamid.A", "status": "read", "timestamp": "20", "biz_opaque_callback_data": id.simple().to_string()},
-            {"id": "wamid.A", "status": "sent", "timestamp": "10", "biz_opaque_callback_data": id.simple().to_string()},
-            {"id": "wamid.A", "status": "sent", "timestamp": "5", "biz_opaque_callback_data": id.simple().to_string()},
-            {"id": "wamid.B", "status": "failed", "timestamp": "7", "errors": [{"code": 131049, "title": "engagement"}]},
-            {"id": "wamid.C", "status": "played", "timestamp": "7"}
+            {"id": "wamid.A", "status": "read", "timestamp": "1700000020", "biz_opaque_callback_data": id.simple().to_string()},
+            {"id": "wamid.A", "status": "sent", "timestamp": "1700000010", "biz_opaque_callback_data": id.simple().to_string()},
+            {"id": "wamid.A", "status": "sent", "timestamp": "1700000005", "biz_opaque_callback_data": id.simple().to_string()},
+            {"id": "wamid.B", "status": "failed", "timestamp": "1700000007", "errors": [{"code": 131049, "title": "engagement"}]},
+            {"id": "wamid.C", "status": "played", "timestamp": "1700000007"}
         ]}}]}]});
         let mut folded = fold(&[
             serde_json::to_vec(&body).expect("json"),
@@ -272,8 +272,8 @@ mod tests {
         folded.sort_by_key(|f| f.wamid.clone());
         assert_eq!(folded.len(), 3);
         assert_eq!(folded[0].message_id, Some(id));
-        assert_eq!(folded[0].sent.map(|t| t.timestamp()), Some(5));
-        assert_eq!(folded[0].read.map(|t| t.timestamp()), Some(20));
+        assert_eq!(folded[0].sent.map(|t| t.timestamp()), Some(1_700_000_005));
+        assert_eq!(folded[0].read.map(|t| t.timestamp()), Some(1_700_000_020));
         assert_eq!(folded[1].error_code, Some(131049));
         assert!(folded[2].sent.is_none() && folded[2].failed.is_none());
     }
