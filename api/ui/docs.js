@@ -250,13 +250,14 @@ function broadcastPicker(base) {
   return wrap;
 }
 
-// Page sections: [section id on the page, title, id in the server's docs / the scope prefix].
+// Page sections: the section id on the page, its title, and its id in the server's docs (the
+// scope prefix).
 const SECTIONS = [
-  ['broadcast', 'Broadcast API', 'broadcast'],
-  ['contacts', 'Contacts API', 'contacts'],
-  ['leads', 'Leads API', 'leads'],
-  ['templates', 'Templates API', 'template'],
-  ['chatbot-flows', 'Chatbot Flows API', 'chatbot_flows'],
+  { id: 'broadcast', title: 'Broadcast API', server: 'broadcast' },
+  { id: 'contacts', title: 'Contacts API', server: 'contacts' },
+  { id: 'leads', title: 'Leads API', server: 'leads' },
+  { id: 'templates', title: 'Templates API', server: 'template' },
+  { id: 'chatbot-flows', title: 'Chatbot Flows API', server: 'chatbot_flows' },
 ];
 
 function chatbotEndpoints(scopes) {
@@ -287,7 +288,7 @@ function shape(method, path) {
 function chooseEndpoints(scopes, serverDocs) {
   const served = serverDocs && Array.isArray(serverDocs.sections) ? serverDocs.sections : null;
   const out = [];
-  for (const [id, title, serverId] of SECTIONS) {
+  for (const { id, title, server: serverId } of SECTIONS) {
     if (!served) {
       const endpoints = LOCAL[id](scopes);
       if (endpoints.length) out.push({ id, title, endpoints });

@@ -50,12 +50,13 @@ async fn twenty_thousand_messages_counters_equal_the_ground_truth() {
         .await
         .expect("sim");
     let sim_url = sim.url();
-    let app = TestApp::spawn_with(&[
-        ("GRAPH_API_BASE", &sim_url),
-        ("TEST_GRAPH_API_BASE", &sim_url),
-        ("SEND_TIMEOUT_MS", "5000"),
-        ("DATABASE_MAX_CONNECTIONS", "6"),
-    ])
+    let app = TestApp::spawn_against(
+        &sim_url,
+        &[
+            ("SEND_TIMEOUT_MS", "5000"),
+            ("DATABASE_MAX_CONNECTIONS", "6"),
+        ],
+    )
     .await;
     let api_url = app.base.clone();
     let config = app.config();

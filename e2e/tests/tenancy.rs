@@ -47,11 +47,7 @@ impl Stack {
             .await
             .expect("simulator");
         let sim_url = sim.url();
-        let app = TestApp::spawn_with(&[
-            ("GRAPH_API_BASE", &sim_url),
-            ("TEST_GRAPH_API_BASE", &sim_url),
-        ])
-        .await;
+        let app = TestApp::spawn_against(&sim_url, &[]).await;
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -350,28 +346,17 @@ async fn a_number_another_account_takes_over_never_sends_the_first_accounts_mess
     let (config, c) = (s.app.config(), s.cancel.clone());
     tokio::spawn(async move { ezpulze_scheduler::run(config, c).await });
     // A also registers B's number (with a token of its own): B holds it.
-    let (status, v) = put_numbers(
-        &s.app,
-        &s.a.account.admin,
-        &[(NUMBER_B, "token-a-for-b")],
-        None,
-    )
-    .await;
+    let a = s.a.account.admin.as_str();
+    let (status, v) = put_numbers(&s.app, a, &[(NUMBER_B, "token-a-for-b")], None).await;
     assert_eq!(status, 409, "B holds the number: {v}");
     // So the attack starts from a number nobody holds yet: A registers it, schedules a send
     // from it, then removes it; B registers it with B's token.
     let spare = "106540352240003";
-    let (status, v) = put_numbers(
-        &s.app,
-        &s.a.account.admin,
-        &[(spare, "token-a-spare")],
-        None,
-    )
-    .await;
+    let (status, v) = put_numbers(&s.app, a, &[(spare, "token-a-spare")], None).await;
     assert_eq!(status, 200, "{v}");
     let at = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
     let dispatch = s.app.dispatch(&s.a, recipients(5, 700), Some(&at)).await;
-    let (status, v) = put_numbers(&s.app, &s.a.account.admin, &[(NUMBER_A, "token-a")], None).await;
+    let (status, v) = put_numbers(&s.app, a, &[(NUMBER_A, "token-a")], None).await;
     assert_eq!(status, 200, "{v}");
     let both = [(NUMBER_B, "token-b"), (spare, "token-b")];
     let (status, v) = put_numbers(&s.app, &s.b.account.admin, &both, None).await;

@@ -52,15 +52,44 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// One Redis server and the timeouts of its connections.
+#[derive(Clone)]
+pub(crate) struct SingleNode {
+    client: redis::Client,
+    response_timeout: Duration,
+    read_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl SingleNode {
+    /// A connection manager that reconnects by itself.
+    async fn manager(&self) -> Result<Conn, QueueError> {
+        let cfg = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = self.client.get_connection_manager_with_config(cfg).await?;
+        Ok(Conn::Manager(manager))
+    }
+
+    /// A plain connection whose response timeout allows a blocking read.
+    async fn blocking(&self) -> Result<Conn, QueueError> {
+        let cfg = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(self.read_timeout))
+            .set_connection_timeout(Some(self.connect_timeout));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?;
+        Ok(Conn::Plain(conn))
+    }
+}
+
 /// Makes connections.
 #[derive(Clone)]
 pub(crate) enum Connector {
-    Single {
-        client: redis::Client,
-        response_timeout: Duration,
-        read_timeout: Duration,
-        connect_timeout: Duration,
-    },
+    Single(SingleNode),
     Cluster {
         write: Box<ClusterClient>,
         read: Box<ClusterClient>,
@@ -72,12 +101,12 @@ impl Connector {
         // A blocking read must not hit the response timeout: give it BLOCK plus a margin.
         let read_timeout = cfg.block + cfg.response_timeout;
         match target {
-            RedisTarget::Single(url) => Ok(Self::Single {
+            RedisTarget::Single(url) => Ok(Self::Single(SingleNode {
                 client: redis::Client::open(url.as_str())?,
                 response_timeout: cfg.response_timeout,
                 read_timeout,
                 connect_timeout: cfg.connect_timeout,
-            }),
+            })),
             RedisTarget::Cluster(nodes) => {
                 let build = |rt: Duration| {
                     ClusterClient::builder(nodes.iter().map(String::as_str))
@@ -98,21 +127,7 @@ impl Connector {
     /// itself after a dropped connection or a Redis restart.
     pub(crate) async fn shared(&self) -> Result<Conn, QueueError> {
         match self {
-            Self::Single {
-                client,
-                response_timeout,
-                connect_timeout,
-                ..
-            } => {
-                let cfg = ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(*response_timeout))
-                    .set_connection_timeout(Some(*connect_timeout))
-                    .set_number_of_retries(3)
-                    .set_max_delay(Duration::from_millis(500));
-                Ok(Conn::Manager(
-                    client.get_connection_manager_with_config(cfg).await?,
-                ))
-            }
+            Self::Single(node) => node.manager().await,
             Self::Cluster { write, .. } => Ok(Conn::Cluster(write.get_async_connection().await?)),
         }
     }
@@ -120,21 +135,7 @@ impl Connector {
     /// A dedicated connection for blocking reads (one per consumer).
     pub(crate) async fn reader(&self) -> Result<Conn, QueueError> {
         match self {
-            Self::Single {
-                client,
-                read_timeout,
-                connect_timeout,
-                ..
-            } => {
-                let cfg = AsyncConnectionConfig::new()
-                    .set_response_timeout(Some(*read_timeout))
-                    .set_connection_timeout(Some(*connect_timeout));
-                Ok(Conn::Plain(
-                    client
-                        .get_multiplexed_async_connection_with_config(&cfg)
-                        .await?,
-                ))
-            }
+            Self::Single(node) => node.blocking().await,
             Self::Cluster { read, .. } => Ok(Conn::Cluster(read.get_async_connection().await?)),
         }
     }

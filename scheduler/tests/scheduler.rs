@@ -126,12 +126,7 @@ async fn stuck_sends_follow_the_unknown_outcome_policy() {
         .bind(d).execute(&s.db).await.expect("stuck");
     sqlx::query("UPDATE messages SET status = 'sending', claimed_at = now() WHERE status = 'queued' AND dispatch_id = $1 AND id IN (SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id DESC LIMIT 1)")
         .bind(d).execute(&s.db).await.expect("fresh");
-    assert_eq!(
-        tasks::sweep_unknown(&s.db, UnknownOutcomePolicy::Fail)
-            .await
-            .expect("sweep"),
-        2
-    );
+    assert_eq!(sweep(&s.db, UnknownOutcomePolicy::Fail).await, 2);
     let failed = count(
         &s.db,
         "SELECT count(*) FROM messages WHERE status = 'failed' AND error_title LIKE 'outcome unknown%'",
@@ -144,12 +139,7 @@ async fn stuck_sends_follow_the_unknown_outcome_policy() {
     .execute(&s.db)
     .await
     .expect("age");
-    assert_eq!(
-        tasks::sweep_unknown(&s.db, UnknownOutcomePolicy::Resend)
-            .await
-            .expect("sweep"),
-        1
-    );
+    assert_eq!(sweep(&s.db, UnknownOutcomePolicy::Resend).await, 1);
     let queued = count(
         &s.db,
         "SELECT count(*) FROM messages WHERE status = 'queued'",
@@ -211,6 +201,11 @@ async fn retention_keeps_a_partition_that_still_holds_unsent_messages() {
         .expect("cancel");
     let dropped = tasks::retention(&e.s.db, 30).await.expect("retention");
     assert_eq!(dropped, vec![kept]);
+}
+
+/// One stuck-send sweep; how many rows it settled.
+async fn sweep(db: &sqlx::PgPool, policy: UnknownOutcomePolicy) -> usize {
+    tasks::sweep_unknown(db, policy).await.expect("sweep")
 }
 
 /// Dispatches already overdue that fill the safety-net scan's batch, so that the scan cannot

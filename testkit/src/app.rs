@@ -63,6 +63,14 @@ impl TestApp {
         Self::start(settings.into_map()).await
     }
 
+    /// [`TestApp::spawn_with`] with both Graph API bases (live and test) at `graph`, e.g. the
+    /// simulator's URL.
+    pub async fn spawn_against(graph: &str, extra: &[(&str, &str)]) -> TestApp {
+        let mut all = vec![("GRAPH_API_BASE", graph), ("TEST_GRAPH_API_BASE", graph)];
+        all.extend_from_slice(extra);
+        Self::spawn_with(&all).await
+    }
+
     /// Another API process on the same database and Redis prefix (a second replica).
     pub async fn replica(&self) -> TestApp {
         Self::start(self.settings.clone()).await

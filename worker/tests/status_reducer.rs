@@ -95,27 +95,24 @@ async fn monotone_states_and_counters_for_real_transitions_only() {
     // Message 1: sent, then failed (an async failure after sent).
     // Message 2: failed, then delivered (delivery evidence outranks failed).
     // Message 3: only sent.
-    let batches = [
-        body(&[
-            (m[0], "wamid.0", "read", 30),
-            (m[1], "wamid.1", "sent", 10),
-            (m[3], "wamid.3", "sent", 10),
-        ]),
-        body(&[
-            (m[0], "wamid.0", "sent", 10),
-            (m[0], "wamid.0", "delivered", 20),
-            (m[2], "wamid.2", "failed", 15),
-        ]),
-        body(&[
-            (m[1], "wamid.1", "failed", 20),
-            (m[0], "wamid.0", "read", 30),
-            (m[3], "wamid.3", "sent", 10),
-        ]),
-        body(&[
-            (m[2], "wamid.2", "delivered", 25),
-            (m[0], "wamid.0", "sent", 10),
-        ]),
+    // (message index, status, seconds after T0); message i has wamid `wamid.i`.
+    let events: [&[(usize, &str, i64)]; 4] = [
+        &[(0, "read", 30), (1, "sent", 10), (3, "sent", 10)],
+        &[(0, "sent", 10), (0, "delivered", 20), (2, "failed", 15)],
+        &[(1, "failed", 20), (0, "read", 30), (3, "sent", 10)],
+        &[(2, "delivered", 25), (0, "sent", 10)],
     ];
+    let wamids: Vec<String> = (0..m.len()).map(|i| format!("wamid.{i}")).collect();
+    let batches: Vec<Vec<u8>> = events
+        .iter()
+        .map(|evs| {
+            let evs: Vec<_> = evs
+                .iter()
+                .map(|&(i, status, ts)| (m[i], wamids[i].as_str(), status, ts))
+                .collect();
+            body(&evs)
+        })
+        .collect();
     for b in &batches {
         let unmatched = apply(&f.pool, &fold(std::slice::from_ref(b)))
             .await

@@ -136,15 +136,12 @@ pub(super) fn positional_examples(
 ) {
     if let Some(s) = sample {
         if s.len() != p.count {
-            errs.push(
-                path,
-                ErrorCode::InvalidValue,
-                format!(
-                    "example has {} values; the text has {} parameters",
-                    s.len(),
-                    p.count
-                ),
+            let why = format!(
+                "example has {} values; the text has {} parameters",
+                s.len(),
+                p.count
             );
+            errs.push(path, ErrorCode::InvalidValue, why);
         } else {
             p.examples = s.clone();
         }
@@ -163,24 +160,18 @@ pub(super) fn named_examples(
             match s.iter().find(|e| &e.param_name == name) {
                 Some(e) => ex.push(e.example.clone()),
                 None => {
-                    errs.push(
-                        path,
-                        ErrorCode::InvalidValue,
-                        format!("example lacks parameter {name:?}"),
-                    );
+                    let why = format!("example lacks parameter {name:?}");
+                    errs.push(path, ErrorCode::InvalidValue, why);
                     return;
                 }
             }
         }
         if let Some(extra) = s.iter().find(|e| !p.names.contains(&e.param_name)) {
-            errs.push(
-                path,
-                ErrorCode::InvalidValue,
-                format!(
-                    "example names {:?}, which the text does not use",
-                    extra.param_name
-                ),
+            let why = format!(
+                "example names {:?}, which the text does not use",
+                extra.param_name
             );
+            errs.push(path, ErrorCode::InvalidValue, why);
             return;
         }
         p.examples = ex;
