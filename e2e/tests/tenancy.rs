@@ -361,9 +361,20 @@ async fn a_number_another_account_takes_over_never_sends_the_first_accounts_mess
     let both = [(NUMBER_B, "token-b"), (spare, "token-b")];
     let (status, v) = put_numbers(&s.app, &s.b.account.admin, &both, None).await;
     assert_eq!(status, 200, "{v}");
-    // Past the scheduled time, nothing of A's went out: the dispatch was cancelled with its
-    // number, its messages say why.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Once the scheduler has taken the dispatch's release job (due at the scheduled time),
+    // nothing of A's went out: the dispatch was cancelled with its number, its messages say why.
+    let config = s.app.config();
+    let releases = ezpulze_runtime::queues::connect::<ezpulze_common::jobs::ReleaseJob>(
+        &config,
+        ezpulze_runtime::queues::schedule(&config),
+    )
+    .await
+    .expect("schedule queue");
+    wait_until("the release job taken", SETTLE, || async {
+        let q = releases.stats().await.expect("stats");
+        (q.depth, q.delayed, q.in_flight) == (0, 0, 0)
+    })
+    .await;
     s.settle().await;
     let stats = s.simulator.stats().await;
     assert_eq!(stats["accepted"], 0, "{stats}");
