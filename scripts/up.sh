@@ -97,7 +97,7 @@ sim_number=106540352242922
 sim_display=15550783881
 if has_bin ezpulze-simulator; then
   SIM_LISTEN=127.0.0.1:$sim_port SIM_WEBHOOK_URL=http://127.0.0.1:$api_port/webhooks/whatsapp \
-    SIM_NUMBERS="$sim_number:$sim_display:$EZPULZE_SIM_TOKEN" \
+    SIM_NUMBERS="$sim_number:$sim_display:$EZPULZE_SIM_TOKEN" SIM_SANDBOX_TOKEN=ezpulze-sandbox \
     start simulator "$bin/ezpulze-simulator"
   metrics_urls+=" http://127.0.0.1:$sim_port/metrics"
 fi

@@ -51,6 +51,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
+    /// The caller holds as many live Idempotency-Key records as it may (`crate::idempotency`).
+    #[error("this key holds {0}; send without an Idempotency-Key or retry later")]
+    IdempotencyBudget(&'static str),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the request is not valid")]
@@ -69,7 +72,7 @@ impl ApiError {
         match self {
             MissingApiKey | InvalidApiKey | KeyInactive | KeyExpired => StatusCode::UNAUTHORIZED,
             InsufficientScope(_) | IpNotAllowed => StatusCode::FORBIDDEN,
-            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited { .. } | IdempotencyBudget(_) => StatusCode::TOO_MANY_REQUESTS,
             NotFound => StatusCode::NOT_FOUND,
             Conflict(_) | IdempotencyConflict => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,7 +90,7 @@ impl ApiError {
             KeyExpired => "key_expired",
             InsufficientScope(_) => "insufficient_scope",
             IpNotAllowed => "ip_not_allowed",
-            RateLimited { .. } => "rate_limited",
+            RateLimited { .. } | IdempotencyBudget(_) => "rate_limited",
             NotFound => "not_found",
             Conflict(_) => "conflict",
             IdempotencyConflict => "idempotency_conflict",

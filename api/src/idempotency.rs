@@ -27,6 +27,13 @@ use crate::state::AppState;
 /// Lifetime of the in-progress lock (a send of 10,000 recipients takes well under a second).
 pub const LOCK_SECS: u64 = 60;
 
+/// What one caller may hold in live (24 h) records: a new Idempotency-Key beyond either bound
+/// answers 429 `rate_limited` (a request without the header still goes on). One record holds
+/// at most one send's answer, itself bounded: 10,000 recipients, each `to` echoed in at most
+/// 64 characters and each message in at most 200.
+pub const MAX_RECORDS_PER_CALLER: i64 = 10_000;
+pub const MAX_STORED_BYTES_PER_CALLER: i64 = 256 * 1024 * 1024;
+
 const HEADER: &str = "idempotency-key";
 
 /// What the start of an idempotent request found.
@@ -83,6 +90,23 @@ pub async fn begin(
     };
     if let Some(done) = claim.committed(state).await? {
         return Ok(done);
+    }
+    let (records, bytes) = idempotency::held(
+        state.db(),
+        claim.account_id,
+        &claim.caller,
+        MAX_RECORDS_PER_CALLER,
+    )
+    .await?;
+    if records >= MAX_RECORDS_PER_CALLER {
+        return Err(ApiError::IdempotencyBudget(
+            "10,000 Idempotency-Key records of the last 24 h",
+        ));
+    }
+    if bytes >= MAX_STORED_BYTES_PER_CALLER {
+        return Err(ApiError::IdempotencyBudget(
+            "256 MiB of stored Idempotency-Key answers of the last 24 h",
+        ));
     }
     let lock = state
         .keyspace()

@@ -10,6 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// The pepper used when none is configured: fine for a laptop, refused when `EZPULZE_ENV=production`.
 pub const DEV_PEPPER: &str = "ezpulze-development-pepper-change-me";
+/// The bearer token test-mode sends carry unless `TEST_GRAPH_API_TOKEN` says otherwise (the
+/// simulator accepts it for every number when started with `SIM_SANDBOX_TOKEN` set to it).
+pub const DEFAULT_TEST_GRAPH_API_TOKEN: &str = "ezpulze-sandbox";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +37,9 @@ pub struct Config {
     pub graph_api_base: String,
     /// Where sends of `sk_test_` keys go (the simulator); never the real Graph API.
     pub test_graph_api_base: String,
+    /// The bearer token of every test-mode send (a public sandbox value): a `sk_test_` key's
+    /// messages never carry the account's real access token.
+    pub test_graph_api_token: String,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
     /// Key material for secrets at rest (access tokens, app secrets).
@@ -206,6 +212,7 @@ impl Config {
         let public_base_url = r.string("PUBLIC_BASE_URL", &format!("http://{api_addr}"));
         let graph_api_base = r.string("GRAPH_API_BASE", "http://127.0.0.1:8090");
         let test_graph_api_base = r.string("TEST_GRAPH_API_BASE", "http://127.0.0.1:8090");
+        let test_graph_api_token = r.string("TEST_GRAPH_API_TOKEN", DEFAULT_TEST_GRAPH_API_TOKEN);
         let log_format = match r.string("LOG_FORMAT", "text").as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -319,6 +326,7 @@ impl Config {
             public_base_url,
             graph_api_base,
             test_graph_api_base,
+            test_graph_api_token,
             log_format,
             migrate_on_start,
             secrets_key: secrets_key.into(),
@@ -355,6 +363,21 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
+/// An allow-list entry as it is matched: [`parse_net`], truncated to its network, with an
+/// IPv4-mapped IPv6 network (`::ffff:127.0.0.1`, `::ffff:10.0.0.0/104`) written as the IPv4
+/// network it means (clients are matched by their IPv4 address).
+pub fn parse_allowed_net(s: &str) -> Option<IpNet> {
+    let net = parse_net(s)?.trunc();
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
+            return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .ok()
+                .map(IpNet::V4);
+        }
+    }
+    Some(net)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +389,20 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_source(&map)
+    }
+
+    #[test]
+    fn ipv4_mapped_allow_list_entries_mean_their_ipv4_network() {
+        for (entry, want) in [
+            ("::ffff:127.0.0.1", "127.0.0.1/32"),
+            ("::ffff:10.1.2.3/104", "10.0.0.0/8"),
+            ("10.1.2.3/8", "10.0.0.0/8"),
+            ("2001:db8::1", "2001:db8::1/128"),
+        ] {
+            let net = parse_allowed_net(entry).map(|n| n.to_string());
+            assert_eq!(net.as_deref(), Some(want), "{entry}");
+        }
+        assert!(parse_allowed_net("10.0.0.0/33").is_none());
     }
 
     #[test]

@@ -76,6 +76,28 @@ pub async fn find(
     .await
 }
 
+/// How many live records `caller` holds (counted up to `cap`) and their stored size in bytes.
+pub async fn held(
+    db: &PgPool,
+    account_id: Uuid,
+    caller: &str,
+    cap: i64,
+) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*), coalesce(sum(size), 0)::bigint FROM (
+             SELECT pg_column_size(response) AS size FROM idempotency_records
+              WHERE account_id = $1 AND caller = $2
+                AND created_at >= now() - make_interval(secs => $3)
+              LIMIT $4) held",
+    )
+    .bind(account_id)
+    .bind(caller)
+    .bind(TTL_SECS as f64)
+    .bind(cap)
+    .fetch_one(db)
+    .await
+}
+
 /// Deletes records past their lifetime, at most `limit`; returns how many.
 pub async fn delete_expired(db: &PgPool, limit: i64) -> sqlx::Result<u64> {
     let r = sqlx::query(

@@ -4,6 +4,11 @@
 //! international number (country code first). Spaces, dashes, dots, slashes and parentheses
 //! are ignored. The result has 8 to 15 digits and does not start with `0`.
 //!
+//! A national trunk `0` written after the country code (`+44 (0) 20 7946 0958`,
+//! `+49 030 1234567`) is dropped for the countries in [`TRUNK_ZERO`]: their numbering plans
+//! dial a `0` before national numbers and have no national number that starts with one. Other
+//! countries keep it (Italy's `+39 06 …` is a number that starts with `0`).
+//!
 //! ```
 //! use ezpulze_payload::phone::PhoneE164;
 //! let p = PhoneE164::parse("+1 (650) 555-1234").expect("valid");
@@ -21,6 +26,16 @@ use std::str::FromStr;
 pub const MIN_DIGITS: usize = 8;
 /// Most digits of an accepted number (E.164 maximum).
 pub const MAX_DIGITS: usize = 15;
+
+/// Country calling codes whose numbering plan has a trunk prefix `0` and no national number
+/// beginning with `0`: a `0` right after one of them is the trunk prefix and is dropped.
+/// (Country codes are prefix-free, so a number starting with one of these has that code.)
+pub const TRUNK_ZERO: &[&str] = &[
+    "20", "27", "31", "32", "33", "41", "43", "44", "46", "49", "51", "54", "58", "60", "61", "62",
+    "63", "64", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98", "212",
+    "213", "233", "234", "254", "255", "256", "263", "353", "358", "380", "381", "385", "386",
+    "387", "880", "886", "961", "962", "963", "964", "966", "967", "971", "972", "977",
+];
 
 /// Why a phone number was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +99,13 @@ impl PhoneE164 {
         }
         if out[1..].starts_with('0') {
             return Err(PhoneError::LeadingZero);
+        }
+        if let Some(cc) = TRUNK_ZERO
+            .iter()
+            .find(|cc| out[1..].starts_with(*cc) && out[1 + cc.len()..].starts_with('0'))
+        {
+            out.remove(1 + cc.len());
+            digits -= 1;
         }
         if digits < MIN_DIGITS {
             return Err(PhoneError::TooShort(digits));
@@ -168,7 +190,11 @@ mod tests {
             ("+1 (650) 555-1234", "+16505551234"),
             ("  +1 650.555.1234 ", "+16505551234"),
             ("0044 20 7946 0958", "+442079460958"),
-            ("+44 (0)20 7946 0958", "+4402079460958"),
+            ("+44 (0)20 7946 0958", "+442079460958"),
+            ("+44 (0) 20 7946 0958", "+442079460958"),
+            ("+49 030 1234567", "+49301234567"),
+            ("+91 098765 43210", "+919876543210"),
+            ("+39 06 6982 1234", "+390669821234"),
             ("+55 11 91234-5678", "+5511912345678"),
             ("+49/30/1234567", "+49301234567"),
             ("+12345678", "+12345678"),

@@ -521,6 +521,15 @@ where
     /// (an empty result is normal). Undecodable jobs are dead-lettered here. On error the
     /// read connection is dropped and the next call reconnects.
     pub async fn fetch_batch(&mut self, max: usize) -> Result<Vec<Job<T>>, QueueError> {
+        self.fetch(max, true).await
+    }
+
+    /// [`Consumer::fetch_batch`] without waiting: what is ready now (to top up a batch).
+    pub async fn fetch_ready(&mut self, max: usize) -> Result<Vec<Job<T>>, QueueError> {
+        self.fetch(max, false).await
+    }
+
+    async fn fetch(&mut self, max: usize, block: bool) -> Result<Vec<Job<T>>, QueueError> {
         let inner = self.queue.inner.clone();
         let mut conn = match self.conn.take() {
             Some(c) => c,
@@ -533,7 +542,7 @@ where
             &self.name,
             max.max(1),
             &mut self.state,
-            true,
+            block,
         )
         .await?;
         self.conn = Some(conn);

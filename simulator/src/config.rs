@@ -146,6 +146,10 @@ pub struct SimConfig {
     pub webhook_url: Option<String>,
     pub app_secret: String,
     pub templates: Vec<TemplateConfig>,
+    /// A token accepted for every registered number besides the number's own (a sandbox the
+    /// engine's test-mode sends are pointed at; they carry `TEST_GRAPH_API_TOKEN`, never the
+    /// account's token). Unset: each number takes only its own token, as the Graph API does.
+    pub sandbox_token: Option<String>,
     /// Messages per second per phone number (0 = no cap) -> 130429.
     pub mps_limit: u32,
     /// Minimum gap between two messages from one number to one recipient (0 = off) -> 131056.
@@ -200,6 +204,7 @@ impl Default for SimConfig {
             webhook_url: None,
             app_secret: "sim-app-secret".to_owned(),
             templates: Vec::new(),
+            sandbox_token: None,
             mps_limit: 80,
             pair_gap_ms: 6000,
             error_rates: ErrorRates::default(),

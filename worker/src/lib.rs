@@ -127,6 +127,7 @@ pub async fn run_on(
         policy: config.unknown_outcome_policy,
         graph_base: config.graph_api_base.clone(),
         test_graph_base: config.test_graph_api_base.clone(),
+        test_graph_token: config.test_graph_api_token.clone().into(),
         tuning: tuning.clone(),
     });
 

@@ -23,12 +23,15 @@ async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
         json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000}),
     )
     .await;
-    // Live sends go to a dead address; test-mode ones to the simulator.
+    // Test-mode sends go to a second simulator, a sandbox that knows the number with another
+    // token: only the sandbox token gets them accepted, so the account's token never went.
     let other = ezpulze_simulator::spawn(
         ezpulze_simulator::SimConfig::default()
-            .merged(
-                &json!({"numbers": sim_numbers(&["1001"]), "pair_gap_ms": 0, "mps_limit": 1000}),
-            )
+            .merged(&json!({
+                "numbers": [{"phone_number_id": "1001", "access_token": "sandbox-only"}],
+                "sandbox_token": ezpulze_common::config::DEFAULT_TEST_GRAPH_API_TOKEN,
+                "pair_gap_ms": 0, "mps_limit": 1000
+            }))
             .expect("cfg"),
     )
     .await
@@ -76,6 +79,7 @@ async fn messages_reach_accepted_with_wamids_and_test_mode_uses_its_base() {
         .await
         .expect("json");
     assert_eq!(other_stats["accepted"], 15);
+    assert_eq!(other_stats["sandbox_sends"], 15, "{other_stats}");
     for d in [live, test] {
         assert_eq!(env.dispatch_status(d).await, "sending");
     }

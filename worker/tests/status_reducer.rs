@@ -229,3 +229,94 @@ async fn the_consumer_loop_reads_the_queue_applies_and_acks() {
     cancel.cancel();
     task.await.expect("join").expect("run");
 }
+
+/// Pushes one webhook body onto `queue`, verified for `account` (or unscoped).
+async fn push_body(queue: &ezpulze_queue::Queue<WebhookBody>, b: &[u8], account: Option<Uuid>) {
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(b).expect("json");
+    let numbers = account.map(|account_id| {
+        vec![ezpulze_common::jobs::VerifiedNumber {
+            phone_number_id: "1".into(),
+            account_id,
+        }]
+    });
+    queue
+        .push(&WebhookBody { numbers, body: raw })
+        .await
+        .expect("push");
+}
+
+#[tokio::test]
+async fn batches_are_read_in_steps_and_parked_events_are_bounded_per_account() {
+    let f = fixture(300).await;
+    let account: Uuid = sqlx::query_scalar("SELECT account_id FROM messages LIMIT 1")
+        .fetch_one(&f.pool)
+        .await
+        .expect("account");
+    let config = f.app.config();
+    let queue: ezpulze_queue::Queue<WebhookBody> =
+        ezpulze_runtime::queues::connect(&config, ezpulze_runtime::queues::webhooks(&config))
+            .await
+            .expect("queue");
+    // The bodies are verified for the account's number "1", the dispatch's.
+    sqlx::query("UPDATE dispatches SET phone_number_id = '1'")
+        .execute(&f.pool)
+        .await
+        .expect("number");
+    // One body per message, more than one read step of the consumer holds.
+    for (i, id) in f.messages.iter().enumerate() {
+        let b = body(&[(*id, &format!("wamid.{i}"), "delivered", 10)]);
+        push_body(&queue, &b, Some(account)).await;
+    }
+    // The account already holds as many parked events as it may; another account holds none.
+    sqlx::query(
+        "INSERT INTO pending_statuses (message_id, wamid, status, event_at, account_id)
+         SELECT gen_random_uuid(), 'wamid.p' || i, 'sent', now(), $1
+           FROM generate_series(1, $2) i",
+    )
+    .bind(account)
+    .bind(ezpulze_worker::status::MAX_PENDING_PER_ACCOUNT)
+    .execute(&f.pool)
+    .await
+    .expect("fill");
+    let other = Uuid::now_v7();
+    for (who, n) in [(account, 0), (other, 1)] {
+        let b = body(&[(Uuid::now_v7(), &format!("wamid.unknown{n}"), "sent", 10)]);
+        push_body(&queue, &b, Some(who)).await;
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(ezpulze_worker::status::run(
+        f.pool.clone(),
+        queue.clone(),
+        config.status_batch,
+        cancel.clone(),
+    ));
+    wait_until("every body settled", DEADLINE, || async {
+        let stats = queue.stats().await.expect("stats");
+        (stats.depth, stats.in_flight) == (0, 0)
+    })
+    .await;
+    cancel.cancel();
+    task.await.expect("join").expect("run");
+    let delivered = count(
+        &f.pool,
+        "SELECT count(*) FROM messages WHERE status = 'delivered'",
+    )
+    .await;
+    assert_eq!(delivered, 300);
+    let parked: Vec<(Option<Uuid>, i64)> = sqlx::query_as(
+        "SELECT account_id, count(*) FROM pending_statuses GROUP BY account_id ORDER BY 2",
+    )
+    .fetch_all(&f.pool)
+    .await
+    .expect("parked");
+    assert_eq!(
+        parked,
+        vec![
+            (Some(other), 1),
+            (
+                Some(account),
+                ezpulze_worker::status::MAX_PENDING_PER_ACCOUNT
+            )
+        ]
+    );
+}

@@ -26,7 +26,8 @@ pub struct KeyRecord {
     pub name: String,
     pub scope_group: Option<String>,
     pub scopes: Vec<String>,
-    pub allowed_ips: Vec<IpNet>,
+    /// The networks the key may be used from; `None`: from anywhere (no list stored).
+    pub allowed_ips: Option<Vec<IpNet>>,
     pub rate_limit_per_hour: Option<i32>,
     pub expires_at: Option<DateTime<Utc>>,
     pub active: bool,
@@ -48,8 +49,31 @@ impl KeyRecord {
                 .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
-        self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|n| n.contains(&ip))
+        match &self.allowed_ips {
+            None => true,
+            Some(nets) => nets.iter().any(|n| n.contains(&ip)),
+        }
     }
+}
+
+/// The stored allow-list as it is matched. An entry that does not parse (written by an older
+/// version, or by hand) matches nothing: a list that held only such entries denies every
+/// address rather than falling back to "no list", which would allow all.
+fn allow_list(stored: &[String]) -> Option<Vec<IpNet>> {
+    if stored.is_empty() {
+        return None;
+    }
+    let nets: Vec<IpNet> = stored
+        .iter()
+        .filter_map(|s| ezpulze_common::config::parse_allowed_net(s.trim()))
+        .collect();
+    if nets.len() < stored.len() {
+        tracing::warn!(
+            unparsed = stored.len() - nets.len(),
+            "a key's allow-list holds entries that do not parse; they match no address"
+        );
+    }
+    Some(nets)
 }
 
 struct Entry {
@@ -134,11 +158,7 @@ impl KeyCache {
                 name: r.name,
                 scope_group: r.scope_group,
                 scopes: r.scopes,
-                allowed_ips: r
-                    .allowed_ips
-                    .iter()
-                    .filter_map(|s| s.parse().ok())
-                    .collect(),
+                allowed_ips: allow_list(&r.allowed_ips),
                 rate_limit_per_hour: r.rate_limit_per_hour,
                 expires_at: r.expires_at,
                 active: r.active,

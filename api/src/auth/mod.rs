@@ -56,6 +56,24 @@ impl Principal {
         matches!(self, Principal::Key(k) if k.test_mode)
     }
 
+    /// The dispatches the caller may see by mode: a key only those of its own mode
+    /// (`Some(test_mode)`), the account's admin both (`None`). Bound as `$3` of the
+    /// dispatch statements: `($3::bool IS NULL OR d.test_mode = $3)`.
+    pub fn dispatch_mode(&self) -> Option<bool> {
+        match self {
+            Principal::Key(k) => Some(k.test_mode),
+            Principal::Admin { .. } => None,
+        }
+    }
+
+    /// Whether the caller holds `scope` (nothing is counted: for what a response shows).
+    pub fn holds(&self, scope: &str) -> bool {
+        match self {
+            Principal::Admin { .. } => true,
+            Principal::Key(k) => ezpulze_common::scopes::allows(&k.scopes, scope),
+        }
+    }
+
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
         match self {
             Principal::Admin { .. } => Ok(()),

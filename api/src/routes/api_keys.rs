@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::contacts::fields::Errors;
+use super::contacts::fields::{self, Errors};
 use super::owned;
 use crate::auth::key_cache::publish_invalidation;
 use crate::auth::AdminAccount;
@@ -142,7 +142,9 @@ pub struct CreateKey {
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PatchKey {
-    name: Option<String>,
+    /// `null` is refused (a key always has a name), not taken as "unchanged".
+    #[serde(deserialize_with = "double_option")]
+    name: Option<Option<String>>,
     #[serde(deserialize_with = "double_option")]
     scope_group: Option<Option<String>>,
     scopes: Option<Vec<String>>,
@@ -155,13 +157,7 @@ pub struct PatchKey {
 }
 
 fn check_name(name: &str, errors: &mut Errors) -> String {
-    let name = name.trim();
-    if name.is_empty() {
-        errors.push("name", "a name is required");
-    } else if name.chars().count() > 100 {
-        errors.push("name", "at most 100 characters");
-    }
-    name.to_string()
+    fields::one_line("name", name, 100, errors).unwrap_or_default()
 }
 
 /// Resolves a group and/or an explicit list into the stored (group, sorted scopes).
@@ -216,8 +212,8 @@ fn check_ips(ips: &[String], errors: &mut Errors) -> Vec<String> {
     }
     let mut out = Vec::new();
     for (i, raw) in ips.iter().enumerate() {
-        match ezpulze_common::config::parse_net(raw.trim()) {
-            Some(net) => out.push(net.trunc().to_string()),
+        match ezpulze_common::config::parse_allowed_net(raw.trim()) {
+            Some(net) => out.push(net.to_string()),
             None => errors.push(
                 format!("allowed_ips[{i}]"),
                 format!("{raw:?} is not an IP address or CIDR network"),
@@ -482,7 +478,11 @@ pub async fn patch(
     .await?;
     let mut errors = Errors::default();
     let name = match &body.name {
-        Some(n) => check_name(n, &mut errors),
+        Some(Some(n)) => check_name(n, &mut errors),
+        Some(None) => {
+            errors.push("name", "cannot be null: a key always has a name");
+            current.name.clone()
+        }
         None => current.name.clone(),
     };
     let (group, scope_list) = match (&body.scope_group, &body.scopes) {

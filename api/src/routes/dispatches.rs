@@ -13,7 +13,6 @@ use ezpulze_common::dispatch::JobSink;
 use ezpulze_common::model::{DispatchStatus, MessageStatus};
 use uuid::Uuid;
 
-use super::owned;
 use crate::auth::{scope, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, PathId};
@@ -42,7 +41,7 @@ fn can_read(p: &Principal) -> ApiResult<()> {
 }
 
 /// Progress counted from the messages themselves (the same source the usage counters follow).
-pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Value> {
+pub async fn progress_of(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Value> {
     #[derive(sqlx::FromRow)]
     struct Progress {
         id: Uuid,
@@ -58,7 +57,7 @@ pub async fn progress_of(state: &AppState, account: Uuid, id: Uuid) -> ApiResult
         failed: i64,
         cancelled: i64,
     }
-    let r: Progress = owned::fetch(state.db(), &PROGRESS_SQL, id, account).await?;
+    let r: Progress = fetch_in_mode(state.db(), &PROGRESS_SQL, id, p).await?;
     let status = r.status.shown(r.queued > 0);
     Ok(json!({
         "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,
@@ -79,8 +78,9 @@ static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
             count(*) FILTER (WHERE m.status = 'failed') AS failed,
             count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
          FROM dispatches d LEFT JOIN messages m ON m.dispatch_id = d.id
-         WHERE d.id = $1 AND d.account_id = $2
+         WHERE d.id = $1 AND d.account_id = $2 AND {in_mode}
          GROUP BY d.id",
+        in_mode = IN_MODE,
         waiting = MessageStatus::sql_list(&MessageStatus::WAITING)
     )
 });
@@ -95,7 +95,7 @@ async fn progress(
     PathId(id): PathId,
 ) -> ApiResult<Json<Value>> {
     can_read(&p)?;
-    Ok(Json(progress_of(&state, p.account_id(), id).await?))
+    Ok(Json(progress_of(&state, &p, id).await?))
 }
 
 #[derive(sqlx::FromRow, Serialize)]
@@ -120,6 +120,30 @@ pub struct MessageRow {
 
 const MESSAGE_COLUMNS: &str = "id, dispatch_id, to_phone AS to, ref AS reference, status, wamid,
     error_code, error_title, attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at";
+
+/// The dispatch `d` is of a mode the caller sees (`$3`: [`Principal::dispatch_mode`]): a
+/// `sk_test_` key reads and changes only test dispatches, a live key only live ones, and
+/// another mode's dispatch answers 404 as another account's does.
+const IN_MODE: &str = "($3::bool IS NULL OR d.test_mode = $3)";
+
+/// [`super::owned::fetch`] with the caller's mode bound as `$3`.
+async fn fetch_in_mode<'e, T>(
+    db: impl sqlx::PgExecutor<'e>,
+    sql: &str,
+    id: Uuid,
+    p: &Principal,
+) -> ApiResult<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
+        .bind(id)
+        .bind(p.account_id())
+        .bind(p.dispatch_mode())
+        .fetch_optional(db)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
 
 #[derive(Default, Deserialize, utoipa::IntoParams)]
 #[serde(default, deny_unknown_fields)]
@@ -152,16 +176,15 @@ async fn messages(
             .parse()
             .map_err(|_| ApiError::field("cursor", "not a cursor from this API"))?,
     };
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM dispatches WHERE id = $1 AND account_id = $2)",
+    let _: (Uuid,) = fetch_in_mode(
+        state.db(),
+        &format!(
+            "SELECT d.id FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 AND {IN_MODE}"
+        ),
+        id,
+        &p,
     )
-    .bind(id)
-    .bind(p.account_id())
-    .fetch_one(state.db())
     .await?;
-    if !exists {
-        return Err(ApiError::NotFound);
-    }
     let rows: Vec<MessageRow> = sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE dispatch_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     ))
@@ -186,10 +209,11 @@ async fn message(
     PathId(id): PathId,
 ) -> ApiResult<Json<MessageRow>> {
     can_read(&p)?;
-    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2");
-    owned::fetch(state.db(), &sql, id, p.account_id())
-        .await
-        .map(Json)
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = $1 AND m.account_id = $2
+           AND EXISTS (SELECT 1 FROM dispatches d WHERE d.id = m.dispatch_id AND {IN_MODE})"
+    );
+    fetch_in_mode(state.db(), &sql, id, &p).await.map(Json)
 }
 
 /// Cancel a dispatch
@@ -218,7 +242,7 @@ async fn cancel(
         .await?;
     set_status(&mut tx, id, DispatchStatus::Cancelled).await?;
     tx.commit().await?;
-    Ok(Json(progress_of(&state, p.account_id(), id).await?))
+    Ok(Json(progress_of(&state, &p, id).await?))
 }
 
 /// Resume a paused dispatch
@@ -264,7 +288,7 @@ async fn resume(
         tracing::warn!(error = %e, dispatch_id = %id, "pushing the jobs of a resumed dispatch failed; the outbox sweep will");
     }
     metrics::counter!("ezpulze_dispatches_resumed_total").increment(1);
-    Ok(Json(progress_of(&state, p.account_id(), id).await?))
+    Ok(Json(progress_of(&state, &p, id).await?))
 }
 
 /// A change of one of the caller's dispatches (needs `broadcast:send`): the transaction, with
@@ -276,7 +300,7 @@ async fn begin_change(
 ) -> ApiResult<(sqlx::Transaction<'static, sqlx::Postgres>, DispatchStatus)> {
     p.require("broadcast:send")?;
     let mut tx = state.db().begin().await?;
-    let status = locked_status(&mut tx, p.account_id(), id).await?;
+    let status = locked_status(&mut tx, p, id).await?;
     Ok((tx, status))
 }
 
@@ -297,11 +321,11 @@ async fn set_status(
 /// waiting), its row locked for the caller's change; 404 for another account's dispatch.
 async fn locked_status(
     tx: &mut sqlx::PgConnection,
-    account: Uuid,
+    p: &Principal,
     id: Uuid,
 ) -> ApiResult<DispatchStatus> {
     let (status, waiting): (DispatchStatus, bool) =
-        owned::fetch(&mut *tx, &LOCKED_STATUS_SQL, id, account).await?;
+        fetch_in_mode(&mut *tx, &LOCKED_STATUS_SQL, id, p).await?;
     Ok(status.shown(waiting))
 }
 
@@ -309,7 +333,8 @@ static LOCKED_STATUS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.status, EXISTS (SELECT 1 FROM messages m WHERE m.dispatch_id = d.id
                     AND m.status IN ({waiting}))
-           FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 FOR UPDATE OF d",
-        waiting = MessageStatus::sql_list(&MessageStatus::WAITING)
+           FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 AND {in_mode} FOR UPDATE OF d",
+        waiting = MessageStatus::sql_list(&MessageStatus::WAITING),
+        in_mode = IN_MODE,
     )
 });

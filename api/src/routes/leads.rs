@@ -7,7 +7,9 @@
 //! * `status` is one of new|contacted|qualified|won|lost (default new); `value_cents` is the
 //!   amount in minor units (integer >= 0) and needs a `currency` (ISO 4217, upper-cased).
 //! * Create takes `contact_id` (a contact of the same account, else 422) or `phone` (finds
-//!   or creates the contact, without needing a contacts scope), never both.
+//!   the contact, or creates it: creating one needs `contacts:create` as well), never both.
+//! * `contact_phone` is shown only to callers holding `contacts:read` (null otherwise), and
+//!   the `phone` filter needs it too: a leads-only key learns no phone numbers.
 //! * `POST /leads/{id}/assign {"assignee": "..."|null}` (null unassigns) answers the lead.
 //! * The list is newest first with the contacts list's paging; filters `status`,
 //!   `assignee`, `source`, `contact_id`, `phone` (the contact's) and `q` (title or notes).
@@ -25,7 +27,7 @@ use uuid::Uuid;
 use super::contacts::fields::{self, Errors};
 use super::contacts::find_or_create_by_phone;
 use super::owned;
-use crate::auth::{scope, Authorized};
+use crate::auth::{scope, Authorized, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::state::AppState;
@@ -50,8 +52,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct Lead {
     pub id: Uuid,
     pub contact_id: Uuid,
-    /// The linked contact's phone (E.164), for convenience.
-    pub contact_phone: String,
+    /// The linked contact's phone (E.164), for convenience; null unless the caller holds
+    /// `contacts:read`.
+    pub contact_phone: Option<String>,
     pub title: String,
     pub status: String,
     pub value_cents: Option<i64>,
@@ -165,11 +168,21 @@ fn value(raw: i64, errors: &mut Errors) -> Option<i64> {
 
 fn currency(raw: &str, errors: &mut Errors) -> Option<String> {
     let c = raw.trim().to_ascii_uppercase();
-    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+    if super::currency::is_iso4217(&c) {
         Some(c)
     } else {
-        errors.push("currency", "must be a 3-letter ISO 4217 code such as USD");
+        errors.push("currency", "must be an ISO 4217 currency code such as USD");
         None
+    }
+}
+
+impl Lead {
+    /// The lead as `p` may see it: without the contact's phone unless `p` reads contacts.
+    fn shown_to(mut self, p: &Principal) -> Lead {
+        if !p.holds(scope::ContactsRead::SCOPE) {
+            self.contact_phone = None;
+        }
+        self
     }
 }
 
@@ -245,7 +258,15 @@ pub async fn create(
     let mut tx = state.db().begin().await?;
     let contact_id = match (body.contact_id, phone) {
         (Some(id), _) => id,
-        (None, Some(p)) => find_or_create_by_phone(&mut tx, account, &p).await?.0,
+        (None, Some(p)) => {
+            let (id, created) = find_or_create_by_phone(&mut tx, account, &p).await?;
+            // Making a contact is a contacts write: the transaction is dropped unless the
+            // caller may make one.
+            if created {
+                principal.require(scope::ContactsCreate::SCOPE)?;
+            }
+            id
+        }
         (None, None) => {
             return Err(ApiError::field(
                 "contact_id",
@@ -276,12 +297,13 @@ pub async fn create(
     .await
     .map_err(map_write_error)?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(lead)))
+    Ok((StatusCode::CREATED, Json(lead.shown_to(&principal))))
 }
 
-async fn fetch(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Lead> {
+async fn fetch(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<Lead> {
     let sql = format!("{SELECT} FROM leads l{JOIN} WHERE l.id = $1 AND l.account_id = $2");
-    owned::fetch(state.db(), &sql, id, account).await
+    let lead: Lead = owned::fetch(state.db(), &sql, id, p.account_id()).await?;
+    Ok(lead.shown_to(p))
 }
 
 /// Read a lead
@@ -293,7 +315,7 @@ pub async fn read(
     Authorized(principal, _): Authorized<scope::LeadsRead>,
     PathId(id): PathId,
 ) -> ApiResult<Json<Lead>> {
-    fetch(&state, principal.account_id(), id).await.map(Json)
+    fetch(&state, &principal, id).await.map(Json)
 }
 
 /// List and search leads
@@ -322,6 +344,9 @@ pub async fn list(
         fields::optional_text("source", q.source.as_deref(), MAX_SOURCE_CHARS, &mut errors);
     let search = fields::query_text(q.q.as_deref(), &mut errors);
     errors.finish()?;
+    if phone.is_some() {
+        principal.require(scope::ContactsRead::SCOPE)?;
+    }
 
     let select = format!("{SELECT} FROM leads l{JOIN}");
     let page = owned::page(
@@ -355,28 +380,35 @@ pub async fn list(
         |l: &Lead| l.id,
     )
     .await?;
-    Ok(Json(page))
+    Ok(Json(fields::Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|l| l.shown_to(&principal))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Runs `UPDATE leads SET updated_at = now(), <sets> WHERE id AND account` and returns the
 /// lead with its contact, or 404.
 async fn update(
     state: &AppState,
-    account: Uuid,
+    p: &Principal,
     id: Uuid,
     sets: impl FnOnce(&mut QueryBuilder<'_, Postgres>),
 ) -> ApiResult<Lead> {
     let mut sql: QueryBuilder<Postgres> =
         QueryBuilder::new("WITH l AS (UPDATE leads SET updated_at = now()");
     sets(&mut sql);
-    owned::push_where(&mut sql, id, account);
+    owned::push_where(&mut sql, id, p.account_id());
     sql.push(format!(" RETURNING *) {SELECT} FROM l{JOIN}"));
     let lead: Option<Lead> = sql
         .build_query_as()
         .fetch_optional(state.db())
         .await
         .map_err(map_write_error)?;
-    lead.ok_or(ApiError::NotFound)
+    lead.map(|l| l.shown_to(p)).ok_or(ApiError::NotFound)
 }
 
 /// Edit a lead
@@ -457,9 +489,9 @@ pub async fn patch(
     }
     if sets.is_empty() {
         // Nothing to change: the lead as it is (updated_at untouched).
-        return fetch(&state, principal.account_id(), id).await.map(Json);
+        return fetch(&state, &principal, id).await.map(Json);
     }
-    let lead = update(&state, principal.account_id(), id, |sql| {
+    let lead = update(&state, &principal, id, |sql| {
         for (column, value) in sets {
             sql.push(format!(", {column} = "));
             match value {
@@ -508,7 +540,7 @@ pub async fn assign(
         }
     };
     errors.finish()?;
-    let lead = update(&state, principal.account_id(), id, |sql| {
+    let lead = update(&state, &principal, id, |sql| {
         sql.push(", assignee = ").push_bind(assignee);
     })
     .await?;

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod broadcasts;
 pub mod contacts;
+pub mod currency;
 pub mod dispatches;
 pub mod flows;
 pub mod key_docs;
@@ -67,7 +68,11 @@ fn api() -> Api {
         ))
         .merge(tagged(
             "WhatsApp",
-            single(routes!(webhooks::verify, webhooks::receive)),
+            single(routes!(webhooks::verify, webhooks::receive))
+                // Meta's bodies are a few KB: a smaller limit than the API's keeps what an
+                // unauthenticated sender can make the api buffer small.
+                .layer(DefaultBodyLimit::max(webhooks::BODY_LIMIT_BYTES))
+                .layer(axum::Extension(BodyLimit(webhooks::BODY_LIMIT_BYTES))),
         ))
         .merge(tagged("Operations", meta::operations_routes()));
     Api {
@@ -120,5 +125,11 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(BodyLimit(limit)))
         .layer(axum::middleware::from_fn(mw::request_id))
+        // No response is ever to be sniffed into another type (the verification challenge
+        // is echoed as text/plain).
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
 }

@@ -24,6 +24,23 @@ use crate::routes::broadcasts;
 use crate::state::AppState;
 
 pub const MAX_RECIPIENTS: usize = 10_000;
+/// A rejected recipient's `to` is echoed in at most this many characters (a phone number,
+/// however formatted, is far shorter; a longer `to` is refused before it is parsed).
+pub const MAX_TO_ECHO: usize = 64;
+/// A rejection's message is cut to this many characters.
+pub const MAX_MESSAGE_ECHO: usize = 200;
+
+/// `text` cut to `max` characters (with `…` when cut), so an answer (and the idempotency
+/// record that stores it) never grows with what a client sent.
+fn echo(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => {
+            let cut = text.char_indices().nth(max - 1).map_or(end, |(i, _)| i);
+            format!("{}…", &text[..cut])
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,10 +177,18 @@ async fn ingest(
     for (index, r) in req.recipients.into_iter().enumerate() {
         let reject = |code: &str, message: String, to: &str| Rejected {
             index,
-            to: to.to_string(),
+            to: echo(to, MAX_TO_ECHO),
             code: code.into(),
-            message,
+            message: echo(&message, MAX_MESSAGE_ECHO),
         };
+        if r.to.chars().count() > MAX_TO_ECHO {
+            rejected.push(reject(
+                "invalid_phone",
+                format!("to: at most {MAX_TO_ECHO} characters"),
+                &r.to,
+            ));
+            continue;
+        }
         if r.reference
             .as_ref()
             .is_some_and(|s| s.chars().count() > 256)

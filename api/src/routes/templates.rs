@@ -190,6 +190,9 @@ async fn update(
     let mut tx = state.db().begin().await?;
     let current: TemplateRow =
         owned::fetch(&mut *tx, &by_id(" FOR UPDATE"), id, p.account_id()).await?;
+    let before = definition(current.definition.clone())
+        .ok()
+        .and_then(|(t, _)| send_shape(&t));
     let mut merged = current.definition;
     if let Value::Object(m) = &mut merged {
         for (k, v) in patch {
@@ -197,6 +200,9 @@ async fn update(
         }
     }
     let (t, def) = definition(merged)?;
+    if before != send_shape(&t) {
+        refuse_if_used(&mut tx, p.account_id(), id).await?;
+    }
     let row: TemplateRow = sqlx::query_as(
         "UPDATE templates SET name = $3, language = $4, category = $5, definition = $6, updated_at = now()
          WHERE id = $1 AND account_id = $2
@@ -213,6 +219,58 @@ async fn update(
     .map_err(conflict)?;
     tx.commit().await?;
     Ok(Json(row.into()))
+}
+
+/// What a send of `t` must carry (parameter counts and names, header kind, runtime buttons,
+/// cards, product values), without the examples, which only documentation reads.
+fn send_shape(t: &Template) -> Option<Value> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("examples");
+                m.remove("example");
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut shape = serde_json::to_value(t.spec().ok()?).ok()?;
+    strip(&mut shape);
+    Some(shape)
+}
+
+/// 409 naming the broadcasts of template `id`: a change of what its sends must carry would
+/// make their saved variables (and their integrators' requests) fail. Edit a copy instead.
+async fn refuse_if_used(
+    tx: &mut sqlx::PgConnection,
+    account: uuid::Uuid,
+    id: uuid::Uuid,
+) -> ApiResult<()> {
+    let used: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT id, name FROM broadcasts WHERE account_id = $1 AND template_id = $2
+          ORDER BY id LIMIT 11",
+    )
+    .bind(account)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if used.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = used
+        .iter()
+        .take(10)
+        .map(|(id, name)| format!("{name:?} ({id})"))
+        .collect();
+    if used.len() > 10 {
+        names.push("and more".into());
+    }
+    Err(ApiError::Conflict(format!(
+        "broadcasts use this template and this change alters the parameters their sends carry: {}; \
+         create a new template instead, or delete those broadcasts first",
+        names.join(", ")
+    )))
 }
 
 /// Delete a template

@@ -19,6 +19,10 @@ use crate::state::AppState;
 use crate::webhook_secrets::NumberSecret;
 use ezpulze_common::jobs::{VerifiedNumber, WebhookBody};
 
+/// The largest webhook POST body taken (413 above): Meta's are a few KB, with at most a
+/// thousand statuses, so 1 MiB is generous.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
 #[derive(Deserialize)]
 pub struct Verify {
     #[serde(rename = "hub.mode")]

@@ -70,6 +70,8 @@ pub(crate) struct Engine {
     pub policy: UnknownOutcomePolicy,
     pub graph_base: String,
     pub test_graph_base: String,
+    /// The token of test-mode sends (never the account's own).
+    pub test_graph_token: secrecy::SecretString,
 }
 
 /// Sleeps `d` unless cancelled first (returns false when cancelled).

@@ -39,10 +39,39 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use fold::{fold, fold_jobs, Folded, FoldedBatch};
-pub use reduce::{apply, retry_parked, PENDING_TTL};
+pub use reduce::{apply, retry_parked, MAX_PENDING_PER_ACCOUNT, PENDING_TTL};
 
 /// How often events parked for unknown messages are tried again.
 const PENDING_RETRY_EVERY: Duration = Duration::from_secs(2);
+/// A batch holds at most this many bytes of bodies (besides `STATUS_BATCH` bodies): it is
+/// read [`FETCH_STEP`] bodies at a time until it is full, so with the api's 1 MiB limit per
+/// body a batch never holds more than `BATCH_BYTES + FETCH_STEP` MiB, whatever the senders.
+pub const BATCH_BYTES: usize = 16 * 1024 * 1024;
+pub const FETCH_STEP: usize = 64;
+
+/// Up to `count` bodies and (about) `bytes` bytes: the first read waits as a plain fetch
+/// does, the next ones only take what is ready.
+async fn fetch_bounded(
+    consumer: &mut ezpulze_queue::Consumer<WebhookBody>,
+    count: usize,
+    bytes: usize,
+) -> anyhow::Result<Vec<Job<WebhookBody>>> {
+    let size = |j: &Job<WebhookBody>| j.payload.body.get().len();
+    let mut jobs = consumer.fetch_batch(count.min(FETCH_STEP)).await?;
+    let mut held: usize = jobs.iter().map(size).sum();
+    let mut last = jobs.len();
+    while last == FETCH_STEP && jobs.len() < count && held < bytes {
+        let more = consumer
+            .fetch_ready((count - jobs.len()).min(FETCH_STEP))
+            .await?;
+        last = more.len();
+        held += more.iter().map(size).sum::<usize>();
+        jobs.extend(more);
+    }
+    metrics::histogram!("ezpulze_status_batch_bytes").record(held as f64);
+    Ok(jobs)
+}
+
 /// A batch statement that failed (a deadlock with another consumer) is tried this often.
 const APPLY_TRIES: u32 = 4;
 
@@ -58,7 +87,7 @@ pub async fn run(
     let mut last_parked = Instant::now();
     while !cancel.is_cancelled() {
         let step = async {
-            let jobs = consumer.fetch_batch(batch).await?;
+            let jobs = fetch_bounded(&mut consumer, batch, BATCH_BYTES).await?;
             if !jobs.is_empty() {
                 apply_batch(&db, &queue, jobs).await?;
             }

@@ -173,8 +173,52 @@ async fn without_foreign(db: &PgPool, unmatched: Vec<Folded>) -> anyhow::Result<
         .collect())
 }
 
-/// Keeps events that matched nothing, to be retried.
+/// Parked events one account may hold: past it, its further unmatched events are dropped and
+/// counted (`ezpulze_status_rejected_total{reason="pending_full"}`), so statuses naming
+/// messages that never existed cannot fill Postgres on another tenant's behalf.
+pub const MAX_PENDING_PER_ACCOUNT: i64 = 100_000;
+
+/// The events of accounts that already hold [`MAX_PENDING_PER_ACCOUNT`] parked ones removed.
+async fn within_pending_bound<'a>(
+    db: &PgPool,
+    events: &'a [Folded],
+) -> anyhow::Result<Vec<&'a Folded>> {
+    let mut accounts: Vec<Option<Uuid>> = events.iter().map(|e| e.account_id).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut full = std::collections::HashSet::new();
+    for account in accounts {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM pending_statuses
+              WHERE account_id IS NOT DISTINCT FROM $1 LIMIT $2) held",
+        )
+        .bind(account)
+        .bind(MAX_PENDING_PER_ACCOUNT)
+        .fetch_one(db)
+        .await
+        .context("counting an account's parked status events")?;
+        if held >= MAX_PENDING_PER_ACCOUNT {
+            full.insert(account);
+        }
+    }
+    Ok(events
+        .iter()
+        .filter(|e| {
+            let keep = !full.contains(&e.account_id);
+            if !keep {
+                super::fold::rejected("pending_full");
+            }
+            keep
+        })
+        .collect())
+}
+
+/// Keeps events that matched nothing, to be retried (within each account's bound).
 pub(super) async fn park(db: &PgPool, events: &[Folded]) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let events = within_pending_bound(db, events).await?;
     if events.is_empty() {
         return Ok(());
     }

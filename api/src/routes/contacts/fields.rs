@@ -90,16 +90,30 @@ pub fn required_text(
     }
 }
 
-/// The name of an account or a broadcast: trimmed, 1 to 200 characters, else 422.
+/// The name of an account or a broadcast: [`one_line`], 1 to 200 characters, else 422.
 pub fn short_name(raw: &str) -> ApiResult<&str> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field(
-            "name",
-            "a name of 1 to 200 characters is required",
-        ));
+    let mut errors = Errors::default();
+    one_line("name", raw, 200, &mut errors);
+    errors.finish()?;
+    Ok(raw.trim())
+}
+
+/// A name on one line (API keys, accounts, broadcasts): trimmed, 1 to `max` characters and
+/// no control characters at all (line breaks and tabs included), the rule contacts' names
+/// and tags follow too.
+pub fn one_line(field: &str, raw: &str, max: usize, errors: &mut Errors) -> Option<String> {
+    let s = raw.trim();
+    let n = s.chars().count();
+    if n == 0 {
+        errors.push(field, "a name is required");
+    } else if n > max {
+        errors.push(field, format!("at most {max} characters (got {n})"));
+    } else if s.chars().any(char::is_control) {
+        errors.push(field, "must not contain control characters");
+    } else {
+        return Some(s.to_string());
     }
-    Ok(name)
+    None
 }
 
 /// An optional text: trimmed; blank is taken as absent (null).
