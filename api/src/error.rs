@@ -58,6 +58,12 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request is not valid")]
     Validation(Vec<FieldError>),
+    /// More requests at once than `API_MAX_CONCURRENT_REQUESTS`: retry shortly.
+    #[error("the server is handling as many requests as it takes; retry shortly")]
+    Overloaded,
+    /// The request took longer than `API_REQUEST_TIMEOUT_SECS`.
+    #[error("the request took longer than {0} s and was stopped")]
+    Timeout(u64),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -73,6 +79,7 @@ impl ApiError {
             MissingApiKey | InvalidApiKey | KeyInactive | KeyExpired => StatusCode::UNAUTHORIZED,
             InsufficientScope(_) | IpNotAllowed => StatusCode::FORBIDDEN,
             RateLimited { .. } | IdempotencyBudget(_) => StatusCode::TOO_MANY_REQUESTS,
+            Overloaded | Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotFound => StatusCode::NOT_FOUND,
             Conflict(_) | IdempotencyConflict => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -91,6 +98,8 @@ impl ApiError {
             InsufficientScope(_) => "insufficient_scope",
             IpNotAllowed => "ip_not_allowed",
             RateLimited { .. } | IdempotencyBudget(_) => "rate_limited",
+            Overloaded => "overloaded",
+            Timeout(_) => "timeout",
             NotFound => "not_found",
             Conflict(_) => "conflict",
             IdempotencyConflict => "idempotency_conflict",

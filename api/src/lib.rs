@@ -45,6 +45,7 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     tokio::spawn(key_cache::run_subscriber(
         cache.clone(),
         client.clone(),
+        pool.clone(),
         config.redis_prefix.clone(),
         ready.clone(),
         cancel.clone(),
@@ -53,6 +54,10 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     tokio::time::timeout(std::time::Duration::from_secs(5), subscribed)
         .await
         .context("subscribing to key invalidations")?;
+    {
+        let (cache, pool, cancel) = (cache.clone(), pool.clone(), cancel.clone());
+        tokio::spawn(async move { cache.known.run_refresh(pool, cancel).await });
+    }
     {
         let last_used = last_used.clone();
         let pool = pool.clone();

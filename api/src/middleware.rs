@@ -1,6 +1,8 @@
-//! Request ids, request spans and HTTP metrics.
+//! Request ids, request spans, HTTP metrics, and the bound on requests at once and on each
+//! request's time.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
@@ -48,4 +50,49 @@ pub async fn http_metrics(req: Request, next: Next) -> Response {
     metrics::histogram!("ezpulze_http_request_duration_seconds", "route" => route, "method" => method)
         .record(start.elapsed().as_secs_f64());
     resp
+}
+
+/// How many requests the api serves at once and for how long each may run.
+#[derive(Clone)]
+pub struct Bounds {
+    permits: Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
+}
+
+impl Bounds {
+    pub fn new(max_concurrent: usize, timeout: Duration) -> Bounds {
+        Bounds {
+            permits: Arc::new(tokio::sync::Semaphore::new(max_concurrent)),
+            timeout,
+        }
+    }
+}
+
+/// A request past the concurrency bound answers 503 `overloaded` at once (it is not queued:
+/// a queue would only hold memory for clients that will time out); one that runs longer than
+/// the timeout is stopped with 503 `timeout`. Work a handler committed before that stays
+/// committed (sends are idempotent with an Idempotency-Key). Gauge
+/// `ezpulze_http_requests_in_flight`, counters `ezpulze_http_requests_shed_total` and
+/// `ezpulze_http_requests_timed_out_total`.
+pub async fn bounded(
+    axum::extract::State(b): axum::extract::State<Bounds>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    let Ok(_permit) = b.permits.clone().try_acquire_owned() else {
+        metrics::counter!("ezpulze_http_requests_shed_total").increment(1);
+        return crate::error::ApiError::Overloaded.into_response();
+    };
+    let in_flight = metrics::gauge!("ezpulze_http_requests_in_flight");
+    in_flight.increment(1.0);
+    let resp = tokio::time::timeout(b.timeout, next.run(req)).await;
+    in_flight.decrement(1.0);
+    match resp {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("ezpulze_http_requests_timed_out_total").increment(1);
+            crate::error::ApiError::Timeout(b.timeout.as_secs()).into_response()
+        }
+    }
 }

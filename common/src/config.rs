@@ -32,6 +32,10 @@ pub struct Config {
     pub key_cache_ttl: Duration,
     pub negative_cache_max: usize,
     pub body_limit_bytes: usize,
+    /// Requests the api serves at once; more answer 503 `overloaded`.
+    pub api_max_concurrent_requests: usize,
+    /// How long one api request may run before it is stopped (503 `timeout`).
+    pub api_request_timeout: Duration,
     pub last_used_flush: Duration,
     pub public_base_url: String,
     pub graph_api_base: String,
@@ -208,6 +212,17 @@ impl Config {
         let key_cache_ttl = Duration::from_secs(r.parse("KEY_CACHE_TTL_SECS", 60u64));
         let negative_cache_max = r.parse("KEY_NEGATIVE_CACHE_MAX", 10_000usize);
         let body_limit_bytes = r.parse("API_BODY_LIMIT_BYTES", 8 * 1024 * 1024usize);
+        let api_max_concurrent_requests = r.parse("API_MAX_CONCURRENT_REQUESTS", 4096usize);
+        if api_max_concurrent_requests == 0 {
+            r.errors
+                .push("API_MAX_CONCURRENT_REQUESTS must be at least 1".into());
+        }
+        let api_request_timeout_secs = r.parse("API_REQUEST_TIMEOUT_SECS", 30u64);
+        if api_request_timeout_secs == 0 {
+            r.errors
+                .push("API_REQUEST_TIMEOUT_SECS must be at least 1".into());
+        }
+        let api_request_timeout = Duration::from_secs(api_request_timeout_secs);
         let last_used_flush = Duration::from_millis(r.parse("LAST_USED_FLUSH_MS", 1000u64));
         let public_base_url = r.string("PUBLIC_BASE_URL", &format!("http://{api_addr}"));
         let graph_api_base = r.string("GRAPH_API_BASE", "http://127.0.0.1:8090");
@@ -322,6 +337,8 @@ impl Config {
             key_cache_ttl,
             negative_cache_max,
             body_limit_bytes,
+            api_max_concurrent_requests,
+            api_request_timeout,
             last_used_flush,
             public_base_url,
             graph_api_base,

@@ -82,6 +82,8 @@ struct Entry {
 }
 
 pub struct KeyCache {
+    /// What exists (keys, admin tokens, numbers), kept current by [`run_subscriber`].
+    pub known: super::known::Known,
     map: DashMap<[u8; 32], Entry>,
     hits: metrics::Counter,
     misses: metrics::Counter,
@@ -108,6 +110,7 @@ struct Row {
 impl KeyCache {
     pub fn new(ttl: Duration, negative_max: usize) -> Self {
         Self {
+            known: Default::default(),
             map: DashMap::new(),
             hits: metrics::counter!("ezpulze_key_cache_hits_total"),
             misses: metrics::counter!("ezpulze_key_cache_misses_total"),
@@ -142,6 +145,13 @@ impl KeyCache {
             }
         }
         self.misses.increment(1);
+        if !self.known.may_be_key(&hash) {
+            // Certainly no such key: answered without a query (and not cached, so random
+            // keys cannot push real ones out).
+            metrics::counter!("ezpulze_auth_known_filter_refusals_total", "kind" => "api_key")
+                .increment(1);
+            return Ok(None);
+        }
         let epoch = self.epoch.load(Ordering::Acquire);
         let row: Option<Row> = sqlx::query_as(
             "SELECT id, account_id, name, scope_group, scopes, allowed_ips, rate_limit_per_hour,
@@ -229,10 +239,47 @@ pub async fn publish_invalidation(
     pipe.query_async::<()>(redis).await
 }
 
+/// Tells every replica (this one included) that a key or admin token with this hash exists,
+/// before its creator learns its value (see `known`).
+pub async fn publish_created(
+    cache: &KeyCache,
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    hash: &[u8; 32],
+) -> redis::RedisResult<()> {
+    cache.known.keys.add(hash);
+    cache.known.admin_tokens.add(hash);
+    redis::cmd("PUBLISH")
+        .arg(channel(prefix))
+        .arg(super::known::created_message(hash))
+        .query_async::<()>(redis)
+        .await
+}
+
+/// Tells every replica (this one included) that these phone numbers are registered.
+pub async fn publish_numbers(
+    cache: &KeyCache,
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    numbers: &[&str],
+) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for n in numbers {
+        cache.known.add_number(n);
+        pipe.cmd("PUBLISH")
+            .arg(channel(prefix))
+            .arg(super::known::number_message(n))
+            .ignore();
+    }
+    pipe.query_async::<()>(redis).await
+}
+
 /// Listens for invalidations until cancelled, re-subscribing (and flushing) after any error.
+/// Each (re)subscription reloads the known credentials (`known`) before they are trusted.
 pub async fn run_subscriber(
     cache: Arc<KeyCache>,
     client: redis::Client,
+    db: sqlx::PgPool,
     prefix: String,
     ready: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
@@ -244,10 +291,14 @@ pub async fn run_subscriber(
             pubsub.subscribe(&chan).await?;
             // Anything may have changed while we were not listening.
             cache.clear();
+            cache.known.reload_and_trust(&db).await;
             ready.notify_waiters();
             let mut stream = pubsub.on_message();
             while let Some(msg) = stream.next().await {
                 let payload: String = msg.get_payload().unwrap_or_default();
+                if cache.known.heard(&payload) {
+                    continue;
+                }
                 if payload == "*" {
                     cache.clear();
                 } else if let Ok(bytes) = hex::decode(&payload) {
@@ -261,6 +312,7 @@ pub async fn run_subscriber(
         tokio::select! {
             _ = cancel.cancelled() => return,
             res = attempt => {
+                cache.known.distrust();
                 cache.clear();
                 if let Err(e) = res {
                     tracing::warn!(error = %e, "key invalidation subscription lost; re-subscribing");

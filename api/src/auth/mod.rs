@@ -3,6 +3,7 @@
 
 pub mod client_ip;
 pub mod key_cache;
+pub mod known;
 pub mod last_used;
 pub mod rate_limit;
 pub mod session;
@@ -386,6 +387,9 @@ pub async fn admin_account(state: &AppState, raw: &str) -> Result<Uuid, ApiError
         return Err(fail("malformed", ApiError::InvalidApiKey));
     }
     let hash = state.hasher().hash(raw);
+    if !state.key_cache().known.may_be_admin_token(&hash) {
+        return Err(fail("unknown", ApiError::InvalidApiKey));
+    }
     let account: Option<Uuid> =
         sqlx::query_scalar("SELECT account_id FROM admin_tokens WHERE token_hash = $1")
             .bind(&hash[..])

@@ -53,5 +53,6 @@ pub async fn create_account(state: &AppState, name: &str) -> ApiResult<(Uuid, St
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    super::api_keys::announce_created(state, &hash).await?;
     Ok((id, token))
 }

@@ -307,7 +307,9 @@ pub async fn create(
     .bind(expires_at)
     .fetch_one(state.db())
     .await?;
-    // A replica may hold a negative entry for this (improbable) value: clear it everywhere.
+    // A replica may hold a negative entry for this (improbable) value: clear it everywhere,
+    // and let every replica's known-credentials filter hold it before its value is shown.
+    announce_created(&state, &hash).await?;
     publish_invalidation(
         state.key_cache(),
         &mut state.redis(),
@@ -530,6 +532,18 @@ pub async fn patch(
     Ok(Json(row.into()))
 }
 
+/// A new key (or admin token) hash, announced to every replica (`auth::known`).
+pub async fn announce_created(state: &AppState, hash: &[u8; 32]) -> ApiResult<()> {
+    crate::auth::key_cache::publish_created(
+        state.key_cache(),
+        &mut state.redis(),
+        &state.config().redis_prefix,
+        hash,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> ApiResult<()> {
     let hashes: Vec<[u8; 32]> = hashes
         .iter()
@@ -581,6 +595,7 @@ pub async fn regenerate(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
+    announce_created(&state, &hash).await?;
     invalidate(&state, &[old, hash.to_vec()]).await?;
     let mut view = KeyView::from(row);
     view.key = Some(key);

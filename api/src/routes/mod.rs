@@ -124,6 +124,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(auth::not_found_after_auth)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(BodyLimit(limit)))
+        .layer(axum::middleware::from_fn_with_state(
+            mw::Bounds::new(
+                state.config().api_max_concurrent_requests,
+                state.config().api_request_timeout,
+            ),
+            mw::bounded,
+        ))
         .layer(axum::middleware::from_fn(mw::request_id))
         // No response is ever to be sniffed into another type (the verification challenge
         // is echoed as text/plain).

@@ -162,7 +162,7 @@ pub async fn receive(
     for id in &ids {
         match state
             .webhook_secrets()
-            .get(state.db(), state.config(), id)
+            .get(state.db(), state.config(), &state.key_cache().known, id)
             .await?
         {
             None => {

@@ -211,6 +211,16 @@ pub async fn put(
     }
     tx.commit().await?;
     state.webhook_secrets().clear();
+    if let Some(numbers) = &body.phone_numbers {
+        let ids: Vec<&str> = numbers.iter().map(|n| n.phone_number_id.as_str()).collect();
+        crate::auth::key_cache::publish_numbers(
+            state.key_cache(),
+            &mut state.redis(),
+            &state.config().redis_prefix,
+            &ids,
+        )
+        .await?;
+    }
     Ok(Json(view(&state, account).await?))
 }
 
