@@ -493,12 +493,13 @@ async fn contact_bad_input_is_422_naming_the_field() {
 
 #[tokio::test]
 async fn lead_routes_need_their_scopes() {
-    let (app, acc, all) = acme_scoped(&["leads:all"]).await;
+    let (app, acc, all) = acme_scoped(&["leads:all", "contacts:create"]).await;
     let req = json!({"phone": "+14155550100", "title": "Website form"});
     let l = lead(&app, &all, req).await;
     let id = id_of(&l);
     let (list, one) = ("/api/v1/leads".to_string(), format!("/api/v1/leads/{id}"));
-    let new = json!({"phone": "+14155550101", "title": "t"});
+    // The contact exists now: creating another lead for it needs leads:create only.
+    let new = json!({"phone": "+14155550100", "title": "t"});
     let (edit, assign) = (json!({"status": "contacted"}), json!({"assignee": "sam"}));
     let routes: Vec<ScopedRoute> = vec![
         ("POST", list.clone(), Some(new), "leads:create", 201),
@@ -533,11 +534,11 @@ async fn lead_routes_need_their_scopes() {
     let k = app
         .scoped_key(&acc.admin, &["leads:create", "leads:update"])
         .await;
-    let req = json!({"phone": "+14155550102", "title": "t", "assignee": "sam"});
+    let req = json!({"phone": "+14155550100", "title": "t", "assignee": "sam"});
     let (s, v) = app.post("/api/v1/leads", &k, req).await;
     assert_error(s, &v, 403, "insufficient_scope");
     assert_eq!(v["error"]["required_scope"], "leads:assign");
-    let l2 = lead(&app, &k, json!({"phone": "+14155550102", "title": "t"})).await;
+    let l2 = lead(&app, &k, json!({"phone": "+14155550100", "title": "t"})).await;
     let route = format!("/api/v1/leads/{}", id_of(&l2));
     let req = json!({"assignee": "sam"});
     let (s, v) = app.patch(&route, &k, req).await;
@@ -550,12 +551,18 @@ async fn lead_routes_need_their_scopes() {
     let (s, v) = app.patch(&route, &k, req).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["assignee"], "sam");
-    // lead_manager (leads:all, contacts:read) creates leads with inline phones.
+    // lead_manager (leads:all, contacts:read) creates leads with inline phones of existing
+    // contacts; a new phone would create a contact, which needs contacts:create.
     let spec = json!({"name": "g", "scope_group": "lead_manager"});
     let g = app.create_key(&acc.admin, spec).await;
     let g = g["key"].as_str().expect("key");
     let req = json!({"phone": "+14155550103", "title": "t", "assignee": "kim"});
+    let (s, v) = app.post("/api/v1/leads", g, req).await;
+    assert_error(s, &v, 403, "insufficient_scope");
+    assert_eq!(v["error"]["required_scope"], "contacts:create");
+    let req = json!({"phone": "+14155550100", "title": "t", "assignee": "kim"});
     let l3 = lead(&app, g, req).await;
+    assert_eq!(l3["contact_phone"], "+14155550100", "{l3}");
     let route = format!(
         "/api/v1/contacts/{}",
         l3["contact_id"].as_str().expect("cid")
@@ -780,7 +787,8 @@ async fn leads_link_to_contacts_and_validate() {
 
 #[tokio::test]
 async fn lead_pagination_walks_every_row_once() {
-    let (app, _, k) = acme_scoped(&["leads:all"]).await;
+    // Leads with inline phones make their contacts: that needs contacts:create.
+    let (app, _, k) = acme_scoped(&["leads:all", "contacts:create"]).await;
     let mut created = Vec::new();
     for i in 0..23u32 {
         let status = if i % 2 == 0 { "won" } else { "lost" };
