@@ -58,6 +58,12 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         let (cache, pool, cancel) = (cache.clone(), pool.clone(), cancel.clone());
         tokio::spawn(async move { cache.known.run_refresh(pool, cancel).await });
     }
+    tokio::spawn(key_cache::run_publisher(
+        cache.clone(),
+        redis.clone(),
+        config.redis_prefix.clone(),
+        cancel.clone(),
+    ));
     {
         let last_used = last_used.clone();
         let pool = pool.clone();

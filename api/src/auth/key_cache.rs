@@ -84,6 +84,11 @@ struct Entry {
 pub struct KeyCache {
     /// What exists (keys, admin tokens, numbers), kept current by [`run_subscriber`].
     pub known: super::known::Known,
+    /// Whether the invalidation subscription is live ([`run_subscriber`]); while not, no key
+    /// is served from (or put into) the cache.
+    serving: std::sync::atomic::AtomicBool,
+    /// Channel messages whose publishing failed, for [`run_publisher`].
+    unpublished: std::sync::Mutex<Vec<String>>,
     map: DashMap<[u8; 32], Entry>,
     hits: metrics::Counter,
     misses: metrics::Counter,
@@ -111,6 +116,8 @@ impl KeyCache {
     pub fn new(ttl: Duration, negative_max: usize) -> Self {
         Self {
             known: Default::default(),
+            serving: std::sync::atomic::AtomicBool::new(false),
+            unpublished: Default::default(),
             map: DashMap::new(),
             hits: metrics::counter!("ezpulze_key_cache_hits_total"),
             misses: metrics::counter!("ezpulze_key_cache_misses_total"),
@@ -123,6 +130,9 @@ impl KeyCache {
 
     /// The key with this hash when the cache holds it, fresh (no negative entries).
     pub fn cached(&self, hash: &[u8; 32]) -> Option<Arc<KeyRecord>> {
+        if !self.is_serving() {
+            return None;
+        }
         let e = self.map.get(hash)?;
         if e.loaded.elapsed() >= self.ttl {
             return None;
@@ -132,13 +142,19 @@ impl KeyCache {
         Some(record)
     }
 
+    /// Whether keys may be served from the cache (the invalidation subscription is live).
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
     /// The key with this hash, from the cache or Postgres; `None` when no such key exists.
     pub async fn get(
         &self,
         db: &PgPool,
         hash: [u8; 32],
     ) -> Result<Option<Arc<KeyRecord>>, sqlx::Error> {
-        if let Some(e) = self.map.get(&hash) {
+        let serving = self.is_serving();
+        if let Some(e) = self.map.get(&hash).filter(|_| serving) {
             if e.loaded.elapsed() < self.ttl {
                 self.hits.increment(1);
                 return Ok(e.record.clone());
@@ -186,7 +202,7 @@ impl KeyCache {
             })
         });
         // Only cache what was read after the last invalidation this process heard of.
-        if self.epoch.load(Ordering::Acquire) == epoch {
+        if serving && self.epoch.load(Ordering::Acquire) == epoch {
             if record.is_none()
                 && self.negatives.fetch_add(1, Ordering::Relaxed) >= self.negative_max
             {
@@ -216,9 +232,95 @@ impl KeyCache {
     }
 }
 
-/// Redis channel carrying invalidations: the hex hash of a changed key, or `*` for all.
+/// Redis channel carrying invalidations: the hex hash of a changed key, or `*` for all; also
+/// creations (`+<hex>`, `n:<number>`, see `known`) and every replica's heartbeat (`~`).
 pub fn channel(prefix: &str) -> String {
     ezpulze_common::keyspace::Keyspace::new(prefix).key_invalidations()
+}
+
+/// Every replica publishes a heartbeat this often...
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
+/// ...and one that heard nothing for this long stops serving cached keys (every lookup asks
+/// Postgres) and subscribes again; it serves from its cache again once it has resubscribed
+/// and flushed it.
+pub const STALE_AFTER: Duration = Duration::from_secs(1);
+const HEARTBEAT_MESSAGE: &str = "~";
+
+/// Whether a change reached every replica's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Published: every replica with a live subscription has it now.
+    Done,
+    /// Publishing failed; it is retried in the background until published. Until then other
+    /// replicas may serve what they cached (at most `KEY_CACHE_TTL_SECS`, and never while
+    /// their own subscription is down).
+    Pending,
+}
+
+impl Propagation {
+    pub fn and(self, other: Propagation) -> Propagation {
+        if self == Propagation::Done && other == Propagation::Done {
+            Propagation::Done
+        } else {
+            Propagation::Pending
+        }
+    }
+}
+
+/// Response header of a change whose propagation is still [`Propagation::Pending`].
+pub const PROPAGATION_HEADER: &str = "ezpulze-propagation";
+
+impl axum::response::IntoResponseParts for Propagation {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut res: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        if self == Propagation::Pending {
+            res.headers_mut().insert(
+                PROPAGATION_HEADER,
+                axum::http::HeaderValue::from_static("pending"),
+            );
+        }
+        Ok(res)
+    }
+}
+
+/// Publishes `messages` on the channel, a few times if need be; what still fails is kept for
+/// [`run_publisher`] to publish.
+async fn publish(
+    cache: &KeyCache,
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    messages: Vec<String>,
+) -> Propagation {
+    let chan = channel(prefix);
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        let mut pipe = redis::pipe();
+        for m in &messages {
+            pipe.cmd("PUBLISH").arg(&chan).arg(m).ignore();
+        }
+        // Bounded: a paused connection must not hold the caller's answer.
+        let sent = tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<()>(redis));
+        if let Ok(Ok(())) = sent.await {
+            return Propagation::Done;
+        }
+    }
+    metrics::counter!("ezpulze_key_invalidation_publish_failures_total").increment(1);
+    tracing::warn!(
+        messages = messages.len(),
+        "publishing a key change failed; it is retried until published"
+    );
+    cache
+        .unpublished
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(messages);
+    Propagation::Pending
 }
 
 /// Tells every replica (this one included) to forget a key.
@@ -227,16 +329,12 @@ pub async fn publish_invalidation(
     redis: &mut redis::aio::ConnectionManager,
     prefix: &str,
     hashes: &[[u8; 32]],
-) -> redis::RedisResult<()> {
-    let mut pipe = redis::pipe();
+) -> Propagation {
     for h in hashes {
         cache.invalidate(h);
-        pipe.cmd("PUBLISH")
-            .arg(channel(prefix))
-            .arg(hex::encode(h))
-            .ignore();
     }
-    pipe.query_async::<()>(redis).await
+    let messages = hashes.iter().map(hex::encode).collect();
+    publish(cache, redis, prefix, messages).await
 }
 
 /// Tells every replica (this one included) that a key or admin token with this hash exists,
@@ -246,14 +344,11 @@ pub async fn publish_created(
     redis: &mut redis::aio::ConnectionManager,
     prefix: &str,
     hash: &[u8; 32],
-) -> redis::RedisResult<()> {
+) -> Propagation {
     cache.known.keys.add(hash);
     cache.known.admin_tokens.add(hash);
-    redis::cmd("PUBLISH")
-        .arg(channel(prefix))
-        .arg(super::known::created_message(hash))
-        .query_async::<()>(redis)
-        .await
+    let message = super::known::created_message(hash);
+    publish(cache, redis, prefix, vec![message]).await
 }
 
 /// Tells every replica (this one included) that these phone numbers are registered.
@@ -262,20 +357,61 @@ pub async fn publish_numbers(
     redis: &mut redis::aio::ConnectionManager,
     prefix: &str,
     numbers: &[&str],
-) -> redis::RedisResult<()> {
-    let mut pipe = redis::pipe();
+) -> Propagation {
     for n in numbers {
         cache.known.add_number(n);
-        pipe.cmd("PUBLISH")
-            .arg(channel(prefix))
-            .arg(super::known::number_message(n))
-            .ignore();
     }
-    pipe.query_async::<()>(redis).await
+    let messages = numbers
+        .iter()
+        .map(|n| super::known::number_message(n))
+        .collect();
+    publish(cache, redis, prefix, messages).await
 }
 
-/// Listens for invalidations until cancelled, re-subscribing (and flushing) after any error.
-/// Each (re)subscription reloads the known credentials (`known`) before they are trusted.
+/// Publishes this replica's heartbeat every [`HEARTBEAT`], with whatever earlier publishing
+/// left unpublished, until cancelled.
+pub async fn run_publisher(
+    cache: Arc<KeyCache>,
+    mut redis: redis::aio::ConnectionManager,
+    prefix: String,
+    cancel: CancellationToken,
+) {
+    let chan = channel(&prefix);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+        }
+        let waiting: Vec<String> =
+            std::mem::take(&mut *cache.unpublished.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut pipe = redis::pipe();
+        for m in waiting
+            .iter()
+            .map(String::as_str)
+            .chain([HEARTBEAT_MESSAGE])
+        {
+            pipe.cmd("PUBLISH").arg(&chan).arg(m).ignore();
+        }
+        let sent = tokio::time::timeout(HEARTBEAT, pipe.query_async::<()>(&mut redis)).await;
+        if !matches!(sent, Ok(Ok(()))) && !waiting.is_empty() {
+            let mut left = cache.unpublished.lock().unwrap_or_else(|p| p.into_inner());
+            let newer = std::mem::take(&mut *left);
+            *left = waiting;
+            left.extend(newer);
+        } else if !waiting.is_empty() {
+            tracing::info!(
+                messages = waiting.len(),
+                "key changes published after a retry"
+            );
+        }
+    }
+}
+
+/// Listens for invalidations until cancelled, re-subscribing (and flushing) after any error
+/// or after [`STALE_AFTER`] without a message (a silently lost connection). While it is not
+/// subscribed the cache serves nothing and the known-credentials filters say "maybe": every
+/// lookup goes to Postgres. Each (re)subscription reloads the filters, flushes the cache, and
+/// only then serves from it again.
 pub async fn run_subscriber(
     cache: Arc<KeyCache>,
     client: redis::Client,
@@ -287,16 +423,28 @@ pub async fn run_subscriber(
     let chan = channel(&prefix);
     loop {
         let attempt = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&chan).await?;
+            let mut pubsub = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&chan).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            })
+            .await
+            .map_err(|_| "subscribing timed out".to_string())?
+            .map_err(|e| e.to_string())?;
             // Anything may have changed while we were not listening.
             cache.clear();
             cache.known.reload_and_trust(&db).await;
+            cache.serving.store(true, Ordering::Release);
             ready.notify_waiters();
             let mut stream = pubsub.on_message();
-            while let Some(msg) = stream.next().await {
+            loop {
+                let msg = match tokio::time::timeout(STALE_AFTER, stream.next()).await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => return Err("the subscription closed".to_string()),
+                    Err(_) => return Err("no heartbeat heard".to_string()),
+                };
                 let payload: String = msg.get_payload().unwrap_or_default();
-                if cache.known.heard(&payload) {
+                if payload == HEARTBEAT_MESSAGE || cache.known.heard(&payload) {
                     continue;
                 }
                 if payload == "*" {
@@ -307,15 +455,17 @@ pub async fn run_subscriber(
                     }
                 }
             }
-            Ok::<(), redis::RedisError>(())
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
             res = attempt => {
+                cache.serving.store(false, Ordering::Release);
                 cache.known.distrust();
                 cache.clear();
-                if let Err(e) = res {
-                    tracing::warn!(error = %e, "key invalidation subscription lost; re-subscribing");
+                metrics::counter!("ezpulze_key_invalidation_resubscriptions_total").increment(1);
+                let e: Result<(), String> = res;
+                if let Err(e) = e {
+                    tracing::warn!(error = %e, "key invalidation subscription lost; serving keys from Postgres until re-subscribed");
                 }
             }
         }

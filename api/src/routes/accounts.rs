@@ -53,6 +53,8 @@ pub async fn create_account(state: &AppState, name: &str) -> ApiResult<(Uuid, St
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    super::api_keys::announce_created(state, &hash).await?;
+    // Retried in the background if it fails: the token may take a moment to work on other
+    // replicas then (and at once once they reload, within a minute).
+    let _ = super::api_keys::announce_created(state, &hash).await;
     Ok((id, token))
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::contacts::fields::{self, Errors};
 use super::owned;
-use crate::auth::key_cache::publish_invalidation;
+use crate::auth::key_cache::{publish_invalidation, Propagation};
 use crate::auth::AdminAccount;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
@@ -258,7 +258,7 @@ pub async fn create(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
     ApiJson(body): ApiJson<CreateKey>,
-) -> ApiResult<(StatusCode, Json<KeyView>)> {
+) -> ApiResult<(StatusCode, Propagation, Json<KeyView>)> {
     let mut errors = Errors::default();
     let name = check_name(&body.name, &mut errors);
     let resolved = resolve_scopes(
@@ -309,17 +309,18 @@ pub async fn create(
     .await?;
     // A replica may hold a negative entry for this (improbable) value: clear it everywhere,
     // and let every replica's known-credentials filter hold it before its value is shown.
-    announce_created(&state, &hash).await?;
-    publish_invalidation(
-        state.key_cache(),
-        &mut state.redis(),
-        &state.config().redis_prefix,
-        &[hash],
-    )
-    .await?;
+    let told = announce_created(&state, &hash).await.and(
+        publish_invalidation(
+            state.key_cache(),
+            &mut state.redis(),
+            &state.config().redis_prefix,
+            &[hash],
+        )
+        .await,
+    );
     let mut view = KeyView::from(row);
     view.key = Some(key);
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, told, Json(view)))
 }
 
 #[derive(Default, Deserialize, utoipa::IntoParams)]
@@ -462,7 +463,7 @@ pub async fn patch(
     AdminAccount(account): AdminAccount,
     PathId(id): PathId,
     ApiJson(body): ApiJson<PatchKey>,
-) -> ApiResult<Json<KeyView>> {
+) -> ApiResult<(Propagation, Json<KeyView>)> {
     // Read, merge and write under the row's lock: two edits of different fields at once both
     // land (neither writes back the other's stale copy).
     let mut tx = state.db().begin().await?;
@@ -528,23 +529,24 @@ pub async fn patch(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    invalidate(&state, &[hash]).await?;
-    Ok(Json(row.into()))
+    let told = invalidate(&state, &[hash]).await;
+    Ok((told, Json(row.into())))
 }
 
 /// A new key (or admin token) hash, announced to every replica (`auth::known`).
-pub async fn announce_created(state: &AppState, hash: &[u8; 32]) -> ApiResult<()> {
+pub async fn announce_created(state: &AppState, hash: &[u8; 32]) -> Propagation {
     crate::auth::key_cache::publish_created(
         state.key_cache(),
         &mut state.redis(),
         &state.config().redis_prefix,
         hash,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
-async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> ApiResult<()> {
+/// Every replica forgets these keys (after the change committed: never an error, at worst
+/// [`Propagation::Pending`], retried in the background and said in the answer's header).
+async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> Propagation {
     let hashes: Vec<[u8; 32]> = hashes
         .iter()
         .filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
@@ -555,8 +557,7 @@ async fn invalidate(state: &AppState, hashes: &[Vec<u8>]) -> ApiResult<()> {
         &state.config().redis_prefix,
         &hashes,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Regenerate an API key's value
@@ -566,7 +567,7 @@ pub async fn regenerate(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
     PathId(id): PathId,
-) -> ApiResult<Json<KeyView>> {
+) -> ApiResult<(Propagation, Json<KeyView>)> {
     let current = fetch(&state, account, id).await?;
     let mode = if current.test_mode {
         keys::KeyMode::Test
@@ -595,11 +596,12 @@ pub async fn regenerate(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    announce_created(&state, &hash).await?;
-    invalidate(&state, &[old, hash.to_vec()]).await?;
+    let told = announce_created(&state, &hash)
+        .await
+        .and(invalidate(&state, &[old, hash.to_vec()]).await);
     let mut view = KeyView::from(row);
     view.key = Some(key);
-    Ok(Json(view))
+    Ok((told, Json(view)))
 }
 
 /// Delete an API key
@@ -609,7 +611,7 @@ pub async fn delete(
     State(state): State<AppState>,
     AdminAccount(account): AdminAccount,
     PathId(id): PathId,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, Propagation, ())> {
     let (hash,): (Vec<u8>,) = owned::fetch(
         state.db(),
         "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING key_hash",
@@ -617,8 +619,8 @@ pub async fn delete(
         account,
     )
     .await?;
-    invalidate(&state, &[hash]).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let told = invalidate(&state, &[hash]).await;
+    Ok((StatusCode::NO_CONTENT, told, ()))
 }
 
 #[derive(sqlx::FromRow)]

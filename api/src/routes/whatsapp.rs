@@ -213,13 +213,15 @@ pub async fn put(
     state.webhook_secrets().clear();
     if let Some(numbers) = &body.phone_numbers {
         let ids: Vec<&str> = numbers.iter().map(|n| n.phone_number_id.as_str()).collect();
-        crate::auth::key_cache::publish_numbers(
+        // Retried in the background if it fails (webhooks for a new number may meet 404 on
+        // other replicas until then; Meta retries them).
+        let _ = crate::auth::key_cache::publish_numbers(
             state.key_cache(),
             &mut state.redis(),
             &state.config().redis_prefix,
             &ids,
         )
-        .await?;
+        .await;
     }
     Ok(Json(view(&state, account).await?))
 }
