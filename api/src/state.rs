@@ -44,6 +44,10 @@ impl AppState {
     pub fn redis(&self) -> ConnectionManager {
         self.0.redis.clone()
     }
+    /// The shared Redis connection, borrowed (clone it to send commands).
+    pub fn redis_ref(&self) -> &ConnectionManager {
+        &self.0.redis
+    }
     pub fn redis_client(&self) -> &redis::Client {
         &self.0.redis_client
     }

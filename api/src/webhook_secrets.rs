@@ -32,11 +32,17 @@ impl SecretCache {
         self.map.clear();
     }
 
+    /// The number's account and secret; `recent` is the key cache (whose filters know every
+    /// registered number), the Redis connection and prefix for its recent-creation check.
     pub async fn get(
         &self,
         db: &PgPool,
         config: &Config,
-        known: &crate::auth::known::Known,
+        recent: (
+            &crate::auth::key_cache::KeyCache,
+            &redis::aio::ConnectionManager,
+            &str,
+        ),
         phone_number_id: &str,
     ) -> ApiResult<Option<Arc<NumberSecret>>> {
         if let Some(e) = self.map.get(phone_number_id) {
@@ -44,7 +50,16 @@ impl SecretCache {
                 return Ok(e.0.clone());
             }
         }
-        if !known.may_be_number(phone_number_id) {
+        if !recent.0.known.may_be_number(phone_number_id)
+            && !recent
+                .0
+                .recently_created(
+                    &mut recent.1.clone(),
+                    recent.2,
+                    &crate::auth::known::number_message(phone_number_id),
+                )
+                .await
+        {
             // No account registered it: answered without a query, and not cached, so random
             // numbers cannot push real ones out.
             metrics::counter!("ezpulze_auth_known_filter_refusals_total", "kind" => "phone_number")

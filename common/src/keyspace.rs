@@ -63,6 +63,12 @@ impl Keyspace {
         format!("{}:keys:invalidate", self.prefix)
     }
 
+    /// A credential or number created in the last few minutes (`what`: a hex hash, or
+    /// `n:<phone_number_id>`), for replicas that have not heard of it yet.
+    pub fn recently_created(&self, what: &str) -> String {
+        format!("{}:known:new:{what}", self.prefix)
+    }
+
     /// GCRA state of one API key's hourly limit.
     pub fn rate_limit(&self, key_id: &Uuid) -> String {
         format!("{}:rl:{}", self.prefix, key_id.simple())

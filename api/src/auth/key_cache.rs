@@ -142,6 +142,21 @@ impl KeyCache {
         Some(record)
     }
 
+    /// Whether `what` (a hex hash, or `n:<phone_number_id>`) was created in the last
+    /// [`super::known::RECENT_SECS`]: the check a filter miss makes before it says "unknown"
+    /// (one Redis read; a Redis error says "maybe", and the caller asks Postgres).
+    pub async fn recently_created(
+        &self,
+        redis: &mut redis::aio::ConnectionManager,
+        prefix: &str,
+        what: &str,
+    ) -> bool {
+        let key = ezpulze_common::keyspace::Keyspace::new(prefix).recently_created(what);
+        let found: redis::RedisResult<bool> =
+            redis::cmd("EXISTS").arg(key).query_async(redis).await;
+        found.unwrap_or(true)
+    }
+
     /// Whether keys may be served from the cache (the invalidation subscription is live).
     pub fn is_serving(&self) -> bool {
         self.serving.load(Ordering::Acquire)
@@ -151,6 +166,7 @@ impl KeyCache {
     pub async fn get(
         &self,
         db: &PgPool,
+        recent: (&redis::aio::ConnectionManager, &str),
         hash: [u8; 32],
     ) -> Result<Option<Arc<KeyRecord>>, sqlx::Error> {
         let serving = self.is_serving();
@@ -161,7 +177,11 @@ impl KeyCache {
             }
         }
         self.misses.increment(1);
-        if !self.known.may_be_key(&hash) {
+        if !self.known.may_be_key(&hash)
+            && !self
+                .recently_created(&mut recent.0.clone(), recent.1, &hex::encode(hash))
+                .await
+        {
             // Certainly no such key: answered without a query (and not cached, so random
             // keys cannot push real ones out).
             metrics::counter!("ezpulze_auth_known_filter_refusals_total", "kind" => "api_key")
@@ -295,12 +315,32 @@ async fn publish(
     prefix: &str,
     messages: Vec<String>,
 ) -> Propagation {
+    publish_marked(cache, redis, prefix, messages, &[]).await
+}
+
+/// [`publish`], first marking `created` (channel messages of creations) as recent in Redis.
+async fn publish_marked(
+    cache: &KeyCache,
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+    messages: Vec<String>,
+    created: &[String],
+) -> Propagation {
     let chan = channel(prefix);
+    let keyspace = ezpulze_common::keyspace::Keyspace::new(prefix);
     for attempt in 0..3u32 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
         let mut pipe = redis::pipe();
+        for c in created {
+            pipe.cmd("SET")
+                .arg(keyspace.recently_created(c))
+                .arg(1)
+                .arg("EX")
+                .arg(super::known::RECENT_SECS)
+                .ignore();
+        }
         for m in &messages {
             pipe.cmd("PUBLISH").arg(&chan).arg(m).ignore();
         }
@@ -348,7 +388,7 @@ pub async fn publish_created(
     cache.known.keys.add(hash);
     cache.known.admin_tokens.add(hash);
     let message = super::known::created_message(hash);
-    publish(cache, redis, prefix, vec![message]).await
+    publish_marked(cache, redis, prefix, vec![message], &[hex::encode(hash)]).await
 }
 
 /// Tells every replica (this one included) that these phone numbers are registered.
@@ -361,11 +401,11 @@ pub async fn publish_numbers(
     for n in numbers {
         cache.known.add_number(n);
     }
-    let messages = numbers
+    let messages: Vec<String> = numbers
         .iter()
         .map(|n| super::known::number_message(n))
         .collect();
-    publish(cache, redis, prefix, messages).await
+    publish_marked(cache, redis, prefix, messages.clone(), &messages).await
 }
 
 /// Publishes this replica's heartbeat every [`HEARTBEAT`], with whatever earlier publishing

@@ -8,7 +8,10 @@
 //! deleted), and every creation adds to it at once on the creating replica and, through the
 //! key invalidation channel (`+<hex hash>`, `n:<phone_number_id>`), on the others. While that
 //! subscription is down the filters are not trusted: every lookup goes to Postgres, as before,
-//! until the subscription is back and the filters are reloaded.
+//! until the subscription is back and the filters are reloaded. A creation is also marked in
+//! Redis for [`RECENT_SECS`]; a filter miss looks there (one Redis read, no query) before it
+//! answers "unknown", so a credential used on another replica before the channel message
+//! arrived is not refused.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -302,6 +305,14 @@ impl Known {
         }
     }
 }
+
+/// How long a creation is also marked in Redis ([`Keyspace::recently_created`]): a replica
+/// whose filter misses looks there before it says "unknown", so a key used on another replica
+/// the moment it was made (before the channel message arrived) still works. Longer than a
+/// [`REFRESH`], after which every filter holds it.
+///
+/// [`Keyspace::recently_created`]: ezpulze_common::keyspace::Keyspace::recently_created
+pub const RECENT_SECS: u64 = 180;
 
 /// The channel message announcing a new key or admin token.
 pub fn created_message(hash: &[u8; 32]) -> String {

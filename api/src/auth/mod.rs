@@ -285,7 +285,11 @@ async fn authenticate_api(
             keys::parse(raw).map_err(|_| (fail("malformed", ApiError::InvalidApiKey), None))?;
             state
                 .key_cache()
-                .get(state.db(), hash)
+                .get(
+                    state.db(),
+                    (state.redis_ref(), &state.config().redis_prefix),
+                    hash,
+                )
                 .await
                 .map_err(|e| (ApiError::from(e), None))?
                 .ok_or_else(|| (fail("unknown", ApiError::InvalidApiKey), None))?
@@ -387,7 +391,16 @@ pub async fn admin_account(state: &AppState, raw: &str) -> Result<Uuid, ApiError
         return Err(fail("malformed", ApiError::InvalidApiKey));
     }
     let hash = state.hasher().hash(raw);
-    if !state.key_cache().known.may_be_admin_token(&hash) {
+    if !state.key_cache().known.may_be_admin_token(&hash)
+        && !state
+            .key_cache()
+            .recently_created(
+                &mut state.redis(),
+                &state.config().redis_prefix,
+                &hex::encode(hash),
+            )
+            .await
+    {
         return Err(fail("unknown", ApiError::InvalidApiKey));
     }
     let account: Option<Uuid> =

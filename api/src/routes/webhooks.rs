@@ -162,7 +162,16 @@ pub async fn receive(
     for id in &ids {
         match state
             .webhook_secrets()
-            .get(state.db(), state.config(), &state.key_cache().known, id)
+            .get(
+                state.db(),
+                state.config(),
+                (
+                    state.key_cache(),
+                    state.redis_ref(),
+                    &state.config().redis_prefix,
+                ),
+                id,
+            )
             .await?
         {
             None => {
