@@ -93,14 +93,21 @@ async fn a_number_that_does_not_read_back_is_refused_before_anything_is_written(
     assert_refused(s, &v, "attributes.n");
     let (s, v) = app.get(&route, &k).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["name"], Value::Null, "the refused edit changed the contact: {v}");
+    assert_eq!(
+        v["name"],
+        Value::Null,
+        "the refused edit changed the contact: {v}"
+    );
     assert_eq!(v["updated_at"], c["updated_at"], "{v}");
 
     // Leads share the rule, on create (with an existing or an inline contact) and on edit.
-    let body = format!(r#"{{"contact_id": "{cid}", "title": "Roof", "attributes": {{"n": {NEAR_MAX}}}}}"#);
+    let body =
+        format!(r#"{{"contact_id": "{cid}", "title": "Roof", "attributes": {{"n": {NEAR_MAX}}}}}"#);
     let (s, v) = send_raw(&app, "POST", "/api/v1/leads", &k, &body).await;
     assert_refused(s, &v, "attributes.n");
-    let body = format!(r#"{{"phone": "+14155550199", "title": "Roof", "attributes": {{"x": [{NEAR_MAX}]}}}}"#);
+    let body = format!(
+        r#"{{"phone": "+14155550199", "title": "Roof", "attributes": {{"x": [{NEAR_MAX}]}}}}"#
+    );
     let (s, v) = send_raw(&app, "POST", "/api/v1/leads", &k, &body).await;
     assert_refused(s, &v, "attributes.x[0]");
     let (s, v) = app.get("/api/v1/leads", &k).await;
@@ -138,11 +145,19 @@ async fn a_number_that_does_not_read_back_is_refused_before_anything_is_written(
 async fn reads_answer_whatever_a_row_already_holds() {
     let (app, acc, k) = acme_scoped(&["contacts:all", "leads:all"]).await;
     let c = app
-        .post("/api/v1/contacts", &k, json!({"phone": "+14155550100", "name": "Ann"}))
+        .post(
+            "/api/v1/contacts",
+            &k,
+            json!({"phone": "+14155550100", "name": "Ann"}),
+        )
         .await
         .1;
     let l = app
-        .post("/api/v1/leads", &k, json!({"contact_id": id_of(&c), "title": "Roof"}))
+        .post(
+            "/api/v1/leads",
+            &k,
+            json!({"contact_id": id_of(&c), "title": "Roof"}),
+        )
         .await
         .1;
     // Rows written before the check existed (or by hand): numbers jsonb holds but that do not
