@@ -60,8 +60,9 @@ failed=()
 run_pass() {
   local name=$1 token=$2 paths=$3 started=$SECONDS
   log "pass $name: $paths ($EXAMPLES examples per operation, seed $SEED)"
-  # The hooks give half the generated phones a valid number (see fuzz_hooks.py).
-  if SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=$REPO/scripts st run "$BASE/openapi.json" \
+  # The hooks give half the generated phones a valid number (see fuzz_hooks.py). Run from the
+  # log directory, which also holds schemathesis's cache (.schemathesis/) of the run.
+  if (cd "$LOG_DIR" && SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=$REPO/scripts st run "$BASE/openapi.json" \
     --checks "$CHECKS" \
     --max-examples "$EXAMPLES" \
     --seed "$SEED" \
@@ -72,11 +73,11 @@ run_pass() {
     --request-timeout 10 \
     --no-color \
     --report junit --report-junit-path "$LOG_DIR/$name.xml" \
-    >"$LOG_DIR/$name.log" 2>&1; then
+    >"$LOG_DIR/$name.log" 2>&1); then
     log "pass $name: OK in $((SECONDS - started)) s"
   else
     log "pass $name: FAILED in $((SECONDS - started)) s; its findings:"
-    sed -n '/^=* *FAILURES/,$p' "$LOG_DIR/$name.log" | head -150 >&2
+    grep -v '^ *|' "$LOG_DIR/$name.log" | sed -n '/^=\+ \(FAILURES\|ERRORS\) =\+$/,$p' | head -150 >&2
     failed+=("$name")
   fi
 }
