@@ -1,13 +1,16 @@
 # The two commands of the README: `make up` runs the whole stack, `make test` runs every test.
 SHELL := /bin/bash
 
-.PHONY: up test lint bench-auth bench-queue bench-ingest bench-e2e migrate
+.PHONY: up test fuzz lint bench-auth bench-queue bench-ingest bench-e2e migrate
 
 up:
 	@bash scripts/up.sh
 
 test:
 	@bash scripts/test.sh
+
+fuzz:
+	@bash scripts/fuzz.sh
 
 lint:
 	@bash scripts/lint.sh

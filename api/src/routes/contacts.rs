@@ -11,6 +11,10 @@
 //!   `attributes`/`tags`; `attributes` and `tags` are replaced, not merged.
 //! * Blank optional strings are taken as null; tags are trimmed and de-duplicated.
 //! * Deleting a contact deletes its leads.
+//! * `attributes` (here and on leads) hold numbers between -1e308 and 1e308 only: Postgres
+//!   answers jsonb numbers written out in full, and one nearer the float maximum does not read
+//!   back (422 naming the number's path, before anything is written). Reads answer whatever a
+//!   row holds, as stored.
 
 pub mod fields;
 
@@ -46,7 +50,7 @@ pub struct Contact {
     pub phone: String,
     pub name: Option<String>,
     pub email: Option<String>,
-    pub attributes: Value,
+    pub attributes: fields::StoredJson,
     pub tags: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

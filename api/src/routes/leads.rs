@@ -24,7 +24,7 @@ use sqlx::{Postgres, QueryBuilder};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::contacts::fields::{self, Errors};
+use super::contacts::fields::{self, Errors, StoredJson};
 use super::contacts::find_or_create_by_phone;
 use super::owned;
 use crate::auth::{scope, Authorized, Principal};
@@ -62,7 +62,7 @@ pub struct Lead {
     pub source: Option<String>,
     pub assignee: Option<String>,
     pub notes: Option<String>,
-    pub attributes: Value,
+    pub attributes: StoredJson,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

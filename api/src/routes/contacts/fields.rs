@@ -1,9 +1,15 @@
 //! Field checks and list paging shared by contacts, leads and chatbot flows: phone numbers
 //! (E.164, via `ezpulze_payload::phone`), bounded text, e-mail shape, tags, attributes, the
-//! opaque list cursor, and the mapping of constraint violations to contract errors.
+//! opaque list cursor, the mapping of constraint violations to contract errors, and jsonb
+//! values read back whatever they hold.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgTypeInfo, PgValueRef};
+use sqlx::types::Json;
+use sqlx::Postgres;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -202,7 +208,8 @@ pub fn tags(field: &str, raw: &[String], errors: &mut Errors) -> Vec<String> {
     out
 }
 
-/// A free-form attributes object, bounded in size.
+/// A free-form attributes object (of contacts and leads): bounded in size, and holding only
+/// what reads back from jsonb as it was written (see [`unstorable_number`]).
 pub fn attributes(field: &str, raw: Map<String, Value>, errors: &mut Errors) -> Value {
     let value = Value::Object(raw);
     let size = serde_json::to_vec(&value)
@@ -213,8 +220,75 @@ pub fn attributes(field: &str, raw: Map<String, Value>, errors: &mut Errors) -> 
             field,
             format!("at most {MAX_ATTRIBUTES_BYTES} bytes of JSON (got {size})"),
         );
+    } else if let Some(path) = unstorable_number(&value, field.to_string()) {
+        errors.push(
+            path,
+            format!(
+                "numbers must lie between -{MAX_STORED_NUMBER:e} and {MAX_STORED_NUMBER:e} \
+                 (a larger one does not read back as a number)"
+            ),
+        );
     }
     value
+}
+
+/// The largest magnitude of a number stored in jsonb. Postgres keeps jsonb numbers as exact
+/// decimals and answers them written out in full (`1e308` comes back as 309 digits); serde_json
+/// reads such a long integer back as a float with a small error, which overflows to infinity
+/// (a decode error) for numbers within that error of `f64::MAX` (`1.7976931348623157e308`).
+/// Up to `1e308` every float reads back.
+pub const MAX_STORED_NUMBER: f64 = 1e308;
+
+/// The path (`attributes.a.b[2]`) of the first number of `v` that would not read back from
+/// jsonb, if any. Integers (`i64`/`u64`) always do; floats up to [`MAX_STORED_NUMBER`] do.
+pub fn unstorable_number(v: &Value, at: String) -> Option<String> {
+    match v {
+        Value::Number(n) => {
+            let integer = n.is_i64() || n.is_u64();
+            let fits = n.as_f64().is_some_and(|f| f.abs() <= MAX_STORED_NUMBER);
+            (!integer && !fits).then_some(at)
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| unstorable_number(item, format!("{at}[{i}]"))),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, item)| unstorable_number(item, format!("{at}.{k}"))),
+        _ => None,
+    }
+}
+
+/// A jsonb value read back from Postgres: parsed when serde_json reads it, else the stored
+/// text as it is (a row written before a check existed, or by hand, may hold a number serde_json
+/// cannot read, such as `1e400`). Either way it is answered as stored, so a read never fails on
+/// a row's data.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum StoredJson {
+    Parsed(Value),
+    Verbatim(Box<RawValue>),
+}
+
+impl sqlx::Type<Postgres> for StoredJson {
+    fn type_info() -> PgTypeInfo {
+        <Value as sqlx::Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <Value as sqlx::Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for StoredJson {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        match <Value as sqlx::Decode<Postgres>>::decode(value.clone()) {
+            Ok(v) => Ok(StoredJson::Parsed(v)),
+            // Reading it as raw JSON only checks its syntax (numbers are not converted).
+            Err(_) => <Json<Box<RawValue>> as sqlx::Decode<Postgres>>::decode(value)
+                .map(|raw| StoredJson::Verbatim(raw.0)),
+        }
+    }
 }
 
 /// The page size: 1..=100, default 25.
@@ -360,6 +434,27 @@ mod tests {
     #[test]
     fn like_escapes() {
         assert_eq!(like_pattern("50%_a\\"), "%50\\%\\_a\\\\%");
+    }
+
+    #[test]
+    fn numbers_that_do_not_read_back_are_named_by_path() {
+        let ok = serde_json::json!({"a": 1e308, "b": -1e308, "c": 5e-324, "d": u64::MAX,
+            "e": i64::MIN, "f": [0.5, {"g": "1e309"}]});
+        assert_eq!(unstorable_number(&ok, "attributes".into()), None);
+        let bad: Value =
+            serde_json::from_str(r#"{"a": {"b": [1, {"c": -1.7976931348623157e308}]}}"#)
+                .expect("json");
+        assert_eq!(
+            unstorable_number(&bad, "attributes".into()).as_deref(),
+            Some("attributes.a.b[1].c")
+        );
+        let mut e = Errors::default();
+        let Value::Object(map) = bad else {
+            panic!("object")
+        };
+        attributes("attributes", map, &mut e);
+        assert_eq!(e.0.len(), 1);
+        assert_eq!(e.0[0].field, "attributes.a.b[1].c");
     }
 
     #[test]
