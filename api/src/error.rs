@@ -53,6 +53,8 @@ pub enum ApiError {
     IdempotencyConflict,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0} ms")]
+    RequestTimeout(u64),
     #[error("the request is not valid")]
     Validation(Vec<FieldError>),
     #[error("internal error")]
@@ -73,6 +75,7 @@ impl ApiError {
             NotFound => StatusCode::NOT_FOUND,
             Conflict(_) | IdempotencyConflict => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +95,7 @@ impl ApiError {
             Conflict(_) => "conflict",
             IdempotencyConflict => "idempotency_conflict",
             PayloadTooLarge(_) => "payload_too_large",
+            RequestTimeout(_) => "request_timeout",
             Validation(_) => "validation_failed",
             Internal(_) => "internal",
         }

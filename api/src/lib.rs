@@ -8,11 +8,11 @@ pub mod extract;
 pub mod idempotency;
 pub mod middleware;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod ui;
 pub mod webhook_secrets;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -90,13 +90,8 @@ pub async fn run(
     let state = build_state(config, &cancel).await?;
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(cancel.clone().cancelled_owned())
-    .await
-    .context("serving HTTP")?;
+    let timeouts = serve::ReadTimeouts::of(state.config());
+    serve::serve(listener, app, timeouts, cancel.clone()).await;
     state.last_used().flush(state.db()).await.ok();
     Ok(())
 }
