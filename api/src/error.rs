@@ -55,6 +55,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body did not arrive within {0} ms")]
     RequestTimeout(u64),
+    #[error("refused: {0}")]
+    CsrfRejected(&'static str),
     #[error("the request is not valid")]
     Validation(Vec<FieldError>),
     #[error("internal error")]
@@ -70,12 +72,12 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingApiKey | InvalidApiKey | KeyInactive | KeyExpired => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) | IpNotAllowed => StatusCode::FORBIDDEN,
+            InsufficientScope(_) | IpNotAllowed | CsrfRejected(_) => StatusCode::FORBIDDEN,
+            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             NotFound => StatusCode::NOT_FOUND,
             Conflict(_) | IdempotencyConflict => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,6 +98,7 @@ impl ApiError {
             IdempotencyConflict => "idempotency_conflict",
             PayloadTooLarge(_) => "payload_too_large",
             RequestTimeout(_) => "request_timeout",
+            CsrfRejected(_) => "csrf_rejected",
             Validation(_) => "validation_failed",
             Internal(_) => "internal",
         }

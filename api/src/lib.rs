@@ -71,6 +71,8 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         webhook_secrets: Default::default(),
         rate_limiter: RateLimiter::new(&config.redis_prefix),
         keyspace: ezpulze_common::keyspace::Keyspace::new(config.redis_prefix.clone()),
+        session_cookie: auth::session::CookieRules::new(&config),
+        ui_origin: config.public_origin(),
         config,
         db: pool,
         redis,
