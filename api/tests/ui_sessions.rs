@@ -1,5 +1,5 @@
 //! The web UI's session cookie: CSRF rules for cookie-authenticated admin requests, the
-//! `__Host-` cookie over https, and sessions ended by signing out.
+//! `__Host-` cookie over https, and sessions ended by signing out or rotating the admin token.
 
 mod support;
 
@@ -218,4 +218,61 @@ async fn signing_out_ends_every_session_of_the_account() {
     // Signing out again (the session is gone) just clears the cookie.
     let (s, _) = with_cookie(&app, "DELETE", "/ui/session", &first, &[], None).await;
     assert_eq!(s, 204);
+}
+
+#[tokio::test]
+async fn rotating_the_admin_token_shows_the_new_one_once_and_ends_the_old_one_and_every_session() {
+    let app = app_at(UI).await;
+    let acme = app.account("Acme").await;
+    let other = app.account("Other").await;
+    let (_, first) = sign_in(&app, &acme.admin).await;
+    let (_, second) = sign_in(&app, &acme.admin).await;
+    let (_, others) = sign_in(&app, &other.admin).await;
+
+    let r = app
+        .request("POST", "/admin/v1/admin-token/rotate", &acme.admin, None)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["account_id"], acme.id.as_str(), "{v}");
+    let new = v["admin_token"].as_str().expect("token").to_string();
+    assert!(new.starts_with("adm_") && new != acme.admin, "{v}");
+
+    // The old token stops at once, on the admin API, /api/v1 and sign-in.
+    let (s, v) = app.get("/admin/v1/api-keys", &acme.admin).await;
+    assert_error(s, &v, 401, "invalid_api_key");
+    let (s, v) = app.get("/api/v1/me", &acme.admin).await;
+    assert_error(s, &v, 401, "invalid_api_key");
+    let (s, v) = app
+        .post("/ui/session", "", json!({"token": acme.admin}))
+        .await;
+    assert_error(s, &v, 401, "invalid_api_key");
+    // Every session of the account ended; another account's did not.
+    for cookie in [&first, &second] {
+        let (s, v) = with_cookie(&app, "GET", "/admin/v1/api-keys", cookie, &[], None).await;
+        assert_error(s, &v, 401, "invalid_api_key");
+    }
+    let (s, _) = with_cookie(&app, "GET", "/admin/v1/api-keys", &others, &[], None).await;
+    assert_eq!(s, 200);
+    assert_eq!(app.get("/admin/v1/api-keys", &other.admin).await.0, 200);
+    // The new token works, and the UI can rotate from its session (which then ends too),
+    // but not from another site.
+    let (s, me) = app.get("/api/v1/me", &new).await;
+    assert_eq!(s, 200);
+    assert_eq!(me["account_id"], acme.id.as_str());
+    let (_, session) = sign_in(&app, &new).await;
+    let rotate = "/admin/v1/admin-token/rotate";
+    let (s, v) = with_cookie(&app, "POST", rotate, &session, &[], None).await;
+    assert_error(s, &v, 403, "csrf_rejected");
+    let (s, v) = with_cookie(&app, "POST", rotate, &session, &[("origin", UI)], None).await;
+    assert_eq!(s, 200, "{v}");
+    let newest = v["admin_token"].as_str().expect("token");
+    let (s, _) = with_cookie(&app, "GET", "/admin/v1/api-keys", &session, &[], None).await;
+    assert_eq!(s, 401);
+    assert_eq!(app.get("/admin/v1/api-keys", &new).await.0, 401);
+    assert_eq!(app.get("/admin/v1/api-keys", newest).await.0, 200);
+    // Without credentials: 401.
+    let (s, v) = app.post(rotate, "", json!({})).await;
+    assert_error(s, &v, 401, "missing_api_key");
 }
