@@ -56,6 +56,10 @@ pub enum ApiError {
     IdempotencyBudget(&'static str),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0} ms")]
+    RequestTimeout(u64),
+    #[error("refused: {0}")]
+    CsrfRejected(&'static str),
     #[error("the request is not valid")]
     Validation(Vec<FieldError>),
     /// More requests at once than `API_MAX_CONCURRENT_REQUESTS`: retry shortly.
@@ -77,7 +81,8 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingApiKey | InvalidApiKey | KeyInactive | KeyExpired => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) | IpNotAllowed => StatusCode::FORBIDDEN,
+            InsufficientScope(_) | IpNotAllowed | CsrfRejected(_) => StatusCode::FORBIDDEN,
+            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RateLimited { .. } | IdempotencyBudget(_) => StatusCode::TOO_MANY_REQUESTS,
             Overloaded | Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotFound => StatusCode::NOT_FOUND,
@@ -104,6 +109,8 @@ impl ApiError {
             Conflict(_) => "conflict",
             IdempotencyConflict => "idempotency_conflict",
             PayloadTooLarge(_) => "payload_too_large",
+            RequestTimeout(_) => "request_timeout",
+            CsrfRejected(_) => "csrf_rejected",
             Validation(_) => "validation_failed",
             Internal(_) => "internal",
         }

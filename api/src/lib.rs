@@ -8,11 +8,11 @@ pub mod extract;
 pub mod idempotency;
 pub mod middleware;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod ui;
 pub mod webhook_secrets;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -82,6 +82,8 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         webhook_secrets: Default::default(),
         rate_limiter: RateLimiter::new(&config.redis_prefix),
         keyspace: ezpulze_common::keyspace::Keyspace::new(config.redis_prefix.clone()),
+        session_cookie: auth::session::CookieRules::new(&config),
+        ui_origin: config.public_origin(),
         config,
         db: pool,
         redis,
@@ -92,22 +94,44 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     }))
 }
 
-/// Serves the API on `listener` until `cancel` fires, then drains in-flight requests.
+/// Serves the API on `listener` until `cancel` fires, then drains in-flight requests. With
+/// `API_METRICS_ADDR` set, `/metrics` (and the probes) are served there instead.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let metrics_listener = match config.api_metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding API_METRICS_ADDR {addr}"))?,
+        ),
+        None => None,
+    };
     let state = build_state(config, &cancel).await?;
+    let ops = match metrics_listener {
+        Some(ops_listener) => {
+            tracing::info!(addr = %ops_listener.local_addr()?, "api metrics listening");
+            let serve = ezpulze_runtime::ops::serve(
+                ops_listener,
+                state.db().clone(),
+                Some(state.redis()),
+                cancel.clone(),
+            );
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(cancel.clone().cancelled_owned())
-    .await
-    .context("serving HTTP")?;
+    let timeouts = serve::ReadTimeouts::of(state.config());
+    serve::serve(listener, app, timeouts, cancel.clone()).await;
+    if let Some(ops) = ops {
+        ops.await
+            .context("the metrics server task")?
+            .context("serving metrics")?;
+    }
     state.last_used().flush(state.db()).await.ok();
     Ok(())
 }

@@ -28,6 +28,10 @@ pub struct Inner {
     pub schedule_queue: ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob>,
     pub webhook_queue: ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody>,
     pub keyspace: ezpulze_common::keyspace::Keyspace,
+    /// The web UI's session cookie (name and attributes from `PUBLIC_BASE_URL`).
+    pub session_cookie: crate::auth::session::CookieRules,
+    /// The origin the web UI's requests come from (`PUBLIC_BASE_URL`'s).
+    pub ui_origin: String,
 }
 
 impl AppState {
@@ -80,6 +84,12 @@ impl AppState {
     /// The engine's Redis names under this process's prefix.
     pub fn keyspace(&self) -> &ezpulze_common::keyspace::Keyspace {
         &self.0.keyspace
+    }
+    pub fn session_cookie(&self) -> &crate::auth::session::CookieRules {
+        &self.0.session_cookie
+    }
+    pub fn ui_origin(&self) -> &str {
+        &self.0.ui_origin
     }
     pub fn metrics(&self) -> &metrics_exporter_prometheus::PrometheusHandle {
         &self.0.metrics

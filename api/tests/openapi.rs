@@ -1092,6 +1092,17 @@ async fn real_answers_match_the_document() {
         v.call("GET", path, path, "", None, 200).await;
     }
 
+    // Rotating the admin token (the old one stops working at once).
+    let rotate = "/admin/v1/admin-token/rotate";
+    let rotated = v.call("POST", rotate, rotate, admin, None, 200).await;
+    assert!(
+        rotated["admin_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("adm_") && t != admin),
+        "{rotated}"
+    );
+    v.call("POST", rotate, rotate, admin, None, 401).await;
+
     // Deletes last.
     v.call("DELETE", "/api/v1/contacts/{id}", &cp, sk, None, 204)
         .await;

@@ -19,6 +19,14 @@ pub struct Config {
     /// `production` or `development`; production refuses development defaults for secrets.
     pub environment: String,
     pub api_addr: SocketAddr,
+    /// Where the api serves `/metrics`, `/healthz` and `/readyz` apart from the public
+    /// listener (which then answers 404 for `/metrics`); `None`: `/metrics` is public.
+    pub api_metrics_addr: Option<SocketAddr>,
+    /// How long a client may take to send a request's headers before the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's whole body (from its headers) before
+    /// the request is answered 408 and the connection closed.
+    pub body_read_timeout: Duration,
     pub worker_metrics_addr: SocketAddr,
     pub scheduler_metrics_addr: SocketAddr,
     pub database_url: SecretString,
@@ -179,6 +187,20 @@ impl Config {
         };
         let environment = r.string("EZPULZE_ENV", "development");
         let api_addr = r.parse("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let api_metrics_addr = match src.get("API_METRICS_ADDR") {
+            None => None,
+            Some(raw) => match raw.trim().parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    r.errors.push(format!("API_METRICS_ADDR={raw:?}: {e}"));
+                    None
+                }
+            },
+        };
+        let header_read_timeout =
+            Duration::from_millis(r.parse("API_HEADER_READ_TIMEOUT_MS", 10_000u64));
+        let body_read_timeout =
+            Duration::from_millis(r.parse("API_BODY_READ_TIMEOUT_MS", 30_000u64));
         let worker_metrics_addr = r.parse(
             "WORKER_METRICS_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 9101)),
@@ -270,6 +292,15 @@ impl Config {
         if database_max_connections < 2 {
             errors.push("DATABASE_MAX_CONNECTIONS must be at least 2".into());
         }
+        if header_read_timeout.is_zero() || header_read_timeout > Duration::from_secs(300) {
+            errors.push("API_HEADER_READ_TIMEOUT_MS must be between 1 and 300000".into());
+        }
+        if body_read_timeout.is_zero() || body_read_timeout > Duration::from_secs(3600) {
+            errors.push("API_BODY_READ_TIMEOUT_MS must be between 1 and 3600000".into());
+        }
+        if api_metrics_addr.is_some_and(|m| m == api_addr && m.port() != 0) {
+            errors.push("API_METRICS_ADDR must differ from API_ADDR".into());
+        }
         if body_limit_bytes < 1024 {
             errors.push("API_BODY_LIMIT_BYTES must be at least 1024".into());
         }
@@ -325,6 +356,9 @@ impl Config {
         Ok(Config {
             environment,
             api_addr,
+            api_metrics_addr,
+            header_read_timeout,
+            body_read_timeout,
             worker_metrics_addr,
             scheduler_metrics_addr,
             database_url: database_url.into(),
@@ -359,6 +393,19 @@ impl Config {
         })
     }
 
+    /// Whether the public base URL is https (the UI's cookie is then `__Host-` and `Secure`).
+    pub fn public_base_is_https(&self) -> bool {
+        self.public_base_url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    }
+
+    /// The origin (`scheme://host[:port]`, lower case, without a default port) of the public
+    /// base URL: what a browser sends as `Origin` from the web UI.
+    pub fn public_origin(&self) -> String {
+        origin_of(&self.public_base_url)
+    }
+
     pub fn sealer(&self) -> crate::secrets::Sealer {
         crate::secrets::Sealer::new(self.secrets_key.expose_secret())
     }
@@ -371,6 +418,26 @@ impl Config {
     pub fn help() -> &'static str {
         include_str!("config_help.txt")
     }
+}
+
+/// The origin of a URL or of an `Origin` header value: `scheme://host[:port]` in lower case,
+/// the scheme's default port (80, 443) left out, any path dropped.
+pub fn origin_of(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => Some(":80"),
+        "https" => Some(":443"),
+        _ => None,
+    };
+    let host = match default_port {
+        Some(port) => authority.strip_suffix(port).unwrap_or(&authority),
+        None => &authority,
+    };
+    format!("{scheme}://{host}")
 }
 
 /// An IP address (as a single-host network) or a CIDR network.
@@ -498,6 +565,50 @@ mod tests {
             ("TEST_GRAPH_API_BASE", "https://sandbox.example.com"),
         ]);
         assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+    }
+
+    #[test]
+    fn slow_client_timeouts_and_metrics_address() {
+        let c = cfg(&[]).expect("defaults");
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.api_metrics_addr, None);
+        let c = cfg(&[("API_METRICS_ADDR", "127.0.0.1:9100")]).expect("valid");
+        assert_eq!(c.api_metrics_addr.map(|a| a.port()), Some(9100));
+        let text = cfg(&[
+            ("API_METRICS_ADDR", "nope"),
+            ("API_HEADER_READ_TIMEOUT_MS", "0"),
+            ("API_BODY_READ_TIMEOUT_MS", "0"),
+        ])
+        .expect_err("invalid")
+        .to_string();
+        for want in [
+            "API_METRICS_ADDR",
+            "API_HEADER_READ_TIMEOUT_MS",
+            "API_BODY_READ_TIMEOUT_MS",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+        let same = cfg(&[
+            ("API_ADDR", "0.0.0.0:80"),
+            ("API_METRICS_ADDR", "0.0.0.0:80"),
+        ]);
+        assert!(same.is_err());
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("https://App.Example.com/"),
+            "https://app.example.com"
+        );
+        assert_eq!(origin_of("https://a.test:443/x?y"), "https://a.test");
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(origin_of("http://a.test:80"), "http://a.test");
+        let c = cfg(&[("PUBLIC_BASE_URL", "HTTPS://ezpulze.test/base")]).expect("valid");
+        assert!(c.public_base_is_https());
+        assert_eq!(c.public_origin(), "https://ezpulze.test");
+        assert!(!cfg(&[]).expect("defaults").public_base_is_https());
     }
 
     #[test]

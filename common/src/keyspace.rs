@@ -13,6 +13,7 @@
 //! | `p:keys:invalidate` | pub/sub channel | api replicas (key cache) |
 //! | `p:rl:<key id>` | string (GCRA) | api rate limit |
 //! | `p:session:<id>` | string | api UI sessions |
+//! | `p:sessions:<account id>` | set of session ids | api: every UI session of an account (to end them all) |
 //! | `p:idem:<caller>:<sha256>` | string, short TTL | api: an Idempotency-Key request in progress |
 //! | `{p:tp:<phone number id>}` | string (GCRA) | workers: a number's throughput |
 //! | `{p:pair:<phone number id>}:<to>` | string, TTL | workers: gap between two messages to one recipient |
@@ -77,6 +78,12 @@ impl Keyspace {
     /// One web UI session.
     pub fn session(&self, session_id: &str) -> String {
         format!("{}:session:{session_id}", self.prefix)
+    }
+
+    /// The ids of an account's web UI sessions (signing out or rotating the admin token ends
+    /// them all).
+    pub fn account_sessions(&self, account_id: &Uuid) -> String {
+        format!("{}:sessions:{}", self.prefix, account_id.simple())
     }
 
     /// An Idempotency-Key request in progress: `caller` is `k:<key id>` or `a:<account id>`,

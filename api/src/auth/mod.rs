@@ -411,7 +411,8 @@ pub async fn admin_account(state: &AppState, raw: &str) -> Result<Uuid, ApiError
     account.ok_or_else(|| fail("unknown", ApiError::InvalidApiKey))
 }
 
-/// Extractor for `/admin/v1`: the account whose admin token was sent.
+/// Extractor for `/admin/v1`: the account whose admin token was sent, or whose web UI session
+/// cookie was (then held to the CSRF rules of [`session::check_cookie_request`]).
 pub struct AdminAccount(pub Uuid);
 
 impl FromRequestParts<AppState> for AdminAccount {
@@ -426,10 +427,20 @@ impl FromRequestParts<AppState> for AdminAccount {
         }
         let account_id = match credential(&parts.headers) {
             Some(raw) => admin_account(state, raw).await?,
-            None => match session::session_id(&parts.headers) {
-                Some(sid) => session::account(state, sid)
-                    .await?
-                    .ok_or_else(|| fail("session_expired", ApiError::InvalidApiKey))?,
+            None => match session::session_id(&parts.headers, state.session_cookie().name) {
+                Some(sid) => {
+                    let account = session::account(state, sid)
+                        .await?
+                        .ok_or_else(|| fail("session_expired", ApiError::InvalidApiKey))?;
+                    // A browser sends the cookie whoever made the page: the request must
+                    // also show it came from the web UI.
+                    session::check_cookie_request(
+                        state.ui_origin(),
+                        &parts.method,
+                        &parts.headers,
+                    )?;
+                    account
+                }
                 None => return Err(fail("missing", ApiError::MissingApiKey)),
             },
         };

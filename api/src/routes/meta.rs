@@ -76,12 +76,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics
+///
+/// 404 here when `API_METRICS_ADDR` serves them on their own address.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics")]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    if state.config().api_metrics_addr.is_some() {
+        return Err(crate::error::ApiError::NotFound);
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics().render(),
-    )
+    ))
 }
 
 /// This document

@@ -1,6 +1,7 @@
 //! The router: admin API, public API, UI session, operations endpoints.
 
 pub mod accounts;
+pub mod admin_token;
 pub mod api_keys;
 pub mod broadcasts;
 pub mod contacts;
@@ -43,6 +44,7 @@ struct Api {
 fn api() -> Api {
     let admin = OpenApiRouter::default()
         .merge(tagged("Accounts", single(routes!(accounts::create))))
+        .merge(tagged("Accounts", single(routes!(admin_token::rotate))))
         .merge(tagged("API keys", api_keys::admin_routes()))
         .merge(tagged(
             "WhatsApp",
