@@ -127,6 +127,7 @@ impl Stats {
 
     fn reset(&self) {
         self.accepted.store(0, AO::Relaxed);
+        self.sandbox_sends.store(0, AO::Relaxed);
         if let Ok(mut m) = self.rejected_other.lock() {
             m.clear();
         }
