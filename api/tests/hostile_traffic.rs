@@ -143,6 +143,7 @@ async fn random_credentials_and_numbers_cost_no_query_each() {
     assert!(odd.is_empty(), "answers other than 401/404: {odd:?}");
     let after = transactions(&pool).await;
     let queries = after - before;
+    eprintln!("{queries} Postgres transactions for {} requests", EACH * 3);
     assert!(
         queries < 100,
         "{queries} transactions for {} requests",
