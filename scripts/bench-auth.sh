@@ -45,7 +45,7 @@ rps() { # url [header]
   else
     out=$(wrk -t2 -c"$conns" -d"${duration}s" "$1")
   fi
-  echo "$out" | grep -q 'Non-2xx' && { echo "$out" >&2; log "errors during the run"; exit 1; }
+  [[ $out == *Non-2xx* ]] && { echo "$out" >&2; log "errors during the run"; exit 1; }
   echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
 # Warm-up, then alternate so both see the same machine state.

@@ -9,7 +9,9 @@ log() { echo "[services] $*" >&2; }
 . "$(dirname "$0")/lib.sh"
 
 pg_ok() { psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'SELECT 1' >/dev/null 2>&1; }
-redis_ok() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+# Outputs are read whole before they are matched: `cmd | grep -q` under pipefail fails at
+# random when grep exits first and the command dies of SIGPIPE.
+redis_ok() { [[ $(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null) == *PONG* ]]; }
 
 # --- PostgreSQL ---
 if ! pg_ok; then

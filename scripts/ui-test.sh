@@ -38,7 +38,11 @@ fi
 API_BIN=$TARGET/debug/ezpulze-api
 [[ -x $API_BIN ]] || { log "no api binary at $API_BIN"; exit 1; }
 # A role binary that is built and describes itself (not a placeholder).
-real_bin() { [[ -x $TARGET/debug/$1 ]] && "$TARGET/debug/$1" --help 2>&1 | grep -q "$1"; }
+# (The help text is read whole: `--help | grep -q` under pipefail fails at random.)
+real_bin() {
+  local out
+  [[ -x $TARGET/debug/$1 ]] && out=$("$TARGET/debug/$1" --help 2>&1) && [[ $out == *"$1"* ]]
+}
 
 create_test_db ui
 DATABASE_URL=$(node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString())' "$PG" "$NAME")

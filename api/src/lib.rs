@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod middleware;
+pub mod recovery;
 pub mod routes;
 pub mod serve;
 pub mod state;

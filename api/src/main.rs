@@ -20,6 +20,13 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Replace an account's admin token with a new one and print it (for an operator who
+    /// lost it, e.g. `make up` on a database whose default account it no longer knows).
+    IssueAdminToken {
+        /// The account's id.
+        #[arg(long)]
+        account: uuid::Uuid,
+    },
 }
 
 #[tokio::main]
@@ -32,6 +39,11 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect(&config).await?;
             db::migrate(&pool).await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::IssueAdminToken { account } => {
+            let token = ezpulze_api::recovery::issue_admin_token(&config, account).await?;
+            println!("{token}");
             Ok(())
         }
         Command::Serve => {

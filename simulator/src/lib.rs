@@ -340,6 +340,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/config", get(get_config).put(put_config))
         .route("/_sim/reset", post(reset))
         .route("/healthz", get(|| async { "ok" }))
+        // Nothing to wait for once it listens (so `make up` can check every role the same way).
+        .route("/readyz", get(|| async { "ok" }))
         .route("/metrics", get(render_metrics))
         .with_state(shared)
 }
