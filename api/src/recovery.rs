@@ -41,7 +41,9 @@ pub async fn issue_admin_token(config: &Config, account: Uuid) -> anyhow::Result
     for sid in &sessions {
         pipe.cmd("DEL").arg(space.session(sid)).ignore();
     }
-    pipe.cmd("DEL").arg(space.account_sessions(&account)).ignore();
+    pipe.cmd("DEL")
+        .arg(space.account_sessions(&account))
+        .ignore();
     pipe.cmd("SET")
         .arg(space.recently_created(&hex::encode(hash)))
         .arg(1)
