@@ -20,15 +20,7 @@ pub async fn issue_admin_token(config: &Config, account: Uuid) -> anyhow::Result
         .fetch_one(&mut *tx)
         .await?;
     anyhow::ensure!(exists, "no account {account}");
-    sqlx::query("DELETE FROM admin_tokens WHERE account_id = $1")
-        .bind(account)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO admin_tokens (token_hash, account_id) VALUES ($1, $2)")
-        .bind(&hash[..])
-        .bind(account)
-        .execute(&mut *tx)
-        .await?;
+    crate::routes::accounts::set_admin_token(&mut tx, account, &hash).await?;
     tx.commit().await?;
     let space = Keyspace::new(config.redis_prefix.clone());
     let mut redis = stores.redis;

@@ -47,14 +47,28 @@ pub async fn create_account(state: &AppState, name: &str) -> ApiResult<(Uuid, St
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO admin_tokens (token_hash, account_id) VALUES ($1, $2)")
-        .bind(&hash[..])
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    set_admin_token(&mut tx, id, &hash).await?;
     tx.commit().await?;
     // Retried in the background if it fails: the token may take a moment to work on other
     // replicas then (and at once once they reload, within a minute).
     let _ = super::api_keys::announce_created(state, &hash).await;
     Ok((id, token))
+}
+
+/// Makes `hash` the account's only admin token (any earlier one stops working).
+pub async fn set_admin_token(
+    tx: &mut sqlx::PgConnection,
+    account: Uuid,
+    hash: &[u8; 32],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM admin_tokens WHERE account_id = $1")
+        .bind(account)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO admin_tokens (token_hash, account_id) VALUES ($1, $2)")
+        .bind(&hash[..])
+        .bind(account)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }

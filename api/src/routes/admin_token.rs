@@ -24,15 +24,7 @@ pub async fn rotate(
     // works); the old token is replaced in one transaction.
     session::end_all(&state, account_id).await?;
     let mut tx = state.db().begin().await?;
-    sqlx::query("DELETE FROM admin_tokens WHERE account_id = $1")
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO admin_tokens (token_hash, account_id) VALUES ($1, $2)")
-        .bind(&hash[..])
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+    super::accounts::set_admin_token(&mut tx, account_id, &hash).await?;
     tx.commit().await?;
     // Every replica's known-credentials filter holds the new token before it is shown.
     let told = super::api_keys::announce_created(&state, &hash).await;

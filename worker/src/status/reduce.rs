@@ -186,21 +186,19 @@ async fn within_pending_bound<'a>(
     let mut accounts: Vec<Option<Uuid>> = events.iter().map(|e| e.account_id).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    let mut full = std::collections::HashSet::new();
-    for account in accounts {
-        let held: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM pending_statuses
-              WHERE account_id IS NOT DISTINCT FROM $1 LIMIT $2) held",
-        )
-        .bind(account)
-        .bind(MAX_PENDING_PER_ACCOUNT)
-        .fetch_one(db)
-        .await
-        .context("counting an account's parked status events")?;
-        if held >= MAX_PENDING_PER_ACCOUNT {
-            full.insert(account);
-        }
-    }
+    // One statement for every account of the batch, each count stopping at the bound.
+    let full: std::collections::HashSet<Option<Uuid>> = sqlx::query_scalar(
+        "SELECT a FROM UNNEST($1::uuid[]) a
+          WHERE (SELECT count(*) FROM (SELECT 1 FROM pending_statuses p
+                  WHERE p.account_id IS NOT DISTINCT FROM a LIMIT $2) held) >= $2",
+    )
+    .bind(&accounts)
+    .bind(MAX_PENDING_PER_ACCOUNT)
+    .fetch_all(db)
+    .await
+    .context("counting the accounts' parked status events")?
+    .into_iter()
+    .collect();
     Ok(events
         .iter()
         .filter(|e| {
