@@ -51,6 +51,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyConflict,
+    /// Another request with this key is being processed (or its process died within the
+    /// lock's lifetime): the same request may be retried after `retry_after_secs`.
+    #[error("a request with this Idempotency-Key is still being processed; retry after {retry_after_secs} s")]
+    IdempotencyInProgress { retry_after_secs: u64 },
     /// The caller holds as many live Idempotency-Key records as it may (`crate::idempotency`).
     #[error("this key holds {0}; send without an Idempotency-Key or retry later")]
     IdempotencyBudget(&'static str),
@@ -86,7 +90,9 @@ impl ApiError {
             RateLimited { .. } | IdempotencyBudget(_) => StatusCode::TOO_MANY_REQUESTS,
             Overloaded | Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotFound => StatusCode::NOT_FOUND,
-            Conflict(_) | IdempotencyConflict => StatusCode::CONFLICT,
+            Conflict(_) | IdempotencyConflict | IdempotencyInProgress { .. } => {
+                StatusCode::CONFLICT
+            }
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,7 +113,7 @@ impl ApiError {
             Timeout(_) => "timeout",
             NotFound => "not_found",
             Conflict(_) => "conflict",
-            IdempotencyConflict => "idempotency_conflict",
+            IdempotencyConflict | IdempotencyInProgress { .. } => "idempotency_conflict",
             PayloadTooLarge(_) => "payload_too_large",
             RequestTimeout(_) => "request_timeout",
             CsrfRejected(_) => "csrf_rejected",
@@ -156,7 +162,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::IdempotencyInProgress { retry_after_secs } = self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }

@@ -6,7 +6,14 @@
 //!   same body gets the stored response (and `Idempotent-Replayed: true`), another body 409
 //!   `idempotency_conflict`, and a request that failed (4xx/5xx) leaves no record;
 //! - a short lock in Redis ([`LOCK_SECS`]) so a request still being processed answers a
-//!   concurrent one with the same key 409 at once instead of holding a database connection.
+//!   concurrent one with the same key 409 at once (with `Retry-After`: what is left of the
+//!   lock) instead of holding a database connection.
+//!
+//! A process that dies mid-request never holds a key for long: if it died after the commit,
+//! the record answers the retry at once (a replay); if before, nothing was committed and its
+//! lock expires within [`LOCK_SECS`], after which the retry runs as a new request. The lock
+//! is only a courtesy: if it expires while the first request still runs, the record's primary
+//! key still admits one commit, and the later of the two answers with the first's replay.
 //!
 //! Bookkeeping never fails the work: a Redis error taking or releasing the lock is logged and
 //! counted (`ezpulze_idempotency_bookkeeping_failures_total`), the request goes on (the
@@ -16,7 +23,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ezpulze_common::idempotency::{self, IdempotencyRecord};
+use ezpulze_common::idempotency::{self, IdempotencyRecord, Stored};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -24,8 +31,9 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Lifetime of the in-progress lock (a send of 10,000 recipients takes well under a second).
-pub const LOCK_SECS: u64 = 60;
+/// Lifetime of the in-progress lock: how long a retry of a request whose process died before
+/// its commit waits at most (a send of 10,000 recipients takes well under a second).
+pub const LOCK_SECS: u64 = 10;
 
 /// What one caller may hold in live (24 h) records: a new Idempotency-Key beyond either bound
 /// answers 429 `rate_limited` (a request without the header still goes on). One record holds
@@ -40,8 +48,8 @@ const HEADER: &str = "idempotency-key";
 pub enum Begun {
     /// No Idempotency-Key header: an ordinary request.
     Plain,
-    /// A committed request with this key and body: its response, to send again.
-    Replay(String),
+    /// A committed request with this key and body: its record, to answer from again.
+    Replay(Stored),
     /// The first request with this key: do the work, then [`Claim::release`].
     Fresh(Claim),
 }
@@ -122,22 +130,31 @@ pub async fn begin(
         .await;
     match taken {
         Ok(Some(_)) => claim.lock = Some(lock),
-        Ok(None) => return Err(ApiError::IdempotencyConflict),
+        Ok(None) => {
+            let left: redis::RedisResult<i64> =
+                redis::cmd("PTTL").arg(&lock).query_async(&mut redis).await;
+            let retry_after_secs = match left {
+                Ok(ms) if ms > 0 => (ms as u64).div_ceil(1000),
+                _ => 1,
+            };
+            return Err(ApiError::IdempotencyInProgress { retry_after_secs });
+        }
         Err(e) => bookkeeping_failed("lock", &e),
     }
     Ok(Begun::Fresh(claim))
 }
 
 impl Claim {
-    /// The record to commit with the work.
-    pub fn record(&self, dispatch_id: Uuid, response: String) -> IdempotencyRecord {
+    /// The record to commit with the work; `summary` is what a replay cannot rebuild from
+    /// the dispatch's rows.
+    pub fn record(&self, dispatch_id: Uuid, summary: String) -> IdempotencyRecord {
         IdempotencyRecord {
             account_id: self.account_id,
             caller: self.caller.clone(),
             key_digest: self.key_digest.clone(),
             body_digest: self.body_digest.clone(),
             dispatch_id,
-            response,
+            summary,
         }
     }
 
@@ -147,7 +164,7 @@ impl Claim {
             idempotency::find(state.db(), self.account_id, &self.caller, &self.key_digest).await?;
         match found {
             None => Ok(None),
-            Some(s) if s.body_digest == self.body_digest => Ok(Some(Begun::Replay(s.response))),
+            Some(s) if s.body_digest == self.body_digest => Ok(Some(Begun::Replay(s))),
             Some(_) => Err(ApiError::IdempotencyConflict),
         }
     }
@@ -170,7 +187,7 @@ fn bookkeeping_failed(step: &'static str, e: &redis::RedisError) {
     tracing::warn!(error = %e, step, "idempotency lock bookkeeping failed; the request goes on (the Postgres record decides)");
 }
 
-/// The stored response of a replay: 202 with the original body and `Idempotent-Replayed`.
+/// The answer of a replay: 202 with the original body and `Idempotent-Replayed`.
 pub fn replay(stored: String) -> Response {
     let mut resp = (
         StatusCode::ACCEPTED,

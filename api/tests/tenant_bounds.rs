@@ -36,7 +36,7 @@ async fn an_over_long_to_is_refused_early_and_echoed_short_and_so_is_what_is_sto
     assert_eq!(echoed.chars().count(), 64, "{echoed}");
     assert!(echoed.ends_with('…'));
     // What the idempotency record keeps is the short answer, not the 100 KB `to`.
-    let stored: i32 = sqlx::query_scalar("SELECT octet_length(response) FROM idempotency_records")
+    let stored: i32 = sqlx::query_scalar("SELECT octet_length(summary) FROM idempotency_records")
         .fetch_one(&app.pool().await)
         .await
         .expect("record");
@@ -71,8 +71,8 @@ async fn a_key_holding_its_idempotency_budget_gets_429_for_new_keys_only() {
     assert_eq!(send("first").await.0, 202);
     // The key's records filled to the bound (made directly: 10,000 sends would be slow).
     sqlx::query(
-        "INSERT INTO idempotency_records (account_id, caller, key_digest, body_digest, dispatch_id, response)
-         SELECT account_id, caller, md5(i::text), body_digest, dispatch_id, response
+        "INSERT INTO idempotency_records (account_id, caller, key_digest, body_digest, dispatch_id, summary)
+         SELECT account_id, caller, md5(i::text), body_digest, dispatch_id, summary
            FROM idempotency_records, generate_series(1, 10000) i",
     )
     .execute(&app.pool().await)

@@ -4,6 +4,11 @@
 //! so it exists exactly when the work was committed. A replay reads it back; a record older
 //! than [`TTL_SECS`] no longer counts (it is overwritten by the next use of the key and
 //! deleted by the scheduler's retention).
+//!
+//! A record is small: the dispatch id, the request's digest and a `summary` of what Postgres
+//! cannot rebuild (the caller's choice: the send route keeps the starting status and the
+//! rejected recipients). The replayed answer is rebuilt from the dispatch's rows. Records
+//! written before summaries existed carry their whole `response` and are replayed from it.
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -22,26 +27,29 @@ pub struct IdempotencyRecord {
     /// Hex SHA-256 of what the request asked for (route target and body).
     pub body_digest: String,
     pub dispatch_id: Uuid,
-    /// The response body, replayed byte for byte.
-    pub response: String,
+    /// What the replayed answer needs beyond the dispatch's rows (small; see the module docs).
+    pub summary: String,
 }
 
 /// A live record found for a key.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Stored {
     pub body_digest: String,
-    pub response: String,
+    pub dispatch_id: Uuid,
+    pub summary: Option<String>,
+    /// The whole answer, only in records written before summaries existed.
+    pub response: Option<String>,
 }
 
 /// Inserts `rec` unless a live record holds its key (returns false then). A concurrent
 /// insert of the same key waits for the other transaction and then sees its record.
 pub async fn insert(conn: &mut PgConnection, rec: &IdempotencyRecord) -> sqlx::Result<bool> {
     let r = sqlx::query(
-        "INSERT INTO idempotency_records (account_id, caller, key_digest, body_digest, dispatch_id, response)
+        "INSERT INTO idempotency_records (account_id, caller, key_digest, body_digest, dispatch_id, summary)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (account_id, caller, key_digest) DO UPDATE
              SET body_digest = EXCLUDED.body_digest, dispatch_id = EXCLUDED.dispatch_id,
-                 response = EXCLUDED.response, created_at = now()
+                 summary = EXCLUDED.summary, response = NULL, created_at = now()
              WHERE idempotency_records.created_at < now() - make_interval(secs => $7)",
     )
     .bind(rec.account_id)
@@ -49,7 +57,7 @@ pub async fn insert(conn: &mut PgConnection, rec: &IdempotencyRecord) -> sqlx::R
     .bind(&rec.key_digest)
     .bind(&rec.body_digest)
     .bind(rec.dispatch_id)
-    .bind(&rec.response)
+    .bind(&rec.summary)
     .bind(TTL_SECS as f64)
     .execute(conn)
     .await?;
@@ -64,7 +72,7 @@ pub async fn find(
     key_digest: &str,
 ) -> sqlx::Result<Option<Stored>> {
     sqlx::query_as(
-        "SELECT body_digest, response FROM idempotency_records
+        "SELECT body_digest, dispatch_id, summary, response FROM idempotency_records
          WHERE account_id = $1 AND caller = $2 AND key_digest = $3
            AND created_at >= now() - make_interval(secs => $4)",
     )
@@ -85,7 +93,8 @@ pub async fn held(
 ) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(
         "SELECT count(*), coalesce(sum(size), 0)::bigint FROM (
-             SELECT pg_column_size(response) AS size FROM idempotency_records
+             SELECT coalesce(pg_column_size(response), 0) + coalesce(pg_column_size(summary), 0) AS size
+               FROM idempotency_records
               WHERE account_id = $1 AND caller = $2
                 AND created_at >= now() - make_interval(secs => $3)
               LIMIT $4) held",

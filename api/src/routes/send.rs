@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use ezpulze_common::dispatch::{self, CreateError, NewDispatch, NewMessages};
+use ezpulze_common::idempotency::Stored;
 use ezpulze_common::model::DispatchStatus;
 use ezpulze_payload::{PhoneE164, Variables};
 use serde::{Deserialize, Serialize};
@@ -91,7 +92,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Send a broadcast to up to 10,000 recipients
 #[utoipa::path(post, path = "/api/v1/broadcasts/{id}/send", operation_id = "sendBroadcast",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Honoured for 24 h per key: the same key with the same body replays the stored answer; with another body (or while the first request is still running) 409 `idempotency_conflict`.")),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Honoured for 24 h per key: the same key with the same body replays the stored answer; with another body 409 `idempotency_conflict`; while the first request is still running (at most 10 s, also when its process died) 409 `idempotency_conflict` with `Retry-After`.")),
     extensions(("x-required-scope" = json!(scope::BroadcastSend::SCOPE))))]
 pub async fn send(
     State(state): State<AppState>,
@@ -101,7 +102,7 @@ pub async fn send(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let claim = match idempotency::begin(&state, &p, &headers, id, &body).await? {
-        Begun::Replay(stored) => return Ok(idempotency::replay(stored)),
+        Begun::Replay(stored) => return replayed(&state, p.account_id(), stored).await,
         Begun::Fresh(claim) => Some(claim),
         Begun::Plain => None,
     };
@@ -121,13 +122,57 @@ pub async fn send(
     }
     match result? {
         Reply::Fresh(resp) => Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response()),
-        Reply::Stored(stored) => Ok(idempotency::replay(stored)),
+        Reply::Stored(stored) => replayed(&state, p.account_id(), stored).await,
     }
 }
 
 enum Reply {
     Fresh(SendResponse),
-    Stored(String),
+    Stored(Stored),
+}
+
+/// What an Idempotency-Key record keeps of a send's answer: what the dispatch's rows cannot
+/// tell (the status it started in, and the rejected recipients, usually none).
+#[derive(Serialize, Deserialize)]
+struct Summary {
+    status: String,
+    rejected: Vec<Rejected>,
+}
+
+/// The answer of a committed send, rebuilt: its accepted messages are the dispatch's rows in
+/// id order (ids are made in request order), at the request positions no rejection holds.
+async fn replayed(state: &AppState, account_id: Uuid, stored: Stored) -> ApiResult<Response> {
+    if let Some(whole) = stored.response {
+        return Ok(idempotency::replay(whole));
+    }
+    let summary: Summary = serde_json::from_str(stored.summary.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("idempotency summary")))?;
+    let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT id, ref FROM messages WHERE dispatch_id = $1 AND account_id = $2 ORDER BY id",
+    )
+    .bind(stored.dispatch_id)
+    .bind(account_id)
+    .fetch_all(state.db())
+    .await?;
+    let taken: HashSet<usize> = summary.rejected.iter().map(|r| r.index).collect();
+    let messages: Vec<Accepted> = (0..)
+        .filter(|i| !taken.contains(i))
+        .zip(rows)
+        .map(|(index, (id, reference))| Accepted {
+            index,
+            id,
+            reference,
+        })
+        .collect();
+    let response = SendResponse {
+        dispatch_id: stored.dispatch_id,
+        status: summary.status,
+        accepted: messages.len(),
+        rejected: summary.rejected,
+        messages,
+    };
+    let body = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(idempotency::replay(body))
 }
 
 /// Why an ingest did not record a dispatch.
@@ -275,7 +320,7 @@ async fn ingest(
     } else {
         DispatchStatus::Queued
     };
-    let response = SendResponse {
+    let mut response = SendResponse {
         dispatch_id: dispatch.id,
         status: status.as_str().into(),
         accepted: accepted.len(),
@@ -283,10 +328,15 @@ async fn ingest(
         messages: accepted,
     };
     let record = match claim {
-        Some(c) => Some(c.record(
-            dispatch.id,
-            serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?,
-        )),
+        Some(c) => {
+            let summary = Summary {
+                status: response.status.clone(),
+                rejected: std::mem::take(&mut response.rejected),
+            };
+            let kept = serde_json::to_string(&summary).map_err(|e| ApiError::Internal(e.into()));
+            response.rejected = summary.rejected;
+            Some(c.record(dispatch.id, kept?))
+        }
         None => None,
     };
     let tx = state.db().begin().await.map_err(ApiError::from)?;
