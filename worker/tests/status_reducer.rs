@@ -320,3 +320,81 @@ async fn batches_are_read_in_steps_and_parked_events_are_bounded_per_account() {
         ]
     );
 }
+
+/// A message failed as an unknown outcome (its worker died mid-send) is upgraded by what
+/// WhatsApp later reports for it: `sent`/`delivered` make it sent (the wamid is kept, the key's
+/// `failed` counter gives it back); a real WhatsApp failure stays failed.
+#[tokio::test]
+async fn a_status_for_an_unknown_outcome_upgrades_it_and_gives_back_its_failure() {
+    let f = fixture(3).await;
+    let m = &f.messages;
+    // What the recovery of a dead worker's rows leaves: failed, our title, no wamid; message
+    // 2 failed with WhatsApp's own error. The key counted three failures.
+    sqlx::query(
+        "UPDATE messages SET status = 'failed', failed_at = now(), wamid = NULL, error_code = NULL,
+                error_title = $2 WHERE id = ANY($1)",
+    )
+    .bind(&m[..2])
+    .bind(ezpulze_common::model::unknown_outcome::WORKER_STOPPED)
+    .execute(&f.pool)
+    .await
+    .expect("unknown");
+    sqlx::query(
+        "UPDATE messages SET status = 'failed', failed_at = now(), error_code = 131026,
+                error_title = 'undeliverable' WHERE id = $1",
+    )
+    .bind(m[2])
+    .execute(&f.pool)
+    .await
+    .expect("failed");
+    sqlx::query("UPDATE api_key_usage SET failed = 3 WHERE key_id = $1")
+        .bind(f.key)
+        .execute(&f.pool)
+        .await
+        .expect("usage");
+
+    let b = body(&[
+        (m[0], "wamid.late0", "sent", 10),
+        (m[1], "wamid.late1", "delivered", 12),
+        (m[1], "wamid.late1", "sent", 11),
+        (m[2], "wamid.2", "failed", 9),
+    ]);
+    let unmatched = apply(&f.pool, &fold(std::slice::from_ref(&b)))
+        .await
+        .expect("apply");
+    assert!(unmatched.is_empty());
+    let row = |i: usize| {
+        let pool = f.pool.clone();
+        let id = m[i];
+        async move {
+            sqlx::query_as::<_, (String, Option<String>, Option<String>, bool)>(
+                "SELECT status, wamid, error_title, failed_at IS NOT NULL FROM messages WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("row")
+        }
+    };
+    assert_eq!(
+        row(0).await,
+        ("sent".into(), Some("wamid.late0".into()), None, false)
+    );
+    assert_eq!(
+        row(1).await,
+        ("delivered".into(), Some("wamid.late1".into()), None, false)
+    );
+    assert_eq!(row(2).await.0, "failed");
+    assert_eq!(
+        state(&f, 2).await.1,
+        Some(131049),
+        "WhatsApp's own error code"
+    );
+    // sent: 0 and 1; delivered: 1; failed: only 2.
+    assert_eq!(usage(&f).await, (2, 1, 0, 1));
+    // A replay changes nothing.
+    apply(&f.pool, &fold(std::slice::from_ref(&b)))
+        .await
+        .expect("apply");
+    assert_eq!(usage(&f).await, (2, 1, 0, 1));
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use ezpulze_common::model::unknown_outcome;
 use ezpulze_common::usage::{self, Counter};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
                  AS e(mid, wamid, s_ts, d_ts, r_ts, f_ts, ecode, etitle, acct, pnid)),
          t AS (
              SELECT tid, acct, pnid, min(s_ts) AS s_ts, min(d_ts) AS d_ts, min(r_ts) AS r_ts,
-                    min(f_ts) AS f_ts, max(ecode) AS ecode, max(etitle) AS etitle
+                    min(f_ts) AS f_ts, max(ecode) AS ecode, max(etitle) AS etitle, max(wamid) AS wamid
              FROM (SELECT e.mid AS tid, e.* FROM ev e WHERE e.mid IS NOT NULL
                    UNION ALL
                    SELECT m.id AS tid, e.* FROM ev e JOIN messages m ON e.mid IS NULL AND m.wamid = e.wamid
@@ -55,11 +56,13 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
                     (m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS had_delivered,
                     (m.read_at IS NOT NULL) AS had_read,
                     (m.status = 'failed') AS had_failed,
-                    CASE m.status WHEN 'read' THEN 4 WHEN 'delivered' THEN 3 WHEN 'failed' THEN 2
-                                  WHEN 'sent' THEN 1 ELSE 0 END AS old_rank,
+                    {was_unknown} AS was_unknown,
+                    CASE WHEN m.status = 'read' THEN 4 WHEN m.status = 'delivered' THEN 3
+                         WHEN {was_unknown} THEN 0 WHEN m.status = 'failed' THEN 2
+                         WHEN m.status = 'sent' THEN 1 ELSE 0 END AS old_rank,
                     CASE WHEN t.r_ts IS NOT NULL THEN 4 WHEN t.d_ts IS NOT NULL THEN 3
                          WHEN t.f_ts IS NOT NULL THEN 2 WHEN t.s_ts IS NOT NULL THEN 1 ELSE 0 END AS ev_rank,
-                    t.s_ts, t.d_ts, t.r_ts, t.f_ts, t.ecode, t.etitle
+                    t.s_ts, t.d_ts, t.r_ts, t.f_ts, t.ecode, t.etitle, t.wamid AS ev_wamid
              FROM t CROSS JOIN LATERAL (
                  SELECT * FROM messages m WHERE m.id = t.tid
                      AND (t.acct IS NULL OR m.account_id = t.acct)
@@ -73,9 +76,10 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
                  sent_at = COALESCE(m.sent_at, o.s_ts),
                  delivered_at = COALESCE(m.delivered_at, o.d_ts),
                  read_at = COALESCE(m.read_at, o.r_ts),
-                 failed_at = COALESCE(m.failed_at, o.f_ts),
-                 error_code = COALESCE(o.ecode, m.error_code),
-                 error_title = COALESCE(o.etitle, m.error_title),
+                 failed_at = CASE WHEN o.was_unknown THEN o.f_ts ELSE COALESCE(m.failed_at, o.f_ts) END,
+                 error_code = CASE WHEN o.was_unknown THEN o.ecode ELSE COALESCE(o.ecode, m.error_code) END,
+                 error_title = CASE WHEN o.was_unknown THEN o.etitle ELSE COALESCE(o.etitle, m.error_title) END,
+                 wamid = COALESCE(m.wamid, o.ev_wamid),
                  updated_at = now()
              FROM o WHERE m.id = o.id
              RETURNING m.id, m.wamid, m.key_id, o.had_sent, o.had_delivered, o.had_read, o.had_failed,
@@ -84,7 +88,20 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
                  (m.read_at IS NOT NULL) AS has_read,
                  (m.status = 'failed') AS has_failed),
          {counters}
-         SELECT id, wamid FROM u"
+         SELECT id, wamid FROM u",
+        was_unknown = UNKNOWN_SQL.as_str(),
+    )
+});
+
+/// A message failed only because its outcome was unknown (a worker died mid-send, a send
+/// timed out, attempts used up): no WhatsApp error, our "outcome unknown" title. Any status
+/// WhatsApp reports for it is evidence of what really happened, so it ranks below every event:
+/// `sent`, `delivered` or `read` upgrade it (the key's `failed` counter gives it back), and
+/// WhatsApp's own `failed` replaces our title with its error.
+static UNKNOWN_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "(m.status = 'failed' AND m.error_code IS NULL AND m.error_title LIKE '{}%')",
+        unknown_outcome::PREFIX
     )
 });
 
