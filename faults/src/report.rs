@@ -1,0 +1,67 @@
+//! The suite's report: one line per scenario on stdout, and a JSON file.
+
+use serde_json::{json, Value};
+
+use crate::scenarios::Outcome;
+
+pub fn header() -> String {
+    format!(
+        "{:<20} {:>8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}  result",
+        "scenario",
+        "accepted",
+        "lost",
+        "dup",
+        "unknown",
+        "retried",
+        "replayed",
+        "resumed",
+        "drained",
+        "takeover"
+    )
+}
+
+pub fn line(o: &Outcome) -> String {
+    format!(
+        "{:<20} {:>8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>7.1}s {:>7.1}s {:>8}  {}",
+        o.scenario,
+        o.accepted,
+        o.lost,
+        o.duplicated,
+        o.unknown,
+        o.retried_attempts,
+        o.replayed_after_failure,
+        o.resumed_s,
+        o.drain_s,
+        o.takeover_s
+            .map(|t| format!("{t:.1}s"))
+            .unwrap_or_else(|| "-".into()),
+        if o.problems.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("FAILED: {}", o.problems.join("; "))
+        }
+    )
+}
+
+pub fn json(o: &Outcome) -> Value {
+    let t = &o.tally;
+    json!({
+        "scenario": o.scenario,
+        "accepted": o.accepted,
+        "lost": o.lost,
+        "duplicated": o.duplicated,
+        "unknown_outcomes": o.unknown,
+        "failed_other": o.failed_other,
+        "retried_attempts": o.retried_attempts,
+        "replayed_after_failure": o.replayed_after_failure,
+        "longest_client_recovery_s": o.longest_client_recovery_s,
+        "resumed_s": o.resumed_s,
+        "drain_s": o.drain_s,
+        "takeover_s": o.takeover_s,
+        "redis_persistent_growth_bytes": o.redis_persistent_growth_bytes,
+        "deadlocks": o.deadlocks,
+        "counters": {"sent": t.counters[0], "delivered": t.counters[1], "read": t.counters[2], "failed": t.counters[3]},
+        "simulator": {"accepted": t.sim_accepted, "sent": t.truth[0], "delivered": t.truth[1], "read": t.truth[2], "failed": t.truth[3]},
+        "problems": o.problems,
+    })
+}

@@ -1,0 +1,415 @@
+//! The scenarios: one fault each, injected while a load is being sent, then the checks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::checks::{self, Tally};
+use crate::load::{self, Plan, NUMBER_MPS};
+use crate::services::{Postgres, Redis};
+use crate::stack::{Stack, Target};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    WorkerKill,
+    ApiKill,
+    RedisKill,
+    PostgresRestart,
+    SimFailures,
+    SchedulerKill,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 6] = [
+        Fault::WorkerKill,
+        Fault::ApiKill,
+        Fault::RedisKill,
+        Fault::PostgresRestart,
+        Fault::SimFailures,
+        Fault::SchedulerKill,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::WorkerKill => "worker-kill-9",
+            Fault::ApiKill => "api-kill-9",
+            Fault::RedisKill => "redis-kill-9",
+            Fault::PostgresRestart => "postgres-restart",
+            Fault::SimFailures => "whatsapp-fails-20pct",
+            Fault::SchedulerKill => "scheduler-kill-9",
+        }
+    }
+
+    /// Second sends this fault may cause under the default unknown-outcome policy (`fail`):
+    /// none, except when Redis loses its last second of writes (AOF `everysec`), which can
+    /// take send intents with it (worker/README.md, "Unknown outcomes").
+    fn allows_duplicates(self) -> bool {
+        self == Fault::RedisKill
+    }
+}
+
+/// How big each scenario's load is.
+#[derive(Clone, Copy, Debug)]
+pub struct Size {
+    pub requests: usize,
+    pub per_request: usize,
+    pub clients: usize,
+    /// How long the simulator fails 20% of sends, and how: the small size answers them 500
+    /// code 131000 (retried fast), the long one 500 code 1 or 503 code 2 (the latter retried
+    /// after 30 s, 60 s, ...: its drain bound covers that schedule).
+    pub failure_window: Duration,
+    pub failure_rates: &'static str,
+    /// Every message must be final within this after the load has been answered.
+    pub drain_bound: Duration,
+}
+
+impl Size {
+    pub const SMALL: Size = Size {
+        requests: 24,
+        per_request: 125,
+        clients: 4,
+        failure_window: Duration::from_secs(10),
+        failure_rates: r#"{"131000": 0.2}"#,
+        drain_bound: Duration::from_secs(90),
+    };
+    pub const LONG: Size = Size {
+        requests: 160,
+        per_request: 250,
+        clients: 4,
+        failure_window: Duration::from_secs(30),
+        failure_rates: r#"{"5xx": 0.2}"#,
+        drain_bound: Duration::from_secs(600),
+    };
+
+    fn messages(&self) -> usize {
+        self.requests * self.per_request
+    }
+}
+
+/// One scenario's report line.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub scenario: &'static str,
+    pub accepted: usize,
+    pub lost: i64,
+    pub duplicated: i64,
+    pub unknown: i64,
+    pub failed_other: i64,
+    pub retried_attempts: usize,
+    pub replayed_after_failure: usize,
+    pub longest_client_recovery_s: f64,
+    /// From the fault to the next message WhatsApp accepted.
+    pub resumed_s: f64,
+    /// From the load's last answer to every message final.
+    pub drain_s: f64,
+    pub takeover_s: Option<f64>,
+    pub redis_persistent_growth_bytes: i64,
+    pub deadlocks: usize,
+    pub tally: Tally,
+    pub problems: Vec<String>,
+}
+
+/// The suite's services and where it writes.
+pub struct Suite {
+    pub redis: Redis,
+    pub pg: Postgres,
+    pub bin_dir: PathBuf,
+    pub out_dir: PathBuf,
+    pub size: Size,
+}
+
+const TENANTS: usize = 2;
+
+impl Suite {
+    pub fn start(
+        root: &Path,
+        bin_dir: PathBuf,
+        out_dir: PathBuf,
+        size: Size,
+    ) -> anyhow::Result<Suite> {
+        Ok(Suite {
+            redis: Redis::start(root)?,
+            pg: Postgres::start(root)?,
+            bin_dir,
+            out_dir,
+            size,
+        })
+    }
+
+    async fn database(&self, name: &str) -> anyhow::Result<String> {
+        let admin = PgPool::connect(&self.pg.url("postgres")).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Ok(self.pg.url(name))
+    }
+
+    pub async fn run(&mut self, fault: Fault) -> anyhow::Result<Outcome> {
+        let name = fault.name();
+        let id = name.replace('-', "_");
+        let database_url = self.database(&format!("faults_{id}")).await?;
+        let prefix = format!("f_{id}");
+        let target = Target {
+            bin_dir: &self.bin_dir,
+            log_dir: &self.out_dir.join(name),
+            database_url: database_url.clone(),
+            redis_url: self.redis.url(),
+            redis_prefix: prefix.clone(),
+        };
+        let mut stack = Stack::start(&target).await?;
+        let tenants = load::provision(&stack, TENANTS).await?;
+        let numbers: Vec<(String, String)> = tenants
+            .iter()
+            .map(|t| (t.number.clone(), t.token.clone()))
+            .collect();
+        stack.configure_sim(&stack.sim_config(&numbers)).await?;
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&database_url)
+            .await?;
+        let (baseline, _) = checks::persistent_bytes(&self.redis.url(), &prefix).await?;
+        let deadlocks_before = self.pg.deadlocks();
+        let mut out = Outcome {
+            scenario: name,
+            ..Outcome::default()
+        };
+
+        let size = self.size;
+        // Requests and recipients sent outside the load (the scheduled dispatch).
+        let (mut extra_requests, mut extra_recipients) = (0, 0);
+        if fault == Fault::SchedulerKill {
+            // A scheduled dispatch, due while the active scheduler is dead: the stand-by must
+            // release it.
+            let t = &tenants[0];
+            let mut body: Value =
+                serde_json::from_slice(&ezpulze_e2e::send_body(size.per_request, 10_000_000))?;
+            let at = chrono::Utc::now() + chrono::Duration::seconds(4);
+            body["scheduled_at"] = json!(at.to_rfc3339());
+            let r = stack
+                .http
+                .post(format!(
+                    "{}/api/v1/broadcasts/{}/send",
+                    stack.apis[0].base, t.broadcast
+                ))
+                .bearer_auth(&t.key)
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().as_u16() == 202, "scheduled send: {}", r.status());
+            extra_requests += 1;
+            extra_recipients += size.per_request;
+        }
+        if fault == Fault::SimFailures {
+            let rates: Value = serde_json::from_str(size.failure_rates)?;
+            stack
+                .configure_sim(&json!({ "error_rates": rates }))
+                .await?;
+        }
+
+        // The load: paced so that the api keeps receiving while the workers send (the kill of
+        // an api then finds requests in flight), except that the api scenario sends as fast as
+        // it can with small requests (many in flight at any moment).
+        let send_secs = size.messages() as f64 / (TENANTS as f64 * NUMBER_MPS as f64);
+        let (requests, per_request, pace) = if fault == Fault::ApiKill {
+            (size.requests * 5, size.per_request / 5, Duration::ZERO)
+        } else {
+            let per_client = size.requests.div_ceil(size.clients) as f64;
+            (
+                size.requests,
+                size.per_request,
+                Duration::from_secs_f64(send_secs * 0.8 / per_client),
+            )
+        };
+        let answered = Arc::new(AtomicUsize::new(0));
+        let plan = Plan {
+            requests,
+            per_request,
+            clients: size.clients,
+            offset: 0,
+            deadline: Duration::from_secs(120),
+            label: name.to_owned(),
+            pace,
+            answered: answered.clone(),
+        };
+        let (http, apis, ts) = (stack.http.clone(), stack.api_urls(), tenants.clone());
+        let load = tokio::spawn(async move { load::send_all(&http, &apis, &ts, &plan).await });
+        let load_started = Instant::now();
+
+        // The trigger: a quarter of the messages accepted by WhatsApp (the api scenario: a
+        // third of its requests answered).
+        let trigger = Instant::now();
+        loop {
+            let due = if fault == Fault::ApiKill {
+                answered.load(Ordering::SeqCst) * 3 >= requests
+            } else {
+                stack.sim_accepted().await as usize * 4 >= size.messages()
+            };
+            if due || trigger.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(if fault == Fault::ApiKill {
+                5
+            } else {
+                50
+            }))
+            .await;
+        }
+        let fault_at = Instant::now();
+        match fault {
+            Fault::WorkerKill => stack.workers[0].kill()?,
+            Fault::ApiKill => {
+                stack.apis[0].kill()?;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                stack.restart_api(0).await?;
+            }
+            Fault::RedisKill => self.redis.crash_and_restart(Duration::from_secs(1))?,
+            Fault::PostgresRestart => self.pg.restart_immediate()?,
+            Fault::SimFailures => {
+                let left = size.failure_window.saturating_sub(load_started.elapsed());
+                tokio::time::sleep(left).await;
+                stack
+                    .configure_sim(&json!({"error_rates": {"5xx": 0.0, "131000": 0.0}}))
+                    .await?;
+            }
+            Fault::SchedulerKill => {
+                let leader = wait_for_leader(&stack, None)
+                    .await
+                    .context("no active scheduler")?;
+                stack.schedulers[leader].kill()?;
+                let killed = Instant::now();
+                let next = wait_for_leader(&stack, Some(leader)).await;
+                out.takeover_s = next.map(|_| killed.elapsed().as_secs_f64());
+                if next.is_none() {
+                    out.problems
+                        .push("the stand-by scheduler did not take the lease".into());
+                }
+            }
+        }
+        let at_fault = stack.sim_accepted().await;
+        let resumed = Instant::now();
+        while resumed.elapsed() < Duration::from_secs(60) {
+            if stack.sim_accepted().await > at_fault {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        out.resumed_s = fault_at.elapsed().as_secs_f64();
+
+        let sent = load.await.context("load task")??;
+        let drained = checks::drain(&db, &stack, size.drain_bound).await?;
+        out.drain_s = drained.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+        let expected_requests = requests + extra_requests;
+        let expected_recipients = requests * per_request + extra_recipients;
+        let t = checks::tally(&db, &stack).await?;
+        let (after, _) = checks::persistent_bytes(&self.redis.url(), &prefix).await?;
+        out.redis_persistent_growth_bytes = after as i64 - baseline as i64;
+        out.deadlocks = self.pg.deadlocks() - deadlocks_before;
+        out.accepted = sent.recipients + extra_recipients;
+        out.retried_attempts = sent.retried_attempts;
+        out.replayed_after_failure = sent.replayed_after_failure;
+        out.longest_client_recovery_s = sent.longest_recovery.as_secs_f64();
+        out.duplicated = t.duplicated();
+        out.unknown = t.unknown;
+        out.failed_other = t.failed_other;
+        out.lost = (expected_recipients as i64 - t.rows).max(0) + t.not_final;
+
+        let p = &mut out.problems;
+        if sent.requests != requests {
+            p.push(format!(
+                "{} of {requests} requests answered 202",
+                sent.requests
+            ));
+        }
+        if t.rows != expected_recipients as i64 || t.distinct_phones != t.rows {
+            p.push(format!(
+                "{} recipients answered, {} message rows for {} phones",
+                expected_recipients, t.rows, t.distinct_phones
+            ));
+        }
+        if t.dispatches != expected_requests as i64 {
+            p.push(format!(
+                "{expected_requests} requests made {} dispatches",
+                t.dispatches
+            ));
+        }
+        if drained.is_none() {
+            p.push(format!(
+                "{} messages not final {:?} after the load: {}",
+                t.not_final,
+                size.drain_bound,
+                checks::open_messages(&db).await
+            ));
+        }
+        if t.counters != t.recount {
+            p.push(format!(
+                "key counters {:?} != the messages' recount {:?}",
+                t.counters, t.recount
+            ));
+        }
+        let dup = t.duplicated();
+        for (i, what) in ["sent", "delivered", "read"].iter().enumerate() {
+            let (ours, truth) = (t.counters[i], t.truth[i]);
+            if ours > truth || truth - ours > dup {
+                p.push(format!(
+                    "{what}: counters {ours}, simulator {truth} (duplicated {dup})"
+                ));
+            }
+        }
+        if t.counters[3] < t.truth[3] {
+            p.push(format!(
+                "failed: counters {}, simulator {}",
+                t.counters[3], t.truth[3]
+            ));
+        }
+        if dup > 0 && !fault.allows_duplicates() {
+            p.push(format!("{dup} messages sent twice"));
+        }
+        let not_ready = stack.all_ready().await;
+        if !not_ready.is_empty() {
+            p.push(format!(
+                "not ready without a restart: {}",
+                not_ready.join(", ")
+            ));
+        }
+        if out.deadlocks > 0 {
+            p.push(format!("{} deadlocks in the Postgres log", out.deadlocks));
+        }
+        if out.redis_persistent_growth_bytes > REDIS_GROWTH_BOUND {
+            p.push(format!(
+                "Redis keys without a TTL grew by {} bytes after the drain",
+                out.redis_persistent_growth_bytes
+            ));
+        }
+        out.tally = t;
+        db.close().await;
+        drop(stack);
+        Ok(out)
+    }
+}
+
+/// How much the keys without a TTL under a scenario's prefix may have grown once everything
+/// is drained (streams keep their consumer groups and a little bookkeeping; a backlog or a
+/// leak of 3,000 messages' jobs would be far more).
+pub const REDIS_GROWTH_BOUND: i64 = 256 * 1024;
+
+async fn wait_for_leader(stack: &Stack, not: Option<usize>) -> Option<usize> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Some(l) = stack.leader().await {
+            if Some(l) != not {
+                return Some(l);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
