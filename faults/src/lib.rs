@@ -10,6 +10,7 @@
 
 pub mod checks;
 pub mod load;
+pub mod proxy;
 pub mod report;
 pub mod scenarios;
 pub mod services;

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::checks::{self, Tally};
 use crate::load::{self, Plan, NUMBER_MPS};
+use crate::proxy::Proxy;
 use crate::services::{Postgres, Redis};
 use crate::stack::{Stack, Target};
 
@@ -22,12 +23,14 @@ pub enum Fault {
     PostgresRestart,
     SimFailures,
     SchedulerKill,
+    ApiKillAfterCommit,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Fault::WorkerKill,
         Fault::ApiKill,
+        Fault::ApiKillAfterCommit,
         Fault::RedisKill,
         Fault::PostgresRestart,
         Fault::SimFailures,
@@ -42,6 +45,7 @@ impl Fault {
             Fault::PostgresRestart => "postgres-restart",
             Fault::SimFailures => "whatsapp-fails-20pct",
             Fault::SchedulerKill => "scheduler-kill-9",
+            Fault::ApiKillAfterCommit => "api-kill-9-at-commit",
         }
     }
 
@@ -153,7 +157,8 @@ impl Suite {
         Ok(self.pg.url(name))
     }
 
-    pub async fn run(&mut self, fault: Fault) -> anyhow::Result<Outcome> {
+    /// A fresh database and Redis prefix, the stack on them, two tenants, the simulator set up.
+    async fn setup(&mut self, fault: Fault, proxy: Option<&Proxy>) -> anyhow::Result<Env> {
         let name = fault.name();
         let id = name.replace('-', "_");
         let database_url = self.database(&format!("faults_{id}")).await?;
@@ -164,8 +169,9 @@ impl Suite {
             database_url: database_url.clone(),
             redis_url: self.redis.url(),
             redis_prefix: prefix.clone(),
+            api0_redis_url: proxy.map(|p| format!("redis://127.0.0.1:{}/0", p.port)),
         };
-        let mut stack = Stack::start(&target).await?;
+        let stack = Stack::start(&target).await?;
         let tenants = load::provision(&stack, TENANTS).await?;
         let numbers: Vec<(String, String)> = tenants
             .iter()
@@ -177,12 +183,34 @@ impl Suite {
             .connect(&database_url)
             .await?;
         let (baseline, _) = checks::persistent_bytes(&self.redis.url(), &prefix).await?;
-        let deadlocks_before = self.pg.deadlocks();
+        Ok(Env {
+            stack,
+            tenants,
+            db,
+            prefix,
+            baseline,
+            deadlocks_before: self.pg.deadlocks(),
+        })
+    }
+
+    pub async fn run(&mut self, fault: Fault) -> anyhow::Result<Outcome> {
+        if fault == Fault::ApiKillAfterCommit {
+            return self.run_kill_at_commit().await;
+        }
+        let name = fault.name();
+        let env = self.setup(fault, None).await?;
         let mut out = Outcome {
             scenario: name,
             ..Outcome::default()
         };
-
+        let Env {
+            mut stack,
+            tenants,
+            db,
+            prefix,
+            baseline,
+            deadlocks_before,
+        } = env;
         let size = self.size;
         // Requests and recipients sent outside the load (the scheduled dispatch).
         let (mut extra_requests, mut extra_recipients) = (0, 0);
@@ -265,6 +293,8 @@ impl Suite {
         }
         let fault_at = Instant::now();
         match fault {
+            // Run by `run_kill_at_commit`.
+            Fault::ApiKillAfterCommit => {}
             Fault::WorkerKill => stack.workers[0].kill()?,
             Fault::ApiKill => {
                 stack.apis[0].kill()?;
@@ -309,26 +339,64 @@ impl Suite {
         out.drain_s = drained.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
         let expected_requests = requests + extra_requests;
         let expected_recipients = requests * per_request + extra_recipients;
-        let t = checks::tally(&db, &stack).await?;
-        let (after, _) = checks::persistent_bytes(&self.redis.url(), &prefix).await?;
-        out.redis_persistent_growth_bytes = after as i64 - baseline as i64;
-        out.deadlocks = self.pg.deadlocks() - deadlocks_before;
         out.accepted = sent.recipients + extra_recipients;
         out.retried_attempts = sent.retried_attempts;
         out.replayed_after_failure = sent.replayed_after_failure;
         out.longest_client_recovery_s = sent.longest_recovery.as_secs_f64();
+        if sent.requests != requests {
+            out.problems.push(format!(
+                "{} of {requests} requests answered 202",
+                sent.requests
+            ));
+        }
+        let env = Env {
+            stack,
+            tenants,
+            db,
+            prefix,
+            baseline,
+            deadlocks_before,
+        };
+        self.verify(
+            fault,
+            env,
+            out,
+            drained,
+            expected_requests,
+            expected_recipients,
+        )
+        .await
+    }
+
+    /// The checks every scenario ends with.
+    async fn verify(
+        &mut self,
+        fault: Fault,
+        env: Env,
+        mut out: Outcome,
+        drained: Option<Duration>,
+        expected_requests: usize,
+        expected_recipients: usize,
+    ) -> anyhow::Result<Outcome> {
+        let Env {
+            mut stack,
+            db,
+            prefix,
+            baseline,
+            deadlocks_before,
+            ..
+        } = env;
+        let size = self.size;
+        let t = checks::tally(&db, &stack).await?;
+        let (after, _) = checks::persistent_bytes(&self.redis.url(), &prefix).await?;
+        out.redis_persistent_growth_bytes = after as i64 - baseline as i64;
+        out.deadlocks = self.pg.deadlocks() - deadlocks_before;
         out.duplicated = t.duplicated();
         out.unknown = t.unknown;
         out.failed_other = t.failed_other;
         out.lost = (expected_recipients as i64 - t.rows).max(0) + t.not_final;
 
         let p = &mut out.problems;
-        if sent.requests != requests {
-            p.push(format!(
-                "{} of {requests} requests answered 202",
-                sent.requests
-            ));
-        }
         if t.rows != expected_recipients as i64 || t.distinct_phones != t.rows {
             p.push(format!(
                 "{} recipients answered, {} message rows for {} phones",
@@ -393,6 +461,126 @@ impl Suite {
         db.close().await;
         drop(stack);
         Ok(out)
+    }
+}
+
+/// One scenario's running stack and what its checks compare against.
+struct Env {
+    stack: Stack,
+    tenants: Vec<load::Tenant>,
+    db: PgPool,
+    prefix: String,
+    baseline: u64,
+    deadlocks_before: usize,
+}
+
+impl Suite {
+    /// The api killed between its commit and its answer: the first api reaches Redis through a
+    /// proxy that stalls once the request holds its Idempotency-Key lock, so the api commits
+    /// and then hangs pushing the jobs; it is killed as soon as its record is in Postgres. The
+    /// client's retry (same key and body, on the other api) must be answered at once with
+    /// the committed dispatch (`Idempotent-Replayed`), and the outbox must send its messages.
+    async fn run_kill_at_commit(&mut self) -> anyhow::Result<Outcome> {
+        let fault = Fault::ApiKillAfterCommit;
+        let proxy = Proxy::start(self.redis.port).await?;
+        let mut env = self.setup(fault, Some(&proxy)).await?;
+        let mut out = Outcome {
+            scenario: fault.name(),
+            ..Outcome::default()
+        };
+        let recipients = self.size.requests * self.size.per_request;
+        let body = ezpulze_e2e::send_body(recipients, 0);
+        let t = env.tenants[0].clone();
+        let send = |api: String| {
+            let (http, body, t) = (env.stack.http.clone(), body.clone(), t.clone());
+            async move {
+                http.post(format!("{api}/api/v1/broadcasts/{}/send", t.broadcast))
+                    .bearer_auth(&t.key)
+                    .header("Idempotency-Key", "killed-at-commit")
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+            }
+        };
+        let first = tokio::spawn(send(env.stack.apis[0].base.clone()));
+        let redis = redis::Client::open(self.redis.url())?;
+        let mut conn = redis.get_multiplexed_async_connection().await?;
+        let lock_pattern = format!("{}:idem:*", env.prefix);
+        let start = Instant::now();
+        loop {
+            let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(0)
+                .arg("MATCH")
+                .arg(&lock_pattern)
+                .arg("COUNT")
+                .arg(10_000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                proxy.pause(true);
+                break;
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(30),
+                "the request never took its lock"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let committed: Option<uuid::Uuid> = loop {
+            let d: Option<uuid::Uuid> =
+                sqlx::query_scalar("SELECT dispatch_id FROM idempotency_records")
+                    .fetch_optional(&env.db)
+                    .await?;
+            if d.is_some() || first.is_finished() || start.elapsed() > Duration::from_secs(30) {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let fault_at = Instant::now();
+        env.stack.apis[0].kill()?;
+        let first_answer = first.await?;
+        proxy.pause(false);
+        match (&committed, &first_answer) {
+            (Some(_), Err(_)) => {}
+            _ => out.problems.push(format!(
+                "the api was not caught between commit and answer (committed: {committed:?}, answered: {})",
+                first_answer.is_ok()
+            )),
+        }
+        // The client retries on the other api, as the docs advise.
+        let r = send(env.stack.apis[1].base.clone()).await?;
+        out.longest_client_recovery_s = fault_at.elapsed().as_secs_f64();
+        let replayed = r.headers().contains_key("idempotent-replayed");
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or_default();
+        out.retried_attempts = 1;
+        if status == 202 && replayed {
+            out.replayed_after_failure = 1;
+        } else {
+            out.problems.push(format!(
+                "the retry was answered {status} (replayed: {replayed}): {v}"
+            ));
+        }
+        if committed.map(|d| d.to_string()).as_deref() != v["dispatch_id"].as_str() {
+            out.problems.push(format!(
+                "the retry names dispatch {}, the commit {committed:?}",
+                v["dispatch_id"]
+            ));
+        }
+        out.accepted = v["accepted"].as_u64().unwrap_or(0) as usize;
+        env.stack.restart_api(0).await?;
+        let at_fault = env.stack.sim_accepted().await;
+        while fault_at.elapsed() < Duration::from_secs(60)
+            && env.stack.sim_accepted().await <= at_fault
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        out.resumed_s = fault_at.elapsed().as_secs_f64();
+        let drained = checks::drain(&env.db, &env.stack, self.size.drain_bound).await?;
+        out.drain_s = drained.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+        self.verify(fault, env, out, drained, 1, recipients).await
     }
 }
 

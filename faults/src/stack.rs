@@ -137,6 +137,8 @@ pub struct Target<'a> {
     pub database_url: String,
     pub redis_url: String,
     pub redis_prefix: String,
+    /// Where the first api reaches Redis, when not at `redis_url` (through a proxy).
+    pub api0_redis_url: Option<String>,
 }
 
 impl Stack {
@@ -194,6 +196,10 @@ impl Stack {
             if i == 0 {
                 // The first api applies the migrations; the others start on a migrated database.
                 env.retain(|(k, _)| *k != "MIGRATE_ON_START");
+                if let Some(url) = &t.api0_redis_url {
+                    env.retain(|(k, _)| *k != "REDIS_URL");
+                    env.push(("REDIS_URL", url.clone()));
+                }
             }
             let mut api = role(&format!("api-{i}"), "ezpulze-api", port, env);
             api.spawn()?;
