@@ -1,4 +1,7 @@
 //! The leader's periodic work. Every statement is bounded, so a tick stays short.
+//!
+//! Every statement that changes several message rows locks them in id order first (as the
+//! worker's and the status reducer's do, see `ezpulze_worker::db`), or skips locked rows.
 
 use anyhow::Context;
 use ezpulze_common::config::UnknownOutcomePolicy;
@@ -75,9 +78,12 @@ pub async fn release(
         return Ok((0, 0));
     }
     let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE messages SET status = 'queued', updated_at = now()
-         WHERE dispatch_id = ANY($1) AND status = 'scheduled'
-         RETURNING id, dispatch_id, account_id",
+        "WITH locked AS MATERIALIZED (
+             SELECT id FROM messages WHERE dispatch_id = ANY($1) AND status = 'scheduled'
+             ORDER BY id FOR UPDATE)
+         UPDATE messages m SET status = 'queued', updated_at = now()
+           FROM locked l WHERE m.id = l.id AND m.status = 'scheduled'
+         RETURNING m.id, m.dispatch_id, m.account_id",
     )
     .bind(&due)
     .fetch_all(&mut *tx)
