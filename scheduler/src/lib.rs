@@ -44,6 +44,8 @@ pub struct Scheduler {
     webhooks: Queue<WebhookBody>,
     releases: tokio::sync::Mutex<ezpulze_queue::Consumer<ReleaseJob>>,
     pub lease: lease::Lease,
+    /// The Redis connection `/readyz` checks (the queues and the lease have their own).
+    pub redis: redis::aio::ConnectionManager,
 }
 
 impl Scheduler {
@@ -60,6 +62,7 @@ impl Scheduler {
         let webhooks = queues::connect(&config, queues::webhooks(&config)).await?;
         let releases = tokio::sync::Mutex::new(schedule.consumer("scheduler"));
         let lease = lease::Lease::new(redis.clone(), &config.redis_prefix, LEASE);
+        let redis = redis.clone();
         Ok(Self {
             config,
             db: pool,
@@ -68,6 +71,7 @@ impl Scheduler {
             webhooks,
             releases,
             lease,
+            redis,
         })
     }
 
@@ -162,7 +166,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
     let ops = tokio::spawn(ezpulze_runtime::ops::serve(
         listener,
         scheduler.db.clone(),
-        None,
+        Some(scheduler.redis.clone()),
         cancel.clone(),
     ));
     tracing::info!(%addr, "scheduler running");

@@ -333,3 +333,55 @@ async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
         "the consumer holding a job stays"
     );
 }
+
+/// A free local port (bound, read, released).
+async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn readiness_checks_redis_and_answers_fast_when_it_stalls() {
+    use ezpulze_testkit::stall::StallProxy;
+    let (db, redis) = (TestDb::new().await, TestRedis::new().await);
+    let (proxy, redis_url) = StallProxy::for_url(&ezpulze_testkit::redis_url(), 6379).await;
+    let port = free_port().await;
+    let addr = format!("127.0.0.1:{port}");
+    let config = db
+        .settings()
+        .redis_prefix(&redis.prefix)
+        .extend(&[
+            ("REDIS_URL", redis_url.as_str()),
+            ("SCHEDULER_METRICS_ADDR", addr.as_str()),
+        ])
+        .config();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(ezpulze_scheduler::run(config, cancel.clone()));
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/readyz");
+    wait_until("the scheduler is ready", DEADLINE, || async {
+        http.get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+    .await;
+    proxy.stall();
+    let started = std::time::Instant::now();
+    let r = http.get(&url).send().await.expect("readyz");
+    let took = started.elapsed();
+    let status = r.status().as_u16();
+    let body = r.text().await.expect("body");
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "redis did not answer within 500 ms")
+    );
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    cancel.cancel();
+    task.abort();
+}
