@@ -6,6 +6,8 @@
 //! - the outbox sweep (rows still `queued` after `OUTBOX_AFTER_SECS` get their job again);
 //! - the unknown-outcome sweep (rows stuck in `sending`, i.e. a worker died mid-send and its job
 //!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
+//! - the accepted sweep (rows `accepted` by WhatsApp whose status webhooks never came, past
+//!   `ACCEPTED_STATUS_HORIZON_SECS`, end `sent` with a note: `tasks::sweep_accepted`);
 //! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`;
 //!   Idempotency-Key records older than 24 h are deleted with it;
 //! - with retention, hourly: the queues' consumer names of worker processes that stopped
@@ -98,6 +100,7 @@ impl Scheduler {
         report.released_messages += rest.released_messages;
         report.repushed = rest.repushed;
         report.unknown_swept = rest.unknown_swept;
+        report.accepted_swept = rest.accepted_swept;
         Ok(report)
     }
 
