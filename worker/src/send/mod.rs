@@ -10,10 +10,14 @@
 //!    that must wait go back to `queued` with a delayed job (not an attempt);
 //! 4. sends run concurrently (bounded by a semaphore), each at its slot;
 //! 5. outcomes are written with one statement per kind (UNNEST), then the jobs are settled in
-//!    one Redis pipeline (acks, and delayed re-deliveries for retries and waits).
+//!    one Redis pipeline (acks, and delayed re-deliveries for retries and waits): what was
+//!    decided before any send at once, and the sends as they end, in groups of what ends
+//!    within `Tuning::settle_every`, while the loop already fetches its next batch (a slow
+//!    send holds only its own permit and job; a number whose sends keep timing out gets
+//!    fewer of them in flight: `breaker`).
 //!
 //! No transaction is open while a request is in flight: the claim commits before the first
-//! send, and the outcomes are written after the last one.
+//! send, and each group's outcomes are written after its sends ended.
 //!
 //! Modules, by what they own: `tuning` (knobs that are not settings), `plan` (numbers,
 //! slots, pair gaps), `request` (the concurrent requests and their intent notes),
