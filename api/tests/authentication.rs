@@ -256,7 +256,7 @@ async fn operations_endpoints_and_request_ids() {
     assert_eq!(app.get("/healthz", "").await.0, 200);
     let (s, v) = app.get("/readyz", "").await;
     assert_eq!(s, 200);
-    assert_eq!(v, json!({"postgres": true, "redis": true}));
+    assert_eq!(v, json!({"postgres": true, "redis": true, "failed": []}));
     let (s, v) = app.get("/openapi.json", "").await;
     assert_eq!(s, 200);
     assert!(

@@ -70,3 +70,28 @@ async fn without_it_metrics_stay_on_the_public_listener() {
         .expect("text")
         .contains("ezpulze_http_requests_total"));
 }
+
+#[tokio::test]
+async fn readiness_names_a_stalled_postgres_within_its_own_timeout() {
+    use ezpulze_testkit::stall::StallProxy;
+    let (_name, url) = ezpulze_testkit::db::create().await;
+    let (proxy, proxied) = StallProxy::for_url(&url, 5432).await;
+    // The api migrates through the proxy, then Postgres stalls.
+    let app = TestApp::spawn_with(&[("DATABASE_URL", proxied.as_str())]).await;
+    assert_eq!(app.get("/readyz", "").await.0, 200);
+    proxy.stall();
+    let started = std::time::Instant::now();
+    let (status, v) = app.get("/readyz", "").await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(
+        v,
+        serde_json::json!({"postgres": false, "redis": true,
+                           "failed": ["postgres did not answer within 500 ms"]})
+    );
+    // Its own 500 ms, not the pool's 5 s acquire timeout.
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+}

@@ -75,7 +75,14 @@ pub struct Config {
     pub outbox_after: std::time::Duration,
     /// Days of messages kept (whole daily partitions are dropped after that).
     pub retention_days: u32,
+    /// A message accepted by WhatsApp with no status webhook for this long will get none
+    /// (Meta retries a webhook for up to 7 days): the scheduler settles it as `sent`.
+    pub accepted_status_horizon: Duration,
 }
+
+/// Default of `ACCEPTED_STATUS_HORIZON_SECS`: Meta's 7 days of webhook retries and a day of
+/// margin.
+pub const DEFAULT_ACCEPTED_STATUS_HORIZON: Duration = Duration::from_secs(8 * 24 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownOutcomePolicy {
@@ -279,6 +286,10 @@ impl Config {
         let status_batch = r.parse("STATUS_BATCH", 1000usize);
         let outbox_after = Duration::from_secs(r.parse("OUTBOX_AFTER_SECS", 300u64));
         let retention_days = r.parse("RETENTION_DAYS", 30u32);
+        let accepted_status_horizon = Duration::from_secs(r.parse(
+            "ACCEPTED_STATUS_HORIZON_SECS",
+            DEFAULT_ACCEPTED_STATUS_HORIZON.as_secs(),
+        ));
 
         let mut errors = r.errors;
         if !matches!(environment.as_str(), "development" | "production") {
@@ -340,6 +351,9 @@ impl Config {
         if retention_days < 2 {
             errors.push("RETENTION_DAYS must be at least 2".into());
         }
+        if accepted_status_horizon < Duration::from_secs(3600) {
+            errors.push("ACCEPTED_STATUS_HORIZON_SECS must be at least 3600".into());
+        }
         if environment == "production" {
             errors.extend(production_problems(&Unsafe {
                 graph_api_base: &graph_api_base,
@@ -390,6 +404,7 @@ impl Config {
             status_batch,
             outbox_after,
             retention_days,
+            accepted_status_horizon,
         })
     }
 
@@ -494,6 +509,17 @@ mod tests {
         let c = cfg(&[]).expect("defaults");
         assert_eq!(c.api_addr.port(), 8080);
         assert_eq!(c.key_cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.accepted_status_horizon, Duration::from_secs(691_200));
+    }
+
+    #[test]
+    fn the_accepted_status_horizon_is_a_setting_of_at_least_an_hour() {
+        let c = cfg(&[("ACCEPTED_STATUS_HORIZON_SECS", "7200")]).expect("valid");
+        assert_eq!(c.accepted_status_horizon, Duration::from_secs(7200));
+        let text = cfg(&[("ACCEPTED_STATUS_HORIZON_SECS", "60")])
+            .expect_err("too short")
+            .to_string();
+        assert!(text.contains("ACCEPTED_STATUS_HORIZON_SECS"), "{text}");
     }
 
     #[test]

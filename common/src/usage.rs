@@ -45,7 +45,8 @@ pub async fn add_messages(conn: &mut PgConnection, key_id: Uuid, n: i64) -> sqlx
 
 /// A data-modifying CTE `name AS (...)` for a statement that changes messages: it adds, per
 /// `key_id` of the rows of `source` (a CTE of the same statement with a `key_id` column),
-/// each counter's aggregate expression over those rows, e.g.
+/// each counter's aggregate expression over those rows (keys in id order, so two such
+/// statements never lock two keys' rows in opposite orders), e.g.
 /// `counters_cte("c", "u", &[(Counter::Failed, "count(*)")])`. Rows without a key count for
 /// nothing. Build the statement once (the text does not depend on the data).
 pub fn counters_cte(name: &str, source: &str, deltas: &[(Counter, &str)]) -> String {
@@ -59,6 +60,7 @@ pub fn counters_cte(name: &str, source: &str, deltas: &[(Counter, &str)]) -> Str
         "{name} AS (
              INSERT INTO api_key_usage AS k (key_id, {cols})
              SELECT key_id, {exprs} FROM {source} WHERE key_id IS NOT NULL GROUP BY key_id
+             ORDER BY key_id
              ON CONFLICT (key_id) DO UPDATE SET {sets})",
         cols = cols.join(", "),
         exprs = exprs.join(", "),

@@ -5,6 +5,7 @@
 
 pub mod ops;
 pub mod queues;
+pub mod readiness;
 pub mod shutdown;
 pub mod stores;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! The operations endpoints of the worker and scheduler processes: `/metrics` (Prometheus),
-//! `/healthz` (the process is up) and `/readyz` (Postgres answers, and Redis when given).
+//! `/healthz` (the process is up) and `/readyz` (Postgres answers, and Redis when given, each
+//! within its own short timeout: [`crate::readiness`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,6 +8,8 @@ use axum::routing::get;
 use axum::Router;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+use crate::readiness;
 
 #[derive(Clone)]
 struct Probe {
@@ -19,24 +22,16 @@ async fn metrics(State(p): State<Probe>) -> String {
     p.handle.render()
 }
 
-async fn ready(State(p): State<Probe>) -> (StatusCode, &'static str) {
-    if sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&p.db)
-        .await
-        .is_err()
-    {
-        return (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable");
-    }
-    if let Some(mut conn) = p.redis {
-        if redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .is_err()
-        {
-            return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
-        }
-    }
-    (StatusCode::OK, "ready")
+/// 200 `ready`, or 503 naming each dependency that failed or did not answer within
+/// [`readiness::CHECK_TIMEOUT`] (see [`crate::readiness`]).
+async fn ready(State(p): State<Probe>) -> (StatusCode, String) {
+    let r = readiness::check(&p.db, p.redis.as_ref(), readiness::CHECK_TIMEOUT).await;
+    let status = if r.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, r.summary())
 }
 
 /// The three routes; `/readyz` checks `db`, and `redis` when given.

@@ -49,9 +49,10 @@ async fn health_readiness_and_metrics() {
     assert!(body.contains("ezpulze_ops_test_total"), "{body}");
     cancel.cancel();
 
-    // Postgres unreachable: alive, not ready.
+    // Postgres refusing connections: alive, not ready (the pool gives up before the check's
+    // own timeout, so the answer is "unreachable").
     let down = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_millis(500))
+        .acquire_timeout(Duration::from_millis(200))
         .connect_lazy("postgres://postgres@127.0.0.1:1/postgres")
         .expect("lazy pool");
     let (base, cancel) = spawn(down, None).await;
@@ -59,6 +60,43 @@ async fn health_readiness_and_metrics() {
     assert_eq!(
         get(&base, "/readyz").await,
         (503, "postgres unreachable".to_string())
+    );
+    cancel.cancel();
+}
+
+/// A server that accepts connections and never answers (a stalled Postgres or Redis).
+async fn silent_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn readiness_names_a_stalled_postgres_before_the_pools_own_timeout() {
+    let addr = silent_server().await;
+    // The pool as production opens it: 5 s to acquire a connection.
+    let stalled = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy(&format!("postgres://postgres@{addr}/postgres"))
+        .expect("lazy pool");
+    let (base, cancel) = spawn(stalled, None).await;
+    let started = std::time::Instant::now();
+    let (status, body) = get(&base, "/readyz").await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "postgres did not answer within 500 ms");
+    // The check's own 500 ms, well before the pool's 5 s.
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
     );
     cancel.cancel();
 }

@@ -6,6 +6,8 @@
 //! - the outbox sweep (rows still `queued` after `OUTBOX_AFTER_SECS` get their job again);
 //! - the unknown-outcome sweep (rows stuck in `sending`, i.e. a worker died mid-send and its job
 //!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
+//! - the accepted sweep (rows `accepted` by WhatsApp whose status webhooks never came, past
+//!   `ACCEPTED_STATUS_HORIZON_SECS`, end `sent` with a note: `tasks::sweep_accepted`);
 //! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`;
 //!   Idempotency-Key records older than 24 h are deleted with it;
 //! - with retention, hourly: the queues' consumer names of worker processes that stopped
@@ -44,6 +46,8 @@ pub struct Scheduler {
     webhooks: Queue<WebhookBody>,
     releases: tokio::sync::Mutex<ezpulze_queue::Consumer<ReleaseJob>>,
     pub lease: lease::Lease,
+    /// The Redis connection `/readyz` checks (the queues and the lease have their own).
+    pub redis: redis::aio::ConnectionManager,
 }
 
 impl Scheduler {
@@ -60,6 +64,7 @@ impl Scheduler {
         let webhooks = queues::connect(&config, queues::webhooks(&config)).await?;
         let releases = tokio::sync::Mutex::new(schedule.consumer("scheduler"));
         let lease = lease::Lease::new(redis.clone(), &config.redis_prefix, LEASE);
+        let redis = redis.clone();
         Ok(Self {
             config,
             db: pool,
@@ -68,6 +73,7 @@ impl Scheduler {
             webhooks,
             releases,
             lease,
+            redis,
         })
     }
 
@@ -94,6 +100,7 @@ impl Scheduler {
         report.released_messages += rest.released_messages;
         report.repushed = rest.repushed;
         report.unknown_swept = rest.unknown_swept;
+        report.accepted_swept = rest.accepted_swept;
         Ok(report)
     }
 
@@ -162,7 +169,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
     let ops = tokio::spawn(ezpulze_runtime::ops::serve(
         listener,
         scheduler.db.clone(),
-        None,
+        Some(scheduler.redis.clone()),
         cancel.clone(),
     ));
     tracing::info!(%addr, "scheduler running");

@@ -1,4 +1,7 @@
 //! The leader's periodic work. Every statement is bounded, so a tick stays short.
+//!
+//! Every statement that changes several message rows locks them in id order first (as the
+//! worker's and the status reducer's do, see `ezpulze_worker::db`), or skips locked rows.
 
 use anyhow::Context;
 use ezpulze_common::config::UnknownOutcomePolicy;
@@ -21,6 +24,7 @@ pub struct TickReport {
     pub released_messages: usize,
     pub repushed: usize,
     pub unknown_swept: usize,
+    pub accepted_swept: usize,
 }
 
 const BATCH: i64 = 10_000;
@@ -35,6 +39,7 @@ pub async fn tick(
     let (released_dispatches, released_messages) = release(db, queue, None).await?;
     let repushed = outbox::repush_stale(db, queue, config.outbox_after, BATCH).await?;
     let unknown_swept = sweep_unknown(db, config.unknown_outcome_policy).await?;
+    let accepted_swept = sweep_accepted(db, config.accepted_status_horizon, BATCH).await?;
     // Queue depth, delayed, in-flight, dead and oldest age as gauges for the dashboards.
     if let Err(e) = queue.report_metrics().await {
         tracing::warn!(error = %e, "reading queue statistics failed");
@@ -44,6 +49,7 @@ pub async fn tick(
         released_messages,
         repushed,
         unknown_swept,
+        accepted_swept,
     };
     if report != TickReport::default() {
         tracing::info!(?report, "scheduler tick");
@@ -75,9 +81,12 @@ pub async fn release(
         return Ok((0, 0));
     }
     let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE messages SET status = 'queued', updated_at = now()
-         WHERE dispatch_id = ANY($1) AND status = 'scheduled'
-         RETURNING id, dispatch_id, account_id",
+        "WITH locked AS MATERIALIZED (
+             SELECT id FROM messages WHERE dispatch_id = ANY($1) AND status = 'scheduled'
+             ORDER BY id FOR UPDATE)
+         UPDATE messages m SET status = 'queued', updated_at = now()
+           FROM locked l WHERE m.id = l.id AND m.status = 'scheduled'
+         RETURNING m.id, m.dispatch_id, m.account_id",
     )
     .bind(&due)
     .fetch_all(&mut *tx)
@@ -146,6 +155,56 @@ const SWEEP_RESEND_SQL: &str = "WITH u AS (
                       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING id)
      SELECT count(*) FROM u";
+
+/// The note on a message settled by [`sweep_accepted`] (in `error_title`; no error code).
+pub const NO_STATUS_NOTE: &str = "no status webhook from WhatsApp within the accepted-status horizon: counted as sent, since WhatsApp accepted it";
+
+/// Messages WhatsApp accepted (`accepted`, wamid stored) whose status webhooks never came:
+/// Meta retries a webhook for up to 7 days, so past `horizon`
+/// (`ACCEPTED_STATUS_HORIZON_SECS`, 8 days by default) none will. They end `sent`, the final
+/// state of a message WhatsApp took with nothing known after: `sent_at` is the time of
+/// acceptance (the row's last write), `error_title` is [`NO_STATUS_NOTE`], and each key's
+/// `sent` counter moves with them in the same statement. A status that still arrives later
+/// applies as usual (monotone: delivered/read/failed outrank sent, and `sent` is not counted
+/// twice since `sent_at` is set). At most `limit` rows per call, oldest first, through the
+/// `messages_accepted_sweep` partial index; rows locked elsewhere are skipped.
+pub async fn sweep_accepted(
+    db: &PgPool,
+    horizon: std::time::Duration,
+    limit: i64,
+) -> anyhow::Result<usize> {
+    let n: i64 = sqlx::query_scalar(&SWEEP_ACCEPTED_SQL)
+        .bind(horizon.as_secs_f64())
+        .bind(limit)
+        .bind(NO_STATUS_NOTE)
+        .fetch_one(db)
+        .await
+        .context("sweeping accepted messages without a status")?;
+    metrics::counter!("ezpulze_scheduler_accepted_swept_total").increment(n as u64);
+    if n > 0 {
+        tracing::warn!(
+            messages = n,
+            "accepted messages got no status webhook within the horizon: settled as sent"
+        );
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+static SWEEP_ACCEPTED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH stale AS (
+             SELECT id FROM messages
+              WHERE status = 'accepted' AND updated_at < now() - make_interval(secs => $1)
+              ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+         u AS (
+             UPDATE messages m SET status = 'sent', sent_at = COALESCE(m.sent_at, m.updated_at),
+                 error_code = NULL, error_title = $3, updated_at = now()
+             FROM stale WHERE m.id = stale.id AND m.status = 'accepted' RETURNING m.key_id),
+         {counters}
+         SELECT count(*) FROM u",
+        counters = usage::counters_cte("c", "u", &[(Counter::Sent, "count(*)")]),
+    )
+});
 
 /// Messages retention never drops: not sent yet.
 const UNSENT: [MessageStatus; 3] = [

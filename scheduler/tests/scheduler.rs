@@ -333,3 +333,138 @@ async fn consumers_of_stopped_workers_are_forgotten_unless_they_hold_jobs() {
         "the consumer holding a job stays"
     );
 }
+
+/// A free local port (bound, read, released).
+async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn readiness_checks_redis_and_answers_fast_when_it_stalls() {
+    use ezpulze_testkit::stall::StallProxy;
+    let (db, redis) = (TestDb::new().await, TestRedis::new().await);
+    let (proxy, redis_url) = StallProxy::for_url(&ezpulze_testkit::redis_url(), 6379).await;
+    let port = free_port().await;
+    let addr = format!("127.0.0.1:{port}");
+    let config = db
+        .settings()
+        .redis_prefix(&redis.prefix)
+        .extend(&[
+            ("REDIS_URL", redis_url.as_str()),
+            ("SCHEDULER_METRICS_ADDR", addr.as_str()),
+        ])
+        .config();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(ezpulze_scheduler::run(config, cancel.clone()));
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/readyz");
+    wait_until("the scheduler is ready", DEADLINE, || async {
+        http.get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+    .await;
+    proxy.stall();
+    let started = std::time::Instant::now();
+    let r = http.get(&url).send().await.expect("readyz");
+    let took = started.elapsed();
+    let status = r.status().as_u16();
+    let body = r.text().await.expect("body");
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "redis did not answer within 500 ms")
+    );
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    cancel.cancel();
+    task.abort();
+}
+
+#[tokio::test]
+async fn accepted_messages_without_a_status_are_settled_as_sent_past_the_horizon() {
+    let e = env().await;
+    let s = &e.s;
+    let d = e.dispatch(4, None).await;
+    let horizon = ezpulze_common::config::DEFAULT_ACCEPTED_STATUS_HORIZON;
+    // A worker's accepted-write (wamid stored) nine days ago for two rows whose status
+    // webhooks were lost, an hour ago for a third (its statuses may still come), and one row
+    // that already got its `sent` nine days ago: states faked, no worker or webhook runs.
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id")
+            .bind(d)
+            .fetch_all(&s.db)
+            .await
+            .expect("ids");
+    for (i, (id, age, status)) in [
+        (ids[0], "9 days", "accepted"),
+        (ids[1], "9 days", "accepted"),
+        (ids[2], "1 hour", "accepted"),
+        (ids[3], "9 days", "sent"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(&format!(
+            "UPDATE messages SET status = $2, wamid = $3, updated_at = now() - interval '{age}'
+              WHERE id = $1"
+        ))
+        .bind(id)
+        .bind(status)
+        .bind(format!("wamid.{i}"))
+        .execute(&s.db)
+        .await
+        .expect("accepted");
+    }
+    let key: Uuid = e.sender.key_id.parse().expect("key id");
+    let sent_before: i64 = sqlx::query_scalar("SELECT sent FROM api_key_usage WHERE key_id = $1")
+        .bind(key)
+        .fetch_one(&s.db)
+        .await
+        .expect("usage");
+    let swept = tasks::sweep_accepted(&s.db, horizon, 1)
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1, "bounded by its limit");
+    let swept = tasks::sweep_accepted(&s.db, horizon, 100)
+        .await
+        .expect("sweep");
+    assert_eq!(swept, 1, "the other old one");
+    assert_eq!(
+        tasks::sweep_accepted(&s.db, horizon, 100)
+            .await
+            .expect("sweep"),
+        0,
+        "settled once"
+    );
+    let rows: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT status, error_title, sent_at IS NOT NULL FROM messages WHERE dispatch_id = $1 ORDER BY id",
+    )
+    .bind(d)
+    .fetch_all(&s.db)
+    .await
+    .expect("rows");
+    let note = Some(tasks::NO_STATUS_NOTE.to_owned());
+    assert_eq!(
+        rows,
+        vec![
+            ("sent".into(), note.clone(), true),
+            ("sent".into(), note, true),
+            ("accepted".into(), None, false),
+            ("sent".into(), None, false),
+        ]
+    );
+    let sent_after: i64 = sqlx::query_scalar("SELECT sent FROM api_key_usage WHERE key_id = $1")
+        .bind(key)
+        .fetch_one(&s.db)
+        .await
+        .expect("usage");
+    assert_eq!(sent_after - sent_before, 2, "counted as sent, once each");
+    // The tick runs it with the configured horizon (default: 8 days): nothing left to do.
+    assert_eq!(e.s.tick().await.expect("tick").accepted_swept, 0);
+}

@@ -6,6 +6,7 @@
 //! - [`app::TestApp`] (feature `app`): the real API in-process on port 0 with a typed client,
 //!   and fixtures made through the HTTP API ([`app::Sender`], [`templates`]);
 //! - [`drain::drain`] (feature `app`): waits until the send queue and the message rows are idle;
+//! - [`stall::StallProxy`]: a TCP proxy in front of Postgres or Redis that can be made to hang;
 //! - [`sim::SimClient`] (feature `app`): the simulator's configuration, ground truth and
 //!   pending webhooks.
 //!
@@ -21,6 +22,7 @@ pub mod redis;
 mod settings;
 #[cfg(feature = "app")]
 pub mod sim;
+pub mod stall;
 #[cfg(feature = "app")]
 pub mod templates;
 mod wait;

@@ -1,6 +1,13 @@
 //! The worker's SQL: one statement per batch for each kind of write (UNNEST arrays), never a
 //! statement per message, and never a transaction held across an HTTP call.
+//!
+//! **Lock order**: every statement that changes several message rows first locks them in id
+//! order ([`locked`]: a materialized `SELECT ... ORDER BY id FOR UPDATE`), then updates only
+//! rows it locked. The status reducer locks its rows in id order too
+//! (`status::reduce`), as do the scheduler's sweeps, so two of them never wait for each
+//! other in a cycle (`deadlock detected`), whatever order a batch's answers came in.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,6 +32,16 @@ pub struct Claimed {
 const RETURNING: &str = "RETURNING m.id, m.dispatch_id, m.account_id, m.to_phone,
                          m.payload::text AS payload, m.attempts, d.phone_number_id, d.test_mode";
 
+/// The CTE `locked`: the ids of `messages m` rows matching `filter` (which may join
+/// `dispatches d`, see `from`), locked `FOR UPDATE` in id order before the statement changes
+/// any of them. Materialized, so the lock order is the sort's, whatever plan the update gets.
+fn locked(from: &str, filter: &str) -> String {
+    format!(
+        "locked AS MATERIALIZED (
+             SELECT m.id FROM {from} WHERE {filter} ORDER BY m.id FOR UPDATE OF m)"
+    )
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
@@ -32,21 +49,26 @@ fn ms(d: Duration) -> i64 {
 /// Claims `queued -> sending` the rows of `ids` that are due and whose dispatch is still
 /// going out, and flips those dispatches `queued -> sending`. One statement.
 pub async fn claim(db: &PgPool, ids: &[Uuid]) -> anyhow::Result<Vec<Claimed>> {
+    let claimable = "m.id = ANY($1) AND m.status = 'queued'
+                AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now() + interval '2 seconds')
+                AND d.id = m.dispatch_id AND d.status IN ('queued', 'sending')";
     let sql = format!(
-        "WITH c AS (
+        "WITH {locked}, c AS (
              UPDATE messages m
                 SET status = 'sending', claimed_at = now(), attempts = m.attempts + 1,
                     updated_at = now()
-               FROM dispatches d
-              WHERE m.id = ANY($1) AND m.status = 'queued'
-                AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now() + interval '2 seconds')
-                AND d.id = m.dispatch_id AND d.status IN ('queued', 'sending')
+               FROM locked l, dispatches d
+              WHERE m.id = l.id AND {claimable}
              {RETURNING}
          ), flip AS (
              UPDATE dispatches SET status = 'sending', updated_at = now()
               WHERE id IN (SELECT DISTINCT dispatch_id FROM c) AND status = 'queued'
          )
-         SELECT * FROM c"
+         SELECT * FROM c",
+        locked = locked(
+            "messages m JOIN dispatches d ON d.id = m.dispatch_id",
+            claimable
+        ),
     );
     sqlx::query_as(&sql)
         .bind(ids)
@@ -93,14 +115,20 @@ pub async fn reclaim_stale(
     lease: Duration,
     new_attempt: bool,
 ) -> anyhow::Result<Vec<Claimed>> {
-    let sql = format!(
-        "UPDATE messages m
-            SET claimed_at = now(), attempts = m.attempts + $3::int, updated_at = now()
-           FROM dispatches d
-          WHERE m.id = ANY($1) AND m.status = 'sending'
+    let stale = "m.id = ANY($1) AND m.status = 'sending'
             AND (m.claimed_at IS NULL OR m.claimed_at < now() - $2 * interval '1 millisecond')
-            AND d.id = m.dispatch_id AND d.status IN ('queued', 'sending')
-         {RETURNING}"
+            AND d.id = m.dispatch_id AND d.status IN ('queued', 'sending')";
+    let sql = format!(
+        "WITH {locked}
+         UPDATE messages m
+            SET claimed_at = now(), attempts = m.attempts + $3::int, updated_at = now()
+           FROM locked l, dispatches d
+          WHERE m.id = l.id AND {stale}
+         {RETURNING}",
+        locked = locked(
+            "messages m JOIN dispatches d ON d.id = m.dispatch_id",
+            stale
+        ),
     );
     sqlx::query_as(&sql)
         .bind(ids)
@@ -111,26 +139,49 @@ pub async fn reclaim_stale(
         .context("reclaiming stale messages")
 }
 
+static RELEASE_STALE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let stale = "m.id = ANY($1) AND m.status = 'sending'
+            AND (m.claimed_at IS NULL OR m.claimed_at < now() - $2 * interval '1 millisecond')";
+    format!(
+        "WITH {locked}
+         UPDATE messages m
+            SET status = 'queued', attempts = GREATEST(0, m.attempts - 1), claimed_at = NULL,
+                updated_at = now()
+           FROM locked l
+          WHERE m.id = l.id AND {stale}",
+        locked = locked("messages m", stale),
+    )
+});
+
 /// Puts back to `queued` rows whose claim outlived the lease and whose request never
 /// started, when their dispatch is not going out now (paused or cancelled). One statement.
 pub async fn release_stale(db: &PgPool, ids: &[Uuid], lease: Duration) -> anyhow::Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let r = sqlx::query(
-        "UPDATE messages m
-            SET status = 'queued', attempts = GREATEST(0, m.attempts - 1), claimed_at = NULL,
-                updated_at = now()
-          WHERE m.id = ANY($1) AND m.status = 'sending'
-            AND (m.claimed_at IS NULL OR m.claimed_at < now() - $2 * interval '1 millisecond')",
-    )
-    .bind(ids)
-    .bind(ms(lease))
-    .execute(db)
-    .await
-    .context("releasing stale messages")?;
+    let r = sqlx::query(&RELEASE_STALE_SQL)
+        .bind(ids)
+        .bind(ms(lease))
+        .execute(db)
+        .await
+        .context("releasing stale messages")?;
     Ok(r.rows_affected())
 }
+
+static RECORD_ACCEPTED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {locked}
+         UPDATE messages m
+            SET wamid = COALESCE(m.wamid, u.wamid),
+                status = CASE WHEN m.status = 'sending' THEN 'accepted' ELSE m.status END,
+                error_code = CASE WHEN m.status = 'sending' THEN NULL ELSE m.error_code END,
+                error_title = CASE WHEN m.status = 'sending' THEN NULL ELSE m.error_title END,
+                next_attempt_at = NULL, updated_at = now()
+           FROM locked l JOIN UNNEST($1::uuid[], $2::text[]) AS u(id, wamid) ON u.id = l.id
+          WHERE m.id = l.id",
+        locked = locked("messages m", "m.id = ANY($1)"),
+    )
+});
 
 /// Stores wamids; `sending -> accepted` only (a status webhook may already have moved the
 /// row further, or failed it: never downgrade). One statement.
@@ -138,21 +189,12 @@ pub async fn record_accepted(db: &PgPool, ids: &[Uuid], wamids: &[String]) -> an
     if ids.is_empty() {
         return Ok(0);
     }
-    let r = sqlx::query(
-        "UPDATE messages m
-            SET wamid = COALESCE(m.wamid, u.wamid),
-                status = CASE WHEN m.status = 'sending' THEN 'accepted' ELSE m.status END,
-                error_code = CASE WHEN m.status = 'sending' THEN NULL ELSE m.error_code END,
-                error_title = CASE WHEN m.status = 'sending' THEN NULL ELSE m.error_title END,
-                next_attempt_at = NULL, updated_at = now()
-           FROM UNNEST($1::uuid[], $2::text[]) AS u(id, wamid)
-          WHERE m.id = u.id",
-    )
-    .bind(ids)
-    .bind(wamids)
-    .execute(db)
-    .await
-    .context("recording accepted messages")?;
+    let r = sqlx::query(&RECORD_ACCEPTED_SQL)
+        .bind(ids)
+        .bind(wamids)
+        .execute(db)
+        .await
+        .context("recording accepted messages")?;
     Ok(r.rows_affected())
 }
 
@@ -184,31 +226,38 @@ impl Requeue {
     }
 }
 
-/// `sending -> queued` with `next_attempt_at`, the last error kept for people. One statement.
-pub async fn requeue(db: &PgPool, r: &Requeue) -> anyhow::Result<u64> {
-    if r.ids.is_empty() {
-        return Ok(0);
-    }
-    let res = sqlx::query(
-        "UPDATE messages m
+static REQUEUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {locked}
+         UPDATE messages m
             SET status = 'queued',
                 next_attempt_at = now() + u.delay_ms * interval '1 millisecond',
                 attempts = GREATEST(0, m.attempts - CASE WHEN u.undo THEN 1 ELSE 0 END),
                 error_code = COALESCE(u.code, m.error_code),
                 error_title = COALESCE(u.title, m.error_title),
                 claimed_at = NULL, updated_at = now()
-           FROM UNNEST($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::bool[])
-                AS u(id, delay_ms, code, title, undo)
-          WHERE m.id = u.id AND m.status = 'sending'",
+           FROM locked l
+                JOIN UNNEST($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::bool[])
+                     AS u(id, delay_ms, code, title, undo) ON u.id = l.id
+          WHERE m.id = l.id AND m.status = 'sending'",
+        locked = locked("messages m", "m.id = ANY($1) AND m.status = 'sending'"),
     )
-    .bind(&r.ids)
-    .bind(&r.delay_ms)
-    .bind(&r.codes)
-    .bind(&r.titles)
-    .bind(&r.undo)
-    .execute(db)
-    .await
-    .context("re-queueing messages")?;
+});
+
+/// `sending -> queued` with `next_attempt_at`, the last error kept for people. One statement.
+pub async fn requeue(db: &PgPool, r: &Requeue) -> anyhow::Result<u64> {
+    if r.ids.is_empty() {
+        return Ok(0);
+    }
+    let res = sqlx::query(&REQUEUE_SQL)
+        .bind(&r.ids)
+        .bind(&r.delay_ms)
+        .bind(&r.codes)
+        .bind(&r.titles)
+        .bind(&r.undo)
+        .execute(db)
+        .await
+        .context("re-queueing messages")?;
     Ok(res.rows_affected())
 }
 
@@ -229,20 +278,23 @@ impl Failures {
 }
 
 /// The statement of [`record_failed`].
-static RECORD_FAILED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+static RECORD_FAILED_SQL: LazyLock<String> = LazyLock::new(|| {
+    let failing = "m.id = ANY($1) AND m.status = 'sending'
+                AND ($4::bigint IS NULL OR m.claimed_at IS NULL
+                     OR m.claimed_at < now() - $4 * interval '1 millisecond')";
     format!(
-        "WITH f AS (
+        "WITH {locked}, f AS (
              UPDATE messages m
                 SET status = 'failed', error_code = u.code, error_title = u.title,
                     failed_at = now(), next_attempt_at = NULL, updated_at = now()
-               FROM UNNEST($1::uuid[], $2::int[], $3::text[]) AS u(id, code, title)
-              WHERE m.id = u.id AND m.status = 'sending'
-                AND ($4::bigint IS NULL OR m.claimed_at IS NULL
-                     OR m.claimed_at < now() - $4 * interval '1 millisecond')
+               FROM locked l JOIN UNNEST($1::uuid[], $2::int[], $3::text[]) AS u(id, code, title)
+                    ON u.id = l.id
+              WHERE m.id = l.id AND {failing}
              RETURNING m.key_id
          ),
          {counters}
          SELECT count(*) FROM f",
+        locked = locked("messages m", failing),
         counters = ezpulze_common::usage::counters_cte(
             "usage",
             "f",

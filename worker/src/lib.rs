@@ -121,6 +121,11 @@ pub async fn run_on(
         throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix, tuning.headroom),
         intents: intents::Intents::new(redis.clone(), &config.redis_prefix),
         permits: Arc::new(Semaphore::new(config.worker_concurrency)),
+        breaker: Arc::new(send::breaker::Breaker::new(
+            tuning.breaker_trip_after,
+            tuning.breaker_open_in_flight,
+        )),
+        tails: tokio_util::task::TaskTracker::new(),
         lease,
         batch: config.worker_batch,
         max_attempts: config.send_max_attempts,
@@ -184,6 +189,9 @@ pub async fn run_on(
             tracing::error!(error = %e, "a send loop ended abnormally");
         }
     }
+    // Sends already started end (answered or timed out) and are recorded.
+    engine.tails.close();
+    engine.tails.wait().await;
     match status_task.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => status_result = Err(WorkerError::Status(e)),

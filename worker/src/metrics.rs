@@ -11,7 +11,7 @@ pub const SEND_SECONDS: &str = "ezpulze_worker_send_duration_seconds";
 pub const CLAIM_BATCH_SIZE: &str = "ezpulze_worker_claim_batch_size";
 /// Histogram (s): one whole batch, fetch to settled.
 pub const BATCH_SECONDS: &str = "ezpulze_worker_batch_duration_seconds";
-/// Counter: messages that had to wait, by `reason` (throughput, pair, late).
+/// Counter: messages that had to wait, by `reason` (throughput, pair, late, breaker).
 pub const THROTTLE_WAITS_TOTAL: &str = "ezpulze_worker_throttle_waits_total";
 /// Histogram (s): time a granted message waited for its throughput slot.
 pub const SLOT_WAIT_SECONDS: &str = "ezpulze_worker_slot_wait_seconds";
@@ -31,6 +31,11 @@ pub const RETRIES_TOTAL: &str = "ezpulze_worker_retries_total";
 pub const FAILED_TOTAL: &str = "ezpulze_worker_failed_total";
 /// Counter: jobs acknowledged without a send (row not claimable: duplicate, final, paused).
 pub const SKIPPED_TOTAL: &str = "ezpulze_worker_jobs_skipped_total";
+/// Counter: numbers whose sends went unanswered (timeouts) so many times in a row that their
+/// breaker opened (fewer of their sends in flight until one is answered).
+pub const BREAKER_TRIPS_TOTAL: &str = "ezpulze_worker_breaker_trips_total";
+/// Histogram: sends settled (recorded and their jobs acked) together, as they end.
+pub const SETTLE_GROUP_SIZE: &str = "ezpulze_worker_settle_group_size";
 /// Counter: loop errors (the loop backs off and goes on).
 pub const LOOP_ERRORS_TOTAL: &str = "ezpulze_worker_loop_errors_total";
 

@@ -398,3 +398,79 @@ async fn a_status_for_an_unknown_outcome_upgrades_it_and_gives_back_its_failure(
         .expect("apply");
     assert_eq!(usage(&f).await, (2, 1, 0, 1));
 }
+
+/// The worker's accepted-write and the status reducer on the same rows at the same time:
+/// the worker records answers in the order its sends finished (here the reverse of the id
+/// order, the worst case), the reducer applies the statuses of the same messages. Both lock
+/// the rows in id order, so neither ever waits for the other in a cycle (`deadlock detected`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_accepted_sends_and_applying_their_statuses_never_deadlock() {
+    let f = fixture(1).await;
+    let n = 2000;
+    // More rows of the same dispatch (a batch of answers and statuses), in one statement.
+    let template: (Uuid, Uuid, Option<Uuid>) =
+        sqlx::query_as("SELECT dispatch_id, account_id, key_id FROM messages LIMIT 1")
+            .fetch_one(&f.pool)
+            .await
+            .expect("template row");
+    let mut ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    ids.sort_unstable();
+    sqlx::query(
+        "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, payload, status)
+         SELECT u.id, $2, $3, $4, '14155550100', '{}'::jsonb, 'sending' FROM UNNEST($1::uuid[]) u(id)",
+    )
+    .bind(&ids)
+    .bind(template.0)
+    .bind(template.1)
+    .bind(template.2)
+    .execute(&f.pool)
+    .await
+    .expect("rows");
+    let wamids: Vec<String> = (0..n).map(|i| format!("wamid.d{i}")).collect();
+    let sent = Utc.timestamp_opt(T0, 0).single();
+    let events: Vec<Folded> = ids
+        .iter()
+        .map(|id| Folded {
+            message_id: Some(*id),
+            sent,
+            ..Folded::default()
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for _round in 0..15 {
+        sqlx::query(
+            "UPDATE messages SET status = 'sending', wamid = NULL, sent_at = NULL WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .execute(&f.pool)
+        .await
+        .expect("reset");
+        let (rev_ids, rev_wamids): (Vec<Uuid>, Vec<String>) = ids
+            .iter()
+            .copied()
+            .zip(wamids.iter().cloned())
+            .rev()
+            .unzip();
+        let pool = f.pool.clone();
+        let accepted = tokio::spawn(async move {
+            ezpulze_worker::db::record_accepted(&pool, &rev_ids, &rev_wamids).await
+        });
+        let pool = f.pool.clone();
+        let evs = events.clone();
+        let statuses = tokio::spawn(async move { apply(&pool, &evs).await.map(|_| ()) });
+        let (a, s) = (accepted.await.expect("join"), statuses.await.expect("join"));
+        if let Err(e) = a {
+            errors.push(format!("record_accepted: {e:#}"));
+        }
+        if let Err(e) = s {
+            errors.push(format!("apply: {e:#}"));
+        }
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
+    let sent_rows = count(
+        &f.pool,
+        "SELECT count(*) FROM messages WHERE status = 'sent' AND wamid LIKE 'wamid.d%'",
+    )
+    .await;
+    assert_eq!(sent_rows, n as i64, "every row ends sent with its wamid");
+}

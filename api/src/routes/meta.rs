@@ -59,20 +59,36 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Readiness: Postgres and Redis reachable
+///
+/// Each is asked at the same time and must answer within 500 ms; a 503 names the failing ones
+/// in `failed` (e.g. `"postgres did not answer within 500 ms"`).
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz")]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = sqlx::query("SELECT 1").execute(state.db()).await.is_ok();
-    let mut redis = state.redis();
-    let rd = redis::cmd("PING")
-        .query_async::<String>(&mut redis)
-        .await
-        .is_ok();
-    let status = if db && rd {
+    use ezpulze_runtime::readiness;
+    let r = readiness::check(
+        state.db(),
+        Some(state.redis_ref()),
+        readiness::CHECK_TIMEOUT,
+    )
+    .await;
+    let status = if r.is_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"postgres": db, "redis": rd})))
+    let failed: Vec<String> = r
+        .failures()
+        .into_iter()
+        .map(|(name, what)| format!("{name} {what}"))
+        .collect();
+    (
+        status,
+        Json(json!({
+            "postgres": r.postgres.is_ok(),
+            "redis": r.redis.is_some_and(readiness::Check::is_ok),
+            "failed": failed,
+        })),
+    )
 }
 
 /// Prometheus metrics

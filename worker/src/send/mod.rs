@@ -10,10 +10,14 @@
 //!    that must wait go back to `queued` with a delayed job (not an attempt);
 //! 4. sends run concurrently (bounded by a semaphore), each at its slot;
 //! 5. outcomes are written with one statement per kind (UNNEST), then the jobs are settled in
-//!    one Redis pipeline (acks, and delayed re-deliveries for retries and waits).
+//!    one Redis pipeline (acks, and delayed re-deliveries for retries and waits): what was
+//!    decided before any send at once, and the sends as they end, in groups of what ends
+//!    within `Tuning::settle_every`, while the loop already fetches its next batch (a slow
+//!    send holds only its own permit and job; a number whose sends keep timing out gets
+//!    fewer of them in flight: `breaker`).
 //!
 //! No transaction is open while a request is in flight: the claim commits before the first
-//! send, and the outcomes are written after the last one.
+//! send, and each group's outcomes are written after its sends ended.
 //!
 //! Modules, by what they own: `tuning` (knobs that are not settings), `plan` (numbers,
 //! slots, pair gaps), `request` (the concurrent requests and their intent notes),
@@ -21,6 +25,7 @@
 //! (rows still `sending`: unknown outcomes), `writes` (a batch's outcomes to its writes,
 //! pure) and `record` (executing those writes).
 
+pub(crate) mod breaker;
 mod outcome;
 mod plan;
 mod record;
@@ -39,7 +44,9 @@ use ezpulze_common::jobs::SendJob;
 use ezpulze_queue::{Job, JobError, JobMeta, Queue};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -63,6 +70,10 @@ pub(crate) struct Engine {
     pub throttle: Throttle,
     pub intents: Intents,
     pub permits: Arc<Semaphore>,
+    /// Per-number breakers of sends that keep timing out.
+    pub breaker: Arc<breaker::Breaker>,
+    /// The settling of batches whose sends are still ending (waited for at shutdown).
+    pub tails: TaskTracker,
     pub tuning: Tuning,
     pub lease: Duration,
     pub batch: usize,
@@ -115,7 +126,10 @@ pub(crate) async fn run_loop(engine: Arc<Engine>, name: String, cancel: Cancella
 }
 
 impl Engine {
-    /// One batch, from claim to settled jobs.
+    /// One batch: claim, plan, then its sends are started and this returns (the loop fetches
+    /// more work); what was settled before any send (rows not claimable, waits, failures) is
+    /// written and acked first, and the sends are recorded and acked as they end, in groups
+    /// ([`Engine::settle_as_they_end`], a task of `tails`).
     async fn process(
         self: &Arc<Self>,
         jobs: Vec<Job<SendJob>>,
@@ -129,58 +143,120 @@ impl Engine {
         let ids: Vec<Uuid> = metas.keys().copied().collect();
         let mut claimed = db::claim(&self.db, &ids).await?;
         metrics::histogram!(m::CLAIM_BATCH_SIZE).record(claimed.len() as f64);
-        // Jobs to deliver again later (retries, waits, rows another worker still holds).
-        let mut later: HashMap<Uuid, Duration> = HashMap::new();
+        let mut settle = Settle {
+            metas,
+            later: HashMap::new(),
+        };
         if claimed.len() < ids.len() {
             let rest = not_in(&ids, &claimed);
-            self.unclaimed(&rest, &mut claimed, &mut later).await?;
+            self.unclaimed(&rest, &mut claimed, &mut settle.later)
+                .await?;
         }
-        let outcomes = if claimed.is_empty() {
-            Vec::new()
+        let (before, sendable) = if claimed.is_empty() {
+            (Vec::new(), Vec::new())
         } else {
-            self.send_all(claimed, cancel).await?
+            self.plan_or_hand_back(claimed).await?
         };
+        // Everything that is not being sent settles now: its jobs need no send to end.
+        let sending: HashSet<Uuid> = sendable.iter().map(|s| s.0.id).collect();
+        let not_sending: Vec<Uuid> = settle
+            .metas
+            .keys()
+            .filter(|id| !sending.contains(id))
+            .copied()
+            .collect();
+        self.flush(&mut settle, before, &not_sending).await?;
+        if sendable.is_empty() {
+            metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        let tasks = self.start_sends(sendable, cancel).await;
+        let engine = self.clone();
+        self.tails.spawn(
+            async move { engine.settle_as_they_end(tasks, settle, started).await }
+                .in_current_span(),
+        );
+        Ok(())
+    }
+
+    /// Records the sends of a batch as they end: once one ends, every send that ends within
+    /// `Tuning::settle_every` joins it, and the group is written (one statement per kind) and
+    /// its jobs settled (one pipeline). A slow send holds only its own job.
+    async fn settle_as_they_end(
+        self: Arc<Self>,
+        mut tasks: JoinSet<(Claimed, Outcome)>,
+        mut settle: Settle,
+        started: Instant,
+    ) {
+        while !tasks.is_empty() {
+            let mut group = Vec::new();
+            let mut deadline: Option<tokio::time::Instant> = None;
+            loop {
+                let next = match deadline {
+                    None => tasks.join_next().await,
+                    Some(d) => match tokio::time::timeout_at(d, tasks.join_next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    },
+                };
+                match next {
+                    Some(Ok(r)) => group.push(r),
+                    // A panicked send: its row stays `sending` and its job is not settled,
+                    // so it comes back after the lease (an unknown outcome, per policy).
+                    Some(Err(e)) => tracing::error!(error = %e, "a send task failed"),
+                    None => break,
+                }
+                deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + self.tuning.settle_every);
+            }
+            if group.is_empty() {
+                continue;
+            }
+            metrics::histogram!(m::SETTLE_GROUP_SIZE).record(group.len() as f64);
+            if let Err(e) = self.flush(&mut settle, group, &[]).await {
+                metrics::counter!(m::LOOP_ERRORS_TOTAL, "stage" => "record").increment(1);
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "recording sends failed; their jobs come back after the lease"
+                );
+            }
+        }
+        metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+    }
+
+    /// Writes `outcomes` and settles their jobs, with the jobs of `also` (rows with no
+    /// outcome in this batch: not claimable, or held by another worker).
+    async fn flush(
+        &self,
+        settle: &mut Settle,
+        outcomes: Vec<(Claimed, Outcome)>,
+        also: &[Uuid],
+    ) -> anyhow::Result<()> {
+        let mut ids: Vec<Uuid> = outcomes.iter().map(|(c, _)| c.id).collect();
+        ids.extend_from_slice(also);
+        if ids.is_empty() {
+            return Ok(());
+        }
         let writes = writes::batch_writes(outcomes);
-        later.extend(writes.later.iter().copied());
+        settle.later.extend(writes.later.iter().copied());
         self.record(writes).await?;
-        let results = metas.into_iter().flat_map(|(id, metas)| {
-            let again = later.get(&id).copied();
-            metas
-                .into_iter()
-                .enumerate()
-                .map(move |(i, meta)| match again {
-                    // One delivery comes back later; duplicates are dropped.
-                    Some(d) if i == 0 => (
-                        meta,
-                        Err(JobError::retry_after(
-                            d + Duration::from_millis(50),
-                            "send later",
-                        )),
-                    ),
-                    _ => (meta, Ok(())),
-                })
-        });
+        let results = settle.take(&ids);
         self.queue
             .complete(results)
             .await
             .context("settling jobs")?;
-        metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
-    /// Takes slots and sends every claimed message; returns each one's outcome. On an error
-    /// before any send, the claimed rows are handed back.
-    async fn send_all(
+    /// Takes slots for every claimed message: the outcomes settled before any send, and what
+    /// can go. On an error nothing was sent: the claimed rows are handed back.
+    async fn plan_or_hand_back(
         self: &Arc<Self>,
         claimed: Vec<Claimed>,
-        cancel: &CancellationToken,
-    ) -> anyhow::Result<Vec<(Claimed, Outcome)>> {
+    ) -> anyhow::Result<(Vec<(Claimed, Outcome)>, Vec<plan::Sendable>)> {
         let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
         match self.plan(claimed).await {
-            Ok((mut outcomes, sendable)) => {
-                outcomes.extend(self.send_planned(sendable, cancel).await);
-                Ok(outcomes)
-            }
+            Ok(planned) => Ok(planned),
             Err(e) => {
                 // Nothing was sent: give the rows back (best effort) so they are not taken
                 // for unknown outcomes when their jobs come back.
@@ -206,6 +282,41 @@ impl Engine {
             max_attempts: self.max_attempts,
             retry: &self.tuning.retry,
         }
+    }
+}
+
+/// A batch's jobs not settled yet, and the delays of those to deliver again.
+struct Settle {
+    metas: HashMap<Uuid, Vec<JobMeta>>,
+    /// Jobs to deliver again later (retries, waits, rows another worker still holds).
+    later: HashMap<Uuid, Duration>,
+}
+
+impl Settle {
+    /// The queue results of the jobs of `ids` (removed from the batch): one delivery of a
+    /// message that comes back later is retried after its delay, the others are acked.
+    fn take(&mut self, ids: &[Uuid]) -> Vec<(JobMeta, Result<(), JobError>)> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(metas) = self.metas.remove(id) else {
+                continue;
+            };
+            let again = self.later.remove(id);
+            for (i, meta) in metas.into_iter().enumerate() {
+                match again {
+                    // One delivery comes back later; duplicates are dropped.
+                    Some(d) if i == 0 => out.push((
+                        meta,
+                        Err(JobError::retry_after(
+                            d + Duration::from_millis(50),
+                            "send later",
+                        )),
+                    )),
+                    _ => out.push((meta, Ok(()))),
+                }
+            }
+        }
+        out
     }
 }
 

@@ -1,7 +1,7 @@
 //! Slot planning for a batch: each claimed message's number (unknown numbers and unreadable
 //! tokens settle here), the number's throughput slots from the shared GCRA, then the pair
-//! gap. What may go now comes out with the instant of its slot; the rest as outcomes (waits,
-//! failures, halts).
+//! gap; a number whose breaker is open (`breaker`) sends only what fits. What may go now
+//! comes out with the instant of its slot; the rest as outcomes (waits, failures, halts).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::breaker::InFlight;
 use super::outcome::Outcome;
 use super::Engine;
 use crate::classify::HaltScope;
@@ -17,8 +18,9 @@ use crate::metrics as m;
 use crate::numbers::Number;
 use ezpulze_common::model::unknown_outcome;
 
-/// A message that may be sent, with its number and the instant of its slot.
-pub(crate) type Sendable = (Claimed, Arc<Number>, Instant);
+/// A message that may be sent, with its number, the instant of its slot and its place among
+/// its number's sends in flight (the breaker's count).
+pub(crate) type Sendable = (Claimed, Arc<Number>, Instant, InFlight);
 
 impl Engine {
     /// Numbers, throughput slots and pair gaps: what can go now, at which instant.
@@ -93,11 +95,25 @@ impl Engine {
                 Some(_) => by_number.entry(pn).or_default().push(c),
             }
         }
-        let mut granted: Vec<Sendable> = Vec::new();
-        for (pn, msgs) in by_number {
+        let mut granted: Vec<(Claimed, Arc<Number>, Instant)> = Vec::new();
+        for (pn, mut msgs) in by_number {
             let Some(n) = known.get(&pn).cloned() else {
                 continue;
             };
+            // An open breaker (the number's sends keep timing out): only what fits goes.
+            let room = self.breaker.room(&pn, msgs.len());
+            if room < msgs.len() {
+                let held = msgs.split_off(room);
+                metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "breaker")
+                    .increment(held.len() as u64);
+                for c in held {
+                    let delay = self.tuning.breaker_wait;
+                    outcomes.push((c, Outcome::Wait { delay }));
+                }
+                if msgs.is_empty() {
+                    continue;
+                }
+            }
             let grant = self
                 .throttle
                 .reserve(&pn, n.mps, msgs.len(), self.tuning.slot_wait)
@@ -139,7 +155,12 @@ impl Engine {
         let mut sendable = Vec::with_capacity(granted.len());
         for (g, v) in granted.into_iter().zip(verdicts) {
             match v {
-                None => sendable.push(g),
+                None => {
+                    let flight = self
+                        .breaker
+                        .start(g.0.phone_number_id.as_deref().unwrap_or_default());
+                    sendable.push((g.0, g.1, g.2, flight));
+                }
                 Some(wait) => {
                     metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "pair").increment(1);
                     outcomes.push((g.0, Outcome::Wait { delay: wait }));

@@ -8,26 +8,31 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use secrecy::ExposeSecret;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::breaker::InFlight;
 use super::outcome::{HaltKey, Outcome};
 use super::plan::Sendable;
 use super::Engine;
 use crate::db::Claimed;
+use crate::graph::Answer;
 use crate::metrics as m;
 use crate::numbers::Number;
 
 impl Engine {
-    /// Sends every planned message concurrently, each at its slot (a permit each); sends of
-    /// a scope halted earlier in the batch are not made.
-    pub(super) async fn send_planned(
+    /// Starts every planned message's send, each at its slot (a permit each, taken here, so
+    /// the loop waits while the process has `WORKER_CONCURRENCY` sends in flight); sends of a
+    /// scope halted earlier in the batch are not made. Each task ends with its outcome; they
+    /// are settled as they end (`Engine::settle_as_they_end`).
+    pub(super) async fn start_sends(
         self: &Arc<Self>,
         sendable: Vec<Sendable>,
         cancel: &CancellationToken,
-    ) -> Vec<(Claimed, Outcome)> {
+    ) -> JoinSet<(Claimed, Outcome)> {
         let halted: Arc<Mutex<Vec<HaltKey>>> = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = Vec::with_capacity(sendable.len());
-        for (c, n, at) in sendable {
+        let mut tasks = JoinSet::new();
+        for (c, n, at, flight) in sendable {
             let permit = tokio::select! {
                 p = self.permits.clone().acquire_owned() => p.ok(),
                 _ = cancel.cancelled() => None,
@@ -35,7 +40,7 @@ impl Engine {
             let engine = self.clone();
             let halted = halted.clone();
             let cancel = cancel.clone();
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let Some(_permit) = permit else {
                     return (
                         c,
@@ -44,19 +49,10 @@ impl Engine {
                         },
                     );
                 };
-                engine.send_one(c, n, at, halted, cancel).await
-            }));
+                engine.send_one(c, n, at, flight, halted, cancel).await
+            });
         }
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in futures::future::join_all(tasks).await {
-            match t {
-                Ok(r) => out.push(r),
-                // A panicked send: its row stays `sending` and is settled as an unknown
-                // outcome when its job comes back after the lease.
-                Err(e) => tracing::error!(error = %e, "a send task failed"),
-            }
-        }
-        out
+        tasks
     }
 
     /// One message at its slot: skipped at shutdown or when its scope halted, else its send
@@ -66,6 +62,7 @@ impl Engine {
         mut c: Claimed,
         n: Arc<Number>,
         at: Instant,
+        flight: InFlight,
         halted: Arc<Mutex<Vec<HaltKey>>>,
         cancel: CancellationToken,
     ) -> (Claimed, Outcome) {
@@ -128,6 +125,13 @@ impl Engine {
             .graph
             .send(base, &pn, token.expose_secret(), body)
             .await;
+        // The breaker counts answers and sends that went unanswered (timeouts, broken
+        // connections); a request that never left says nothing about the number.
+        match &answer {
+            Answer::Accepted { .. } | Answer::Error { .. } => flight.finish(true),
+            Answer::Ambiguous { .. } => flight.finish(false),
+            Answer::NotSent { .. } => drop(flight),
+        }
         let outcome = self.decide().outcome(c.attempts, answer);
         if let Outcome::Halt { scope, .. } = &outcome {
             let key = HaltKey::of(*scope, &pn, c.account_id, c.dispatch_id);

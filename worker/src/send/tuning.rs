@@ -1,5 +1,6 @@
 //! The send path's knobs that are not settings: retry schedules, slot wait, headroom, late
-//! tolerance, pair gap, number cache, loops per process.
+//! tolerance, pair gap, number cache, loops per process, settling groups, the per-number
+//! breaker.
 
 use std::time::Duration;
 
@@ -24,6 +25,15 @@ pub struct Tuning {
     pub number_cache_ttl: Duration,
     /// Batch loops per process (default: enough to keep `WORKER_CONCURRENCY` busy, >= 2).
     pub loops: Option<usize>,
+    /// Sends that end within this of the first one waiting are recorded and settled together
+    /// (one statement per kind, one Redis pipeline); a batch never waits for its slowest send.
+    pub settle_every: Duration,
+    /// Unanswered sends (timeouts) in a row that open a number's breaker.
+    pub breaker_trip_after: u32,
+    /// Sends of an open number in flight at once (per process).
+    pub breaker_open_in_flight: usize,
+    /// How long messages of an open number that found no room wait in the queue.
+    pub breaker_wait: Duration,
 }
 
 impl Default for Tuning {
@@ -36,6 +46,10 @@ impl Default for Tuning {
             pair_gap: Duration::from_secs(6),
             number_cache_ttl: Duration::from_secs(30),
             loops: None,
+            settle_every: Duration::from_millis(75),
+            breaker_trip_after: 5,
+            breaker_open_in_flight: 4,
+            breaker_wait: Duration::from_secs(1),
         }
     }
 }
