@@ -55,7 +55,7 @@ on_signal() {
   log "stopping ($1)"
   exit "$2"
 }
-trap 'on_signal Ctrl-C 130' INT
+trap 'on_signal Ctrl-C 0' INT # asked for: not a failure
 trap 'on_signal "SIGTERM, e.g. make down" 0' TERM # asked for: not a failure
 trap cleanup EXIT
 
