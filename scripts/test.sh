@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every test of the project against real Postgres, Redis (and, where a test needs
 # them, the simulator and Chromium). Each test makes its own database and Redis key prefix.
+# Runs every part (Rust, UI, README, k6, fuzz, dashboards, faults) even when one fails, then prints a
+# summary table (part, ok/FAILED, seconds) and exits non-zero if any part failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
@@ -30,12 +32,48 @@ run_k6_smoke() { bash scripts/k6-smoke.sh; }
 # api (installs schemathesis with pip when missing).
 run_fuzz() { bash scripts/fuzz.sh; }
 
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
-else
-  cargo test --workspace --no-fail-fast
+run_rust_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+  else
+    cargo test --workspace --no-fail-fast
+  fi
+}
+# The README's "Try it" block and make up's banner commands, run as written against a stack
+# started by scripts/up.sh (debug build, its own database, Redis prefix and ports).
+run_readme_check() { bash scripts/readme-test.sh; }
+# The fault suite in its CI size: the real binaries against a private Redis and Postgres,
+# kill -9 of each role, a Redis crash, a Postgres crash restart, WhatsApp failing (faults/).
+run_faults() { bash scripts/faults.sh; }
+
+# Every part runs, whatever the earlier ones did; each one's result and time is kept for the
+# summary, and the run fails when any part failed.
+parts=() results=() seconds=()
+part() { # name, command...
+  local name=$1 start=$SECONDS rc=0
+  shift
+  echo "[test] === $name ===" >&2
+  "$@" || rc=$?
+  parts+=("$name") seconds+=($((SECONDS - start)))
+  if ((rc == 0)); then results+=(ok); else results+=("FAILED (exit $rc)"); fi
+}
+
+part rust run_rust_tests
+part ui run_ui_tests
+part readme run_readme_check
+part k6 run_k6_smoke
+part fuzz run_fuzz
+part dashboards run_dashboard_checks
+part faults run_faults
+
+failed=0
+printf '\n%-12s %-18s %s\n' part result seconds >&2
+for i in "${!parts[@]}"; do
+  printf '%-12s %-18s %s\n' "${parts[$i]}" "${results[$i]}" "${seconds[$i]}" >&2
+  [[ ${results[$i]} == ok ]] || failed=1
+done
+if ((failed)); then
+  echo "[test] some parts FAILED (their output is above)" >&2
+  exit 1
 fi
-run_ui_tests
-run_k6_smoke
-run_fuzz
-run_dashboard_checks
+echo "[test] all ${#parts[@]} parts passed" >&2

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Browser tests of the web UI: headless Debian Chromium driven by playwright-core, against the
-# real api (fresh Postgres database, own Redis key prefix). Also writes the user guide's
-# screenshots to static/img/screenshots/developer-tools/api-keys/.
+# real api (fresh Postgres database, own Redis key prefix). Also takes the user guide's
+# screenshots: into tests-output/screenshots/ (ignored by git) on every run, and into the
+# committed static/img/screenshots/developer-tools/api-keys/ (shown by the README and
+# docs/ui.md) only when asked, so a test run leaves the tree as it was.
 #
 #   bash scripts/ui-test.sh                 # everything
 #   bash scripts/ui-test.sh session         # only test files whose name contains "session"
+#   UI_SCREENSHOTS=refresh bash scripts/ui-test.sh screenshots   # rewrite the committed screenshots
 #
 # Works on a fresh Debian machine: installs chromium (and node/npm if missing) with apt-get,
 # `npm ci`s the pinned test dependencies, builds the api, starts Postgres/Redis when needed.
@@ -114,7 +117,13 @@ ADMIN_TOKEN=$(curl -fsS -X POST "$BASE/admin/v1/accounts" \
 
 export EZP_BASE_URL=$BASE EZP_ADMIN_TOKEN=$ADMIN_TOKEN EZP_ROOT_TOKEN=$ROOT_TOKEN
 export EZP_REDIS_PREFIX=$NAME EZP_REDIS_URL=$REDIS_URL EZP_DATABASE_URL=$DATABASE_URL
-export EZP_SCREENSHOT_DIR=${EZP_SCREENSHOT_DIR:-$REPO/static/img/screenshots/developer-tools/api-keys}
+case ${UI_SCREENSHOTS:-} in
+  refresh) shots=$REPO/static/img/screenshots/developer-tools/api-keys ;;
+  '') shots=$REPO/tests-output/screenshots ;;
+  *) log "UI_SCREENSHOTS is 'refresh' or unset, not '$UI_SCREENSHOTS'"; exit 2 ;;
+esac
+export EZP_SCREENSHOT_DIR=${EZP_SCREENSHOT_DIR:-$shots}
+log "screenshots go to ${EZP_SCREENSHOT_DIR#"$REPO"/}"
 
 files=()
 for f in ui-tests/tests/*.test.js; do

@@ -377,7 +377,7 @@ export async function renderDocsPage(root, ctx, keyId) {
       h('tbody', {}, errorCodes.map(([status, code, meaning]) => h('tr', {}, h('td', {}, h('strong', {}, status)), h('td', {}, h('code', {}, code)), h('td', {}, meaning)))))),
     h('pre', { class: 'code-sample', tabindex: '0' }, h('code', {}, JSON.stringify({ error: { code: 'insufficient_scope', message: 'this API key lacks the scope contacts:create', request_id: '01JD7X5K3M', required_scope: 'contacts:create' } }, null, 2)))));
   sections.push(section('rate-limits', 'Rate Limits', null,
-    h('p', { class: 'rate-limit-line' }, 'This key: ', h('strong', { id: 'key-rate-limit' }, limit === null ? 'no limit' : `${formatNumber(limit)} requests per hour`), limit === null ? ' (rate-limit headers are still sent).' : ', counted across all servers.'),
+    h('p', { class: 'rate-limit-line' }, 'This key: ', h('strong', { id: 'key-rate-limit' }, limit === null ? 'no limit' : `${formatNumber(limit)} requests per hour`), limit === null ? ': its responses carry none of the rate-limit headers below.' : ', counted across all servers.'),
     h('div', { class: 'table-wrap' }, h('table', { class: 'doc-table' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Response header'), h('th', { scope: 'col' }, 'Meaning'))),
       h('tbody', {}, RATE_HEADERS.map(([name, meaning]) => h('tr', {}, h('td', {}, h('code', {}, name)), h('td', {}, meaning)))))),

@@ -128,7 +128,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
     id: `${uid}-ips`,
     label: 'Allowed IP Addresses',
     control: h('textarea', { name: 'allowed_ips', rows: '3', spellcheck: 'false', placeholder: '203.0.113.10\n198.51.100.7' }),
-    hint: 'One IPv4 address per line. Leave empty to allow all IPs.',
+    hint: 'One IPv4 or IPv6 address or CIDR range (e.g. 10.0.0.0/8) per line. Leave empty to allow all IPs.',
   });
   ips.control.value = key ? key.allowed_ips.join('\n') : '';
   const rate = field({

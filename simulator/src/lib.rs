@@ -170,12 +170,13 @@ impl Shared {
         if *closing.borrow() {
             return;
         }
-        self.held.fetch_add(1, AO::Relaxed);
+        // Counted down on drop: when the client gives up first, hyper drops the handler's
+        // future mid-sleep, and `requests_held` must still return to 0.
+        let _held = HeldGuard::new(&self.held);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
             _ = closing.changed() => {}
         }
-        self.held.fetch_sub(1, AO::Relaxed);
     }
 
     /// The configuration in force.
@@ -189,6 +190,22 @@ impl Shared {
             Ok(mut w) => *w = rt,
             Err(p) => *p.into_inner() = rt,
         }
+    }
+}
+
+/// One request counted in `requests_held` for as long as the guard lives.
+struct HeldGuard<'a>(&'a AtomicU64);
+
+impl<'a> HeldGuard<'a> {
+    fn new(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, AO::Relaxed);
+        HeldGuard(counter)
+    }
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AO::Relaxed);
     }
 }
 

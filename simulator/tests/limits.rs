@@ -227,6 +227,35 @@ async fn unversioned_path_and_shutdown_releases_held_requests() {
     assert_eq!(status.expect("response"), 504);
 }
 
+/// A client that gives up while its request is held (the handler future is dropped) leaves
+/// `requests_held` at 0, so the documented drain condition comes true after a timeout run.
+#[tokio::test]
+async fn client_giving_up_during_a_hold_leaves_nothing_held() {
+    for accepts in [false, true] {
+        let sim = Sim::start(patch(
+            base_config(),
+            json!({"error_rates": {"timeout": 1.0}, "timeout_ms": 600_000, "timeout_accepts": accepts}),
+        ))
+        .await;
+        let impatient = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(300))
+            .build()
+            .expect("client");
+        let sent = impatient
+            .post(sim.url(&format!("/v23.0/{PNID}/messages")))
+            .bearer_auth(TOKEN)
+            .json(&template_msg("16505551234", "t", 0))
+            .send()
+            .await;
+        assert!(sent.is_err(), "the client timed out (accepts={accepts})");
+        let drained = wait_until(std::time::Duration::from_secs(10), || async {
+            sim.get_json("/_sim/pending").await["requests_held"] == 0
+        })
+        .await;
+        assert!(drained, "requests_held went back to 0 (accepts={accepts})");
+    }
+}
+
 #[tokio::test]
 async fn latency_is_added() {
     let sim = Sim::start(patch(base_config(), json!({"latency_ms": 120}))).await;

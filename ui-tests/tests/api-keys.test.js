@@ -99,7 +99,10 @@ test('create a key with individual scopes and advanced settings', async () => {
   const ips = create.getByLabel('Allowed IP Addresses');
   assert.equal(await ips.isVisible(), false);
   await create.getByText('Advanced Settings').click();
-  await ips.fill('127.0.0.1\n10.0.0.0/8\n');
+  // The hint names what the API accepts: IPv4 and IPv6 addresses and CIDR ranges.
+  const ipsHint = await create.locator('.field:has(textarea[name="allowed_ips"]) .hint').textContent();
+  assert.match(ipsHint, /IPv4 or IPv6 address or CIDR range/);
+  await ips.fill('127.0.0.1\n10.0.0.0/8\n2001:db8::/32\n');
   const rate = create.getByLabel('Rate Limit (requests per hour)');
   assert.equal(await rate.inputValue(), '1000');
   await rate.fill('500');
@@ -122,8 +125,9 @@ test('create a key with individual scopes and advanced settings', async () => {
   keys.crm = { id, value };
 
   const stored = await http('GET', `/admin/v1/api-keys/${id}`, { token: account.admin_token });
-  assert.equal(stored.json.allowed_ips.length, 2);
+  assert.equal(stored.json.allowed_ips.length, 3);
   assert.ok(stored.json.allowed_ips.includes('10.0.0.0/8'));
+  assert.ok(stored.json.allowed_ips.includes('2001:db8::/32'));
   assert.ok(stored.json.allowed_ips.some((ip) => ip.startsWith('127.0.0.1')));
   assert.equal(stored.json.rate_limit_per_hour, 500);
   assert.equal(stored.json.scope_group, null);

@@ -72,6 +72,19 @@ test('individual scopes: only the allowed endpoints, the key\'s own limit', asyn
   assert.match(curl, /"assignee"/);
 });
 
+test('a key without a limit: the page says it gets no rate-limit headers, and the API sends none', async () => {
+  const k = await key({ name: 'Docs unlimited', scope_group: 'full_access', rate_limit_per_hour: null });
+  await sectionsOf(k.id);
+  const line = await session.page.locator('[data-section="rate-limits"] .rate-limit-line').textContent();
+  assert.match(line, /^This key: no limit: its responses carry none of the rate-limit headers/);
+  assert.doesNotMatch(line, /still sent/);
+  const me = await http('GET', '/api/v1/me', { token: k.key });
+  assert.equal(me.status, 200, me.text);
+  for (const name of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'ratelimit-policy', 'ratelimit']) {
+    assert.equal(me.headers.get(name), null, name);
+  }
+});
+
 test('with or without the server\'s docs data, the same sections and callable endpoints', async () => {
   const { page } = session;
   const summary = () => page.locator('.doc-section').evaluateAll((els) => els.map((el) => ({
