@@ -169,7 +169,7 @@ const ERROR_CODES = [
   ['401', 'missing_api_key, invalid_api_key, key_inactive, key_expired', 'Unauthorized: the API key is missing, invalid, inactive or expired.'],
   ['403', 'insufficient_scope, ip_not_allowed', "Forbidden: the key doesn't have the required scope, or the request comes from an IP address the key does not allow."],
   ['404', 'not_found', 'The record does not exist (or belongs to another account).'],
-  ['409', 'conflict, idempotency_conflict', 'A duplicate (for example the same phone number), or an Idempotency-Key reused with another body.'],
+  ['409', 'conflict, idempotency_conflict', 'A duplicate (for example the same phone number), or an Idempotency-Key reused with another body or still being processed (then with Retry-After, at most 10 s).'],
   ['413', 'payload_too_large', 'The request body is too large.'],
   ['422', 'validation_failed', 'The request is not valid: details lists each field and what is wrong.'],
   ['429', 'rate_limited', 'Too Many Requests: the rate limit is exceeded; wait for Retry-After seconds.'],
