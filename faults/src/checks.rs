@@ -11,14 +11,18 @@ use crate::stack::Stack;
 /// Statuses a message can still leave.
 const NOT_FINAL: &str = "status IN ('scheduled','queued','sending','accepted')";
 
-/// Waits until every message is final and the simulator has no status left to post; returns
-/// how long that took, or `None` past `bound`.
+/// Waits until every message is final, the simulator has no status left to post and the
+/// queue streams under `prefix` are empty (a job a Redis crash gave back is read again and
+/// settled); returns how long that took, or `None` past `bound`.
 pub async fn drain(
     db: &PgPool,
     stack: &Stack,
+    redis_url: &str,
+    prefix: &str,
     bound: Duration,
-) -> anyhow::Result<Option<Duration>> {
+) -> anyhow::Result<Drain> {
     let start = Instant::now();
+    let mut out = Drain::default();
     let sql = format!("SELECT count(*) FROM messages WHERE {NOT_FINAL}");
     while start.elapsed() < bound {
         // Postgres may be restarting in the scenario that restarts it: not drained yet.
@@ -30,11 +34,32 @@ pub async fn drain(
             .and_then(|v| v["webhook_statuses_pending"].as_u64())
             .unwrap_or(1);
         if open == 0 && pending == 0 {
-            return Ok(Some(start.elapsed()));
+            out.final_after.get_or_insert(start.elapsed());
+            if queued_entries(redis_url, prefix).await == 0 {
+                out.empty_after = Some(start.elapsed());
+                return Ok(out);
+            }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// When the drain reached each point, from its start (`None`: not within the bound).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Drain {
+    /// Every message final, no status left to post.
+    pub final_after: Option<Duration>,
+    /// And the queue streams empty.
+    pub empty_after: Option<Duration>,
+}
+
+/// Entries left in the streams under `prefix` (unknown while Redis is unreachable: 1).
+async fn queued_entries(redis_url: &str, prefix: &str) -> u64 {
+    match persistent_keys(redis_url, prefix).await {
+        Ok(keys) => keys.values().filter_map(|(_, len)| *len).sum(),
+        Err(_) => 1,
+    }
 }
 
 /// The engine's state after the drain, beside the simulator's truth.
@@ -127,8 +152,11 @@ impl Tally {
 }
 
 /// Bytes held under `prefix` by keys without a TTL (keys with one expire by themselves:
-/// send intents, locks), and how many such keys there are.
-pub async fn persistent_bytes(redis_url: &str, prefix: &str) -> anyhow::Result<(u64, usize)> {
+/// send intents, locks), key by key (with, for a stream, its length).
+pub async fn persistent_keys(
+    redis_url: &str,
+    prefix: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, (u64, Option<u64>)>> {
     let client = redis::Client::open(redis_url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let mut cursor: u64 = 0;
@@ -148,18 +176,50 @@ pub async fn persistent_bytes(redis_url: &str, prefix: &str) -> anyhow::Result<(
         }
         cursor = next;
     }
-    let (mut bytes, mut n) = (0u64, 0usize);
+    let mut out = std::collections::BTreeMap::new();
     for k in keys {
         let ttl: i64 = redis::cmd("PTTL").arg(&k).query_async(&mut conn).await?;
-        if ttl == -1 {
-            let used: Option<u64> = redis::cmd("MEMORY")
-                .arg("USAGE")
-                .arg(&k)
-                .query_async(&mut conn)
-                .await?;
-            bytes += used.unwrap_or(0);
-            n += 1;
+        if ttl != -1 {
+            continue;
         }
+        let used: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await?;
+        let kind: String = redis::cmd("TYPE").arg(&k).query_async(&mut conn).await?;
+        let len: Option<u64> = if kind == "stream" {
+            redis::cmd("XLEN").arg(&k).query_async(&mut conn).await.ok()
+        } else {
+            None
+        };
+        out.insert(k, (used.unwrap_or(0), len));
     }
-    Ok((bytes, n))
+    Ok(out)
+}
+
+/// The keys that grew most between two [`persistent_keys`] readings.
+pub fn growth(
+    before: &std::collections::BTreeMap<String, (u64, Option<u64>)>,
+    after: &std::collections::BTreeMap<String, (u64, Option<u64>)>,
+) -> (i64, String) {
+    let total = |m: &std::collections::BTreeMap<String, (u64, Option<u64>)>| {
+        m.values().map(|v| v.0 as i64).sum::<i64>()
+    };
+    let mut grown: Vec<(i64, &String, Option<u64>)> = after
+        .iter()
+        .map(|(k, (b, len))| (*b as i64 - before.get(k).map_or(0, |v| v.0 as i64), k, *len))
+        .filter(|g| g.0 > 0)
+        .collect();
+    grown.sort_by_key(|g| std::cmp::Reverse(g.0));
+    let top = grown
+        .iter()
+        .take(3)
+        .map(|(b, k, len)| match len {
+            Some(n) => format!("{k} +{b} B ({n} entries)"),
+            None => format!("{k} +{b} B"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (total(after) - total(before), top)
 }

@@ -6,7 +6,7 @@ use crate::scenarios::Outcome;
 
 pub fn header() -> String {
     format!(
-        "{:<20} {:>8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}  result",
+        "{:<20} {:>8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}  result",
         "scenario",
         "accepted",
         "lost",
@@ -15,14 +15,15 @@ pub fn header() -> String {
         "retried",
         "replayed",
         "resumed",
-        "drained",
+        "final",
+        "emptied",
         "takeover"
     )
 }
 
 pub fn line(o: &Outcome) -> String {
     format!(
-        "{:<20} {:>8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>7.1}s {:>7.1}s {:>8}  {}",
+        "{:<20} {:>8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>7.1}s {:>7.1}s {:>7.1}s {:>8}  {}",
         o.scenario,
         o.accepted,
         o.lost,
@@ -31,6 +32,7 @@ pub fn line(o: &Outcome) -> String {
         o.retried_attempts,
         o.replayed_after_failure,
         o.resumed_s,
+        o.final_s,
         o.drain_s,
         o.takeover_s
             .map(|t| format!("{t:.1}s"))
@@ -56,9 +58,11 @@ pub fn json(o: &Outcome) -> Value {
         "replayed_after_failure": o.replayed_after_failure,
         "longest_client_recovery_s": o.longest_client_recovery_s,
         "resumed_s": o.resumed_s,
-        "drain_s": o.drain_s,
+        "final_s": o.final_s,
+        "queues_empty_s": o.drain_s,
         "takeover_s": o.takeover_s,
         "redis_persistent_growth_bytes": o.redis_persistent_growth_bytes,
+        "redis_growth_top": o.redis_growth_top,
         "deadlocks": o.deadlocks,
         "counters": {"sent": t.counters[0], "delivered": t.counters[1], "read": t.counters[2], "failed": t.counters[3]},
         "simulator": {"accepted": t.sim_accepted, "sent": t.truth[0], "delivered": t.truth[1], "read": t.truth[2], "failed": t.truth[3]},

@@ -110,9 +110,14 @@ pub struct Outcome {
     /// From the fault to the next message WhatsApp accepted.
     pub resumed_s: f64,
     /// From the load's last answer to every message final.
+    /// From the load's last answer to every message final.
+    pub final_s: f64,
+    /// ... and to the queues empty again (Redis back to its baseline).
     pub drain_s: f64,
     pub takeover_s: Option<f64>,
     pub redis_persistent_growth_bytes: i64,
+    /// The keys that grew most (for the report).
+    pub redis_growth_top: String,
     pub deadlocks: usize,
     pub tally: Tally,
     pub problems: Vec<String>,
@@ -182,7 +187,7 @@ impl Suite {
             .max_connections(2)
             .connect(&database_url)
             .await?;
-        let (baseline, _) = checks::persistent_bytes(&self.redis.url(), &prefix).await?;
+        let baseline = checks::persistent_keys(&self.redis.url(), &prefix).await?;
         Ok(Env {
             stack,
             tenants,
@@ -335,8 +340,10 @@ impl Suite {
         out.resumed_s = fault_at.elapsed().as_secs_f64();
 
         let sent = load.await.context("load task")??;
-        let drained = checks::drain(&db, &stack, size.drain_bound).await?;
-        out.drain_s = drained.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+        let drained =
+            checks::drain(&db, &stack, &self.redis.url(), &prefix, size.drain_bound).await?;
+        out.final_s = drained.final_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        out.drain_s = drained.empty_after.map_or(f64::NAN, |d| d.as_secs_f64());
         let expected_requests = requests + extra_requests;
         let expected_recipients = requests * per_request + extra_recipients;
         out.accepted = sent.recipients + extra_recipients;
@@ -374,7 +381,7 @@ impl Suite {
         fault: Fault,
         env: Env,
         mut out: Outcome,
-        drained: Option<Duration>,
+        drained: checks::Drain,
         expected_requests: usize,
         expected_recipients: usize,
     ) -> anyhow::Result<Outcome> {
@@ -388,8 +395,10 @@ impl Suite {
         } = env;
         let size = self.size;
         let t = checks::tally(&db, &stack).await?;
-        let (after, _) = checks::persistent_bytes(&self.redis.url(), &prefix).await?;
-        out.redis_persistent_growth_bytes = after as i64 - baseline as i64;
+        let after = checks::persistent_keys(&self.redis.url(), &prefix).await?;
+        let (grown, top) = checks::growth(&baseline, &after);
+        out.redis_persistent_growth_bytes = grown;
+        out.redis_growth_top = top.clone();
         out.deadlocks = self.pg.deadlocks() - deadlocks_before;
         out.duplicated = t.duplicated();
         out.unknown = t.unknown;
@@ -409,7 +418,7 @@ impl Suite {
                 t.dispatches
             ));
         }
-        if drained.is_none() {
+        if drained.final_after.is_none() {
             p.push(format!(
                 "{} messages not final {:?} after the load: {}",
                 t.not_final,
@@ -451,9 +460,15 @@ impl Suite {
         if out.deadlocks > 0 {
             p.push(format!("{} deadlocks in the Postgres log", out.deadlocks));
         }
+        if drained.empty_after.is_none() {
+            p.push(format!(
+                "the queues were not empty {:?} after the load",
+                size.drain_bound
+            ));
+        }
         if out.redis_persistent_growth_bytes > REDIS_GROWTH_BOUND {
             p.push(format!(
-                "Redis keys without a TTL grew by {} bytes after the drain",
+                "Redis keys without a TTL grew by {} bytes after the drain: {top}",
                 out.redis_persistent_growth_bytes
             ));
         }
@@ -470,7 +485,7 @@ struct Env {
     tenants: Vec<load::Tenant>,
     db: PgPool,
     prefix: String,
-    baseline: u64,
+    baseline: std::collections::BTreeMap<String, (u64, Option<u64>)>,
     deadlocks_before: usize,
 }
 
@@ -578,8 +593,16 @@ impl Suite {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         out.resumed_s = fault_at.elapsed().as_secs_f64();
-        let drained = checks::drain(&env.db, &env.stack, self.size.drain_bound).await?;
-        out.drain_s = drained.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+        let drained = checks::drain(
+            &env.db,
+            &env.stack,
+            &self.redis.url(),
+            &env.prefix,
+            self.size.drain_bound,
+        )
+        .await?;
+        out.final_s = drained.final_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        out.drain_s = drained.empty_after.map_or(f64::NAN, |d| d.as_secs_f64());
         self.verify(fault, env, out, drained, 1, recipients).await
     }
 }
