@@ -37,11 +37,7 @@ pub fn line(o: &Outcome) -> String {
         o.takeover_s
             .map(|t| format!("{t:.1}s"))
             .unwrap_or_else(|| "-".into()),
-        if o.problems.is_empty() {
-            "ok".to_string()
-        } else {
-            format!("FAILED: {}", o.problems.join("; "))
-        }
+        verdict(o)
     )
 }
 
@@ -61,6 +57,7 @@ pub fn json(o: &Outcome) -> Value {
         "final_s": o.final_s,
         "queues_empty_s": o.drain_s,
         "takeover_s": o.takeover_s,
+        "throughput_clean_and_slow": o.throughput,
         "redis_persistent_growth_bytes": o.redis_persistent_growth_bytes,
         "redis_growth_top": o.redis_growth_top,
         "deadlocks": o.deadlocks,
@@ -68,4 +65,19 @@ pub fn json(o: &Outcome) -> Value {
         "simulator": {"accepted": t.sim_accepted, "sent": t.truth[0], "delivered": t.truth[1], "read": t.truth[2], "failed": t.truth[3]},
         "problems": o.problems,
     })
+}
+
+fn verdict(o: &Outcome) -> String {
+    let mut v = if o.problems.is_empty() {
+        "ok".to_string()
+    } else {
+        format!("FAILED: {}", o.problems.join("; "))
+    };
+    if let Some((clean, slow)) = o.throughput {
+        v.push_str(&format!(
+            " ({clean:.0} messages/s clean, {slow:.0} with slow sends: {:.2})",
+            slow / clean
+        ));
+    }
+    v
 }

@@ -24,10 +24,11 @@ pub enum Fault {
     SimFailures,
     SchedulerKill,
     ApiKillAfterCommit,
+    SlowSends,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::WorkerKill,
         Fault::ApiKill,
         Fault::ApiKillAfterCommit,
@@ -35,6 +36,7 @@ impl Fault {
         Fault::PostgresRestart,
         Fault::SimFailures,
         Fault::SchedulerKill,
+        Fault::SlowSends,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Fault {
             Fault::SimFailures => "whatsapp-fails-20pct",
             Fault::SchedulerKill => "scheduler-kill-9",
             Fault::ApiKillAfterCommit => "api-kill-9-at-commit",
+            Fault::SlowSends => "slow-sends-10pct",
         }
     }
 
@@ -115,6 +118,8 @@ pub struct Outcome {
     /// ... and to the queues empty again (Redis back to its baseline).
     pub drain_s: f64,
     pub takeover_s: Option<f64>,
+    /// Messages per second, clean and with slow sends (the slow-sends scenario).
+    pub throughput: Option<(f64, f64)>,
     pub redis_persistent_growth_bytes: i64,
     /// The keys that grew most (for the report).
     pub redis_growth_top: String,
@@ -201,6 +206,9 @@ impl Suite {
     pub async fn run(&mut self, fault: Fault) -> anyhow::Result<Outcome> {
         if fault == Fault::ApiKillAfterCommit {
             return self.run_kill_at_commit().await;
+        }
+        if fault == Fault::SlowSends {
+            return self.run_slow_sends().await;
         }
         let name = fault.name();
         let env = self.setup(fault, None).await?;
@@ -298,8 +306,8 @@ impl Suite {
         }
         let fault_at = Instant::now();
         match fault {
-            // Run by `run_kill_at_commit`.
-            Fault::ApiKillAfterCommit => {}
+            // Run by `run_kill_at_commit` and `run_slow_sends`.
+            Fault::ApiKillAfterCommit | Fault::SlowSends => {}
             Fault::WorkerKill => stack.workers[0].kill()?,
             Fault::ApiKill => {
                 stack.apis[0].kill()?;
@@ -490,6 +498,75 @@ struct Env {
 }
 
 impl Suite {
+    /// One slow send does not stall a batch: the same load sent twice, once clean and once
+    /// with the simulator holding 10% of sends past `SEND_TIMEOUT_MS` (they end as unknown
+    /// outcomes, never resent); the second run's throughput must stay above
+    /// [`SLOW_SENDS_MIN_RATIO`] of the first's.
+    async fn run_slow_sends(&mut self) -> anyhow::Result<Outcome> {
+        let fault = Fault::SlowSends;
+        let env = self.setup(fault, None).await?;
+        let mut out = Outcome {
+            scenario: fault.name(),
+            ..Outcome::default()
+        };
+        let (requests, per_request) = (self.size.requests / 2, self.size.per_request);
+        let half = requests * per_request;
+        let mut rates = Vec::new();
+        for (run, offset) in [(0usize, 0usize), (1, half)] {
+            if run == 1 {
+                env.stack
+                    .configure_sim(&json!({"error_rates": {"timeout": 0.1}, "timeout_ms": 3000}))
+                    .await?;
+            }
+            let plan = Plan {
+                requests,
+                per_request,
+                clients: self.size.clients,
+                offset,
+                deadline: Duration::from_secs(120),
+                label: format!("{}-{run}", fault.name()),
+                pace: Duration::ZERO,
+                answered: Arc::new(AtomicUsize::new(0)),
+            };
+            let start = Instant::now();
+            let sent =
+                load::send_all(&env.stack.http, &env.stack.api_urls(), &env.tenants, &plan).await?;
+            out.accepted += sent.recipients;
+            let d = checks::drain(
+                &env.db,
+                &env.stack,
+                &self.redis.url(),
+                &env.prefix,
+                self.size.drain_bound,
+            )
+            .await?;
+            let took = start.elapsed().as_secs_f64()
+                - d.empty_after.map_or(0.0, |e| e.as_secs_f64())
+                + d.final_after.map_or(f64::NAN, |f| f.as_secs_f64());
+            rates.push(half as f64 / took);
+        }
+        let ratio = rates[1] / rates[0];
+        out.throughput = Some((rates[0], rates[1]));
+        if ratio.is_nan() || ratio < SLOW_SENDS_MIN_RATIO {
+            out.problems.push(format!(
+                "with 10% of sends held, {:.0} messages/s against {:.0} clean ({ratio:.2} < {SLOW_SENDS_MIN_RATIO})",
+                rates[1], rates[0]
+            ));
+        }
+        let drained = checks::drain(
+            &env.db,
+            &env.stack,
+            &self.redis.url(),
+            &env.prefix,
+            self.size.drain_bound,
+        )
+        .await?;
+        out.final_s = drained.final_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        out.drain_s = drained.empty_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        self.verify(fault, env, out, drained, requests * 2, half * 2)
+            .await
+    }
+
     /// The api killed between its commit and its answer: the first api reaches Redis through a
     /// proxy that stalls once the request holds its Idempotency-Key lock, so the api commits
     /// and then hangs pushing the jobs; it is killed as soon as its record is in Postgres. The
@@ -606,6 +683,10 @@ impl Suite {
         self.verify(fault, env, out, drained, 1, recipients).await
     }
 }
+
+/// The share of the clean run's throughput the engine keeps with 10% of sends held past the
+/// send timeout (measured 0.45-0.62 in the worker's own test, `throughput.rs`).
+pub const SLOW_SENDS_MIN_RATIO: f64 = 0.35;
 
 /// How much the keys without a TTL under a scenario's prefix may have grown once everything
 /// is drained (streams keep their consumer groups and a little bookkeeping; a backlog or a
