@@ -121,7 +121,6 @@ pub async fn run_on(
         throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix, tuning.headroom),
         intents: intents::Intents::new(redis.clone(), &config.redis_prefix),
         permits: Arc::new(Semaphore::new(config.worker_concurrency)),
-        concurrency: config.worker_concurrency,
         breaker: Arc::new(send::breaker::Breaker::new(
             tuning.breaker_trip_after,
             tuning.breaker_open_in_flight,

@@ -70,8 +70,6 @@ pub(crate) struct Engine {
     pub throttle: Throttle,
     pub intents: Intents,
     pub permits: Arc<Semaphore>,
-    /// How many permits there are (`WORKER_CONCURRENCY`).
-    pub concurrency: usize,
     /// Per-number breakers of sends that keep timing out.
     pub breaker: Arc<breaker::Breaker>,
     /// The settling of batches whose sends are still ending (waited for at shutdown).
@@ -154,19 +152,6 @@ impl Engine {
             self.unclaimed(&rest, &mut claimed, &mut settle.later)
                 .await?;
         }
-        // The batch's send permits are taken before its slots: a slot is never taken for a
-        // send that would then wait for a permit past its slot (and go back to the queue as
-        // late). While the process has `WORKER_CONCURRENCY` sends in flight, the loop waits
-        // here, before taking slots or fetching more.
-        let reserved = if claimed.is_empty() {
-            None
-        } else {
-            let want = claimed.len().min(self.concurrency).max(1) as u32;
-            tokio::select! {
-                p = self.permits.clone().acquire_many_owned(want) => p.ok(),
-                _ = cancel.cancelled() => None,
-            }
-        };
         let (before, sendable) = if claimed.is_empty() {
             (Vec::new(), Vec::new())
         } else {
@@ -185,7 +170,7 @@ impl Engine {
             metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
             return Ok(());
         }
-        let tasks = self.start_sends(sendable, reserved, cancel).await;
+        let tasks = self.start_sends(sendable, cancel).await;
         let engine = self.clone();
         self.tails.spawn(
             async move { engine.settle_as_they_end(tasks, settle, started).await }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use secrecy::ExposeSecret;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -22,26 +21,21 @@ use crate::metrics as m;
 use crate::numbers::Number;
 
 impl Engine {
-    /// Starts every planned message's send, each at its slot (a permit each: from `reserved`,
-    /// the batch's, taken before its slots; the rest of them go back when this returns); sends of a
+    /// Starts every planned message's send, each at its slot (a permit each, taken here, so
+    /// the loop waits while the process has `WORKER_CONCURRENCY` sends in flight); sends of a
     /// scope halted earlier in the batch are not made. Each task ends with its outcome; they
     /// are settled as they end (`Engine::settle_as_they_end`).
     pub(super) async fn start_sends(
         self: &Arc<Self>,
         sendable: Vec<Sendable>,
-        mut reserved: Option<OwnedSemaphorePermit>,
         cancel: &CancellationToken,
     ) -> JoinSet<(Claimed, Outcome)> {
         let halted: Arc<Mutex<Vec<HaltKey>>> = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = JoinSet::new();
         for (c, n, at, flight) in sendable {
-            // One of the batch's reserved permits, else (none left) one taken now.
-            let permit = match reserved.as_mut().and_then(|r| r.split(1)) {
-                Some(p) => Some(p),
-                None => tokio::select! {
-                    p = self.permits.clone().acquire_owned() => p.ok(),
-                    _ = cancel.cancelled() => None,
-                },
+            let permit = tokio::select! {
+                p = self.permits.clone().acquire_owned() => p.ok(),
+                _ = cancel.cancelled() => None,
             };
             let engine = self.clone();
             let halted = halted.clone();
