@@ -155,6 +155,21 @@ impl Suite {
         })
     }
 
+    /// [`checks::drain`] of the scenario's database and prefix within the size's bound; the
+    /// outcome gets when messages were final and when the queues were empty.
+    async fn drain(
+        &self,
+        db: &PgPool,
+        stack: &Stack,
+        prefix: &str,
+        out: &mut Outcome,
+    ) -> anyhow::Result<checks::Drain> {
+        let d = checks::drain(db, stack, &self.redis.url(), prefix, self.size.drain_bound).await?;
+        out.final_s = d.final_after.map_or(f64::NAN, |t| t.as_secs_f64());
+        out.drain_s = d.empty_after.map_or(f64::NAN, |t| t.as_secs_f64());
+        Ok(d)
+    }
+
     async fn database(&self, name: &str) -> anyhow::Result<String> {
         let admin = PgPool::connect(&self.pg.url("postgres")).await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -337,21 +352,10 @@ impl Suite {
                 }
             }
         }
-        let at_fault = stack.sim_accepted().await;
-        let resumed = Instant::now();
-        while resumed.elapsed() < Duration::from_secs(60) {
-            if stack.sim_accepted().await > at_fault {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        out.resumed_s = fault_at.elapsed().as_secs_f64();
+        out.resumed_s = resumed_after(&stack, fault_at).await;
 
         let sent = load.await.context("load task")??;
-        let drained =
-            checks::drain(&db, &stack, &self.redis.url(), &prefix, size.drain_bound).await?;
-        out.final_s = drained.final_after.map_or(f64::NAN, |d| d.as_secs_f64());
-        out.drain_s = drained.empty_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        let drained = self.drain(&db, &stack, &prefix, &mut out).await?;
         let expected_requests = requests + extra_requests;
         let expected_recipients = requests * per_request + extra_recipients;
         out.accepted = sent.recipients + extra_recipients;
@@ -532,17 +536,14 @@ impl Suite {
             let sent =
                 load::send_all(&env.stack.http, &env.stack.api_urls(), &env.tenants, &plan).await?;
             out.accepted += sent.recipients;
-            let d = checks::drain(
-                &env.db,
-                &env.stack,
-                &self.redis.url(),
-                &env.prefix,
-                self.size.drain_bound,
-            )
-            .await?;
-            let took = start.elapsed().as_secs_f64()
-                - d.empty_after.map_or(0.0, |e| e.as_secs_f64())
-                + d.final_after.map_or(f64::NAN, |f| f.as_secs_f64());
+            let answered = start.elapsed();
+            let d = self
+                .drain(&env.db, &env.stack, &env.prefix, &mut out)
+                .await?;
+            // From the first request to every message of the run final.
+            let took = d
+                .final_after
+                .map_or(f64::NAN, |f| (answered + f).as_secs_f64());
             rates.push(half as f64 / took);
         }
         let ratio = rates[1] / rates[0];
@@ -553,16 +554,9 @@ impl Suite {
                 rates[1], rates[0]
             ));
         }
-        let drained = checks::drain(
-            &env.db,
-            &env.stack,
-            &self.redis.url(),
-            &env.prefix,
-            self.size.drain_bound,
-        )
-        .await?;
-        out.final_s = drained.final_after.map_or(f64::NAN, |d| d.as_secs_f64());
-        out.drain_s = drained.empty_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        let drained = self
+            .drain(&env.db, &env.stack, &env.prefix, &mut out)
+            .await?;
         self.verify(fault, env, out, drained, requests * 2, half * 2)
             .await
     }
@@ -664,23 +658,10 @@ impl Suite {
         }
         out.accepted = v["accepted"].as_u64().unwrap_or(0) as usize;
         env.stack.restart_api(0).await?;
-        let at_fault = env.stack.sim_accepted().await;
-        while fault_at.elapsed() < Duration::from_secs(60)
-            && env.stack.sim_accepted().await <= at_fault
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        out.resumed_s = fault_at.elapsed().as_secs_f64();
-        let drained = checks::drain(
-            &env.db,
-            &env.stack,
-            &self.redis.url(),
-            &env.prefix,
-            self.size.drain_bound,
-        )
-        .await?;
-        out.final_s = drained.final_after.map_or(f64::NAN, |d| d.as_secs_f64());
-        out.drain_s = drained.empty_after.map_or(f64::NAN, |d| d.as_secs_f64());
+        out.resumed_s = resumed_after(&env.stack, fault_at).await;
+        let drained = self
+            .drain(&env.db, &env.stack, &env.prefix, &mut out)
+            .await?;
         self.verify(fault, env, out, drained, 1, recipients).await
     }
 }
@@ -693,6 +674,15 @@ pub const SLOW_SENDS_MIN_RATIO: f64 = 0.35;
 /// is drained (streams keep their consumer groups and a little bookkeeping; a backlog or a
 /// leak of 3,000 messages' jobs would be far more).
 pub const REDIS_GROWTH_BOUND: i64 = 256 * 1024;
+
+/// Seconds from `fault_at` until WhatsApp accepted a message again after the fault (at most 60).
+async fn resumed_after(stack: &Stack, fault_at: Instant) -> f64 {
+    let before = stack.sim_accepted().await;
+    while fault_at.elapsed() < Duration::from_secs(60) && stack.sim_accepted().await <= before {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fault_at.elapsed().as_secs_f64()
+}
 
 async fn wait_for_leader(stack: &Stack, not: Option<usize>) -> Option<usize> {
     let start = Instant::now();

@@ -48,26 +48,33 @@ async fn three_workers_never_exceed_a_number_capped_at_80_per_second() {
     w3.stop().await;
 }
 
+/// A simulator configured with `sim`, four numbers (ids `<prefix>0`..`<prefix>3`) without a
+/// throughput limit, and `n` messages queued over them in equal parts.
+async fn four_numbers_queued(sim: serde_json::Value, prefix: &str, n: usize) -> TestEnv {
+    let env = TestEnv::new(sim).await;
+    let numbers: Vec<String> = (0..4).map(|i| format!("{prefix}{i}")).collect();
+    for pn in &numbers {
+        env.number(pn, 100_000, TOKEN).await;
+    }
+    for (i, pn) in numbers.iter().enumerate() {
+        env.dispatch(
+            pn,
+            &recipients(n / numbers.len(), (i * n) as u64),
+            false,
+            true,
+        )
+        .await;
+    }
+    env
+}
+
 /// Sends/s with limits raised, one worker then three (run with `--ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn bench_sends_per_second() {
     let n = 20_000usize;
     for workers in [1usize, 3] {
-        let numbers: Vec<String> = (0..4).map(|i| format!("900{i}")).collect();
-        let env = TestEnv::new(json!({"mps_limit": 0, "pair_gap_ms": 0})).await;
-        for pn in &numbers {
-            env.number(pn, 100_000, TOKEN).await;
-        }
-        for (i, pn) in numbers.iter().enumerate() {
-            env.dispatch(
-                pn,
-                &recipients(n / numbers.len(), (i * n) as u64),
-                false,
-                true,
-            )
-            .await;
-        }
+        let env = four_numbers_queued(json!({"mps_limit": 0, "pair_gap_ms": 0}), "900", n).await;
         let started = Instant::now();
         let mut ws = Vec::new();
         for _ in 0..workers {
@@ -105,24 +112,15 @@ async fn bench_sends_per_second() {
 /// requests for 3 s (past the send timeout: each is an unknown outcome, failed under the
 /// default policy and never sent twice).
 async fn final_per_second(n: usize, held: f64) -> (f64, std::collections::HashMap<String, i64>) {
-    let numbers: Vec<String> = (0..4).map(|i| format!("910{i}")).collect();
-    let env = TestEnv::new(json!({
-        "mps_limit": 0, "pair_gap_ms": 0, "timeout_ms": 3000,
-        "error_rates": {"timeout": held}
-    }))
+    let env = four_numbers_queued(
+        json!({
+            "mps_limit": 0, "pair_gap_ms": 0, "timeout_ms": 3000,
+            "error_rates": {"timeout": held}
+        }),
+        "910",
+        n,
+    )
     .await;
-    for pn in &numbers {
-        env.number(pn, 100_000, TOKEN).await;
-    }
-    for (i, pn) in numbers.iter().enumerate() {
-        env.dispatch(
-            pn,
-            &recipients(n / numbers.len(), (i * n) as u64),
-            false,
-            true,
-        )
-        .await;
-    }
     let started = Instant::now();
     let w = env
         .worker(&[("SEND_TIMEOUT_MS", "1000")], fast_tuning())
