@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{fast_tuning, recipients, rejected, TestEnv, TOKEN};
+use ezpulze_testkit::wait_until;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,12 +139,66 @@ async fn final_per_second(n: usize, held: f64) -> (f64, std::collections::HashMa
     (n as f64 / took.as_secs_f64(), c)
 }
 
-/// A slow send does not stall its batch: with 10% of requests held past the send timeout,
-/// throughput stays well above what settling a batch at its slowest send gave (measured on
-/// this 2-core machine: 0.23 of the clean run before, about 0.45-0.50 after); asserted: at
-/// least 0.35 of the clean run.
+/// A slow send does not stall its batch, asserted by order rather than by speed: the simulator
+/// holds about 2% of requests (longer than the worker's send timeout); while those are still
+/// held and none has timed out yet, every other message of their batches is already
+/// `accepted`. When a batch was settled only at its slowest send, the held sends' batch
+/// mates stayed `sending` until the timeout, so that moment never came.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_slow_send_does_not_stall_a_batch() {
+    let n = 800i64;
+    let env = four_numbers_queued(
+        json!({
+            "mps_limit": 0, "pair_gap_ms": 0, "timeout_ms": 15_000,
+            "error_rates": {"timeout": 0.02}
+        }),
+        "920",
+        n as usize,
+    )
+    .await;
+    let w = env
+        .worker(&[("SEND_TIMEOUT_MS", "12000")], fast_tuning())
+        .await;
+    let held_seen = std::cell::Cell::new(0i64);
+    wait_until(
+        "every message not held accepted while the held ones wait",
+        Duration::from_secs(60),
+        || async {
+            let c = env.counts().await;
+            let held = env.simulator().page("pending").await["requests_held"]
+                .as_i64()
+                .unwrap_or(0);
+            let accepted = c.get("accepted").copied().unwrap_or(0);
+            let failed = c.get("failed").copied().unwrap_or(0);
+            assert_eq!(
+                failed, 0,
+                "a held send timed out before its batch mates were accepted: {c:?}, {held} held"
+            );
+            held_seen.set(held);
+            held > 0 && accepted + held == n
+        },
+    )
+    .await;
+    // The held sends end as unknown outcomes (failed under the default policy), never
+    // sent twice.
+    let c = env.settle(Duration::from_secs(60)).await;
+    let stats = env.sim_stats().await;
+    assert_eq!(c.get("failed").copied(), Some(held_seen.get()), "{c:?}");
+    assert_eq!(
+        stats["accepted"].as_i64(),
+        c.get("accepted").copied(),
+        "{stats}"
+    );
+    w.stop().await;
+}
+
+/// How much of the clean throughput is kept with 10% of requests held past the send timeout
+/// (measured on this 2-core machine: 0.23 of the clean run before sends were settled as they
+/// end, about 0.45-0.50 after; the fault suite's `slow-sends-10pct` reports the same figure
+/// on the real binaries). A figure, not a test: run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn bench_slow_sends_ratio() {
     let n = 4000;
     let (clean, c) = final_per_second(n, 0.0).await;
     assert_eq!(c.get("accepted").copied(), Some(n as i64), "{c:?}");
@@ -151,14 +206,5 @@ async fn one_slow_send_does_not_stall_a_batch() {
     println!(
         "{{\"messages\": {n}, \"clean_per_s\": {clean:.0}, \"held_10pct_per_s\": {slow:.0}, \"ratio\": {:.2}, \"counts\": {c:?}}}",
         slow / clean
-    );
-    let failed = c.get("failed").copied().unwrap_or(0);
-    assert!(
-        (n as i64 / 20..=n as i64 / 6).contains(&failed),
-        "about 10% held: {c:?}"
-    );
-    assert!(
-        slow >= 0.35 * clean,
-        "held sends stall the others: {slow:.0}/s against {clean:.0}/s clean"
     );
 }

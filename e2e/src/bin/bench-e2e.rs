@@ -9,7 +9,17 @@
 //! until the consumer has applied them all.
 //! Phase 3, latency: N/2 messages whose only status is `sent`; accept-to-sent-applied is each
 //! row's last update minus its creation.
-//! Last line: {"messages_per_s", "webhook_events_per_s", "accept_to_sent_p50_ms", "accept_to_sent_p99_ms"}.
+//! Last line: {"messages_per_s", "webhook_events_per_s", "accept_to_sent_p50_ms",
+//! "accept_to_sent_p99_ms", ...} with, for phase 1, the rate per window (`window_secs`: 60 s
+//! once the phase lasts 3 minutes, else 5 s) and the last full window against the first (a
+//! rate that decays as tables and streams grow shows below 1), Postgres' `messages` table and
+//! index bytes per million messages, Redis' `used_memory` before, at its peak and once drained,
+//! and the CPU spent per message (the whole machine's, and this process's: api, workers,
+//! scheduler and simulator).
+//!
+//! The sustained mode is the same run, larger: `BENCH_MESSAGES=1000000` (every request is sent
+//! at once, so the backlog stands for the whole phase). `BENCH_WORKERS` (default 2) sets the
+//! number of worker instances in the process, for the scale curve.
 #![forbid(unsafe_code)]
 
 // mimalloc is the global allocator through ezpulze-runtime.
@@ -48,6 +58,108 @@ async fn ok_json(r: reqwest::Response) -> anyhow::Result<Value> {
 
 async fn count(pool: &sqlx::PgPool, sql: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(sql).fetch_one(pool).await?)
+}
+
+/// Redis' `used_memory` in bytes (the whole server's: run on a quiet machine).
+async fn redis_used_memory(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
+    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no used_memory in INFO memory"))
+}
+
+/// CPU time so far in seconds: the whole machine's busy time (`/proc/stat`, every state but
+/// idle and iowait) and this process's (`/proc/self/stat`, user + system).
+fn cpu_seconds() -> (f64, f64) {
+    // USER_HZ is 100 on Linux.
+    let ticks = |v: &[u64]| v.iter().sum::<u64>() as f64 / 100.0;
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<u64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            (f.len() >= 8).then(|| ticks(&[f[0], f[1], f[2], f[5], f[6], f[7]]))
+        })
+        .unwrap_or(0.0);
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses): utime is the 12th.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some(ticks(&[*f.get(11)?, *f.get(12)?]))
+        })
+        .unwrap_or(0.0);
+    (machine, own)
+}
+
+/// One progress sample of phase 1.
+struct Sample {
+    at: f64,
+    applied: i64,
+    redis_bytes: u64,
+}
+
+/// Samples phase 1 every second until `stop`: messages applied (read) and Redis memory.
+async fn sample_progress(
+    pool: sqlx::PgPool,
+    mut redis: redis::aio::MultiplexedConnection,
+    started: Instant,
+    stop: CancellationToken,
+) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return out,
+        }
+        let (Ok(applied), Ok(redis_bytes)) = (
+            count(&pool, READ_APPLIED).await,
+            redis_used_memory(&mut redis).await,
+        ) else {
+            continue;
+        };
+        out.push(Sample {
+            at: started.elapsed().as_secs_f64(),
+            applied,
+            redis_bytes,
+        });
+    }
+}
+
+/// Messages/s per full window of `window` seconds, from the samples.
+fn rates_by_window(samples: &[Sample], window: f64) -> Vec<f64> {
+    let mut rates = Vec::new();
+    let mut from = (0.0, 0i64);
+    for s in samples {
+        if s.at - from.0 >= window {
+            rates.push(((s.applied - from.1) as f64 / (s.at - from.0)).round());
+            from = (s.at, s.applied);
+        }
+    }
+    rates
+}
+
+/// Bytes of the `messages` partitions' tables (with TOAST) and of their indexes.
+async fn messages_bytes(pool: &sqlx::PgPool) -> anyhow::Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT COALESCE(sum(pg_table_size(inhrelid)), 0)::bigint,
+                COALESCE(sum(pg_indexes_size(inhrelid)), 0)::bigint
+         FROM pg_inherits WHERE inhparent = 'messages'::regclass",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 struct Stack {
@@ -129,6 +241,7 @@ fn signed(body: &[u8]) -> anyhow::Result<String> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let n = env_usize("BENCH_MESSAGES", 30_000);
+    let workers = env_usize("BENCH_WORKERS", 2).max(1);
     let m = env_usize("BENCH_WEBHOOK_MESSAGES", 30_000);
     let pg = std::env::var("BENCH_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
@@ -136,10 +249,9 @@ async fn main() -> anyhow::Result<()> {
     db::create_database(&pg, name).await?;
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("DATABASE_URL".into(), db::with_database(&pg, name)?);
-    env.insert(
-        "REDIS_URL".into(),
-        std::env::var("BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
-    );
+    let redis_url =
+        std::env::var("BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    env.insert("REDIS_URL".into(), redis_url.clone());
     env.insert("REDIS_PREFIX".into(), name.into());
     env.insert("EZPULZE_ROOT_TOKEN".into(), ROOT.into());
     env.insert("WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into());
@@ -190,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
     ok_json(http.put(format!("{api}/admin/v1/whatsapp")).bearer_auth(&admin).json(&json!({
         "phone_numbers": [{"phone_number_id": NUMBER, "display_phone_number": "15550009999", "access_token": "bench-token", "messages_per_second": 10000}],
         "app_secret": SECRET})).send().await?).await?;
-    for _ in 0..2 {
+    for _ in 0..workers {
         let (cfg, c) = (config.clone(), cancel.clone());
         tokio::spawn(async move { ezpulze_worker::run(cfg, c).await });
     }
@@ -207,13 +319,48 @@ async fn main() -> anyhow::Result<()> {
         pool: pool.clone(),
     };
 
-    // Phase 1: throughput with all three statuses.
+    // Phase 1: throughput with all three statuses, sampled every second.
+    let mut redis = redis::Client::open(redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let redis_before = redis_used_memory(&mut redis).await?;
+    let (cpu_machine0, cpu_own0) = cpu_seconds();
     let t1 = Instant::now();
+    let stop_sampling = CancellationToken::new();
+    let sampler = tokio::spawn(sample_progress(
+        pool.clone(),
+        redis.clone(),
+        t1,
+        stop_sampling.clone(),
+    ));
     send_all(&stack, n, 0).await?;
-    wait_for(&pool, READ_APPLIED, n as i64, Duration::from_secs(600)).await?;
+    eprintln!(
+        "[bench-e2e] phase 1: {n} messages accepted by the api in {:.2} s",
+        t1.elapsed().as_secs_f64()
+    );
+    // At least 10 minutes for the sustained mode's million; a burst never nears it.
+    let limit = Duration::from_secs(600).max(Duration::from_millis(n as u64 * 3));
+    wait_for(&pool, READ_APPLIED, n as i64, limit).await?;
     let phase1 = t1.elapsed().as_secs_f64();
+    let (cpu_machine1, cpu_own1) = cpu_seconds();
+    stop_sampling.cancel();
+    let samples = sampler.await?;
     let messages_per_s = n as f64 / phase1;
     eprintln!("[bench-e2e] phase 1: {n} messages accept -> read applied in {phase1:.2} s");
+    let window = if phase1 >= 180.0 { 60.0 } else { 5.0 };
+    let rates = rates_by_window(&samples, window);
+    eprintln!("[bench-e2e] phase 1: messages/s per {window} s window: {rates:?}");
+    let redis_peak = samples
+        .iter()
+        .map(|s| s.redis_bytes)
+        .max()
+        .unwrap_or(redis_before);
+    // The queues drain (acks delete their entries) once the last status is applied.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let redis_drained = redis_used_memory(&mut redis).await?;
+    let (table_bytes, index_bytes) = messages_bytes(&pool).await?;
+    let per_million = |b: i64| (b as f64 * 1e6 / n as f64).round();
+    let cpu_ms = |c: f64| (c * 1000.0 / n as f64 * 1000.0).round() / 1000.0;
 
     // Phase 2: the webhook path alone.
     let dispatch: Uuid = sqlx::query_scalar("SELECT dispatch_id FROM messages LIMIT 1")
@@ -313,7 +460,7 @@ async fn main() -> anyhow::Result<()> {
             .await?,
     )
     .await?;
-    let n3 = (n / 2).max(1000);
+    let n3 = (n / 2).clamp(1000, 15_000);
     let before = count(&pool, SENT_APPLIED).await?;
     send_all(&stack, n3, 10_000_000).await?;
     wait_for(
@@ -340,8 +487,24 @@ async fn main() -> anyhow::Result<()> {
             "accept_to_sent_p50_ms": (ezpulze_e2e::percentile(&lat, 0.50) * 10.0).round() / 10.0,
             "accept_to_sent_p99_ms": (ezpulze_e2e::percentile(&lat, 0.99) * 10.0).round() / 10.0,
             "messages": n,
+            "workers": workers,
             "webhook_events": 3 * m,
             "latency_messages": n3,
+            "phase1_seconds": (phase1 * 100.0).round() / 100.0,
+            "window_secs": window,
+            "messages_per_s_by_window": rates,
+            "last_over_first_window": match (rates.first(), rates.get(rates.len().saturating_sub(2))) {
+                // The last window ends with the drain: compare the one before it.
+                (Some(first), Some(last)) if rates.len() >= 3 && *first > 0.0 => ((last / first) * 100.0).round() / 100.0,
+                _ => 1.0,
+            },
+            "messages_table_bytes_per_million": per_million(table_bytes),
+            "messages_index_bytes_per_million": per_million(index_bytes),
+            "redis_used_memory_before": redis_before,
+            "redis_used_memory_peak": redis_peak,
+            "redis_used_memory_drained": redis_drained,
+            "machine_cpu_ms_per_message": cpu_ms(cpu_machine1 - cpu_machine0),
+            "process_cpu_ms_per_message": cpu_ms(cpu_own1 - cpu_own0),
         })
     );
     Ok(())
