@@ -89,9 +89,11 @@ else
   log "openapi-spec-validator not installed: api/openapi.json not validated here"
 fi
 if command -v k6 >/dev/null 2>&1; then
-  log "k6 inspect loadtest/broadcast.js"
-  k6 inspect loadtest/broadcast.js >/dev/null
+  for script in loadtest/broadcast.js loadtest/mixed.js; do
+    log "k6 inspect $script"
+    k6 inspect "$script" >/dev/null
+  done
 else
-  log "k6 not installed: loadtest/broadcast.js not checked here"
+  log "k6 not installed: the loadtest/ scripts are not checked here"
 fi
 log "OK"

@@ -208,3 +208,88 @@ async fn bench_slow_sends_ratio() {
         slow / clean
     );
 }
+
+/// Accept-to-accepted latencies (ms, sorted) of a dispatch's accepted messages.
+async fn accepted_latencies_ms(env: &TestEnv, dispatch: uuid::Uuid) -> Vec<f64> {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM (updated_at - created_at))::float8 * 1000 FROM messages
+          WHERE dispatch_id = $1 AND status = 'accepted' ORDER BY 1",
+    )
+    .bind(dispatch)
+    .fetch_all(&env.db)
+    .await
+    .expect("latencies")
+}
+
+fn p99(sorted: &[f64]) -> f64 {
+    sorted
+        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// This process's CPU seconds so far (user + system; the worker and the simulator run here).
+fn process_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.get(s.rfind(')')? + 2..)?.to_owned();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some((f.get(11)? + f.get(12)?) as f64 / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// Fairness beside a capped backlog, as the send path stands (a figure, not a test; run with
+/// `--ignored --nocapture`, `BENCH_BACKLOG` messages, default 200,000): number NA paced at
+/// 80/s holds the backlog; 100 messages on number NB are sent once on an idle worker, then
+/// again while the backlog stands. Prints NB's p99 accept-to-accepted both times, NA's rate
+/// meanwhile and the process's CPU while only the backlog waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn bench_fairness_beside_a_capped_backlog() {
+    let backlog: usize = std::env::var("BENCH_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let env = TestEnv::new(json!({"mps_limit": 0, "pair_gap_ms": 0})).await;
+    env.number("9301", 80, TOKEN).await;
+    env.number("9302", 1000, TOKEN).await;
+    let w = env.worker(&[], fast_tuning()).await;
+    let (idle_dispatch, _) = env.dispatch("9302", &recipients(100, 0), false, true).await;
+    env.accepted_at_least(100, Duration::from_secs(60)).await;
+    let idle = p99(&accepted_latencies_ms(&env, idle_dispatch).await);
+
+    let (_, _) = env
+        .dispatch("9301", &recipients(backlog, 1_000_000), false, true)
+        .await;
+    // Let the backlog stand, then measure the CPU of 10 s of it alone.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (cpu0, na0, t0) = (
+        process_cpu_seconds(),
+        env.count("accepted").await,
+        Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (cpu1, na1) = (process_cpu_seconds(), env.count("accepted").await);
+    let backlog_cpu = (cpu1 - cpu0) / t0.elapsed().as_secs_f64();
+    let na_rate = (na1 - na0) as f64 / t0.elapsed().as_secs_f64();
+
+    let (busy_dispatch, _) = env
+        .dispatch("9302", &recipients(100, 10_000_000), false, true)
+        .await;
+    wait_until(
+        "NB's 100 accepted beside the backlog",
+        Duration::from_secs(600),
+        || async { accepted_latencies_ms(&env, busy_dispatch).await.len() == 100 },
+    )
+    .await;
+    let busy = p99(&accepted_latencies_ms(&env, busy_dispatch).await);
+    println!(
+        "{{\"backlog\": {backlog}, \"nb_p99_idle_ms\": {idle:.0}, \"nb_p99_beside_backlog_ms\": {busy:.0}, \"na_per_s\": {na_rate:.1}, \"cpu_cores_while_backlog_waits\": {backlog_cpu:.2}}}"
+    );
+    w.stop().await;
+}
