@@ -5,10 +5,10 @@
 //!
 //! Who writes and reads them: the send path notes one per request (`send::request`) and
 //! reads them for rows of dead workers (`send::recovery`). Who clears them: only the batch
-//! recorder (`send::record`), for the messages `send::writes` lists, i.e. rows going back to
-//! the queue whose request was answered (retries, halts) or never written (unsent), and only
-//! once they are queued again. Intents of accepted or failed rows (final) are not cleared and
-//! expire with their TTL.
+//! recorder (`send::record`): for rows going back to the queue whose request was answered
+//! (retries, halts) or never written (unsent), once they are queued again; for accepted or
+//! failed rows (final), once those are written. An intent whose clearing failed, or whose
+//! worker died, expires with its TTL.
 
 use ezpulze_common::keyspace::Keyspace;
 use std::time::Duration;

@@ -539,3 +539,30 @@ async fn a_message_whose_number_now_belongs_to_another_account_fails_unsent() {
     );
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_messages_keep_no_send_intent() {
+    // An intent only matters for a row still `sending`; once a row is written accepted or
+    // failed (here: failed as an unknown outcome after a timeout) its intent is cleared, so
+    // Redis does not hold one per message sent in the last 4 leases.
+    let env = TestEnv::new(json!({
+        "numbers": sim_numbers(&["8301"]), "pair_gap_ms": 0, "mps_limit": 0,
+        "timeout_ms": 1500, "error_rates": {"timeout": 0.1}
+    }))
+    .await;
+    env.number("8301", 10_000, TOKEN).await;
+    let (_, ids) = env.dispatch("8301", &recipients(200, 0), false, true).await;
+    let w = env
+        .worker(&[("SEND_TIMEOUT_MS", "500")], fast_tuning())
+        .await;
+    let c = env.settle(Duration::from_secs(30)).await;
+    w.stop().await;
+    assert!(c.get("failed").copied().unwrap_or(0) > 0, "{c:?}");
+    assert!(c.get("accepted").copied().unwrap_or(0) > 0, "{c:?}");
+    for id in &ids {
+        assert!(
+            !env.has_intent(*id).await,
+            "final message {id} still has a send intent"
+        );
+    }
+}

@@ -234,11 +234,10 @@ fn process_cpu_seconds() -> f64 {
         .ok()
         .and_then(|s| {
             let rest = s.get(s.rfind(')')? + 2..)?.to_owned();
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            Some((f.get(11)? + f.get(12)?) as f64 / 100.0)
+            // The state is the first field of `rest`, utime the 12th, stime the 13th.
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let (u, s): (u64, u64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+            Some((u + s) as f64 / 100.0)
         })
         .unwrap_or(f64::NAN)
 }

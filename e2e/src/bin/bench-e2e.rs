@@ -11,7 +11,7 @@
 //! row's last update minus its creation.
 //! Last line: {"messages_per_s", "webhook_events_per_s", "accept_to_sent_p50_ms",
 //! "accept_to_sent_p99_ms", ...} with, for phase 1, the rate per window (`window_secs`: 60 s
-//! once the phase lasts 3 minutes, else 5 s) and the last full window against the first (a
+//! once the phase lasts 3 minutes, 5 s from 30 s, else 1 s) and the last full window against the first (a
 //! rate that decays as tables and streams grow shows below 1), Postgres' `messages` table and
 //! index bytes per million messages, Redis' `used_memory` before, at its peak and once drained,
 //! and the CPU spent per message (the whole machine's, and this process's: api, workers,
@@ -93,11 +93,9 @@ fn cpu_seconds() -> (f64, f64) {
         .and_then(|s| {
             // Fields after the command name (which is in parentheses): utime is the 12th.
             let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            Some(ticks(&[*f.get(11)?, *f.get(12)?]))
+            // The state is the first field of `rest`, utime the 12th, stime the 13th.
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(ticks(&[f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?]))
         })
         .unwrap_or(0.0);
     (machine, own)
@@ -347,7 +345,11 @@ async fn main() -> anyhow::Result<()> {
     let samples = sampler.await?;
     let messages_per_s = n as f64 / phase1;
     eprintln!("[bench-e2e] phase 1: {n} messages accept -> read applied in {phase1:.2} s");
-    let window = if phase1 >= 180.0 { 60.0 } else { 5.0 };
+    let window = match phase1 {
+        p if p >= 180.0 => 60.0,
+        p if p >= 30.0 => 5.0,
+        _ => 1.0,
+    };
     let rates = rates_by_window(&samples, window);
     eprintln!("[bench-e2e] phase 1: messages/s per {window} s window: {rates:?}");
     let redis_peak = samples
@@ -355,8 +357,9 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.redis_bytes)
         .max()
         .unwrap_or(redis_before);
-    // The queues drain (acks delete their entries) once the last status is applied.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The queues drain (acks delete their entries) once the last status is applied; the
+    // pair-gap keys expire 6 s after their send.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let redis_drained = redis_used_memory(&mut redis).await?;
     let (table_bytes, index_bytes) = messages_bytes(&pool).await?;
     let per_million = |b: i64| (b as f64 * 1e6 / n as f64).round();

@@ -6,8 +6,9 @@
 //! [`BatchWrites::clear_intents`]: rows going back to the queue whose request was answered
 //! (retries, halts) or never written (unsent). Once re-queued, a later crash after a new
 //! claim must not take them for unknown outcomes. Waits and messages not sent because of an
-//! earlier halt wrote no intent in this attempt; accepted and failed rows are final, so
-//! their intents simply expire.
+//! earlier halt wrote no intent in this attempt. Accepted and failed rows are final: the
+//! recorder clears their intents once it has written them (`BatchWrites::accepted` and
+//! `failures`), and a crash before that leaves them to their TTL.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
@@ -60,7 +61,8 @@ pub(crate) struct BatchWrites {
     /// `(phone_number_id, recipient)` pair gaps to give back: messages that had theirs but
     /// were not sent.
     pub release_pairs: Vec<(String, String)>,
-    /// Send intents to clear once the rows are queued again (the only place they are cleared).
+    /// Send intents to clear once the rows are queued again (final rows' intents are cleared
+    /// by the recorder once written).
     pub clear_intents: Vec<Uuid>,
     /// Jobs to deliver again after a delay (retries, waits, unsent); the others are acked.
     pub later: Vec<(Uuid, Duration)>,
