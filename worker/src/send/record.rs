@@ -62,12 +62,7 @@ impl Engine {
         // Final rows are never taken for unknown outcomes: once written, their intents have
         // no use left (until then a crash must still see them). Cleared now rather than left
         // to their TTL (4 leases), which held about 350 B per message sent in those minutes.
-        let finals: Vec<uuid::Uuid> = w
-            .accepted
-            .iter()
-            .chain(&w.failures.ids)
-            .copied()
-            .collect();
+        let finals: Vec<uuid::Uuid> = w.accepted.iter().chain(&w.failures.ids).copied().collect();
         if let Err(e) = self.intents.clear(&finals).await {
             tracing::warn!(error = %e, "could not clear the send intents of final messages; they expire with their TTL");
         }
