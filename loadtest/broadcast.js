@@ -12,25 +12,16 @@ import http from 'k6/http';
 import { check, fail } from 'k6';
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
+import { authHeaders, newBroadcast, parseStackEnv, requireLoopback, settings, templateId } from './lib.js';
 
 // --- Configuration: environment first, then .ezpulze/stack.env (written by `make up`) ---
-function readStackEnv() {
-  const out = {};
-  let text = '';
-  try {
-    text = open('../.ezpulze/stack.env');
-  } catch (_) {
-    return out;
-  }
-  for (const line of text.split('\n')) {
-    const m = line.match(/^\s*([A-Z_][A-Z0-9_]*)=(.*)$/);
-    if (m) out[m[1]] = m[2].trim().replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
-  }
-  return out;
+let stackText = '';
+try {
+  stackText = open('../.ezpulze/stack.env');
+} catch (_) {
+  // No stack.env: the environment must say everything.
 }
-
-const stack = readStackEnv();
-const env = (name, fallback) => __ENV[name] || stack[name] || fallback;
+const env = settings(parseStackEnv(stackText));
 
 const API_URL = env('API_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const API_KEY = env('API_KEY', '');
@@ -41,11 +32,7 @@ const MIN_RECIPIENTS = parseInt(env('MIN_RECIPIENTS', '100'), 10);
 const MAX_RECIPIENTS = parseInt(env('MAX_RECIPIENTS', '1000'), 10);
 const PHONE_PREFIX = env('PHONE_PREFIX', '+1415555');
 
-// Loopback only: this script must never load a shared or production server.
-const host = (API_URL.match(/^https?:\/\/(\[[^\]]+\]|[^/:]+)/) || [])[1] || '';
-if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) {
-  throw new Error(`API_URL ${API_URL} is not a loopback address; this load test only runs against a local stack`);
-}
+requireLoopback(API_URL);
 if (!(MIN_RECIPIENTS >= 1 && MAX_RECIPIENTS >= MIN_RECIPIENTS && MAX_RECIPIENTS <= 10000)) {
   throw new Error('need 1 <= MIN_RECIPIENTS <= MAX_RECIPIENTS <= 10000');
 }
@@ -72,54 +59,15 @@ export const options = {
 const recipientsAccepted = new Counter('recipients_accepted');
 const recipientsRejected = new Counter('recipients_rejected');
 
-const TEMPLATE = {
-  name: 'k6_order_update',
-  language: 'en_US',
-  category: 'UTILITY',
-  components: [
-    { type: 'BODY', text: 'Hi {{1}}, order {{2}} shipped', example: { body_text: [['Ann', '1']] } },
-  ],
-};
-
 function headers(extra) {
-  return Object.assign(
-    { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
-    extra || {},
-  );
-}
-
-function findTemplate() {
-  const res = http.get(`${API_URL}/api/v1/templates`, { headers: headers(), tags: { name: 'setup' } });
-  if (res.status !== 200) fail(`GET /api/v1/templates: ${res.status} ${res.body}`);
-  const found = (res.json('items') || []).find(
-    (t) => t.name === TEMPLATE.name && t.language === TEMPLATE.language,
-  );
-  if (!found) fail(`template ${TEMPLATE.name} exists (409) but is not listed`);
-  return found.id;
+  return authHeaders(API_KEY, extra);
 }
 
 export function setup() {
   if (!API_KEY) fail('API_KEY is not set: run `make up` (it writes .ezpulze/stack.env) or export API_KEY');
-  const created = http.post(`${API_URL}/api/v1/templates`, JSON.stringify(TEMPLATE), {
-    headers: headers(),
-    tags: { name: 'setup' },
-    responseCallback: http.expectedStatuses(201, 409),
-  });
-  let templateId;
-  if (created.status === 201) {
-    templateId = created.json('id');
-  } else if (created.status === 409) {
-    templateId = findTemplate();
-  } else {
-    fail(`POST /api/v1/templates: ${created.status} ${created.body}`);
-  }
-  const broadcast = http.post(
-    `${API_URL}/api/v1/broadcasts`,
-    JSON.stringify({ name: `k6 load test ${new Date().toISOString()}`, template_id: templateId }),
-    { headers: headers(), tags: { name: 'setup' } },
-  );
-  if (broadcast.status !== 201) fail(`POST /api/v1/broadcasts: ${broadcast.status} ${broadcast.body}`);
-  return { broadcastId: broadcast.json('id') };
+  const tags = { name: 'setup' };
+  const template = templateId(API_URL, API_KEY, tags);
+  return { broadcastId: newBroadcast(API_URL, API_KEY, template, `k6 load test ${new Date().toISOString()}`, tags) };
 }
 
 // `count` distinct numbers PHONE_PREFIX + 4 digits, from a random start (unique within a request).

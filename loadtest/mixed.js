@@ -16,24 +16,15 @@ import http from 'k6/http';
 import { check, fail } from 'k6';
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
+import { authHeaders, newBroadcast, parseStackEnv, requireLoopback, settings, templateId } from './lib.js';
 
-function readStackEnv() {
-  const out = {};
-  let text = '';
-  try {
-    text = open('../.ezpulze/stack.env');
-  } catch (_) {
-    return out;
-  }
-  for (const line of text.split('\n')) {
-    const m = line.match(/^\s*([A-Z_][A-Z0-9_]*)=(.*)$/);
-    if (m) out[m[1]] = m[2].trim().replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
-  }
-  return out;
+let stackText = '';
+try {
+  stackText = open('../.ezpulze/stack.env');
+} catch (_) {
+  // No stack.env: the environment must say everything.
 }
-
-const stack = readStackEnv();
-const env = (name, fallback) => __ENV[name] || stack[name] || fallback;
+const env = settings(parseStackEnv(stackText));
 const int = (name, fallback) => parseInt(env(name, fallback), 10);
 
 const API_URL = env('API_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
@@ -45,10 +36,7 @@ const BULK_RECIPIENTS = int('BULK_RECIPIENTS', '1000');
 const DURATION = env('DURATION', '3m');
 const SMALL_P99_MS = int('SMALL_P99_MS', '100');
 
-const host = (API_URL.match(/^https?:\/\/(\[[^\]]+\]|[^/:]+)/) || [])[1] || '';
-if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) {
-  throw new Error(`API_URL ${API_URL} is not a loopback address; this load test only runs against a local stack`);
-}
+requireLoopback(API_URL);
 if (!(BULK_RECIPIENTS >= 1 && BULK_RECIPIENTS <= 10000)) throw new Error('need 1 <= BULK_RECIPIENTS <= 10000');
 if (!(SMALL_RPS >= 1 && BULK_RPS >= 0 && BACKLOG >= 0)) throw new Error('need SMALL_RPS >= 1, BULK_RPS >= 0, BACKLOG >= 0');
 
@@ -91,34 +79,8 @@ export const options = {
 
 const recipientsAccepted = new Counter('recipients_accepted');
 
-const TEMPLATE = {
-  name: 'k6_order_update',
-  language: 'en_US',
-  category: 'UTILITY',
-  components: [
-    { type: 'BODY', text: 'Hi {{1}}, order {{2}} shipped', example: { body_text: [['Ann', '1']] } },
-  ],
-};
-
 function headers(extra) {
-  return Object.assign(
-    { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
-    extra || {},
-  );
-}
-
-function templateId() {
-  const created = http.post(`${API_URL}/api/v1/templates`, JSON.stringify(TEMPLATE), {
-    headers: headers(),
-    tags: { kind: 'setup' },
-    responseCallback: http.expectedStatuses(201, 409),
-  });
-  if (created.status === 201) return created.json('id');
-  if (created.status !== 409) fail(`POST /api/v1/templates: ${created.status} ${created.body}`);
-  const list = http.get(`${API_URL}/api/v1/templates`, { headers: headers(), tags: { kind: 'setup' } });
-  const found = (list.json('items') || []).find((t) => t.name === TEMPLATE.name && t.language === TEMPLATE.language);
-  if (!found) fail(`template ${TEMPLATE.name} exists (409) but is not listed`);
-  return found.id;
+  return authHeaders(API_KEY, extra);
 }
 
 // `count` recipients from `base` on: +1 then 10 digits, distinct across the whole run.
@@ -142,14 +104,8 @@ function send(broadcastId, count, base, kind) {
 
 export function setup() {
   if (!API_KEY) fail('API_KEY is not set: run `make up` (it writes .ezpulze/stack.env) or export API_KEY');
-  const tid = templateId();
-  const broadcast = http.post(
-    `${API_URL}/api/v1/broadcasts`,
-    JSON.stringify({ name: `k6 mixed ${new Date().toISOString()}`, template_id: tid }),
-    { headers: headers(), tags: { kind: 'setup' } },
-  );
-  if (broadcast.status !== 201) fail(`POST /api/v1/broadcasts: ${broadcast.status} ${broadcast.body}`);
-  const broadcastId = broadcast.json('id');
+  const tags = { kind: 'setup' };
+  const broadcastId = newBroadcast(API_URL, API_KEY, templateId(API_URL, API_KEY, tags), `k6 mixed ${new Date().toISOString()}`, tags);
   // Recipients of this run start at a random block, so runs on one stack do not collide.
   const base = Math.floor(Math.random() * 500) * 10000000;
   let dispatchId = null;
