@@ -362,6 +362,11 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let redis_drained = redis_used_memory(&mut redis).await?;
     let (table_bytes, index_bytes) = messages_bytes(&pool).await?;
+    // With autovacuum off (as on the development machine's Postgres) dead row versions are
+    // never reclaimed during the run: the table sizes say so.
+    let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+        .fetch_one(&pool)
+        .await?;
     let per_million = |b: i64| (b as f64 * 1e6 / n as f64).round();
     let cpu_ms = |c: f64| (c * 1000.0 / n as f64 * 1000.0).round() / 1000.0;
 
@@ -501,6 +506,7 @@ async fn main() -> anyhow::Result<()> {
                 (Some(first), Some(last)) if rates.len() >= 3 && *first > 0.0 => ((last / first) * 100.0).round() / 100.0,
                 _ => 1.0,
             },
+            "postgres_autovacuum": autovacuum,
             "messages_table_bytes_per_million": per_million(table_bytes),
             "messages_index_bytes_per_million": per_million(index_bytes),
             "redis_used_memory_before": redis_before,
