@@ -207,6 +207,11 @@ async fn bench_slow_sends_ratio() {
         "{{\"messages\": {n}, \"clean_per_s\": {clean:.0}, \"held_10pct_per_s\": {slow:.0}, \"ratio\": {:.2}, \"counts\": {c:?}}}",
         slow / clean
     );
+    let failed = c.get("failed").copied().unwrap_or(0);
+    assert!(
+        (n as i64 / 20..=n as i64 / 6).contains(&failed),
+        "about 10% held: {c:?}"
+    );
 }
 
 /// Accept-to-accepted latencies (ms, sorted) of a dispatch's accepted messages.
@@ -225,20 +230,6 @@ fn p99(sorted: &[f64]) -> f64 {
     sorted
         .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
         .copied()
-        .unwrap_or(f64::NAN)
-}
-
-/// This process's CPU seconds so far (user + system; the worker and the simulator run here).
-fn process_cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.get(s.rfind(')')? + 2..)?.to_owned();
-            // The state is the first field of `rest`, utime the 12th, stime the 13th.
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let (u, s): (u64, u64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-            Some((u + s) as f64 / 100.0)
-        })
         .unwrap_or(f64::NAN)
 }
 
@@ -268,12 +259,15 @@ async fn bench_fairness_beside_a_capped_backlog() {
     // Let the backlog stand, then measure the CPU of 10 s of it alone.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (cpu0, na0, t0) = (
-        process_cpu_seconds(),
+        ezpulze_runtime::telemetry::process_cpu_seconds().unwrap_or(f64::NAN),
         env.count("accepted").await,
         Instant::now(),
     );
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (cpu1, na1) = (process_cpu_seconds(), env.count("accepted").await);
+    let (cpu1, na1) = (
+        ezpulze_runtime::telemetry::process_cpu_seconds().unwrap_or(f64::NAN),
+        env.count("accepted").await,
+    );
     let backlog_cpu = (cpu1 - cpu0) / t0.elapsed().as_secs_f64();
     let na_rate = (na1 - na0) as f64 / t0.elapsed().as_secs_f64();
 

@@ -72,8 +72,6 @@ async fn redis_used_memory(conn: &mut redis::aio::MultiplexedConnection) -> anyh
 /// CPU time so far in seconds: the whole machine's busy time (`/proc/stat`, every state but
 /// idle and iowait) and this process's (`/proc/self/stat`, user + system).
 fn cpu_seconds() -> (f64, f64) {
-    // USER_HZ is 100 on Linux.
-    let ticks = |v: &[u64]| v.iter().sum::<u64>() as f64 / 100.0;
     let machine = std::fs::read_to_string("/proc/stat")
         .ok()
         .and_then(|s| {
@@ -84,20 +82,11 @@ fn cpu_seconds() -> (f64, f64) {
                 .skip(1)
                 .filter_map(|x| x.parse().ok())
                 .collect();
-            // user nice system idle iowait irq softirq steal
-            (f.len() >= 8).then(|| ticks(&[f[0], f[1], f[2], f[5], f[6], f[7]]))
+            // user nice system idle iowait irq softirq steal, in USER_HZ (100 on Linux)
+            (f.len() >= 8).then(|| (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) as f64 / 100.0)
         })
         .unwrap_or(0.0);
-    let own = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which is in parentheses): utime is the 12th.
-            let rest = &s[s.rfind(')')? + 2..];
-            // The state is the first field of `rest`, utime the 12th, stime the 13th.
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(ticks(&[f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?]))
-        })
-        .unwrap_or(0.0);
+    let own = ezpulze_runtime::telemetry::process_cpu_seconds().unwrap_or(0.0);
     (machine, own)
 }
 
