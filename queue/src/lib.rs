@@ -125,6 +125,7 @@ mod config;
 mod conn;
 mod core;
 mod error;
+pub mod lanes;
 pub mod metrics;
 mod proto;
 mod queue;
@@ -133,6 +134,7 @@ pub use crate::core::JobMeta;
 pub use backend::{RedisStreamsBackend, SettleLayer, SettleService};
 pub use config::{QueueConfig, RedisTarget, RetryPolicy};
 pub use error::{JobError, QueueError};
+pub use lanes::{DueLane, LaneItem, LaneStats, Lanes, LanesConfig, TakeLimits, Taken};
 pub use queue::{Consumer, DeadLetter, Job, Queue, QueueStats, Redrive};
 
 /// Deletes the consumers of `group` on `stream` that hold no pending entry and have not read
