@@ -72,12 +72,16 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         let cancel = cancel.clone();
         tokio::spawn(async move { last_used.run(pool, every, cancel).await });
     }
-    let send_queue = queues::connect(&config, queues::send(&config)).await?;
+    let send_lanes = ezpulze_runtime::send_lanes::SendLanes::connect(
+        &config,
+        ezpulze_runtime::send_lanes::config(&config),
+    )
+    .await?;
     let schedule_queue = queues::connect(&config, queues::schedule(&config)).await?;
     let webhook_queue = queues::connect(&config, queues::webhooks(&config)).await?;
     Ok(AppState::new(Inner {
         hasher: ezpulze_common::keys::SecretHasher::new(config.pepper()),
-        send_queue,
+        send_lanes,
         schedule_queue,
         webhook_queue,
         webhook_secrets: Default::default(),

@@ -24,7 +24,8 @@ pub struct Inner {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub webhook_secrets: crate::webhook_secrets::SecretCache,
     pub hasher: ezpulze_common::keys::SecretHasher,
-    pub send_queue: ezpulze_queue::Queue<ezpulze_common::jobs::SendJob>,
+    /// Send jobs go to their number's lane.
+    pub send_lanes: ezpulze_runtime::send_lanes::SendLanes,
     pub schedule_queue: ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob>,
     pub webhook_queue: ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody>,
     pub keyspace: ezpulze_common::keyspace::Keyspace,
@@ -71,8 +72,8 @@ impl AppState {
     pub fn hasher(&self) -> &ezpulze_common::keys::SecretHasher {
         &self.0.hasher
     }
-    pub fn send_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
-        &self.0.send_queue
+    pub fn send_lanes(&self) -> &ezpulze_runtime::send_lanes::SendLanes {
+        &self.0.send_lanes
     }
     /// Signed webhook bodies for the workers' status consumers.
     pub fn webhook_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody> {
@@ -99,7 +100,7 @@ impl AppState {
 /// Jobs of committed dispatches go onto this process's queues.
 impl ezpulze_common::dispatch::JobSink for AppState {
     async fn push_send(&self, jobs: &[ezpulze_common::jobs::SendJob]) -> anyhow::Result<()> {
-        self.send_queue().push_bulk(jobs).await?;
+        self.send_lanes().push(self.db(), jobs).await?;
         Ok(())
     }
 

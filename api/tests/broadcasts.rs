@@ -3,8 +3,7 @@
 
 mod support;
 
-use ezpulze_common::jobs::SendJob;
-use ezpulze_queue::Queue;
+use ezpulze_testkit::send_jobs::SendJobs;
 use serde_json::{json, Value};
 use support::{acme, assert_error, status_json, templates, TestApp};
 
@@ -57,14 +56,14 @@ async fn count_messages(pool: &sqlx::PgPool) -> i64 {
 
 /// One pass of the scheduler's outbox sweep (rows older than a minute); returns how many
 /// messages it pushed again.
-async fn sweep(pool: &sqlx::PgPool, q: &Queue<SendJob>) -> usize {
+async fn sweep(pool: &sqlx::PgPool, q: &SendJobs) -> usize {
     let stale = std::time::Duration::from_secs(60);
-    ezpulze_scheduler::outbox::repush_stale(pool, q, stale, 1000)
+    ezpulze_scheduler::outbox::repush_stale(pool, &q.lanes, stale, 1000)
         .await
         .expect("sweep")
 }
 
-async fn queue(app: &TestApp) -> Queue<SendJob> {
+async fn queue(app: &TestApp) -> SendJobs {
     app.send_queue().await
 }
 

@@ -60,6 +60,8 @@ pub struct Config {
     pub graph_api_version: String,
     /// Jobs a worker fetches and claims per batch.
     pub worker_batch: usize,
+    /// Shards of the send lanes' registry (each its own hash tag on a Redis Cluster).
+    pub lane_shards: u16,
     /// Sends a worker process keeps in flight at once.
     pub worker_concurrency: usize,
     /// Timeout of one Graph API call.
@@ -270,6 +272,7 @@ impl Config {
         let secrets_key = r.string("EZPULZE_SECRETS_KEY", DEV_PEPPER);
         let graph_api_version = r.string("GRAPH_API_VERSION", "v23.0");
         let worker_batch = r.parse("WORKER_BATCH", 200usize);
+        let lane_shards = r.parse("LANE_SHARDS", 4u16);
         let worker_concurrency = r.parse("WORKER_CONCURRENCY", 256usize);
         let send_timeout = Duration::from_millis(r.parse("SEND_TIMEOUT_MS", 10_000u64));
         let send_max_attempts = r.parse("SEND_MAX_ATTEMPTS", 6u32);
@@ -339,6 +342,9 @@ impl Config {
         if !(1..=10_000).contains(&worker_batch) {
             errors.push("WORKER_BATCH must be between 1 and 10000".into());
         }
+        if !(1..=1024).contains(&lane_shards) {
+            errors.push("LANE_SHARDS must be between 1 and 1024".into());
+        }
         if worker_concurrency == 0 {
             errors.push("WORKER_CONCURRENCY must be positive".into());
         }
@@ -397,6 +403,7 @@ impl Config {
             secrets_key: secrets_key.into(),
             graph_api_version,
             worker_batch,
+            lane_shards,
             worker_concurrency,
             send_timeout,
             send_max_attempts,

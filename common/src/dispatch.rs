@@ -92,6 +92,8 @@ pub struct NewDispatch {
     pub test_mode: bool,
     /// In the future: the dispatch waits (`scheduled`) and is released at this time.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// `"priority": "high"`: ahead of bulk traffic on its number (bulk keeps a share).
+    pub high: bool,
     pub messages: NewMessages,
 }
 
@@ -127,10 +129,10 @@ pub async fn create<S: JobSink>(
     };
     let key_id = d.key_id.filter(|_| d.counts_in_usage);
     sqlx::query(
-        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, test_mode, phone_number_id, status, total, scheduled_at)
+        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, test_mode, phone_number_id, status, total, scheduled_at, priority)
          VALUES ($1, $2, $3, $4, $5,
                  (SELECT phone_number_id FROM phone_numbers WHERE account_id = $2 ORDER BY position, phone_number_id LIMIT 1),
-                 $6, $7, $8)",
+                 $6, $7, $8, $9)",
     )
     .bind(d.id)
     .bind(d.account_id)
@@ -140,6 +142,7 @@ pub async fn create<S: JobSink>(
     .bind(dispatch_status)
     .bind(i32::try_from(d.messages.len()).unwrap_or(i32::MAX))
     .bind(d.scheduled_at)
+    .bind(if d.high { "high" } else { "normal" })
     .execute(&mut *tx)
     .await?;
     let m = &d.messages;

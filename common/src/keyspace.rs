@@ -15,7 +15,8 @@
 //! | `p:session:<id>` | string | api UI sessions |
 //! | `p:sessions:<account id>` | set of session ids | api: every UI session of an account (to end them all) |
 //! | `p:idem:<caller>:<sha256>` | string, short TTL | api: an Idempotency-Key request in progress |
-//! | `{p:tp:<phone number id>}` | string (GCRA) | workers: a number's throughput |
+//! | `{p:send:<phone number id>}:*` | a send lane (see `ezpulze_queue::lanes`), its GCRA in `:tp` | api, scheduler push; workers read |
+//! | `{p:send:registry:<i>}` | sorted set: lanes with work | workers |
 //! | `{p:pair:<phone number id>}:<to>` | string, TTL | workers: gap between two messages to one recipient |
 //! | `{p:sending}:<message id>` | string, TTL | workers: send intents (a request may be in flight) |
 //! | `p:scheduler:lease` | string, TTL | the active scheduler |
@@ -92,9 +93,10 @@ impl Keyspace {
         format!("{}:idem:{caller}:{key_digest}", self.prefix)
     }
 
-    /// GCRA state of one phone number's throughput, shared by every worker.
+    /// GCRA state of one phone number's throughput, shared by every worker: in the number's
+    /// send lane (same hash tag), where the lane's reads take their slots.
     pub fn throughput(&self, phone_number_id: &str) -> String {
-        format!("{{{}:tp:{phone_number_id}}}", self.prefix)
+        format!("{{{}:{SEND_QUEUE}:{phone_number_id}}}:tp", self.prefix)
     }
 
     /// Marks the gap between two messages from one number to one recipient.
@@ -120,7 +122,7 @@ mod tests {
     #[test]
     fn tagged_keys_share_the_convention() {
         let k = Keyspace::new("ezp");
-        assert_eq!(k.throughput("123"), "{ezp:tp:123}");
+        assert_eq!(k.throughput("123"), "{ezp:send:123}:tp");
         assert_eq!(k.pair_gap("123", "+1555"), "{ezp:pair:123}:+1555");
         assert_eq!(
             k.send_intent(&Uuid::nil()),

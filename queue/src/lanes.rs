@@ -197,6 +197,16 @@ end
 return {ready, redis.call('ZCARD', b..':delayed'), redis.call('ZCARD', b..':inflight')}
 "#;
 
+const CLEAR_LUA: &str = r#"
+local b = KEYS[1]
+for _, g in ipairs(redis.call('HKEYS', b..':count')) do redis.call('DEL', b..':q:'..g) end
+for _, ring in ipairs({':hi', ':lo'}) do
+  for _, g in ipairs(redis.call('LRANGE', b..ring, 0, -1)) do redis.call('DEL', b..':q:'..g) end
+end
+redis.call('DEL', b..':hi', b..':lo', b..':prio', b..':delayed', b..':inflight', b..':count', b..':meta')
+return 1
+"#;
+
 /// After a read: compare-and-set of the lane's registry score. ARGV: lane, the score it was
 /// read at, the new score ('' when the lane held nothing). A score that changed since (a push
 /// made it due, another reader revisited it) is left alone; an absent lane with work is added.
@@ -321,6 +331,7 @@ pub struct Lanes {
     settle: redis::Script,
     purge: redis::Script,
     stats: redis::Script,
+    clear: redis::Script,
     revisit: redis::Script,
 }
 
@@ -347,7 +358,9 @@ impl Lanes {
     /// Connects one shared, self-reconnecting connection (or a cluster connection).
     pub async fn connect(target: RedisTarget, cfg: LanesConfig) -> Result<Self, QueueError> {
         if cfg.shards == 0 {
-            return Err(QueueError::Config("lanes need at least one registry shard".into()));
+            return Err(QueueError::Config(
+                "lanes need at least one registry shard".into(),
+            ));
         }
         let connector = Connector::new(&target, &cfg.queue_config)?;
         let conn = connector.shared().await?;
@@ -358,6 +371,7 @@ impl Lanes {
             settle: with(SETTLE_LUA),
             purge: with(PURGE_LUA),
             stats: redis::Script::new(STATS_LUA),
+            clear: redis::Script::new(CLEAR_LUA),
             revisit: redis::Script::new(REVISIT_LUA),
             cfg,
             conn,
@@ -414,7 +428,9 @@ impl Lanes {
             return Ok(0);
         }
         if group.contains('|') {
-            return Err(QueueError::Config("a lane group may not contain '|'".into()));
+            return Err(QueueError::Config(
+                "a lane group may not contain '|'".into(),
+            ));
         }
         let mut conn = self.conn.clone();
         for chunk in items.chunks(5_000) {
@@ -448,11 +464,7 @@ impl Lanes {
 
     /// Runs `pipe` (one registry command per entry): as one pipeline on a single node, and
     /// command by command on a cluster (each may live on another node).
-    async fn run(
-        &self,
-        conn: &mut Conn,
-        pipe: &redis::Pipeline,
-    ) -> Result<(), QueueError> {
+    async fn run(&self, conn: &mut Conn, pipe: &redis::Pipeline) -> Result<(), QueueError> {
         match conn {
             Conn::Cluster(_) => {
                 for cmd in pipe.cmd_iter() {
@@ -650,6 +662,26 @@ impl Lanes {
             s.in_flight += f;
         }
         Ok(s)
+    }
+
+    /// Removes every item of every registered lane and the registry itself (tests, and an
+    /// operator's reset); the lanes' GCRA states stay.
+    pub async fn clear(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        for lane in self.registered().await? {
+            let _: i64 = self
+                .clear
+                .key(self.base(&lane))
+                .invoke_async(&mut conn)
+                .await?;
+        }
+        for shard in 0..self.cfg.shards {
+            let _: i64 = redis::cmd("DEL")
+                .arg(self.registry(shard))
+                .query_async(&mut conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Pings the connection (readiness).

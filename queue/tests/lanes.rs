@@ -111,7 +111,9 @@ async fn groups_of_a_lane_share_it_in_turn_and_high_priority_leaves_bulk_its_sha
 #[tokio::test]
 async fn leases_end_delays_come_back_and_counts_stay_exact() {
     let l = lanes("lane_lease", Duration::from_millis(300)).await;
-    l.push("n1", "d1", false, &items("m", 3)).await.expect("push");
+    l.push("n1", "d1", false, &items("m", 3))
+        .await
+        .expect("push");
     // The same item pushed again (an outbox re-push): the copies merge once taken.
     l.push("n1", "d1", false, &["m0".to_owned()])
         .await
@@ -176,7 +178,9 @@ async fn the_registry_lists_lanes_with_work_and_forgets_empty_ones_unless_pushed
 #[tokio::test]
 async fn a_capped_lane_is_not_due_until_its_slots_free_up() {
     let l = lanes("lane_wake", Duration::from_secs(30)).await;
-    l.push("slow", "d", false, &items("m", 50)).await.expect("push");
+    l.push("slow", "d", false, &items("m", 50))
+        .await
+        .expect("push");
     let limits = TakeLimits {
         interval: Duration::from_millis(200),
         max: 1000,
@@ -199,7 +203,9 @@ async fn a_purge_removes_one_group_and_leaves_the_others() {
     l.push("n1", "gone", false, &items("g", 500))
         .await
         .expect("push");
-    l.push("n1", "kept", false, &items("k", 5)).await.expect("push");
+    l.push("n1", "kept", false, &items("k", 5))
+        .await
+        .expect("push");
     let t = l.take("n1", free(4)).await.expect("take");
     let later: Vec<(&LaneItem, Duration)> = t
         .items

@@ -6,6 +6,7 @@
 pub mod ops;
 pub mod queues;
 pub mod readiness;
+pub mod send_lanes;
 pub mod shutdown;
 pub mod stores;
 pub mod telemetry;

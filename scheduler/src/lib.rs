@@ -3,7 +3,8 @@
 //! - releases scheduled dispatches when their time comes (rows `scheduled -> queued`, jobs
 //!   pushed): the api puts a delayed `ReleaseJob` on the schedule queue, due at `scheduled_at`,
 //!   and the leader consumes it; a scan of due dispatches is the safety net for a lost push;
-//! - the outbox sweep (rows still `queued` after `OUTBOX_AFTER_SECS` get their job again);
+//! - the outbox sweep, every 5 s (rows still `queued` after `OUTBOX_AFTER_SECS`, whose
+//!   dispatch has no job left in its lane, get their jobs again: `outbox`);
 //! - the unknown-outcome sweep (rows stuck in `sending`, i.e. a worker died mid-send and its job
 //!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
 //! - the accepted sweep (rows `accepted` by WhatsApp whose status webhooks never came, past
@@ -34,13 +35,21 @@ use tokio_util::sync::CancellationToken;
 pub const TICK: Duration = Duration::from_secs(1);
 pub const LEASE: Duration = Duration::from_secs(10);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// The outbox sweep runs at most this often (it reads the active dispatches and asks their
+/// lanes whether they still hold jobs).
+pub const OUTBOX_EVERY: Duration = Duration::from_secs(5);
 /// A consumer silent this long with nothing pending belongs to a process that stopped.
 const CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 
 pub struct Scheduler {
     pub config: Config,
     pub db: PgPool,
+    /// The legacy send stream (its consumer names are pruned, its gauges reported).
     pub queue: Queue<SendJob>,
+    /// Where released and re-pushed jobs go.
+    pub lanes: ezpulze_runtime::send_lanes::SendLanes,
+    /// When the outbox last swept (sweeps are spaced by [`OUTBOX_EVERY`]).
+    last_outbox: std::sync::Mutex<Option<Instant>>,
     pub schedule: Queue<ReleaseJob>,
     /// Only to forget stopped status consumers (the workers read it).
     webhooks: Queue<WebhookBody>,
@@ -56,6 +65,11 @@ impl Scheduler {
             db: pool, redis, ..
         } = ezpulze_runtime::stores::open(&config).await?;
         let queue = queues::connect(&config, queues::send(&config)).await?;
+        let lanes = ezpulze_runtime::send_lanes::SendLanes::connect(
+            &config,
+            ezpulze_runtime::send_lanes::config(&config),
+        )
+        .await?;
         let schedule = queues::connect(
             &config,
             queues::schedule(&config).with_block(Duration::from_millis(100)),
@@ -69,6 +83,8 @@ impl Scheduler {
             config,
             db: pool,
             queue,
+            lanes,
+            last_outbox: std::sync::Mutex::new(None),
             schedule,
             webhooks,
             releases,
@@ -87,7 +103,7 @@ impl Scheduler {
         let ids: Vec<uuid::Uuid> = due.iter().map(|j| j.payload.dispatch_id).collect();
         let mut report = tasks::TickReport::default();
         if !ids.is_empty() {
-            let (d, m) = tasks::release(&self.db, &self.queue, Some(&ids)).await?;
+            let (d, m) = tasks::release(&self.db, &self.lanes, Some(&ids)).await?;
             report.released_dispatches += d;
             report.released_messages += m;
             self.schedule
@@ -95,7 +111,18 @@ impl Scheduler {
                 .await
                 .context("acking releases")?;
         }
-        let rest = tasks::tick(&self.db, &self.queue, &self.config).await?;
+        let outbox = {
+            let mut last = self
+                .last_outbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = last.is_none_or(|t| t.elapsed() >= OUTBOX_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        let rest = tasks::tick(&self.db, &self.lanes, &self.queue, &self.config, outbox).await?;
         report.released_dispatches += rest.released_dispatches;
         report.released_messages += rest.released_messages;
         report.repushed = rest.repushed;

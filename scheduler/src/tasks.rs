@@ -14,6 +14,7 @@ use ezpulze_common::Config;
 
 use crate::outbox;
 use ezpulze_queue::Queue;
+use ezpulze_runtime::send_lanes::SendLanes;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -31,13 +32,21 @@ const BATCH: i64 = 10_000;
 /// A row claimed this long ago and still `sending` lost its worker and its job.
 const STUCK_SENDING_SECS: f64 = 900.0;
 
+/// One tick: releases, the outbox sweep when `outbox` (the caller spaces sweeps), the sweeps
+/// of unknown and accepted rows, and the legacy send stream's gauges.
 pub async fn tick(
     db: &PgPool,
+    lanes: &SendLanes,
     queue: &Queue<SendJob>,
     config: &Config,
+    outbox: bool,
 ) -> anyhow::Result<TickReport> {
-    let (released_dispatches, released_messages) = release(db, queue, None).await?;
-    let repushed = outbox::repush_stale(db, queue, config.outbox_after, BATCH).await?;
+    let (released_dispatches, released_messages) = release(db, lanes, None).await?;
+    let repushed = if outbox {
+        outbox::repush_stale(db, lanes, config.outbox_after, BATCH).await?
+    } else {
+        0
+    };
     let unknown_swept = sweep_unknown(db, config.unknown_outcome_policy).await?;
     let accepted_swept = sweep_accepted(db, config.accepted_status_horizon, BATCH).await?;
     // Queue depth, delayed, in-flight, dead and oldest age as gauges for the dashboards.
@@ -62,7 +71,7 @@ pub async fn tick(
 /// first; a failed push is repaired by the outbox sweep.
 pub async fn release(
     db: &PgPool,
-    queue: &Queue<SendJob>,
+    lanes: &SendLanes,
     ids: Option<&[Uuid]>,
 ) -> anyhow::Result<(usize, usize)> {
     let mut tx = db.begin().await?;
@@ -101,7 +110,7 @@ pub async fn release(
             account_id,
         })
         .collect();
-    if let Err(e) = queue.push_bulk(&jobs).await {
+    if let Err(e) = lanes.push(db, &jobs).await {
         tracing::warn!(error = %e, "pushing released jobs failed; the outbox sweep will push them");
     }
     metrics::counter!("ezpulze_scheduler_released_total").increment(rows.len() as u64);

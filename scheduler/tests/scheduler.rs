@@ -103,7 +103,7 @@ async fn scheduled_dispatches_are_released_when_due() {
         (report.released_dispatches, report.released_messages),
         (1, 3)
     );
-    assert_eq!(e.s.queue.stats().await.expect("stats").depth, 3);
+    assert_eq!(e.s.lanes.lanes().stats().await.expect("stats").ready, 3);
     assert_eq!(
         (e.status(due).await, e.status(later).await),
         ("queued".into(), "scheduled".into())
@@ -251,7 +251,7 @@ async fn a_due_release_job_releases_its_dispatch() {
         "the tick that consumed the release job released its dispatch"
     );
     assert_eq!(report.released_messages, 2);
-    assert_eq!(e.s.queue.stats().await.expect("stats").depth, 2);
+    assert_eq!(e.s.lanes.lanes().stats().await.expect("stats").ready, 2);
     // The test's premise: the scan's batch did not reach every due dispatch, so the scan is
     // not what released this one.
     let overdue_left: i64 = sqlx::query_scalar(

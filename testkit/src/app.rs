@@ -140,12 +140,9 @@ impl TestApp {
         Config::from_source(&self.settings).expect("test config")
     }
 
-    /// The send queue this API pushes to.
-    pub async fn send_queue(&self) -> ezpulze_queue::Queue<ezpulze_common::jobs::SendJob> {
-        let config = self.config();
-        ezpulze_runtime::queues::connect(&config, ezpulze_runtime::queues::send(&config))
-            .await
-            .expect("connect the send queue")
+    /// The send jobs this API pushes (its lanes, and the legacy stream).
+    pub async fn send_queue(&self) -> crate::send_jobs::SendJobs {
+        crate::send_jobs::SendJobs::connect(&self.config(), Some(self.pool().await)).await
     }
 
     /// Stops the API (as its process would on a shutdown signal).

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use ezpulze_common::jobs::{SendJob, WebhookBody};
+use ezpulze_common::jobs::WebhookBody;
 use ezpulze_common::model::MessageStatus;
 use ezpulze_common::Config;
 use ezpulze_queue::Queue;
@@ -43,16 +43,14 @@ impl fmt::Display for Left {
 
 /// The send queue and the message rows of one engine (its database and Redis prefix).
 pub struct Engine {
-    queue: Queue<SendJob>,
+    queue: crate::send_jobs::SendJobs,
     webhooks: Queue<WebhookBody>,
     db: PgPool,
 }
 
 impl Engine {
     pub async fn connect(config: &Config, db: PgPool) -> Engine {
-        let queue = queues::connect(config, queues::send(config))
-            .await
-            .expect("connect the send queue");
+        let queue = crate::send_jobs::SendJobs::connect(config, None).await;
         let webhooks = queues::connect(config, queues::webhooks(config))
             .await
             .expect("connect the webhook queue");

@@ -19,6 +19,8 @@ pub mod db;
 #[cfg(feature = "app")]
 pub mod drain;
 pub mod redis;
+#[cfg(feature = "app")]
+pub mod send_jobs;
 mod settings;
 #[cfg(feature = "app")]
 pub mod sim;

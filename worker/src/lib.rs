@@ -107,9 +107,17 @@ pub async fn run_on(
             .await
             .map_err(WorkerError::Startup)?;
 
+    let lanes = ezpulze_runtime::send_lanes::SendLanes::connect(&config, {
+        let mut c = ezpulze_runtime::send_lanes::config(&config);
+        c.lease = lease;
+        c
+    })
+    .await
+    .map_err(WorkerError::Startup)?;
     let engine = Arc::new(send::Engine {
         db: db.clone(),
-        queue,
+        lanes,
+        legacy: queue,
         graph: graph::Graph::new(
             &config.graph_api_version,
             config.send_timeout,
@@ -175,6 +183,11 @@ pub async fn run_on(
             cancel.clone(),
         )));
     }
+    tasks.push(tokio::spawn(send::drain_legacy(
+        engine.clone(),
+        format!("{me}-legacy"),
+        cancel.clone(),
+    )));
     let status_cancel = cancel.clone();
     let status_task = tokio::spawn(status::run(
         db.clone(),

@@ -15,6 +15,12 @@ pub const BATCH_SECONDS: &str = "ezpulze_worker_batch_duration_seconds";
 pub const THROTTLE_WAITS_TOTAL: &str = "ezpulze_worker_throttle_waits_total";
 /// Histogram (s): time a granted message waited for its throughput slot.
 pub const SLOT_WAIT_SECONDS: &str = "ezpulze_worker_slot_wait_seconds";
+/// Histogram: lanes due at one read of a send loop.
+pub const LANES_DUE: &str = "ezpulze_worker_lanes_due";
+/// Counter: lane reads (one per due lane per read; a number at its cap is not read).
+pub const LANE_READS_TOTAL: &str = "ezpulze_worker_lane_reads_total";
+/// Counter: jobs moved from the send stream of before the lanes into their lanes.
+pub const LEGACY_MOVED_TOTAL: &str = "ezpulze_worker_legacy_jobs_moved_total";
 /// Counter: halts by `code` (dispatches paused; an operator must act).
 pub const HALTS_TOTAL: &str = "ezpulze_worker_halts_total";
 /// Counter: messages whose outcome was unknown, by `cause` (worker_died, timeout) and

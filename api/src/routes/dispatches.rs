@@ -241,7 +241,21 @@ async fn cancel(
         .execute(&mut *tx)
         .await?;
     set_status(&mut tx, id, DispatchStatus::Cancelled).await?;
+    let lane: Option<String> =
+        sqlx::query_scalar("SELECT phone_number_id FROM dispatches WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
     tx.commit().await?;
+    // Its jobs leave the lane now (best effort): a job left behind finds its row cancelled
+    // and is dropped by the worker that reads it.
+    let lane = lane.unwrap_or_else(|| ezpulze_runtime::send_lanes::NO_NUMBER_LANE.to_owned());
+    match state.send_lanes().purge(&lane, id).await {
+        Ok(n) => metrics::counter!("ezpulze_lane_jobs_purged_total").increment(n),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), dispatch_id = %id, "purging a cancelled dispatch's lane failed; workers drop its jobs as they meet them");
+        }
+    }
     Ok(Json(progress_of(&state, &p, id).await?))
 }
 

@@ -431,6 +431,7 @@ pub async fn queue_first_message(
         counts_in_usage: false,
         test_mode: msg.test_mode,
         scheduled_at: None,
+        high: false,
         messages,
     };
     dispatch::create(tx, state, &dispatch, None)

@@ -49,6 +49,18 @@ pub struct SendBody {
     recipients: Vec<Recipient>,
     #[serde(default)]
     scheduled_at: Option<DateTime<Utc>>,
+    /// `high`: transactional traffic (OTPs, order updates) that goes ahead of bulk traffic on
+    /// the same number, bulk keeping a minimum share.
+    #[serde(default)]
+    priority: Priority,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Priority {
+    #[default]
+    Normal,
+    High,
 }
 
 #[derive(Deserialize)]
@@ -313,6 +325,7 @@ async fn ingest(
         counts_in_usage: true,
         test_mode: p.test_mode(),
         scheduled_at: scheduled,
+        high: req.priority == Priority::High,
         messages,
     };
     let status = if scheduled.is_some() {

@@ -1,16 +1,20 @@
 //! The send loop: fetch a batch of jobs, claim their rows, take send slots, send, record.
 //!
 //! One batch, in order:
-//! 1. `fetch_batch` from the queue (blocks briefly when empty);
+//! 1. the due lanes are read (`lanes`): each phone number's lane gives at most the slots its
+//!    GCRA has free within `Tuning::slot_wait`, with their instants, fairly over its
+//!    dispatches (high priority first, bulk keeping its share); a number at its cap is not
+//!    read at all until its slots free up;
 //! 2. one `UPDATE` claims the rows `queued -> sending` (and flips their dispatches to
 //!    `sending`); jobs whose rows are not claimable are acknowledged (duplicates, final rows,
 //!    paused or cancelled dispatches), except rows still `sending`: a live worker has them
 //!    (the job comes back after the lease) or a dead one had them (unknown outcome, below);
-//! 3. per phone number, send slots from the shared GCRA (Redis), then the pair gap; messages
-//!    that must wait go back to `queued` with a delayed job (not an attempt);
+//! 3. per phone number, the slots the lane gave (they start once the rows are claimed), then
+//!    the pair gap; messages that must wait go back to `queued` with a delayed job in their
+//!    lane (not an attempt);
 //! 4. sends run concurrently (bounded by a semaphore), each at its slot;
 //! 5. outcomes are written with one statement per kind (UNNEST), then the jobs are settled in
-//!    one Redis pipeline (acks, and delayed re-deliveries for retries and waits): what was
+//!    one script per lane (acks, and delayed re-deliveries for retries and waits): what was
 //!    decided before any send at once, and the sends as they end, in groups of what ends
 //!    within `Tuning::settle_every`, while the loop already fetches its next batch (a slow
 //!    send holds only its own permit and job; a number whose sends keep timing out gets
@@ -19,13 +23,15 @@
 //! No transaction is open while a request is in flight: the claim commits before the first
 //! send, and each group's outcomes are written after its sends ended.
 //!
-//! Modules, by what they own: `tuning` (knobs that are not settings), `plan` (numbers,
+//! Modules, by what they own: `lanes` (reading the lanes, draining the legacy stream),
+//! `tuning` (knobs that are not settings), `plan` (numbers,
 //! slots, pair gaps), `request` (the concurrent requests and their intent notes),
 //! `outcome` (what became of a message, and the decision from an answer), `recovery`
 //! (rows still `sending`: unknown outcomes), `writes` (a batch's outcomes to its writes,
 //! pure) and `record` (executing those writes).
 
 pub(crate) mod breaker;
+mod lanes;
 mod outcome;
 mod plan;
 mod record;
@@ -41,7 +47,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ezpulze_common::config::UnknownOutcomePolicy;
 use ezpulze_common::jobs::SendJob;
-use ezpulze_queue::{Job, JobError, JobMeta, Queue};
+use ezpulze_queue::{LaneItem, Queue};
+use ezpulze_runtime::send_lanes::SendLanes;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -58,13 +65,17 @@ use crate::numbers::Numbers;
 use crate::throttle::Throttle;
 use outcome::{Decide, Outcome};
 
+pub(crate) use lanes::drain_legacy;
 pub use recovery::UNKNOWN_DIED;
 pub use tuning::Tuning;
 
 /// Everything a send loop needs; shared by the loops of a process.
 pub(crate) struct Engine {
     pub db: PgPool,
-    pub queue: Queue<SendJob>,
+    /// Where send jobs wait, a lane per phone number.
+    pub lanes: SendLanes,
+    /// The send stream of before the lanes: drained into them (`lanes::drain_legacy`).
+    pub legacy: Queue<SendJob>,
     pub graph: Graph,
     pub numbers: Numbers,
     pub throttle: Throttle,
@@ -93,16 +104,16 @@ async fn nap(d: Duration, cancel: &CancellationToken) -> bool {
     }
 }
 
-/// One send loop with its own queue consumer, until `cancel`.
+/// One send loop, until `cancel`: reads the due lanes and sends what they gave.
 pub(crate) async fn run_loop(engine: Arc<Engine>, name: String, cancel: CancellationToken) {
-    let mut consumer = engine.queue.consumer(name.clone());
+    let mut reader = lanes::Reader::new(&name, engine.lanes.lanes().shards());
     let mut backoff = Duration::from_millis(100);
     while !cancel.is_cancelled() {
-        let jobs = match consumer.fetch_batch(engine.batch).await {
+        let jobs = match reader.read(&engine, &cancel).await {
             Ok(jobs) => jobs,
             Err(e) => {
                 metrics::counter!(m::LOOP_ERRORS_TOTAL, "stage" => "fetch").increment(1);
-                tracing::warn!(consumer = %name, error = %e, "fetching jobs failed; backing off");
+                tracing::warn!(consumer = %name, error = format!("{e:#}"), "reading lanes failed; backing off");
                 nap(backoff, &cancel).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -132,16 +143,24 @@ impl Engine {
     /// ([`Engine::settle_as_they_end`], a task of `tails`).
     async fn process(
         self: &Arc<Self>,
-        jobs: Vec<Job<SendJob>>,
+        jobs: Vec<lanes::Taken>,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
-        let mut metas: HashMap<Uuid, Vec<JobMeta>> = HashMap::with_capacity(jobs.len());
+        let mut metas: HashMap<Uuid, Vec<LaneItem>> = HashMap::with_capacity(jobs.len());
+        let mut slots: HashMap<Uuid, Instant> = HashMap::with_capacity(jobs.len());
         for j in jobs {
-            metas.entry(j.payload.message_id).or_default().push(j.meta);
+            slots.entry(j.job.message_id).or_insert(j.slot);
+            metas.entry(j.job.message_id).or_default().push(j.item);
         }
         let ids: Vec<Uuid> = metas.keys().copied().collect();
         let mut claimed = db::claim(&self.db, &ids).await?;
+        // The slots of a read start once its rows are claimed: they all move by the claim's
+        // time (each read does, so reads of one number do not overlap; see `lanes`).
+        let shift = started.elapsed().min(self.tuning.slot_wait / 2);
+        for at in slots.values_mut() {
+            *at += shift;
+        }
         metrics::histogram!(m::CLAIM_BATCH_SIZE).record(claimed.len() as f64);
         let mut settle = Settle {
             metas,
@@ -155,7 +174,7 @@ impl Engine {
         let (before, sendable) = if claimed.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            self.plan_or_hand_back(claimed).await?
+            self.plan_or_hand_back(claimed, &slots).await?
         };
         // Everything that is not being sent settles now: its jobs need no send to end.
         let sending: HashSet<Uuid> = sendable.iter().map(|s| s.0.id).collect();
@@ -240,11 +259,24 @@ impl Engine {
         let writes = writes::batch_writes(outcomes);
         settle.later.extend(writes.later.iter().copied());
         self.record(writes).await?;
-        let results = settle.take(&ids);
-        self.queue
-            .complete(results)
-            .await
-            .context("settling jobs")?;
+        let (done, later) = settle.take(&ids);
+        let mut lanes: HashMap<&str, (Vec<&LaneItem>, Vec<(&LaneItem, Duration)>)> = HashMap::new();
+        for item in &done {
+            lanes.entry(item.lane.as_str()).or_default().0.push(item);
+        }
+        for (item, d) in &later {
+            lanes
+                .entry(item.lane.as_str())
+                .or_default()
+                .1
+                .push((item, *d));
+        }
+        let settles = lanes
+            .iter()
+            .map(|(lane, (done, later))| self.lanes.lanes().settle(lane, done, later));
+        for r in futures::future::join_all(settles).await {
+            r.context("settling jobs")?;
+        }
         Ok(())
     }
 
@@ -253,9 +285,10 @@ impl Engine {
     async fn plan_or_hand_back(
         self: &Arc<Self>,
         claimed: Vec<Claimed>,
+        slots: &HashMap<Uuid, Instant>,
     ) -> anyhow::Result<(Vec<(Claimed, Outcome)>, Vec<plan::Sendable>)> {
         let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
-        match self.plan(claimed).await {
+        match self.plan(claimed, slots).await {
             Ok(planned) => Ok(planned),
             Err(e) => {
                 // Nothing was sent: give the rows back (best effort) so they are not taken
@@ -287,36 +320,31 @@ impl Engine {
 
 /// A batch's jobs not settled yet, and the delays of those to deliver again.
 struct Settle {
-    metas: HashMap<Uuid, Vec<JobMeta>>,
+    metas: HashMap<Uuid, Vec<LaneItem>>,
     /// Jobs to deliver again later (retries, waits, rows another worker still holds).
     later: HashMap<Uuid, Duration>,
 }
 
 impl Settle {
-    /// The queue results of the jobs of `ids` (removed from the batch): one delivery of a
-    /// message that comes back later is retried after its delay, the others are acked.
-    fn take(&mut self, ids: &[Uuid]) -> Vec<(JobMeta, Result<(), JobError>)> {
-        let mut out = Vec::with_capacity(ids.len());
+    /// The jobs of `ids` (removed from the batch), as acks and delayed re-deliveries: one
+    /// delivery of a message that comes back later goes back after its delay, the others
+    /// (duplicates) are acked.
+    fn take(&mut self, ids: &[Uuid]) -> (Vec<LaneItem>, Vec<(LaneItem, Duration)>) {
+        let mut done = Vec::with_capacity(ids.len());
+        let mut later = Vec::new();
         for id in ids {
-            let Some(metas) = self.metas.remove(id) else {
+            let Some(items) = self.metas.remove(id) else {
                 continue;
             };
             let again = self.later.remove(id);
-            for (i, meta) in metas.into_iter().enumerate() {
+            for (i, item) in items.into_iter().enumerate() {
                 match again {
-                    // One delivery comes back later; duplicates are dropped.
-                    Some(d) if i == 0 => out.push((
-                        meta,
-                        Err(JobError::retry_after(
-                            d + Duration::from_millis(50),
-                            "send later",
-                        )),
-                    )),
-                    _ => out.push((meta, Ok(()))),
+                    Some(d) if i == 0 => later.push((item, d + Duration::from_millis(50))),
+                    _ => done.push(item),
                 }
             }
         }
-        out
+        (done, later)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Slot planning for a batch: each claimed message's number (unknown numbers and unreadable
-//! tokens settle here), the number's throughput slots from the shared GCRA, then the pair
+//! tokens settle here), the throughput slot its lane gave it (the lane's GCRA), then the pair
 //! gap; a number whose breaker is open (`breaker`) sends only what fits. What may go now
 //! comes out with the instant of its slot; the rest as outcomes (waits, failures, halts).
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use uuid::Uuid;
 
 use super::breaker::InFlight;
 use super::outcome::Outcome;
@@ -27,6 +28,7 @@ impl Engine {
     pub(super) async fn plan(
         &self,
         claimed: Vec<Claimed>,
+        slots: &HashMap<Uuid, Instant>,
     ) -> anyhow::Result<(Vec<(Claimed, Outcome)>, Vec<Sendable>)> {
         let mut outcomes = Vec::new();
         let mut numbers: Vec<String> = claimed
@@ -114,26 +116,13 @@ impl Engine {
                     continue;
                 }
             }
-            let grant = self
-                .throttle
-                .reserve(&pn, n.mps, msgs.len(), self.tuning.slot_wait)
-                .await
-                .context("reserving send slots")?;
-            let at = Instant::now();
-            let waiting = msgs.len() - grant.granted;
-            if waiting > 0 {
-                metrics::counter!(m::THROTTLE_WAITS_TOTAL, "reason" => "throughput")
-                    .increment(waiting as u64);
-            }
-            for (i, c) in msgs.into_iter().enumerate() {
-                if i < grant.granted {
-                    metrics::histogram!(m::SLOT_WAIT_SECONDS).record(grant.slot(i).as_secs_f64());
-                    granted.push((c, n.clone(), at + grant.slot(i)));
-                } else {
-                    let j = u32::try_from(i - grant.granted).unwrap_or(u32::MAX);
-                    let delay = grant.next_free + grant.interval * j;
-                    outcomes.push((c, Outcome::Wait { delay }));
-                }
+            // The lane gave each message its slot when it was read.
+            let now = Instant::now();
+            for c in msgs {
+                let at = slots.get(&c.id).copied().unwrap_or(now);
+                metrics::histogram!(m::SLOT_WAIT_SECONDS)
+                    .record(at.saturating_duration_since(now).as_secs_f64());
+                granted.push((c, n.clone(), at));
             }
         }
         let now = Instant::now();

@@ -34,6 +34,9 @@ pub struct Tuning {
     pub breaker_open_in_flight: usize,
     /// How long messages of an open number that found no room wait in the queue.
     pub breaker_wait: Duration,
+    /// While a number has both high-priority and bulk messages waiting, one send in this many
+    /// is bulk (bulk's guaranteed share: 1/5 by default).
+    pub bulk_every: u32,
 }
 
 impl Default for Tuning {
@@ -50,6 +53,7 @@ impl Default for Tuning {
             breaker_trip_after: 5,
             breaker_open_in_flight: 4,
             breaker_wait: Duration::from_secs(1),
+            bulk_every: 5,
         }
     }
 }

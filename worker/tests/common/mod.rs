@@ -14,9 +14,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ezpulze_common::jobs::{SendJob, SEND_QUEUE};
+use ezpulze_common::jobs::SendJob;
 use ezpulze_common::Config;
-use ezpulze_queue::{Queue, QueueConfig, RedisTarget};
 use ezpulze_simulator::{SimConfig, SimHandle};
 use ezpulze_testkit::db::TestDb;
 use ezpulze_testkit::redis::TestRedis;
@@ -55,7 +54,8 @@ pub struct TestEnv {
     pub db_url: String,
     pub prefix: String,
     pub sim: SimHandle,
-    pub queue: Queue<SendJob>,
+    /// The send lanes (pushes go to the dispatch's lane) and the legacy stream.
+    pub queue: ezpulze_testkit::send_jobs::SendJobs,
     pub account: Uuid,
     pub key: Uuid,
     pub http: reqwest::Client,
@@ -92,12 +92,15 @@ impl TestEnv {
         let cfg = SimConfig::default().merged(&sim).expect("sim config");
         let sim = ezpulze_simulator::spawn(cfg).await.expect("simulator");
         let prefix = TestRedis::new().await.prefix;
-        let queue = Queue::connect(
-            RedisTarget::single(redis_url()),
-            QueueConfig::new(prefix.clone(), SEND_QUEUE),
+        let queue_config = Config::from_source(
+            &ezpulze_testkit::settings()
+                .database_url(&db_url)
+                .redis_prefix(&prefix)
+                .into_map(),
         )
-        .await
-        .expect("queue");
+        .expect("config");
+        let queue =
+            ezpulze_testkit::send_jobs::SendJobs::connect(&queue_config, Some(db.clone())).await;
         let account = Uuid::now_v7();
         sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'test')")
             .bind(account)
