@@ -260,7 +260,7 @@ impl Engine {
         settle.later.extend(writes.later.iter().copied());
         self.record(writes).await?;
         let (done, later) = settle.take(&ids);
-        let mut lanes: HashMap<&str, (Vec<&LaneItem>, Vec<(&LaneItem, Duration)>)> = HashMap::new();
+        let mut lanes: HashMap<&str, LaneSettle<'_>> = HashMap::new();
         for item in &done {
             lanes.entry(item.lane.as_str()).or_default().0.push(item);
         }
@@ -317,6 +317,9 @@ impl Engine {
         }
     }
 }
+
+/// One lane's part of a settlement: acks, and re-deliveries with their delays.
+type LaneSettle<'a> = (Vec<&'a LaneItem>, Vec<(&'a LaneItem, Duration)>);
 
 /// A batch's jobs not settled yet, and the delays of those to deliver again.
 struct Settle {

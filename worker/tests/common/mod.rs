@@ -172,13 +172,29 @@ impl TestEnv {
 
     /// A business number with a sealed token; the simulator learns it too.
     pub async fn number(&self, pnid: &str, mps: i32, token: &str) {
+        self.number_of(self.account, pnid, mps, token).await;
+    }
+
+    /// Another account (another tenant on the same engine).
+    pub async fn other_account(&self) -> Uuid {
+        let account = Uuid::now_v7();
+        sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, 'other')")
+            .bind(account)
+            .execute(&self.db)
+            .await
+            .expect("account");
+        account
+    }
+
+    /// A number of `account`.
+    pub async fn number_of(&self, account: Uuid, pnid: &str, mps: i32, token: &str) {
         let sealer = ezpulze_common::secrets::Sealer::new(ezpulze_common::config::DEV_PEPPER);
         sqlx::query(
             "INSERT INTO phone_numbers (phone_number_id, account_id, display_phone_number, access_token_enc, messages_per_second)
              VALUES ($1, $2, '15550001111', $3, $4)",
         )
         .bind(pnid)
-        .bind(self.account)
+        .bind(account)
         .bind(sealer.seal(token).expect("seal"))
         .bind(mps)
         .execute(&self.db)
@@ -222,18 +238,43 @@ impl TestEnv {
         key: bool,
         params: impl Fn(usize) -> Vec<Value>,
     ) -> (Uuid, Vec<Uuid>) {
+        self.dispatch_of(
+            self.account,
+            pnid,
+            recipients,
+            false,
+            test_mode,
+            key,
+            params,
+        )
+        .await
+    }
+
+    /// A dispatch of `account` (not necessarily this env's), `high` priority or bulk.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn dispatch_of(
+        &self,
+        account: Uuid,
+        pnid: &str,
+        recipients: &[String],
+        high: bool,
+        test_mode: bool,
+        key: bool,
+        params: impl Fn(usize) -> Vec<Value>,
+    ) -> (Uuid, Vec<Uuid>) {
         let dispatch = Uuid::now_v7();
         let key_id = key.then_some(self.key);
         sqlx::query(
-            "INSERT INTO dispatches (id, account_id, key_id, test_mode, phone_number_id, status, total)
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6)",
+            "INSERT INTO dispatches (id, account_id, key_id, test_mode, phone_number_id, status, total, priority)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7)",
         )
         .bind(dispatch)
-        .bind(self.account)
+        .bind(account)
         .bind(key_id)
         .bind(test_mode)
         .bind(pnid)
         .bind(i32::try_from(recipients.len()).expect("len"))
+        .bind(if high { "high" } else { "normal" })
         .execute(&self.db)
         .await
         .expect("dispatch");
@@ -266,7 +307,7 @@ impl TestEnv {
             )
             .bind(&ids[r.clone()])
             .bind(dispatch)
-            .bind(self.account)
+            .bind(account)
             .bind(key_id)
             .bind(&recipients[r.clone()])
             .bind(&payloads[r])
@@ -289,7 +330,7 @@ impl TestEnv {
             .map(|&message_id| SendJob {
                 message_id,
                 dispatch_id: dispatch,
-                account_id: self.account,
+                account_id: account,
             })
             .collect();
         self.queue.push_bulk(&jobs).await.expect("push");
