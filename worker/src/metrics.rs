@@ -19,6 +19,8 @@ pub const SLOT_WAIT_SECONDS: &str = "ezpulze_worker_slot_wait_seconds";
 pub const LANES_DUE: &str = "ezpulze_worker_lanes_due";
 /// Counter: lane reads (one per due lane per read; a number at its cap is not read).
 pub const LANE_READS_TOTAL: &str = "ezpulze_worker_lane_reads_total";
+/// Counter: jobs of paused, cancelled or completed dispatches removed from their lanes.
+pub const LANE_PURGED_TOTAL: &str = "ezpulze_worker_lane_jobs_purged_total";
 /// Counter: jobs moved from the send stream of before the lanes into their lanes.
 pub const LEGACY_MOVED_TOTAL: &str = "ezpulze_worker_legacy_jobs_moved_total";
 /// Counter: halts by `code` (dispatches paused; an operator must act).

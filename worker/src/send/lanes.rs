@@ -16,6 +16,7 @@ use ezpulze_common::jobs::SendJob;
 use ezpulze_queue::{LaneItem, TakeLimits};
 use ezpulze_runtime::send_lanes;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{nap, Engine};
 use crate::metrics as m;
@@ -124,6 +125,45 @@ impl Reader {
             lanes.settle(lane, &refs, &[]).await?;
         }
         Ok(out)
+    }
+}
+
+impl Engine {
+    /// Of `dispatches` (some of whose rows a batch could not claim), those paused, cancelled
+    /// or completed lose their jobs from their lanes at once: otherwise every job would be
+    /// read, take a slot of its number and be dropped, one slot at a time. Best effort.
+    pub(super) async fn purge_stopped(&self, dispatches: &[Uuid]) {
+        if dispatches.is_empty() {
+            return;
+        }
+        let stopped: Result<Vec<(Uuid, Option<String>)>, _> = sqlx::query_as(
+            "SELECT id, phone_number_id FROM dispatches
+              WHERE id = ANY($1) AND status IN ('paused', 'cancelled', 'completed')",
+        )
+        .bind(dispatches)
+        .fetch_all(&self.db)
+        .await;
+        let stopped = match stopped {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stopped dispatches failed");
+                return;
+            }
+        };
+        for (id, pn) in stopped {
+            let lane = pn.unwrap_or_else(|| send_lanes::NO_NUMBER_LANE.to_owned());
+            match self.lanes.purge(&lane, id).await {
+                Ok(n) if n > 0 => {
+                    metrics::counter!(m::LANE_PURGED_TOTAL).increment(n);
+                    tracing::info!(dispatch_id = %id, jobs = n, "jobs of a stopped dispatch left its lane");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "purging a stopped dispatch's lane failed"
+                ),
+            }
+        }
     }
 }
 

@@ -149,8 +149,10 @@ impl Engine {
         let started = Instant::now();
         let mut metas: HashMap<Uuid, Vec<LaneItem>> = HashMap::with_capacity(jobs.len());
         let mut slots: HashMap<Uuid, Instant> = HashMap::with_capacity(jobs.len());
+        let mut dispatch_of: HashMap<Uuid, Uuid> = HashMap::with_capacity(jobs.len());
         for j in jobs {
             slots.entry(j.job.message_id).or_insert(j.slot);
+            dispatch_of.insert(j.job.message_id, j.job.dispatch_id);
             metas.entry(j.job.message_id).or_default().push(j.item);
         }
         let ids: Vec<Uuid> = metas.keys().copied().collect();
@@ -168,6 +170,14 @@ impl Engine {
         };
         if claimed.len() < ids.len() {
             let rest = not_in(&ids, &claimed);
+            let mut stopped: Vec<Uuid> = rest
+                .iter()
+                .filter_map(|id| dispatch_of.get(id))
+                .copied()
+                .collect();
+            stopped.sort_unstable();
+            stopped.dedup();
+            self.purge_stopped(&stopped).await;
             self.unclaimed(&rest, &mut claimed, &mut settle.later)
                 .await?;
         }
