@@ -33,6 +33,7 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     let ezpulze_runtime::stores::Stores {
         db: pool,
         redis_client: client,
+        pubsub_clients,
         redis,
     } = ezpulze_runtime::stores::open(&config).await?;
     let cache = Arc::new(KeyCache::new(
@@ -45,7 +46,7 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     let subscribed = ready.notified();
     tokio::spawn(key_cache::run_subscriber(
         cache.clone(),
-        client.clone(),
+        pubsub_clients,
         pool.clone(),
         config.redis_prefix.clone(),
         ready.clone(),
@@ -78,12 +79,12 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
     )
     .await?;
     let schedule_queue = queues::connect(&config, queues::schedule(&config)).await?;
-    let webhook_queue = queues::connect(&config, queues::webhooks(&config)).await?;
+    let webhook_queues = queues::connect_webhooks(&config).await?;
     Ok(AppState::new(Inner {
         hasher: ezpulze_common::keys::SecretHasher::new(config.pepper()),
         send_lanes,
         schedule_queue,
-        webhook_queue,
+        webhook_queues,
         webhook_secrets: Default::default(),
         rate_limiter: RateLimiter::new(&config.redis_prefix),
         keyspace: ezpulze_common::keyspace::Keyspace::new(config.redis_prefix.clone()),

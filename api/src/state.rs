@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
+use ezpulze_common::redis_conn::RedisConn;
 use sqlx::PgPool;
 
 use crate::auth::key_cache::KeyCache;
@@ -16,7 +16,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub db: PgPool,
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub redis_client: redis::Client,
     pub key_cache: Arc<KeyCache>,
     pub rate_limiter: RateLimiter,
@@ -27,7 +27,8 @@ pub struct Inner {
     /// Send jobs go to their number's lane.
     pub send_lanes: ezpulze_runtime::send_lanes::SendLanes,
     pub schedule_queue: ezpulze_queue::Queue<ezpulze_common::jobs::ReleaseJob>,
-    pub webhook_queue: ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody>,
+    /// The shards of the webhook queue (`STATUS_SHARDS`, at least one).
+    pub webhook_queues: Vec<ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody>>,
     pub keyspace: ezpulze_common::keyspace::Keyspace,
     /// The web UI's session cookie (name and attributes from `PUBLIC_BASE_URL`).
     pub session_cookie: crate::auth::session::CookieRules,
@@ -46,11 +47,11 @@ impl AppState {
         &self.0.db
     }
     /// A handle on the shared multiplexed connection (cheap to clone).
-    pub fn redis(&self) -> ConnectionManager {
+    pub fn redis(&self) -> RedisConn {
         self.0.redis.clone()
     }
     /// The shared Redis connection, borrowed (clone it to send commands).
-    pub fn redis_ref(&self) -> &ConnectionManager {
+    pub fn redis_ref(&self) -> &RedisConn {
         &self.0.redis
     }
     pub fn redis_client(&self) -> &redis::Client {
@@ -75,9 +76,18 @@ impl AppState {
     pub fn send_lanes(&self) -> &ezpulze_runtime::send_lanes::SendLanes {
         &self.0.send_lanes
     }
-    /// Signed webhook bodies for the workers' status consumers.
-    pub fn webhook_queue(&self) -> &ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody> {
-        &self.0.webhook_queue
+    /// Signed webhook bodies for the workers' status consumers: the shard of a body that
+    /// names `phone_number_id`.
+    pub fn webhook_queue(
+        &self,
+        phone_number_id: &str,
+    ) -> &ezpulze_queue::Queue<ezpulze_common::jobs::WebhookBody> {
+        let q = &self.0.webhook_queues;
+        let i = ezpulze_runtime::queues::webhook_shard_of(
+            phone_number_id,
+            u16::try_from(q.len()).unwrap_or(1),
+        );
+        &q[i.min(q.len() - 1)]
     }
     pub fn webhook_secrets(&self) -> &crate::webhook_secrets::SecretCache {
         &self.0.webhook_secrets

@@ -40,7 +40,7 @@ impl SecretCache {
         config: &Config,
         recent: (
             &crate::auth::key_cache::KeyCache,
-            &redis::aio::ConnectionManager,
+            &ezpulze_common::redis_conn::RedisConn,
             &str,
         ),
         phone_number_id: &str,

@@ -32,6 +32,10 @@ pub struct Config {
     pub database_url: SecretString,
     pub database_max_connections: u32,
     pub redis_url: SecretString,
+    /// `REDIS_CLUSTER_URLS`: seed nodes of a Redis Cluster (comma-separated `redis://` URLs).
+    /// When set, every Redis key, queue, lane and channel lives on the cluster and
+    /// `REDIS_URL` is not used.
+    pub redis_cluster_urls: Vec<SecretString>,
     /// Prefix of every Redis key and channel, so several stacks (or tests) share one Redis.
     pub redis_prefix: String,
     pub root_token: Option<SecretString>,
@@ -62,6 +66,8 @@ pub struct Config {
     pub worker_batch: usize,
     /// Shards of the send lanes' registry (each its own hash tag on a Redis Cluster).
     pub lane_shards: u16,
+    /// Shards of the webhook (status) stream (each its own stream and hash tag).
+    pub status_shards: u16,
     /// Sends a worker process keeps in flight at once.
     pub worker_concurrency: usize,
     /// Timeout of one Graph API call.
@@ -221,6 +227,16 @@ impl Config {
         let database_url = r.string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ezpulze");
         let database_max_connections = r.parse("DATABASE_MAX_CONNECTIONS", 16u32);
         let redis_url = r.string("REDIS_URL", "redis://127.0.0.1:6379/0");
+        let redis_cluster_urls: Vec<String> = src
+            .get("REDIS_CLUSTER_URLS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let redis_prefix = r.string("REDIS_PREFIX", "ezp");
         let root_token = src.get("EZPULZE_ROOT_TOKEN").map(SecretString::from);
         let key_pepper = r.string("EZPULZE_KEY_PEPPER", DEV_PEPPER);
@@ -273,6 +289,7 @@ impl Config {
         let graph_api_version = r.string("GRAPH_API_VERSION", "v23.0");
         let worker_batch = r.parse("WORKER_BATCH", 200usize);
         let lane_shards = r.parse("LANE_SHARDS", 4u16);
+        let status_shards = r.parse("STATUS_SHARDS", 1u16);
         let worker_concurrency = r.parse("WORKER_CONCURRENCY", 256usize);
         let send_timeout = Duration::from_millis(r.parse("SEND_TIMEOUT_MS", 10_000u64));
         let send_max_attempts = r.parse("SEND_MAX_ATTEMPTS", 6u32);
@@ -336,6 +353,12 @@ impl Config {
         if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
             errors.push("REDIS_URL must be a redis:// URL".into());
         }
+        if redis_cluster_urls
+            .iter()
+            .any(|u| !u.starts_with("redis://") && !u.starts_with("rediss://"))
+        {
+            errors.push("REDIS_CLUSTER_URLS must be comma-separated redis:// URLs".into());
+        }
         if environment == "production" && secrets_key == DEV_PEPPER {
             errors.push("EZPULZE_SECRETS_KEY must be set in production".into());
         }
@@ -344,6 +367,9 @@ impl Config {
         }
         if !(1..=1024).contains(&lane_shards) {
             errors.push("LANE_SHARDS must be between 1 and 1024".into());
+        }
+        if !(1..=64).contains(&status_shards) {
+            errors.push("STATUS_SHARDS must be between 1 and 64".into());
         }
         if worker_concurrency == 0 {
             errors.push("WORKER_CONCURRENCY must be positive".into());
@@ -384,6 +410,10 @@ impl Config {
             database_url: database_url.into(),
             database_max_connections,
             redis_url: redis_url.into(),
+            redis_cluster_urls: redis_cluster_urls
+                .into_iter()
+                .map(SecretString::from)
+                .collect(),
             redis_prefix,
             root_token,
             key_pepper: key_pepper.into(),
@@ -404,6 +434,7 @@ impl Config {
             graph_api_version,
             worker_batch,
             lane_shards,
+            status_shards,
             worker_concurrency,
             send_timeout,
             send_max_attempts,

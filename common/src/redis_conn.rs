@@ -1,14 +1,169 @@
 //! Redis connections and the server settings the engine relies on.
+//!
+//! One Redis server (`REDIS_URL`) or a Redis Cluster (`REDIS_CLUSTER_URLS`): [`RedisConn`] is
+//! either, and every component talks to it through redis' `ConnectionLike`. On a cluster,
+//! MOVED and ASK redirections and a failover are followed by the cluster client; a pipeline
+//! whose commands live in several slots is split into one pipeline per hash tag (run
+//! concurrently, each in order) and its answers put back in order, so batching code written
+//! for one server works unchanged. Such a pipeline is neither atomic nor ordered across tags;
+//! the engine keeps every atomic step inside one hash tag.
 
 use anyhow::Context;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use crate::Config;
 
+/// A connection to the configured Redis: one server or a cluster. Cheap to clone.
+#[derive(Clone)]
+pub enum RedisConn {
+    /// One server, reconnecting by itself.
+    Single(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl RedisConn {
+    /// Whether this is a cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RedisConn::Cluster(_))
+    }
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            // An atomic pipeline (MULTI/EXEC; redis asks for its answers past an offset) must
+            // be one slot: sent as it is.
+            RedisConn::Cluster(c) => {
+                if offset > 0 {
+                    return c.req_packed_commands(pipeline, offset, count);
+                }
+                let c = c.clone();
+                Box::pin(async move {
+                    // One sub-pipeline per hash tag (so per slot), in the pipeline's order
+                    // within each; the sub-pipelines run concurrently.
+                    let mut groups: Vec<(Vec<u8>, Pipeline, Vec<usize>)> = Vec::new();
+                    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+                        let tag = slot_tag(cmd);
+                        let at = match groups.iter().position(|(t, _, _)| *t == tag) {
+                            Some(at) => at,
+                            None => {
+                                groups.push((tag, redis::pipe(), Vec::new()));
+                                groups.len() - 1
+                            }
+                        };
+                        groups[at].1.add_command(cmd.clone());
+                        groups[at].2.push(i);
+                    }
+                    let answers = futures::future::join_all(groups.iter().map(|(_, p, _)| {
+                        let mut c = c.clone();
+                        async move { c.req_packed_commands(p, 0, p.len()).await }
+                    }))
+                    .await;
+                    let mut values = vec![Value::Nil; pipeline.len()];
+                    for ((_, _, idx), answer) in groups.iter().zip(answers) {
+                        for (i, v) in idx.iter().zip(answer?) {
+                            values[*i] = v;
+                        }
+                    }
+                    Ok(values.into_iter().skip(offset).take(count).collect())
+                })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Single(c) => c.get_db(),
+            RedisConn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// What decides a command's slot: the hash tag of its first key (`{...}`), else the key.
+fn slot_tag(cmd: &Cmd) -> Vec<u8> {
+    let Some(redis::Arg::Simple(key)) = cmd.args_iter().nth(1) else {
+        return Vec::new();
+    };
+    if let Some(open) = key.iter().position(|b| *b == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|b| *b == b'}') {
+            if len > 0 {
+                return key[open + 1..open + 1 + len].to_vec();
+            }
+        }
+    }
+    key.to_vec()
+}
+
+/// The client of `REDIS_URL`, or of the first cluster seed node.
 pub fn client(config: &Config) -> anyhow::Result<redis::Client> {
-    redis::Client::open(config.redis_url.expose_secret()).context("parsing REDIS_URL")
+    match config.redis_cluster_urls.first() {
+        Some(seed) => {
+            redis::Client::open(seed.expose_secret()).context("parsing REDIS_CLUSTER_URLS")
+        }
+        None => redis::Client::open(config.redis_url.expose_secret()).context("parsing REDIS_URL"),
+    }
+}
+
+/// A client per node to subscribe on (pub/sub messages reach every node of a cluster, so a
+/// subscriber that loses its node subscribes on the next one).
+pub fn pubsub_clients(config: &Config) -> anyhow::Result<Vec<redis::Client>> {
+    if config.redis_cluster_urls.is_empty() {
+        return Ok(vec![client(config)?]);
+    }
+    config
+        .redis_cluster_urls
+        .iter()
+        .map(|u| redis::Client::open(u.expose_secret()).context("parsing REDIS_CLUSTER_URLS"))
+        .collect()
+}
+
+/// The seed nodes when Redis is a cluster (`None`: one server at `REDIS_URL`).
+pub fn cluster_urls(config: &Config) -> Option<Vec<String>> {
+    (!config.redis_cluster_urls.is_empty()).then(|| {
+        config
+            .redis_cluster_urls
+            .iter()
+            .map(|u| u.expose_secret().to_owned())
+            .collect()
+    })
+}
+
+/// The configured Redis: a connection manager on `REDIS_URL`, or a cluster connection.
+pub async fn connect(config: &Config) -> anyhow::Result<RedisConn> {
+    match cluster_urls(config) {
+        None => Ok(RedisConn::Single(manager(&client(config)?).await?)),
+        Some(urls) => {
+            let client = redis::cluster::ClusterClient::builder(urls)
+                .connection_timeout(Duration::from_secs(3))
+                .response_timeout(Duration::from_secs(3))
+                .retries(6)
+                .build()
+                .context("parsing REDIS_CLUSTER_URLS")?;
+            let conn = client
+                .get_async_connection()
+                .await
+                .context("connecting to the Redis Cluster (REDIS_CLUSTER_URLS)")?;
+            Ok(RedisConn::Cluster(conn))
+        }
+    }
 }
 
 /// A multiplexed connection that reconnects by itself.
@@ -23,7 +178,7 @@ pub async fn manager(client: &redis::Client) -> anyhow::Result<ConnectionManager
 }
 
 /// `CONFIG GET name`: the name and its value.
-async fn config_get(conn: &mut ConnectionManager, name: &str) -> redis::RedisResult<Vec<String>> {
+async fn config_get(conn: &mut RedisConn, name: &str) -> redis::RedisResult<Vec<String>> {
     redis::cmd("CONFIG")
         .arg("GET")
         .arg(name)
@@ -33,7 +188,7 @@ async fn config_get(conn: &mut ConnectionManager, name: &str) -> redis::RedisRes
 
 /// Warns when the server may evict or lose queued work (`maxmemory-policy` other than
 /// `noeviction`, or no append-only file outside development).
-pub async fn check_settings(conn: &mut ConnectionManager, config: &Config) {
+pub async fn check_settings(conn: &mut RedisConn, config: &Config) {
     if let Ok(v) = config_get(conn, "maxmemory-policy").await {
         if let Some(p) = v.get(1) {
             if p != "noeviction" {
@@ -45,5 +200,23 @@ pub async fn check_settings(conn: &mut ConnectionManager, config: &Config) {
         if v.get(1).map(String::as_str) != Some("yes") && config.environment == "production" {
             tracing::warn!("Redis appendonly is off: a Redis restart loses queued jobs");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_group_by_hash_tag() {
+        let mut c = redis::cmd("SET");
+        c.arg("{ezp:pair:1}:+1555").arg(1);
+        assert_eq!(slot_tag(&c), b"ezp:pair:1");
+        let mut c = redis::cmd("GET");
+        c.arg("ezp:session:abc");
+        assert_eq!(slot_tag(&c), b"ezp:session:abc");
+        let mut c = redis::cmd("GET");
+        c.arg("a{}b");
+        assert_eq!(slot_tag(&c), b"a{}b");
     }
 }

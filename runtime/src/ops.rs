@@ -14,7 +14,7 @@ use crate::readiness;
 #[derive(Clone)]
 struct Probe {
     db: PgPool,
-    redis: Option<redis::aio::ConnectionManager>,
+    redis: Option<ezpulze_common::redis_conn::RedisConn>,
     handle: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -35,7 +35,7 @@ async fn ready(State(p): State<Probe>) -> (StatusCode, String) {
 }
 
 /// The three routes; `/readyz` checks `db`, and `redis` when given.
-pub fn router(db: PgPool, redis: Option<redis::aio::ConnectionManager>) -> Router {
+pub fn router(db: PgPool, redis: Option<ezpulze_common::redis_conn::RedisConn>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -51,7 +51,7 @@ pub fn router(db: PgPool, redis: Option<redis::aio::ConnectionManager>) -> Route
 pub async fn serve(
     listener: tokio::net::TcpListener,
     db: PgPool,
-    redis: Option<redis::aio::ConnectionManager>,
+    redis: Option<ezpulze_common::redis_conn::RedisConn>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(db, redis))

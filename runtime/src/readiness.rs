@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use ezpulze_common::redis_conn::RedisConn;
 use sqlx::PgPool;
 
 /// How long one dependency may take to answer a readiness check.
@@ -98,7 +98,7 @@ where
 
 /// Asks Postgres (`SELECT 1`) and, when given, Redis (`PING`) at the same time, each within
 /// `timeout`.
-pub async fn check(db: &PgPool, redis: Option<&ConnectionManager>, timeout: Duration) -> Readiness {
+pub async fn check(db: &PgPool, redis: Option<&RedisConn>, timeout: Duration) -> Readiness {
     let pg = within(timeout, "postgres", async {
         sqlx::query_scalar::<_, i32>("SELECT 1")
             .fetch_one(db)

@@ -12,8 +12,7 @@ use anyhow::Context;
 use ezpulze_common::jobs::SendJob;
 use ezpulze_common::keyspace::SEND_QUEUE;
 use ezpulze_common::Config;
-use ezpulze_queue::{LaneItem, Lanes, LanesConfig, RedisTarget};
-use secrecy::ExposeSecret;
+use ezpulze_queue::{LaneItem, Lanes, LanesConfig};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -45,12 +44,9 @@ pub struct SendLanes {
 impl SendLanes {
     /// Connects the configured Redis.
     pub async fn connect(config: &Config, cfg: LanesConfig) -> anyhow::Result<Self> {
-        let lanes = Lanes::connect(
-            RedisTarget::single(config.redis_url.expose_secret().to_owned()),
-            cfg,
-        )
-        .await
-        .context("connecting the send lanes")?;
+        let lanes = Lanes::connect(crate::queues::target(config), cfg)
+            .await
+            .context("connecting the send lanes")?;
         Ok(Self { lanes })
     }
 

@@ -15,7 +15,7 @@ async fn get(base: &str, path: &str) -> (u16, String) {
 
 async fn spawn(
     db: sqlx::PgPool,
-    redis: Option<redis::aio::ConnectionManager>,
+    redis: Option<ezpulze_common::redis_conn::RedisConn>,
 ) -> (String, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -33,11 +33,13 @@ async fn health_readiness_and_metrics() {
     let redis_url =
         std::env::var("EZPULZE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
     let db = sqlx::PgPool::connect(&pg).await.expect("pg");
-    let redis = redis::Client::open(redis_url)
-        .expect("url")
-        .get_connection_manager()
-        .await
-        .expect("redis");
+    let redis = ezpulze_common::redis_conn::RedisConn::Single(
+        redis::Client::open(redis_url)
+            .expect("url")
+            .get_connection_manager()
+            .await
+            .expect("redis"),
+    );
     // The process's recorder (what the ops router exports) is installed before counting.
     ezpulze_runtime::telemetry::metrics_handle();
     metrics::counter!("ezpulze_ops_test_total").increment(1);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use ezpulze_common::redis_conn::RedisConn;
 use redis::Script;
 
 const RENEW: &str = r#"
@@ -19,7 +19,7 @@ return 0
 "#;
 
 pub struct Lease {
-    redis: ConnectionManager,
+    redis: RedisConn,
     key: String,
     holder: String,
     ttl: Duration,
@@ -28,7 +28,7 @@ pub struct Lease {
 }
 
 impl Lease {
-    pub fn new(redis: ConnectionManager, prefix: &str, ttl: Duration) -> Self {
+    pub fn new(redis: RedisConn, prefix: &str, ttl: Duration) -> Self {
         Self {
             redis,
             key: ezpulze_common::keyspace::Keyspace::new(prefix).scheduler_lease(),

@@ -52,11 +52,11 @@ pub struct Scheduler {
     last_outbox: std::sync::Mutex<Option<Instant>>,
     pub schedule: Queue<ReleaseJob>,
     /// Only to forget stopped status consumers (the workers read it).
-    webhooks: Queue<WebhookBody>,
+    webhooks: Vec<Queue<WebhookBody>>,
     releases: tokio::sync::Mutex<ezpulze_queue::Consumer<ReleaseJob>>,
     pub lease: lease::Lease,
     /// The Redis connection `/readyz` checks (the queues and the lease have their own).
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: ezpulze_common::redis_conn::RedisConn,
 }
 
 impl Scheduler {
@@ -75,7 +75,7 @@ impl Scheduler {
             queues::schedule(&config).with_block(Duration::from_millis(100)),
         )
         .await?;
-        let webhooks = queues::connect(&config, queues::webhooks(&config)).await?;
+        let webhooks = queues::connect_webhooks(&config).await?;
         let releases = tokio::sync::Mutex::new(schedule.consumer("scheduler"));
         let lease = lease::Lease::new(redis.clone(), &config.redis_prefix, LEASE);
         let redis = redis.clone();
@@ -136,7 +136,9 @@ impl Scheduler {
     pub async fn prune_consumers(&self, idle: Duration) -> anyhow::Result<usize> {
         let mut n = self.queue.prune_consumers(idle).await?;
         n += self.schedule.prune_consumers(idle).await?;
-        n += self.webhooks.prune_consumers(idle).await?;
+        for w in &self.webhooks {
+            n += w.prune_consumers(idle).await?;
+        }
         metrics::counter!("ezpulze_scheduler_consumers_pruned_total").increment(n as u64);
         Ok(n)
     }

@@ -44,14 +44,14 @@ impl fmt::Display for Left {
 /// The send queue and the message rows of one engine (its database and Redis prefix).
 pub struct Engine {
     queue: crate::send_jobs::SendJobs,
-    webhooks: Queue<WebhookBody>,
+    webhooks: Vec<Queue<WebhookBody>>,
     db: PgPool,
 }
 
 impl Engine {
     pub async fn connect(config: &Config, db: PgPool) -> Engine {
         let queue = crate::send_jobs::SendJobs::connect(config, None).await;
-        let webhooks = queues::connect(config, queues::webhooks(config))
+        let webhooks = queues::connect_webhooks(config)
             .await
             .expect("connect the webhook queue");
         Engine {
@@ -88,8 +88,13 @@ impl Engine {
 
     /// Status bodies on the webhook queue not yet applied and acked: (depth, in flight).
     pub async fn webhooks_left(&self) -> (u64, u64) {
-        let stats = self.webhooks.stats().await.expect("webhook queue stats");
-        (stats.depth, stats.in_flight)
+        let mut left = (0, 0);
+        for w in &self.webhooks {
+            let stats = w.stats().await.expect("webhook queue stats");
+            left.0 += stats.depth;
+            left.1 += stats.in_flight;
+        }
+        left
     }
 
     /// Waits until nothing is left (see [`drain`]).

@@ -13,13 +13,13 @@
 use ezpulze_common::keyspace::Keyspace;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use ezpulze_common::redis_conn::RedisConn;
 use uuid::Uuid;
 
 /// The send-intent keys of one Redis prefix.
 #[derive(Clone)]
 pub struct Intents {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keyspace,
 }
 
@@ -30,7 +30,7 @@ impl std::fmt::Debug for Intents {
 }
 
 impl Intents {
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str) -> Self {
         Self {
             conn,
             keys: Keyspace::new(prefix),

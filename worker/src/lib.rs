@@ -102,10 +102,9 @@ pub async fn run_on(
     let queue: Queue<SendJob> = ezpulze_runtime::queues::connect(&config, qcfg)
         .await
         .map_err(WorkerError::Startup)?;
-    let webhooks: Queue<WebhookBody> =
-        ezpulze_runtime::queues::connect(&config, ezpulze_runtime::queues::webhooks(&config))
-            .await
-            .map_err(WorkerError::Startup)?;
+    let webhooks: Vec<Queue<WebhookBody>> = ezpulze_runtime::queues::connect_webhooks(&config)
+        .await
+        .map_err(WorkerError::Startup)?;
 
     let lanes = ezpulze_runtime::send_lanes::SendLanes::connect(&config, {
         let mut c = ezpulze_runtime::send_lanes::config(&config);
@@ -188,13 +187,18 @@ pub async fn run_on(
         format!("{me}-legacy"),
         cancel.clone(),
     )));
-    let status_cancel = cancel.clone();
-    let status_task = tokio::spawn(status::run(
-        db.clone(),
-        webhooks,
-        config.status_batch,
-        status_cancel,
-    ));
+    // A status consumer per shard of the webhook stream.
+    let status_tasks: Vec<_> = webhooks
+        .into_iter()
+        .map(|q| {
+            tokio::spawn(status::run(
+                db.clone(),
+                q,
+                config.status_batch,
+                cancel.clone(),
+            ))
+        })
+        .collect();
 
     let mut status_result = Ok(());
     for t in tasks {
@@ -205,10 +209,12 @@ pub async fn run_on(
     // Sends already started end (answered or timed out) and are recorded.
     engine.tails.close();
     engine.tails.wait().await;
-    match status_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => status_result = Err(WorkerError::Status(e)),
-        Err(e) => status_result = Err(WorkerError::Status(anyhow::anyhow!("task: {e}"))),
+    for t in status_tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => status_result = Err(WorkerError::Status(e)),
+            Err(e) => status_result = Err(WorkerError::Status(anyhow::anyhow!("task: {e}"))),
+        }
     }
     cancel.cancel();
     match server.await {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ezpulze_common::keyspace::Keyspace;
 
-use redis::aio::ConnectionManager;
+use ezpulze_common::redis_conn::RedisConn;
 
 const RESERVE_LUA: &str = r#"
 local t = redis.call('TIME')
@@ -76,7 +76,7 @@ impl Grant {
 /// The shared limiter.
 #[derive(Clone)]
 pub struct Throttle {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keyspace,
     script: redis::Script,
     penalty: redis::Script,
@@ -96,7 +96,7 @@ pub fn interval_for(mps: u32, headroom: f64) -> Duration {
 }
 
 impl Throttle {
-    pub fn new(conn: ConnectionManager, prefix: &str, headroom: f64) -> Self {
+    pub fn new(conn: RedisConn, prefix: &str, headroom: f64) -> Self {
         Self {
             conn,
             keys: Keyspace::new(prefix),

@@ -147,7 +147,7 @@ impl KeyCache {
     /// (one Redis read; a Redis error says "maybe", and the caller asks Postgres).
     pub async fn recently_created(
         &self,
-        redis: &mut redis::aio::ConnectionManager,
+        redis: &mut ezpulze_common::redis_conn::RedisConn,
         prefix: &str,
         what: &str,
     ) -> bool {
@@ -166,7 +166,7 @@ impl KeyCache {
     pub async fn get(
         &self,
         db: &PgPool,
-        recent: (&redis::aio::ConnectionManager, &str),
+        recent: (&ezpulze_common::redis_conn::RedisConn, &str),
         hash: [u8; 32],
     ) -> Result<Option<Arc<KeyRecord>>, sqlx::Error> {
         let serving = self.is_serving();
@@ -311,7 +311,7 @@ impl axum::response::IntoResponseParts for Propagation {
 /// [`run_publisher`] to publish.
 async fn publish(
     cache: &KeyCache,
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut ezpulze_common::redis_conn::RedisConn,
     prefix: &str,
     messages: Vec<String>,
 ) -> Propagation {
@@ -321,7 +321,7 @@ async fn publish(
 /// [`publish`], first marking `created` (channel messages of creations) as recent in Redis.
 async fn publish_marked(
     cache: &KeyCache,
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut ezpulze_common::redis_conn::RedisConn,
     prefix: &str,
     messages: Vec<String>,
     created: &[String],
@@ -366,7 +366,7 @@ async fn publish_marked(
 /// Tells every replica (this one included) to forget a key.
 pub async fn publish_invalidation(
     cache: &KeyCache,
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut ezpulze_common::redis_conn::RedisConn,
     prefix: &str,
     hashes: &[[u8; 32]],
 ) -> Propagation {
@@ -381,7 +381,7 @@ pub async fn publish_invalidation(
 /// before its creator learns its value (see `known`).
 pub async fn publish_created(
     cache: &KeyCache,
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut ezpulze_common::redis_conn::RedisConn,
     prefix: &str,
     hash: &[u8; 32],
 ) -> Propagation {
@@ -394,7 +394,7 @@ pub async fn publish_created(
 /// Tells every replica (this one included) that these phone numbers are registered.
 pub async fn publish_numbers(
     cache: &KeyCache,
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut ezpulze_common::redis_conn::RedisConn,
     prefix: &str,
     numbers: &[&str],
 ) -> Propagation {
@@ -412,7 +412,7 @@ pub async fn publish_numbers(
 /// left unpublished, until cancelled.
 pub async fn run_publisher(
     cache: Arc<KeyCache>,
-    mut redis: redis::aio::ConnectionManager,
+    mut redis: ezpulze_common::redis_conn::RedisConn,
     prefix: String,
     cancel: CancellationToken,
 ) {
@@ -451,17 +451,24 @@ pub async fn run_publisher(
 /// or after [`STALE_AFTER`] without a message (a silently lost connection). While it is not
 /// subscribed the cache serves nothing and the known-credentials filters say "maybe": every
 /// lookup goes to Postgres. Each (re)subscription reloads the filters, flushes the cache, and
-/// only then serves from it again.
+/// only then serves from it again. On a Redis Cluster, messages reach every node: each
+/// (re)subscription uses the next node of `clients`, so a lost node is left behind.
 pub async fn run_subscriber(
     cache: Arc<KeyCache>,
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     db: sqlx::PgPool,
     prefix: String,
     ready: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
     let chan = channel(&prefix);
+    let mut turn = 0usize;
     loop {
+        let Some(client) = clients.get(turn % clients.len().max(1)).cloned() else {
+            tracing::error!("no Redis node to subscribe on");
+            return;
+        };
+        turn += 1;
         let attempt = async {
             let mut pubsub = tokio::time::timeout(Duration::from_secs(2), async {
                 let mut pubsub = client.get_async_pubsub().await?;

@@ -103,7 +103,7 @@ impl RateLimiter {
 
     pub async fn check(
         &self,
-        redis: &mut redis::aio::ConnectionManager,
+        redis: &mut ezpulze_common::redis_conn::RedisConn,
         key_id: uuid::Uuid,
         limit_per_hour: u32,
         local: &LocalBlock,

@@ -134,19 +134,22 @@ pub async fn create(state: &AppState, account_id: Uuid) -> ApiResult<String> {
     let keyspace = state.keyspace();
     let sessions = keyspace.account_sessions(&account_id);
     let mut redis = state.redis();
+    // The account's list first, then the session: a session exists only once it is listed,
+    // so signing out (which ends every listed session) can never miss one. Two keys in two
+    // slots on a Redis Cluster: two steps, in this order.
     let _: () = redis::pipe()
-        .atomic()
-        .set_ex(
-            keyspace.session(&sid),
-            account_id.to_string(),
-            SESSION_TTL_SECS,
-        )
-        .ignore()
         .sadd(&sessions, &sid)
         .ignore()
         .expire(&sessions, SESSION_TTL_SECS as i64)
         .ignore()
         .query_async(&mut redis)
+        .await?;
+    let _: () = redis
+        .set_ex(
+            keyspace.session(&sid),
+            account_id.to_string(),
+            SESSION_TTL_SECS,
+        )
         .await?;
     Ok(sid)
 }

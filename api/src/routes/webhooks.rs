@@ -222,8 +222,12 @@ pub async fn receive(
     // Parsed above, so it is JSON: kept verbatim for the status consumers.
     let raw: Box<serde_json::value::RawValue> =
         serde_json::from_slice(&body).map_err(|e| ApiError::Internal(e.into()))?;
+    let shard_key = numbers
+        .first()
+        .map(|n| n.phone_number_id.clone())
+        .unwrap_or_default();
     state
-        .webhook_queue()
+        .webhook_queue(&shard_key)
         .push(&WebhookBody {
             numbers: Some(numbers),
             body: raw,
