@@ -17,7 +17,7 @@ const NOT_FINAL: &str = "status IN ('scheduled','queued','sending','accepted')";
 pub async fn drain(
     db: &PgPool,
     stack: &Stack,
-    redis_url: &str,
+    redis_url: &[String],
     prefix: &str,
     bound: Duration,
 ) -> anyhow::Result<Drain> {
@@ -54,12 +54,55 @@ pub struct Drain {
     pub empty_after: Option<Duration>,
 }
 
-/// Entries left in the streams under `prefix` (unknown while Redis is unreachable: 1).
-async fn queued_entries(redis_url: &str, prefix: &str) -> u64 {
+/// Entries left in the streams and lanes under `prefix` (ready lists, delayed and in-flight
+/// sets; the lane registry is not work) (unknown while Redis is unreachable: 1).
+async fn queued_entries(redis_url: &[String], prefix: &str) -> u64 {
     match persistent_keys(redis_url, prefix).await {
-        Ok(keys) => keys.values().filter_map(|(_, len)| *len).sum(),
+        Ok(keys) => keys
+            .iter()
+            .filter(|(k, _)| {
+                !k.contains(":registry:") && !k.ends_with(":hi") && !k.ends_with(":lo")
+            })
+            .filter_map(|(_, (_, len))| *len)
+            .sum(),
         Err(_) => 1,
     }
+}
+
+/// The nodes to read keys from: the live primaries of a cluster (asked of the first node that
+/// answers), or the one server.
+async fn primaries(seeds: &[String]) -> anyhow::Result<Vec<String>> {
+    for seed in seeds {
+        let Ok(client) = redis::Client::open(seed.as_str()) else {
+            continue;
+        };
+        let Ok(Ok(mut conn)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        else {
+            continue;
+        };
+        let nodes: redis::RedisResult<String> = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await;
+        match nodes {
+            Ok(text) => {
+                return Ok(text
+                    .lines()
+                    .filter(|l| l.contains("master") && !l.contains("fail"))
+                    .filter_map(|l| l.split_whitespace().nth(1))
+                    .filter_map(|a| a.split('@').next())
+                    .map(|a| format!("redis://{a}"))
+                    .collect())
+            }
+            // Not a cluster: the one server.
+            Err(_) => return Ok(vec![seed.clone()]),
+        }
+    }
+    anyhow::bail!("no Redis node answers")
 }
 
 /// The engine's state after the drain, beside the simulator's truth.
@@ -154,6 +197,18 @@ impl Tally {
 /// Bytes held under `prefix` by keys without a TTL (keys with one expire by themselves:
 /// send intents, locks), key by key (with, for a stream, its length).
 pub async fn persistent_keys(
+    redis_urls: &[String],
+    prefix: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, (u64, Option<u64>)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for node in primaries(redis_urls).await? {
+        out.extend(node_persistent_keys(&node, prefix).await?);
+    }
+    Ok(out)
+}
+
+/// [`persistent_keys`] of one node.
+async fn node_persistent_keys(
     redis_url: &str,
     prefix: &str,
 ) -> anyhow::Result<std::collections::BTreeMap<String, (u64, Option<u64>)>> {
@@ -188,10 +243,15 @@ pub async fn persistent_keys(
             .query_async(&mut conn)
             .await?;
         let kind: String = redis::cmd("TYPE").arg(&k).query_async(&mut conn).await?;
-        let len: Option<u64> = if kind == "stream" {
-            redis::cmd("XLEN").arg(&k).query_async(&mut conn).await.ok()
-        } else {
-            None
+        let len: Option<u64> = match kind.as_str() {
+            "stream" => redis::cmd("XLEN").arg(&k).query_async(&mut conn).await.ok(),
+            "list" => redis::cmd("LLEN").arg(&k).query_async(&mut conn).await.ok(),
+            "zset" => redis::cmd("ZCARD")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .ok(),
+            _ => None,
         };
         out.insert(k, (used.unwrap_or(0), len));
     }

@@ -25,10 +25,14 @@ pub enum Fault {
     SchedulerKill,
     ApiKillAfterCommit,
     SlowSends,
+    /// The whole stack on a 3-primary/3-replica Redis Cluster, no fault.
+    RedisCluster,
+    /// ... and one primary killed mid-run (its replica takes over).
+    RedisPrimaryKill,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 10] = [
         Fault::WorkerKill,
         Fault::ApiKill,
         Fault::ApiKillAfterCommit,
@@ -37,6 +41,8 @@ impl Fault {
         Fault::SimFailures,
         Fault::SchedulerKill,
         Fault::SlowSends,
+        Fault::RedisCluster,
+        Fault::RedisPrimaryKill,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +55,23 @@ impl Fault {
             Fault::SchedulerKill => "scheduler-kill-9",
             Fault::ApiKillAfterCommit => "api-kill-9-at-commit",
             Fault::SlowSends => "slow-sends-10pct",
+            Fault::RedisCluster => "redis-cluster",
+            Fault::RedisPrimaryKill => "redis-cluster-primary-kill-9",
+        }
+    }
+
+    /// Whether the scenario runs on its own Redis Cluster.
+    pub fn on_cluster(self) -> bool {
+        matches!(self, Fault::RedisCluster | Fault::RedisPrimaryKill)
+    }
+
+    /// Tenants (accounts, one number each) of the scenario: six numbers on a cluster, so
+    /// their lanes spread over its three primaries.
+    fn tenants(self) -> usize {
+        if self.on_cluster() {
+            6
+        } else {
+            TENANTS
         }
     }
 
@@ -56,7 +79,8 @@ impl Fault {
     /// none, except when Redis loses its last second of writes (AOF `everysec`), which can
     /// take send intents with it (worker/README.md, "Unknown outcomes").
     fn allows_duplicates(self) -> bool {
-        self == Fault::RedisKill
+        // A killed primary loses what it had not replicated yet, send intents included.
+        matches!(self, Fault::RedisKill | Fault::RedisPrimaryKill)
     }
 }
 
@@ -96,6 +120,16 @@ impl Size {
     fn messages(&self) -> usize {
         self.requests * self.per_request
     }
+
+    /// The cluster scenarios' load: 20,000 messages (40 requests of 500).
+    pub const CLUSTER: Size = Size {
+        requests: 40,
+        per_request: 500,
+        clients: 4,
+        failure_window: Duration::from_secs(10),
+        failure_rates: r#"{"131000": 0.2}"#,
+        drain_bound: Duration::from_secs(120),
+    };
 }
 
 /// One scenario's report line.
@@ -131,6 +165,9 @@ pub struct Outcome {
 /// The suite's services and where it writes.
 pub struct Suite {
     pub redis: Redis,
+    /// The Redis Cluster of the scenario running on one (started per scenario).
+    pub cluster: Option<crate::services::RedisCluster>,
+    root: PathBuf,
     pub pg: Postgres,
     pub bin_dir: PathBuf,
     pub out_dir: PathBuf,
@@ -148,6 +185,8 @@ impl Suite {
     ) -> anyhow::Result<Suite> {
         Ok(Suite {
             redis: Redis::start(root)?,
+            cluster: None,
+            root: root.to_path_buf(),
             pg: Postgres::start(root)?,
             bin_dir,
             out_dir,
@@ -164,10 +203,23 @@ impl Suite {
         prefix: &str,
         out: &mut Outcome,
     ) -> anyhow::Result<checks::Drain> {
-        let d = checks::drain(db, stack, &self.redis.url(), prefix, self.size.drain_bound).await?;
+        let bound = if self.cluster.is_some() {
+            Size::CLUSTER.drain_bound
+        } else {
+            self.size.drain_bound
+        };
+        let d = checks::drain(db, stack, &self.redis_seeds(), prefix, bound).await?;
         out.final_s = d.final_after.map_or(f64::NAN, |t| t.as_secs_f64());
         out.drain_s = d.empty_after.map_or(f64::NAN, |t| t.as_secs_f64());
         Ok(d)
+    }
+
+    /// Where the running scenario's Redis is: the cluster's nodes, or the one server.
+    fn redis_seeds(&self) -> Vec<String> {
+        match &self.cluster {
+            Some(c) => c.seeds(),
+            None => vec![self.redis.url()],
+        }
     }
 
     async fn database(&self, name: &str) -> anyhow::Result<String> {
@@ -188,6 +240,10 @@ impl Suite {
         let id = name.replace('-', "_");
         let database_url = self.database(&format!("faults_{id}")).await?;
         let prefix = format!("f_{id}");
+        self.cluster = None;
+        if fault.on_cluster() {
+            self.cluster = Some(crate::services::RedisCluster::start(&self.root)?);
+        }
         let target = Target {
             bin_dir: &self.bin_dir,
             log_dir: &self.out_dir.join(name),
@@ -195,9 +251,10 @@ impl Suite {
             redis_url: self.redis.url(),
             redis_prefix: prefix.clone(),
             api0_redis_url: proxy.map(|p| format!("redis://127.0.0.1:{}/0", p.port)),
+            redis_cluster_urls: self.cluster.as_ref().map(|c| c.seeds().join(",")),
         };
         let stack = Stack::start(&target).await?;
-        let tenants = load::provision(&stack, TENANTS).await?;
+        let tenants = load::provision(&stack, fault.tenants()).await?;
         let numbers: Vec<(String, String)> = tenants
             .iter()
             .map(|t| (t.number.clone(), t.token.clone()))
@@ -207,7 +264,7 @@ impl Suite {
             .max_connections(2)
             .connect(&database_url)
             .await?;
-        let baseline = checks::persistent_keys(&self.redis.url(), &prefix).await?;
+        let baseline = checks::persistent_keys(&self.redis_seeds(), &prefix).await?;
         Ok(Env {
             stack,
             tenants,
@@ -239,7 +296,11 @@ impl Suite {
             baseline,
             deadlocks_before,
         } = env;
-        let size = self.size;
+        let size = if fault.on_cluster() {
+            Size::CLUSTER
+        } else {
+            self.size
+        };
         // Requests and recipients sent outside the load (the scheduled dispatch).
         let (mut extra_requests, mut extra_recipients) = (0, 0);
         if fault == Fault::SchedulerKill {
@@ -274,7 +335,7 @@ impl Suite {
         // The load: paced so that the api keeps receiving while the workers send (the kill of
         // an api then finds requests in flight), except that the api scenario sends as fast as
         // it can with small requests (many in flight at any moment).
-        let send_secs = size.messages() as f64 / (TENANTS as f64 * NUMBER_MPS as f64);
+        let send_secs = size.messages() as f64 / (fault.tenants() as f64 * NUMBER_MPS as f64);
         let (requests, per_request, pace) = if fault == Fault::ApiKill {
             (size.requests * 5, size.per_request / 5, Duration::ZERO)
         } else {
@@ -322,7 +383,26 @@ impl Suite {
         let fault_at = Instant::now();
         match fault {
             // Run by `run_kill_at_commit` and `run_slow_sends`.
-            Fault::ApiKillAfterCommit | Fault::SlowSends => {}
+            Fault::ApiKillAfterCommit | Fault::SlowSends | Fault::RedisCluster => {}
+            Fault::RedisPrimaryKill => {
+                // The primary that holds the first tenant's lane: jobs, leases and intents
+                // in flight on it are what a lost node takes along.
+                let cluster = self.cluster.as_mut().context("no cluster")?;
+                let lane = format!("{{{prefix}:send:{}}}:tp", tenants[0].number);
+                let port = cluster.kill_primary_of(&lane)?;
+                let killed = Instant::now();
+                let cluster = self.cluster.take().context("no cluster")?;
+                let cluster = tokio::task::spawn_blocking(move || {
+                    let ok = cluster.wait_ok(Duration::from_secs(30));
+                    (cluster, ok)
+                })
+                .await?;
+                self.cluster = Some(cluster.0);
+                cluster.1.with_context(|| {
+                    format!("no failover after killing the primary on port {port}")
+                })?;
+                out.takeover_s = Some(killed.elapsed().as_secs_f64());
+            }
             Fault::WorkerKill => stack.workers[0].kill()?,
             Fault::ApiKill => {
                 stack.apis[0].kill()?;
@@ -407,7 +487,7 @@ impl Suite {
         } = env;
         let size = self.size;
         let t = checks::tally(&db, &stack).await?;
-        let after = checks::persistent_keys(&self.redis.url(), &prefix).await?;
+        let after = checks::persistent_keys(&self.redis_seeds(), &prefix).await?;
         let (grown, top) = checks::growth(&baseline, &after);
         out.redis_persistent_growth_bytes = grown;
         out.redis_growth_top = top.clone();

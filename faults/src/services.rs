@@ -241,3 +241,193 @@ impl Drop for Postgres {
         let _ = self.ctl(&["stop", "-m", "immediate", "-w"]);
     }
 }
+
+/// A private Redis Cluster on loopback: 3 primaries and 3 replicas (append-only files,
+/// `cluster-node-timeout` 2 s, so a killed primary's replica takes over within seconds).
+pub struct RedisCluster {
+    dir: PathBuf,
+    nodes: Vec<(u16, Option<Child>)>,
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn cluster_port() -> anyhow::Result<u16> {
+    for _ in 0..200 {
+        let p = free_port()?;
+        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return Ok(p);
+        }
+    }
+    bail!("no free port pair for a cluster node")
+}
+
+impl RedisCluster {
+    pub fn start(root: &Path) -> anyhow::Result<RedisCluster> {
+        let dir = root.join("redis-cluster");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let port = cluster_port()?;
+            let node_dir = dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir)?;
+            let log = std::fs::File::create(node_dir.join("redis.log"))?;
+            let child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port"])
+                .arg(port.to_string())
+                .arg("--dir")
+                .arg(&node_dir)
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
+                    "--save",
+                    "",
+                    "--maxmemory-policy",
+                    "noeviction",
+                ])
+                .stdout(Stdio::from(log.try_clone()?))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .context("starting a cluster node (apt-get install redis-server)")?;
+            wait_port(port, Duration::from_secs(10))?;
+            nodes.push((port, Some(child)));
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|(p, _)| format!("127.0.0.1:{p}"))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .context("redis-cli --cluster create")?;
+        if !out.status.success() {
+            bail!(
+                "creating the cluster: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        let c = RedisCluster { dir, nodes };
+        c.wait_ok(Duration::from_secs(30))?;
+        Ok(c)
+    }
+
+    /// The seed URLs (every node).
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(p, _)| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    fn cli(port: u16, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until every live node says `cluster_state:ok` and every live node sees the same
+    /// three live primaries.
+    pub fn wait_ok(&self, within: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let live: Vec<u16> = self
+                .nodes
+                .iter()
+                .filter(|(_, c)| c.is_some())
+                .map(|(p, _)| *p)
+                .collect();
+            let ok = live
+                .iter()
+                .all(|p| Self::cli(*p, &["cluster", "info"]).contains("cluster_state:ok"));
+            if ok && live.iter().all(|p| Self::primaries_seen(*p).len() == 3) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("the cluster is not ok after {within:?}")
+    }
+
+    /// The live primaries a node knows, by port.
+    fn primaries_seen(port: u16) -> Vec<u16> {
+        Self::cli(port, &["cluster", "nodes"])
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .filter_map(|l| {
+                let addr = l.split_whitespace().nth(1)?;
+                addr.split(['@', ':']).nth(1)?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// `kill -9` of the primary that serves `key`'s slot; its replica takes over (the cluster
+    /// is ok again, returned after). Returns the killed node's port.
+    pub fn kill_primary_of(&mut self, key: &str) -> anyhow::Result<u16> {
+        let live = self
+            .nodes
+            .iter()
+            .find(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+            .context("no live node")?;
+        let slot: u16 = Self::cli(live, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .context("keyslot")?;
+        let nodes = Self::cli(live, &["cluster", "nodes"]);
+        let port = nodes
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .find(|l| {
+                l.split_whitespace().skip(8).any(|range| {
+                    let mut it = range.split('-');
+                    match (it.next().and_then(|a| a.parse::<u16>().ok()), it.next()) {
+                        (Some(a), Some(b)) => {
+                            b.parse::<u16>().is_ok_and(|b| a <= slot && slot <= b)
+                        }
+                        (Some(a), None) => a == slot,
+                        _ => false,
+                    }
+                })
+            })
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|a| a.split(['@', ':']).nth(1))
+            .and_then(|p| p.parse::<u16>().ok())
+            .context("the primary of the key's slot")?;
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|(p, _)| *p == port)
+            .context("the primary is not one of ours")?;
+        if let Some(mut c) = node.1.take() {
+            c.kill().context("kill -9 a primary")?;
+            let _ = c.wait();
+        }
+        Ok(port)
+    }
+
+    /// The directory of the nodes' data and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.nodes {
+            if let Some(mut c) = c.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

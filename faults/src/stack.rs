@@ -139,6 +139,9 @@ pub struct Target<'a> {
     pub redis_prefix: String,
     /// Where the first api reaches Redis, when not at `redis_url` (through a proxy).
     pub api0_redis_url: Option<String>,
+    /// A Redis Cluster's seed nodes (comma-separated) instead of `redis_url`; the status
+    /// stream is then spread over 3 shards.
+    pub redis_cluster_urls: Option<String>,
 }
 
 impl Stack {
@@ -171,6 +174,10 @@ impl Stack {
                 ("MIGRATE_ON_START", "false".to_owned()),
                 ("RUST_LOG", "warn".to_owned()),
             ];
+            if let Some(urls) = &t.redis_cluster_urls {
+                env.push(("REDIS_CLUSTER_URLS", urls.clone()));
+                env.push(("STATUS_SHARDS", "3".to_owned()));
+            }
             env.extend(extra);
             env
         };

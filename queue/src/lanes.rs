@@ -148,6 +148,7 @@ local d = redis.call('ZRANGE', b..':delayed', 0, 0, 'WITHSCORES')
 if d[2] then sooner(tonumber(d[2]) * 1000 - now) end
 local f = redis.call('ZRANGE', b..':inflight', 0, 0, 'WITHSCORES')
 if f[2] then sooner(tonumber(f[2]) * 1000 - now) end
+if wake < 0 then redis.call('DEL', b..':meta', b..':count', b..':prio') end
 return {out, string.format('%d', tat - now), string.format('%d', wake)}
 "#;
 
