@@ -3,10 +3,10 @@
 //! One Redis server (`REDIS_URL`) or a Redis Cluster (`REDIS_CLUSTER_URLS`): [`RedisConn`] is
 //! either, and every component talks to it through redis' `ConnectionLike`. On a cluster,
 //! MOVED and ASK redirections and a failover are followed by the cluster client; a pipeline
-//! whose commands live in several slots is split into one pipeline per hash tag (run
-//! concurrently, each in order) and its answers put back in order, so batching code written
-//! for one server works unchanged. Such a pipeline is neither atomic nor ordered across tags;
-//! the engine keeps every atomic step inside one hash tag.
+//! is sent as its commands, all in flight at once (commands to one node leave in order), and
+//! its answers come back in order, so batching code written for one server works unchanged
+//! whatever slots its keys live in. Such a pipeline is not atomic; the engine keeps every
+//! atomic step inside one Lua script or one key.
 
 use anyhow::Context;
 use redis::aio::{ConnectionLike, ConnectionManager};
@@ -57,32 +57,18 @@ impl ConnectionLike for RedisConn {
                 }
                 let c = c.clone();
                 Box::pin(async move {
-                    // One sub-pipeline per hash tag (so per slot), in the pipeline's order
-                    // within each; the sub-pipelines run concurrently.
-                    let mut groups: Vec<(Vec<u8>, Pipeline, Vec<usize>)> = Vec::new();
-                    for (i, cmd) in pipeline.cmd_iter().enumerate() {
-                        let tag = slot_tag(cmd);
-                        let at = match groups.iter().position(|(t, _, _)| *t == tag) {
-                            Some(at) => at,
-                            None => {
-                                groups.push((tag, redis::pipe(), Vec::new()));
-                                groups.len() - 1
-                            }
-                        };
-                        groups[at].1.add_command(cmd.clone());
-                        groups[at].2.push(i);
-                    }
-                    let answers = futures::future::join_all(groups.iter().map(|(_, p, _)| {
+                    // Command by command (the cluster client follows MOVED, ASK and a
+                    // failover for single commands; a pipeline routed to a slot whose primary
+                    // died kept failing), all in flight at once: commands to one node leave
+                    // in the pipeline's order.
+                    let answers = futures::future::join_all(pipeline.cmd_iter().map(|cmd| {
                         let mut c = c.clone();
-                        async move { c.req_packed_commands(p, 0, p.len()).await }
+                        async move { c.req_packed_command(cmd).await }
                     }))
                     .await;
-                    let mut values = vec![Value::Nil; pipeline.len()];
-                    for ((_, _, idx), answer) in groups.iter().zip(answers) {
-                        for (i, v) in idx.iter().zip(answer?) {
-                            values[*i] = v;
-                        }
-                    }
+                    let values = answers
+                        .into_iter()
+                        .collect::<redis::RedisResult<Vec<Value>>>()?;
                     Ok(values.into_iter().skip(offset).take(count).collect())
                 })
             }
@@ -95,21 +81,6 @@ impl ConnectionLike for RedisConn {
             RedisConn::Cluster(c) => c.get_db(),
         }
     }
-}
-
-/// What decides a command's slot: the hash tag of its first key (`{...}`), else the key.
-fn slot_tag(cmd: &Cmd) -> Vec<u8> {
-    let Some(redis::Arg::Simple(key)) = cmd.args_iter().nth(1) else {
-        return Vec::new();
-    };
-    if let Some(open) = key.iter().position(|b| *b == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|b| *b == b'}') {
-            if len > 0 {
-                return key[open + 1..open + 1 + len].to_vec();
-            }
-        }
-    }
-    key.to_vec()
 }
 
 /// The client of `REDIS_URL`, or of the first cluster seed node.
@@ -154,7 +125,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<RedisConn> {
             let client = redis::cluster::ClusterClient::builder(urls)
                 .connection_timeout(Duration::from_secs(3))
                 .response_timeout(Duration::from_secs(3))
-                .retries(6)
+                // A failover takes a few seconds (node timeout, election): a request may wait
+                // that long for it, each attempt bounded by the response timeout.
+                .overall_response_timeout(Some(Duration::from_secs(15)))
+                .retries(10)
                 .build()
                 .context("parsing REDIS_CLUSTER_URLS")?;
             let conn = client
@@ -200,23 +174,5 @@ pub async fn check_settings(conn: &mut RedisConn, config: &Config) {
         if v.get(1).map(String::as_str) != Some("yes") && config.environment == "production" {
             tracing::warn!("Redis appendonly is off: a Redis restart loses queued jobs");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_group_by_hash_tag() {
-        let mut c = redis::cmd("SET");
-        c.arg("{ezp:pair:1}:+1555").arg(1);
-        assert_eq!(slot_tag(&c), b"ezp:pair:1");
-        let mut c = redis::cmd("GET");
-        c.arg("ezp:session:abc");
-        assert_eq!(slot_tag(&c), b"ezp:session:abc");
-        let mut c = redis::cmd("GET");
-        c.arg("a{}b");
-        assert_eq!(slot_tag(&c), b"a{}b");
     }
 }

@@ -393,7 +393,7 @@ impl Suite {
                 let killed = Instant::now();
                 let cluster = self.cluster.take().context("no cluster")?;
                 let cluster = tokio::task::spawn_blocking(move || {
-                    let ok = cluster.wait_ok(Duration::from_secs(30));
+                    let ok = cluster.wait_failover(port, Duration::from_secs(30));
                     (cluster, ok)
                 })
                 .await?;

@@ -358,6 +358,33 @@ impl RedisCluster {
         bail!("the cluster is not ok after {within:?}")
     }
 
+    /// Waits until the live nodes no longer count the primary on `killed` (their failure
+    /// detection) and a replica serves its slots (three live primaries, state ok).
+    pub fn wait_failover(&self, killed: u16, within: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let live: Vec<u16> = self
+                .nodes
+                .iter()
+                .filter(|(_, c)| c.is_some())
+                .map(|(p, _)| *p)
+                .collect();
+            let promoted = live.iter().all(|p| {
+                let seen = Self::primaries_seen(*p);
+                seen.len() == 3 && !seen.contains(&killed)
+            });
+            if promoted
+                && live
+                    .iter()
+                    .all(|p| Self::cli(*p, &["cluster", "info"]).contains("cluster_state:ok"))
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("no replica took over from port {killed} within {within:?}")
+    }
+
     /// The live primaries a node knows, by port.
     fn primaries_seen(port: u16) -> Vec<u16> {
         Self::cli(port, &["cluster", "nodes"])

@@ -39,6 +39,24 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
+            // Command by command, all in flight at once (commands to one node leave in
+            // order): the cluster client follows a failover for single commands, while a
+            // pipeline routed to a slot whose primary died kept failing. An atomic pipeline
+            // (MULTI/EXEC: its answers asked for past an offset) goes as it is.
+            Conn::Cluster(c) if offset == 0 => {
+                let c = c.clone();
+                Box::pin(async move {
+                    let answers = futures::future::join_all(pipeline.cmd_iter().map(|cmd| {
+                        let mut c = c.clone();
+                        async move { c.req_packed_command(cmd).await }
+                    }))
+                    .await;
+                    let values = answers
+                        .into_iter()
+                        .collect::<redis::RedisResult<Vec<Value>>>()?;
+                    Ok(values.into_iter().take(count).collect())
+                })
+            }
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -111,8 +129,10 @@ impl Connector {
                 let build = |rt: Duration| {
                     ClusterClient::builder(nodes.iter().map(String::as_str))
                         .response_timeout(rt)
+                        // A failover takes a few seconds: a request may wait for it.
+                        .overall_response_timeout(Some(rt.max(Duration::from_secs(15))))
                         .connection_timeout(cfg.connect_timeout)
-                        .retries(4)
+                        .retries(10)
                         .build()
                 };
                 Ok(Self::Cluster {

@@ -96,8 +96,8 @@ where
     check
 }
 
-/// Asks Postgres (`SELECT 1`) and, when given, Redis (`PING`) at the same time, each within
-/// `timeout`.
+/// Asks Postgres (`SELECT 1`) and, when given, Redis (`PING`; on a cluster, a key's slot) at
+/// the same time, each within `timeout`.
 pub async fn check(db: &PgPool, redis: Option<&RedisConn>, timeout: Duration) -> Readiness {
     let pg = within(timeout, "postgres", async {
         sqlx::query_scalar::<_, i32>("SELECT 1")
@@ -112,10 +112,20 @@ pub async fn check(db: &PgPool, redis: Option<&RedisConn>, timeout: Duration) ->
                 let mut conn = conn.clone();
                 Some(
                     within(timeout, "redis", async move {
-                        redis::cmd("PING")
-                            .query_async::<String>(&mut conn)
-                            .await
-                            .is_ok()
+                        if conn.is_cluster() {
+                            // A cluster client sends PING to every node, a dead one included
+                            // (until it is forgotten): a key's slot answers instead.
+                            redis::cmd("EXISTS")
+                                .arg("{ezpulze}:readyz")
+                                .query_async::<i64>(&mut conn)
+                                .await
+                                .is_ok()
+                        } else {
+                            redis::cmd("PING")
+                                .query_async::<String>(&mut conn)
+                                .await
+                                .is_ok()
+                        }
                     })
                     .await,
                 )
