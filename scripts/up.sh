@@ -8,6 +8,9 @@
 # Other settings: EZPULZE_API_PORT (8080), EZPULZE_SIM_PORT (8090), EZPULZE_OPS_PORT (9101:
 # worker-1, +1 scheduler, +2 worker-2), EZPULZE_SIM_MPS (80: the simulated number's
 # messages/s), EZPULZE_PROFILE (release, or debug), EZPULZE_DIR (.ezpulze: state and logs).
+# EZPULZE_REDIS_CLUSTER=1: a local Redis Cluster instead (3 primaries, 3 replicas on ports
+# EZPULZE_REDIS_CLUSTER_PORT (7100) to +5, data in .ezpulze/redis-cluster), the status stream
+# in 3 shards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -46,6 +49,9 @@ cleanup() {
   if [[ -n ${own_redis:-} ]]; then
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
   fi
+  if [[ -n ${own_cluster:-} ]]; then
+    bash scripts/redis-cluster.sh stop "$cluster_port"
+  fi
   rm -rf "$piddir"
   log "stopped"
 }
@@ -70,7 +76,15 @@ else
 fi
 # No `cmd | grep -q` under pipefail here: outputs are read whole, then matched.
 pong() { [[ $(redis-cli "$@" ping 2>/dev/null) == *PONG* ]]; }
-if [[ -n ${REDIS_URL:-} ]] && pong -u "$REDIS_URL"; then
+cluster_port=${EZPULZE_REDIS_CLUSTER_PORT:-7100}
+if [[ ${EZPULZE_REDIS_CLUSTER:-} == 1 ]]; then
+  REDIS_CLUSTER_URLS=$(bash scripts/redis-cluster.sh start "$dir/redis-cluster" "$cluster_port")
+  export REDIS_CLUSTER_URLS
+  export STATUS_SHARDS=${STATUS_SHARDS:-3}
+  own_cluster=1
+  export REDIS_URL=redis://127.0.0.1:$cluster_port/0
+  log "using a local Redis Cluster (ports $cluster_port-$((cluster_port + 5)))"
+elif [[ -n ${REDIS_URL:-} ]] && pong -u "$REDIS_URL"; then
   log "using REDIS_URL"
 else
   mkdir -p "$dir/redis"

@@ -13,6 +13,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Config;
@@ -23,7 +24,69 @@ pub enum RedisConn {
     /// One server, reconnecting by itself.
     Single(ConnectionManager),
     /// A Redis Cluster.
-    Cluster(ClusterConnection),
+    Cluster(Arc<Healing>),
+}
+
+/// A cluster connection that is made anew when requests keep failing: after a primary's
+/// failover, a cluster client could keep timing out on the moved slots (measured in the fault
+/// suite) while a fresh connection, which reads the topology again, works at once.
+pub struct Healing {
+    client: redis::cluster::ClusterClient,
+    conn: std::sync::RwLock<ClusterConnection>,
+    /// When the connection was last made (at most one remake per [`REMAKE_EVERY`]).
+    made: std::sync::Mutex<std::time::Instant>,
+}
+
+/// The least time between two remakes of a cluster connection.
+const REMAKE_EVERY: Duration = Duration::from_secs(3);
+
+impl Healing {
+    fn current(&self) -> ClusterConnection {
+        self.conn
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// After a failed request: a new connection in the background (unless one was made
+    /// recently). Server answers (wrong type, script errors) are not failures of the link.
+    fn failed(self: &Arc<Self>, e: &redis::RedisError) {
+        let link = e.is_timeout()
+            || e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || matches!(
+                e.kind(),
+                redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown)
+            );
+        if !link {
+            return;
+        }
+        {
+            let mut made = self
+                .made
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if made.elapsed() < REMAKE_EVERY {
+                return;
+            }
+            *made = std::time::Instant::now();
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.client.get_async_connection().await {
+                Ok(conn) => {
+                    *me.conn
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+                    tracing::warn!("Redis Cluster connection made anew after failed requests");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "remaking the Redis Cluster connection failed")
+                }
+            }
+        });
+    }
 }
 
 impl RedisConn {
@@ -37,7 +100,16 @@ impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             RedisConn::Single(c) => c.req_packed_command(cmd),
-            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(h) => {
+                let h = h.clone();
+                Box::pin(async move {
+                    let r = h.current().req_packed_command(cmd).await;
+                    if let Err(e) = &r {
+                        h.failed(e);
+                    }
+                    r
+                })
+            }
         }
     }
 
@@ -51,11 +123,21 @@ impl ConnectionLike for RedisConn {
             RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             // An atomic pipeline (MULTI/EXEC; redis asks for its answers past an offset) must
             // be one slot: sent as it is.
-            RedisConn::Cluster(c) => {
+            RedisConn::Cluster(h) => {
                 if offset > 0 {
-                    return c.req_packed_commands(pipeline, offset, count);
+                    let h = h.clone();
+                    return Box::pin(async move {
+                        let r = h
+                            .current()
+                            .req_packed_commands(pipeline, offset, count)
+                            .await;
+                        if let Err(e) = &r {
+                            h.failed(e);
+                        }
+                        r
+                    });
                 }
-                let c = c.clone();
+                let c = RedisConn::Cluster(h.clone());
                 Box::pin(async move {
                     // Command by command (the cluster client follows MOVED, ASK and a
                     // failover for single commands; a pipeline routed to a slot whose primary
@@ -78,7 +160,7 @@ impl ConnectionLike for RedisConn {
     fn get_db(&self) -> i64 {
         match self {
             RedisConn::Single(c) => c.get_db(),
-            RedisConn::Cluster(c) => c.get_db(),
+            RedisConn::Cluster(h) => h.current().get_db(),
         }
     }
 }
@@ -135,7 +217,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<RedisConn> {
                 .get_async_connection()
                 .await
                 .context("connecting to the Redis Cluster (REDIS_CLUSTER_URLS)")?;
-            Ok(RedisConn::Cluster(conn))
+            Ok(RedisConn::Cluster(Arc::new(Healing {
+                client,
+                conn: std::sync::RwLock::new(conn),
+                made: std::sync::Mutex::new(std::time::Instant::now()),
+            })))
         }
     }
 }

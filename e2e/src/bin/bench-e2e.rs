@@ -13,7 +13,8 @@
 //! "accept_to_sent_p99_ms", ...} with, for phase 1, the rate per window (`window_secs`: 60 s
 //! once the phase lasts 3 minutes, 5 s from 30 s, else 1 s) and the last full window against the first (a
 //! rate that decays as tables and streams grow shows below 1), Postgres' `messages` table and
-//! index bytes per million messages, Redis' `used_memory` before, at its peak and once drained,
+//! index bytes per million messages, Redis' `used_memory` before, at its peak and once drained
+//! (`BENCH_REDIS_CLUSTER=<node URLs>` runs on a Redis Cluster; memory is then the first node's),
 //! and the CPU spent per message (the whole machine's, and this process's: api, workers,
 //! scheduler and simulator).
 //!
@@ -239,6 +240,16 @@ async fn main() -> anyhow::Result<()> {
     let redis_url =
         std::env::var("BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
     env.insert("REDIS_URL".into(), redis_url.clone());
+    // A Redis Cluster instead (`BENCH_REDIS_CLUSTER`: its nodes, comma-separated; Redis memory
+    // is then the first node's): the status stream in 3 shards.
+    let redis_url = match std::env::var("BENCH_REDIS_CLUSTER") {
+        Ok(nodes) if !nodes.is_empty() => {
+            env.insert("REDIS_CLUSTER_URLS".into(), nodes.clone());
+            env.insert("STATUS_SHARDS".into(), "3".into());
+            nodes.split(',').next().unwrap_or_default().to_owned()
+        }
+        _ => redis_url,
+    };
     env.insert("REDIS_PREFIX".into(), name.into());
     env.insert("EZPULZE_ROOT_TOKEN".into(), ROOT.into());
     env.insert("WORKER_METRICS_ADDR".into(), "127.0.0.1:0".into());
