@@ -209,7 +209,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<RedisConn> {
                 .response_timeout(Duration::from_secs(3))
                 // A failover takes a few seconds (node timeout, election): a request may wait
                 // that long for it, each attempt bounded by the response timeout.
-                .overall_response_timeout(Some(Duration::from_secs(15)))
+                .overall_response_timeout(Some(Duration::from_secs(6)))
                 .retries(10)
                 .build()
                 .context("parsing REDIS_CLUSTER_URLS")?;

@@ -684,13 +684,6 @@ impl Lanes {
         }
         Ok(())
     }
-
-    /// Pings the connection (readiness).
-    pub async fn ping(&self) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok(())
-    }
 }
 
 fn format_score(score: f64) -> String {

@@ -125,7 +125,7 @@ pub async fn run_on(
         .context("building the HTTP client")
         .map_err(WorkerError::Startup)?,
         numbers: numbers::Numbers::new(db.clone(), config.sealer(), tuning.number_cache_ttl),
-        throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix, tuning.headroom),
+        throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix),
         intents: intents::Intents::new(redis.clone(), &config.redis_prefix),
         permits: Arc::new(Semaphore::new(config.worker_concurrency)),
         breaker: Arc::new(send::breaker::Breaker::new(
