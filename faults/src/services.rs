@@ -29,6 +29,27 @@ fn wait_port(port: u16, within: Duration) -> anyhow::Result<()> {
     bail!("nothing listens on port {port} after {within:?}")
 }
 
+/// `redis-server` on loopback `port` with its files in `dir` and the settings the engine
+/// relies on: an append-only file synced every second, no snapshots, no eviction.
+fn redis_server(port: u16, dir: &Path) -> Command {
+    let mut c = Command::new("redis-server");
+    c.args(["--bind", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+        ]);
+    c
+}
+
 /// A private `redis-server` with an append-only file.
 pub struct Redis {
     pub port: u16,
@@ -54,21 +75,7 @@ impl Redis {
             .create(true)
             .append(true)
             .open(self.dir.join("redis.log"))?;
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
-            .arg("--dir")
-            .arg(&self.dir)
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--maxmemory-policy",
-                "noeviction",
-            ])
+        let child = redis_server(self.port, &self.dir)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
@@ -271,25 +278,8 @@ impl RedisCluster {
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir)?;
             let log = std::fs::File::create(node_dir.join("redis.log"))?;
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port"])
-                .arg(port.to_string())
-                .arg("--dir")
-                .arg(&node_dir)
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "everysec",
-                    "--save",
-                    "",
-                    "--maxmemory-policy",
-                    "noeviction",
-                ])
+            let child = redis_server(port, &node_dir)
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
                 .stdout(Stdio::from(log.try_clone()?))
                 .stderr(Stdio::from(log))
                 .spawn()

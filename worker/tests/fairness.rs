@@ -10,25 +10,6 @@ use ezpulze_testkit::wait_until;
 use serde_json::json;
 use uuid::Uuid;
 
-/// Milliseconds from creation to `accepted` of a dispatch's accepted messages, sorted.
-async fn latencies_ms(env: &TestEnv, dispatch: Uuid) -> Vec<f64> {
-    sqlx::query_scalar(
-        "SELECT extract(epoch FROM (updated_at - created_at))::float8 * 1000 FROM messages
-          WHERE dispatch_id = $1 AND status = 'accepted' ORDER BY 1",
-    )
-    .bind(dispatch)
-    .fetch_all(&env.db)
-    .await
-    .expect("latencies")
-}
-
-fn p99(sorted: &[f64]) -> f64 {
-    sorted
-        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(f64::NAN)
-}
-
 async fn accepted_on(env: &TestEnv, dispatches: &[Uuid]) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM messages WHERE dispatch_id = ANY($1) AND status = 'accepted'",
@@ -66,7 +47,7 @@ async fn a_capped_backlog_starves_no_tenant_and_high_priority_goes_first() {
         || async { accepted_on(&env, &[idle]).await == 100 },
     )
     .await;
-    let idle_p99 = p99(&latencies_ms(&env, idle).await);
+    let idle_p99 = p99(&accepted_latencies_ms(&env, idle).await);
 
     // A's backlog stands; measured alone for 5 s: NA's rate and this process's CPU.
     let (bulk, _) = env
@@ -132,7 +113,7 @@ async fn a_capped_backlog_starves_no_tenant_and_high_priority_goes_first() {
         accepted_on(&env, &[busy]).await == 100
     })
     .await;
-    let busy_p99 = p99(&latencies_ms(&env, busy).await);
+    let busy_p99 = p99(&accepted_latencies_ms(&env, busy).await);
     let still_waiting = i64::try_from(backlog).expect("backlog") - accepted_on(&env, &[bulk]).await;
     println!(
         "{{\"backlog\": {backlog}, \"b_p99_idle_ms\": {idle_p99:.0}, \"b_p99_beside_backlog_ms\": {busy_p99:.0}, \

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fast_tuning, recipients, rejected, TestEnv, TOKEN};
+use common::{accepted_latencies_ms, fast_tuning, p99, recipients, rejected, TestEnv, TOKEN};
 use ezpulze_testkit::wait_until;
 use serde_json::json;
 
@@ -215,24 +215,6 @@ async fn bench_slow_sends_ratio() {
 }
 
 /// Accept-to-accepted latencies (ms, sorted) of a dispatch's accepted messages.
-async fn accepted_latencies_ms(env: &TestEnv, dispatch: uuid::Uuid) -> Vec<f64> {
-    sqlx::query_scalar(
-        "SELECT extract(epoch FROM (updated_at - created_at))::float8 * 1000 FROM messages
-          WHERE dispatch_id = $1 AND status = 'accepted' ORDER BY 1",
-    )
-    .bind(dispatch)
-    .fetch_all(&env.db)
-    .await
-    .expect("latencies")
-}
-
-fn p99(sorted: &[f64]) -> f64 {
-    sorted
-        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(f64::NAN)
-}
-
 /// Fairness beside a capped backlog, as the send path stands (a figure, not a test; run with
 /// `--ignored --nocapture`, `BENCH_BACKLOG` messages, default 200,000): number NA paced at
 /// 80/s holds the backlog; 100 messages on number NB are sent once on an idle worker, then

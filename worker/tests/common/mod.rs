@@ -460,6 +460,26 @@ impl TestEnv {
 }
 
 /// `n` distinct recipients.
+/// Milliseconds from creation to `accepted` of a dispatch's accepted messages, sorted.
+pub async fn accepted_latencies_ms(env: &TestEnv, dispatch: Uuid) -> Vec<f64> {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM (updated_at - created_at))::float8 * 1000 FROM messages
+          WHERE dispatch_id = $1 AND status = 'accepted' ORDER BY 1",
+    )
+    .bind(dispatch)
+    .fetch_all(&env.db)
+    .await
+    .expect("latencies")
+}
+
+/// The 99th percentile of sorted values (NaN for none).
+pub fn p99(sorted: &[f64]) -> f64 {
+    sorted
+        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 pub fn recipients(n: usize, base: u64) -> Vec<String> {
     (0..n as u64)
         .map(|i| format!("{}", 14_155_000_000 + base + i))
