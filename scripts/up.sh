@@ -186,8 +186,10 @@ MIGRATE_ON_START=false start api "http://127.0.0.1:$api_port/readyz" "$bin/ezpul
 if has_bin ezpulze-worker; then
   for i in 1 2; do
     port=$((ops_port + 2 * i - 2))
+    # Workers run at a lower CPU priority (nice 10): on a machine they share with the api,
+    # a draining backlog must not slow the api's answers (loadtest/mixed.js).
     WORKER_METRICS_ADDR=127.0.0.1:$port MIGRATE_ON_START=false \
-      start "worker-$i" "http://127.0.0.1:$port/readyz" "$bin/ezpulze-worker"
+      start "worker-$i" "http://127.0.0.1:$port/readyz" nice -n 10 "$bin/ezpulze-worker"
     metrics_urls+=" http://127.0.0.1:$port/metrics"
   done
 fi
