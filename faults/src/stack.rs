@@ -122,6 +122,17 @@ impl Drop for Role {
     }
 }
 
+/// How many processes of a role the stack runs: `name` from the environment (1 to 16),
+/// default 2 (the scenarios kill the first and need a second). Two schedulers always run
+/// (one active, one stand-by).
+fn processes(name: &str) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=16).contains(n))
+        .unwrap_or(2)
+}
+
 pub struct Stack {
     pub sim: Role,
     pub apis: Vec<Role>,
@@ -194,7 +205,7 @@ impl Stack {
         sim.wait_ready(&http, Duration::from_secs(30)).await?;
 
         let mut apis = Vec::new();
-        for i in 0..2 {
+        for i in 0..processes("FAULTS_APIS") {
             let port = free_port()?;
             let mut env = common(vec![
                 ("API_ADDR", format!("127.0.0.1:{port}")),
@@ -214,7 +225,7 @@ impl Stack {
             apis.push(api);
         }
         let mut workers = Vec::new();
-        for i in 0..2 {
+        for i in 0..processes("FAULTS_WORKERS") {
             let port = free_port()?;
             let env = common(vec![("WORKER_METRICS_ADDR", format!("127.0.0.1:{port}"))]);
             workers.push(role(&format!("worker-{i}"), "ezpulze-worker", port, env));
