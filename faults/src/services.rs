@@ -326,17 +326,21 @@ impl RedisCluster {
             .unwrap_or_default()
     }
 
+    /// The ports of the nodes not killed.
+    fn live(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     /// Waits until every live node says `cluster_state:ok` and every live node sees the same
     /// three live primaries.
     pub fn wait_ok(&self, within: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
         while start.elapsed() < within {
-            let live: Vec<u16> = self
-                .nodes
-                .iter()
-                .filter(|(_, c)| c.is_some())
-                .map(|(p, _)| *p)
-                .collect();
+            let live = self.live();
             let ok = live
                 .iter()
                 .all(|p| Self::cli(*p, &["cluster", "info"]).contains("cluster_state:ok"));
@@ -353,12 +357,7 @@ impl RedisCluster {
     pub fn wait_failover(&self, killed: u16, within: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
         while start.elapsed() < within {
-            let live: Vec<u16> = self
-                .nodes
-                .iter()
-                .filter(|(_, c)| c.is_some())
-                .map(|(p, _)| *p)
-                .collect();
+            let live = self.live();
             let promoted = live.iter().all(|p| {
                 let seen = Self::primaries_seen(*p);
                 seen.len() == 3 && !seen.contains(&killed)

@@ -379,19 +379,9 @@ impl Lanes {
         })
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &LanesConfig {
-        &self.cfg
-    }
-
     /// The hash-tagged base of a lane's keys.
     pub fn base(&self, lane: &str) -> String {
-        format!("{{{}:{}:{lane}}}", self.cfg.namespace, self.cfg.queue)
-    }
-
-    /// The key of a lane's GCRA state (shared with whoever penalises the lane's rate).
-    pub fn rate_key(&self, lane: &str) -> String {
-        format!("{}:tp", self.base(lane))
+        lane_base(&self.cfg.namespace, &self.cfg.queue, lane)
     }
 
     fn registry(&self, shard: u16) -> String {
@@ -402,13 +392,7 @@ impl Lanes {
     }
 
     fn shard_of(&self, lane: &str) -> u16 {
-        // FNV-1a: stable across processes and versions.
-        let mut h: u32 = 0x811c_9dc5;
-        for b in lane.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        u16::try_from(h % u32::from(self.cfg.shards)).unwrap_or(0)
+        shard_of(lane, self.cfg.shards)
     }
 
     /// The number of registry shards.
@@ -460,24 +444,10 @@ impl Lanes {
                 .arg(*lane)
                 .ignore();
         }
-        self.run(&mut conn, &pipe).await
-    }
-
-    /// Runs `pipe` (one registry command per entry): as one pipeline on a single node, and
-    /// command by command on a cluster (each may live on another node).
-    async fn run(&self, conn: &mut Conn, pipe: &redis::Pipeline) -> Result<(), QueueError> {
-        match conn {
-            Conn::Cluster(_) => {
-                for cmd in pipe.cmd_iter() {
-                    let _: redis::Value = cmd.query_async(conn).await?;
-                }
-                Ok(())
-            }
-            _ => {
-                pipe.query_async::<()>(conn).await?;
-                Ok(())
-            }
-        }
+        // On a cluster the connection sends a pipeline as its commands (the shards' tags
+        // may live on other nodes).
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
     }
 
     /// Up to `limit` lanes of registry shard `shard` that are due now, oldest due first;
@@ -684,6 +654,22 @@ impl Lanes {
         }
         Ok(())
     }
+}
+
+/// The hash-tagged base of the keys of `lane` of queue `queue` under `namespace`:
+/// `{<namespace>:<queue>:<lane>}` (its GCRA is `<base>:tp`).
+pub fn lane_base(namespace: &str, queue: &str, lane: &str) -> String {
+    format!("{{{namespace}:{queue}:{lane}}}")
+}
+
+/// Which of `shards` shards `key` belongs to (FNV-1a: stable across processes and versions).
+pub fn shard_of(key: &str, shards: u16) -> u16 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    u16::try_from(h % u32::from(shards.max(1))).unwrap_or(0)
 }
 
 fn format_score(score: f64) -> String {

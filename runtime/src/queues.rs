@@ -55,10 +55,7 @@ where
 /// The shard of the webhook queue that carries a body naming `phone_number_id` (a number's
 /// statuses stay in one stream).
 pub fn webhook_shard_of(phone_number_id: &str, shards: u16) -> usize {
-    let h = phone_number_id.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    (h % u32::from(shards.max(1))) as usize
+    usize::from(ezpulze_queue::lanes::shard_of(phone_number_id, shards))
 }
 
 /// The configured Redis as the queue crate names it: one server, or the cluster's seeds.

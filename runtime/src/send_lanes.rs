@@ -137,6 +137,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_worker_penalises_the_gcra_its_lane_reads() {
+        // `Throttle::penalize` (after a 130429) writes the key the lane's read script uses.
+        let keys = ezpulze_common::keyspace::Keyspace::new("ezp");
+        assert_eq!(
+            keys.throughput("106540352242922"),
+            format!(
+                "{}:tp",
+                ezpulze_queue::lanes::lane_base("ezp", SEND_QUEUE, "106540352242922")
+            )
+        );
+    }
+
+    #[test]
     fn a_job_survives_its_lane_item() {
         let job = SendJob {
             message_id: Uuid::now_v7(),
