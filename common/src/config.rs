@@ -86,6 +86,49 @@ pub struct Config {
     /// A message accepted by WhatsApp with no status webhook for this long will get none
     /// (Meta retries a webhook for up to 7 days): the scheduler settles it as `sent`.
     pub accepted_status_horizon: Duration,
+    /// Delivery of integrator events (outbound webhooks), run by the workers.
+    pub webhooks: WebhookDelivery,
+}
+
+/// The settings of the workers' integrator event deliverer (`docs/integrator-events.md`).
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    /// `WEBHOOK_DELIVERERS` (0 or 1): whether this worker process delivers events.
+    pub enabled: bool,
+    /// Requests in flight per endpoint in one process.
+    pub per_endpoint_concurrency: usize,
+    /// Requests in flight in one process, all endpoints.
+    pub concurrency: usize,
+    /// Deliveries claimed per endpoint per pass (at most the endpoint's rate per second).
+    pub batch: usize,
+    /// One attempt's whole exchange.
+    pub timeout: Duration,
+    /// Waits before the 2nd, 3rd, ... attempt; after the last the delivery is `failed`.
+    pub retry_schedule: Vec<Duration>,
+    /// An endpoint whose attempts have all failed for this long is disabled.
+    pub disable_after: Duration,
+    /// `true` in development: `http://` to loopback allowed, loopback addresses allowed.
+    pub allow_loopback: bool,
+}
+
+/// The default retry schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_WEBHOOK_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
+
+/// `5s`, `300ms`, `5m`, `2h` or a plain number of seconds.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (num, unit) = raw.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration"))?;
+    Ok(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{raw:?}: unit must be ms, s, m or h")),
+    })
 }
 
 /// Default of `ACCEPTED_STATUS_HORIZON_SECS`: Meta's 7 days of webhook retries and a day of
@@ -310,6 +353,32 @@ impl Config {
             "ACCEPTED_STATUS_HORIZON_SECS",
             DEFAULT_ACCEPTED_STATUS_HORIZON.as_secs(),
         ));
+        let webhooks = WebhookDelivery {
+            enabled: r.parse("WEBHOOK_DELIVERERS", 1u8) > 0,
+            per_endpoint_concurrency: r.parse("WEBHOOK_CONCURRENCY_PER_ENDPOINT", 16usize).max(1),
+            concurrency: r.parse("WEBHOOK_CONCURRENCY", 512usize).max(1),
+            batch: r.parse("WEBHOOK_BATCH", 1000usize).max(1),
+            timeout: Duration::from_millis(r.parse("WEBHOOK_TIMEOUT_MS", 10_000u64).max(1)),
+            retry_schedule: {
+                let raw = r.string("WEBHOOK_RETRY_SCHEDULE", DEFAULT_WEBHOOK_RETRY_SCHEDULE);
+                let parsed: Result<Vec<Duration>, String> = raw
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(parse_duration)
+                    .collect();
+                match parsed {
+                    Ok(v) => v,
+                    Err(e) => {
+                        r.errors.push(format!("WEBHOOK_RETRY_SCHEDULE: {e}"));
+                        Vec::new()
+                    }
+                }
+            },
+            disable_after: Duration::from_secs(
+                r.parse("WEBHOOK_DISABLE_AFTER_SECS", 5 * 24 * 3600u64),
+            ),
+            allow_loopback: environment == "development",
+        };
 
         let mut errors = r.errors;
         if !matches!(environment.as_str(), "development" | "production") {
@@ -443,6 +512,7 @@ impl Config {
             outbox_after,
             retention_days,
             accepted_status_horizon,
+            webhooks,
         })
     }
 

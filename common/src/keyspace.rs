@@ -99,6 +99,12 @@ impl Keyspace {
         format!("{{{}:{SEND_QUEUE}:{phone_number_id}}}:tp", self.prefix)
     }
 
+    /// GCRA state of one integrator webhook endpoint's `max_per_second`, shared by every
+    /// worker (its own hash tag).
+    pub fn hook_rate(&self, endpoint: uuid::Uuid) -> String {
+        format!("{{{}:hook:{}}}:tp", self.prefix, endpoint.simple())
+    }
+
     /// Marks the gap between two messages from one number to one recipient.
     pub fn pair_gap(&self, phone_number_id: &str, to: &str) -> String {
         format!("{{{}:pair:{phone_number_id}}}:{to}", self.prefix)

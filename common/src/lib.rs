@@ -8,6 +8,8 @@ pub mod base62;
 pub mod config;
 pub mod db;
 pub mod dispatch;
+pub mod hook_url;
+pub mod hooks;
 pub mod idempotency;
 pub mod jobs;
 pub mod keys;

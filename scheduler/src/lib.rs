@@ -9,6 +9,8 @@
 //!   was lost too, follow `UNKNOWN_OUTCOME_POLICY`);
 //! - the accepted sweep (rows `accepted` by WhatsApp whose status webhooks never came, past
 //!   `ACCEPTED_STATUS_HORIZON_SECS`, end `sent` with a note: `tasks::sweep_accepted`);
+//! - completion: active dispatches with no message waiting are stored `completed`, each with
+//!   its `dispatch.completed` integrator event (`hooks`), and the webhook backlog gauges;
 //! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`;
 //!   Idempotency-Key records older than 24 h are deleted with it;
 //! - with retention, hourly: the queues' consumer names of worker processes that stopped
@@ -17,6 +19,7 @@
 //! Each tick's work is bounded (batches), so a tick never runs long.
 #![forbid(unsafe_code)]
 
+pub mod hooks;
 pub mod lease;
 pub mod outbox;
 pub mod tasks;
@@ -128,6 +131,10 @@ impl Scheduler {
         report.repushed = rest.repushed;
         report.unknown_swept = rest.unknown_swept;
         report.accepted_swept = rest.accepted_swept;
+        report.completed = hooks::complete_dispatches(&self.db).await?;
+        if outbox {
+            hooks::backlog_gauges(&self.db).await?;
+        }
         Ok(report)
     }
 

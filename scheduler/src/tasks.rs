@@ -8,6 +8,7 @@ use ezpulze_common::config::UnknownOutcomePolicy;
 use ezpulze_common::jobs::SendJob;
 use std::sync::LazyLock;
 
+use ezpulze_common::hooks;
 use ezpulze_common::model::{unknown_outcome, MessageStatus};
 use ezpulze_common::usage::{self, Counter};
 use ezpulze_common::Config;
@@ -26,6 +27,8 @@ pub struct TickReport {
     pub repushed: usize,
     pub unknown_swept: usize,
     pub accepted_swept: usize,
+    /// Dispatches stored `completed` (with their `dispatch.completed` events).
+    pub completed: usize,
 }
 
 const BATCH: i64 = 10_000;
@@ -59,6 +62,7 @@ pub async fn tick(
         repushed,
         unknown_swept,
         accepted_swept,
+        completed: 0,
     };
     if report != TickReport::default() {
         tracing::info!(?report, "scheduler tick");
@@ -128,12 +132,13 @@ pub async fn sweep_unknown(db: &PgPool, policy: UnknownOutcomePolicy) -> anyhow:
         UnknownOutcomePolicy::Fail => &SWEEP_FAIL_SQL,
         UnknownOutcomePolicy::Resend => SWEEP_RESEND_SQL,
     };
-    let n: i64 = sqlx::query_scalar(sql)
+    let (n, created): (i64, Option<Vec<i32>>) = sqlx::query_as(sql)
         .bind(STUCK_SENDING_SECS)
         .bind(BATCH)
         .fetch_one(db)
         .await
         .context("sweeping stuck sends")?;
+    hooks::record_created(&created.unwrap_or_default());
     metrics::counter!("ezpulze_scheduler_unknown_swept_total").increment(n as u64);
     Ok(n as usize)
 }
@@ -148,11 +153,15 @@ static SWEEP_FAIL_SQL: LazyLock<String> = LazyLock::new(|| {
          u AS (
              UPDATE messages m SET status = 'failed', failed_at = now(), updated_at = now(),
                  error_code = NULL, error_title = '{title}'
-             FROM stuck WHERE m.id = stuck.id RETURNING m.key_id),
-         {counters}
-         SELECT count(*) FROM u",
+             FROM stuck WHERE m.id = stuck.id RETURNING {event_columns}),
+         {counters},
+         {events}
+         SELECT count(*), {created} FROM u",
         title = unknown_outcome::WORKER_STOPPED,
         counters = usage::counters_cte("c", "u", &[(Counter::Failed, "count(*)")]),
+        event_columns = hooks::MESSAGE_EVENT_COLUMNS,
+        events = hooks::message_events_cte("h", "u", &[("message.failed", "true")]),
+        created = hooks::created_counts_sql("h"),
     )
 });
 
@@ -163,7 +172,7 @@ const SWEEP_RESEND_SQL: &str = "WITH u AS (
                         AND claimed_at < now() - make_interval(secs => $1)
                       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING id)
-     SELECT count(*) FROM u";
+     SELECT count(*), NULL::int[] FROM u";
 
 /// The note on a message settled by [`sweep_accepted`] (in `error_title`; no error code).
 pub const NO_STATUS_NOTE: &str = "no status webhook from WhatsApp within the accepted-status horizon: counted as sent, since WhatsApp accepted it";
@@ -182,13 +191,14 @@ pub async fn sweep_accepted(
     horizon: std::time::Duration,
     limit: i64,
 ) -> anyhow::Result<usize> {
-    let n: i64 = sqlx::query_scalar(&SWEEP_ACCEPTED_SQL)
+    let (n, created): (i64, Option<Vec<i32>>) = sqlx::query_as(&SWEEP_ACCEPTED_SQL)
         .bind(horizon.as_secs_f64())
         .bind(limit)
         .bind(NO_STATUS_NOTE)
         .fetch_one(db)
         .await
         .context("sweeping accepted messages without a status")?;
+    hooks::record_created(&created.unwrap_or_default());
     metrics::counter!("ezpulze_scheduler_accepted_swept_total").increment(n as u64);
     if n > 0 {
         tracing::warn!(
@@ -208,10 +218,14 @@ static SWEEP_ACCEPTED_SQL: LazyLock<String> = LazyLock::new(|| {
          u AS (
              UPDATE messages m SET status = 'sent', sent_at = COALESCE(m.sent_at, m.updated_at),
                  error_code = NULL, error_title = $3, updated_at = now()
-             FROM stale WHERE m.id = stale.id AND m.status = 'accepted' RETURNING m.key_id),
-         {counters}
-         SELECT count(*) FROM u",
+             FROM stale WHERE m.id = stale.id AND m.status = 'accepted' RETURNING {event_columns}),
+         {counters},
+         {events}
+         SELECT count(*), {created} FROM u",
         counters = usage::counters_cte("c", "u", &[(Counter::Sent, "count(*)")]),
+        event_columns = hooks::MESSAGE_EVENT_COLUMNS,
+        events = hooks::message_events_cte("h", "u", &[("message.sent", "true")]),
+        created = hooks::created_counts_sql("h"),
     )
 });
 

@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
+use ezpulze_common::hooks;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -290,16 +291,20 @@ static RECORD_FAILED_SQL: LazyLock<String> = LazyLock::new(|| {
                FROM locked l JOIN UNNEST($1::uuid[], $2::int[], $3::text[]) AS u(id, code, title)
                     ON u.id = l.id
               WHERE m.id = l.id AND {failing}
-             RETURNING m.key_id
+             RETURNING {event_columns}
          ),
-         {counters}
-         SELECT count(*) FROM f",
+         {counters},
+         {events}
+         SELECT count(*), {created} FROM f",
         locked = locked("messages m", failing),
         counters = ezpulze_common::usage::counters_cte(
             "usage",
             "f",
             &[(ezpulze_common::usage::Counter::Failed, "count(*)")]
         ),
+        event_columns = hooks::MESSAGE_EVENT_COLUMNS,
+        events = hooks::message_events_cte("h", "f", &[("message.failed", "true")]),
+        created = hooks::created_counts_sql("h"),
     )
 });
 
@@ -314,7 +319,7 @@ pub async fn record_failed(
     if f.ids.is_empty() {
         return Ok(0);
     }
-    let n: i64 = sqlx::query_scalar(&RECORD_FAILED_SQL)
+    let (n, created): (i64, Option<Vec<i32>>) = sqlx::query_as(&RECORD_FAILED_SQL)
         .bind(&f.ids)
         .bind(&f.codes)
         .bind(&f.titles)
@@ -322,6 +327,7 @@ pub async fn record_failed(
         .fetch_one(db)
         .await
         .context("recording failed messages")?;
+    hooks::record_created(&created.unwrap_or_default());
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -334,19 +340,32 @@ pub async fn pause(
     account: Uuid,
     dispatch: Uuid,
 ) -> anyhow::Result<u64> {
-    let r = sqlx::query(
-        "UPDATE dispatches SET status = 'paused', updated_at = now()
-          WHERE status IN ('queued', 'sending')
-            AND CASE $1 WHEN 'number' THEN phone_number_id = $2 AND account_id = $3
-                        WHEN 'account' THEN account_id = $3
-                        ELSE id = $4 END",
-    )
-    .bind(scope)
-    .bind(number)
-    .bind(account)
-    .bind(dispatch)
-    .execute(db)
-    .await
-    .context("pausing dispatches")?;
-    Ok(r.rows_affected())
+    let (n, created): (i64, Option<Vec<i32>>) = sqlx::query_as(&PAUSE_SQL)
+        .bind(scope)
+        .bind(number)
+        .bind(account)
+        .bind(dispatch)
+        .fetch_one(db)
+        .await
+        .context("pausing dispatches")?;
+    hooks::record_created(&created.unwrap_or_default());
+    Ok(u64::try_from(n).unwrap_or(0))
 }
+
+/// The statement of [`pause`], with a `dispatch.paused` event per paused dispatch.
+static PAUSE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH p AS (
+             UPDATE dispatches SET status = 'paused', updated_at = now()
+              WHERE status IN ('queued', 'sending')
+                AND CASE $1 WHEN 'number' THEN phone_number_id = $2 AND account_id = $3
+                            WHEN 'account' THEN account_id = $3
+                            ELSE id = $4 END
+             RETURNING {columns}),
+         {events}
+         SELECT count(*), {created} FROM p",
+        columns = hooks::DISPATCH_EVENT_COLUMNS,
+        events = hooks::dispatch_events_cte("h", "p", "dispatch.paused"),
+        created = hooks::created_counts_sql("h"),
+    )
+});

@@ -2,7 +2,7 @@
 //!
 //! [`run`] connects to Postgres and Redis, serves `/metrics`, `/healthz` and `/readyz` on
 //! `WORKER_METRICS_ADDR`, runs the send loops (see [`send`]) and the webhook status consumer
-//! ([`status`]) until the cancellation token fires; then intake stops, sends already started
+//! ([`status`]) and the integrator event deliverer ([`hooks`]) until the cancellation token fires; then intake stops, sends already started
 //! finish and are recorded, and jobs not started yet are handed back to the queue.
 //!
 //! Any number of worker processes share one Redis and one Postgres: the rows are claimed once
@@ -14,6 +14,7 @@
 pub mod classify;
 pub mod db;
 pub mod graph;
+pub mod hooks;
 pub mod intents;
 pub mod metrics;
 pub mod numbers;
@@ -200,6 +201,21 @@ pub async fn run_on(
         })
         .collect();
 
+    // The integrator event deliverer (outbound webhooks).
+    let deliverer = if config.webhooks.enabled {
+        let d = hooks::Deliverer::new(
+            db.clone(),
+            redis.clone(),
+            &config.redis_prefix,
+            config.sealer(),
+            config.webhooks.clone(),
+        )
+        .map_err(WorkerError::Startup)?;
+        Some(tokio::spawn(d.run(cancel.clone())))
+    } else {
+        None
+    };
+
     let mut status_result = Ok(());
     for t in tasks {
         if let Err(e) = t.await {
@@ -217,6 +233,13 @@ pub async fn run_on(
         }
     }
     cancel.cancel();
+    if let Some(d) = deliverer {
+        match d.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "webhook deliverer"),
+            Err(e) => tracing::warn!(error = %e, "webhook deliverer task"),
+        }
+    }
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics server"),

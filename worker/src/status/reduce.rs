@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use ezpulze_common::hooks;
 use ezpulze_common::model::unknown_outcome;
 use ezpulze_common::usage::{self, Counter};
 use sqlx::PgPool;
@@ -82,14 +83,27 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
                  wamid = COALESCE(m.wamid, o.ev_wamid),
                  updated_at = now()
              FROM o WHERE m.id = o.id
-             RETURNING m.id, m.wamid, m.key_id, o.had_sent, o.had_delivered, o.had_read, o.had_failed,
+             RETURNING {event_columns}, o.had_sent, o.had_delivered, o.had_read, o.had_failed,
                  (m.sent_at IS NOT NULL OR m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS has_sent,
                  (m.delivered_at IS NOT NULL OR m.read_at IS NOT NULL) AS has_delivered,
                  (m.read_at IS NOT NULL) AS has_read,
                  (m.status = 'failed') AS has_failed),
-         {counters}
-         SELECT id, wamid FROM u",
+         {counters},
+         {events}
+         SELECT id, wamid, {created} AS created FROM u",
         was_unknown = UNKNOWN_SQL.as_str(),
+        event_columns = hooks::MESSAGE_EVENT_COLUMNS,
+        events = hooks::message_events_cte(
+            "h",
+            "u",
+            &[
+                ("message.sent", "s.has_sent AND NOT s.had_sent"),
+                ("message.delivered", "s.has_delivered AND NOT s.had_delivered"),
+                ("message.read", "s.has_read AND NOT s.had_read"),
+                ("message.failed", "s.has_failed AND NOT s.had_failed"),
+            ],
+        ),
+        created = hooks::created_counts_sql("h"),
     )
 });
 
@@ -116,7 +130,7 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
     let text = |f: fn(&Folded) -> &Option<String>| {
         events.iter().map(|e| f(e).as_deref()).collect::<Vec<_>>()
     };
-    let matched: Vec<(Uuid, Option<String>)> = sqlx::query_as(&APPLY_SQL)
+    let matched: Vec<(Uuid, Option<String>, Vec<i32>)> = sqlx::query_as(&APPLY_SQL)
         .bind(&ids)
         .bind(&wamids)
         .bind(col(|e| e.sent))
@@ -130,6 +144,9 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
         .fetch_all(db)
         .await
         .context("applying status events")?;
+    if let Some((_, _, created)) = matched.first() {
+        hooks::record_created(created);
+    }
     let hit_ids: std::collections::HashSet<Uuid> = matched.iter().map(|m| m.0).collect();
     let hit_wamids: std::collections::HashSet<&str> =
         matched.iter().filter_map(|m| m.1.as_deref()).collect();
