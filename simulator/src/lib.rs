@@ -8,6 +8,7 @@
 pub mod config;
 pub mod graph_error;
 pub mod limits;
+pub mod receiver;
 pub mod rng;
 pub mod validate;
 pub mod webhook;
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -154,6 +155,8 @@ pub struct Shared {
     held: AtomicU64,
     /// Per-process nonce for message ids.
     boot: u64,
+    /// The integrator-event test receivers (`/_recv/{name}`).
+    receivers: receiver::Receivers,
 }
 
 impl Shared {
@@ -260,6 +263,7 @@ pub async fn run(
                 .unwrap_or(0)
                 ^ u64::from(std::process::id()),
         ),
+        receivers: receiver::Receivers::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let sched = tokio::spawn(webhook::scheduler(shared.clone(), rx, stop_rx.clone()));
@@ -356,6 +360,16 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/pending", get(get_pending))
         .route("/_sim/config", get(get_config).put(put_config))
         .route("/_sim/reset", post(reset))
+        .route(
+            "/_recv/{name}",
+            post(receiver::deliver).layer(DefaultBodyLimit::max(receiver::BODY_LIMIT)),
+        )
+        .route(
+            "/_recv/{name}/config",
+            get(receiver::get_config).put(receiver::put_config),
+        )
+        .route("/_recv/{name}/stats", get(receiver::stats))
+        .route("/_recv/{name}/reset", post(receiver::reset))
         .route("/healthz", get(|| async { "ok" }))
         // Nothing to wait for once it listens (so `make up` can check every role the same way).
         .route("/readyz", get(|| async { "ok" }))

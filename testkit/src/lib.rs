@@ -8,7 +8,9 @@
 //! - [`drain::drain`] (feature `app`): waits until the send queue and the message rows are idle;
 //! - [`stall::StallProxy`]: a TCP proxy in front of Postgres or Redis that can be made to hang;
 //! - [`sim::SimClient`] (feature `app`): the simulator's configuration, ground truth and
-//!   pending webhooks.
+//!   pending webhooks;
+//! - [`receiver::Receiver`] (feature `receiver`, in `app`): the simulator's integrator-event
+//!   test receiver (`/_recv/{name}`): its configuration and counters.
 //!
 //! Every name starts with `ezp_t_`, which `scripts/test.sh` cleans up.
 
@@ -18,6 +20,8 @@ pub mod app;
 pub mod db;
 #[cfg(feature = "app")]
 pub mod drain;
+#[cfg(feature = "receiver")]
+pub mod receiver;
 pub mod redis;
 #[cfg(feature = "app")]
 pub mod send_jobs;
