@@ -30,7 +30,12 @@ async fn stack(
     sim_patch: Value,
     extra: &[(&str, &str)],
     cancel: &CancellationToken,
-) -> (TestApp, SimClient, Vec<Sender>, ezpulze_simulator::SimHandle) {
+) -> (
+    TestApp,
+    SimClient,
+    Vec<Sender>,
+    ezpulze_simulator::SimHandle,
+) {
     let sim = ezpulze_simulator::spawn(ezpulze_simulator::SimConfig::default())
         .await
         .expect("sim");
@@ -168,8 +173,10 @@ async fn every_transition_is_one_signed_event_within_the_rate() {
                "events": ["message.failed", "dispatch.completed"]}),
     )
     .await;
-    rx_a.configure(&json!({"secrets": [secret_a], "fail_status": 503, "fail_first_n": 1500, "retry_after": 1}))
-        .await;
+    rx_a.configure(
+        &json!({"secrets": [secret_a], "fail_status": 503, "fail_first_n": 1500, "retry_after": 1}),
+    )
+    .await;
     rx_b.configure(&json!({"secrets": [secret_b]})).await;
 
     for r in 0..20usize {
@@ -183,13 +190,24 @@ async fn every_transition_is_one_signed_event_within_the_rate() {
     let truth_a = transitions(&pool, &senders[0].account.id).await;
     let truth_b = transitions(&pool, &senders[1].account.id).await;
     // Every transition of A is one distinct event, each verified; ten completions.
-    for t in ["message.sent", "message.delivered", "message.read", "message.failed"] {
-        assert_eq!(a["by_type"][t], truth_a[t], "{t}: receiver {a}, truth {truth_a}");
+    for t in [
+        "message.sent",
+        "message.delivered",
+        "message.read",
+        "message.failed",
+    ] {
+        assert_eq!(
+            a["by_type"][t], truth_a[t],
+            "{t}: receiver {a}, truth {truth_a}"
+        );
     }
     assert!(count(&truth_a, "message.read") > 0 && count(&truth_a, "message.failed") > 0);
     assert_eq!(a["by_type"]["dispatch.completed"], 10, "{a}");
     assert_eq!(a["verify_failures"], 0, "{a}");
-    assert!(count(&a, "answered_failure") >= 1500, "the outage happened: {a}");
+    assert!(
+        count(&a, "answered_failure") >= 1500,
+        "the outage happened: {a}"
+    );
     assert!(count(&a, "max_per_second") <= 1000, "{a}");
     // B: only its types, within 50/s, with the phone on message events.
     assert_eq!(
@@ -275,7 +293,11 @@ async fn recover_resends_only_failed_ones_and_retry_one() {
     assert_eq!(r["recovered"], 10, "{r}");
     settle(&pool, 1, Duration::from_secs(60)).await;
     let after = rx.stats().await;
-    assert_eq!(count(&after, "received"), 70, "only the failed ones again: {after}");
+    assert_eq!(
+        count(&after, "received"),
+        70,
+        "only the failed ones again: {after}"
+    );
     assert_eq!(count(&after, "distinct"), 60, "{after}");
 
     // One succeeded delivery, retried by hand: the same webhook-id once more.

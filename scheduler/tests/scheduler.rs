@@ -468,3 +468,125 @@ async fn accepted_messages_without_a_status_are_settled_as_sent_past_the_horizon
     // The tick runs it with the configured horizon (default: 8 days): nothing left to do.
     assert_eq!(e.s.tick().await.expect("tick").accepted_swept, 0);
 }
+
+/// The deliveries created so far: (endpoint, event type, data.status), sorted.
+async fn deliveries(db: &sqlx::PgPool) -> Vec<(String, String, String)> {
+    sqlx::query_as(
+        "SELECT endpoint_id::text, event_type, body->'data'->>'status' FROM webhook_deliveries
+          ORDER BY 1, 2, 3",
+    )
+    .fetch_all(db)
+    .await
+    .expect("deliveries")
+}
+
+#[tokio::test]
+async fn sweeps_and_completions_create_the_events_endpoints_asked_for() {
+    let e = env().await;
+    let s = &e.s;
+    let key = &e.sender.key;
+    let app = &e.app;
+    let create = |body: serde_json::Value| async move {
+        let v = app
+            .expect_status("POST", "/api/v1/webhook-endpoints", key, body, 201)
+            .await;
+        v["id"].as_str().expect("id").to_owned()
+    };
+    let all = create(json!({"url": "http://127.0.0.1:9/all"})).await;
+    let done =
+        create(json!({"url": "http://127.0.0.1:9/done", "events": ["dispatch.completed"]})).await;
+    // Only another key's messages: gets nothing here.
+    let other_key = e
+        .app
+        .key(
+            &e.sender.account.admin,
+            json!({"name": "other", "scope_group": "full_access"}),
+        )
+        .await
+        .1;
+    create(json!({"url": "http://127.0.0.1:9/other", "key_ids": [other_key]})).await;
+    let d = e.dispatch(3, None).await;
+    // One stuck in `sending` an hour, one accepted nine days ago, one delivered (not swept).
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id")
+            .bind(d)
+            .fetch_all(&s.db)
+            .await
+            .expect("ids");
+    for (id, set) in [
+        (ids[0], "status = 'sending', claimed_at = now() - interval '1 hour', updated_at = now() - interval '1 hour'"),
+        (ids[1], "status = 'accepted', wamid = 'wamid.a', updated_at = now() - interval '9 days'"),
+        (ids[2], "status = 'delivered', wamid = 'wamid.b', sent_at = now(), delivered_at = now()"),
+    ] {
+        sqlx::query(&format!("UPDATE messages SET {set} WHERE id = $1"))
+            .bind(id)
+            .execute(&s.db)
+            .await
+            .expect("state");
+    }
+    assert_eq!(
+        ezpulze_scheduler::hooks::complete_dispatches(&s.db)
+            .await
+            .expect("complete"),
+        0,
+        "still waiting"
+    );
+    assert_eq!(sweep(&s.db, UnknownOutcomePolicy::Fail).await, 1);
+    let horizon = ezpulze_common::config::DEFAULT_ACCEPTED_STATUS_HORIZON;
+    assert_eq!(
+        tasks::sweep_accepted(&s.db, horizon, 100)
+            .await
+            .expect("sweep"),
+        1
+    );
+    assert_eq!(
+        ezpulze_scheduler::hooks::complete_dispatches(&s.db)
+            .await
+            .expect("complete"),
+        1
+    );
+    assert_eq!(e.status(d).await, "completed");
+    assert_eq!(
+        ezpulze_scheduler::hooks::complete_dispatches(&s.db)
+            .await
+            .expect("complete"),
+        0,
+        "once"
+    );
+    let mut want = vec![
+        (
+            all.clone(),
+            "dispatch.completed".to_owned(),
+            "completed".to_owned(),
+        ),
+        (
+            all.clone(),
+            "message.failed".to_owned(),
+            "failed".to_owned(),
+        ),
+        (all.clone(), "message.sent".to_owned(), "sent".to_owned()),
+        (
+            done.clone(),
+            "dispatch.completed".to_owned(),
+            "completed".to_owned(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(deliveries(&s.db).await, want);
+    // The same event id at every endpoint it goes to; never the message body.
+    let ids: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_id, count(*) FROM webhook_deliveries WHERE event_type = 'dispatch.completed' GROUP BY 1",
+    )
+    .fetch_all(&s.db)
+    .await
+    .expect("event ids");
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0].1, 2);
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body::text FROM webhook_deliveries")
+        .fetch_all(&s.db)
+        .await
+        .expect("bodies");
+    assert!(bodies
+        .iter()
+        .all(|b| !b.contains("payload") && !b.contains("\"phone\"")));
+}
