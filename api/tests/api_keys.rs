@@ -111,7 +111,7 @@ async fn every_scope_group_of_the_seed_is_offered_and_creates_its_scopes() {
         .iter()
         .find(|g| g["id"] == "full_access")
         .expect("full");
-    assert_eq!(full["scopes"].as_array().map(Vec::len), Some(24));
+    assert_eq!(full["scopes"].as_array().map(Vec::len), Some(25));
     let resources: Vec<(&str, usize)> = cat["resources"]
         .as_array()
         .expect("resources")
@@ -130,7 +130,8 @@ async fn every_scope_group_of_the_seed_is_offered_and_creates_its_scopes() {
             ("Contacts", 6),
             ("Leads", 7),
             ("Template", 5),
-            ("Chatbot Flows", 1)
+            ("Chatbot Flows", 1),
+            ("Webhooks", 1)
         ]
     );
 }

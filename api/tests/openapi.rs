@@ -1049,6 +1049,137 @@ async fn real_answers_match_the_document() {
     )
     .await;
 
+    // Webhook endpoints (integrator events), on both APIs.
+    let account_id: uuid::Uuid = account["id"]
+        .as_str()
+        .expect("account id")
+        .parse()
+        .expect("uuid");
+    let pool = app.pool().await;
+    for (base, token) in [
+        ("/api/v1/webhook-endpoints", sk),
+        ("/admin/v1/webhook-endpoints", admin),
+    ] {
+        let public = base.starts_with("/api/");
+        let route = |rest: &str| format!("{base}{rest}");
+        let mut create = json!({"url": "https://hooks.example.com/ezpulze",
+            "events": ["message.delivered", "message.failed"], "description": "CRM sync"});
+        if !public {
+            create["mode"] = json!("test");
+        }
+        let e = v.call("POST", base, base, token, Some(create), 201).await;
+        assert!(
+            e["secret"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("whsec_")),
+            "{e}"
+        );
+        v.call(
+            "POST",
+            base,
+            base,
+            token,
+            Some(json!({"url": "http://hooks.example.com/"})),
+            422,
+        )
+        .await;
+        if public {
+            v.call("POST", base, base, &narrow_key, Some(json!({})), 403)
+                .await;
+        }
+        v.call("GET", base, base, token, None, 200).await;
+        let one = format!("{base}/{}", id(&e));
+        v.call("GET", &route("/{id}"), &one, token, None, 200).await;
+        v.call(
+            "GET",
+            &route("/{id}"),
+            &format!("{base}/not-an-id"),
+            token,
+            None,
+            404,
+        )
+        .await;
+        v.call(
+            "PATCH",
+            &route("/{id}"),
+            &one,
+            token,
+            Some(json!({"active": true, "max_per_second": 100})),
+            200,
+        )
+        .await;
+        v.call(
+            "POST",
+            &route("/{id}/rotate-secret"),
+            &format!("{one}/rotate-secret"),
+            token,
+            None,
+            200,
+        )
+        .await;
+        let delivery = uuid::Uuid::now_v7();
+        let endpoint: uuid::Uuid = id(&e).parse().expect("uuid");
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body, state,
+                 attempts, last_attempt_at, last_status, last_latency_ms)
+             VALUES ($1, $2, $3, 'evt_docs', 'message.delivered', '{\"id\": \"evt_docs\"}', 'failed', 1, now(), 410, 12)",
+        )
+        .bind(delivery)
+        .bind(endpoint)
+        .bind(account_id)
+        .execute(&pool)
+        .await
+        .expect("a delivery");
+        v.call(
+            "GET",
+            &route("/{id}/deliveries"),
+            &format!("{one}/deliveries?limit=1&state=failed"),
+            token,
+            None,
+            200,
+        )
+        .await;
+        v.call(
+            "GET",
+            &route("/{id}/deliveries"),
+            &format!("{one}/deliveries?state=lost"),
+            token,
+            None,
+            422,
+        )
+        .await;
+        v.call(
+            "POST",
+            &route("/{id}/recover"),
+            &format!("{one}/recover"),
+            token,
+            Some(json!({"since": "2026-01-01T00:00:00Z"})),
+            200,
+        )
+        .await;
+        let retry = route("/{id}/deliveries/{delivery_id}/retry");
+        v.call(
+            "POST",
+            &retry,
+            &format!("{one}/deliveries/{delivery}/retry"),
+            token,
+            None,
+            202,
+        )
+        .await;
+        v.call(
+            "POST",
+            &retry,
+            &format!("{one}/deliveries/{}/retry", uuid::Uuid::now_v7()),
+            token,
+            None,
+            404,
+        )
+        .await;
+        v.call("DELETE", &route("/{id}"), &one, token, None, 204)
+            .await;
+    }
+
     // A signed status webhook, as Meta sends it.
     let status = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
         "field": "messages", "value": {"messaging_product": "whatsapp",

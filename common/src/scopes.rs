@@ -88,6 +88,11 @@ pub const RESOURCES: &[Resource] = &[
         name: "Chatbot Flows",
         actions: &[act!("chatbot_flows:webhook", "Webhook")],
     },
+    Resource {
+        id: "webhooks",
+        name: "Webhooks",
+        actions: &[act!("webhooks:manage", "Manage")],
+    },
 ];
 
 pub const FULL_ACCESS: &[&str] = &[
@@ -115,6 +120,7 @@ pub const FULL_ACCESS: &[&str] = &[
     "template:delete",
     "template:read",
     "template:update",
+    "webhooks:manage",
 ];
 
 pub const GROUPS: &[ScopeGroup] = &[

@@ -162,6 +162,7 @@ pub mod scope {
         TemplateUpdate = "template:update",
         TemplateDelete = "template:delete",
         ChatbotFlowsWebhook = "chatbot_flows:webhook",
+        WebhooksManage = "webhooks:manage",
     );
 }
 

@@ -16,6 +16,7 @@ pub mod owned;
 pub mod send;
 pub mod session;
 pub mod templates;
+pub mod webhook_endpoints;
 pub mod webhooks;
 pub mod whatsapp;
 
@@ -51,7 +52,8 @@ fn api() -> Api {
             single(routes!(whatsapp::get, whatsapp::put)),
         ))
         .merge(tagged("Broadcasts", broadcasts::admin_routes()))
-        .merge(tagged("Chatbot flows", flows::admin_routes()));
+        .merge(tagged("Chatbot flows", flows::admin_routes()))
+        .merge(tagged("Webhooks", webhook_endpoints::admin_routes()));
     let public = OpenApiRouter::default()
         .merge(tagged("Meta", single(routes!(meta::me))))
         .merge(tagged("Meta", single(routes!(meta::ping_authenticated))))
@@ -61,7 +63,8 @@ fn api() -> Api {
         .merge(tagged("Dispatches", dispatches::routes()))
         .merge(tagged("Contacts", contacts::routes()))
         .merge(tagged("Leads", leads::routes()))
-        .merge(tagged("Chatbot flows", flows::routes()));
+        .merge(tagged("Chatbot flows", flows::routes()))
+        .merge(tagged("Webhooks", webhook_endpoints::routes()));
     let root = OpenApiRouter::default()
         .merge(crate::ui::routes())
         .merge(tagged(
