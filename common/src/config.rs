@@ -356,7 +356,7 @@ impl Config {
         let webhooks = WebhookDelivery {
             enabled: r.parse("WEBHOOK_DELIVERERS", 1u8) > 0,
             per_endpoint_concurrency: r.parse("WEBHOOK_CONCURRENCY_PER_ENDPOINT", 16usize).max(1),
-            concurrency: r.parse("WEBHOOK_CONCURRENCY", 512usize).max(1),
+            concurrency: r.parse("WEBHOOK_CONCURRENCY", 4096usize).max(1),
             batch: r.parse("WEBHOOK_BATCH", 1000usize).max(1),
             timeout: Duration::from_millis(r.parse("WEBHOOK_TIMEOUT_MS", 10_000u64).max(1)),
             retry_schedule: {
@@ -628,6 +628,45 @@ mod tests {
             .expect_err("too short")
             .to_string();
         assert!(text.contains("ACCEPTED_STATUS_HORIZON_SECS"), "{text}");
+    }
+
+    #[test]
+    fn the_webhook_retry_schedule_is_read_and_checked() {
+        let c = cfg(&[]).expect("defaults");
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(
+            c.webhooks.retry_schedule,
+            vec![
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                Duration::from_secs(1800),
+                hours(2),
+                hours(5),
+                hours(10),
+                hours(10)
+            ]
+        );
+        assert!(c.webhooks.enabled && c.webhooks.allow_loopback);
+        let c = cfg(&[
+            ("WEBHOOK_RETRY_SCHEDULE", "250ms, 2, 1m"),
+            ("WEBHOOK_DELIVERERS", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.webhooks.retry_schedule,
+            vec![
+                Duration::from_millis(250),
+                Duration::from_secs(2),
+                Duration::from_secs(60)
+            ]
+        );
+        assert!(!c.webhooks.enabled);
+        for bad in ["5 days", "1d", "-5s", "s"] {
+            let text = cfg(&[("WEBHOOK_RETRY_SCHEDULE", bad)])
+                .expect_err(bad)
+                .to_string();
+            assert!(text.contains("WEBHOOK_RETRY_SCHEDULE"), "{bad}: {text}");
+        }
     }
 
     #[test]

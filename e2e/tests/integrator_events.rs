@@ -110,7 +110,7 @@ async fn settle(pool: &PgPool, dispatches: i64, deadline: Duration) {
             eprintln!("settled in {:.1} s", started.elapsed().as_secs_f64());
             return;
         }
-        if started.elapsed().as_secs() % 10 == 0 {
+        if started.elapsed().as_secs().is_multiple_of(10) {
             eprintln!(
                 "{:.0} s: {waiting} messages waiting, {completed}/{dispatches} completed, {open} deliveries open",
                 started.elapsed().as_secs_f64()

@@ -9,7 +9,11 @@
 //! until the consumer has applied them all.
 //! Phase 3, latency: N/2 messages whose only status is `sent`; accept-to-sent-applied is each
 //! row's last update minus its creation.
-//! Last line: {"messages_per_s", "webhook_events_per_s", "accept_to_sent_p50_ms",
+//! Integrator events: `BENCH_EVENT_ENDPOINTS` (default 1, one per account) webhook endpoints
+//! at 1000/s each take every event of phase 1 (and of the later phases) to simulator
+//! receivers; `events_delivered_per_s` is phase 1's events over the time until all were
+//! delivered, `events_open_when_reads_applied` the backlog when its last status was applied.
+//! Last line: {"messages_per_s", "webhook_events_per_s", "events_delivered_per_s", "accept_to_sent_p50_ms",
 //! "accept_to_sent_p99_ms", ...} with, for phase 1, the rate per window (`window_secs`: 60 s
 //! once the phase lasts 3 minutes, 5 s from 30 s, else 1 s) and the last full window against the first (a
 //! rate that decays as tables and streams grow shows below 1), Postgres' `messages` table and
@@ -278,10 +282,12 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pool = sqlx::PgPool::connect(&env["DATABASE_URL"]).await?;
-    sqlx::query("TRUNCATE messages, dispatches, pending_statuses")
-        .execute(&pool)
-        .await
-        .ok();
+    sqlx::query(
+        "TRUNCATE messages, dispatches, pending_statuses, webhook_deliveries, webhook_endpoints",
+    )
+    .execute(&pool)
+    .await
+    .ok();
 
     let configure = |delivered: f64, read: f64| {
         json!({"numbers": [{"phone_number_id": NUMBER, "display_phone_number": "15550009999", "access_token": "bench-token"}],
@@ -317,6 +323,31 @@ async fn main() -> anyhow::Result<()> {
         pool: pool.clone(),
     };
 
+    // Integrator events: `BENCH_EVENT_ENDPOINTS` endpoints (default 1: one per account; the
+    // bench has one account) at 1000/s each, every event type, each posting to its own
+    // simulator receiver, which verifies every signature.
+    let endpoints = env_usize("BENCH_EVENT_ENDPOINTS", 1);
+    let mut receivers = Vec::new();
+    for i in 0..endpoints {
+        let rx = format!("{sim_url}/_recv/bench-{i}");
+        let e = ok_json(
+            http.post(format!("{api}/api/v1/webhook-endpoints"))
+                .bearer_auth(&stack.key)
+                .json(&json!({"url": rx, "max_per_second": 1000}))
+                .send()
+                .await?,
+        )
+        .await?;
+        ok_json(
+            http.put(format!("{rx}/config"))
+                .json(&json!({"secrets": [e["secret"]]}))
+                .send()
+                .await?,
+        )
+        .await?;
+        receivers.push(rx);
+    }
+
     // Phase 1: throughput with all three statuses, sampled every second.
     let mut redis = redis::Client::open(redis_url.as_str())?
         .get_multiplexed_async_connection()
@@ -345,6 +376,27 @@ async fn main() -> anyhow::Result<()> {
     let samples = sampler.await?;
     let messages_per_s = n as f64 / phase1;
     eprintln!("[bench-e2e] phase 1: {n} messages accept -> read applied in {phase1:.2} s");
+    // Events of phase 1: the backlog when its last status was applied, then until every one
+    // is delivered.
+    let open_sql =
+        "SELECT count(*) FROM webhook_deliveries WHERE state IN ('pending', 'delivering')";
+    let events_open_at_reads = count(&pool, open_sql).await?;
+    let events_limit = Duration::from_secs(900);
+    while count(&pool, open_sql).await? > 0 {
+        anyhow::ensure!(t1.elapsed() < limit + events_limit, "events did not drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events_seconds = t1.elapsed().as_secs_f64();
+    let events_delivered = count(
+        &pool,
+        "SELECT count(*) FROM webhook_deliveries WHERE state = 'succeeded'",
+    )
+    .await?;
+    let events_per_s_delivered = events_delivered as f64 / events_seconds;
+    let events_status_rate = (3 * n) as f64 / phase1;
+    eprintln!(
+        "[bench-e2e] phase 1: {events_delivered} events delivered to {endpoints} endpoint(s) in {events_seconds:.2} s ({events_per_s_delivered:.0}/s; statuses applied at {events_status_rate:.0}/s); {events_open_at_reads} still open when the last status was applied"
+    );
     let window = match phase1 {
         p if p >= 180.0 => 60.0,
         p if p >= 30.0 => 5.0,
@@ -485,6 +537,14 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let stats: Value = ok_json(http.get(format!("{}/_sim/stats", stack.sim)).send().await?).await?;
     eprintln!("[bench-e2e] simulator: {stats}");
+    let mut verify_failures = 0;
+    let mut receiver_max_per_second = 0;
+    for rx in &receivers {
+        let r: Value = ok_json(http.get(format!("{rx}/stats")).send().await?).await?;
+        verify_failures += r["verify_failures"].as_i64().unwrap_or(0);
+        receiver_max_per_second =
+            receiver_max_per_second.max(r["max_per_second"].as_i64().unwrap_or(0));
+    }
     cancel.cancel();
     let _ = (&stack.pool, &stack.http);
     println!(
@@ -492,6 +552,13 @@ async fn main() -> anyhow::Result<()> {
         json!({
             "messages_per_s": messages_per_s.round(),
             "webhook_events_per_s": events_per_s.round(),
+            "event_endpoints": endpoints,
+            "events_delivered_per_s": events_per_s_delivered.round(),
+            "events_delivered": events_delivered,
+            "events_open_when_reads_applied": events_open_at_reads,
+            "events_drained_seconds": (events_seconds * 100.0).round() / 100.0,
+            "events_verify_failures": verify_failures,
+            "events_receiver_max_per_second": receiver_max_per_second,
             "accept_to_sent_p50_ms": (ezpulze_e2e::percentile(&lat, 0.50) * 10.0).round() / 10.0,
             "accept_to_sent_p99_ms": (ezpulze_e2e::percentile(&lat, 0.99) * 10.0).round() / 10.0,
             "messages": n,

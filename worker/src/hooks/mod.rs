@@ -57,7 +57,7 @@ pub struct Deliverer {
     cfg: WebhookDelivery,
     /// Deliveries this process has claimed and not finished, per endpoint.
     active: Mutex<HashMap<Uuid, usize>>,
-    /// All endpoints.
+    /// Attempts (waiting for their slot or under way) of all endpoints in this process.
     permits: Arc<Semaphore>,
     wake: Notify,
 }
@@ -151,7 +151,12 @@ impl Deliverer {
         tasks: &tokio_util::task::TaskTracker,
         tx: &mpsc::Sender<record::Done>,
     ) -> anyhow::Result<usize> {
-        let due = claim::due_endpoints(&self.db).await?;
+        let mut due = claim::due_endpoints(&self.db).await?;
+        // When the process-wide permits are short, no endpoint is always first.
+        rand::seq::SliceRandom::shuffle(due.as_mut_slice(), &mut rand::rng());
+        // Permits are taken now, for the whole wait for the slot and the attempt: an attempt
+        // never waits for one after its slot (which could make several leave together).
+        let mut free = self.permits.available_permits();
         let mut wants: Vec<(claim::Endpoint, usize)> = Vec::new();
         for e in due {
             let rate = usize::try_from(e.max_per_second.max(1)).unwrap_or(1);
@@ -159,8 +164,9 @@ impl Deliverer {
                 .cfg
                 .per_endpoint_concurrency
                 .saturating_sub(self.active_of(e.id));
-            let want = room.min(rate).min(self.cfg.batch);
+            let want = room.min(rate).min(self.cfg.batch).min(free);
             if want > 0 {
+                free -= want;
                 wants.push((e, want));
             }
         }
@@ -204,11 +210,12 @@ impl Deliverer {
             let me = self.clone();
             let tx = tx.clone();
             let url = endpoint.url.clone();
-            let permits = self.permits.clone();
+            // Available: this pass counted them, and only attempts give them back meanwhile.
+            let permit = self.permits.clone().try_acquire_owned().ok();
             n += 1;
             tasks.spawn(async move {
+                let _permit = permit;
                 tokio::time::sleep_until(at.into()).await;
-                let _permit = permits.acquire_owned().await.ok();
                 let attempt = me.client.post(&url, &keys, &row).await;
                 metrics::histogram!("ezpulze_webhook_attempt_seconds")
                     .record(attempt.latency.as_secs_f64());
