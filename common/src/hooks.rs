@@ -88,10 +88,13 @@ pub const DISPATCH_EVENT_COLUMNS: &str =
 /// The ISO 8601 UTC text of `now()` with milliseconds (an event's `created_at`).
 const NOW_TEXT: &str = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
 
-/// The endpoints an event of type `ty` (SQL text) of an account, key and mode goes to.
+/// The endpoints an event of type `ty` (SQL text) of an account, key and mode goes to: active
+/// ones, and those the engine disabled after days of failures (their events wait for them to
+/// be turned back on); not those their owner turned off.
 fn endpoint_match(ty: &str, account: &str, key: &str, test_mode: &str) -> String {
     format!(
-        "e.account_id = {account} AND e.active AND e.test_mode = {test_mode}
+        "e.account_id = {account} AND (e.active OR e.disabled_at IS NOT NULL)
+         AND e.test_mode = {test_mode}
          AND (cardinality(e.events) = 0 OR {ty} = ANY(e.events))
          AND (e.key_ids IS NULL OR {key} = ANY(e.key_ids))"
     )

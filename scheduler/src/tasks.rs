@@ -264,6 +264,25 @@ pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
             break;
         }
     }
+    // Integrator event deliveries past the retention, in bounded batches (ids are UUIDv7, so
+    // the oldest are a range of the primary key).
+    for _ in 0..100 {
+        let gone = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE id IN (
+                 SELECT id FROM webhook_deliveries WHERE id < ezp_uuid7_floor(now() - make_interval(days => $1))
+                  ORDER BY id LIMIT $2)",
+        )
+        .bind(days as i32)
+        .bind(BATCH)
+        .execute(db)
+        .await
+        .context("deleting old webhook deliveries")?
+        .rows_affected();
+        metrics::counter!("ezpulze_scheduler_webhook_deliveries_expired_total").increment(gone);
+        if gone < BATCH as u64 {
+            break;
+        }
+    }
     let mut dropped = Vec::with_capacity(parts.len());
     for p in parts {
         // The name comes from the catalog and matches ^messages_[0-9]{8}$. A partition that

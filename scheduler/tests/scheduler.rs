@@ -590,3 +590,43 @@ async fn sweeps_and_completions_create_the_events_endpoints_asked_for() {
         .iter()
         .all(|b| !b.contains("payload") && !b.contains("\"phone\"")));
 }
+
+#[tokio::test]
+async fn retention_deletes_webhook_deliveries_past_it() {
+    let e = env().await;
+    let s = &e.s;
+    let v = e
+        .app
+        .expect_status(
+            "POST",
+            "/api/v1/webhook-endpoints",
+            &e.sender.key,
+            json!({"url": "http://127.0.0.1:9/hook"}),
+            201,
+        )
+        .await;
+    let endpoint: Uuid = v["id"].as_str().expect("id").parse().expect("uuid");
+    for (age, event) in [
+        ("40 days", "evt_old"),
+        ("29 days", "evt_kept"),
+        ("0 days", "evt_new"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body, state)
+             SELECT ezp_uuid7_floor(now() - interval '{age}'), $1, account_id, $2, 'message.sent', '{{}}', 'succeeded'
+               FROM webhook_endpoints WHERE id = $1"
+        ))
+        .bind(endpoint)
+        .bind(event)
+        .execute(&s.db)
+        .await
+        .expect("delivery");
+    }
+    tasks::retention(&s.db, 30).await.expect("retention");
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT event_id FROM webhook_deliveries ORDER BY id")
+            .fetch_all(&s.db)
+            .await
+            .expect("left");
+    assert_eq!(left, vec!["evt_kept".to_owned(), "evt_new".to_owned()]);
+}
