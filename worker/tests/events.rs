@@ -63,3 +63,61 @@ async fn a_pause_is_a_dispatch_paused_event() {
         .expect("count");
     assert_eq!(n, 1);
 }
+
+/// A delivery left `delivering` by a worker that died mid-attempt (its lease past) is sent
+/// again, with the same event id, and ends succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_delivery_goes_out_after_its_lease() {
+    let sim = ezpulze_simulator::spawn(ezpulze_simulator::SimConfig::default())
+        .await
+        .expect("sim");
+    let app = TestApp::spawn_against(&sim.url(), &[]).await;
+    let sender = app.sender(templates::text(), json!({})).await;
+    let rx = ezpulze_testkit::receiver::Receiver::unique(sim.url());
+    let v = app
+        .expect_status(
+            "POST",
+            "/api/v1/webhook-endpoints",
+            &sender.key,
+            json!({"url": rx.url()}),
+            201,
+        )
+        .await;
+    rx.configure(&json!({"secrets": [v["secret"]]})).await;
+    let endpoint: Uuid = v["id"].as_str().expect("id").parse().expect("uuid");
+    let db = app.pool().await;
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body,
+                                         state, attempts, lease_until)
+         SELECT ezp_uuid7(), id, account_id, 'evt_leased', 'message.sent',
+                '{\"id\": \"evt_leased\", \"type\": \"message.sent\", \"data\": {}}',
+                'delivering', 1, now() - interval '1 second'
+           FROM webhook_endpoints WHERE id = $1",
+    )
+    .bind(endpoint)
+    .execute(&db)
+    .await
+    .expect("leased row");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (cfg, c) = (app.config(), cancel.clone());
+    tokio::spawn(async move { ezpulze_worker::run(cfg, c).await });
+    rx.wait_distinct(1, std::time::Duration::from_secs(30))
+        .await;
+    let s = rx.stats_with_ids().await;
+    assert_eq!(s["ids"], json!(["evt_leased"]), "{s}");
+    assert_eq!(s["verify_failures"], 0, "{s}");
+    ezpulze_testkit::wait_until(
+        "the delivery recorded",
+        std::time::Duration::from_secs(30),
+        || async {
+            let row: (String, i32) =
+                sqlx::query_as("SELECT state, attempts FROM webhook_deliveries")
+                    .fetch_one(&db)
+                    .await
+                    .expect("row");
+            row == ("succeeded".to_owned(), 2)
+        },
+    )
+    .await;
+    cancel.cancel();
+}

@@ -96,7 +96,7 @@ pub async fn expire_leases(db: &PgPool) -> anyhow::Result<u64> {
     let r = sqlx::query(
         "UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL,
                 next_attempt_at = now(), updated_at = now(),
-                last_error = COALESCE(last_error, 'the attempt\'s worker stopped')
+                last_error = COALESCE(last_error, 'the attempt''s worker stopped')
           WHERE state = 'delivering' AND lease_until < now()",
     )
     .execute(db)
