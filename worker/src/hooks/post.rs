@@ -195,6 +195,100 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::post;
+
+    fn row() -> Claimed {
+        Claimed {
+            id: uuid::Uuid::now_v7(),
+            endpoint_id: uuid::Uuid::now_v7(),
+            event_id: "evt_test".into(),
+            body: r#"{"id":"evt_test"}"#.into(),
+            attempts: 1,
+        }
+    }
+
+    /// A hostile receiver: `/hang` never answers, `/huge` answers 1 GiB, `/redirect` sends
+    /// elsewhere, `/ok` answers 204.
+    async fn hostile() -> String {
+        let app = axum::Router::new()
+            .route(
+                "/hang",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/huge",
+                post(|| async {
+                    let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+                    let stream = futures::stream::iter(
+                        (0..16 * 1024).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+                    );
+                    axum::body::Body::from_stream(stream)
+                }),
+            )
+            .route(
+                "/redirect",
+                post(|| async {
+                    (
+                        axum::http::StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, "/ok")],
+                    )
+                }),
+            )
+            .route("/ok", post(|| async { axum::http::StatusCode::NO_CONTENT }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_hostile_receiver_costs_one_timeout_and_a_bounded_read() {
+        let base = hostile().await;
+        let client = Client::new(Duration::from_millis(500), true).expect("client");
+        let keys = vec![b"key".to_vec()];
+        let started = Instant::now();
+        let a = client.post(&format!("{base}/hang"), &keys, &row()).await;
+        assert_eq!(a.outcome, Outcome::Retry { retry_after: None });
+        assert!(
+            a.error.as_deref().is_some_and(|e| e.contains("timed out")),
+            "{a:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let started = Instant::now();
+        let a = client.post(&format!("{base}/huge"), &keys, &row()).await;
+        assert_eq!(a.outcome, Outcome::Succeeded, "{a:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "not read whole");
+        let a = client
+            .post(&format!("{base}/redirect"), &keys, &row())
+            .await;
+        assert_eq!(a.status, Some(302), "not followed: {a:?}");
+        assert_eq!(a.outcome, Outcome::Retry { retry_after: None });
+        let a = client.post(&format!("{base}/ok"), &keys, &row()).await;
+        assert_eq!((a.outcome, a.status), (Outcome::Succeeded, Some(204)));
+    }
+
+    #[tokio::test]
+    async fn production_never_connects_to_a_private_address() {
+        let base = hostile().await;
+        let port = base.rsplit(':').next().unwrap_or_default().to_owned();
+        let client = Client::new(Duration::from_millis(500), false).expect("client");
+        let keys = vec![b"key".to_vec()];
+        for url in [
+            format!("{base}/ok"),
+            format!("http://localhost:{port}/ok"),
+            format!("http://[::ffff:127.0.0.1]:{port}/ok"),
+            format!("http://0x7f000001:{port}/ok"),
+        ] {
+            let a = client.post(&url, &keys, &row()).await;
+            assert_eq!(a.status, None, "{url}: {a:?}");
+            assert_eq!(a.outcome, Outcome::Retry { retry_after: None }, "{url}");
+        }
+    }
 
     #[test]
     fn classifies_answers() {
