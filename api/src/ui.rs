@@ -88,6 +88,16 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_bytes!("../ui/docs.js"),
     },
+    Asset {
+        path: "/ui/webhooks.js",
+        content_type: JS,
+        body: include_bytes!("../ui/webhooks.js"),
+    },
+    Asset {
+        path: "/ui/webhook_form.js",
+        content_type: JS,
+        body: include_bytes!("../ui/webhook_form.js"),
+    },
 ];
 
 /// The page's Content-Security-Policy: only its own scripts, styles and API.

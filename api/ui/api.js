@@ -8,9 +8,18 @@ export class ApiError extends Error {
     super(err.message || `The server answered ${status}`);
     this.status = status;
     this.code = err.code || (status === 0 ? 'network' : 'http_' + status);
-    this.details = Array.isArray(err.details) ? err.details : [];
+    this.details = fieldErrors(err);
     this.requestId = err.request_id || '';
   }
+}
+
+// Field errors of a 422: `details` ([{field, message}]), or `fields` as such a list or as an
+// object of field -> message.
+function fieldErrors(err) {
+  const list = err.details ?? err.fields;
+  if (Array.isArray(list)) return list.filter((d) => d && typeof d.field === 'string').map((d) => ({ field: d.field, message: String(d.message ?? '') }));
+  if (list && typeof list === 'object') return Object.entries(list).map(([field, message]) => ({ field, message: String(message) }));
+  return [];
 }
 
 const expiredListeners = new Set();
@@ -82,6 +91,23 @@ export const api = {
   usage: (id) => call('GET', `/admin/v1/api-keys/${encodeURIComponent(id)}/usage`),
   keyDocs: (id) => call('GET', `/admin/v1/api-keys/${encodeURIComponent(id)}/docs`),
   broadcasts: () => call('GET', '/admin/v1/broadcasts'),
+
+  listWebhooks: () => call('GET', '/admin/v1/webhook-endpoints'),
+  getWebhook: (id) => call('GET', `/admin/v1/webhook-endpoints/${encodeURIComponent(id)}`),
+  createWebhook: (body) => call('POST', '/admin/v1/webhook-endpoints', body),
+  updateWebhook: (id, body) => call('PATCH', `/admin/v1/webhook-endpoints/${encodeURIComponent(id)}`, body),
+  deleteWebhook: (id) => call('DELETE', `/admin/v1/webhook-endpoints/${encodeURIComponent(id)}`),
+  rotateWebhookSecret: (id) => call('POST', `/admin/v1/webhook-endpoints/${encodeURIComponent(id)}/rotate-secret`),
+  webhookDeliveries: (id, { limit, cursor, state } = {}) => {
+    const q = new URLSearchParams();
+    if (limit) q.set('limit', String(limit));
+    if (cursor) q.set('cursor', cursor);
+    if (state) q.set('state', state);
+    const query = q.toString();
+    return call('GET', `/admin/v1/webhook-endpoints/${encodeURIComponent(id)}/deliveries${query ? `?${query}` : ''}`);
+  },
+  recoverWebhook: (id, since) => call('POST', `/admin/v1/webhook-endpoints/${encodeURIComponent(id)}/recover`, { since }),
+  retryDelivery: (id, deliveryId) => call('POST', `/admin/v1/webhook-endpoints/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(deliveryId)}/retry`),
   broadcastExample: (id) => call('GET', `/admin/v1/broadcasts/${encodeURIComponent(id)}/example`),
 };
 

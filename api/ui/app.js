@@ -1,10 +1,12 @@
-// The EzPulze admin single page: sign-in, the API keys page and the per-key documentation
-// page, routed by the URL hash (#/api-keys, #/api-keys/<id>/docs).
+// The EzPulze admin single page: sign-in, the API keys page, the per-key documentation page,
+// the Webhooks page and an endpoint's delivery log, routed by the URL hash (#/api-keys,
+// #/api-keys/<id>/docs, #/webhooks, #/webhooks/<id>/deliveries).
 
 import { h, clear, announce } from './dom.js';
 import { api, onSessionExpired, describeError, ApiError } from './api.js';
 import { renderKeysPage } from './keys.js';
 import { renderDocsPage } from './docs.js';
+import { renderWebhooksPage, renderDeliveriesPage } from './webhooks.js';
 
 const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
@@ -74,10 +76,19 @@ async function route() {
   if (!ctx.signedIn) return;
   const hash = window.location.hash || '#/api-keys';
   const docs = /^#\/api-keys\/([^/]+)\/docs$/.exec(hash);
-  for (const a of document.querySelectorAll('.nav-link')) a.setAttribute('aria-current', 'page');
+  const deliveries = /^#\/webhooks\/([^/]+)\/deliveries$/.exec(hash);
+  const section = deliveries || hash === '#/webhooks' ? 'webhooks' : 'api-keys';
+  for (const a of document.querySelectorAll('.nav-link')) {
+    if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   closeDialogs();
   if (docs) {
     await renderDocsPage(main, ctx, decodeURIComponent(docs[1]));
+  } else if (deliveries) {
+    await renderDeliveriesPage(main, decodeURIComponent(deliveries[1]));
+  } else if (hash === '#/webhooks') {
+    await renderWebhooksPage(main, ctx);
   } else {
     if (hash !== '#/api-keys') history.replaceState(null, '', '#/api-keys');
     await renderKeysPage(main, ctx);

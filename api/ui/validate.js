@@ -97,3 +97,63 @@ export function toDateInput(iso) {
   const pad = (n) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
+
+// --- Webhook endpoints (docs/integrator-events.md) ---
+
+export const MIN_PER_SECOND = 1;
+export const MAX_PER_SECOND = 1000;
+export const DEFAULT_PER_SECOND = 50;
+export const MAX_DESCRIPTION = 500;
+export const MAX_URL = 2048;
+
+/**
+ * The endpoint URL: an absolute http(s) URL with a host. Whether plain http:// is accepted
+ * (only to a loopback host, only in development) and whether the host is public is the
+ * API's call; its answer is shown on the field.
+ */
+export function checkWebhookUrl(raw) {
+  const text = raw.trim();
+  if (!text) return 'Enter the URL EzPulze should post events to.';
+  if (text.length > MAX_URL) return `Use at most ${MAX_URL.toLocaleString()} characters.`;
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'Enter a full URL, for example https://hooks.example.com/ezpulze.';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'Use an https:// URL.';
+  if (!url.hostname) return 'Enter a full URL, for example https://hooks.example.com/ezpulze.';
+  if (url.username || url.password) return 'Leave user names and passwords out of the URL.';
+  return null;
+}
+
+/** Returns {value, error} for the requests-per-second cap (1..1000). */
+export function parsePerSecond(text) {
+  const t = text.trim().replace(/[,_\s]/g, '');
+  if (!/^\d+$/.test(t) || Number(t) < MIN_PER_SECOND || Number(t) > MAX_PER_SECOND) {
+    return { value: null, error: `Enter a whole number from ${MIN_PER_SECOND} to ${MAX_PER_SECOND.toLocaleString()}.` };
+  }
+  return { value: Number(t), error: null };
+}
+
+export function checkDescription(text) {
+  if ([...text.trim()].length > MAX_DESCRIPTION) return `Use at most ${MAX_DESCRIPTION} characters.`;
+  return null;
+}
+
+/** A datetime-local value (local time, e.g. 2026-12-07T10:00) → {value: ISO string, error}. */
+export function parseSince(text, now = new Date()) {
+  const t = text.trim();
+  if (!t) return { value: null, error: 'Enter the date and time to recover from.' };
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(t)) return { value: null, error: 'Enter a date and time.' };
+  const d = new Date(t);
+  if (Number.isNaN(d.getTime())) return { value: null, error: 'Enter a real date and time.' };
+  if (d.getTime() > now.getTime()) return { value: null, error: 'Choose a time in the past.' };
+  return { value: d.toISOString(), error: null };
+}
+
+/** The datetime-local value (yyyy-mm-ddThh:mm, local time) of a Date. */
+export function toDateTimeInput(d) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}

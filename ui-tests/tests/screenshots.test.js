@@ -1,7 +1,9 @@
 // The user guide's screenshots (static/img/screenshots/developer-tools/api-keys/), taken on a
-// fresh account with several keys in different states.
+// fresh account with several keys in different states, and of the Webhooks page with endpoints
+// in each state and a delivery log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { env, launch, newPage, signIn, http, newAccount, sql, screenshot, screenshotPadded, dialog, row, sleep } from '../lib/harness.js';
 
 let browser;
@@ -102,6 +104,65 @@ test('screenshots of the API keys page, dialogs and documentation page', async (
   await page.setViewportSize({ width: 1440, height: 1800 });
   await page.evaluate(() => window.scrollTo(0, 0));
   await screenshot(page, 'api-docs-page.png', { fullPage: false });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+/**
+ * A delivery id that sorts by `n` (the log is newest first by id): a UUIDv7-shaped literal with
+ * this run's own prefix (every test file of a run shares the database).
+ */
+const idPrefix = randomBytes(4).toString('hex');
+const deliveryId = (n) => `${idPrefix}-0000-7000-8000-${String(n).padStart(12, '0')}`;
+
+test('screenshots of the Webhooks page and a delivery log', async () => {
+  const token = account.admin_token;
+  const make = async (body) => {
+    const r = await http('POST', '/admin/v1/webhook-endpoints', { token, body });
+    assert.equal(r.status, 201, r.text);
+    return r.json;
+  };
+  // Oldest first: the list shows the newest first.
+  const reporting = await make({ url: 'https://reports.acme-store.com/ezpulze/dispatches', events: ['dispatch.completed', 'dispatch.paused'], max_per_second: 10, description: 'Campaign reporting' });
+  await make({ url: 'https://staging.acme-store.com/hooks/whatsapp', mode: 'test', description: 'Staging receiver' });
+  const crm = await make({
+    url: 'https://crm.acme-store.com/hooks/ezpulze', events: ['message.delivered', 'message.read', 'message.failed'],
+    key_ids: [keys['CRM Integration'].id], description: 'CRM sync', include_phone: true,
+  });
+  // What the deliverer does after five days of failures.
+  await sql(`UPDATE webhook_endpoints SET active = false, failing_since = now() - interval '5 days 3 hours',
+             disabled_at = now() - interval '3 hours',
+             disabled_reason = 'every delivery attempt failed since ' || to_char((now() - interval '5 days 3 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
+             WHERE id = '${reporting.id}'`);
+  // The CRM endpoint's log: deliveries of the last hour, one failed, one waiting for its retry.
+  const types = ['message.delivered', 'message.read', 'message.delivered', 'message.failed', 'message.delivered', 'message.read'];
+  const rows = [];
+  for (let n = 1; n <= 14; n += 1) {
+    const type = types[n % types.length];
+    const ago = `${(15 - n) * 4} minutes`;
+    let [st, attempts, status, latency, error, next] = ['succeeded', 1, 200, 40 + ((n * 37) % 160), 'NULL', `now() - interval '${ago}'`];
+    if (n === 11) [st, attempts, status, latency, error] = ['failed', 1, 410, 88, "'HTTP 410: endpoint gone'"];
+    if (n === 13) [st, attempts, status, latency, error, next] = ['pending', 2, 503, 1204, "'HTTP 503: Service Unavailable'", "now() + interval '4 minutes'"];
+    rows.push(`('${deliveryId(n)}', '${crm.id}', (SELECT account_id FROM webhook_endpoints WHERE id = '${crm.id}'),
+      'evt_0193a${String(n).padStart(2, '0')}f6c2b7e41d9', '${type}',
+      jsonb_build_object('id', 'evt_0193a${String(n).padStart(2, '0')}f6c2b7e41d9', 'type', '${type}', 'created_at', now() - interval '${ago}',
+        'data', jsonb_build_object('message_id', gen_random_uuid(), 'ref', 'order-${1040 + n}', 'status', '${type.split('.')[1]}')),
+      '${st}', ${attempts}, ${next}, now() - interval '${ago}', ${status}, ${latency}, ${error}, now() - interval '${ago}')`);
+  }
+  await sql(`INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body, state, attempts,
+             next_attempt_at, last_attempt_at, last_status, last_latency_ms, last_error, created_at) VALUES ${rows.join(',')}`);
+
+  const { context, page, errors } = await newPage(browser, { width: 1440, height: 900 });
+  await signIn(page, token);
+  await page.goto(`${env.base}/#/webhooks`);
+  await page.locator(`tr[data-endpoint-id="${reporting.id}"] .disabled-reason`).waitFor();
+  await page.mouse.move(0, 0);
+  await screenshot(page, 'webhooks-list.png', { fullPage: true });
+
+  await page.locator(`tr[data-endpoint-id="${crm.id}"]`).getByRole('link', { name: /^Delivery log/ }).click();
+  await page.locator('table.deliveries-table tbody tr').nth(13).waitFor();
+  await page.mouse.move(0, 0);
+  await screenshot(page, 'webhook-deliveries.png', { fullPage: true });
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -18,7 +18,7 @@ test('the page and its assets are served with types, caching and security header
   assert.ok(etag);
   const again = await fetch(`${env.base}/`, { headers: { 'If-None-Match': etag } });
   assert.equal(again.status, 304);
-  for (const [file, type] of [['app.js', /^text\/javascript/], ['keys.js', /^text\/javascript/], ['app.css', /^text\/css/], ['favicon.svg', /^image\/svg\+xml/]]) {
+  for (const [file, type] of [['app.js', /^text\/javascript/], ['keys.js', /^text\/javascript/], ['webhooks.js', /^text\/javascript/], ['webhook_form.js', /^text\/javascript/], ['app.css', /^text\/css/], ['favicon.svg', /^image\/svg\+xml/]]) {
     const r = await fetch(`${env.base}/ui/${file}`);
     assert.equal(r.status, 200, file);
     assert.match(r.headers.get('content-type'), type, file);
