@@ -258,7 +258,43 @@ const SECTIONS = [
   { id: 'leads', title: 'Leads API', server: 'leads' },
   { id: 'templates', title: 'Templates API', server: 'template' },
   { id: 'chatbot-flows', title: 'Chatbot Flows API', server: 'chatbot_flows' },
+  { id: 'webhooks', title: 'Webhooks API', server: 'webhooks' },
 ];
+
+function webhookEndpoints(scopes) {
+  return [
+    { scope: 'webhooks:manage', method: 'POST', path: '/webhook-endpoints', description: 'Register a URL for signed events of your messages. The answer holds the signing secret, shown only this once.', body: { url: 'https://hooks.example.com/ezpulze', events: ['message.delivered', 'message.failed'], max_per_second: 50 } },
+    { scope: 'webhooks:manage', method: 'GET', path: '/webhook-endpoints', description: 'List your endpoints.' },
+    { scope: 'webhooks:manage', method: 'GET', path: `/webhook-endpoints/${SAMPLE_ID}/deliveries?state=failed`, description: 'The delivery log: state, attempts, last answer.' },
+    { scope: 'webhooks:manage', method: 'POST', path: `/webhook-endpoints/${SAMPLE_ID}/recover`, description: 'Send again every event that failed since a time.', body: { since: '2026-12-01T00:00:00Z' } },
+  ].filter((e) => hasScope(scopes, e.scope));
+}
+
+/** How an integrator checks an event's signature (Standard Webhooks). */
+function verificationExample() {
+  const python = [
+    'import os',
+    'from standardwebhooks.webhooks import Webhook  # pip install standardwebhooks',
+    'wh = Webhook(os.environ["EZPULZE_WEBHOOK_SECRET"])  # whsec_...',
+    'event = wh.verify(request.get_data(), request.headers)  # raises if forged or stale',
+    'if event["type"] == "message.failed": handle_failure(event["data"])',
+  ].join('\n');
+  const javascript = [
+    "import { Webhook } from 'standardwebhooks'; // npm install standardwebhooks",
+    '// rawBody: the request body as received, before any JSON parsing',
+    'const wh = new Webhook(process.env.EZPULZE_WEBHOOK_SECRET); // whsec_...',
+    'const event = wh.verify(rawBody, req.headers); // throws if forged or stale',
+    "if (event.type === 'message.failed') handleFailure(event.data);",
+  ].join('\n');
+  return h('div', { class: 'webhook-verify' },
+    h('h3', {}, 'Verifying an event'),
+    h('p', {}, 'Every request carries ', h('code', {}, 'webhook-id'), ', ', h('code', {}, 'webhook-timestamp'), ' and ', h('code', {}, 'webhook-signature'),
+      ' (Standard Webhooks: ', h('code', {}, 'v1,'), ' + base64 HMAC-SHA256 of id.timestamp.body under the secret after ', h('code', {}, 'whsec_'), '). Check it on the raw body before parsing; answer 2xx quickly. Events come at least once and in no set order: de-duplicate on ', h('code', {}, 'webhook-id'), '.'),
+    h('h4', {}, 'Python'),
+    h('pre', { class: 'code-sample', tabindex: '0', 'aria-label': 'Python verification example' }, h('code', {}, python)),
+    h('h4', {}, 'JavaScript'),
+    h('pre', { class: 'code-sample', tabindex: '0', 'aria-label': 'JavaScript verification example' }, h('code', {}, javascript)));
+}
 
 function chatbotEndpoints(scopes) {
   return [
@@ -272,6 +308,7 @@ const LOCAL = {
   leads: leadsEndpoints,
   templates: templatesEndpoints,
   'chatbot-flows': chatbotEndpoints,
+  webhooks: webhookEndpoints,
 };
 
 /** `/contacts/<SAMPLE_ID>?tag=x` -> `GET /contacts/{id}`: how endpoints are matched. */
@@ -318,7 +355,7 @@ function chooseEndpoints(scopes, serverDocs) {
 }
 
 // Every scope: the full set of local examples, filtered by the server's list.
-const FULL_SCOPES = ['broadcast:all', 'contacts:all', 'leads:all', 'template:all', 'chatbot_flows:webhook'];
+const FULL_SCOPES = ['broadcast:all', 'contacts:all', 'leads:all', 'template:all', 'chatbot_flows:webhook', 'webhooks:manage'];
 
 export async function renderDocsPage(root, ctx, keyId) {
   document.title = 'API Documentation · EzPulze';
@@ -365,11 +402,13 @@ export async function renderDocsPage(root, ctx, keyId) {
     leads: 'Create, read, update and assign leads.',
     templates: 'List the message templates available to your account.',
     'chatbot-flows': 'Start a chatbot flow for a contact from an external system.',
+    webhooks: 'Get every outcome of your messages (sent, delivered, read, failed) and of your dispatches pushed to your URL, signed, retried for up to a day and a half, replayable.',
   };
   for (const { id, title, endpoints } of chosen) {
     sections.push(section(id, title, INTRO[id],
       id === 'broadcast' && hasScope(scopes, 'broadcast:send') ? broadcastPicker(base) : null,
-      endpoints.map((e) => endpoint(base, e))));
+      endpoints.map((e) => endpoint(base, e)),
+      id === 'webhooks' ? verificationExample() : null));
   }
   sections.push(section('errors', 'Error Codes', 'Errors have one JSON shape; every response carries an X-Request-Id header.',
     h('div', { class: 'table-wrap' }, h('table', { class: 'doc-table' },

@@ -36,7 +36,7 @@ test('sections follow the scopes of each scope group', async () => {
     lead_manager: ['Contacts API', 'Leads API'],
     message_sender: ['Broadcast API', 'Templates API'],
     read_only: ['Broadcast API', 'Contacts API', 'Leads API', 'Templates API'],
-    full_access: ['Broadcast API', 'Contacts API', 'Leads API', 'Templates API', 'Chatbot Flows API'],
+    full_access: ['Broadcast API', 'Contacts API', 'Leads API', 'Templates API', 'Chatbot Flows API', 'Webhooks API'],
     webhook_automation: ['Contacts API', 'Chatbot Flows API'],
   };
   for (const [group, middle] of Object.entries(expected)) {
@@ -50,6 +50,20 @@ test('sections follow the scopes of each scope group', async () => {
   const methods = await session.page.locator('.endpoint .method').allTextContents();
   assert.deepEqual([...new Set(methods)], ['GET']);
   assert.equal(await session.page.locator('#broadcast-picker').count(), 0);
+});
+
+test('a key that manages webhooks sees how to verify an event', async () => {
+  const k = await key({ name: 'Docs webhooks', scopes: ['webhooks:manage'] });
+  assert.deepEqual(await sectionsOf(k.id), ['Authentication', 'Webhooks API', 'Error Codes', 'Rate Limits']);
+  const { page } = session;
+  const section = page.locator('[data-section="webhooks"]');
+  await section.getByRole('heading', { name: 'Verifying an event' }).waitFor();
+  const python = await section.getByLabel('Python verification example').textContent();
+  assert.equal(python.trim().split('\n').length, 5, python);
+  assert.match(python, /wh\.verify\(/);
+  const js = await section.getByLabel('JavaScript verification example').textContent();
+  assert.equal(js.trim().split('\n').length, 5, js);
+  assert.ok((await section.locator('.endpoint h4 code').allTextContents()).includes('/webhook-endpoints'));
 });
 
 test('individual scopes: only the allowed endpoints, the key\'s own limit', async () => {
