@@ -355,7 +355,7 @@ impl Config {
         ));
         let webhooks = WebhookDelivery {
             enabled: r.parse("WEBHOOK_DELIVERERS", 1u8) > 0,
-            per_endpoint_concurrency: r.parse("WEBHOOK_CONCURRENCY_PER_ENDPOINT", 16usize).max(1),
+            per_endpoint_concurrency: r.parse("WEBHOOK_CONCURRENCY_PER_ENDPOINT", 64usize).max(1),
             concurrency: r.parse("WEBHOOK_CONCURRENCY", 4096usize).max(1),
             batch: r.parse("WEBHOOK_BATCH", 1000usize).max(1),
             timeout: Duration::from_millis(r.parse("WEBHOOK_TIMEOUT_MS", 10_000u64).max(1)),

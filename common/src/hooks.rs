@@ -103,7 +103,8 @@ fn endpoint_match(ty: &str, account: &str, key: &str, test_mode: &str) -> String
 /// A CTE named `name` that creates the deliveries of the message events of the rows of
 /// `source` (a CTE whose rows have [`MESSAGE_EVENT_COLUMNS`] and the columns `events` uses):
 /// for each `(type, condition)` whose condition holds for a row, one event with a stable id
-/// (`evt_<message id>` and the type's initial), one delivery row per matching endpoint. Its
+/// (`evt_<message id>` and the type's initial: the statements make each transition once, as
+/// their counters do), one delivery row per matching endpoint. Its
 /// rows are the new deliveries' types: the statement's result can count them with
 /// [`created_counts_sql`]. With no endpoint in the account, nothing is written.
 pub fn message_events_cte(name: &str, source: &str, events: &[(&str, &str)]) -> String {
@@ -141,7 +142,6 @@ pub fn message_events_cte(name: &str, source: &str, events: &[(&str, &str)]) -> 
                       WHERE k.hit
                         AND EXISTS (SELECT 1 FROM webhook_endpoints e0 WHERE e0.account_id = s.account_id)) x
                JOIN webhook_endpoints e ON {matched}
-             ON CONFLICT (endpoint_id, event_id) DO NOTHING
              RETURNING event_type)",
         matched = endpoint_match("x.ty", "x.account_id", "x.key_id", "x.test_mode"),
     )

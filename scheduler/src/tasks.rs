@@ -265,12 +265,17 @@ pub async fn retention(db: &PgPool, days: u32) -> anyhow::Result<Vec<String>> {
         }
     }
     // Integrator event deliveries past the retention, in bounded batches (ids are UUIDv7, so
-    // the oldest are a range of the primary key).
+    // an endpoint's oldest are a range of the primary key).
     for _ in 0..100 {
         let gone = sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE id IN (
-                 SELECT id FROM webhook_deliveries WHERE id < ezp_uuid7_floor(now() - make_interval(days => $1))
-                  ORDER BY id LIMIT $2)",
+            "DELETE FROM webhook_deliveries w USING (
+                 SELECT d.endpoint_id, d.id FROM webhook_endpoints e
+                  CROSS JOIN LATERAL (
+                        SELECT endpoint_id, id FROM webhook_deliveries
+                         WHERE endpoint_id = e.id AND id < ezp_uuid7_floor(now() - make_interval(days => $1))
+                         ORDER BY id LIMIT $2) d
+                  LIMIT $2) old
+              WHERE w.endpoint_id = old.endpoint_id AND w.id = old.id",
         )
         .bind(days as i32)
         .bind(BATCH)

@@ -724,10 +724,11 @@ async fn do_retry(
     let row: Delivery = sqlx::query_as(&format!(
         "UPDATE webhook_deliveries
             SET state = 'pending', next_attempt_at = now(), lease_until = NULL, updated_at = now()
-          WHERE id = $1
+          WHERE endpoint_id = $2 AND id = $1
           RETURNING {DELIVERY_COLUMNS}"
     ))
     .bind(delivery)
+    .bind(id)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -9,9 +9,10 @@
 //! until the consumer has applied them all.
 //! Phase 3, latency: N/2 messages whose only status is `sent`; accept-to-sent-applied is each
 //! row's last update minus its creation.
-//! Integrator events: `BENCH_EVENT_ENDPOINTS` (default 1, one per account) webhook endpoints
-//! at 1000/s each take every event of phase 1 (and of the later phases) to simulator
-//! receivers; `events_delivered_per_s` is phase 1's events over the time until all were
+//! Integrator events: `BENCH_EVENT_ENDPOINTS` (default 1) webhook endpoints per account at
+//! 1000/s each take every event of phase 1 (and of the later phases) to simulator receivers;
+//! `BENCH_ACCOUNTS` (default 1) spreads the sends over that many accounts, each with its own
+//! number, key, broadcast and endpoints; `events_delivered_per_s` is phase 1's events over the time until all were
 //! delivered, `events_open_when_reads_applied` the backlog when its last status was applied.
 //! Last line: {"messages_per_s", "webhook_events_per_s", "events_delivered_per_s", "accept_to_sent_p50_ms",
 //! "accept_to_sent_p99_ms", ...} with, for phase 1, the rate per window (`window_secs`: 60 s
@@ -158,8 +159,8 @@ struct Stack {
     http: reqwest::Client,
     api: String,
     sim: String,
-    key: String,
-    broadcast: String,
+    /// Each account's (API key, broadcast id); requests go round-robin over them.
+    senders: Vec<(String, String)>,
     pool: sqlx::PgPool,
 }
 
@@ -169,10 +170,10 @@ async fn send_all(s: &Stack, n: usize, offset: usize) -> anyhow::Result<()> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let (http, url, key, next) = (
+        let (http, api, senders, next) = (
             s.http.clone(),
-            format!("{}/api/v1/broadcasts/{}/send", s.api, s.broadcast),
-            s.key.clone(),
+            s.api.clone(),
+            s.senders.clone(),
             next.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -181,6 +182,8 @@ async fn send_all(s: &Stack, n: usize, offset: usize) -> anyhow::Result<()> {
                 if r >= requests {
                     return anyhow::Ok(());
                 }
+                let (key, broadcast) = &senders[r % senders.len()];
+                let url = format!("{api}/api/v1/broadcasts/{broadcast}/send");
                 let body = ezpulze_e2e::send_body(per.min(n - r * per), offset + r * per);
                 ok_json(
                     http.post(&url)
@@ -289,8 +292,21 @@ async fn main() -> anyhow::Result<()> {
     .await
     .ok();
 
+    // `BENCH_ACCOUNTS` accounts (default 1), each with its own number, key and broadcast
+    // (and endpoint); the first one's number is NUMBER.
+    let accounts = env_usize("BENCH_ACCOUNTS", 1).max(1);
+    let number_of = |i: usize| {
+        if i == 0 {
+            NUMBER.to_owned()
+        } else {
+            format!("1065403522{i:05}")
+        }
+    };
+    let sim_numbers: Vec<Value> = (0..accounts)
+        .map(|i| json!({"phone_number_id": number_of(i), "display_phone_number": format!("1555{:07}", 9999 + i), "access_token": "bench-token"}))
+        .collect();
     let configure = |delivered: f64, read: f64| {
-        json!({"numbers": [{"phone_number_id": NUMBER, "display_phone_number": "15550009999", "access_token": "bench-token"}],
+        json!({"numbers": sim_numbers,
                "webhook_url": format!("{api}/webhooks/whatsapp"), "app_secret": SECRET, "mps_limit": 0, "pair_gap_ms": 0,
                "delivered_rate": delivered, "read_rate": read, "sent_delay_ms": 0, "delivered_delay_ms": 0, "read_delay_ms": 0,
                "delay_jitter_ms": 0, "webhook_batch_size": 1000, "webhook_linger_ms": 20, "webhook_concurrency": 8})
@@ -302,10 +318,14 @@ async fn main() -> anyhow::Result<()> {
             .await?,
     )
     .await?;
-    let (admin, key, broadcast) = ezpulze_e2e::prepare(&http, &api, ROOT).await?;
-    ok_json(http.put(format!("{api}/admin/v1/whatsapp")).bearer_auth(&admin).json(&json!({
-        "phone_numbers": [{"phone_number_id": NUMBER, "display_phone_number": "15550009999", "access_token": "bench-token", "messages_per_second": 10000}],
-        "app_secret": SECRET})).send().await?).await?;
+    let mut senders = Vec::new();
+    for i in 0..accounts {
+        let (admin, key, broadcast) = ezpulze_e2e::prepare(&http, &api, ROOT).await?;
+        ok_json(http.put(format!("{api}/admin/v1/whatsapp")).bearer_auth(&admin).json(&json!({
+            "phone_numbers": [{"phone_number_id": number_of(i), "display_phone_number": format!("1555{:07}", 9999 + i), "access_token": "bench-token", "messages_per_second": 10000}],
+            "app_secret": SECRET})).send().await?).await?;
+        senders.push((key, broadcast));
+    }
     for _ in 0..workers {
         let (cfg, c) = (config.clone(), cancel.clone());
         tokio::spawn(async move { ezpulze_worker::run(cfg, c).await });
@@ -318,21 +338,21 @@ async fn main() -> anyhow::Result<()> {
         http: http.clone(),
         api: api.clone(),
         sim: sim_url.clone(),
-        key,
-        broadcast,
+        senders,
         pool: pool.clone(),
     };
 
-    // Integrator events: `BENCH_EVENT_ENDPOINTS` endpoints (default 1: one per account; the
-    // bench has one account) at 1000/s each, every event type, each posting to its own
-    // simulator receiver, which verifies every signature.
-    let endpoints = env_usize("BENCH_EVENT_ENDPOINTS", 1);
+    // Integrator events: `BENCH_EVENT_ENDPOINTS` endpoints per account (default 1) at
+    // 1000/s each, every event type, each posting to its own simulator receiver, which
+    // verifies every signature.
+    let per_account = env_usize("BENCH_EVENT_ENDPOINTS", 1);
+    let endpoints = per_account * accounts;
     let mut receivers = Vec::new();
     for i in 0..endpoints {
         let rx = format!("{sim_url}/_recv/bench-{i}");
         let e = ok_json(
             http.post(format!("{api}/api/v1/webhook-endpoints"))
-                .bearer_auth(&stack.key)
+                .bearer_auth(&stack.senders[i % accounts].0)
                 .json(&json!({"url": rx, "max_per_second": 1000}))
                 .send()
                 .await?,
@@ -547,11 +567,13 @@ async fn main() -> anyhow::Result<()> {
     }
     cancel.cancel();
     let _ = (&stack.pool, &stack.http);
+    let key_count = stack.senders.len();
     println!(
         "{}",
         json!({
             "messages_per_s": messages_per_s.round(),
             "webhook_events_per_s": events_per_s.round(),
+            "accounts": key_count,
             "event_endpoints": endpoints,
             "events_delivered_per_s": events_per_s_delivered.round(),
             "events_delivered": events_delivered,

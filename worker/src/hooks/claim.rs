@@ -71,7 +71,7 @@ pub async fn claim(
     let ns: Vec<i32> = asks.iter().map(|a| a.1).collect();
     sqlx::query_as(
         "WITH c AS (
-             SELECT d.id FROM UNNEST($1::uuid[], $2::int[]) AS a(eid, n)
+             SELECT a.eid, d.id FROM UNNEST($1::uuid[], $2::int[]) AS a(eid, n)
               CROSS JOIN LATERAL (
                     SELECT w.id FROM webhook_deliveries w
                      WHERE w.endpoint_id = a.eid AND w.state = 'pending' AND w.next_attempt_at <= now()
@@ -80,7 +80,7 @@ pub async fn claim(
          UPDATE webhook_deliveries w
             SET state = 'delivering', attempts = w.attempts + 1,
                 lease_until = now() + make_interval(secs => $3), updated_at = now()
-           FROM c WHERE w.id = c.id
+           FROM c WHERE w.endpoint_id = c.eid AND w.id = c.id
          RETURNING w.id, w.endpoint_id, w.event_id, w.body::text AS body, w.attempts",
     )
     .bind(&ids)

@@ -45,6 +45,9 @@ pub use record::next_attempt_delay;
 const HORIZON: Duration = Duration::from_secs(1);
 /// A pass with nothing to do waits this long (or until a delivery ends).
 const IDLE: Duration = Duration::from_millis(100);
+/// Passes are at least this far apart: a pass per finished attempt would spend three round
+/// trips on a handful of rows.
+const PASS_SPACING: Duration = Duration::from_millis(10);
 /// Expired leases are looked for this often.
 const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -116,6 +119,7 @@ impl Deliverer {
         let tasks = tokio_util::task::TaskTracker::new();
         let mut last_sweep: Option<Instant> = None;
         while !cancel.is_cancelled() {
+            let pass_started = Instant::now();
             if last_sweep.is_none_or(|t| t.elapsed() >= LEASE_SWEEP_EVERY) {
                 last_sweep = Some(Instant::now());
                 if let Err(e) = claim::expire_leases(&self.db).await {
@@ -136,6 +140,10 @@ impl Deliverer {
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(IDLE) => {}
                 }
+            }
+            let since = pass_started.elapsed();
+            if since < PASS_SPACING {
+                tokio::time::sleep(PASS_SPACING - since).await;
             }
         }
         tasks.close();

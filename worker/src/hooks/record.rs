@@ -134,9 +134,10 @@ async fn write(
                                        ELSE now() + make_interval(secs => u.delay) END,
                 last_attempt_at = now(), last_status = u.code, last_latency_ms = u.ms,
                 last_error = u.err, updated_at = now()
-           FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::int[], $5::int[], $6::text[])
-                AS u(id, state, delay, code, ms, err)
-          WHERE w.id = u.id AND w.state = 'delivering'",
+           FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::int[], $5::int[], $6::text[],
+                       $7::uuid[])
+                AS u(id, state, delay, code, ms, err, eid)
+          WHERE w.endpoint_id = u.eid AND w.id = u.id AND w.state = 'delivering'",
     )
     .bind(&ids)
     .bind(&states)
@@ -144,6 +145,7 @@ async fn write(
     .bind(&codes)
     .bind(&ms)
     .bind(&errors)
+    .bind(&endpoints)
     .execute(&mut *tx)
     .await
     .context("recording webhook outcomes")?;
