@@ -187,7 +187,7 @@ async fn send_all(s: &Stack, n: usize, offset: usize) -> anyhow::Result<()> {
                 let body = ezpulze_e2e::send_body(per.min(n - r * per), offset + r * per);
                 ok_json(
                     http.post(&url)
-                        .bearer_auth(&key)
+                        .bearer_auth(key)
                         .header("content-type", "application/json")
                         .body(body)
                         .send()
