@@ -121,3 +121,68 @@ async fn a_dead_workers_delivery_goes_out_after_its_lease() {
     .await;
     cancel.cancel();
 }
+
+/// After a rotation both secrets sign for the grace period: a receiver that still holds the
+/// old secret verifies, and so does one that has the new one already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_signs_beside_the_old_one() {
+    let sim = ezpulze_simulator::spawn(ezpulze_simulator::SimConfig::default())
+        .await
+        .expect("sim");
+    let app = TestApp::spawn_against(&sim.url(), &[]).await;
+    let sender = app.sender(templates::text(), json!({})).await;
+    let old_rx = ezpulze_testkit::receiver::Receiver::unique(sim.url());
+    let new_rx = ezpulze_testkit::receiver::Receiver::unique(sim.url());
+    let mut ids = Vec::new();
+    let mut secrets = Vec::new();
+    for rx in [&old_rx, &new_rx] {
+        let v = app
+            .expect_status(
+                "POST",
+                "/api/v1/webhook-endpoints",
+                &sender.key,
+                json!({"url": rx.url()}),
+                201,
+            )
+            .await;
+        let id = v["id"].as_str().expect("id").to_owned();
+        let rotated = app
+            .expect_status(
+                "POST",
+                &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+                &sender.key,
+                json!({}),
+                200,
+            )
+            .await;
+        assert_ne!(rotated["secret"], v["secret"]);
+        assert!(rotated["secret_rotated_until"].is_string(), "{rotated}");
+        secrets.push((v["secret"].clone(), rotated["secret"].clone()));
+        ids.push(id);
+    }
+    old_rx.configure(&json!({"secrets": [secrets[0].0]})).await;
+    new_rx.configure(&json!({"secrets": [secrets[1].1]})).await;
+    let db = app.pool().await;
+    for id in &ids {
+        let endpoint: Uuid = id.parse().expect("uuid");
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body)
+             SELECT ezp_uuid7(), id, account_id, 'evt_rotated', 'message.sent',
+                    '{\"id\": \"evt_rotated\", \"type\": \"message.sent\", \"data\": {}}'
+               FROM webhook_endpoints WHERE id = $1",
+        )
+        .bind(endpoint)
+        .execute(&db)
+        .await
+        .expect("delivery");
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (cfg, c) = (app.config(), cancel.clone());
+    tokio::spawn(async move { ezpulze_worker::run(cfg, c).await });
+    for rx in [&old_rx, &new_rx] {
+        rx.wait_distinct(1, std::time::Duration::from_secs(30))
+            .await;
+        assert_eq!(rx.stats().await["verify_failures"], 0);
+    }
+    cancel.cancel();
+}

@@ -443,9 +443,12 @@ async fn main() -> anyhow::Result<()> {
     let cpu_ms = |c: f64| (c * 1000.0 / n as f64 * 1000.0).round() / 1000.0;
 
     // Phase 2: the webhook path alone.
-    let dispatch: Uuid = sqlx::query_scalar("SELECT dispatch_id FROM messages LIMIT 1")
-        .fetch_one(&pool)
-        .await?;
+    // A dispatch of the first account (the one whose number the bodies name).
+    let dispatch: Uuid =
+        sqlx::query_scalar("SELECT id FROM dispatches WHERE phone_number_id = $1 LIMIT 1")
+            .bind(NUMBER)
+            .fetch_one(&pool)
+            .await?;
     let ids: Vec<Uuid> = (0..m).map(|_| Uuid::now_v7()).collect();
     let wamids: Vec<String> = ids
         .iter()

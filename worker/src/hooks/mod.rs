@@ -221,9 +221,23 @@ impl Deliverer {
             // Available: this pass counted them, and only attempts give them back meanwhile.
             let permit = self.permits.clone().try_acquire_owned().ok();
             n += 1;
+            let rate = endpoint.max_per_second;
             tasks.spawn(async move {
                 let _permit = permit;
                 tokio::time::sleep_until(at.into()).await;
+                // Woken late (a busy process): a new slot, so as not to leave with the next.
+                if at.elapsed() > slots::LATE {
+                    match me.slots.one(row.endpoint_id, rate).await {
+                        Ok(wait) => tokio::time::sleep(wait).await,
+                        Err(e) => {
+                            tracing::warn!(
+                                error = format!("{e:#}"),
+                                "taking a new webhook slot failed"
+                            );
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
                 let attempt = me.client.post(&url, &keys, &row).await;
                 metrics::histogram!("ezpulze_webhook_attempt_seconds")
                     .record(attempt.latency.as_secs_f64());
