@@ -199,8 +199,9 @@ async fn a_cancelled_backlog_leaves_its_lane_and_nothing_more_is_sent() {
         .fetch_one(&env.db)
         .await
         .expect("now");
-    let purged = env.queue.lanes.purge("9501", d).await.expect("purge");
-    assert!(purged > 15_000, "purged {purged}");
+    // The worker purges a stopped dispatch's jobs itself when it meets one, so this purge
+    // may find them gone already: what counts is what the lane still holds.
+    env.queue.lanes.purge("9501", d).await.expect("purge");
     let counts = env
         .queue
         .lanes
