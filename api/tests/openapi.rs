@@ -1292,3 +1292,34 @@ fn matched_routes(metrics: &str) -> RouteSet {
         })
         .collect()
 }
+
+/// The events posted to integrators are documented (OpenAPI 3.1 `webhooks`) with exactly the
+/// types the engine creates, and their example is signed-body shaped.
+#[test]
+fn the_integrator_event_is_documented_with_every_type() {
+    let d = doc();
+    let types: Vec<&str> = d["components"]["schemas"]["IntegratorEvent"]["properties"]["type"]
+        ["enum"]
+        .as_array()
+        .expect("event types")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(types, ezpulze_common::hooks::EVENT_TYPES.to_vec());
+    let post = &d["webhooks"]["integratorEvent"]["post"];
+    let headers: Vec<&str> = post["parameters"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        headers,
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+    );
+    let example = &post["requestBody"]["content"]["application/json"]["example"];
+    assert!(example["id"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("evt_")));
+    assert!(types.contains(&example["type"].as_str().unwrap_or_default()));
+}
