@@ -2,7 +2,7 @@
 // open, Tab and Shift+Tab stay inside it, Escape closes it, and focus returns to the control
 // that opened it.
 
-import { h, icon } from './dom.js';
+import { h, icon, copyText } from './dom.js';
 import { describeError } from './api.js';
 
 const FOCUSABLE = [
@@ -157,4 +157,27 @@ export function confirmDialog({ title, message, confirmLabel, danger = false, na
     dlg.footer.append(cancel, confirm);
     cancel.focus();
   });
+}
+
+/**
+ * Turns `dlg` into the "shown only this once" view of a secret `value`: a warning box with
+ * `headline` and `note`, the value read-only with a Copy button (class `copyClass`), the
+ * `facts` (`[dt, dd]` pairs of elements) and Done. Done or Escape closes; `onDone` runs then.
+ */
+export function showOnce(dlg, { title, name, value, label, copyClass, headline, note, facts, onDone }) {
+  dlg.setTitle(title);
+  dlg.el.dataset.dialog = name;
+  const input = h('input', { type: 'text', readonly: true, class: 'key-value', value, 'aria-label': label, spellcheck: 'false' });
+  input.addEventListener('focus', () => input.select());
+  const copy = h('button', { type: 'button', class: `btn btn-secondary ${copyClass}`, onclick: () => copyText(value, copy) }, icon('copy'), h('span', { class: 'label' }, 'Copy'));
+  dlg.body.replaceChildren(
+    h('div', { class: 'warning-box', role: 'alert' },
+      h('div', { class: 'warning-title' }, icon('warn', 18), h('strong', {}, headline)),
+      h('p', {}, note),
+      h('div', { class: 'key-row' }, input, copy)),
+    h('dl', { class: 'key-facts' }, facts));
+  const done = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => dlg.close() }, 'Done');
+  dlg.footer.replaceChildren(done);
+  dlg.onClose(() => { if (onDone) onDone(); });
+  copy.focus();
 }

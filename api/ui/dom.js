@@ -162,3 +162,21 @@ export async function copyText(text, button) {
   announce(ok ? 'Copied to the clipboard' : 'Could not copy: select the text and copy it by hand');
   return ok;
 }
+
+/** A labelled form field: label, control, hint and an error line tied to the control. */
+export function formField({ id, label, control, hint }) {
+  const hintEl = hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null;
+  const errorEl = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
+  control.id = id;
+  control.setAttribute('aria-describedby', [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(' '));
+  const wrap = h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl, errorEl);
+  return { wrap, control, errorEl };
+}
+
+/** Shows (or, with no message, clears) a `formField`'s error and marks its control invalid. */
+export function setFieldError(f, message) {
+  f.errorEl.textContent = message || '';
+  f.errorEl.hidden = !message;
+  if (message) f.control.setAttribute('aria-invalid', 'true');
+  else f.control.removeAttribute('aria-invalid');
+}

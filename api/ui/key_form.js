@@ -1,30 +1,12 @@
 // The Create API Key and Edit API Key dialogs, and the one-time display of a new key value.
 
-import { h, icon, copyText, announce } from './dom.js';
+import { h, icon, announce, formField, setFieldError } from './dom.js';
 import { api, ApiError } from './api.js';
-import { openDialog } from './dialog.js';
+import { openDialog, showOnce } from './dialog.js';
 import { checkName, checkIps, ipLines, parseRateLimit, parseExpiry, toDateInput } from './validate.js';
 
 const DEFAULT_RATE_LIMIT = 1000;
 let formCounter = 0;
-
-/** A labelled field: label, control, hint and an error line tied to the control. */
-function field({ id, label, control, hint }) {
-  const hintEl = hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null;
-  const errorEl = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
-  control.id = id;
-  control.setAttribute('aria-describedby', [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(' '));
-  const wrap = h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl, errorEl);
-  return { wrap, control, errorEl };
-}
-
-function setError(f, message) {
-  f.errorEl.textContent = message || '';
-  f.errorEl.hidden = !message;
-  const target = f.control;
-  if (message) target.setAttribute('aria-invalid', 'true');
-  else target.removeAttribute('aria-invalid');
-}
 
 /** Which individual checkboxes to tick for a stored scope list. */
 function expandScopes(catalogue, scopes) {
@@ -46,7 +28,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
   const dlg = openDialog({ title: editing ? 'Edit API Key' : 'Create API Key', size: 'lg', name: editing ? 'edit-key' : 'create-key' });
 
   // --- Name ---
-  const name = field({
+  const name = formField({
     id: `${uid}-name`,
     label: 'Key name',
     control: h('input', { type: 'text', name: 'name', autocomplete: 'off', maxlength: '200', value: key ? key.name : '', placeholder: 'e.g. Website Contact Form' }),
@@ -61,7 +43,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
   const groupSelect = h('select', { name: 'scope_group' },
     h('option', { value: '' }, 'Choose a scope group…'),
     catalogue.groups.map((g) => h('option', { value: g.id, selected: key && key.scope_group === g.id }, g.name)));
-  const group = field({ id: `${uid}-group`, label: 'Scope group', control: groupSelect });
+  const group = formField({ id: `${uid}-group`, label: 'Scope group', control: groupSelect });
   const groupInfo = h('div', { class: 'group-info', 'aria-live': 'polite' });
   const renderGroupInfo = () => {
     groupInfo.replaceChildren();
@@ -76,7 +58,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
       h('p', { class: 'muted' }, h('strong', {}, 'Best for: '), g.best_for),
     );
   };
-  groupSelect.addEventListener('change', () => { renderGroupInfo(); setError(group, null); });
+  groupSelect.addEventListener('change', () => { renderGroupInfo(); setFieldError(group, null); });
   renderGroupInfo();
 
   // Editing: the key's current permissions are ticked, so switching a group key to individual
@@ -102,7 +84,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
   const scopesError = h('p', { class: 'field-error', id: `${uid}-scopes-error`, hidden: true });
   const scopesGrid = h('div', { class: 'scope-grid', role: 'group', 'aria-label': 'Individual scopes', 'aria-describedby': `${uid}-scopes-error` }, resourceSets);
   const scopesField = { control: scopesGrid, errorEl: scopesError };
-  scopesGrid.addEventListener('change', () => setError(scopesField, null));
+  scopesGrid.addEventListener('change', () => setFieldError(scopesField, null));
 
   const groupPanel = h('div', { class: 'mode-panel', id: `${uid}-panel-group` }, group.wrap, groupInfo);
   const scopesPanel = h('div', { class: 'mode-panel', id: `${uid}-panel-scopes` },
@@ -124,14 +106,14 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
     groupPanel, scopesPanel);
 
   // --- Advanced settings ---
-  const ips = field({
+  const ips = formField({
     id: `${uid}-ips`,
     label: 'Allowed IP Addresses',
     control: h('textarea', { name: 'allowed_ips', rows: '3', spellcheck: 'false', placeholder: '203.0.113.10\n198.51.100.7' }),
     hint: 'One IPv4 or IPv6 address or CIDR range (e.g. 10.0.0.0/8) per line. Leave empty to allow all IPs.',
   });
   ips.control.value = key ? key.allowed_ips.join('\n') : '';
-  const rate = field({
+  const rate = formField({
     id: `${uid}-rate`,
     label: 'Rate Limit (requests per hour)',
     control: h('input', { type: 'text', inputmode: 'numeric', name: 'rate_limit_per_hour', autocomplete: 'off' }),
@@ -139,7 +121,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
   });
   rate.control.value = key ? (key.rate_limit_per_hour === null ? '' : String(key.rate_limit_per_hour)) : String(DEFAULT_RATE_LIMIT);
   const initialExpiry = key ? toDateInput(key.expires_at) : '';
-  const expiry = field({
+  const expiry = formField({
     id: `${uid}-expiry`,
     label: 'Expiration Date',
     control: h('input', { type: 'date', name: 'expires_at', min: toDateInput(new Date().toISOString()) }),
@@ -150,7 +132,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
     h('summary', {}, icon('chevron'), h('span', {}, 'Advanced Settings')),
     h('div', { class: 'advanced-body' }, ips.wrap, rate.wrap, expiry.wrap));
 
-  for (const f of [name, ips, rate, expiry]) f.control.addEventListener('input', () => setError(f, null));
+  for (const f of [name, ips, rate, expiry]) f.control.addEventListener('input', () => setFieldError(f, null));
 
   const form = h('form', { id: `${uid}-form`, novalidate: true, class: 'key-form' }, name.wrap, permissions, advanced);
   dlg.body.append(form);
@@ -173,17 +155,17 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
     dlg.error(null);
     const errors = [];
     const report = (f, message) => {
-      setError(f, message);
+      setFieldError(f, message);
       if (message) errors.push(f);
     };
     report(name, checkName(name.control.value));
     let scopeChoice = null;
     if (modeGroup.checked) {
       report(group, groupSelect.value ? null : 'Choose a scope group, or switch to individual scopes.');
-      setError(scopesField, null);
+      setFieldError(scopesField, null);
       if (groupSelect.value) scopeChoice = { scope_group: groupSelect.value };
     } else {
-      setError(group, null);
+      setFieldError(group, null);
       const chosen = [];
       for (const res of catalogue.resources) {
         const all = res.actions.find((a) => a.scope.endsWith(':all'));
@@ -240,7 +222,7 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
         for (const d of err.details) {
           const f = fieldFor(d.field);
           if (f) {
-            setError(f, d.message.charAt(0).toUpperCase() + d.message.slice(1) + '.');
+            setFieldError(f, d.message.charAt(0).toUpperCase() + d.message.slice(1) + '.');
             firstField = firstField || f;
             if (f === ips || f === rate || f === expiry) advanced.open = true;
           } else unmapped.push(`${d.field}: ${d.message}`);
@@ -262,22 +244,18 @@ export function openKeyForm({ catalogue, key = null, onSaved }) {
  * The value lives only in this dialog's DOM and is gone once it closes.
  */
 export function showKeyOnce(dlg, saved, onDone) {
-  dlg.setTitle(saved.name ? `API Key Created: ${saved.name}` : 'API Key Created');
-  dlg.el.dataset.dialog = 'key-created';
-  const value = h('input', { type: 'text', readonly: true, class: 'key-value', value: saved.key, 'aria-label': 'Your new API key', spellcheck: 'false' });
-  value.addEventListener('focus', () => value.select());
-  const copy = h('button', { type: 'button', class: 'btn btn-secondary copy-key', onclick: () => copyText(saved.key, copy) }, icon('copy'), h('span', { class: 'label' }, 'Copy'));
-  dlg.body.replaceChildren(
-    h('div', { class: 'warning-box', role: 'alert' },
-      h('div', { class: 'warning-title' }, icon('warn', 18), h('strong', {}, "This is the only time you'll see the full API key.")),
-      h('p', {}, "Copy it and store it securely. If you lose it, you'll need to regenerate a new key."),
-      h('div', { class: 'key-row' }, value, copy)),
-    h('dl', { class: 'key-facts' },
+  showOnce(dlg, {
+    title: saved.name ? `API Key Created: ${saved.name}` : 'API Key Created',
+    name: 'key-created',
+    value: saved.key,
+    label: 'Your new API key',
+    copyClass: 'copy-key',
+    headline: "This is the only time you'll see the full API key.",
+    note: "Copy it and store it securely. If you lose it, you'll need to regenerate a new key.",
+    facts: [
       h('dt', {}, 'Masked key'), h('dd', {}, h('code', {}, saved.masked_key)),
-      h('dt', {}, 'Scopes'), h('dd', {}, saved.scopes.join(', '))));
-  const done = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => dlg.close() }, 'Done');
-  dlg.footer.replaceChildren(done);
-  // Done (or Escape) closes; the list refreshes either way.
-  dlg.onClose(() => { if (onDone) onDone(); });
-  copy.focus();
+      h('dt', {}, 'Scopes'), h('dd', {}, saved.scopes.join(', ')),
+    ],
+    onDone,
+  });
 }

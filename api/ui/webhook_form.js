@@ -1,9 +1,9 @@
 // The Add endpoint and Edit endpoint dialogs of the Webhooks page, and the one-time display of
 // an endpoint's signing secret (after create and after a rotation).
 
-import { h, icon, copyText, announce, formatDateTime } from './dom.js';
+import { h, announce, formatDateTime, formField, setFieldError } from './dom.js';
 import { api, ApiError } from './api.js';
-import { openDialog } from './dialog.js';
+import { openDialog, showOnce } from './dialog.js';
 import { checkWebhookUrl, parsePerSecond, checkDescription, DEFAULT_PER_SECOND, MAX_PER_SECOND } from './validate.js';
 
 /** The event types an endpoint can subscribe to, with what each one means. */
@@ -17,23 +17,6 @@ export const EVENT_TYPES = [
 ];
 
 let formCounter = 0;
-
-/** A labelled field: label, control, hint and an error line tied to the control. */
-function field({ id, label, control, hint }) {
-  const hintEl = hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null;
-  const errorEl = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
-  control.id = id;
-  control.setAttribute('aria-describedby', [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(' '));
-  const wrap = h('div', { class: 'field' }, h('label', { for: id }, label), control, hintEl, errorEl);
-  return { wrap, control, errorEl };
-}
-
-function setError(f, message) {
-  f.errorEl.textContent = message || '';
-  f.errorEl.hidden = !message;
-  if (message) f.control.setAttribute('aria-invalid', 'true');
-  else f.control.removeAttribute('aria-invalid');
-}
 
 function sentence(message) {
   const m = String(message || '').trim();
@@ -66,7 +49,7 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
     name: editing ? 'edit-webhook' : 'create-webhook',
   });
 
-  const url = field({
+  const url = formField({
     id: `${uid}-url`,
     label: 'Endpoint URL',
     control: h('input', { type: 'url', name: 'url', autocomplete: 'off', spellcheck: 'false', inputmode: 'url', placeholder: 'https://hooks.example.com/ezpulze' }),
@@ -105,7 +88,7 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
   // The key filter: a multi-select of the account's keys of the endpoint's mode (a key of the
   // other mode never sends an event the endpoint receives). Nothing selected = every key.
   const keySelect = h('select', { name: 'key_ids', multiple: true, size: '5', disabled: true }, h('option', { disabled: true }, 'Loading keys…'));
-  const keys = field({
+  const keys = formField({
     id: `${uid}-keys`,
     label: 'Only messages sent with these keys',
     control: keySelect,
@@ -147,10 +130,10 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
     renderKeys();
   }).catch((err) => {
     keySelect.replaceChildren(h('option', { disabled: true }, 'The keys could not be loaded'));
-    if (!(err instanceof ApiError && err.status === 401)) setError(keys, `The keys could not be loaded; the filter is left as it is (${err.message}).`);
+    if (!(err instanceof ApiError && err.status === 401)) setFieldError(keys, `The keys could not be loaded; the filter is left as it is (${err.message}).`);
   });
 
-  const rate = field({
+  const rate = formField({
     id: `${uid}-rate`,
     label: 'Max requests per second',
     control: h('input', { type: 'text', inputmode: 'numeric', name: 'max_per_second', autocomplete: 'off', class: 'input-short' }),
@@ -158,7 +141,7 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
   });
   rate.control.value = String(editing ? endpoint.max_per_second : DEFAULT_PER_SECOND);
 
-  const description = field({
+  const description = formField({
     id: `${uid}-description`,
     label: 'Description',
     control: h('input', { type: 'text', name: 'description', autocomplete: 'off', placeholder: 'CRM sync' }),
@@ -171,9 +154,9 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
     h('label', { class: 'check', for: phoneBox.id }, phoneBox, h('span', {}, 'Include the recipient\'s phone number')),
     h('p', { class: 'hint', id: `${uid}-phone-hint` }, 'Adds data.phone to message events. The message body is never sent.'));
 
-  for (const f of [url, rate, description]) f.control.addEventListener('input', () => setError(f, null));
-  eventsSet.addEventListener('change', () => setError(events, null));
-  keySelect.addEventListener('change', () => setError(keys, null));
+  for (const f of [url, rate, description]) f.control.addEventListener('input', () => setFieldError(f, null));
+  eventsSet.addEventListener('change', () => setFieldError(events, null));
+  keySelect.addEventListener('change', () => setFieldError(keys, null));
 
   const form = h('form', { id: `${uid}-form`, novalidate: true, class: 'webhook-form' },
     url.wrap, description.wrap, events.wrap, mode, keys.wrap, rate.wrap, phone);
@@ -197,7 +180,7 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
     dlg.error(null);
     const errors = [];
     const report = (f, message) => {
-      setError(f, message);
+      setFieldError(f, message);
       if (message) errors.push(f);
     };
     report(url, checkWebhookUrl(url.control.value));
@@ -246,7 +229,7 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
         for (const d of err.details) {
           const f = fieldFor(d.field);
           if (f) {
-            setError(f, sentence(d.message));
+            setFieldError(f, sentence(d.message));
             first = first || f;
           } else unmapped.push(`${d.field}: ${d.message}`);
         }
@@ -269,12 +252,6 @@ export function openWebhookForm({ endpoint, onSaved } = {}) {
  * `rotated`: the secret replaces another one, which keeps signing until `secret_rotated_until`.
  */
 export function showSecretOnce(dlg, saved, { rotated = false, onDone } = {}) {
-  dlg.setTitle(rotated ? 'New signing secret' : 'Webhook endpoint added');
-  dlg.el.dataset.dialog = 'webhook-secret';
-  const secret = saved.secret || '';
-  const value = h('input', { type: 'text', readonly: true, class: 'key-value', value: secret, 'aria-label': 'Signing secret', spellcheck: 'false' });
-  value.addEventListener('focus', () => value.select());
-  const copy = h('button', { type: 'button', class: 'btn btn-secondary copy-secret', onclick: () => copyText(secret, copy) }, icon('copy'), h('span', { class: 'label' }, 'Copy'));
   const facts = [
     h('dt', {}, 'Endpoint'), h('dd', {}, h('code', {}, saved.url || '')),
     h('dt', {}, 'Events'), h('dd', {}, saved.events && saved.events.length ? saved.events.join(', ') : 'All events'),
@@ -282,17 +259,17 @@ export function showSecretOnce(dlg, saved, { rotated = false, onDone } = {}) {
   if (rotated && saved.secret_rotated_until) {
     facts.push(h('dt', {}, 'Previous secret'), h('dd', {}, `Keeps signing alongside until ${formatDateTime(saved.secret_rotated_until)}`));
   }
-  dlg.body.replaceChildren(
-    h('div', { class: 'warning-box', role: 'alert' },
-      h('div', { class: 'warning-title' }, icon('warn', 18), h('strong', {}, "This is the only time you'll see this signing secret.")),
-      h('p', {}, rotated
-        ? 'Put it in your receiver now. The previous secret keeps signing alongside it for 24 hours, then only this one does.'
-        : "Put it in your receiver and verify every request's webhook-signature with it (Standard Webhooks). If you lose it, rotate the secret."),
-      h('div', { class: 'key-row' }, value, copy)),
-    h('dl', { class: 'key-facts' }, facts));
-  const done = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => dlg.close() }, 'Done');
-  dlg.footer.replaceChildren(done);
-  // Done (or Escape) closes; the list refreshes either way.
-  dlg.onClose(() => { if (onDone) onDone(); });
-  copy.focus();
+  showOnce(dlg, {
+    title: rotated ? 'New signing secret' : 'Webhook endpoint added',
+    name: 'webhook-secret',
+    value: saved.secret || '',
+    label: 'Signing secret',
+    copyClass: 'copy-secret',
+    headline: "This is the only time you'll see this signing secret.",
+    note: rotated
+      ? 'Put it in your receiver now. The previous secret keeps signing alongside it for 24 hours, then only this one does.'
+      : "Put it in your receiver and verify every request's webhook-signature with it (Standard Webhooks). If you lose it, rotate the secret.",
+    facts,
+    onDone,
+  });
 }

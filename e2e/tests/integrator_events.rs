@@ -83,9 +83,7 @@ async fn stack(
 
 /// Registers an endpoint with `key`; returns its id and secret.
 async fn endpoint(app: &TestApp, key: &str, body: Value) -> (String, String) {
-    let v = app
-        .expect_status("POST", "/api/v1/webhook-endpoints", key, body, 201)
-        .await;
+    let v = app.webhook_endpoint(key, body).await;
     (
         v["id"].as_str().expect("endpoint id").to_owned(),
         v["secret"].as_str().expect("secret").to_owned(),

@@ -487,9 +487,7 @@ async fn sweeps_and_completions_create_the_events_endpoints_asked_for() {
     let key = &e.sender.key;
     let app = &e.app;
     let create = |body: serde_json::Value| async move {
-        let v = app
-            .expect_status("POST", "/api/v1/webhook-endpoints", key, body, 201)
-            .await;
+        let v = app.webhook_endpoint(key, body).await;
         v["id"].as_str().expect("id").to_owned()
     };
     let all = create(json!({"url": "http://127.0.0.1:9/all"})).await;
@@ -597,13 +595,7 @@ async fn retention_deletes_webhook_deliveries_past_it() {
     let s = &e.s;
     let v = e
         .app
-        .expect_status(
-            "POST",
-            "/api/v1/webhook-endpoints",
-            &e.sender.key,
-            json!({"url": "http://127.0.0.1:9/hook"}),
-            201,
-        )
+        .webhook_endpoint(&e.sender.key, json!({"url": "http://127.0.0.1:9/hook"}))
         .await;
     let endpoint: Uuid = v["id"].as_str().expect("id").parse().expect("uuid");
     for (age, event) in [

@@ -202,6 +202,12 @@ impl TestApp {
             .await
     }
 
+    /// POST /api/v1/webhook-endpoints, asserting 201; returns the endpoint with its secret.
+    pub async fn webhook_endpoint(&self, bearer: &str, body: Value) -> Value {
+        self.expect_status("POST", "/api/v1/webhook-endpoints", bearer, body, 201)
+            .await
+    }
+
     /// POST /api/v1/broadcasts of a template with default variables, asserting 201.
     pub async fn create_broadcast(
         &self,

@@ -12,12 +12,9 @@ async fn a_pause_is_a_dispatch_paused_event() {
     let sender = app.sender(templates::text(), json!({})).await;
     let other = app.sender(templates::text(), json!({})).await;
     for s in [&sender, &other] {
-        app.expect_status(
-            "POST",
-            "/api/v1/webhook-endpoints",
+        app.webhook_endpoint(
             &s.key,
             json!({"url": "http://127.0.0.1:9/hook", "events": ["dispatch.paused"]}),
-            201,
         )
         .await;
     }
@@ -75,29 +72,12 @@ async fn a_dead_workers_delivery_goes_out_after_its_lease() {
     let sender = app.sender(templates::text(), json!({})).await;
     let rx = ezpulze_testkit::receiver::Receiver::unique(sim.url());
     let v = app
-        .expect_status(
-            "POST",
-            "/api/v1/webhook-endpoints",
-            &sender.key,
-            json!({"url": rx.url()}),
-            201,
-        )
+        .webhook_endpoint(&sender.key, json!({"url": rx.url()}))
         .await;
     rx.configure(&json!({"secrets": [v["secret"]]})).await;
     let endpoint: Uuid = v["id"].as_str().expect("id").parse().expect("uuid");
     let db = app.pool().await;
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body,
-                                         state, attempts, lease_until)
-         SELECT ezp_uuid7(), id, account_id, 'evt_leased', 'message.sent',
-                '{\"id\": \"evt_leased\", \"type\": \"message.sent\", \"data\": {}}',
-                'delivering', 1, now() - interval '1 second'
-           FROM webhook_endpoints WHERE id = $1",
-    )
-    .bind(endpoint)
-    .execute(&db)
-    .await
-    .expect("leased row");
+    add_delivery(&db, endpoint, "evt_leased", true).await;
     let cancel = tokio_util::sync::CancellationToken::new();
     let (cfg, c) = (app.config(), cancel.clone());
     tokio::spawn(async move { ezpulze_worker::run(cfg, c).await });
@@ -137,13 +117,7 @@ async fn a_rotated_secret_signs_beside_the_old_one() {
     let mut secrets = Vec::new();
     for rx in [&old_rx, &new_rx] {
         let v = app
-            .expect_status(
-                "POST",
-                "/api/v1/webhook-endpoints",
-                &sender.key,
-                json!({"url": rx.url()}),
-                201,
-            )
+            .webhook_endpoint(&sender.key, json!({"url": rx.url()}))
             .await;
         let id = v["id"].as_str().expect("id").to_owned();
         let rotated = app
@@ -165,16 +139,7 @@ async fn a_rotated_secret_signs_beside_the_old_one() {
     let db = app.pool().await;
     for id in &ids {
         let endpoint: Uuid = id.parse().expect("uuid");
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body)
-             SELECT ezp_uuid7(), id, account_id, 'evt_rotated', 'message.sent',
-                    '{\"id\": \"evt_rotated\", \"type\": \"message.sent\", \"data\": {}}'
-               FROM webhook_endpoints WHERE id = $1",
-        )
-        .bind(endpoint)
-        .execute(&db)
-        .await
-        .expect("delivery");
+        add_delivery(&db, endpoint, "evt_rotated", false).await;
     }
     let cancel = tokio_util::sync::CancellationToken::new();
     let (cfg, c) = (app.config(), cancel.clone());
@@ -185,4 +150,24 @@ async fn a_rotated_secret_signs_beside_the_old_one() {
         assert_eq!(rx.stats().await["verify_failures"], 0);
     }
     cancel.cancel();
+}
+
+/// A `message.sent` delivery of `event_id` for `endpoint`, as the status statement writes one;
+/// `leased`: as a dead worker left it (`delivering`, one attempt, its lease past).
+async fn add_delivery(db: &sqlx::PgPool, endpoint: Uuid, event_id: &str, leased: bool) {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, account_id, event_id, event_type, body,
+                                         state, attempts, lease_until)
+         SELECT ezp_uuid7(), id, account_id, $2, 'message.sent',
+                jsonb_build_object('id', $2::text, 'type', 'message.sent', 'data', '{}'::jsonb),
+                CASE WHEN $3 THEN 'delivering' ELSE 'pending' END, $3::int,
+                CASE WHEN $3 THEN now() - interval '1 second' END
+           FROM webhook_endpoints WHERE id = $1",
+    )
+    .bind(endpoint)
+    .bind(event_id)
+    .bind(leased)
+    .execute(db)
+    .await
+    .expect("delivery");
 }

@@ -194,26 +194,40 @@ impl Deliverer {
         let lease = HORIZON + self.cfg.timeout + Duration::from_secs(30);
         let claimed = claim::claim(&self.db, &asks, lease).await?;
         let taken_at = Instant::now();
-        let mut next_slot: HashMap<Uuid, usize> = HashMap::new();
-        let mut n = 0;
-        for row in claimed {
-            let Some(((endpoint, _), grant)) = wants
-                .iter()
-                .zip(&granted)
-                .find(|((e, _), _)| e.id == row.endpoint_id)
-            else {
-                continue;
-            };
-            let i = next_slot.entry(endpoint.id).or_insert(0);
-            let at = taken_at + grant.first + grant.interval * u32::try_from(*i).unwrap_or(0);
-            *i += 1;
-            let keys = match endpoint.keys(&self.sealer) {
-                Ok(k) => k,
-                Err(e) => {
+        // Per endpoint, once: its grant, its next slot and its signing keys (opened once per
+        // pass, shared by its attempts).
+        struct Going<'a> {
+            endpoint: &'a claim::Endpoint,
+            grant: slots::Grant,
+            next: u32,
+            keys: Arc<Vec<Vec<u8>>>,
+        }
+        let mut going: HashMap<Uuid, Going<'_>> = wants
+            .iter()
+            .zip(&granted)
+            .filter(|(_, g)| g.count > 0)
+            .map(|((endpoint, _), grant)| {
+                let keys = endpoint.keys(&self.sealer).unwrap_or_else(|e| {
                     tracing::error!(error = %e, "an endpoint's secret cannot be opened");
                     Vec::new()
-                }
+                });
+                let g = Going {
+                    endpoint,
+                    grant: *grant,
+                    next: 0,
+                    keys: Arc::new(keys),
+                };
+                (endpoint.id, g)
+            })
+            .collect();
+        let mut n = 0;
+        for row in claimed {
+            let Some(g) = going.get_mut(&row.endpoint_id) else {
+                continue;
             };
+            let at = taken_at + g.grant.first + g.grant.interval * g.next;
+            g.next += 1;
+            let (endpoint, keys) = (g.endpoint, g.keys.clone());
             *self.lock_active().entry(endpoint.id).or_insert(0) += 1;
             let me = self.clone();
             let tx = tx.clone();
