@@ -6,6 +6,7 @@
 
 pub mod base62;
 pub mod config;
+pub mod consent;
 pub mod db;
 pub mod dispatch;
 pub mod hook_url;
