@@ -937,6 +937,63 @@ async fn real_answers_match_the_document() {
         200,
     )
     .await;
+    // Suppressions and consent keywords.
+    let sup = "/api/v1/suppressions";
+    let kw = "/api/v1/suppressions/keywords";
+    v.call(
+        "POST",
+        sup,
+        sup,
+        sk,
+        Some(json!({"phone": "+1 415 555 0123", "scope": "marketing"})),
+        201,
+    )
+    .await;
+    v.call("POST", sup, sup, sk, Some(json!({"phone": "123"})), 422)
+        .await;
+    v.call(
+        "GET",
+        sup,
+        &format!("{sup}?limit=1&scope=marketing"),
+        sk,
+        None,
+        200,
+    )
+    .await;
+    v.call("GET", sup, &format!("{sup}?reason=spam"), sk, None, 422)
+        .await;
+    v.call("GET", kw, kw, sk, None, 200).await;
+    v.call(
+        "PUT",
+        kw,
+        kw,
+        sk,
+        Some(json!({"opt_out": ["STOP", "BASTA"], "opt_in": ["START"]})),
+        200,
+    )
+    .await;
+    v.call(
+        "PUT",
+        kw,
+        kw,
+        sk,
+        Some(json!({"opt_out": ["STOP"], "opt_in": ["stop"]})),
+        422,
+    )
+    .await;
+    let sp = "/api/v1/suppressions/{phone}";
+    v.call(
+        "DELETE",
+        sp,
+        &format!("{sup}/%2B14155550123"),
+        sk,
+        None,
+        204,
+    )
+    .await;
+    v.call("DELETE", sp, &format!("{sup}/14155550123"), sk, None, 404)
+        .await;
+
     let l =
         json!({"contact_id": id(&c), "title": "Upgrade", "value_cents": 1200, "currency": "usd"});
     let l = v

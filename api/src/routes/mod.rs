@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod owned;
 pub mod send;
 pub mod session;
+pub mod suppressions;
 pub mod templates;
 pub mod webhook_endpoints;
 pub mod webhooks;
@@ -62,6 +63,7 @@ fn api() -> Api {
         .merge(tagged("Broadcasts", send::routes()))
         .merge(tagged("Dispatches", dispatches::routes()))
         .merge(tagged("Contacts", contacts::routes()))
+        .merge(tagged("Suppressions", suppressions::routes()))
         .merge(tagged("Leads", leads::routes()))
         .merge(tagged("Chatbot flows", flows::routes()))
         .merge(tagged("Webhooks", webhook_endpoints::routes()));
