@@ -66,6 +66,13 @@ pub enum ApiError {
     CsrfRejected(&'static str),
     #[error("the request is not valid")]
     Validation(Vec<FieldError>),
+    /// A well-formed request the engine will not carry out, with its own code (a suppressed
+    /// recipient, an audience that matches no contact).
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+    },
     /// More requests at once than `API_MAX_CONCURRENT_REQUESTS`: retry shortly.
     #[error("the server is handling as many requests as it takes; retry shortly")]
     Overloaded,
@@ -94,7 +101,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Validation(_) | Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +125,7 @@ impl ApiError {
             RequestTimeout(_) => "request_timeout",
             CsrfRejected(_) => "csrf_rejected",
             Validation(_) => "validation_failed",
+            Refused { code, .. } => code,
             Internal(_) => "internal",
         }
     }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod middleware;
+pub mod fanout;
 pub mod recovery;
 pub mod routes;
 pub mod serve;
@@ -90,6 +91,7 @@ pub async fn build_state(config: Config, cancel: &CancellationToken) -> anyhow::
         keyspace: ezpulze_common::keyspace::Keyspace::new(config.redis_prefix.clone()),
         session_cookie: auth::session::CookieRules::new(&config),
         ui_origin: config.public_origin(),
+        fanout_wake: fanout::new_wake(),
         config,
         db: pool,
         redis,
@@ -129,6 +131,9 @@ pub async fn run(
         }
         None => None,
     };
+    fanout::spawn(&state, &cancel);
+    // Contact CSV imports run in the api processes (claimed, resumed after a crash).
+    routes::contacts::import::spawn(&state, &cancel);
     let app = routes::router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     let timeouts = serve::ReadTimeouts::of(state.config());

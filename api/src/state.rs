@@ -34,6 +34,8 @@ pub struct Inner {
     pub session_cookie: crate::auth::session::CookieRules,
     /// The origin the web UI's requests come from (`PUBLIC_BASE_URL`'s).
     pub ui_origin: String,
+    /// Wakes this process's audience expanders (`crate::fanout`).
+    pub fanout_wake: Arc<crate::fanout::Wake>,
 }
 
 impl AppState {
@@ -42,6 +44,9 @@ impl AppState {
     }
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+    pub fn fanout_wake(&self) -> &crate::fanout::Wake {
+        &self.0.fanout_wake
     }
     pub fn db(&self) -> &PgPool {
         &self.0.db

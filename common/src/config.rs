@@ -49,6 +49,10 @@ pub struct Config {
     /// How long one api request may run before it is stopped (503 `timeout`).
     pub api_request_timeout: Duration,
     pub last_used_flush: Duration,
+    /// Audience fan-out workers per api process (0: this process expands none).
+    pub audience_expanders: usize,
+    /// Contacts read per fan-out chunk (one transaction).
+    pub audience_chunk: i64,
     pub public_base_url: String,
     pub graph_api_base: String,
     /// Where sends of `sk_test_` keys go (the simulator); never the real Graph API.
@@ -88,7 +92,25 @@ pub struct Config {
     pub accepted_status_horizon: Duration,
     /// Delivery of integrator events (outbound webhooks), run by the workers.
     pub webhooks: WebhookDelivery,
+    /// CSV imports of contacts, run by the api processes (`docs/contact-import.md`).
+    pub contact_imports: ContactImports,
 }
+
+/// The limits and pace of contact CSV imports (`POST /api/v1/contacts/import`).
+#[derive(Debug, Clone)]
+pub struct ContactImports {
+    /// `CONTACT_IMPORT_MAX_BYTES`: largest upload (413 `payload_too_large` above).
+    pub max_bytes: usize,
+    /// `CONTACT_IMPORT_MAX_ROWS`: most data rows of one file (422 `too_many_rows` above).
+    pub max_rows: usize,
+    /// `CONTACT_IMPORT_BATCH_ROWS`: rows upserted per statement (and per committed step).
+    pub batch_rows: usize,
+    /// `CONTACT_IMPORT_CONCURRENCY`: imports one api process runs at once.
+    pub concurrency: usize,
+}
+
+/// Default of `CONTACT_IMPORT_MAX_BYTES`: 256 MiB.
+pub const DEFAULT_CONTACT_IMPORT_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// The settings of the workers' integrator event deliverer (`docs/integrator-events.md`).
 #[derive(Debug, Clone)]
@@ -314,6 +336,11 @@ impl Config {
         }
         let api_request_timeout = Duration::from_secs(api_request_timeout_secs);
         let last_used_flush = Duration::from_millis(r.parse("LAST_USED_FLUSH_MS", 1000u64));
+        let audience_expanders = r.parse("AUDIENCE_EXPANDERS", 2usize);
+        let audience_chunk = r.parse("AUDIENCE_CHUNK", 5000i64);
+        if !(10..=50_000).contains(&audience_chunk) {
+            r.errors.push("AUDIENCE_CHUNK must be between 10 and 50000".into());
+        }
         let public_base_url = r.string("PUBLIC_BASE_URL", &format!("http://{api_addr}"));
         let graph_api_base = r.string("GRAPH_API_BASE", "http://127.0.0.1:8090");
         let test_graph_api_base = r.string("TEST_GRAPH_API_BASE", "http://127.0.0.1:8090");
@@ -379,6 +406,12 @@ impl Config {
             ),
             allow_loopback: environment == "development",
         };
+        let contact_imports = ContactImports {
+            max_bytes: r.parse("CONTACT_IMPORT_MAX_BYTES", DEFAULT_CONTACT_IMPORT_MAX_BYTES),
+            max_rows: r.parse("CONTACT_IMPORT_MAX_ROWS", 1_000_000usize),
+            batch_rows: r.parse("CONTACT_IMPORT_BATCH_ROWS", 5000usize),
+            concurrency: r.parse("CONTACT_IMPORT_CONCURRENCY", 2usize),
+        };
 
         let mut errors = r.errors;
         if !matches!(environment.as_str(), "development" | "production") {
@@ -388,6 +421,15 @@ impl Config {
         }
         if key_cache_ttl.is_zero() || key_cache_ttl > Duration::from_secs(60) {
             errors.push("KEY_CACHE_TTL_SECS must be between 1 and 60".into());
+        }
+        if contact_imports.max_bytes < 1024 {
+            errors.push("CONTACT_IMPORT_MAX_BYTES must be at least 1024".into());
+        }
+        if contact_imports.max_rows == 0 {
+            errors.push("CONTACT_IMPORT_MAX_ROWS must be at least 1".into());
+        }
+        if !(1..=50_000).contains(&contact_imports.batch_rows) {
+            errors.push("CONTACT_IMPORT_BATCH_ROWS must be between 1 and 50000".into());
         }
         if database_max_connections < 2 {
             errors.push("DATABASE_MAX_CONNECTIONS must be at least 2".into());
@@ -493,6 +535,8 @@ impl Config {
             api_max_concurrent_requests,
             api_request_timeout,
             last_used_flush,
+            audience_expanders,
+            audience_chunk,
             public_base_url,
             graph_api_base,
             test_graph_api_base,
@@ -513,6 +557,7 @@ impl Config {
             retention_days,
             accepted_status_horizon,
             webhooks,
+            contact_imports,
         })
     }
 

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::idempotency::{self, IdempotencyRecord};
@@ -95,6 +95,46 @@ pub struct NewDispatch {
     /// `"priority": "high"`: ahead of bulk traffic on its number (bulk keeps a share).
     pub high: bool,
     pub messages: NewMessages,
+    /// Recipients of the request that were not queued (kept on the dispatch).
+    pub rejections: NewRejections,
+}
+
+/// Recipients a dispatch did not queue, column by column (one INSERT for all).
+#[derive(Debug, Default)]
+pub struct NewRejections {
+    ordinals: Vec<i32>,
+    contact_ids: Vec<Option<Uuid>>,
+    phones: Vec<Option<String>>,
+    codes: Vec<String>,
+    messages: Vec<String>,
+}
+
+impl NewRejections {
+    /// One rejection: its position (the request index, or the position in the audience),
+    /// the contact (audience sends), the phone when it was one, a code and a message.
+    pub fn push(
+        &mut self,
+        ordinal: usize,
+        contact_id: Option<Uuid>,
+        phone: Option<String>,
+        code: &str,
+        message: String,
+    ) {
+        self.ordinals
+            .push(i32::try_from(ordinal).unwrap_or(i32::MAX));
+        self.contact_ids.push(contact_id);
+        self.phones.push(phone);
+        self.codes.push(code.to_string());
+        self.messages.push(message);
+    }
+
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
 }
 
 /// Why a dispatch was not created.
@@ -127,7 +167,30 @@ pub async fn create<S: JobSink>(
     } else {
         (DispatchStatus::Queued, MessageStatus::Queued)
     };
+    insert_row(&mut tx, d, dispatch_status, d.messages.len()).await?;
     let key_id = d.key_id.filter(|_| d.counts_in_usage);
+    let m = &d.messages;
+    insert_messages(&mut tx, d.id, d.account_id, key_id, message_status, m).await?;
+    insert_rejections(&mut tx, d.id, &d.rejections).await?;
+    if let Some(key_id) = key_id {
+        usage::add_messages(&mut tx, key_id, m.len() as i64).await?;
+    }
+    tx.commit().await?;
+
+    match d.scheduled_at {
+        Some(at) => push_release(sink, d.id, at).await,
+        None => push_sends(sink, d.id, d.account_id, &m.ids).await,
+    }
+    Ok(dispatch_status)
+}
+
+/// Inserts the dispatch's row in `status`, with `total` messages so far.
+pub async fn insert_row(
+    conn: &mut PgConnection,
+    d: &NewDispatch,
+    status: DispatchStatus,
+    total: usize,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, test_mode, phone_number_id, status, total, scheduled_at, priority)
          VALUES ($1, $2, $3, $4, $5,
@@ -137,62 +200,100 @@ pub async fn create<S: JobSink>(
     .bind(d.id)
     .bind(d.account_id)
     .bind(d.broadcast_id)
-    .bind(key_id)
+    .bind(d.key_id.filter(|_| d.counts_in_usage))
     .bind(d.test_mode)
-    .bind(dispatch_status)
-    .bind(i32::try_from(d.messages.len()).unwrap_or(i32::MAX))
+    .bind(status)
+    .bind(i32::try_from(total).unwrap_or(i32::MAX))
     .bind(d.scheduled_at)
     .bind(if d.high { "high" } else { "normal" })
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
-    let m = &d.messages;
+    Ok(())
+}
+
+/// Inserts `m` as messages of the dispatch in `status` (one statement).
+pub async fn insert_messages(
+    conn: &mut PgConnection,
+    dispatch_id: Uuid,
+    account_id: Uuid,
+    key_id: Option<Uuid>,
+    status: MessageStatus,
+    m: &NewMessages,
+) -> sqlx::Result<()> {
+    if m.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, ref, payload, status)
          SELECT u.id, $1, $2, $3, u.to_phone, u.ref, u.payload::jsonb, $4
          FROM UNNEST($5::uuid[], $6::text[], $7::text[], $8::text[]) AS u(id, to_phone, ref, payload)",
     )
-    .bind(d.id)
-    .bind(d.account_id)
+    .bind(dispatch_id)
+    .bind(account_id)
     .bind(key_id)
-    .bind(message_status)
+    .bind(status)
     .bind(&m.ids)
     .bind(&m.phones)
     .bind(&m.refs)
     .bind(&m.payloads)
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
-    if let Some(key_id) = key_id {
-        usage::add_messages(&mut tx, key_id, m.len() as i64).await?;
-    }
-    tx.commit().await?;
+    Ok(())
+}
 
-    match d.scheduled_at {
-        Some(at) => {
-            // Due at `scheduled_at` on the schedule queue; the scheduler's scan of due
-            // dispatches is the safety net if this push fails.
-            let job = ReleaseJob { dispatch_id: d.id };
-            if let Err(e) = sink.push_release(job, SystemTime::from(at)).await {
-                tracing::warn!(error = format!("{e:#}"), dispatch_id = %d.id,
-                    "scheduling the release failed; the scheduler's scan will release it");
-            }
-        }
-        None => {
-            let jobs: Vec<SendJob> = m
-                .ids
-                .iter()
-                .map(|&message_id| SendJob {
-                    message_id,
-                    dispatch_id: d.id,
-                    account_id: d.account_id,
-                })
-                .collect();
-            // Committed rows are the record: a failed push is repaired by the outbox sweep.
-            if let Err(e) = sink.push_send(&jobs).await {
-                metrics::counter!("ezpulze_ingest_push_failures_total").increment(1);
-                tracing::warn!(error = format!("{e:#}"), dispatch_id = %d.id,
-                    "pushing jobs failed; the outbox sweep will push them");
-            }
-        }
+/// Inserts the recipients a dispatch did not queue (one statement).
+pub async fn insert_rejections(
+    conn: &mut PgConnection,
+    dispatch_id: Uuid,
+    r: &NewRejections,
+) -> sqlx::Result<()> {
+    if r.is_empty() {
+        return Ok(());
     }
-    Ok(dispatch_status)
+    sqlx::query(
+        "INSERT INTO dispatch_rejections (dispatch_id, ordinal, contact_id, phone, code, message)
+         SELECT $1, u.ordinal, u.contact_id, u.phone, u.code, u.message
+         FROM UNNEST($2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+              AS u(ordinal, contact_id, phone, code, message)",
+    )
+    .bind(dispatch_id)
+    .bind(&r.ordinals)
+    .bind(&r.contact_ids)
+    .bind(&r.phones)
+    .bind(&r.codes)
+    .bind(&r.messages)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Pushes the release of a scheduled dispatch (after its commit). A failure is logged: the
+/// scheduler's scan of due dispatches releases it anyway.
+pub async fn push_release<S: JobSink>(sink: &S, dispatch_id: Uuid, at: DateTime<Utc>) {
+    let job = ReleaseJob { dispatch_id };
+    if let Err(e) = sink.push_release(job, SystemTime::from(at)).await {
+        tracing::warn!(error = format!("{e:#}"), %dispatch_id,
+            "scheduling the release failed; the scheduler's scan will release it");
+    }
+}
+
+/// Pushes one send job per message (after their commit). Committed rows are the record: a
+/// failed push is logged and repaired by the outbox sweep.
+pub async fn push_sends<S: JobSink>(sink: &S, dispatch_id: Uuid, account_id: Uuid, ids: &[Uuid]) {
+    if ids.is_empty() {
+        return;
+    }
+    let jobs: Vec<SendJob> = ids
+        .iter()
+        .map(|&message_id| SendJob {
+            message_id,
+            dispatch_id,
+            account_id,
+        })
+        .collect();
+    if let Err(e) = sink.push_send(&jobs).await {
+        metrics::counter!("ezpulze_ingest_push_failures_total").increment(1);
+        tracing::warn!(error = format!("{e:#}"), %dispatch_id,
+            "pushing jobs failed; the outbox sweep will push them");
+    }
 }

@@ -86,16 +86,19 @@ pub enum DispatchStatus {
     Completed,
     Cancelled,
     Paused,
+    /// Shown, never stored: an audience send whose fan-out is still running.
+    Expanding,
 }
 
 impl DispatchStatus {
-    pub const ALL: [DispatchStatus; 6] = [
+    pub const ALL: [DispatchStatus; 7] = [
         Self::Scheduled,
         Self::Queued,
         Self::Sending,
         Self::Completed,
         Self::Cancelled,
         Self::Paused,
+        Self::Expanding,
     ];
 
     /// States in which a dispatch's messages are meant to go out now.
@@ -109,6 +112,7 @@ impl DispatchStatus {
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
             Self::Paused => "paused",
+            Self::Expanding => "expanding",
         }
     }
 
@@ -123,6 +127,16 @@ impl DispatchStatus {
             Self::Completed
         } else {
             self
+        }
+    }
+
+    /// [`DispatchStatus::shown`] for a dispatch whose audience fan-out may still run: while
+    /// it does, a dispatch that is going out (or scheduled) shows `expanding`.
+    pub fn shown_during_fanout(self, any_waiting: bool, expanding: bool) -> Self {
+        if expanding && (Self::ACTIVE.contains(&self) || self == Self::Scheduled) {
+            Self::Expanding
+        } else {
+            self.shown(any_waiting)
         }
     }
 

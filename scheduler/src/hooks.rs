@@ -21,6 +21,8 @@ static COMPLETE_SQL: LazyLock<String> = LazyLock::new(|| {
                      WHERE x.status IN ('queued', 'sending')
                        AND NOT EXISTS (SELECT 1 FROM messages m
                                         WHERE m.dispatch_id = x.id AND m.status IN ({waiting}))
+                       AND NOT EXISTS (SELECT 1 FROM dispatch_audiences a
+                                        WHERE a.dispatch_id = x.id AND a.state = 'expanding')
                      ORDER BY x.id LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING {columns}),
          {events}

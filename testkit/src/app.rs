@@ -76,6 +76,15 @@ impl TestApp {
         Self::start(self.settings.clone()).await
     }
 
+    /// [`TestApp::replica`] with some settings changed.
+    pub async fn replica_with(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut settings = self.settings.clone();
+        for (k, v) in extra {
+            settings.insert((*k).to_string(), (*v).to_string());
+        }
+        Self::start(settings).await
+    }
+
     /// The API on these settings (e.g. a database and prefix another harness made).
     pub async fn start(settings: HashMap<String, String>) -> TestApp {
         let config = Config::from_source(&settings).expect("test config");

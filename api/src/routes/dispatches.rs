@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(progress))
         .routes(routes!(messages))
+        .routes(routes!(rejections))
         .routes(routes!(cancel))
         .routes(routes!(resume))
         .routes(routes!(message))
@@ -56,15 +57,29 @@ pub async fn progress_of(state: &AppState, p: &Principal, id: Uuid) -> ApiResult
         read: i64,
         failed: i64,
         cancelled: i64,
+        rejected: i64,
+        rejected_by_code: Option<Value>,
+        audience: Option<String>,
+        audience_total: Option<i32>,
+        audience_passed: Option<i32>,
     }
     let r: Progress = fetch_in_mode(state.db(), &PROGRESS_SQL, id, p).await?;
-    let status = r.status.shown(r.queued > 0);
-    Ok(json!({
+    let expanding = r.audience.as_deref() == Some("expanding");
+    let status = r.status.shown_during_fanout(r.queued > 0, expanding);
+    let mut v = json!({
         "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,
         "total": r.total, "queued": r.queued, "sent": r.sent, "delivered": r.delivered,
         "read": r.read, "failed": r.failed, "cancelled": r.cancelled,
+        "rejected": r.rejected, "rejected_by_code": r.rejected_by_code.unwrap_or_else(|| json!({})),
         "scheduled_at": r.scheduled_at, "created_at": r.created_at,
-    }))
+    });
+    if let Some(state) = r.audience {
+        v["audience"] = json!({
+            "state": state, "audience_total": r.audience_total, "passed": r.audience_passed,
+        });
+        v["audience_total"] = json!(r.audience_total);
+    }
+    Ok(v)
 }
 
 /// A dispatch's progress: its row and its messages counted by state (`queued` = waiting).
@@ -76,10 +91,15 @@ static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
             count(*) FILTER (WHERE m.status IN ('delivered','read')) AS delivered,
             count(*) FILTER (WHERE m.status = 'read') AS read,
             count(*) FILTER (WHERE m.status = 'failed') AS failed,
-            count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled
+            count(*) FILTER (WHERE m.status = 'cancelled') AS cancelled,
+            (SELECT count(*) FROM dispatch_rejections r WHERE r.dispatch_id = d.id) AS rejected,
+            (SELECT jsonb_object_agg(code, n) FROM (SELECT code, count(*) AS n
+               FROM dispatch_rejections r WHERE r.dispatch_id = d.id GROUP BY code) x) AS rejected_by_code,
+            a.state AS audience, a.audience_total, a.passed AS audience_passed
          FROM dispatches d LEFT JOIN messages m ON m.dispatch_id = d.id
+              LEFT JOIN dispatch_audiences a ON a.dispatch_id = d.id
          WHERE d.id = $1 AND d.account_id = $2 AND {in_mode}
-         GROUP BY d.id",
+         GROUP BY d.id, a.dispatch_id",
         in_mode = IN_MODE,
         waiting = MessageStatus::sql_list(&MessageStatus::WAITING)
     )
@@ -195,6 +215,66 @@ async fn messages(
     .await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(json!({ "items": rows, "next_cursor": next })))
+}
+
+#[derive(sqlx::FromRow, Serialize)]
+struct RejectionRow {
+    /// The request index (recipient lists) or the position in the audience (audiences).
+    ordinal: i32,
+    contact_id: Option<Uuid>,
+    phone: Option<String>,
+    code: String,
+    message: String,
+}
+
+/// A dispatch's rejected recipients
+///
+/// Recipients the dispatch did not queue, in order: suppressed phones, audience contacts whose
+/// variables could not be filled, and a recipient list's rejections. Cursor pagination.
+#[utoipa::path(get, path = "/api/v1/dispatches/{id}/rejections", operation_id = "listDispatchRejections",
+    params(("id" = Uuid, Path), PageQuery),
+    extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([scope::BroadcastRead::SCOPE, scope::BroadcastSend::SCOPE]))))]
+async fn rejections(
+    State(state): State<AppState>,
+    p: Principal,
+    PathId(id): PathId,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Value>> {
+    can_read(&p)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 1000"));
+    }
+    let after: i32 = match q.cursor.as_deref() {
+        None | Some("") => -1,
+        Some(c) => c
+            .parse()
+            .ok()
+            .filter(|n: &i32| *n >= 0)
+            .ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?,
+    };
+    let _: (Uuid,) = fetch_in_mode(
+        state.db(),
+        &format!(
+            "SELECT d.id FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 AND {IN_MODE}"
+        ),
+        id,
+        &p,
+    )
+    .await?;
+    let rows: Vec<RejectionRow> = sqlx::query_as(
+        "SELECT ordinal, contact_id, phone, code, message FROM dispatch_rejections
+          WHERE dispatch_id = $1 AND ordinal > $2 ORDER BY ordinal LIMIT $3",
+    )
+    .bind(id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(state.db())
+    .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.ordinal.to_string()))
         .flatten();
     Ok(Json(json!({ "items": rows, "next_cursor": next })))
 }
@@ -338,15 +418,17 @@ async fn locked_status(
     p: &Principal,
     id: Uuid,
 ) -> ApiResult<DispatchStatus> {
-    let (status, waiting): (DispatchStatus, bool) =
+    let (status, waiting, expanding): (DispatchStatus, bool, bool) =
         fetch_in_mode(&mut *tx, &LOCKED_STATUS_SQL, id, p).await?;
-    Ok(status.shown(waiting))
+    Ok(status.shown_during_fanout(waiting, expanding))
 }
 
 static LOCKED_STATUS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.status, EXISTS (SELECT 1 FROM messages m WHERE m.dispatch_id = d.id
-                    AND m.status IN ({waiting}))
+                    AND m.status IN ({waiting})),
+                EXISTS (SELECT 1 FROM dispatch_audiences a WHERE a.dispatch_id = d.id
+                    AND a.state = 'expanding')
            FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 AND {in_mode} FOR UPDATE OF d",
         waiting = MessageStatus::sql_list(&MessageStatus::WAITING),
         in_mode = IN_MODE,

@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{double_option, ApiJson, ApiQuery, PathId};
 use crate::routes::templates::details;
 use crate::state::AppState;
+use ezpulze_common::consent;
 use ezpulze_common::dispatch::{self, NewDispatch, NewMessages};
 use ezpulze_payload::{CompiledTemplate, PhoneE164, Template, Variables};
 
@@ -413,6 +414,22 @@ pub async fn queue_first_message(
         .ok_or_else(|| {
             ApiError::Conflict("this chatbot flow's template no longer exists".into())
         })?;
+    let to = [msg.to.as_str().to_string()];
+    if !consent::suppressed(
+        &mut *tx,
+        msg.account_id,
+        &to,
+        template.template().category.as_str(),
+    )
+    .await?
+    .is_empty()
+    {
+        metrics::counter!("ezpulze_ingest_recipients_total", "result" => "suppressed").increment(1);
+        return Err(ApiError::Refused {
+            code: consent::SUPPRESSED,
+            message: consent::SUPPRESSED_MESSAGE.into(),
+        });
+    }
     let message_id = Uuid::now_v7();
     let callback = message_id.simple().to_string();
     let payload = template
@@ -433,6 +450,7 @@ pub async fn queue_first_message(
         scheduled_at: None,
         high: false,
         messages,
+        rejections: Default::default(),
     };
     dispatch::create(tx, state, &dispatch, None)
         .await

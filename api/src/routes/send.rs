@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use ezpulze_common::dispatch::{self, CreateError, NewDispatch, NewMessages};
+use ezpulze_common::consent;
+use ezpulze_common::dispatch::{self, CreateError, NewDispatch, NewMessages, NewRejections};
 use ezpulze_common::idempotency::Stored;
 use ezpulze_common::model::DispatchStatus;
 use ezpulze_payload::{PhoneE164, Variables};
@@ -20,9 +21,12 @@ use uuid::Uuid;
 use crate::auth::{scope, Authorized, Principal};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{parse_json, PathId, RawBody};
+use crate::fanout::audience::Audience;
 use crate::idempotency::{self, Begun, Claim};
 use crate::routes::broadcasts;
 use crate::state::AppState;
+
+mod audience;
 
 pub const MAX_RECIPIENTS: usize = 10_000;
 /// A rejected recipient's `to` is echoed in at most this many characters (a phone number,
@@ -46,7 +50,14 @@ fn echo(text: &str, max: usize) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
-    recipients: Vec<Recipient>,
+    /// Who gets it: a list of recipients, or an `audience` of the account's contacts.
+    #[serde(default)]
+    recipients: Option<Vec<Recipient>>,
+    #[serde(default)]
+    audience: Option<Audience>,
+    /// With an audience: the variables, filled per contact (`crate::fanout::fill`).
+    #[serde(default)]
+    variables_from: Option<serde_json::Value>,
     #[serde(default)]
     scheduled_at: Option<DateTime<Utc>>,
     /// `high`: transactional traffic (OTPs, order updates) that goes ahead of bulk traffic on
@@ -139,7 +150,7 @@ pub async fn send(
 }
 
 enum Reply {
-    Fresh(SendResponse),
+    Fresh(serde_json::Value),
     Stored(Stored),
 }
 
@@ -149,6 +160,9 @@ enum Reply {
 struct Summary {
     status: String,
     rejected: Vec<Rejected>,
+    /// An audience send (its answer is the dispatch and status alone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    audience: bool,
 }
 
 /// The answer of a committed send, rebuilt: its accepted messages are the dispatch's rows in
@@ -159,6 +173,10 @@ async fn replayed(state: &AppState, account_id: Uuid, stored: Stored) -> ApiResu
     }
     let summary: Summary = serde_json::from_str(stored.summary.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("idempotency summary")))?;
+    if summary.audience {
+        let body = audience::answer(stored.dispatch_id);
+        return Ok(idempotency::replay(body.to_string()));
+    }
     let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
         "SELECT id, ref FROM messages WHERE dispatch_id = $1 AND account_id = $2 ORDER BY id",
     )
@@ -205,33 +223,65 @@ async fn ingest(
     broadcast_id: Uuid,
     body: &[u8],
     claim: Option<&Claim>,
-) -> Result<SendResponse, Ingest> {
+) -> Result<serde_json::Value, Ingest> {
     let req: SendBody = parse_json(body)?;
-    if req.recipients.len() > MAX_RECIPIENTS {
+    if let Some(at) = req.scheduled_at {
+        if at > Utc::now() + chrono::Duration::days(90) {
+            return Err(ApiError::field("scheduled_at", "at most 90 days ahead").into());
+        }
+    }
+    let Some(recipients) = req.recipients else {
+        return audience::ingest(
+            state,
+            p,
+            broadcast_id,
+            req.audience,
+            req.variables_from,
+            req.scheduled_at,
+            req.priority == Priority::High,
+            claim,
+        )
+        .await;
+    };
+    if req.audience.is_some() || req.variables_from.is_some() {
+        return Err(ApiError::field(
+            "recipients",
+            "give either recipients or an audience (with variables_from), not both",
+        )
+        .into());
+    }
+    if recipients.len() > MAX_RECIPIENTS {
         return Err(ApiError::field(
             "recipients",
             format!("at most {MAX_RECIPIENTS} recipients per request"),
         )
         .into());
     }
-    if req.recipients.is_empty() {
+    if recipients.is_empty() {
         return Err(ApiError::field("recipients", "at least one recipient is required").into());
-    }
-    if let Some(at) = req.scheduled_at {
-        if at > Utc::now() + chrono::Duration::days(90) {
-            return Err(ApiError::field("scheduled_at", "at most 90 days ahead").into());
-        }
     }
     let scheduled = req.scheduled_at.filter(|t| *t > Utc::now());
     let b = broadcasts::load(state, p.account_id(), broadcast_id).await?;
+    // The suppression list, read once for every phone of the request.
+    let phones: Vec<String> = recipients
+        .iter()
+        .filter(|r| r.to.len() <= MAX_TO_ECHO * 4)
+        .filter_map(|r| PhoneE164::parse(&r.to).ok())
+        .map(PhoneE164::into_string)
+        .collect();
+    let category = b.template.template().category.as_str();
+    let suppressed = consent::suppressed(state.db(), p.account_id(), &phones, category)
+        .await
+        .map_err(ApiError::from)?;
+    drop(phones);
 
-    let n = req.recipients.len();
+    let n = recipients.len();
     let mut rejected = Vec::new();
     let mut accepted = Vec::with_capacity(n);
     let mut messages = NewMessages::with_capacity(n);
     let mut seen = HashSet::with_capacity(n);
     let empty = Variables::default();
-    for (index, r) in req.recipients.into_iter().enumerate() {
+    for (index, r) in recipients.into_iter().enumerate() {
         let reject = |code: &str, message: String, to: &str| Rejected {
             index,
             to: echo(to, MAX_TO_ECHO),
@@ -268,6 +318,14 @@ async fn ingest(
             rejected.push(reject(
                 "duplicate_recipient",
                 "this phone number appears earlier in the request".into(),
+                &r.to,
+            ));
+            continue;
+        }
+        if suppressed.contains(phone.as_str()) {
+            rejected.push(reject(
+                consent::SUPPRESSED,
+                consent::SUPPRESSED_MESSAGE.into(),
                 &r.to,
             ));
             continue;
@@ -317,6 +375,16 @@ async fn ingest(
         .into());
     }
 
+    let mut rejections = NewRejections::default();
+    for r in &rejected {
+        rejections.push(
+            r.index,
+            None,
+            Some(r.to.clone()),
+            &r.code,
+            r.message.clone(),
+        );
+    }
     let dispatch = NewDispatch {
         id: Uuid::now_v7(),
         account_id: p.account_id(),
@@ -327,6 +395,7 @@ async fn ingest(
         scheduled_at: scheduled,
         high: req.priority == Priority::High,
         messages,
+        rejections,
     };
     let status = if scheduled.is_some() {
         DispatchStatus::Scheduled
@@ -345,6 +414,7 @@ async fn ingest(
             let summary = Summary {
                 status: response.status.clone(),
                 rejected: std::mem::take(&mut response.rejected),
+                audience: false,
             };
             let kept = serde_json::to_string(&summary).map_err(|e| ApiError::Internal(e.into()));
             response.rejected = summary.rejected;
@@ -362,5 +432,14 @@ async fn ingest(
         .increment(response.accepted as u64);
     metrics::counter!("ezpulze_ingest_recipients_total", "result" => "rejected")
         .increment(response.rejected.len() as u64);
-    Ok(response)
+    if !suppressed.is_empty() {
+        let n = response
+            .rejected
+            .iter()
+            .filter(|r| r.code == consent::SUPPRESSED)
+            .count();
+        metrics::counter!("ezpulze_ingest_recipients_total", "result" => "suppressed")
+            .increment(n as u64);
+    }
+    serde_json::to_value(response).map_err(|e| ApiError::Internal(e.into()).into())
 }

@@ -35,6 +35,17 @@ pub enum Category {
     Authentication,
 }
 
+impl Category {
+    /// Meta's spelling: `MARKETING`, `UTILITY`, `AUTHENTICATION`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Category::Marketing => "MARKETING",
+            Category::Utility => "UTILITY",
+            Category::Authentication => "AUTHENTICATION",
+        }
+    }
+}
+
 /// How text parameters are written in the template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

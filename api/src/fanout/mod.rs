@@ -1,0 +1,429 @@
+//! Audience sends' fan-out, run in the background by every api process.
+//!
+//! `POST /broadcasts/{id}/send` with an `audience` commits the dispatch (no messages yet) and
+//! its `dispatch_audiences` row, answers 202 (`expanding`), and wakes the expanders. Each
+//! expander loops: claim the open fan-out least recently advanced whose lease has expired
+//! (`FOR UPDATE SKIP LOCKED`), run ONE chunk of it, release it. So chunks of different
+//! dispatches (and tenants) interleave, and any api process continues a fan-out another one
+//! started: a process killed mid-expansion leaves a lease that expires after [`LEASE`].
+//!
+//! A chunk is one transaction: it locks the dispatch and checks the lease is still this
+//! expander's, reads the next `AUDIENCE_CHUNK` contacts of the audience after the cursor (keyset by
+//! id, up to the request's `upper_id`, with each one's suppression), expands each (variables
+//! from `variables_from`), inserts the messages, the rejections, the dispatch's total and the
+//! key's usage, and moves the cursor. Only after the commit are the jobs pushed (the outbox
+//! rule of `ezpulze_common::dispatch`). So a crash at any point resumes at the last committed
+//! cursor: no contact twice, none skipped.
+//!
+//! A cancelled dispatch stops its fan-out at the next chunk; a paused one goes on expanding
+//! (its messages wait, as queued ones of a paused dispatch do); a scheduled one inserts its
+//! messages `scheduled` and pushes its release when the fan-out ends.
+
+pub mod audience;
+pub mod fill;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use ezpulze_common::consent;
+use ezpulze_common::dispatch::{self, NewMessages, NewRejections};
+use ezpulze_common::model::{DispatchStatus, MessageStatus};
+use ezpulze_common::usage;
+use ezpulze_payload::PhoneE164;
+
+use crate::routes::broadcasts;
+use crate::state::AppState;
+use audience::Audience;
+use fill::{ContactView, Fill};
+
+/// How long a claimed fan-out stays with its expander without progress.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How often an idle expander looks for work nobody woke it for (another process's, or one
+/// whose lease expired).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// Wakes this process's expanders (a new audience send).
+#[derive(Default)]
+pub struct Wake(Notify);
+
+impl Wake {
+    pub fn now(&self) {
+        self.0.notify_waiters();
+    }
+}
+
+/// Starts `AUDIENCE_EXPANDERS` expanders until `cancel`.
+pub fn spawn(state: &AppState, cancel: &CancellationToken) {
+    for _ in 0..state.config().audience_expanders {
+        let (state, cancel) = (state.clone(), cancel.clone());
+        tokio::spawn(async move { expander(state, cancel).await });
+    }
+}
+
+async fn expander(state: AppState, cancel: CancellationToken) {
+    let wake = state.fanout_wake();
+    loop {
+        let woken = wake.0.notified();
+        if cancel.is_cancelled() {
+            return;
+        }
+        match step(&state).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("ezpulze_audience_chunk_failures_total").increment(1);
+                tracing::warn!(error = format!("{e:#}"), "audience fan-out step failed");
+            }
+        }
+        tokio::select! {
+            () = woken => {}
+            () = tokio::time::sleep(IDLE_POLL) => {}
+            () = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// A claimed fan-out.
+struct Claimed {
+    dispatch_id: Uuid,
+    account_id: Uuid,
+    audience: Audience,
+    fill: Option<Fill>,
+    upper: Uuid,
+    cursor: Option<Uuid>,
+    audience_total: Option<i32>,
+    passed: i32,
+    token: Uuid,
+}
+
+/// Claims one fan-out and runs one chunk of it; `false` when there was none to claim.
+async fn step(state: &AppState) -> anyhow::Result<bool> {
+    let token = Uuid::now_v7();
+    let row = sqlx::query(
+        "UPDATE dispatch_audiences a
+            SET lease_until = now() + make_interval(secs => $2), lease_token = $1
+          WHERE a.dispatch_id = (SELECT dispatch_id FROM dispatch_audiences
+                                  WHERE state = 'expanding' AND lease_until <= now()
+                                  ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING a.dispatch_id, a.account_id, a.audience, a.variables_from, a.upper_id,
+                   a.cursor_id, a.audience_total, a.passed",
+    )
+    .bind(token)
+    .bind(LEASE.as_secs_f64())
+    .fetch_optional(state.db())
+    .await
+    .context("claiming an audience fan-out")?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let audience: Value = row.try_get("audience")?;
+    let fill: Option<Value> = row.try_get("variables_from")?;
+    let mut job = Claimed {
+        dispatch_id: row.try_get("dispatch_id")?,
+        account_id: row.try_get("account_id")?,
+        audience: serde_json::from_value(audience).context("stored audience")?,
+        fill: fill
+            .map(|v| Fill::compile(&v).map_err(anyhow::Error::msg))
+            .transpose()
+            .context("stored variables_from")?,
+        upper: row.try_get("upper_id")?,
+        cursor: row.try_get("cursor_id")?,
+        audience_total: row.try_get("audience_total")?,
+        passed: row.try_get("passed")?,
+        token,
+    };
+    let span = tracing::info_span!("fanout", dispatch_id = %job.dispatch_id);
+    let _g = span.enter();
+    if job.audience_total.is_none() {
+        count(state, &mut job).await?;
+    }
+    let started = Instant::now();
+    let result = chunk(state, &job).await;
+    metrics::histogram!("ezpulze_audience_chunk_seconds").record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        // Let another attempt (this or another process) take it after a short pause rather
+        // than after the whole lease.
+        sqlx::query(
+            "UPDATE dispatch_audiences SET lease_until = now() + interval '1 second'
+              WHERE dispatch_id = $1 AND lease_token = $2",
+        )
+        .bind(job.dispatch_id)
+        .bind(job.token)
+        .execute(state.db())
+        .await
+        .ok();
+    }
+    result.map(|_| true)
+}
+
+/// Stores how many contacts the audience has (the first step of a fan-out).
+async fn count(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
+    let mut q = job.audience.select("count(*)", job.account_id, job.upper);
+    let n: i64 = q
+        .build_query_scalar()
+        .fetch_one(state.db())
+        .await
+        .context("counting the audience")?;
+    let n = i32::try_from(n).unwrap_or(i32::MAX);
+    sqlx::query(
+        "UPDATE dispatch_audiences SET audience_total = $3 WHERE dispatch_id = $1 AND lease_token = $2",
+    )
+    .bind(job.dispatch_id)
+    .bind(job.token)
+    .bind(n)
+    .execute(state.db())
+    .await
+    .context("storing the audience's size")?;
+    job.audience_total = Some(n);
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: Uuid,
+    phone: String,
+    name: Option<String>,
+    email: Option<String>,
+    attributes: sqlx::types::Json<Map<String, Value>>,
+    suppressed: bool,
+}
+
+/// One chunk, committed with the cursor; then its jobs pushed.
+async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
+    let mut tx = state.db().begin().await?;
+    let locked = sqlx::query(
+        "SELECT d.status, d.broadcast_id, d.key_id, d.scheduled_at
+           FROM dispatches d JOIN dispatch_audiences a ON a.dispatch_id = d.id
+          WHERE d.id = $1 AND a.lease_token = $2 AND a.state = 'expanding'
+          FOR UPDATE OF d, a",
+    )
+    .bind(job.dispatch_id)
+    .bind(job.token)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("locking the dispatch")?;
+    let Some(locked) = locked else {
+        // Another expander took it over (this lease expired): nothing to do.
+        return Ok(());
+    };
+    let status: DispatchStatus = locked.try_get("status")?;
+    let broadcast_id: Option<Uuid> = locked.try_get("broadcast_id")?;
+    let key_id: Option<Uuid> = locked.try_get("key_id")?;
+    let scheduled_at: Option<DateTime<Utc>> = locked.try_get("scheduled_at")?;
+    let Some(broadcast_id) = broadcast_id.filter(|_| {
+        !matches!(
+            status,
+            DispatchStatus::Cancelled | DispatchStatus::Completed
+        )
+    }) else {
+        stop(
+            &mut tx,
+            job.dispatch_id,
+            "the dispatch is cancelled or its broadcast deleted",
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(());
+    };
+    let b = match broadcasts::load(state, job.account_id, broadcast_id).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "the audience's broadcast cannot be loaded");
+            stop(&mut tx, job.dispatch_id, "the broadcast cannot be loaded").await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+    };
+    let category = b.template.template().category.as_str();
+
+    // The suppression check rides along (the primary key answers it per contact read).
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT c.id, c.phone, c.name, c.email, c.attributes,
+                EXISTS (SELECT 1 FROM suppressions s
+                         WHERE s.account_id = c.account_id AND s.phone = c.phone
+                           AND (s.scope = 'all' OR ",
+    );
+    q.push_bind(consent::marketing(category))
+        .push(")) AS suppressed");
+    job.audience.push_from(&mut q, job.account_id, job.upper);
+    if let Some(cursor) = job.cursor {
+        q.push(" AND c.id > ").push_bind(cursor);
+    }
+    let chunk_size = state.config().audience_chunk;
+    q.push(" ORDER BY c.id LIMIT ").push_bind(chunk_size);
+    let contacts: Vec<ContactRow> = q
+        .build_query_as()
+        .fetch_all(&mut *tx)
+        .await
+        .context("reading the audience's next contacts")?;
+
+    let mut messages = NewMessages::with_capacity(contacts.len());
+    let mut rejections = NewRejections::default();
+    let (mut suppressed, mut unfilled) = (0u64, 0u64);
+    let empty = ezpulze_payload::Variables::default();
+    for (i, c) in contacts.iter().enumerate() {
+        let ordinal = usize::try_from(job.passed).unwrap_or(0) + i;
+        let reject = |r: &mut NewRejections, code: &str, message: String| {
+            r.push(ordinal, Some(c.id), Some(c.phone.clone()), code, message)
+        };
+        if c.suppressed {
+            suppressed += 1;
+            reject(
+                &mut rejections,
+                consent::SUPPRESSED,
+                consent::SUPPRESSED_MESSAGE.into(),
+            );
+            continue;
+        }
+        let phone = match PhoneE164::parse(&c.phone) {
+            Ok(p) => p,
+            Err(e) => {
+                unfilled += 1;
+                reject(&mut rejections, "invalid_phone", e.to_string());
+                continue;
+            }
+        };
+        let rendered;
+        let vars = match &job.fill {
+            None => &empty,
+            Some(f) => {
+                let view = ContactView {
+                    id: c.id,
+                    phone: &c.phone,
+                    name: c.name.as_deref(),
+                    email: c.email.as_deref(),
+                    attributes: &c.attributes,
+                };
+                match f.render(&view) {
+                    Ok(v) => {
+                        rendered = v;
+                        &rendered
+                    }
+                    Err((code, message)) => {
+                        unfilled += 1;
+                        reject(&mut rejections, code, message);
+                        continue;
+                    }
+                }
+            }
+        };
+        let id = Uuid::now_v7();
+        let callback = id.simple().to_string();
+        match b
+            .template
+            .expand(&b.defaults, vars, phone.as_str(), &callback)
+        {
+            Ok(msg) => {
+                let payload = String::from_utf8(msg.to_json_vec()).context("message payload")?;
+                messages.push(id, phone.into_string(), None, payload);
+            }
+            Err(errs) => {
+                unfilled += 1;
+                let code = errs.first().map(|e| e.code.as_str()).unwrap_or("invalid");
+                let message = errs
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                reject(
+                    &mut rejections,
+                    fill::INVALID_VARIABLES,
+                    format!("{code}: {message}"),
+                );
+            }
+        }
+    }
+
+    let message_status = if status == DispatchStatus::Scheduled {
+        MessageStatus::Scheduled
+    } else {
+        MessageStatus::Queued
+    };
+    dispatch::insert_messages(
+        &mut tx,
+        job.dispatch_id,
+        job.account_id,
+        key_id,
+        message_status,
+        &messages,
+    )
+    .await
+    .context("inserting the chunk's messages")?;
+    dispatch::insert_rejections(&mut tx, job.dispatch_id, &rejections)
+        .await
+        .context("inserting the chunk's rejections")?;
+    if !messages.is_empty() {
+        sqlx::query("UPDATE dispatches SET total = total + $2, updated_at = now() WHERE id = $1")
+            .bind(job.dispatch_id)
+            .bind(i32::try_from(messages.len()).unwrap_or(i32::MAX))
+            .execute(&mut *tx)
+            .await?;
+        if let Some(key_id) = key_id {
+            usage::add_messages(&mut tx, key_id, messages.len() as i64).await?;
+        }
+    }
+    let done = (contacts.len() as i64) < chunk_size;
+    sqlx::query(
+        "UPDATE dispatch_audiences
+            SET cursor_id = COALESCE($2, cursor_id), passed = passed + $3,
+                state = CASE WHEN $4 THEN 'done' ELSE state END,
+                lease_until = now(), lease_token = NULL, updated_at = now()
+          WHERE dispatch_id = $1",
+    )
+    .bind(job.dispatch_id)
+    .bind(contacts.last().map(|c| c.id))
+    .bind(i32::try_from(contacts.len()).unwrap_or(i32::MAX))
+    .bind(done)
+    .execute(&mut *tx)
+    .await
+    .context("moving the cursor")?;
+    tx.commit().await.context("committing the chunk")?;
+
+    metrics::counter!("ezpulze_audience_recipients_total", "result" => "queued")
+        .increment(messages.len() as u64);
+    metrics::counter!("ezpulze_audience_recipients_total", "result" => "suppressed")
+        .increment(suppressed);
+    metrics::counter!("ezpulze_audience_recipients_total", "result" => "rejected")
+        .increment(unfilled);
+    if DispatchStatus::ACTIVE.contains(&status) {
+        dispatch::push_sends(state, job.dispatch_id, job.account_id, messages.ids()).await;
+    }
+    if done {
+        tracing::info!(
+            passed = job.passed as usize + contacts.len(),
+            "audience fan-out done"
+        );
+        if let (DispatchStatus::Scheduled, Some(at)) = (status, scheduled_at) {
+            dispatch::push_release(state, job.dispatch_id, at).await;
+        }
+        // The rest of this process's expanders may have work waiting behind this one.
+        state.fanout_wake().now();
+    }
+    Ok(())
+}
+
+/// Ends a fan-out early (its dispatch was cancelled, or its broadcast is gone).
+async fn stop(tx: &mut sqlx::PgConnection, id: Uuid, why: &'static str) -> sqlx::Result<()> {
+    tracing::info!(why, "audience fan-out stopped");
+    sqlx::query(
+        "UPDATE dispatch_audiences SET state = 'cancelled', lease_token = NULL, updated_at = now()
+          WHERE dispatch_id = $1",
+    )
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Wraps the shared wake handle for [`AppState`].
+pub fn new_wake() -> Arc<Wake> {
+    Arc::new(Wake::default())
+}
