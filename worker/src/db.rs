@@ -294,9 +294,11 @@ static RECORD_FAILED_SQL: LazyLock<String> = LazyLock::new(|| {
              RETURNING {event_columns}
          ),
          {counters},
-         {events}
-         SELECT count(*), {created} FROM f",
+         {events},
+         {stopped}
+         SELECT count(*), {created}, (SELECT count(*) FROM sup) FROM f",
         locked = locked("messages m", failing),
+        stopped = ezpulze_common::consent::stopped_marketing_cte("sup", "f", "true"),
         counters = ezpulze_common::usage::counters_cte(
             "usage",
             "f",
@@ -309,7 +311,9 @@ static RECORD_FAILED_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `sending -> failed` with code, title and `failed_at`, and each key's `failed` counter in
-/// the same statement (only rows with a key count). With `stale_after`, only rows whose
+/// the same statement (only rows with a key count); a failure with 131050 (the user stopped
+/// marketing messages) adds a `marketing` suppression of the phone in that statement too
+/// (`docs/consent.md`). With `stale_after`, only rows whose
 /// claim is older than that (unknown outcomes of dead workers). Returns rows failed.
 pub async fn record_failed(
     db: &PgPool,
@@ -319,7 +323,7 @@ pub async fn record_failed(
     if f.ids.is_empty() {
         return Ok(0);
     }
-    let (n, created): (i64, Option<Vec<i32>>) = sqlx::query_as(&RECORD_FAILED_SQL)
+    let (n, created, stopped): (i64, Option<Vec<i32>>, i64) = sqlx::query_as(&RECORD_FAILED_SQL)
         .bind(&f.ids)
         .bind(&f.codes)
         .bind(&f.titles)
@@ -328,6 +332,7 @@ pub async fn record_failed(
         .await
         .context("recording failed messages")?;
     hooks::record_created(&created.unwrap_or_default());
+    crate::status::record_stopped_marketing(stopped);
     Ok(u64::try_from(n).unwrap_or(0))
 }
 

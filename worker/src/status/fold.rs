@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use ezpulze_common::jobs::{VerifiedNumber, WebhookBody};
 use uuid::Uuid;
 
-use super::wire::{Envelope, StatusEvent};
+use super::wire::{Envelope, InboundMessage, StatusEvent};
 
 /// The longest wamid accepted (Meta's are about 60 characters).
 pub const MAX_WAMID_BYTES: usize = 256;
@@ -91,6 +91,22 @@ pub fn fold<B: AsRef<[u8]>>(bodies: &[B]) -> Vec<Folded> {
 pub struct FoldedBatch {
     pub folded: Vec<Folded>,
     pub invalid: Vec<(usize, &'static str)>,
+    /// Inbound messages whose text could be a consent keyword (empty for status-only bodies).
+    pub inbound: Vec<Inbound>,
+}
+
+/// An inbound message that may be a consent keyword, scoped to the account owning the number
+/// it was sent to (`consent` classifies it against that account's keywords).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub account_id: Uuid,
+    /// The sender, E.164.
+    pub phone: String,
+    /// Its texts (trimmed, at most `consent::MAX_KEYWORD_CHARS` characters), tried in order.
+    pub texts: Vec<String>,
+    /// When it was sent (Unix seconds) and its place in the batch: the latest wins.
+    pub at: i64,
+    pub seq: usize,
 }
 
 /// Folds queued webhook jobs: each status is scoped to the account and number its change's
@@ -105,6 +121,7 @@ fn fold_scoped<'a>(
 ) -> FoldedBatch {
     let mut by_key: HashMap<String, Folded> = HashMap::new();
     let mut invalid: Vec<(usize, &'static str)> = Vec::new();
+    let mut inbound: Vec<Inbound> = Vec::new();
     for (index, (body, numbers)) in bodies.enumerate() {
         let mut mark = |reason: &'static str| {
             rejected(reason);
@@ -131,6 +148,10 @@ fn fold_scoped<'a>(
                         .map(|n| (Some(n.account_id), Some(n.phone_number_id.clone())))
                 }),
             };
+            if !value.messages.is_empty() {
+                let account = scope.as_ref().and_then(|(a, _)| *a);
+                fold_inbound(account, value.messages, &mut inbound);
+            }
             for ev in value.statuses {
                 metrics::counter!("ezpulze_status_events_total", "status" => status_label(&ev.status))
                     .increment(1);
@@ -164,6 +185,58 @@ fn fold_scoped<'a>(
     FoldedBatch {
         folded: by_key.into_values().collect(),
         invalid,
+        inbound,
+    }
+}
+
+/// The inbound messages of one change that could be keywords, for `account` (None: the
+/// number was not verified, or the body is unscoped: they are skipped and counted).
+fn fold_inbound(account: Option<Uuid>, messages: Vec<InboundMessage>, out: &mut Vec<Inbound>) {
+    let skipped = |reason: &'static str| {
+        metrics::counter!("ezpulze_consent_inbound_skipped_total", "reason" => reason).increment(1);
+    };
+    for m in messages {
+        let Some(account_id) = account else {
+            skipped("unverified_number");
+            continue;
+        };
+        let texts: Vec<String> = m
+            .texts()
+            .into_iter()
+            .map(str::trim)
+            .filter(|t| {
+                !t.is_empty() && t.chars().count() <= ezpulze_common::consent::MAX_KEYWORD_CHARS
+            })
+            .map(str::to_string)
+            .collect();
+        if texts.is_empty() {
+            // Not a keyword whatever the account's lists: nothing to do.
+            continue;
+        }
+        let Some(phone) = ezpulze_common::consent::wa_id_phone(&m.from) else {
+            skipped("invalid_from");
+            continue;
+        };
+        let at = match m.timestamp.as_deref() {
+            None => Utc::now().timestamp(),
+            Some(t) => match t.parse::<i64>().ok().filter(|s| {
+                (MIN_EVENT_SECS..=Utc::now().timestamp() + MAX_EVENT_AHEAD_SECS).contains(s)
+            }) {
+                Some(s) => s,
+                None => {
+                    skipped("invalid_timestamp");
+                    continue;
+                }
+            },
+        };
+        let seq = out.len();
+        out.push(Inbound {
+            account_id,
+            phone,
+            texts,
+            at,
+            seq,
+        });
     }
 }
 

@@ -25,7 +25,15 @@
 //! | `wire` | the parts of Meta's webhook body that are read |
 //! | `fold` | a batch of bodies -> what is known of each message (pure) |
 //! | `reduce` | the batch statement, parking and retrying unknown-message events |
+//! | `consent` | inbound opt-out / opt-in keywords -> the suppression list (one statement) |
+//!
+//! Consent (`docs/consent.md`): the same pass reads the bodies' inbound messages
+//! (`value.messages[]`); a text that is one of the account's keywords suppresses its sender or
+//! lifts the suppression (`consent`), and a `failed` status with 131050 adds a `marketing`
+//! suppression inside the batch statement (`reduce`). A message of an unexpected shape is
+//! skipped alone, never failing its body's statuses.
 
+mod consent;
 mod fold;
 mod reduce;
 mod wire;
@@ -38,7 +46,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use fold::{fold, fold_jobs, Folded, FoldedBatch};
+pub use consent::{changes as consent_changes, record_stopped_marketing, Change as ConsentChange};
+pub use fold::{fold, fold_jobs, Folded, FoldedBatch, Inbound};
 pub use reduce::{apply, retry_parked, MAX_PENDING_PER_ACCOUNT, PENDING_TTL};
 
 /// How often events parked for unknown messages are tried again.
@@ -129,7 +138,7 @@ async fn apply_batch(
     while let Some(range) = todo.pop() {
         let bodies: Vec<&WebhookBody> = jobs[range.clone()].iter().map(|j| &j.payload).collect();
         let batch = fold_jobs(&bodies);
-        match apply_folded(db, &batch.folded).await {
+        match apply_all(db, &batch).await {
             Ok(()) => dead.extend(
                 batch
                     .invalid
@@ -165,6 +174,26 @@ async fn apply_batch(
     metrics::histogram!("ezpulze_status_batch_seconds").record(started.elapsed().as_secs_f64());
     metrics::counter!("ezpulze_status_bodies_total").increment(jobs.len() as u64);
     Ok(())
+}
+
+/// Applies a folded batch: its statuses, then its inbound consent keywords.
+async fn apply_all(db: &PgPool, batch: &FoldedBatch) -> anyhow::Result<()> {
+    apply_folded(db, &batch.folded).await?;
+    let mut attempt = 1;
+    loop {
+        match consent::apply(db, &batch.inbound).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < APPLY_TRIES && !is_data_error(&e) => {
+                attempt += 1;
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    attempt,
+                    "consent keywords of a status batch failed; retrying"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Applies folded events (a deadlock with another consumer is retried) and parks those

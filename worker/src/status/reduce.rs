@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use ezpulze_common::hooks;
 use ezpulze_common::model::unknown_outcome;
 use ezpulze_common::usage::{self, Counter};
+use ezpulze_common::{consent, hooks};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -21,7 +21,8 @@ pub const PENDING_TTL: Duration = Duration::from_secs(3600);
 
 /// The batch statement: events -> target rows (by id, else wamid; only rows of the event's
 /// verified account, sent from its number) -> locked rows in id order
-/// -> monotone update -> each key's counters moved by the flags' difference.
+/// -> monotone update -> each key's counters moved by the flags' difference, and a
+/// `marketing` suppression for each message that newly failed with 131050.
 static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
     let counters = usage::counters_cte(
         "c",
@@ -89,8 +90,9 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
                  (m.read_at IS NOT NULL) AS has_read,
                  (m.status = 'failed') AS has_failed),
          {counters},
-         {events}
-         SELECT id, wamid, {created} AS created FROM u",
+         {events},
+         {stopped}
+         SELECT id, wamid, {created} AS created, (SELECT count(*) FROM sup) AS stopped FROM u",
         was_unknown = UNKNOWN_SQL.as_str(),
         event_columns = hooks::MESSAGE_EVENT_COLUMNS,
         events = hooks::message_events_cte(
@@ -104,6 +106,7 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
             ],
         ),
         created = hooks::created_counts_sql("h"),
+        stopped = consent::stopped_marketing_cte("sup", "u", "s.has_failed AND NOT s.had_failed"),
     )
 });
 
@@ -130,7 +133,7 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
     let text = |f: fn(&Folded) -> &Option<String>| {
         events.iter().map(|e| f(e).as_deref()).collect::<Vec<_>>()
     };
-    let matched: Vec<(Uuid, Option<String>, Vec<i32>)> = sqlx::query_as(&APPLY_SQL)
+    let matched: Vec<(Uuid, Option<String>, Vec<i32>, i64)> = sqlx::query_as(&APPLY_SQL)
         .bind(&ids)
         .bind(&wamids)
         .bind(col(|e| e.sent))
@@ -144,8 +147,9 @@ pub async fn apply(db: &PgPool, events: &[Folded]) -> anyhow::Result<Vec<Folded>
         .fetch_all(db)
         .await
         .context("applying status events")?;
-    if let Some((_, _, created)) = matched.first() {
+    if let Some((_, _, created, stopped)) = matched.first() {
         hooks::record_created(created);
+        super::consent::record_stopped_marketing(*stopped);
     }
     let hit_ids: std::collections::HashSet<Uuid> = matched.iter().map(|m| m.0).collect();
     let hit_wamids: std::collections::HashSet<&str> =
