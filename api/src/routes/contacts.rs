@@ -15,8 +15,12 @@
 //!   answers jsonb numbers written out in full, and one nearer the float maximum does not read
 //!   back (422 naming the number's path, before anything is written). Reads answer whatever a
 //!   row holds, as stored.
+//! * Every write of `attributes` (create, patch, CSV import) records its keys in
+//!   `contact_attribute_keys` in the same statement (`ON CONFLICT DO NOTHING`): the names an
+//!   audience's `variables_from` may use. The set never shrinks.
 
 pub mod fields;
+pub mod import;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,6 +45,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .routes(routes!(list, create))
         .routes(routes!(read, patch, delete))
+        .merge(import::routes())
 }
 
 /// The contact object of the API.
@@ -58,6 +63,12 @@ pub struct Contact {
 
 const COLUMNS: &str = "id, phone, name, email, attributes, tags, created_at, updated_at";
 const PHONE_KEY: &str = "contacts_account_phone_key";
+/// The CTE that records the attribute keys of the contact written by CTE `c` (its account is
+/// `$2`), in the statement that writes it.
+const RECORD_KEYS: &str = "keys AS (
+    INSERT INTO contact_attribute_keys (account_id, key)
+    SELECT $2, jsonb_object_keys(c.attributes) FROM c
+    ON CONFLICT DO NOTHING)";
 
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -132,9 +143,12 @@ pub async fn create(
         return Err(ApiError::field("phone", "is required"));
     };
     let contact: Contact = sqlx::query_as(&format!(
-        "INSERT INTO contacts (id, account_id, phone, name, email, attributes, tags)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING {COLUMNS}"
+        "WITH c AS (
+             INSERT INTO contacts (id, account_id, phone, name, email, attributes, tags)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING {COLUMNS}
+         ), {RECORD_KEYS}
+         SELECT {COLUMNS} FROM c"
     ))
     .bind(Uuid::now_v7())
     .bind(principal.account_id())
@@ -263,7 +277,7 @@ pub async fn patch(
 ) -> ApiResult<Json<Contact>> {
     let mut errors = Errors::default();
     let mut sql: QueryBuilder<Postgres> =
-        QueryBuilder::new("UPDATE contacts SET updated_at = now()");
+        QueryBuilder::new("WITH c AS (UPDATE contacts SET updated_at = now()");
     match &body.phone {
         None => {}
         Some(None) => errors.push("phone", "cannot be null: every contact has a phone number"),
@@ -301,7 +315,14 @@ pub async fn patch(
         return fetch(&state, principal.account_id(), id).await.map(Json);
     }
     owned::push_where(&mut sql, id, principal.account_id());
-    sql.push(format!(" RETURNING {COLUMNS}"));
+    // The attribute keys, recorded in the same statement.
+    sql.push(format!(
+        " RETURNING {COLUMNS}, account_id), keys AS (
+             INSERT INTO contact_attribute_keys (account_id, key)
+             SELECT c.account_id, jsonb_object_keys(c.attributes) FROM c
+             ON CONFLICT DO NOTHING)
+         SELECT {COLUMNS} FROM c"
+    ));
     let contact: Option<Contact> = sql
         .build_query_as()
         .fetch_optional(state.db())
