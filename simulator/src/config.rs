@@ -125,6 +125,9 @@ pub struct ErrorRates {
     /// Accepted, then a `failed` status with 131049.
     #[serde(rename = "131049")]
     pub e131049: f64,
+    /// Accepted, then a `failed` status with 131050 (the user stopped marketing messages).
+    #[serde(rename = "131050")]
+    pub e131050: f64,
     /// HTTP 401 code 190 even with the right token.
     #[serde(rename = "190")]
     pub e190: f64,
@@ -134,7 +137,13 @@ pub struct ErrorRates {
 
 impl ErrorRates {
     fn sum(&self) -> f64 {
-        self.e5xx + self.e131000 + self.e131026 + self.e131049 + self.e190 + self.timeout
+        self.e5xx
+            + self.e131000
+            + self.e131026
+            + self.e131049
+            + self.e131050
+            + self.e190
+            + self.timeout
     }
 }
 
@@ -272,6 +281,7 @@ impl SimConfig {
             ("error_rates.131000", r.e131000),
             ("error_rates.131026", r.e131026),
             ("error_rates.131049", r.e131049),
+            ("error_rates.131050", r.e131050),
             ("error_rates.190", r.e190),
             ("error_rates.timeout", r.timeout),
             ("delivered_rate", self.delivered_rate),

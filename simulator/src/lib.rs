@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod graph_error;
+pub mod inbound;
 pub mod limits;
 pub mod receiver;
 pub mod rng;
@@ -157,6 +158,8 @@ pub struct Shared {
     boot: u64,
     /// The integrator-event test receivers (`/_recv/{name}`).
     receivers: receiver::Receivers,
+    /// Inbound messages posted by `/_sim/inbound`.
+    pub(crate) inbound: inbound::InboundStats,
 }
 
 impl Shared {
@@ -264,6 +267,7 @@ pub async fn run(
                 ^ u64::from(std::process::id()),
         ),
         receivers: receiver::Receivers::default(),
+        inbound: inbound::InboundStats::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let sched = tokio::spawn(webhook::scheduler(shared.clone(), rx, stop_rx.clone()));
@@ -360,6 +364,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/pending", get(get_pending))
         .route("/_sim/config", get(get_config).put(put_config))
         .route("/_sim/reset", post(reset))
+        .route("/_sim/inbound", post(inbound::post_inbound))
         .route(
             "/_recv/{name}",
             post(receiver::deliver).layer(DefaultBodyLimit::max(receiver::BODY_LIMIT)),
@@ -438,7 +443,7 @@ struct MessageId<'a> {
 
 /// A wamid in Meta's style: `wamid.` + base64 of an opaque id.
 /// `boot` makes ids unique across restarts of the simulator (the engine's database outlives it).
-fn make_wamid(boot: u64, seq: u64, wa_id: &str) -> String {
+pub(crate) fn make_wamid(boot: u64, seq: u64, wa_id: &str) -> String {
     const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut raw = Vec::with_capacity(48);
     raw.extend_from_slice(&[0x1c, 0x18, wa_id.len() as u8]);
@@ -504,6 +509,10 @@ fn draw_injection(cfg: &SimConfig, seq: u64) -> Injected {
     acc += r.e131049;
     if u < acc {
         return Injected::Async(131049);
+    }
+    acc += r.e131050;
+    if u < acc {
+        return Injected::Async(131050);
     }
     Injected::None
 }
@@ -662,6 +671,7 @@ async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "failed": s.statuses[3].load(AO::Relaxed),
         },
         "max_mps_by_number": shared.limiter.max_mps(),
+        "inbound": shared.inbound.json(),
     }))
 }
 
@@ -674,6 +684,7 @@ async fn get_pending(State(shared): State<Arc<Shared>>) -> Json<serde_json::Valu
         "webhook_posts_failed": h.posts_failed.load(AO::Relaxed),
         "webhook_posts_in_flight": h.in_flight_posts.load(AO::Relaxed),
         "requests_held": shared.held.load(AO::Relaxed),
+        "inbound_pending": shared.inbound.pending.load(AO::Relaxed),
     }))
 }
 
@@ -709,6 +720,7 @@ async fn put_config(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
 async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.generation.fetch_add(1, AO::Relaxed);
     shared.stats.reset();
+    shared.inbound.reset();
     shared.limiter.reset();
     StatusCode::NO_CONTENT
 }

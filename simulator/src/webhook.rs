@@ -411,6 +411,10 @@ fn async_error(code: u32) -> ErrorJson {
             "Message undeliverable",
             "Message Undeliverable.",
         ),
+        131050 => (
+            "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
+            "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business.",
+        ),
         _ => ("Something went wrong", "Message failed to send due to an unknown error."),
     };
     ErrorJson {

@@ -396,6 +396,7 @@ async fn config_endpoint_health_and_metrics() {
     let stats = sim.stats().await;
     assert_eq!(
         stats,
-        json!({"accepted": 0, "rejected": {}, "sandbox_sends": 0, "statuses": {"sent": 0, "delivered": 0, "read": 0, "failed": 0}, "max_mps_by_number": {}})
+        json!({"accepted": 0, "rejected": {}, "sandbox_sends": 0, "statuses": {"sent": 0, "delivered": 0, "read": 0, "failed": 0}, "max_mps_by_number": {},
+               "inbound": {"accepted": 0, "delivered": 0, "dropped": 0}})
     );
 }
