@@ -293,7 +293,9 @@ async fn failure_131050_adds_a_marketing_suppression_from_statuses_and_graph_err
         vec![],
         vec![failed(0, 131050), failed(1, 131050), failed(2, 131049)],
     );
-    let unmatched = apply(&f.pool, &fold(&[b.clone()])).await.expect("apply");
+    let unmatched = apply(&f.pool, &fold(std::slice::from_ref(&b)))
+        .await
+        .expect("apply");
     assert!(unmatched.is_empty());
     // Applied twice: nothing changes.
     apply(&f.pool, &fold(&[b])).await.expect("apply again");
