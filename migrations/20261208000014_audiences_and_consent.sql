@@ -41,8 +41,11 @@ ON CONFLICT DO NOTHING;
 -- contacts by id). The chunk's messages, rejections and the cursor move in one transaction,
 -- so a crash resumes exactly where the last commit stopped. Whoever holds the lease (until
 -- `lease_until`, with `lease_token`) runs the next chunk; an expired lease is taken over.
+-- A large audience is split into slices (contiguous id ranges, one row each: the cursor
+-- starts at the slice's lower bound, `upper_id` is its upper one) expanded in parallel.
 CREATE TABLE dispatch_audiences (
-    dispatch_id     uuid PRIMARY KEY REFERENCES dispatches (id) ON DELETE CASCADE,
+    dispatch_id     uuid NOT NULL REFERENCES dispatches (id) ON DELETE CASCADE,
+    slice           smallint NOT NULL DEFAULT 0,
     account_id      uuid NOT NULL,
     -- The audience and `variables_from` as the request gave them (validated).
     audience        jsonb NOT NULL,
@@ -51,8 +54,8 @@ CREATE TABLE dispatch_audiences (
     upper_id        uuid NOT NULL,
     -- The last contact id passed; NULL before the first chunk.
     cursor_id       uuid,
-    -- How many contacts matched when counted (the first step of the fan-out), and how many
-    -- were passed so far (queued + rejected).
+    -- How many contacts matched when counted (the first step of the fan-out, stored on
+    -- slice 0), and how many this slice passed so far (queued + rejected).
     audience_total  integer,
     passed          integer NOT NULL DEFAULT 0,
     state           text NOT NULL DEFAULT 'expanding'
@@ -60,7 +63,8 @@ CREATE TABLE dispatch_audiences (
     lease_until     timestamptz NOT NULL DEFAULT now(),
     lease_token     uuid,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    updated_at      timestamptz NOT NULL DEFAULT now()
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dispatch_id, slice)
 );
 -- The expanders' claim: open fan-outs, least recently advanced first (chunks of different
 -- dispatches interleave, so one tenant's huge audience does not hold back another's).
@@ -68,10 +72,10 @@ CREATE INDEX dispatch_audiences_open ON dispatch_audiences (updated_at) WHERE st
 
 -- Recipients a dispatch did not queue: audience contacts whose variables could not be filled,
 -- suppressed phones, and (for recipient lists) the request's rejections. `ordinal` is the
--- request index for a list, the position in the audience for an audience.
+-- request index for a list; for an audience, slice * 2^32 + the position in the slice.
 CREATE TABLE dispatch_rejections (
     dispatch_id  uuid NOT NULL REFERENCES dispatches (id) ON DELETE CASCADE,
-    ordinal      integer NOT NULL,
+    ordinal      bigint NOT NULL,
     contact_id   uuid,
     phone        text,
     code         text NOT NULL,

@@ -262,6 +262,13 @@ async fn a_fanout_survives_a_dying_chunk_and_a_vanished_process() {
     same(&distinct, &want, "contacts were skipped or added");
     assert_eq!(progress["total"], want.len(), "{progress}");
     assert_eq!(progress["rejected"], 0, "{progress}");
+    let slices: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dispatch_audiences WHERE dispatch_id = $1")
+            .bind(dispatch)
+            .fetch_one(&pool)
+            .await
+            .expect("slices");
+    assert!(slices > 1, "the audience was expanded as {slices} slice(s)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,7 +102,7 @@ pub struct NewDispatch {
 /// Recipients a dispatch did not queue, column by column (one INSERT for all).
 #[derive(Debug, Default)]
 pub struct NewRejections {
-    ordinals: Vec<i32>,
+    ordinals: Vec<i64>,
     contact_ids: Vec<Option<Uuid>>,
     phones: Vec<Option<String>>,
     codes: Vec<String>,
@@ -114,14 +114,13 @@ impl NewRejections {
     /// the contact (audience sends), the phone when it was one, a code and a message.
     pub fn push(
         &mut self,
-        ordinal: usize,
+        ordinal: i64,
         contact_id: Option<Uuid>,
         phone: Option<String>,
         code: &str,
         message: String,
     ) {
-        self.ordinals
-            .push(i32::try_from(ordinal).unwrap_or(i32::MAX));
+        self.ordinals.push(ordinal);
         self.contact_ids.push(contact_id);
         self.phones.push(phone);
         self.codes.push(code.to_string());
@@ -253,7 +252,7 @@ pub async fn insert_rejections(
     sqlx::query(
         "INSERT INTO dispatch_rejections (dispatch_id, ordinal, contact_id, phone, code, message)
          SELECT $1, u.ordinal, u.contact_id, u.phone, u.code, u.message
-         FROM UNNEST($2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+         FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[])
               AS u(ordinal, contact_id, phone, code, message)",
     )
     .bind(dispatch_id)

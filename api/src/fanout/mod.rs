@@ -7,8 +7,11 @@
 //! dispatches (and tenants) interleave, and any api process continues a fan-out another one
 //! started: a process killed mid-expansion leaves a lease that expires after [`LEASE`].
 //!
-//! A chunk is one transaction: it locks the dispatch and checks the lease is still this
-//! expander's, reads the next `AUDIENCE_CHUNK` contacts of the audience after the cursor (keyset by
+//! Its first step counts the audience and splits a large one into slices (contiguous id
+//! ranges, one row each, see `split`), which expanders fill in parallel.
+//!
+//! A chunk is one transaction: it locks its slice (checking the lease is still this
+//! expander's) and share-locks the dispatch, reads the next `AUDIENCE_CHUNK` contacts of the audience after the cursor (keyset by
 //! id, up to the request's `upper_id`, with each one's suppression), expands each (variables
 //! from `variables_from`), inserts the messages, the rejections, the dispatch's total and the
 //! key's usage, and moves the cursor. Only after the commit are the jobs pushed (the outbox
@@ -94,6 +97,7 @@ async fn expander(state: AppState, cancel: CancellationToken) {
 /// A claimed fan-out.
 struct Claimed {
     dispatch_id: Uuid,
+    slice: i16,
     account_id: Uuid,
     audience: Audience,
     fill: Option<Fill>,
@@ -110,11 +114,11 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     let row = sqlx::query(
         "UPDATE dispatch_audiences a
             SET lease_until = now() + make_interval(secs => $2), lease_token = $1
-          WHERE a.dispatch_id = (SELECT dispatch_id FROM dispatch_audiences
+          WHERE (a.dispatch_id, a.slice) = (SELECT dispatch_id, slice FROM dispatch_audiences
                                   WHERE state = 'expanding' AND lease_until <= now()
                                   ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING a.dispatch_id, a.account_id, a.audience, a.variables_from, a.upper_id,
-                   a.cursor_id, a.audience_total, a.passed",
+         RETURNING a.dispatch_id, a.slice, a.account_id, a.audience, a.variables_from,
+                   a.upper_id, a.cursor_id, a.audience_total, a.passed",
     )
     .bind(token)
     .bind(LEASE.as_secs_f64())
@@ -128,6 +132,7 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     let fill: Option<Value> = row.try_get("variables_from")?;
     let mut job = Claimed {
         dispatch_id: row.try_get("dispatch_id")?,
+        slice: row.try_get("slice")?,
         account_id: row.try_get("account_id")?,
         audience: serde_json::from_value(audience).context("stored audience")?,
         fill: fill
@@ -140,10 +145,10 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
         passed: row.try_get("passed")?,
         token,
     };
-    let span = tracing::info_span!("fanout", dispatch_id = %job.dispatch_id);
+    let span = tracing::info_span!("fanout", dispatch_id = %job.dispatch_id, slice = job.slice);
     let _g = span.enter();
-    if job.audience_total.is_none() {
-        count(state, &mut job).await?;
+    if job.audience_total.is_none() && job.slice == 0 {
+        split(state, &mut job).await?;
     }
     let started = Instant::now();
     let result = chunk(state, &job).await;
@@ -153,9 +158,10 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
         // than after the whole lease.
         sqlx::query(
             "UPDATE dispatch_audiences SET lease_until = now() + interval '1 second'
-              WHERE dispatch_id = $1 AND lease_token = $2",
+              WHERE dispatch_id = $1 AND slice = $2 AND lease_token = $3",
         )
         .bind(job.dispatch_id)
+        .bind(job.slice)
         .bind(job.token)
         .execute(state.db())
         .await
@@ -164,25 +170,79 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     result.map(|_| true)
 }
 
-/// Stores how many contacts the audience has (the first step of a fan-out).
-async fn count(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
+/// At most this many slices per audience, each at least this many chunks long.
+const MAX_SLICES: i64 = 4;
+const CHUNKS_PER_SLICE: i64 = 4;
+
+/// The first step of a fan-out (slice 0, before its first chunk): counts the audience and,
+/// when it is large, splits it into up to [`MAX_SLICES`] contiguous id ranges of about the
+/// same size (their bounds are percentiles of the audience's ids), so several expanders, in
+/// this process or others, fill it in parallel. One transaction, under the lease.
+async fn split(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
+    let chunk = state.config().audience_chunk;
     let mut q = job.audience.select("count(*)", job.account_id, job.upper);
     let n: i64 = q
         .build_query_scalar()
         .fetch_one(state.db())
         .await
         .context("counting the audience")?;
-    let n = i32::try_from(n).unwrap_or(i32::MAX);
-    sqlx::query(
-        "UPDATE dispatch_audiences SET audience_total = $3 WHERE dispatch_id = $1 AND lease_token = $2",
+    let slices = (n / (chunk * CHUNKS_PER_SLICE)).clamp(1, MAX_SLICES);
+    let mut bounds: Vec<Uuid> = Vec::new();
+    if slices > 1 {
+        let fractions: Vec<f64> = (1..slices).map(|k| k as f64 / slices as f64).collect();
+        let mut q = sqlx::QueryBuilder::new("SELECT percentile_disc(");
+        q.push_bind(fractions)
+            .push("::float8[]) WITHIN GROUP (ORDER BY c.id)");
+        job.audience.push_from(&mut q, job.account_id, job.upper);
+        let found: Option<Vec<Uuid>> = q
+            .build_query_scalar()
+            .fetch_one(state.db())
+            .await
+            .context("splitting the audience")?;
+        bounds = found.unwrap_or_default();
+        bounds.dedup();
+    }
+    let mut tx = state.db().begin().await?;
+    let mine = sqlx::query(
+        "UPDATE dispatch_audiences SET audience_total = $4, upper_id = COALESCE($5, upper_id)
+          WHERE dispatch_id = $1 AND slice = $2 AND lease_token = $3 AND state = 'expanding'",
     )
     .bind(job.dispatch_id)
+    .bind(job.slice)
     .bind(job.token)
-    .bind(n)
-    .execute(state.db())
+    .bind(i32::try_from(n).unwrap_or(i32::MAX))
+    .bind(bounds.first())
+    .execute(&mut *tx)
     .await
     .context("storing the audience's size")?;
-    job.audience_total = Some(n);
+    if mine.rows_affected() == 0 {
+        return Ok(());
+    }
+    // Slice k starts after bound k-1 (its cursor) and ends at bound k (or the request's upper).
+    for (k, lower) in bounds.iter().enumerate() {
+        let upper = bounds.get(k + 1).copied().unwrap_or(job.upper);
+        sqlx::query(
+            "INSERT INTO dispatch_audiences
+                 (dispatch_id, slice, account_id, audience, variables_from, upper_id, cursor_id, audience_total)
+             SELECT dispatch_id, $2, account_id, audience, variables_from, $3, $4, 0
+               FROM dispatch_audiences WHERE dispatch_id = $1 AND slice = 0",
+        )
+        .bind(job.dispatch_id)
+        .bind(i16::try_from(k + 1).unwrap_or(i16::MAX))
+        .bind(upper)
+        .bind(lower)
+        .execute(&mut *tx)
+        .await
+        .context("adding a slice")?;
+    }
+    tx.commit().await?;
+    if let Some(first) = bounds.first() {
+        job.upper = *first;
+    }
+    job.audience_total = Some(i32::try_from(n).unwrap_or(i32::MAX));
+    if !bounds.is_empty() {
+        state.fanout_wake().now();
+    }
     Ok(())
 }
 
@@ -199,21 +259,31 @@ struct ContactRow {
 /// One chunk, committed with the cursor; then its jobs pushed.
 async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     let mut tx = state.db().begin().await?;
-    let locked = sqlx::query(
-        "SELECT d.status, d.broadcast_id, d.key_id, d.scheduled_at
-           FROM dispatches d JOIN dispatch_audiences a ON a.dispatch_id = d.id
-          WHERE d.id = $1 AND a.lease_token = $2 AND a.state = 'expanding'
-          FOR UPDATE OF d, a",
+    // The slice's row, if the lease is still this expander's (else another took it over).
+    let held = sqlx::query(
+        "SELECT 1 FROM dispatch_audiences
+          WHERE dispatch_id = $1 AND slice = $2 AND lease_token = $3 AND state = 'expanding'
+          FOR UPDATE",
     )
     .bind(job.dispatch_id)
+    .bind(job.slice)
     .bind(job.token)
     .fetch_optional(&mut *tx)
     .await
-    .context("locking the dispatch")?;
-    let Some(locked) = locked else {
-        // Another expander took it over (this lease expired): nothing to do.
+    .context("locking the slice")?;
+    if held.is_none() {
         return Ok(());
-    };
+    }
+    // KEY SHARE: the chunks of several slices run at once, and a cancel (FOR UPDATE) or a
+    // release of a scheduled dispatch waits for the chunks under way (and they for it).
+    let locked = sqlx::query(
+        "SELECT d.status, d.broadcast_id, d.key_id, d.scheduled_at
+           FROM dispatches d WHERE d.id = $1 FOR KEY SHARE",
+    )
+    .bind(job.dispatch_id)
+    .fetch_one(&mut *tx)
+    .await
+    .context("locking the dispatch")?;
     let status: DispatchStatus = locked.try_get("status")?;
     let broadcast_id: Option<Uuid> = locked.try_get("broadcast_id")?;
     let key_id: Option<Uuid> = locked.try_get("key_id")?;
@@ -226,7 +296,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     }) else {
         stop(
             &mut tx,
-            job.dispatch_id,
+            job,
             "the dispatch is cancelled or its broadcast deleted",
         )
         .await?;
@@ -237,7 +307,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(error = %e, "the audience's broadcast cannot be loaded");
-            stop(&mut tx, job.dispatch_id, "the broadcast cannot be loaded").await?;
+            stop(&mut tx, job, "the broadcast cannot be loaded").await?;
             tx.commit().await?;
             return Ok(());
         }
@@ -270,7 +340,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     let (mut suppressed, mut unfilled) = (0u64, 0u64);
     let empty = ezpulze_payload::Variables::default();
     for (i, c) in contacts.iter().enumerate() {
-        let ordinal = usize::try_from(job.passed).unwrap_or(0) + i;
+        let ordinal = (i64::from(job.slice) << 32) + i64::from(job.passed) + i as i64;
         let reject = |r: &mut NewRejections, code: &str, message: String| {
             r.push(ordinal, Some(c.id), Some(c.phone.clone()), code, message)
         };
@@ -376,12 +446,13 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
             SET cursor_id = COALESCE($2, cursor_id), passed = passed + $3,
                 state = CASE WHEN $4 THEN 'done' ELSE state END,
                 lease_until = now(), lease_token = NULL, updated_at = now()
-          WHERE dispatch_id = $1",
+          WHERE dispatch_id = $1 AND slice = $5",
     )
     .bind(job.dispatch_id)
     .bind(contacts.last().map(|c| c.id))
     .bind(i32::try_from(contacts.len()).unwrap_or(i32::MAX))
     .bind(done)
+    .bind(job.slice)
     .execute(&mut *tx)
     .await
     .context("moving the cursor")?;
@@ -410,14 +481,16 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ends a fan-out early (its dispatch was cancelled, or its broadcast is gone).
-async fn stop(tx: &mut sqlx::PgConnection, id: Uuid, why: &'static str) -> sqlx::Result<()> {
+/// Ends a slice early (its dispatch was cancelled, or its broadcast is gone); each slice
+/// ends itself when it next runs.
+async fn stop(tx: &mut sqlx::PgConnection, job: &Claimed, why: &'static str) -> sqlx::Result<()> {
     tracing::info!(why, "audience fan-out stopped");
     sqlx::query(
         "UPDATE dispatch_audiences SET state = 'cancelled', lease_token = NULL, updated_at = now()
-          WHERE dispatch_id = $1",
+          WHERE dispatch_id = $1 AND slice = $2",
     )
-    .bind(id)
+    .bind(job.dispatch_id)
+    .bind(job.slice)
     .execute(tx)
     .await?;
     Ok(())

@@ -95,11 +95,14 @@ static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
             (SELECT count(*) FROM dispatch_rejections r WHERE r.dispatch_id = d.id) AS rejected,
             (SELECT jsonb_object_agg(code, n) FROM (SELECT code, count(*) AS n
                FROM dispatch_rejections r WHERE r.dispatch_id = d.id GROUP BY code) x) AS rejected_by_code,
-            a.state AS audience, a.audience_total, a.passed AS audience_passed
+            (SELECT CASE WHEN bool_or(a.state = 'expanding') THEN 'expanding'
+                         WHEN bool_or(a.state = 'cancelled') THEN 'cancelled' ELSE 'done' END
+               FROM dispatch_audiences a WHERE a.dispatch_id = d.id HAVING count(*) > 0) AS audience,
+            (SELECT sum(a.audience_total)::int FROM dispatch_audiences a WHERE a.dispatch_id = d.id) AS audience_total,
+            (SELECT sum(a.passed)::int FROM dispatch_audiences a WHERE a.dispatch_id = d.id) AS audience_passed
          FROM dispatches d LEFT JOIN messages m ON m.dispatch_id = d.id
-              LEFT JOIN dispatch_audiences a ON a.dispatch_id = d.id
          WHERE d.id = $1 AND d.account_id = $2 AND {in_mode}
-         GROUP BY d.id, a.dispatch_id",
+         GROUP BY d.id",
         in_mode = IN_MODE,
         waiting = MessageStatus::sql_list(&MessageStatus::WAITING)
     )
@@ -221,8 +224,8 @@ async fn messages(
 
 #[derive(sqlx::FromRow, Serialize)]
 struct RejectionRow {
-    /// The request index (recipient lists) or the position in the audience (audiences).
-    ordinal: i32,
+    /// The request index (recipient lists), or an increasing position (audiences).
+    ordinal: i64,
     contact_id: Option<Uuid>,
     phone: Option<String>,
     code: String,
@@ -247,12 +250,12 @@ async fn rejections(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 1000"));
     }
-    let after: i32 = match q.cursor.as_deref() {
+    let after: i64 = match q.cursor.as_deref() {
         None | Some("") => -1,
         Some(c) => c
             .parse()
             .ok()
-            .filter(|n: &i32| *n >= 0)
+            .filter(|n: &i64| *n >= 0)
             .ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?,
     };
     let _: (Uuid,) = fetch_in_mode(

@@ -378,7 +378,7 @@ async fn ingest(
     let mut rejections = NewRejections::default();
     for r in &rejected {
         rejections.push(
-            r.index,
+            i64::try_from(r.index).unwrap_or(i64::MAX),
             None,
             Some(r.to.clone()),
             &r.code,
