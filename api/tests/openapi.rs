@@ -855,6 +855,25 @@ async fn real_answers_match_the_document() {
         200,
     )
     .await;
+    let rejections = "/api/v1/dispatches/{id}/rejections";
+    v.call(
+        "GET",
+        rejections,
+        &format!("{dp}/rejections?limit=1"),
+        sk,
+        None,
+        200,
+    )
+    .await;
+    v.call(
+        "GET",
+        rejections,
+        &format!("{dp}/rejections?cursor=x"),
+        sk,
+        None,
+        422,
+    )
+    .await;
     v.call(
         "GET",
         "/api/v1/messages/{id}",
@@ -993,6 +1012,45 @@ async fn real_answers_match_the_document() {
     .await;
     v.call("DELETE", sp, &format!("{sup}/14155550123"), sk, None, 404)
         .await;
+
+    // Audience sends: contacts:read_all besides broadcast:send; the dispatch shows the fan-out.
+    let audience = json!({"audience": {"tags_any": ["vip"], "attributes": {"plan": "pro"}},
+        "variables_from": {"body": ["{{contact.name|there}}", "{{attributes.plan}}"]}});
+    let expanding = v
+        .call("POST", send, &send_path, sk, Some(audience.clone()), 202)
+        .await;
+    let sender = json!({"name": "sender", "scopes": ["broadcast:send"]});
+    let sender = v
+        .call(
+            "POST",
+            "/admin/v1/api-keys",
+            "/admin/v1/api-keys",
+            admin,
+            Some(sender),
+            201,
+        )
+        .await;
+    let sender = sender["key"].as_str().expect("key").to_string();
+    v.call("POST", send, &send_path, &sender, Some(audience), 403)
+        .await;
+    let nobody = json!({"audience": {"tags_any": ["nobody"]},
+        "variables_from": {"body": ["{{contact.name|there}}", "-"]}});
+    v.call("POST", send, &send_path, sk, Some(nobody), 422)
+        .await;
+    let ap = format!(
+        "/api/v1/dispatches/{}",
+        expanding["dispatch_id"].as_str().expect("dispatch id")
+    );
+    support::wait_until(
+        "the audience's fan-out to end",
+        std::time::Duration::from_secs(60),
+        || async { app.get(&ap, sk).await.1["audience"]["state"] != "expanding" },
+    )
+    .await;
+    let done = v
+        .call("GET", "/api/v1/dispatches/{id}", &ap, sk, None, 200)
+        .await;
+    assert_eq!(done["audience"]["audience_total"], 1, "{done}");
 
     let l =
         json!({"contact_id": id(&c), "title": "Upgrade", "value_cents": 1200, "currency": "usd"});
