@@ -1,10 +1,10 @@
 -- CSV imports of contacts (issue 15, `POST /api/v1/contacts/import`, docs/contact-import.md).
 -- The request checks the whole file (size, encoding, CSV syntax, header, row count) and stores
--- it here; a runner in some api process then validates every row (state `validating`: the
--- rejections are written in one transaction) and upserts the good rows in batches (state
--- `importing`): each batch's upsert, the counters and `next_row` move in one transaction, so
--- a crash resumes exactly where the last commit stopped. Whoever holds the lease (until
--- `lease_until`, with `lease_token`) runs the import; an expired lease is taken over.
+-- it here (state `validating` until the first batch commits); a runner in some api process
+-- then reads it in order and writes batches (state `importing`): each batch's rejected rows,
+-- its upsert, the counters and `next_row` move in one transaction, so a crash resumes exactly
+-- where the last commit stopped. Whoever holds the lease (until `lease_until`, with
+-- `lease_token`) runs the import; an expired lease is taken over.
 
 CREATE TABLE contact_imports (
     id              uuid PRIMARY KEY,
@@ -20,10 +20,11 @@ CREATE TABLE contact_imports (
     created         integer NOT NULL DEFAULT 0,
     updated         integer NOT NULL DEFAULT 0,
     unchanged       integer NOT NULL DEFAULT 0,
-    -- Rows rejected (known once validation is done; a row with several problems counts once).
+    -- Rows rejected so far (a row with several problems counts once).
     rejected        integer NOT NULL DEFAULT 0,
     default_country text CHECK (default_country ~ '^[A-Z]{2}$'),
-    -- The uploaded CSV as received (the file part of a multipart body), BOM included.
+    -- The uploaded CSV as received (the file part of a multipart body), BOM included. Stored
+    -- uncompressed (below): compressing a 50 MB file took most of the upload request's time.
     file            bytea NOT NULL,
     -- The next row (1-based, the header is row 1) the import has not yet passed.
     next_row        integer NOT NULL DEFAULT 2,
@@ -35,6 +36,8 @@ CREATE TABLE contact_imports (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     finished_at     timestamptz
 );
+ALTER TABLE contact_imports ALTER COLUMN file SET STORAGE EXTERNAL;
+
 -- The runners' claim (open imports, oldest first; one per account at a time) and the
 -- per-account "is an older import still open" check.
 CREATE INDEX contact_imports_open ON contact_imports (account_id, id)

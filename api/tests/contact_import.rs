@@ -318,7 +318,7 @@ async fn chunked_upload(app: &TestApp, key: &str, lines: usize) -> (u16, Value) 
         chunk.extend_from_slice(line);
         chunk.extend_from_slice(b"\r\n");
         if i == 0 {
-            chunk.splice(0..0, format!("6\r\nphone\n\r\n").into_bytes());
+            chunk.splice(0..0, b"6\r\nphone\n\r\n".to_vec());
         }
         if s.write_all(&chunk).await.is_err() {
             break;

@@ -26,6 +26,7 @@ pub enum FileError {
 }
 
 /// A file that passed [`check`]: its text (without a BOM) and the number of data rows.
+#[derive(Debug)]
 pub struct Checked<'a> {
     pub text: &'a str,
     pub header: Vec<String>,
@@ -323,9 +324,7 @@ mod tests {
 
     #[test]
     fn whole_file_checks() {
-        let c = check(b"\xEF\xBB\xBFphone,name\n+1,a\n\n+2,b\n", 2)
-            .ok()
-            .expect("ok");
+        let c = check(b"\xEF\xBB\xBFphone,name\n+1,a\n\n+2,b\n", 2).expect("ok");
         assert_eq!(c.header, vec!["phone", "name"]);
         assert_eq!(c.data_rows, 2);
         assert_eq!(

@@ -5,13 +5,14 @@
 //! `FOR UPDATE SKIP LOCKED`. The holder keeps the lease alive while it works; a process that
 //! dies leaves its lease to expire and any process takes the import over.
 //!
-//! An import runs in two steps. `validating`: every row is checked and all rejections are
-//! written, with the header's attribute keys, in one transaction that also moves the state to
-//! `importing`. `importing`: the good rows are upserted in batches; each batch's upsert, the
-//! counters and the row cursor (`next_row`) are one transaction, guarded by the lease token and
-//! the cursor the batch started from, so a crash resumes exactly after the last committed
-//! batch (no row twice, none skipped). Validation is deterministic (same file, same
-//! `default_country`), so a resumed import finds the same good rows and the same duplicates.
+//! The file is read once, in order: each row is checked (`rows::Validator`), and batches of
+//! good rows (with the problems of the rows between them) are written. Each batch's
+//! rejections, upsert, counters and row cursor (`next_row`) are one transaction, guarded by
+//! the lease token and the cursor the batch started from, so a crash resumes exactly after the
+//! last committed batch (no row twice, none skipped). The first batch also records the
+//! header's attribute keys and moves the state from `validating` to `importing`. Checking is
+//! deterministic (same file, same `default_country`), so a resumed import reads the rows
+//! before its cursor again only to find the same duplicates and rejection numbers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -311,92 +312,17 @@ async fn load(job: &Job, claimed: &Claimed) -> Result<Parsed, Stop> {
 async fn work(job: &Job, claimed: &Claimed) -> Result<(), Stop> {
     let parsed = Arc::new(load(job, claimed).await?);
     job.check()?;
-    if claimed.state == "validating" {
-        validate(job, parsed.clone(), claimed.total_rows).await?;
-    }
-    import(job, parsed, claimed.next_row).await
+    import(job, parsed, claimed.next_row, claimed.total_rows).await
 }
 
-/// Every row checked; all rejections, the attribute keys and the state `importing` in one
-/// transaction.
-async fn validate(job: &Job, parsed: Arc<Parsed>, total_rows: i32) -> Result<(), Stop> {
-    let p = parsed.clone();
-    let (rejections, rejected_rows) = tokio::task::spawn_blocking(move || {
-        let text = csv::text(&p.file).map_err(|e| anyhow::anyhow!("stored file: {e:?}"))?;
-        let mut reader = Reader::new(text);
-        let mut fields = Vec::new();
-        reader.next_record(&mut fields).ok();
-        let mut v = Validator::new(&p.header, p.country, total_rows.max(0) as usize);
-        let mut out: Vec<Rejection> = Vec::new();
-        let mut rejected_rows = 0i32;
-        while let Some(row) = reader
-            .next_record(&mut fields)
-            .map_err(|e| anyhow::anyhow!("stored file: {e:?}"))?
-        {
-            if v.check(row, &fields, &mut out).is_none() {
-                rejected_rows += 1;
-            }
-        }
-        anyhow::Ok((out, rejected_rows))
-    })
-    .await
-    .context("validating the rows")??;
-    job.check()?;
-
-    let mut tx = job.state.db().begin().await?;
-    lock(&mut tx, job, None).await?;
-    for (n, chunk) in rejections.chunks(10_000).enumerate() {
-        let base = (n * 10_000) as i32;
-        let seqs: Vec<i32> = (0..chunk.len() as i32).map(|i| base + i + 1).collect();
-        let rows: Vec<i32> = chunk.iter().map(|r| r.row as i32).collect();
-        let columns: Vec<Option<&str>> = chunk.iter().map(|r| r.column.as_deref()).collect();
-        let codes: Vec<&str> = chunk.iter().map(|r| r.code).collect();
-        let messages: Vec<&str> = chunk.iter().map(|r| r.message.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO contact_import_rejections (import_id, seq, row_number, column_name, code, message)
-             SELECT $1, * FROM UNNEST($2::int[], $3::int[], $4::text[], $5::text[], $6::text[])",
-        )
-        .bind(job.id)
-        .bind(&seqs)
-        .bind(&rows)
-        .bind(&columns)
-        .bind(&codes)
-        .bind(&messages)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let keys = parsed.header.attribute_keys();
-    if !keys.is_empty() {
-        // Known before any contact is written with them.
-        sqlx::query(
-            "INSERT INTO contact_attribute_keys (account_id, key)
-             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(job.account_id)
-        .bind(&keys)
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query(
-        "UPDATE contact_imports SET state = 'importing', rejected = $2, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(job.id)
-    .bind(rejected_rows)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    metrics::counter!("ezpulze_contact_import_rows_total", "result" => "rejected")
-        .increment(rejected_rows as u64);
-    tracing::info!(import_id = %job.id, rejected_rows, "contact import validated");
-    Ok(())
-}
-
-/// Locks the import row if we still hold it (and, for a batch, the cursor is where the batch
-/// starts).
-async fn lock(tx: &mut sqlx::PgConnection, job: &Job, next_row: Option<i32>) -> Result<(), Stop> {
-    let held: Option<i32> = sqlx::query_scalar(
-        "SELECT next_row FROM contact_imports
+/// Locks the import row if we still hold it and its cursor is where the batch starts;
+/// answers whether the import is still `validating` (no batch committed yet).
+async fn lock(tx: &mut sqlx::PgConnection, job: &Job, next_row: i32) -> Result<bool, Stop> {
+    // The commit need not wait for its WAL flush: a batch lost in a database crash is lost
+    // with its cursor, and the resumed import writes it again.
+    let held: Option<(i32, String, String)> = sqlx::query_as(
+        "SELECT next_row, state, set_config('synchronous_commit', 'off', true)
+         FROM contact_imports
          WHERE id = $1 AND lease_token = $2 AND state IN ('validating', 'importing')
          FOR UPDATE",
     )
@@ -405,90 +331,118 @@ async fn lock(tx: &mut sqlx::PgConnection, job: &Job, next_row: Option<i32>) -> 
     .fetch_optional(&mut *tx)
     .await?;
     match held {
-        None => Err(Stop::LeaseLost),
-        Some(at) if next_row.is_some_and(|n| n != at) => Err(Stop::LeaseLost),
-        Some(_) => Ok(()),
+        Some((at, state, _)) if at == next_row => Ok(state == "validating"),
+        _ => Err(Stop::LeaseLost),
     }
 }
 
-/// Rows of one committed step: the good rows among rows `start..end`, and how many data rows
-/// (good or rejected) the range holds.
+/// One committed step: rows `start..end` of the file, their good rows, their problems
+/// (numbered from the start of the file by `seq`) and how many data rows the range holds.
 struct Batch {
     start: i32,
     end: i32,
     passed: i32,
     rows: Vec<GoodRow>,
+    rejected_rows: i32,
+    rejections: Vec<(i32, Rejection)>,
 }
 
-async fn import(job: &Job, parsed: Arc<Parsed>, next_row: i32) -> Result<(), Stop> {
-    let batch_rows = job.state.config().contact_imports.batch_rows.max(1);
-    let (tx, mut rx) = mpsc::channel::<anyhow::Result<Batch>>(2);
-    let p = parsed.clone();
-    let producer = tokio::task::spawn_blocking(move || {
-        let send = |b| tx.blocking_send(b).is_ok();
-        let text = match csv::text(&p.file) {
-            Ok(t) => t,
+impl Batch {
+    fn new(start: i32, capacity: usize) -> Batch {
+        Batch {
+            start,
+            end: start,
+            passed: 0,
+            rows: Vec::with_capacity(capacity),
+            rejected_rows: 0,
+            rejections: Vec::new(),
+        }
+    }
+}
+
+/// Reads the file from its first row (earlier rows are checked too: they claim their phones
+/// for the duplicate check, and number the rejections) and sends the batches from `next_row`.
+fn produce(
+    p: &Parsed,
+    next_row: i32,
+    total_rows: i32,
+    batch_rows: usize,
+    tx: mpsc::Sender<anyhow::Result<Batch>>,
+) {
+    let send = |b| tx.blocking_send(b).is_ok();
+    let text = match csv::text(&p.file) {
+        Ok(t) => t,
+        Err(e) => {
+            send(Err(anyhow::anyhow!("stored file: {e:?}")));
+            return;
+        }
+    };
+    let mut reader = Reader::new(text);
+    let mut fields = Vec::new();
+    reader.next_record(&mut fields).ok();
+    let mut v = Validator::new(&p.header, p.country, total_rows.max(0) as usize);
+    let mut problems = Vec::new();
+    let mut seq = 0i32;
+    let mut batch = Batch::new(next_row, batch_rows);
+    loop {
+        let row = match reader.next_record(&mut fields) {
+            Ok(Some(r)) => r as i32,
+            Ok(None) => break,
             Err(e) => {
                 send(Err(anyhow::anyhow!("stored file: {e:?}")));
                 return;
             }
         };
-        let mut reader = Reader::new(text);
-        let mut fields = Vec::new();
-        reader.next_record(&mut fields).ok();
-        let mut v = Validator::new(&p.header, p.country, 0);
-        let mut scratch = Vec::new();
-        let mut batch = Batch {
-            start: next_row,
-            end: next_row,
-            passed: 0,
-            rows: Vec::with_capacity(batch_rows),
-        };
-        loop {
-            let row = match reader.next_record(&mut fields) {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => {
-                    send(Err(anyhow::anyhow!("stored file: {e:?}")));
-                    return;
-                }
-            };
-            // Earlier rows are checked too: they claim their phones (duplicates).
-            scratch.clear();
-            let good = v.check(row, &fields, &mut scratch);
-            if (row as i32) < next_row {
-                continue;
-            }
-            batch.passed += 1;
-            batch.end = row as i32 + 1;
-            if let Some(g) = good {
-                batch.rows.push(g);
-                if batch.rows.len() >= batch_rows {
-                    let start = batch.end;
-                    let full = std::mem::replace(
-                        &mut batch,
-                        Batch {
-                            start,
-                            end: start,
-                            passed: 0,
-                            rows: Vec::with_capacity(batch_rows),
-                        },
-                    );
-                    if !send(Ok(full)) {
-                        return;
-                    }
-                }
+        problems.clear();
+        let good = v.check(row as u32, &fields, &mut problems);
+        let first_seq = seq + 1;
+        seq += problems.len() as i32;
+        if row < next_row {
+            continue;
+        }
+        batch.passed += 1;
+        batch.end = row + 1;
+        match good {
+            Some(g) => batch.rows.push(g),
+            None => {
+                batch.rejected_rows += 1;
+                batch
+                    .rejections
+                    .extend((first_seq..).zip(problems.drain(..)));
             }
         }
-        if batch.passed > 0 {
-            send(Ok(batch));
+        if batch.rows.len() >= batch_rows || batch.rejections.len() >= batch_rows {
+            let next = Batch::new(batch.end, batch_rows);
+            if !send(Ok(std::mem::replace(&mut batch, next))) {
+                return;
+            }
         }
-    });
+    }
+    // The last batch, even without rows: its rejections, and the cursor moved to the end.
+    if batch.passed > 0 || batch.start == 2 {
+        send(Ok(batch));
+    }
+}
 
+async fn import(
+    job: &Job,
+    parsed: Arc<Parsed>,
+    next_row: i32,
+    total_rows: i32,
+) -> Result<(), Stop> {
+    let batch_rows = job.state.config().contact_imports.batch_rows.max(1);
+    let (tx, mut rx) = mpsc::channel::<anyhow::Result<Batch>>(2);
+    let p = parsed.clone();
+    let producer =
+        tokio::task::spawn_blocking(move || produce(&p, next_row, total_rows, batch_rows, tx));
+    let started = Instant::now();
+    let mut writing = Duration::ZERO;
     while let Some(batch) = rx.recv().await {
         job.check()?;
         let batch = batch?;
-        write_batch(job, &batch).await?;
+        let t = Instant::now();
+        write_batch(job, &parsed.header, &batch).await?;
+        writing += t.elapsed();
     }
     producer.await.context("reading the rows")?;
     job.check()?;
@@ -506,22 +460,23 @@ async fn import(job: &Job, parsed: Arc<Parsed>, next_row: i32) -> Result<(), Sto
         return Err(Stop::LeaseLost);
     };
     tracing::info!(import_id = %job.id, account_id = %job.account_id, created, updated,
-        unchanged, rejected, "contact import done");
+        unchanged, rejected, elapsed_ms = started.elapsed().as_millis() as u64,
+        writing_ms = writing.as_millis() as u64, "contact import done");
     Ok(())
 }
 
-async fn write_batch(job: &Job, batch: &Batch) -> Result<(), Stop> {
+async fn write_batch(job: &Job, header: &Header, batch: &Batch) -> Result<(), Stop> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_batch(job, batch).await {
-            Ok(counts) => {
-                let (created, updated) = counts;
+        match try_batch(job, header, batch).await {
+            Ok((created, updated)) => {
                 let unchanged = batch.rows.len() as u64 - created - updated;
                 for (result, n) in [
                     ("created", created),
                     ("updated", updated),
                     ("unchanged", unchanged),
+                    ("rejected", batch.rejected_rows as u64),
                 ] {
                     metrics::counter!("ezpulze_contact_import_rows_total", "result" => result)
                         .increment(n);
@@ -539,11 +494,45 @@ async fn write_batch(job: &Job, batch: &Batch) -> Result<(), Stop> {
     }
 }
 
-/// One batch: the upsert, the counters and the cursor in one transaction. Answers (created,
-/// updated); the batch's other good rows were unchanged (not written).
-async fn try_batch(job: &Job, batch: &Batch) -> Result<(u64, u64), Stop> {
+/// One batch in one transaction: (on the first) the header's attribute keys, the rows'
+/// rejections, the upsert, the counters and the cursor. Answers (created, updated); the
+/// batch's other good rows were unchanged (not written).
+async fn try_batch(job: &Job, header: &Header, batch: &Batch) -> Result<(u64, u64), Stop> {
     let mut tx = job.state.db().begin().await?;
-    lock(&mut tx, job, Some(batch.start)).await?;
+    let first = lock(&mut tx, job, batch.start).await?;
+    let keys = header.attribute_keys();
+    if first && !keys.is_empty() {
+        // Known before any contact is written with them.
+        sqlx::query(
+            "INSERT INTO contact_attribute_keys (account_id, key)
+             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(job.account_id)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !batch.rejections.is_empty() {
+        let r = &batch.rejections;
+        let seqs: Vec<i32> = r.iter().map(|(s, _)| *s).collect();
+        let rows: Vec<i32> = r.iter().map(|(_, x)| x.row as i32).collect();
+        let columns: Vec<Option<&str>> = r.iter().map(|(_, x)| x.column.as_deref()).collect();
+        let codes: Vec<&str> = r.iter().map(|(_, x)| x.code).collect();
+        let messages: Vec<&str> = r.iter().map(|(_, x)| x.message.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO contact_import_rejections
+                 (import_id, seq, row_number, column_name, code, message)
+             SELECT $1, * FROM UNNEST($2::int[], $3::int[], $4::text[], $5::text[], $6::text[])",
+        )
+        .bind(job.id)
+        .bind(&seqs)
+        .bind(&rows)
+        .bind(&columns)
+        .bind(&codes)
+        .bind(&messages)
+        .execute(&mut *tx)
+        .await?;
+    }
     let (created, updated): (i64, i64) = if batch.rows.is_empty() {
         (0, 0)
     } else {
@@ -575,15 +564,17 @@ async fn try_batch(job: &Job, batch: &Batch) -> Result<(u64, u64), Stop> {
     };
     let unchanged = batch.rows.len() as i64 - created - updated;
     sqlx::query(
-        "UPDATE contact_imports SET created = created + $2, updated = updated + $3,
-                unchanged = unchanged + $4, rows_done = rows_done + $5, next_row = $6,
-                updated_at = now(), lease_until = now() + $7 * interval '1 ms'
+        "UPDATE contact_imports SET state = 'importing', created = created + $2,
+                updated = updated + $3, unchanged = unchanged + $4, rejected = rejected + $5,
+                rows_done = rows_done + $6, next_row = $7, updated_at = now(),
+                lease_until = now() + $8 * interval '1 ms'
          WHERE id = $1",
     )
     .bind(job.id)
     .bind(created as i32)
     .bind(updated as i32)
     .bind(unchanged as i32)
+    .bind(batch.rejected_rows)
     .bind(batch.passed)
     .bind(batch.end)
     .bind(LEASE.as_millis() as f64)
