@@ -16,28 +16,36 @@ function shellQuote(text) {
   return `'${text.replace(/'/g, "'\\''")}'`;
 }
 
-export function curlFor({ method, url, body, headers = {} }) {
+// `file`: a file sent as the raw body ({ name, type }), such as a CSV import.
+export function curlFor({ method, url, body, headers = {}, file }) {
   const lines = [`curl -X ${method} "${url}"`, `  -H "Authorization: Bearer $${KEY_VAR}"`];
   for (const [name, value] of Object.entries(headers)) lines.push(`  -H ${shellQuote(`${name}: ${value}`)}`);
-  if (body !== undefined) {
+  if (file) {
+    lines.push(`  -H "Content-Type: ${file.type}"`);
+    lines.push(`  --data-binary @${file.name}`);
+  } else if (body !== undefined) {
     lines.push('  -H "Content-Type: application/json"');
     lines.push(`  -d ${shellQuote(JSON.stringify(body, null, 2))}`);
   }
   return lines.join(' \\\n');
 }
 
-export function javascriptFor({ method, url, body, headers = {} }) {
+export function javascriptFor({ method, url, body, headers = {}, file }) {
   const head = [`    Authorization: \`Bearer \${process.env.${KEY_VAR}}\`,`];
   for (const [name, value] of Object.entries(headers)) head.push(`    ${JSON.stringify(name)}: ${JSON.stringify(value)},`);
-  if (body !== undefined) head.push('    "Content-Type": "application/json",');
+  if (file) head.push(`    "Content-Type": ${JSON.stringify(file.type)},`);
+  else if (body !== undefined) head.push('    "Content-Type": "application/json",');
   const lines = [
+    ...(file ? ["import { readFile } from 'node:fs/promises';", ''] : []),
     `const response = await fetch(${JSON.stringify(url)}, {`,
     `  method: ${JSON.stringify(method)},`,
     '  headers: {',
     ...head,
     '  },',
   ];
-  if (body !== undefined) {
+  if (file) {
+    lines.push(`  body: await readFile(${JSON.stringify(file.name)}),`);
+  } else if (body !== undefined) {
     const json = JSON.stringify(body, null, 2).split('\n').map((l, i) => (i === 0 ? l : `  ${l}`)).join('\n');
     lines.push(`  body: JSON.stringify(${json}),`);
   }
@@ -104,11 +112,13 @@ function codeTabs({ curl, javascript, label }) {
 
 function endpoint(base, e) {
   const url = `${base}${e.path}`;
-  const request = { method: e.method, url, body: e.body, headers: e.headers };
-  return h('article', { class: 'endpoint', dataset: { scope: e.scope || '' } },
+  const request = { method: e.method, url, body: e.body, headers: e.headers, file: e.file };
+  return h('article', { class: 'endpoint', dataset: { scope: e.scope || '', example: e.example || '' } },
     h('h4', {}, h('span', { class: `method method-${e.method.toLowerCase()}` }, e.method), ' ', h('code', {}, e.path)),
     h('p', {}, e.description, e.scope ? [' ', h('span', { class: 'muted' }, 'Scope: '), h('code', { class: 'scope' }, e.scope)] : null),
-    codeTabs({ curl: curlFor(request), javascript: javascriptFor(request), label: `${e.method} ${e.path}` }));
+    e.note ? h('p', { class: 'alert alert-info endpoint-note' }, e.note) : null,
+    e.file ? h('pre', { class: 'code-sample', tabindex: '0', 'aria-label': `${e.file.name} example` }, h('code', {}, e.file.sample)) : null,
+    codeTabs({ curl: curlFor(request), javascript: javascriptFor(request), label: e.label || `${e.method} ${e.path}` }));
 }
 
 function section(id, title, intro, ...children) {
@@ -120,14 +130,62 @@ function section(id, title, intro, ...children) {
 
 const SAMPLE_PHONE = '+14155550123';
 const SAMPLE_ID = '0193a5b2-7c1e-7a3d-9f10-2b4c6d8e0f12';
+const AUDIENCE_SCOPE = 'contacts:read_all';
 
-function contactsEndpoints(scopes) {
+/**
+ * The values the examples use: the account's own when the server's docs data gives them
+ * (`samples`: its latest broadcast with the variables a recipient sends and a `variables_from`
+ * filling them from contacts, its most used tags, its attribute names), placeholders
+ * otherwise. `keyScopes`: the key's scopes, for the notes on what it may not do.
+ */
+export function examplesFrom(samples, keyScopes = []) {
+  const s = samples && typeof samples === 'object' ? samples : {};
+  const b = s.broadcast && typeof s.broadcast === 'object' && typeof s.broadcast.id === 'string' ? s.broadcast : null;
+  const strings = (list) => (Array.isArray(list) ? list.filter((x) => typeof x === 'string' && x) : []);
+  const tags = strings(s.tags);
+  const attribute = strings(s.attributes).find((a) => /^[A-Za-z0-9_-]{1,100}$/.test(a)) || null;
+  const object = (v) => (v && typeof v === 'object' && !Array.isArray(v) ? v : null);
+  const variables = b && object(b.variables) ? b.variables : { body: ['Ada', '#1001'] };
+  let variablesFrom = { body: ['{{contact.name|there}}', attribute ? `{{attributes.${attribute}|#1001}}` : '#1001'] };
+  if (b && 'variables_from' in b) variablesFrom = object(b.variables_from);
+  return {
+    broadcastId: b ? b.id : SAMPLE_ID,
+    broadcastName: b && typeof b.name === 'string' ? b.name : null,
+    variables,
+    variablesFrom,
+    tag: tags[0] || 'newsletter',
+    tags: tags.length ? tags.slice(0, 2) : ['newsletter', 'vip'],
+    realTags: tags.length > 0,
+    attribute: attribute || 'city',
+    keyScopes: Array.isArray(keyScopes) ? keyScopes : [],
+  };
+}
+
+const PLACEHOLDERS = examplesFrom(null);
+
+function contactsEndpoints(scopes, ex = PLACEHOLDERS) {
+  // A field quoted when it must be; tags holding the separator are left out of the sample.
+  const field = (v) => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const tags = ex.tags.filter((x) => !x.includes(';'));
+  const csv = [
+    ['phone', 'name', 'tags', ex.attribute],
+    [SAMPLE_PHONE, 'Ada Lovelace', tags.join(';'), 'London'],
+    ['+14155550124', 'Grace Hopper', tags.slice(0, 1).join(';'), 'New York'],
+  ].map((row) => row.map(field).join(',')).join('\n');
   return [
-    { scope: 'contacts:create', method: 'POST', path: '/contacts', description: 'Create a contact (the phone number is stored in E.164; one contact per phone number).', body: { phone: SAMPLE_PHONE, name: 'Ada Lovelace', email: 'ada@example.com', tags: ['newsletter'], attributes: { city: 'London' } } },
+    { scope: 'contacts:create', method: 'POST', path: '/contacts', description: 'Create a contact (the phone number is stored in E.164; one contact per phone number).', body: { phone: SAMPLE_PHONE, name: 'Ada Lovelace', email: 'ada@example.com', tags: [ex.tag], attributes: { [ex.attribute]: 'London' } } },
     { scope: 'contacts:read', method: 'GET', path: `/contacts/${SAMPLE_ID}`, description: 'Read one contact by id.' },
-    { scope: 'contacts:read_all', method: 'GET', path: '/contacts?tag=newsletter', description: 'List or search contacts (filters: phone, tag).' },
+    { scope: 'contacts:read_all', method: 'GET', path: `/contacts?tag=${encodeURIComponent(ex.tag)}`, route: '/contacts', description: 'List or search contacts (filters: phone, tag).' },
     { scope: 'contacts:update', method: 'PATCH', path: `/contacts/${SAMPLE_ID}`, description: 'Update a contact: only the fields sent change.', body: { name: 'Ada King', tags: ['newsletter', 'vip'] } },
     { scope: 'contacts:delete', method: 'DELETE', path: `/contacts/${SAMPLE_ID}`, description: 'Delete a contact (and its leads).' },
+    { scope: 'contacts:create', method: 'POST', path: '/contacts/import?default_country=US', route: '/contacts/import', example: 'contacts-import', description: `Import contacts from a CSV file (as the body, or the part "file" of multipart/form-data). The header names phone, name, tags (separated by ;) and any other column becomes an attribute; contacts are upserted by phone, so importing the same file again changes nothing. default_country reads national numbers without a country code. Answers 202 with the import, which runs in the background.`, file: { name: 'contacts.csv', type: 'text/csv', sample: csv } },
+    { scope: 'contacts:read_all', method: 'GET', path: `/contacts/imports/${SAMPLE_ID}`, description: 'Follow an import: its state, rows done, and how many contacts were created, updated, unchanged or rejected (with the first rejected rows).' },
+    { scope: 'contacts:read_all', method: 'GET', path: `/contacts/imports/${SAMPLE_ID}/rejections?limit=100`, description: 'Every rejected row of an import: row number, column and code (cursor pages).' },
+    { scope: 'contacts:read_all', method: 'GET', path: '/suppressions?scope=marketing', route: '/suppressions', example: 'suppressions', description: 'The suppression list: phones your sends skip (reported as rejected "suppressed", never sent). People are added by an inbound STOP, by WhatsApp error 131050, or by you. Filters: phone, reason, scope.' },
+    { scope: 'contacts:update', method: 'POST', path: '/suppressions', description: 'Suppress a phone: scope "marketing" blocks templates of category MARKETING, "all" every template; reason opt_out, bounced or manual.', body: { phone: SAMPLE_PHONE, reason: 'opt_out', scope: 'marketing', source: 'crm' } },
+    { scope: 'contacts:update', method: 'DELETE', path: `/suppressions/${encodeURIComponent(SAMPLE_PHONE)}`, route: '/suppressions/{phone}', description: 'Remove a phone from the suppression list (for example after the person opted in again elsewhere).' },
+    { scope: 'contacts:read_all', method: 'GET', path: '/suppressions/keywords', description: 'The inbound keywords that opt a person out (STOP, UNSUBSCRIBE, …) and back in (START, UNSTOP).' },
+    { scope: 'contacts:update', method: 'PUT', path: '/suppressions/keywords', description: 'Set your own opt-out and opt-in keywords (both lists, 1 to 50 each).', body: { opt_out: ['STOP', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'STOPALL', 'BASTA'], opt_in: ['START', 'UNSTOP'] } },
   ].filter((e) => hasScope(scopes, e.scope));
 }
 
@@ -152,13 +210,30 @@ function templatesEndpoints(scopes) {
   ].filter((e) => hasScope(scopes, e.scope));
 }
 
-function broadcastEndpoints(scopes) {
+/** The audience send's note: the second scope it needs, and whether this key has it. */
+function audienceNote(ex) {
+  const has = hasScope(ex.keyScopes, AUDIENCE_SCOPE);
+  return [
+    'An audience send also needs the scope ', h('code', {}, AUDIENCE_SCOPE), ' (reading your contacts), besides ', h('code', {}, 'broadcast:send'), '. ',
+    has ? 'This key has it.' : ['This key does not: the API answers 403 ', h('code', {}, 'insufficient_scope'), ' naming ', h('code', {}, AUDIENCE_SCOPE), '. Send a recipient list instead, or give the key that scope.'],
+  ];
+}
+
+function broadcastEndpoints(scopes, ex = PLACEHOLDERS) {
   const canSend = hasScope(scopes, 'broadcast:send');
+  const send = `/broadcasts/${ex.broadcastId}/send`;
+  const which = ex.broadcastName ? `your broadcast "${ex.broadcastName}"` : 'a broadcast';
+  const recipient = { to: SAMPLE_PHONE, ref: 'order-1001' };
+  if (ex.variables && Object.keys(ex.variables).length) recipient.variables = ex.variables;
+  const audience = { audience: { tags_any: [ex.tag] } };
+  if (ex.variablesFrom) audience.variables_from = ex.variablesFrom;
   return [
     { scope: 'broadcast:read', method: 'GET', path: '/broadcasts', description: 'List saved broadcasts.' },
     { scope: 'broadcast:create', method: 'POST', path: '/broadcasts', description: 'Save a broadcast: a template, its language and default parameters (saved media references live in variables).', body: { name: 'Shipping update', template_id: SAMPLE_ID, variables: { body: ['there', '#0000'] } } },
-    { scope: 'broadcast:send', method: 'POST', path: `/broadcasts/${SAMPLE_ID}/send`, description: 'Send a broadcast to up to 10,000 recipients. Add an Idempotency-Key header to retry safely.', headers: { 'Idempotency-Key': 'order-1001-shipped' }, body: { recipients: [{ to: SAMPLE_PHONE, ref: 'order-1001', variables: { body: ['Ada', '#1001'] } }] } },
-    { scope: canSend ? 'broadcast:send' : 'broadcast:read', method: 'GET', path: `/dispatches/${SAMPLE_ID}`, description: 'Follow a dispatch: status and counts of queued, sent, delivered, read and failed messages.' },
+    { scope: 'broadcast:send', method: 'POST', path: send, route: '/broadcasts/{id}/send', example: 'recipients-send', label: 'send to recipients', description: `Send ${which} to a list of up to 10,000 recipients, each with its own variables. Rejected recipients (an invalid phone, a suppressed one) are listed in the answer; the others are queued. Add an Idempotency-Key header to retry safely.`, headers: { 'Idempotency-Key': 'order-1001-shipped' }, body: { recipients: [recipient] } },
+    { scope: 'broadcast:send', method: 'POST', path: send, route: '/broadcasts/{id}/send', example: 'audience-send', label: 'send to an audience', description: `Or send ${which} to an audience of your contacts, any number of them: here every contact tagged "${ex.tag}"${ex.realTags ? ' (your contacts\' most used tag)' : ''}; tags_all, tags_none, attributes, contact_ids and "all": true narrow or widen it. variables_from fills the template per contact ({{contact.name}}, {{attributes.<name>}}, a default after |). The answer is 202 "expanding" at once and the messages are created in the background: follow them with the dispatch. Suppressed phones and contacts whose variables are empty are rejected, never sent.`, note: audienceNote(ex), headers: { 'Idempotency-Key': `audience-${ex.tag}-1` }, body: audience },
+    { scope: canSend ? 'broadcast:send' : 'broadcast:read', method: 'GET', path: `/dispatches/${SAMPLE_ID}`, description: 'Follow a dispatch: status (expanding while an audience is being created), counts of queued, sent, delivered, read and failed messages, rejected recipients by code, and an audience\'s size and progress.' },
+    { scope: canSend ? 'broadcast:send' : 'broadcast:read', method: 'GET', path: `/dispatches/${SAMPLE_ID}/rejections?limit=100`, description: 'The recipients a dispatch did not send to, with their code: suppressed, missing_variable, invalid_variables, invalid_phone… (cursor pages).' },
     { scope: 'broadcast:send', method: 'POST', path: `/dispatches/${SAMPLE_ID}/cancel`, description: 'Cancel what is not sent yet.' },
     { scope: 'broadcast:send', method: 'POST', path: `/dispatches/${SAMPLE_ID}/resume`, description: 'Resume a dispatch a worker paused (after fixing what paused it, such as an expired access token).' },
     { scope: 'broadcast:delete', method: 'DELETE', path: `/broadcasts/${SAMPLE_ID}`, description: 'Delete a saved broadcast.' },
@@ -311,9 +386,25 @@ const LOCAL = {
   webhooks: webhookEndpoints,
 };
 
-/** `/contacts/<SAMPLE_ID>?tag=x` -> `GET /contacts/{id}`: how endpoints are matched. */
+/**
+ * `GET /api/v1/contacts/{id}` and `GET /contacts/<SAMPLE_ID>?tag=x` -> `GET /contacts/{}`: how
+ * the server's endpoints and this page's examples are matched (an example with real values
+ * in its path names its route).
+ */
 function shape(method, path) {
-  return `${method} ${path.replace(/^\/api\/v1/, '').split('?')[0].replaceAll(SAMPLE_ID, '{id}')}`;
+  return `${method} ${path.replace(/^\/api\/v1/, '').split('?')[0].replaceAll(SAMPLE_ID, '{id}').replace(/\{[^}]+\}/g, '{}')}`;
+}
+
+const localShape = (x) => shape(x.method, x.route || x.path);
+
+/** Whether the key may call a server-listed endpoint; and the scope to show for it. */
+function callableScope(scopes, e) {
+  const accepted = Array.isArray(e.accepted_scopes) && e.accepted_scopes.length ? e.accepted_scopes : [e.scope];
+  const held = accepted.find((s) => s && hasScope(scopes, s));
+  if (held) return held;
+  // A read open to broadcast:read (servers that do not list the accepted scopes).
+  if (e.method === 'GET' && String(e.scope).startsWith('broadcast:') && hasScope(scopes, 'broadcast:read')) return e.scope;
+  return null;
 }
 
 /**
@@ -322,32 +413,33 @@ function shape(method, path) {
  * endpoint it lists that has no example here is shown with its summary. Without it, the
  * key's scopes decide with the same rules.
  */
-function chooseEndpoints(scopes, serverDocs) {
+function chooseEndpoints(scopes, serverDocs, ex) {
   const served = serverDocs && Array.isArray(serverDocs.sections) ? serverDocs.sections : null;
   const out = [];
   for (const { id, title, server: serverId } of SECTIONS) {
     if (!served) {
-      const endpoints = LOCAL[id](scopes);
+      const endpoints = LOCAL[id](scopes, ex);
       if (endpoints.length) out.push({ id, title, endpoints });
       continue;
     }
     const section = served.find((x) => x && x.id === serverId);
     if (!section || !Array.isArray(section.endpoints) || !section.endpoints.length) continue;
-    const examples = LOCAL[id](FULL_SCOPES);
-    // Only what this key can call: its scope, or a read open to broadcast:read.
-    const callable = section.endpoints.filter((e) => e && (!e.scope || hasScope(scopes, e.scope)
-      || (e.method === 'GET' && String(e.scope).startsWith('broadcast:') && hasScope(scopes, 'broadcast:read'))));
+    const examples = LOCAL[id](FULL_SCOPES, ex);
+    // Only what this key can call: one of the scopes that open it.
+    const callable = section.endpoints.filter((e) => e && (!e.scope || callableScope(scopes, e)));
     if (!callable.length) continue;
     // In this page's order (the one it shows without the server's data); endpoints it has
-    // no example for come last, in the server's order.
+    // no example for come last, in the server's order. An endpoint with several examples
+    // (a send to recipients and to an audience) shows each.
     const rank = (e) => {
-      const i = examples.findIndex((x) => shape(x.method, x.path) === shape(e.method, e.path));
+      const i = examples.findIndex((x) => localShape(x) === shape(e.method, e.path));
       return i < 0 ? examples.length : i;
     };
-    const endpoints = [...callable].sort((a, b) => rank(a) - rank(b)).map((e) => {
-      const local = examples.find((x) => shape(x.method, x.path) === shape(e.method, e.path));
-      if (local) return { ...local, scope: e.scope || local.scope };
-      return { method: e.method, path: String(e.path).replace(/^\/api\/v1/, '').replaceAll('{id}', SAMPLE_ID), description: e.summary || '', scope: e.scope || '' };
+    const endpoints = [...callable].sort((a, b) => rank(a) - rank(b)).flatMap((e) => {
+      const scope = e.scope ? callableScope(scopes, e) : '';
+      const local = examples.filter((x) => localShape(x) === shape(e.method, e.path));
+      if (local.length) return local.map((x) => ({ ...x, scope: scope || x.scope }));
+      return [{ method: e.method, path: String(e.path).replace(/^\/api\/v1/, '').replaceAll('{id}', SAMPLE_ID), description: e.summary || '', scope }];
     });
     out.push({ id, title, endpoints });
   }
@@ -395,10 +487,23 @@ export async function renderDocsPage(root, ctx, keyId) {
       h('dt', {}, 'Header'), h('dd', {}, h('code', {}, 'Authorization: Bearer sk_live_…'), ' or ', h('code', {}, 'X-API-Key: sk_live_…'))),
     endpoint(base, { method: 'GET', path: '/me', description: "Check the key: answers with the key's name, scopes and rate limit." })));
 
-  const chosen = chooseEndpoints(scopes, serverDocs);
+  // The account's own values for the examples: from the server's docs data, else (an older
+  // server) its latest broadcast from the broadcasts list; placeholders for the rest.
+  let samples = serverDocs && serverDocs.samples && typeof serverDocs.samples === 'object' ? serverDocs.samples : null;
+  if (!samples && scopes.some((s) => s.startsWith('broadcast:'))) {
+    try {
+      const list = await api.broadcasts();
+      const latest = list && Array.isArray(list.items) ? list.items[0] : null;
+      if (latest && typeof latest.id === 'string') samples = { broadcast: { id: latest.id, name: latest.name } };
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+    }
+  }
+  const ex = examplesFrom(samples, scopes);
+  const chosen = chooseEndpoints(scopes, serverDocs, ex);
   const INTRO = {
-    broadcast: 'Send approved WhatsApp templates in bulk. Each recipient may override the broadcast\'s default parameters.',
-    contacts: 'Create, read, update and delete contacts. Phone numbers are stored in E.164 format.',
+    broadcast: 'Send approved WhatsApp templates in bulk, to a list of recipients or to an audience of your contacts (by tags and attributes). Each recipient may override the broadcast\'s default parameters. Phones on your suppression list are never sent to.',
+    contacts: 'Create, read, update and delete contacts, import them from a CSV file, and keep the suppression list of people who opted out. Phone numbers are stored in E.164 format.',
     leads: 'Create, read, update and assign leads.',
     templates: 'List the message templates available to your account.',
     'chatbot-flows': 'Start a chatbot flow for a contact from an external system.',

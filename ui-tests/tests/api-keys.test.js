@@ -271,7 +271,7 @@ test('documentation page: sections by scope, examples with copy, the key\'s limi
   assert.deepEqual(contactScopes, ['contacts:read']);
   const broadcastScopes = await page.locator('[data-section="broadcast"] .endpoint').evaluateAll((els) => els.map((e) => e.dataset.scope));
   assert.ok(broadcastScopes.length >= 2 && broadcastScopes.every((s) => s === 'broadcast:send'), broadcastScopes.join());
-  await page.locator('[data-section="broadcast"] .endpoint h4', { hasText: /^POST \/broadcasts\/[^/]+\/send$/ }).waitFor();
+  await page.locator('[data-section="broadcast"] [data-example="recipients-send"] h4', { hasText: /^POST \/broadcasts\/[^/]+\/send$/ }).waitFor();
   // The broadcast picker is there; while the server cannot list broadcasts it says so.
   await page.getByLabel('Broadcast', { exact: true }).waitFor();
 
@@ -298,7 +298,8 @@ test('documentation page: sections by scope, examples with copy, the key\'s limi
   await row(page, 'CRM Sync (EU)').getByRole('link', { name: /API documentation/ }).click();
   await page.locator('[data-section="leads"]').waitFor();
   assert.deepEqual(await page.locator('.doc-section h2').allTextContents(), ['Authentication', 'Contacts API', 'Leads API', 'Error Codes', 'Rate Limits']);
-  assert.equal(await page.locator('[data-section="contacts"] .endpoint').count(), 5);
+  // Contacts (5), the CSV import (3), the suppression list and its keywords (5).
+  assert.equal(await page.locator('[data-section="contacts"] .endpoint').count(), 13);
   assert.equal(await page.locator('#key-rate-limit').textContent(), 'no limit');
   await page.getByRole('link', { name: 'API Keys' }).first().click();
   await row(page, 'CRM Sync (EU)').waitFor();

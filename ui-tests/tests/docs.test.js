@@ -152,8 +152,9 @@ test('the broadcast picker without broadcasts: a disabled dropdown with a note',
     await page.reload();
     await page.locator('#broadcast-picker-note', { hasText: /cannot be listed/ }).waitFor();
     assert.equal(await picker.isDisabled(), true);
-    // The generic send example is still there.
-    await page.locator('[data-section="broadcast"] .endpoint h4', { hasText: /\/send$/ }).waitFor();
+    // The generic send examples (to recipients, to an audience) are still there.
+    await page.locator('[data-section="broadcast"] [data-example="recipients-send"] h4', { hasText: /\/send$/ }).waitFor();
+    await page.locator('[data-section="broadcast"] [data-example="audience-send"] h4', { hasText: /\/send$/ }).waitFor();
   } finally {
     await page.unroute('**/admin/v1/broadcasts');
   }
@@ -212,5 +213,91 @@ test('payload generator: each broadcast\'s generated request is accepted by the 
     const result = await sent.json();
     assert.equal(sent.status, 202, `${b.name}: ${JSON.stringify(result)}`);
     assert.equal(result.rejected.length, 0, `${b.name}: ${JSON.stringify(result.rejected)}`);
+  }
+});
+
+// The examples use the account's own values: its latest broadcast and its contacts' most used
+// tag. The audience send is shown as the page builds it and accepted as is; the page says it
+// needs contacts:read_all, and whether the key has it. The contacts section shows the import
+// (a CSV with the real tag) and the suppression list.
+test('examples use the account\'s real broadcast and tag; the audience send is accepted as shown', async () => {
+  const n = Date.now().toString(36);
+  const tag = `vip${n}`;
+  const template = { name: `docs_audience_${n}`, language: 'en_US', category: 'UTILITY', components: [{ type: 'BODY', text: 'Hi {{1}}, your order {{2}} is ready.', example: { body_text: [['Ada', '#1001']] } }] };
+  const tr = await http('POST', '/api/v1/templates', { token: account.admin_token, body: template });
+  assert.equal(tr.status, 201, tr.text);
+  const br = await http('POST', '/api/v1/broadcasts', { token: account.admin_token, body: { name: `Audience ${n}`, template_id: tr.json.id } });
+  assert.equal(br.status, 201, br.text);
+  const b = br.json;
+  for (const [i, tags] of [[tag, 'news'], [tag], [tag], ['news']].entries()) {
+    const c = await http('POST', '/api/v1/contacts', { token: account.admin_token, body: { phone: `+1415555${String(7000 + i)}`, name: `Contact ${i}`, tags, attributes: { order_id: `A-${i}` } } });
+    assert.equal(c.status, 201, c.text);
+  }
+
+  const k = await key({ name: 'Docs audience', scopes: ['broadcast:send', 'contacts:read_all'] });
+  await sectionsOf(k.id);
+  const { page } = session;
+  const example = page.locator('[data-section="broadcast"] [data-example="audience-send"]');
+  assert.equal(await example.locator('h4 code').textContent(), `/broadcasts/${b.id}/send`);
+  assert.match(await example.locator('.endpoint-note').textContent(), /also needs the scope contacts:read_all.*This key has it\./);
+  const curl = await example.locator('[data-lang="curl"] code').textContent();
+  const url = /^curl -X POST "([^"]+)"/.exec(curl)[1];
+  assert.ok(url.endsWith(`/api/v1/broadcasts/${b.id}/send`), url);
+  const data = /-d '([\s\S]*)'$/.exec(curl)[1].replace(/'\\''/g, "'");
+  const body = JSON.parse(data);
+  assert.deepEqual(body.audience, { tags_any: [tag] });
+  assert.deepEqual(body.variables_from, { body: ['{{contact.name|there}}', '{{attributes.order_id|#1001}}'] });
+  const js = await example.locator('[data-lang="javascript"] code').textContent();
+  assert.ok(js.includes(`/broadcasts/${b.id}/send`) && js.includes(`"${tag}"`), js);
+  // The recipient-list example names the same broadcast, with the variables its template takes.
+  const recipients = await page.locator('[data-section="broadcast"] [data-example="recipients-send"] [data-lang="curl"] code').textContent();
+  assert.ok(recipients.includes(`/broadcasts/${b.id}/send`), recipients);
+  // Sent with the key as shown: 202, expanding, and the three tagged contacts get it.
+  const sent = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${k.key}`, 'Content-Type': 'application/json' }, body: data });
+  const answer = await sent.json();
+  assert.equal(sent.status, 202, JSON.stringify(answer));
+  assert.equal(answer.status, 'expanding');
+  let progress;
+  for (let i = 0; i < 100; i += 1) {
+    progress = await http('GET', `/api/v1/dispatches/${answer.dispatch_id}`, { token: k.key });
+    if (progress.json && progress.json.audience && progress.json.audience.state !== 'expanding') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(progress.json.audience_total, 3, progress.text);
+  assert.equal(progress.json.rejected, 0, progress.text);
+
+  // A key without contacts:read_all sees the audience form with a note saying it is refused.
+  const sender = await key({ name: 'Docs sender 2', scope_group: 'message_sender' });
+  await sectionsOf(sender.id);
+  const note = await page.locator('[data-example="audience-send"] .endpoint-note').textContent();
+  assert.match(note, /This key does not: the API answers 403 insufficient_scope naming contacts:read_all/);
+  const refused = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${sender.key}`, 'Content-Type': 'application/json' }, body: data });
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).error.required_scope, 'contacts:read_all');
+
+  // Contacts: the import (a CSV with the real tag) and the suppression list, by scope.
+  const contacts = await key({ name: 'Docs contacts', scope_group: 'contact_manager' });
+  await sectionsOf(contacts.id);
+  const paths = await page.locator('[data-section="contacts"] .endpoint h4').allTextContents();
+  for (const p of ['POST /contacts/import?default_country=US', 'GET /suppressions?scope=marketing', 'POST /suppressions', 'DELETE /suppressions/%2B14155550123', 'GET /suppressions/keywords', 'PUT /suppressions/keywords']) {
+    assert.ok(paths.includes(p), `${p} in ${JSON.stringify(paths)}`);
+  }
+  assert.ok(paths.includes(`GET /contacts?tag=${tag}`), JSON.stringify(paths));
+  const csv = await page.getByLabel('contacts.csv example').textContent();
+  assert.match(csv.split('\n')[0], /^phone,name,tags,order_id$/);
+  assert.ok(csv.includes(tag), csv);
+  const upload = await page.locator('[data-example="contacts-import"] [data-lang="curl"] code').textContent();
+  assert.match(upload, /-H "Content-Type: text\/csv" \\\n {2}--data-binary @contacts\.csv$/);
+  // Without the server's docs data (an older server): the latest broadcast from the broadcasts
+  // list, placeholders for the rest.
+  await page.route('**/admin/v1/api-keys/*/docs', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":{"code":"not_found","message":"not found","request_id":"x"}}' }));
+  try {
+    await page.goto(`${env.base}/#/api-keys/`);
+    await sectionsOf(k.id);
+    const fallback = page.locator('[data-example="audience-send"]');
+    assert.equal(await fallback.locator('h4 code').textContent(), `/broadcasts/${b.id}/send`);
+    assert.match(await fallback.locator('[data-lang="curl"] code').textContent(), /"tags_any": \[\s*"newsletter"\s*\]/);
+  } finally {
+    await page.unroute('**/admin/v1/api-keys/*/docs');
   }
 });

@@ -61,7 +61,7 @@ pub async fn docs(
             let endpoints: Vec<Value> = endpoints
                 .iter()
                 .filter(|e| section_of(e.scope) == r.id && allowed(&view, e))
-                .map(|e| json!({"method": e.method, "path": e.path, "url": format!("{base}{}", e.path), "scope": e.scope, "summary": e.summary}))
+                .map(|e| json!({"method": e.method, "path": e.path, "url": format!("{base}{}", e.path), "scope": e.scope, "accepted_scopes": e.accepted, "summary": e.summary}))
                 .collect();
             (!endpoints.is_empty()).then(|| json!({"id": r.id, "title": format!("{} API", r.name), "endpoints": endpoints}))
         })
