@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod expansion;
 pub mod load;
 pub mod proxy;
 pub mod report;

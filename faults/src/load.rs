@@ -24,7 +24,8 @@ pub struct Tenant {
 /// Messages per second the engine may send from each number (the simulator has no cap).
 pub const NUMBER_MPS: u32 = 250;
 
-pub async fn provision(stack: &Stack, n: usize) -> anyhow::Result<Vec<Tenant>> {
+/// `n` tenants whose numbers may send `mps` messages per second each.
+pub async fn provision(stack: &Stack, n: usize, mps: u32) -> anyhow::Result<Vec<Tenant>> {
     let api = &stack.apis[0].base;
     let mut tenants = Vec::new();
     for i in 0..n {
@@ -36,7 +37,7 @@ pub async fn provision(stack: &Stack, n: usize) -> anyhow::Result<Vec<Tenant>> {
             .put(format!("{api}/admin/v1/whatsapp"))
             .bearer_auth(&admin)
             .json(&json!({"phone_numbers": [{"phone_number_id": number, "display_phone_number": format!("1555000{i:04}"),
-                "access_token": token, "messages_per_second": NUMBER_MPS}], "app_secret": APP_SECRET}))
+                "access_token": token, "messages_per_second": mps}], "app_secret": APP_SECRET}))
             .send()
             .await?;
         if !r.status().is_success() {

@@ -61,6 +61,11 @@ pub fn json(o: &Outcome) -> Value {
         "redis_persistent_growth_bytes": o.redis_persistent_growth_bytes,
         "redis_growth_top": o.redis_growth_top,
         "deadlocks": o.deadlocks,
+        "fanout": o.fanout.as_ref().map(|f| json!({
+            "contacts": f.contacts, "audience": f.audience, "seed_s": f.seed_s, "slices": f.slices,
+            "passed_at_kill": f.passed_at_kill, "messages_at_kill": f.messages_at_kill,
+            "chunks_under_way_at_kill": f.leased_at_kill, "fanout_s": f.fanout_s,
+        })),
         "counters": {"sent": t.counters[0], "delivered": t.counters[1], "read": t.counters[2], "failed": t.counters[3]},
         "simulator": {"accepted": t.sim_accepted, "sent": t.truth[0], "delivered": t.truth[1], "read": t.truth[2], "failed": t.truth[3]},
         "problems": o.problems,
@@ -78,6 +83,9 @@ fn verdict(o: &Outcome) -> String {
             " ({clean:.0} messages/s clean, {slow:.0} with slow sends: {:.2})",
             slow / clean
         ));
+    }
+    if let Some(f) = &o.fanout {
+        v.push_str(&format!(" ({})", f.describe()));
     }
     v
 }

@@ -29,13 +29,16 @@ pub enum Fault {
     RedisCluster,
     /// ... and one primary killed mid-run (its replica takes over).
     RedisPrimaryKill,
+    /// Every api killed while an audience send is being expanded (`expansion.rs`).
+    ApiKillMidExpansion,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 11] = [
         Fault::WorkerKill,
         Fault::ApiKill,
         Fault::ApiKillAfterCommit,
+        Fault::ApiKillMidExpansion,
         Fault::RedisKill,
         Fault::PostgresRestart,
         Fault::SimFailures,
@@ -57,6 +60,7 @@ impl Fault {
             Fault::SlowSends => "slow-sends-10pct",
             Fault::RedisCluster => "redis-cluster",
             Fault::RedisPrimaryKill => "redis-cluster-primary-kill-9",
+            Fault::ApiKillMidExpansion => "api-kill-9-mid-expansion",
         }
     }
 
@@ -68,10 +72,20 @@ impl Fault {
     /// Tenants (accounts, one number each) of the scenario: six numbers on a cluster, so
     /// their lanes spread over its three primaries.
     fn tenants(self) -> usize {
-        if self.on_cluster() {
-            6
-        } else {
-            TENANTS
+        match self {
+            _ if self.on_cluster() => 6,
+            // One account: the audience is its contacts.
+            Fault::ApiKillMidExpansion => 1,
+            _ => TENANTS,
+        }
+    }
+
+    /// Messages per second each tenant's number may send: [`NUMBER_MPS`], except for the
+    /// audience send, whose one number sends the whole audience.
+    fn number_mps(self) -> u32 {
+        match self {
+            Fault::ApiKillMidExpansion => AUDIENCE_NUMBER_MPS,
+            _ => NUMBER_MPS,
         }
     }
 
@@ -97,6 +111,10 @@ pub struct Size {
     pub failure_rates: &'static str,
     /// Every message must be final within this after the load has been answered.
     pub drain_bound: Duration,
+    /// Contacts of the account in the audience scenario (every fifth tagged `vip`, the
+    /// audience), and the api's `AUDIENCE_CHUNK` there.
+    pub audience_contacts: usize,
+    pub audience_chunk: usize,
 }
 
 impl Size {
@@ -107,6 +125,10 @@ impl Size {
         failure_window: Duration::from_secs(10),
         failure_rates: r#"{"131000": 0.2}"#,
         drain_bound: Duration::from_secs(90),
+        // 10,000 messages (what debug workers send in about the 30 s the fan-out waits for the
+        // dead chunks' leases), in chunks of 500: four slices of five chunks.
+        audience_contacts: 50_000,
+        audience_chunk: 500,
     };
     pub const LONG: Size = Size {
         requests: 160,
@@ -115,6 +137,8 @@ impl Size {
         failure_window: Duration::from_secs(30),
         failure_rates: r#"{"5xx": 0.2}"#,
         drain_bound: Duration::from_secs(600),
+        audience_contacts: 1_000_000,
+        audience_chunk: 5_000,
     };
 
     fn messages(&self) -> usize {
@@ -129,6 +153,8 @@ impl Size {
         failure_window: Duration::from_secs(10),
         failure_rates: r#"{"131000": 0.2}"#,
         drain_bound: Duration::from_secs(120),
+        audience_contacts: 50_000,
+        audience_chunk: 500,
     };
 }
 
@@ -154,6 +180,8 @@ pub struct Outcome {
     pub takeover_s: Option<f64>,
     /// Messages per second, clean and with slow sends (the slow-sends scenario).
     pub throughput: Option<(f64, f64)>,
+    /// The audience send's fan-out (the mid-expansion scenario).
+    pub fanout: Option<crate::expansion::Fanout>,
     pub redis_persistent_growth_bytes: i64,
     /// The keys that grew most (for the report).
     pub redis_growth_top: String,
@@ -175,6 +203,10 @@ pub struct Suite {
 }
 
 const TENANTS: usize = 2;
+/// The audience scenario's number. Not higher: once a number's rate is beyond what the
+/// workers can start within 50 ms of each slot, nearly every send is late and takes a new
+/// slot (10,000/s with debug workers: 1,500 sent and 160,000 late in 75 s).
+const AUDIENCE_NUMBER_MPS: u32 = 1_000;
 
 impl Suite {
     pub fn start(
@@ -196,7 +228,7 @@ impl Suite {
 
     /// [`checks::drain`] of the scenario's database and prefix within the size's bound; the
     /// outcome gets when messages were final and when the queues were empty.
-    async fn drain(
+    pub(crate) async fn drain(
         &self,
         db: &PgPool,
         stack: &Stack,
@@ -235,7 +267,11 @@ impl Suite {
     }
 
     /// A fresh database and Redis prefix, the stack on them, two tenants, the simulator set up.
-    async fn setup(&mut self, fault: Fault, proxy: Option<&Proxy>) -> anyhow::Result<Env> {
+    pub(crate) async fn setup(
+        &mut self,
+        fault: Fault,
+        proxy: Option<&Proxy>,
+    ) -> anyhow::Result<Env> {
         let name = fault.name();
         let id = name.replace('-', "_");
         let database_url = self.database(&format!("faults_{id}")).await?;
@@ -252,9 +288,15 @@ impl Suite {
             redis_prefix: prefix.clone(),
             api0_redis_url: proxy.map(|p| format!("redis://127.0.0.1:{}/0", p.port)),
             redis_cluster_urls: self.cluster.as_ref().map(|c| c.seeds().join(",")),
+            api_env: match fault {
+                Fault::ApiKillMidExpansion => {
+                    vec![("AUDIENCE_CHUNK", self.size.audience_chunk.to_string())]
+                }
+                _ => Vec::new(),
+            },
         };
         let stack = Stack::start(&target).await?;
-        let tenants = load::provision(&stack, fault.tenants()).await?;
+        let tenants = load::provision(&stack, fault.tenants(), fault.number_mps()).await?;
         let numbers: Vec<(String, String)> = tenants
             .iter()
             .map(|t| (t.number.clone(), t.token.clone()))
@@ -281,6 +323,9 @@ impl Suite {
         }
         if fault == Fault::SlowSends {
             return self.run_slow_sends().await;
+        }
+        if fault == Fault::ApiKillMidExpansion {
+            return self.run_kill_mid_expansion().await;
         }
         let name = fault.name();
         let env = self.setup(fault, None).await?;
@@ -382,8 +427,11 @@ impl Suite {
         }
         let fault_at = Instant::now();
         match fault {
-            // Run by `run_kill_at_commit` and `run_slow_sends`.
-            Fault::ApiKillAfterCommit | Fault::SlowSends | Fault::RedisCluster => {}
+            // Run by `run_kill_at_commit`, `run_slow_sends` and `run_kill_mid_expansion`.
+            Fault::ApiKillAfterCommit
+            | Fault::SlowSends
+            | Fault::ApiKillMidExpansion
+            | Fault::RedisCluster => {}
             Fault::RedisPrimaryKill => {
                 // The primary that holds the first tenant's lane: jobs, leases and intents
                 // in flight on it are what a lost node takes along.
@@ -468,7 +516,7 @@ impl Suite {
     }
 
     /// The checks every scenario ends with.
-    async fn verify(
+    pub(crate) async fn verify(
         &mut self,
         fault: Fault,
         env: Env,
@@ -572,13 +620,13 @@ impl Suite {
 }
 
 /// One scenario's running stack and what its checks compare against.
-struct Env {
-    stack: Stack,
-    tenants: Vec<load::Tenant>,
-    db: PgPool,
-    prefix: String,
-    baseline: std::collections::BTreeMap<String, (u64, Option<u64>)>,
-    deadlocks_before: usize,
+pub(crate) struct Env {
+    pub(crate) stack: Stack,
+    pub(crate) tenants: Vec<load::Tenant>,
+    pub(crate) db: PgPool,
+    pub(crate) prefix: String,
+    pub(crate) baseline: std::collections::BTreeMap<String, (u64, Option<u64>)>,
+    pub(crate) deadlocks_before: usize,
 }
 
 impl Suite {
@@ -756,7 +804,7 @@ pub const SLOW_SENDS_MIN_RATIO: f64 = 0.35;
 pub const REDIS_GROWTH_BOUND: i64 = 256 * 1024;
 
 /// Seconds from `fault_at` until WhatsApp accepted a message again after the fault (at most 60).
-async fn resumed_after(stack: &Stack, fault_at: Instant) -> f64 {
+pub(crate) async fn resumed_after(stack: &Stack, fault_at: Instant) -> f64 {
     let before = stack.sim_accepted().await;
     while fault_at.elapsed() < Duration::from_secs(60) && stack.sim_accepted().await <= before {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -153,6 +153,8 @@ pub struct Target<'a> {
     /// A Redis Cluster's seed nodes (comma-separated) instead of `redis_url`; the status
     /// stream is then spread over 3 shards.
     pub redis_cluster_urls: Option<String>,
+    /// Settings of the api processes only.
+    pub api_env: Vec<(&'static str, String)>,
 }
 
 impl Stack {
@@ -211,6 +213,7 @@ impl Stack {
                 ("API_ADDR", format!("127.0.0.1:{port}")),
                 ("PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}")),
             ]);
+            env.extend(t.api_env.iter().cloned());
             if i == 0 {
                 // The first api applies the migrations; the others start on a migrated database.
                 env.retain(|(k, _)| *k != "MIGRATE_ON_START");
