@@ -1,7 +1,7 @@
 # The two commands of the README: `make up` runs the whole stack, `make test` runs every test.
 SHELL := /bin/bash
 
-.PHONY: up down reset test test-ui test-readme test-faults test-faults-long fuzz lint bench-auth bench-queue bench-ingest bench-e2e migrate
+.PHONY: up down reset test test-ui test-readme test-faults test-faults-long fuzz lint bench-auth bench-queue bench-ingest bench-e2e bench-audience migrate
 
 up:
 	@bash scripts/up.sh
@@ -50,3 +50,6 @@ bench-ingest:
 
 bench-e2e:
 	@bash scripts/bench-e2e.sh
+
+bench-audience:
+	@bash scripts/bench-audience.sh

@@ -34,6 +34,7 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use ezpulze_common::consent;
@@ -146,12 +147,8 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
         token,
     };
     let span = tracing::info_span!("fanout", dispatch_id = %job.dispatch_id, slice = job.slice);
-    let _g = span.enter();
-    if job.audience_total.is_none() && job.slice == 0 {
-        split(state, &mut job).await?;
-    }
     let started = Instant::now();
-    let result = chunk(state, &job).await;
+    let result = run_claimed(state, &mut job).instrument(span).await;
     metrics::histogram!("ezpulze_audience_chunk_seconds").record(started.elapsed().as_secs_f64());
     if result.is_err() {
         // Let another attempt (this or another process) take it after a short pause rather
@@ -168,6 +165,14 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
         .ok();
     }
     result.map(|_| true)
+}
+
+/// The claimed slice's next step: the split first (slice 0, once), then one chunk.
+async fn run_claimed(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
+    if job.audience_total.is_none() && job.slice == 0 {
+        split(state, job).await?;
+    }
+    chunk(state, job).await
 }
 
 /// At most this many slices per audience, each at least this many chunks long.
@@ -329,12 +334,14 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     }
     let chunk_size = state.config().audience_chunk;
     q.push(" ORDER BY c.id LIMIT ").push_bind(chunk_size);
+    let t_read = Instant::now();
     let contacts: Vec<ContactRow> = q
         .build_query_as()
         .fetch_all(&mut *tx)
         .await
         .context("reading the audience's next contacts")?;
 
+    let t_expand = Instant::now();
     let mut messages = NewMessages::with_capacity(contacts.len());
     let mut rejections = NewRejections::default();
     let (mut suppressed, mut unfilled) = (0u64, 0u64);
@@ -412,6 +419,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
         }
     }
 
+    let t_write = Instant::now();
     let message_status = if status == DispatchStatus::Scheduled {
         MessageStatus::Scheduled
     } else {
@@ -457,6 +465,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     .await
     .context("moving the cursor")?;
     tx.commit().await.context("committing the chunk")?;
+    let t_push = Instant::now();
 
     metrics::counter!("ezpulze_audience_recipients_total", "result" => "queued")
         .increment(messages.len() as u64);
@@ -467,10 +476,20 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     if DispatchStatus::ACTIVE.contains(&status) {
         dispatch::push_sends(state, job.dispatch_id, job.account_id, messages.ids()).await;
     }
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+    let end = Instant::now();
+    tracing::debug!(
+        contacts = contacts.len(),
+        read_ms = ms(t_read, t_expand),
+        expand_ms = ms(t_expand, t_write),
+        write_ms = ms(t_write, t_push),
+        push_ms = ms(t_push, end),
+        "audience chunk"
+    );
     if done {
         tracing::info!(
             passed = job.passed as usize + contacts.len(),
-            "audience fan-out done"
+            "audience slice done"
         );
         if let (DispatchStatus::Scheduled, Some(at)) = (status, scheduled_at) {
             dispatch::push_release(state, job.dispatch_id, at).await;

@@ -113,7 +113,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::default().routes(routes!(send))
 }
 
-/// Send a broadcast to up to 10,000 recipients
+/// Send a broadcast to up to 10,000 recipients, or to an audience of contacts
 #[utoipa::path(post, path = "/api/v1/broadcasts/{id}/send", operation_id = "sendBroadcast",
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Honoured for 24 h per key: the same key with the same body replays the stored answer; with another body 409 `idempotency_conflict`; while the first request is still running (at most 10 s, also when its process died) 409 `idempotency_conflict` with `Retry-After`.")),
     extensions(("x-required-scope" = json!(scope::BroadcastSend::SCOPE))))]

@@ -1,0 +1,148 @@
+//! `make bench-audience`: against a running API (started by scripts/bench-audience.sh), imports
+//! a CSV of `BENCH_CONTACTS` contacts (default 1,000,000; every 5th tagged `vip`) and then
+//! sends a broadcast to the `vip` audience with variables from the contacts' fields. Measures
+//! the import (upload to `done`) and the fan-out (202 to the last slice done), and checks the
+//! fan-out created exactly one message per `vip` contact. Last line: one JSON object.
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use serde_json::{json, Value};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The file: phone, name, tags, two attribute columns.
+fn csv(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 60);
+    out.extend_from_slice(b"phone,name,tags,order_id,city\n");
+    for i in 0..n {
+        let tags = if i % 5 == 0 {
+            "vip;newsletter"
+        } else {
+            "newsletter"
+        };
+        let city = if i % 2 == 0 { "Lisbon" } else { "Porto" };
+        out.extend_from_slice(format!("+1555{i:07},Name {i},{tags},ORD-{i},{city}\n").as_bytes());
+    }
+    out
+}
+
+async fn get(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<Value> {
+    Ok(http
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let base = std::env::var("API_URL").context("API_URL")?;
+    let root = std::env::var("ROOT_TOKEN").context("ROOT_TOKEN")?;
+    let n = env_or("BENCH_CONTACTS", 1_000_000);
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let (_, key, broadcast) = ezpulze_e2e::prepare(&http, &base, &root).await?;
+
+    let file = csv(n);
+    let bytes = file.len();
+    let started = Instant::now();
+    let v: Value = http
+        .post(format!("{base}/api/v1/contacts/import"))
+        .bearer_auth(&key)
+        .header("content-type", "text/csv")
+        .body(file)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let import = v["id"].as_str().context("import id")?.to_string();
+    let accepted_after = started.elapsed();
+    let done = loop {
+        let v = get(
+            &http,
+            &format!("{base}/api/v1/contacts/imports/{import}"),
+            &key,
+        )
+        .await?;
+        match v["state"].as_str() {
+            Some("done") => break v,
+            Some("failed") => anyhow::bail!("the import failed: {v}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let import_secs = started.elapsed().as_secs_f64();
+    ensure!(
+        done["created"] == n,
+        "created {} of {n}: {done}",
+        done["created"]
+    );
+    eprintln!(
+        "imported {n} rows ({:.1} MB) in {import_secs:.2} s (202 after {:.2} s)",
+        bytes as f64 / 1e6,
+        accepted_after.as_secs_f64()
+    );
+
+    let body = json!({
+        "audience": {"tags_all": ["vip"]},
+        "variables_from": {
+            "body": ["{{contact.name}}", "{{attributes.order_id}}", "{{attributes.city|soon}}"],
+            "buttons": [{"index": 0, "text": "{{attributes.order_id}}"}]
+        }
+    });
+    let started = Instant::now();
+    let v: Value = http
+        .post(format!("{base}/api/v1/broadcasts/{broadcast}/send"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let dispatch = v["dispatch_id"]
+        .as_str()
+        .context("dispatch id")?
+        .to_string();
+    let accepted_after = started.elapsed();
+    let progress = loop {
+        let v = get(&http, &format!("{base}/api/v1/dispatches/{dispatch}"), &key).await?;
+        if v["audience"]["state"] != "expanding" {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let fanout_secs = started.elapsed().as_secs_f64();
+    let want = n.div_ceil(5);
+    ensure!(
+        progress["total"] == want && progress["rejected"] == 0,
+        "the fan-out made {} messages for {want} vip contacts: {progress}",
+        progress["total"]
+    );
+    eprintln!(
+        "expanded {want} recipients in {fanout_secs:.2} s (202 after {:.0} ms)",
+        accepted_after.as_secs_f64() * 1000.0
+    );
+    println!(
+        "{}",
+        json!({
+            "contacts": n,
+            "contacts_imported_per_s": (n as f64 / import_secs).round(),
+            "import_seconds": (import_secs * 100.0).round() / 100.0,
+            "audience_recipients": want,
+            "audience_recipients_per_s": (want as f64 / fanout_secs).round(),
+            "audience_seconds": (fanout_secs * 100.0).round() / 100.0,
+            "audience_accepted_ms": (accepted_after.as_secs_f64() * 1000.0).round(),
+        })
+    );
+    Ok(())
+}
