@@ -376,3 +376,29 @@ async fn a_test_key_trigger_records_a_test_mode_dispatch() {
         assert_eq!(test_mode, mode == "test", "{mode} key");
     }
 }
+
+#[tokio::test]
+async fn a_trigger_to_a_suppressed_phone_is_refused_and_records_nothing() {
+    let (app, acc) = acme().await;
+    let pool = app.pool().await;
+    let (_, path) = welcome(&app, &acc.admin).await;
+    let hook = app.scoped_key(&acc.admin, &["chatbot_flows:webhook"]).await;
+    for (phone, scope) in [("+16505551234", "all"), ("+16505551235", "marketing")] {
+        sqlx::query(
+            "INSERT INTO suppressions (account_id, phone, reason, scope, source) VALUES ($1, $2, 'opt_out', $3, 'test')",
+        )
+        .bind(acc.id.parse::<uuid::Uuid>().expect("account"))
+        .bind(phone)
+        .bind(scope)
+        .execute(&pool)
+        .await
+        .expect("suppress");
+    }
+    let (s, v) = app.post(&path, &hook, json!({"to": "+16505551234"})).await;
+    assert_error(s, &v, 422, "suppressed");
+    assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 0);
+    assert_eq!(count(&pool, "SELECT count(*) FROM contacts").await, 0);
+    // A marketing-only suppression does not block the flow's UTILITY template.
+    let (s, v) = app.post(&path, &hook, json!({"to": "+16505551235"})).await;
+    assert_eq!(s, 202, "{v}");
+}
