@@ -82,9 +82,9 @@ impl Fault {
 
     /// Messages per second each tenant's number may send: [`NUMBER_MPS`], except for the
     /// audience send, whose one number sends the whole audience.
-    fn number_mps(self) -> u32 {
+    fn number_mps(self, size: &Size) -> u32 {
         match self {
-            Fault::ApiKillMidExpansion => AUDIENCE_NUMBER_MPS,
+            Fault::ApiKillMidExpansion => size.audience_mps,
             _ => NUMBER_MPS,
         }
     }
@@ -112,9 +112,13 @@ pub struct Size {
     /// Every message must be final within this after the load has been answered.
     pub drain_bound: Duration,
     /// Contacts of the account in the audience scenario (every fifth tagged `vip`, the
-    /// audience), and the api's `AUDIENCE_CHUNK` there.
+    /// audience), the api's `AUDIENCE_CHUNK` there, and the rate of the account's number
+    /// (not higher than the workers can keep: once a number's rate is beyond what they can
+    /// start within 50 ms of each slot, nearly every send is late and takes a new slot;
+    /// 10,000/s with debug workers sent 1,500 messages and counted 160,000 late in 75 s).
     pub audience_contacts: usize,
     pub audience_chunk: usize,
+    pub audience_mps: u32,
 }
 
 impl Size {
@@ -125,10 +129,11 @@ impl Size {
         failure_window: Duration::from_secs(10),
         failure_rates: r#"{"131000": 0.2}"#,
         drain_bound: Duration::from_secs(90),
-        // 10,000 messages (what debug workers send in about the 30 s the fan-out waits for the
-        // dead chunks' leases), in chunks of 500: four slices of five chunks.
-        audience_contacts: 50_000,
-        audience_chunk: 500,
+        // 5,000 messages (debug workers send them well within the 30 s the fan-out waits for
+        // the dead chunks' leases), in chunks of 250: four slices of five chunks.
+        audience_contacts: 25_000,
+        audience_chunk: 250,
+        audience_mps: 1_000,
     };
     pub const LONG: Size = Size {
         requests: 160,
@@ -139,6 +144,7 @@ impl Size {
         drain_bound: Duration::from_secs(600),
         audience_contacts: 1_000_000,
         audience_chunk: 5_000,
+        audience_mps: 4_000,
     };
 
     fn messages(&self) -> usize {
@@ -153,8 +159,9 @@ impl Size {
         failure_window: Duration::from_secs(10),
         failure_rates: r#"{"131000": 0.2}"#,
         drain_bound: Duration::from_secs(120),
-        audience_contacts: 50_000,
-        audience_chunk: 500,
+        audience_contacts: 25_000,
+        audience_chunk: 250,
+        audience_mps: 1_000,
     };
 }
 
@@ -203,10 +210,6 @@ pub struct Suite {
 }
 
 const TENANTS: usize = 2;
-/// The audience scenario's number. Not higher: once a number's rate is beyond what the
-/// workers can start within 50 ms of each slot, nearly every send is late and takes a new
-/// slot (10,000/s with debug workers: 1,500 sent and 160,000 late in 75 s).
-const AUDIENCE_NUMBER_MPS: u32 = 1_000;
 
 impl Suite {
     pub fn start(
@@ -296,7 +299,8 @@ impl Suite {
             },
         };
         let stack = Stack::start(&target).await?;
-        let tenants = load::provision(&stack, fault.tenants(), fault.number_mps()).await?;
+        let tenants =
+            load::provision(&stack, fault.tenants(), fault.number_mps(&self.size)).await?;
         let numbers: Vec<(String, String)> = tenants
             .iter()
             .map(|t| (t.number.clone(), t.token.clone()))
