@@ -178,6 +178,39 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
+impl PageQuery {
+    /// The page size (1..=1000, default 100) and the cursor, parsed as `C` (`None` for the
+    /// first page).
+    fn parts<C: std::str::FromStr>(&self) -> ApiResult<(i64, Option<C>)> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::field("limit", "must be between 1 and 1000"));
+        }
+        let cursor = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(
+                c.parse()
+                    .map_err(|_| ApiError::field("cursor", "not a cursor from this API"))?,
+            ),
+        };
+        Ok((limit, cursor))
+    }
+}
+
+/// 404 unless `id` is a dispatch of the caller's account and mode.
+async fn ensure_dispatch(state: &AppState, p: &Principal, id: Uuid) -> ApiResult<()> {
+    let _: (Uuid,) = fetch_in_mode(
+        state.db(),
+        &format!(
+            "SELECT d.id FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 AND {IN_MODE}"
+        ),
+        id,
+        p,
+    )
+    .await?;
+    Ok(())
+}
+
 /// A dispatch's messages
 #[utoipa::path(get, path = "/api/v1/dispatches/{id}/messages", operation_id = "listDispatchMessages",
     params(("id" = Uuid, Path), PageQuery),
@@ -189,25 +222,9 @@ async fn messages(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     can_read(&p)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 1000"));
-    }
-    let after: Uuid = match q.cursor.as_deref() {
-        None | Some("") => Uuid::nil(),
-        Some(c) => c
-            .parse()
-            .map_err(|_| ApiError::field("cursor", "not a cursor from this API"))?,
-    };
-    let _: (Uuid,) = fetch_in_mode(
-        state.db(),
-        &format!(
-            "SELECT d.id FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 AND {IN_MODE}"
-        ),
-        id,
-        &p,
-    )
-    .await?;
+    let (limit, after) = q.parts::<Uuid>()?;
+    let after = after.unwrap_or(Uuid::nil());
+    ensure_dispatch(&state, &p, id).await?;
     let rows: Vec<MessageRow> = sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE dispatch_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     ))
@@ -246,27 +263,9 @@ async fn rejections(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Value>> {
     can_read(&p)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 1000"));
-    }
-    let after: i64 = match q.cursor.as_deref() {
-        None | Some("") => -1,
-        Some(c) => c
-            .parse()
-            .ok()
-            .filter(|n: &i64| *n >= 0)
-            .ok_or_else(|| ApiError::field("cursor", "not a cursor from this API"))?,
-    };
-    let _: (Uuid,) = fetch_in_mode(
-        state.db(),
-        &format!(
-            "SELECT d.id FROM dispatches d WHERE d.id = $1 AND d.account_id = $2 AND {IN_MODE}"
-        ),
-        id,
-        &p,
-    )
-    .await?;
+    let (limit, after) = q.parts::<u64>()?;
+    let after = after.map_or(-1, |c| i64::try_from(c).unwrap_or(i64::MAX));
+    ensure_dispatch(&state, &p, id).await?;
     let rows: Vec<RejectionRow> = sqlx::query_as(
         "SELECT ordinal, contact_id, phone, code, message FROM dispatch_rejections
           WHERE dispatch_id = $1 AND ordinal > $2 ORDER BY ordinal LIMIT $3",
