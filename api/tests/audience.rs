@@ -487,3 +487,52 @@ async fn audience_sends_are_idempotent_cancellable_and_drop_suppressed_list_reci
     let (_, p) = app.get(&format!("/api/v1/dispatches/{d}"), &s.key).await;
     assert_eq!(p["rejected_by_code"]["suppressed"], 2, "{p}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expanders_take_turns_between_accounts() {
+    // Nothing expands until both tenants' sends are in; then one expander does all the work.
+    let app = TestApp::spawn_with(&[("AUDIENCE_EXPANDERS", "0"), ("AUDIENCE_CHUNK", "100")]).await;
+    let big = sender(&app, templates::text()).await;
+    let other = app.account("Small").await;
+    let small = app.sender_in(other, templates::text(), Value::Null).await;
+    let pool = app.pool().await;
+    seed_contacts(&pool, &big.account.id, 2_000).await;
+    seed_contacts(&pool, &small.account.id, 2_000).await;
+    let body = json!({"audience": {"all": true},
+                      "variables_from": {"body": ["{{contact.name}}", "{{attributes.order_id|-}}"]}});
+    for _ in 0..4 {
+        app.send_broadcast(&big.key, &big.broadcast_id, body.clone())
+            .await;
+    }
+    let v = app
+        .send_broadcast(&small.key, &small.broadcast_id, body)
+        .await;
+    let small_dispatch = v["dispatch_id"].as_str().expect("id").to_string();
+    let worker = app.replica_with(&[("AUDIENCE_EXPANDERS", "1")]).await;
+    let _ = expanded(&worker, &small.key, &small_dispatch).await;
+    let passed = |account: &str| {
+        let account: Uuid = account.parse().expect("account");
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COALESCE(sum(passed), 0) FROM dispatch_audiences WHERE account_id = $1",
+            )
+            .bind(account)
+            .fetch_one(&pool)
+            .await
+            .expect("passed")
+        }
+    };
+    let (small_done, big_done) = (
+        passed(&small.account.id).await,
+        passed(&big.account.id).await,
+    );
+
+    assert_eq!(small_done, 2_000);
+    // Turns between accounts: the four big sends together got about as many chunks as the
+    // small one while it waited (one chunk of slack for the splits), not four times as many.
+    assert!(
+        big_done <= small_done + 2 * 100,
+        "the big account passed {big_done} contacts while the small one passed {small_done}"
+    );
+}

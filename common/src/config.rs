@@ -53,6 +53,9 @@ pub struct Config {
     pub audience_expanders: usize,
     /// Contacts read per fan-out chunk (one transaction).
     pub audience_chunk: i64,
+    /// How long a claimed fan-out slice stays with its expander without progress (then any
+    /// process takes it over).
+    pub audience_lease: Duration,
     pub public_base_url: String,
     pub graph_api_base: String,
     /// Where sends of `sk_test_` keys go (the simulator); never the real Graph API.
@@ -338,6 +341,11 @@ impl Config {
         let last_used_flush = Duration::from_millis(r.parse("LAST_USED_FLUSH_MS", 1000u64));
         let audience_expanders = r.parse("AUDIENCE_EXPANDERS", 2usize);
         let audience_chunk = r.parse("AUDIENCE_CHUNK", 5000i64);
+        let audience_lease_secs = r.parse("AUDIENCE_LEASE_SECS", 30u64);
+        if !(2..=3600).contains(&audience_lease_secs) {
+            r.errors.push("AUDIENCE_LEASE_SECS must be between 2 and 3600".into());
+        }
+        let audience_lease = Duration::from_secs(audience_lease_secs);
         if !(10..=50_000).contains(&audience_chunk) {
             r.errors.push("AUDIENCE_CHUNK must be between 10 and 50000".into());
         }
@@ -537,6 +545,7 @@ impl Config {
             last_used_flush,
             audience_expanders,
             audience_chunk,
+            audience_lease,
             public_base_url,
             graph_api_base,
             test_graph_api_base,

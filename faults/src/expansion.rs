@@ -4,7 +4,7 @@
 //! ["vip"]` with its variables from each contact's name and `order_id` attribute; once the
 //! first chunk is committed and the fan-out is still expanding, every api is killed
 //! (`kill -9`) and restarted. The chunks the dead processes had under way must leave nothing,
-//! the restarted ones take their slices over once the leases expire (30 s), and the dispatch
+//! the restarted ones take their slices over once the leases expire (`AUDIENCE_LEASE_SECS`, 5 s here), and the dispatch
 //! must end with exactly the SQL ground truth's messages (every vip phone once, nothing else),
 //! each with its own contact's values, its total equal to them, no rejection, and every
 //! message sent once and final (the checks every scenario ends with).

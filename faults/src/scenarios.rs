@@ -293,7 +293,11 @@ impl Suite {
             redis_cluster_urls: self.cluster.as_ref().map(|c| c.seeds().join(",")),
             api_env: match fault {
                 Fault::ApiKillMidExpansion => {
-                    vec![("AUDIENCE_CHUNK", self.size.audience_chunk.to_string())]
+                    vec![
+                        ("AUDIENCE_CHUNK", self.size.audience_chunk.to_string()),
+                        // A killed process's slices are taken over after this.
+                        ("AUDIENCE_LEASE_SECS", "5".to_string()),
+                    ]
                 }
                 _ => Vec::new(),
             },

@@ -2,10 +2,13 @@
 //!
 //! `POST /broadcasts/{id}/send` with an `audience` commits the dispatch (no messages yet) and
 //! its `dispatch_audiences` row, answers 202 (`expanding`), and wakes the expanders. Each
-//! expander loops: claim the open fan-out least recently advanced whose lease has expired
-//! (`FOR UPDATE SKIP LOCKED`), run ONE chunk of it, release it. So chunks of different
-//! dispatches (and tenants) interleave, and any api process continues a fan-out another one
-//! started: a process killed mid-expansion leaves a lease that expires after [`LEASE`].
+//! expander loops: claim an open slice whose lease has expired (`FOR UPDATE SKIP LOCKED`),
+//! run ONE chunk of it, release it. The claim takes turns between accounts (the account whose
+//! fan-outs advanced least recently first, then its least recently advanced slice), so a
+//! tenant with many or huge audiences gets no more chunks than one with a single small one
+//! while both wait; and any
+//! api process continues a fan-out another one started: a process killed mid-expansion
+//! leaves a lease that expires after `AUDIENCE_LEASE_SECS`.
 //!
 //! Its first step counts the audience and splits a large one into slices (contiguous id
 //! ranges, one row each, see `split`), which expanders fill in parallel.
@@ -48,8 +51,6 @@ use crate::state::AppState;
 use audience::Audience;
 use fill::{ContactView, Fill};
 
-/// How long a claimed fan-out stays with its expander without progress.
-pub const LEASE: Duration = Duration::from_secs(30);
 /// How often an idle expander looks for work nobody woke it for (another process's, or one
 /// whose lease expired).
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -115,14 +116,19 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     let row = sqlx::query(
         "UPDATE dispatch_audiences a
             SET lease_until = now() + make_interval(secs => $2), lease_token = $1
-          WHERE (a.dispatch_id, a.slice) = (SELECT dispatch_id, slice FROM dispatch_audiences
-                                  WHERE state = 'expanding' AND lease_until <= now()
-                                  ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+          WHERE (a.dispatch_id, a.slice) = (
+                SELECT x.dispatch_id, x.slice FROM dispatch_audiences x
+                  JOIN (SELECT dispatch_id, slice,
+                               max(updated_at) OVER (PARTITION BY account_id) AS account_last
+                          FROM dispatch_audiences WHERE state = 'expanding') t
+                    USING (dispatch_id, slice)
+                 WHERE x.state = 'expanding' AND x.lease_until <= now()
+                 ORDER BY t.account_last, x.updated_at LIMIT 1 FOR UPDATE OF x SKIP LOCKED)
          RETURNING a.dispatch_id, a.slice, a.account_id, a.audience, a.variables_from,
                    a.upper_id, a.cursor_id, a.audience_total, a.passed",
     )
     .bind(token)
-    .bind(LEASE.as_secs_f64())
+    .bind(state.config().audience_lease.as_secs_f64())
     .fetch_optional(state.db())
     .await
     .context("claiming an audience fan-out")?;
