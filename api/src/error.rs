@@ -69,10 +69,7 @@ pub enum ApiError {
     /// A well-formed request the engine will not carry out, with its own code (a suppressed
     /// recipient, an audience that matches no contact).
     #[error("{message}")]
-    Refused {
-        code: &'static str,
-        message: String,
-    },
+    Refused { code: &'static str, message: String },
     /// More requests at once than `API_MAX_CONCURRENT_REQUESTS`: retry shortly.
     #[error("the server is handling as many requests as it takes; retry shortly")]
     Overloaded,

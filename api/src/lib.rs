@@ -5,9 +5,9 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod fanout;
 pub mod idempotency;
 pub mod middleware;
-pub mod fanout;
 pub mod recovery;
 pub mod routes;
 pub mod serve;

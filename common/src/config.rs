@@ -343,11 +343,13 @@ impl Config {
         let audience_chunk = r.parse("AUDIENCE_CHUNK", 5000i64);
         let audience_lease_secs = r.parse("AUDIENCE_LEASE_SECS", 30u64);
         if !(2..=3600).contains(&audience_lease_secs) {
-            r.errors.push("AUDIENCE_LEASE_SECS must be between 2 and 3600".into());
+            r.errors
+                .push("AUDIENCE_LEASE_SECS must be between 2 and 3600".into());
         }
         let audience_lease = Duration::from_secs(audience_lease_secs);
         if !(10..=50_000).contains(&audience_chunk) {
-            r.errors.push("AUDIENCE_CHUNK must be between 10 and 50000".into());
+            r.errors
+                .push("AUDIENCE_CHUNK must be between 10 and 50000".into());
         }
         let public_base_url = r.string("PUBLIC_BASE_URL", &format!("http://{api_addr}"));
         let graph_api_base = r.string("GRAPH_API_BASE", "http://127.0.0.1:8090");
