@@ -309,7 +309,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(
             serde_json::to_value(v).unwrap_or_default(),
-            json!({"body": ["there", "Order 4721", 7]})
+            json!({"body": ["there", "Order 4721", "7"]})
         );
         let v = f
             .render(&contact(&attrs, Some("Maria")))
