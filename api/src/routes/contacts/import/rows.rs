@@ -5,8 +5,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::{Map, Value};
-
 use super::countries::Country;
 use crate::error::ApiError;
 use crate::routes::contacts::fields::{self, Errors};
@@ -34,6 +32,8 @@ pub struct Header {
     pub attributes: Vec<(usize, String)>,
     /// Column names as written (trimmed), for the rejection report.
     pub names: Vec<String>,
+    /// Each column's name as a JSON string (the attributes' keys).
+    pub json_keys: Vec<String>,
 }
 
 impl Header {
@@ -49,6 +49,7 @@ impl Header {
             tags: None,
             attributes: Vec::new(),
             names: Vec::with_capacity(cells.len()),
+            json_keys: Vec::with_capacity(cells.len()),
         };
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, raw) in cells.iter().enumerate() {
@@ -84,6 +85,8 @@ impl Header {
                 "tags" => h.tags = Some(i),
                 _ => h.attributes.push((i, name.to_string())),
             }
+            h.json_keys
+                .push(serde_json::to_string(name).unwrap_or_default());
             h.names
                 .push(if reserved { lower } else { name.to_string() });
         }
@@ -243,8 +246,10 @@ impl<'h> Validator<'h> {
                 }
             }
         });
-        let mut attrs = Map::new();
-        for (i, key) in &h.attributes {
+        // The attributes object as JSON text, written directly (string values only), held to
+        // the size rule of `fields::attributes`.
+        let mut attrs = String::new();
+        for (i, _) in &h.attributes {
             let v = cells[*i].trim();
             if v.is_empty() {
                 continue;
@@ -259,23 +264,30 @@ impl<'h> Validator<'h> {
                 );
                 continue;
             }
-            attrs.insert(key.clone(), Value::String(v.to_string()));
+            attrs.push(if attrs.is_empty() { '{' } else { ',' });
+            attrs.push_str(&h.json_keys[*i]);
+            attrs.push(':');
+            attrs.push_str(&serde_json::to_string(v).unwrap_or_default());
         }
         let attributes = if attrs.is_empty() {
             None
         } else {
-            let size_before = out.len();
-            let mut e = Errors::default();
-            let v = fields::attributes("attributes", attrs, &mut e);
-            if let Some(m) = first_error(e) {
+            attrs.push('}');
+            if attrs.len() > fields::MAX_ATTRIBUTES_BYTES {
                 out.push(Rejection {
                     row,
                     column: None,
                     code: "invalid_attribute",
-                    message: format!("the row's attributes: {m}"),
+                    message: format!(
+                        "the row's attributes: at most {} bytes of JSON (got {})",
+                        fields::MAX_ATTRIBUTES_BYTES,
+                        attrs.len()
+                    ),
                 });
+                None
+            } else {
+                Some(attrs)
             }
-            (out.len() == size_before).then(|| v.to_string())
         };
         if out.len() > before {
             return None;

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -36,6 +37,9 @@ pub const CLAIM_EVERY: Duration = Duration::from_secs(2);
 pub const LEASE: Duration = Duration::from_secs(30);
 /// How often the holder renews its lease.
 const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// Batches in flight at once (each its own transaction; they commit in file order). On the
+/// 2-core benchmark machine 3 beat 2 and 4 (`docs/contact-import.md`, *Speed*).
+pub const WRITERS: usize = 3;
 /// Attempts of one batch before the import is marked `failed`.
 const BATCH_ATTEMPTS: u32 = 3;
 /// Uploaded files kept in memory for the local runner at most this long.
@@ -315,27 +319,6 @@ async fn work(job: &Job, claimed: &Claimed) -> Result<(), Stop> {
     import(job, parsed, claimed.next_row, claimed.total_rows).await
 }
 
-/// Locks the import row if we still hold it and its cursor is where the batch starts;
-/// answers whether the import is still `validating` (no batch committed yet).
-async fn lock(tx: &mut sqlx::PgConnection, job: &Job, next_row: i32) -> Result<bool, Stop> {
-    // The commit need not wait for its WAL flush: a batch lost in a database crash is lost
-    // with its cursor, and the resumed import writes it again.
-    let held: Option<(i32, String, String)> = sqlx::query_as(
-        "SELECT next_row, state, set_config('synchronous_commit', 'off', true)
-         FROM contact_imports
-         WHERE id = $1 AND lease_token = $2 AND state IN ('validating', 'importing')
-         FOR UPDATE",
-    )
-    .bind(job.id)
-    .bind(job.token)
-    .fetch_optional(&mut *tx)
-    .await?;
-    match held {
-        Some((at, state, _)) if at == next_row => Ok(state == "validating"),
-        _ => Err(Stop::LeaseLost),
-    }
-}
-
 /// One committed step: rows `start..end` of the file, their good rows, their problems
 /// (numbered from the start of the file by `seq`) and how many data rows the range holds.
 struct Batch {
@@ -431,18 +414,40 @@ async fn import(
     total_rows: i32,
 ) -> Result<(), Stop> {
     let batch_rows = job.state.config().contact_imports.batch_rows.max(1);
-    let (tx, mut rx) = mpsc::channel::<anyhow::Result<Batch>>(2);
+    let keys = parsed.header.attribute_keys();
+    if !keys.is_empty() {
+        // Known before any contact is written with them (one statement; a resumed import
+        // finds them there already).
+        sqlx::query(
+            "INSERT INTO contact_attribute_keys (account_id, key)
+             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(job.account_id)
+        .bind(&keys)
+        .execute(job.state.db())
+        .await?;
+    }
+    let writers: usize = std::env::var("EZP_TMP_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(WRITERS); // TMP
+    let (tx, rx) = mpsc::channel::<anyhow::Result<Batch>>(writers);
     let p = parsed.clone();
     let producer =
         tokio::task::spawn_blocking(move || produce(&p, next_row, total_rows, batch_rows, tx));
     let started = Instant::now();
-    let mut writing = Duration::ZERO;
-    while let Some(batch) = rx.recv().await {
-        job.check()?;
-        let batch = batch?;
-        let t = Instant::now();
-        write_batch(job, &parsed.header, &batch).await?;
-        writing += t.elapsed();
+    // The cursor of the last committed batch: a batch commits only after the one before it.
+    let committed = watch::Sender::new(next_row);
+    let batches =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let mut writes = std::pin::pin!(batches
+        .map(|b| {
+            let committed = &committed;
+            async move { write_batch(job, b?, committed).await }
+        })
+        .buffered(WRITERS));
+    while let Some(written) = writes.next().await {
+        written?;
     }
     producer.await.context("reading the rows")?;
     job.check()?;
@@ -461,15 +466,16 @@ async fn import(
     };
     tracing::info!(import_id = %job.id, account_id = %job.account_id, created, updated,
         unchanged, rejected, elapsed_ms = started.elapsed().as_millis() as u64,
-        writing_ms = writing.as_millis() as u64, "contact import done");
+        "contact import done");
     Ok(())
 }
 
-async fn write_batch(job: &Job, header: &Header, batch: &Batch) -> Result<(), Stop> {
+async fn write_batch(job: &Job, batch: Batch, committed: &watch::Sender<i32>) -> Result<(), Stop> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_batch(job, header, batch).await {
+        job.check()?;
+        match try_batch(job, &batch, committed).await {
             Ok((created, updated)) => {
                 let unchanged = batch.rows.len() as u64 - created - updated;
                 for (result, n) in [
@@ -487,31 +493,28 @@ async fn write_batch(job: &Job, header: &Header, batch: &Batch) -> Result<(), St
                 tracing::warn!(import_id = %job.id, attempt, error = format!("{e:#}"),
                     "a contact import batch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                job.check()?;
             }
             Err(e) => return Err(e),
         }
     }
 }
 
-/// One batch in one transaction: (on the first) the header's attribute keys, the rows'
-/// rejections, the upsert, the counters and the cursor. Answers (created, updated); the
-/// batch's other good rows were unchanged (not written).
-async fn try_batch(job: &Job, header: &Header, batch: &Batch) -> Result<(u64, u64), Stop> {
+/// One batch in one transaction: the rows' rejections, the upsert, then (once the batch
+/// before it has committed) the counters and the cursor, guarded by the lease token and the
+/// cursor the batch starts from. [`WRITERS`] batches run at once (Postgres works on the next
+/// one while the previous one commits); they commit in file order. Answers (created,
+/// updated); the batch's other good rows were unchanged (not written).
+async fn try_batch(
+    job: &Job,
+    batch: &Batch,
+    committed: &watch::Sender<i32>,
+) -> Result<(u64, u64), Stop> {
     let mut tx = job.state.db().begin().await?;
-    let first = lock(&mut tx, job, batch.start).await?;
-    let keys = header.attribute_keys();
-    if first && !keys.is_empty() {
-        // Known before any contact is written with them.
-        sqlx::query(
-            "INSERT INTO contact_attribute_keys (account_id, key)
-             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(job.account_id)
-        .bind(&keys)
+    // The commit need not wait for its WAL flush: a batch lost in a database crash is lost
+    // with its cursor, and the resumed import writes it again.
+    sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    }
     if !batch.rejections.is_empty() {
         let r = &batch.rejections;
         let seqs: Vec<i32> = r.iter().map(|(s, _)| *s).collect();
@@ -562,15 +565,24 @@ async fn try_batch(job: &Job, header: &Header, batch: &Batch) -> Result<(u64, u6
             .fetch_one(&mut *tx)
             .await?
     };
+    // In file order: the batch before this one has committed (or this one is dropped with
+    // the job when that one fails).
+    committed
+        .subscribe()
+        .wait_for(|at| *at >= batch.start)
+        .await
+        .map_err(|_| anyhow::anyhow!("the import stopped"))?;
     let unchanged = batch.rows.len() as i64 - created - updated;
-    sqlx::query(
-        "UPDATE contact_imports SET state = 'importing', created = created + $2,
-                updated = updated + $3, unchanged = unchanged + $4, rejected = rejected + $5,
-                rows_done = rows_done + $6, next_row = $7, updated_at = now(),
-                lease_until = now() + $8 * interval '1 ms'
-         WHERE id = $1",
+    let moved = sqlx::query(
+        "UPDATE contact_imports SET state = 'importing', created = created + $3,
+                updated = updated + $4, unchanged = unchanged + $5, rejected = rejected + $6,
+                rows_done = rows_done + $7, next_row = $8, updated_at = now(),
+                lease_until = now() + $9 * interval '1 ms'
+         WHERE id = $1 AND lease_token = $2 AND next_row = $10
+           AND state IN ('validating', 'importing')",
     )
     .bind(job.id)
+    .bind(job.token)
     .bind(created as i32)
     .bind(updated as i32)
     .bind(unchanged as i32)
@@ -578,9 +590,15 @@ async fn try_batch(job: &Job, header: &Header, batch: &Batch) -> Result<(u64, u6
     .bind(batch.passed)
     .bind(batch.end)
     .bind(LEASE.as_millis() as f64)
+    .bind(batch.start)
     .execute(&mut *tx)
     .await?;
+    if moved.rows_affected() == 0 {
+        // Another process holds the import now (or moved its cursor): this batch is its.
+        return Err(Stop::LeaseLost);
+    }
     tx.commit().await?;
+    committed.send_replace(batch.end);
     Ok((created as u64, updated as u64))
 }
 
