@@ -208,6 +208,11 @@ fn errors_rate_limits_and_idempotency_are_described() {
         "idempotency_conflict",
         "payload_too_large",
         "validation_failed",
+        "unsupported_media_type",
+        "invalid_encoding",
+        "malformed_csv",
+        "invalid_header",
+        "too_many_rows",
         "internal",
     ] {
         assert!(codes.contains(&code), "error code {code} is documented");
@@ -377,6 +382,37 @@ impl Verifier<'_> {
         want: u16,
     ) -> Value {
         let resp = self.app.request(method, path, token, body).await;
+        self.check(method, route, path, token, resp, want).await
+    }
+
+    /// [`Self::call`] with a raw body of content type `content_type` (a file upload).
+    async fn upload(
+        &mut self,
+        route: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &[u8],
+        want: u16,
+    ) -> Value {
+        let headers = [("content-type", content_type)];
+        let resp = self
+            .app
+            .request_with("POST", path, token, &headers, Some(body.to_vec()))
+            .await;
+        self.check("POST", route, path, token, resp, want).await
+    }
+
+    /// Checks the answer to `method path` against the document; returns the body.
+    async fn check(
+        &mut self,
+        method: &str,
+        route: &str,
+        path: &str,
+        token: &str,
+        resp: reqwest::Response,
+        want: u16,
+    ) -> Value {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
@@ -956,6 +992,96 @@ async fn real_answers_match_the_document() {
         200,
     )
     .await;
+    // Contact CSV import: the upload (raw and multipart), its whole-file refusals, the import
+    // once done with its rejected rows, and another account's view of it.
+    let import = "/api/v1/contacts/import";
+    let file = "phone,name,plan\n+14155550131,Cy,pro\n0912,Bad,basic\n";
+    let accepted = v
+        .upload(import, import, sk, "text/csv", file.as_bytes(), 202)
+        .await;
+    assert_eq!(accepted["state"], "validating", "{accepted}");
+    let boundary = "ezpDocs";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\nphone\n+14155550132\n\r\n--{boundary}--\r\n"
+    );
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    v.upload(import, import, sk, &ct, multipart.as_bytes(), 202)
+        .await;
+    for (ct, body, want, code) in [
+        (
+            "application/json",
+            "{}".as_bytes(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "text/csv",
+            b"phone,name\n+14155550133,Jos\xe9\n".as_slice(),
+            422,
+            "invalid_encoding",
+        ),
+        (
+            "text/csv",
+            b"phone,name\n+14155550133,\"open\n".as_slice(),
+            422,
+            "malformed_csv",
+        ),
+        ("text/csv", b"name\nAnn\n".as_slice(), 422, "invalid_header"),
+    ] {
+        let refused = v.upload(import, import, sk, ct, body, want).await;
+        assert_eq!(refused["error"]["code"], code, "{refused}");
+    }
+    v.upload(
+        import,
+        &format!("{import}?default_country=XX"),
+        sk,
+        "text/csv",
+        file.as_bytes(),
+        422,
+    )
+    .await;
+    v.upload(
+        import,
+        import,
+        &narrow_key,
+        "text/csv",
+        file.as_bytes(),
+        403,
+    )
+    .await;
+    let ip = format!("/api/v1/contacts/imports/{}", id(&accepted));
+    support::wait_until(
+        "the import to end",
+        std::time::Duration::from_secs(60),
+        || async { app.get(&ip, sk).await.1["state"] == "done" },
+    )
+    .await;
+    let ir = "/api/v1/contacts/imports/{id}";
+    let done = v.call("GET", ir, &ip, sk, None, 200).await;
+    assert_eq!(done["rejections"]["items"][0]["row"], 3, "{done}");
+    v.call("GET", ir, &ip, &narrow_key, None, 403).await;
+    let rr = "/api/v1/contacts/imports/{id}/rejections";
+    let rp = format!("{ip}/rejections");
+    v.call("GET", rr, &format!("{rp}?limit=1"), sk, None, 200)
+        .await;
+    v.call("GET", rr, &format!("{rp}?cursor=nope"), sk, None, 422)
+        .await;
+    v.call("GET", rr, &rp, &narrow_key, None, 403).await;
+    let other = v
+        .call(
+            "POST",
+            "/admin/v1/accounts",
+            "/admin/v1/accounts",
+            ROOT,
+            Some(json!({"name": "Docs other"})),
+            201,
+        )
+        .await;
+    let other = other["admin_token"].as_str().expect("admin token");
+    v.call("GET", ir, &ip, other, None, 404).await;
+    v.call("GET", rr, &rp, other, None, 404).await;
+
     // Suppressions and consent keywords.
     let sup = "/api/v1/suppressions";
     let kw = "/api/v1/suppressions/keywords";

@@ -437,7 +437,8 @@ fn decode_cursor(raw: &str) -> Option<i32> {
 /// Read a contact import
 #[utoipa::path(get, path = "/api/v1/contacts/imports/{id}", operation_id = "getContactImport",
     params(("id" = Uuid, Path)),
-    extensions(("x-required-scope" = json!(scope::ContactsReadAll::SCOPE))))]
+    extensions(("x-required-scope" = json!(scope::ContactsReadAll::SCOPE)),
+        ("x-accepted-scopes" = json!([scope::ContactsReadAll::SCOPE, scope::ContactsCreate::SCOPE]))))]
 pub async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -453,7 +454,8 @@ pub async fn read(
 #[utoipa::path(get, path = "/api/v1/contacts/imports/{id}/rejections",
     operation_id = "listContactImportRejections",
     params(("id" = Uuid, Path), RejectionsQuery),
-    extensions(("x-required-scope" = json!(scope::ContactsReadAll::SCOPE))))]
+    extensions(("x-required-scope" = json!(scope::ContactsReadAll::SCOPE)),
+        ("x-accepted-scopes" = json!([scope::ContactsReadAll::SCOPE, scope::ContactsCreate::SCOPE]))))]
 pub async fn rejections(
     State(state): State<AppState>,
     principal: Principal,
