@@ -1,20 +1,23 @@
 //! Shared helpers of the benchmark harnesses: talking to a running stack over HTTP.
 #![forbid(unsafe_code)]
 
-use anyhow::Context;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
 use serde_json::{json, Value};
 
-/// Creates an account (root token), a full-access key without rate limit, a text template and
-/// a broadcast; returns (admin token, API key, broadcast id).
-pub async fn prepare(
+/// Creates an account named `name` (root token) and a full-access key without rate limit;
+/// returns (admin token, API key).
+pub async fn account(
     client: &reqwest::Client,
     base: &str,
     root: &str,
-) -> anyhow::Result<(String, String, String)> {
+    name: &str,
+) -> anyhow::Result<(String, String)> {
     let acc: Value = client
         .post(format!("{base}/admin/v1/accounts"))
         .bearer_auth(root)
-        .json(&json!({"name": "bench"}))
+        .json(&json!({ "name": name }))
         .send()
         .await?
         .error_for_status()?
@@ -33,7 +36,17 @@ pub async fn prepare(
         .error_for_status()?
         .json()
         .await?;
-    let key = key["key"].as_str().context("key")?.to_string();
+    Ok((admin, key["key"].as_str().context("key")?.to_string()))
+}
+
+/// Creates an account (root token), a full-access key without rate limit ([`account`]), a text
+/// template and a broadcast; returns (admin token, API key, broadcast id).
+pub async fn prepare(
+    client: &reqwest::Client,
+    base: &str,
+    root: &str,
+) -> anyhow::Result<(String, String, String)> {
+    let (admin, key) = account(client, base, root, "bench").await?;
     let t: Value = client
         .post(format!("{base}/api/v1/templates"))
         .bearer_auth(&key)
@@ -60,6 +73,45 @@ pub async fn prepare(
         key,
         b["id"].as_str().context("broadcast id")?.to_string(),
     ))
+}
+
+/// Uploads a contacts CSV (`text/csv`) and waits for the import to be `done`; returns (the
+/// final import, seconds from the start of the upload to its 202, seconds to `done`).
+pub async fn import_contacts(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<(Value, f64, f64)> {
+    let started = Instant::now();
+    let resp = client
+        .post(format!("{base}/api/v1/contacts/import"))
+        .bearer_auth(key)
+        .header("content-type", "text/csv")
+        .body(body)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    ensure!(status.as_u16() == 202, "upload answered {status}: {v}");
+    let accepted = started.elapsed().as_secs_f64();
+    let id = v["id"].as_str().context("import id")?.to_string();
+    loop {
+        let v: Value = client
+            .get(format!("{base}/api/v1/contacts/imports/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        match v["state"].as_str() {
+            Some("done") => return Ok((v, accepted, started.elapsed().as_secs_f64())),
+            Some("failed") => anyhow::bail!("import failed: {v}"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// A send body of `n` recipients with phones unique over `offset`.

@@ -54,33 +54,8 @@ async fn main() -> anyhow::Result<()> {
 
     let file = csv(n);
     let bytes = file.len();
-    let started = Instant::now();
-    let v: Value = http
-        .post(format!("{base}/api/v1/contacts/import"))
-        .bearer_auth(&key)
-        .header("content-type", "text/csv")
-        .body(file)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let import = v["id"].as_str().context("import id")?.to_string();
-    let accepted_after = started.elapsed();
-    let done = loop {
-        let v = get(
-            &http,
-            &format!("{base}/api/v1/contacts/imports/{import}"),
-            &key,
-        )
-        .await?;
-        match v["state"].as_str() {
-            Some("done") => break v,
-            Some("failed") => anyhow::bail!("the import failed: {v}"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
-    let import_secs = started.elapsed().as_secs_f64();
+    let (done, accepted_secs, import_secs) =
+        ezpulze_e2e::import_contacts(&http, &base, &key, file).await?;
     ensure!(
         done["created"] == n,
         "created {} of {n}: {done}",
@@ -89,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!(
         "imported {n} rows ({:.1} MB) in {import_secs:.2} s (202 after {:.2} s)",
         bytes as f64 / 1e6,
-        accepted_after.as_secs_f64()
+        accepted_secs
     );
 
     let body = json!({

@@ -6,11 +6,9 @@
 //! first import per second, from the start of the upload to `done`).
 #![forbid(unsafe_code)]
 
-use std::fmt::Write as _;
-use std::time::{Duration, Instant};
-
 use anyhow::{ensure, Context};
-use serde_json::{json, Value};
+use serde_json::json;
+use std::fmt::Write as _;
 
 /// The file: `+1 555` numbers (distinct), a name, 1-2 tags of 20, a city of 50 and a plan.
 pub fn file(rows: usize) -> Vec<u8> {
@@ -31,67 +29,6 @@ pub fn file(rows: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-async fn admin_key(http: &reqwest::Client, base: &str, root: &str) -> anyhow::Result<String> {
-    let acc: Value = http
-        .post(format!("{base}/admin/v1/accounts"))
-        .bearer_auth(root)
-        .json(&json!({"name": "bench-import"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let admin = acc["admin_token"].as_str().context("admin token")?;
-    let key: Value = http
-        .post(format!("{base}/admin/v1/api-keys"))
-        .bearer_auth(admin)
-        .json(&json!({"name": "bench", "scope_group": "full_access", "rate_limit_per_hour": null}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(key["key"].as_str().context("key")?.to_string())
-}
-
-/// Uploads `body` and waits for `done`: (the final import, seconds to 202, seconds to done).
-async fn import(
-    http: &reqwest::Client,
-    base: &str,
-    key: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<(Value, f64, f64)> {
-    let started = Instant::now();
-    let resp = http
-        .post(format!("{base}/api/v1/contacts/import"))
-        .bearer_auth(key)
-        .header("content-type", "text/csv")
-        .body(body)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await?;
-    let status = resp.status();
-    let v: Value = resp.json().await?;
-    ensure!(status.as_u16() == 202, "upload answered {status}: {v}");
-    let accepted = started.elapsed().as_secs_f64();
-    let id = v["id"].as_str().context("import id")?.to_string();
-    loop {
-        let v: Value = http
-            .get(format!("{base}/api/v1/contacts/imports/{id}"))
-            .bearer_auth(key)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        match v["state"].as_str() {
-            Some("done") => return Ok((v, accepted, started.elapsed().as_secs_f64())),
-            Some("failed") => anyhow::bail!("import failed: {v}"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let base = std::env::var("API_URL").context("API_URL")?;
@@ -101,17 +38,18 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let key = admin_key(&http, &base, &root).await?;
+    let (_, key) = ezpulze_e2e::account(&http, &base, &root, "bench-import").await?;
     // Built before the clock starts: the harness measures the API, not itself.
     let body = file(rows);
     let bytes = body.len();
-    let (first, accepted_s, first_s) = import(&http, &base, &key, body.clone()).await?;
+    let (first, accepted_s, first_s) =
+        ezpulze_e2e::import_contacts(&http, &base, &key, body.clone()).await?;
     ensure!(
         first["created"].as_u64() == Some(rows as u64),
         "expected {rows} created: {first}"
     );
     eprintln!("[bench-import] {rows} rows ({bytes} bytes): 202 after {accepted_s:.2} s, done after {first_s:.2} s");
-    let (again, _, again_s) = import(&http, &base, &key, body).await?;
+    let (again, _, again_s) = ezpulze_e2e::import_contacts(&http, &base, &key, body).await?;
     ensure!(
         again["unchanged"].as_u64() == Some(rows as u64),
         "expected {rows} unchanged: {again}"
