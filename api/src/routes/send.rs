@@ -144,13 +144,19 @@ pub async fn send(
         c.release(&state).await;
     }
     match result? {
-        Reply::Fresh(resp) => Ok((StatusCode::ACCEPTED, axum::Json(resp)).into_response()),
+        Reply::Fresh(body) => Ok((
+            StatusCode::ACCEPTED,
+            [("content-type", "application/json")],
+            body,
+        )
+            .into_response()),
         Reply::Stored(stored) => replayed(&state, p.account_id(), stored).await,
     }
 }
 
 enum Reply {
-    Fresh(serde_json::Value),
+    /// The answer's JSON text (a recipient list's fields in their declared order).
+    Fresh(String),
     Stored(Stored),
 }
 
@@ -223,7 +229,7 @@ async fn ingest(
     broadcast_id: Uuid,
     body: &[u8],
     claim: Option<&Claim>,
-) -> Result<serde_json::Value, Ingest> {
+) -> Result<String, Ingest> {
     let req: SendBody = parse_json(body)?;
     if let Some(at) = req.scheduled_at {
         if at > Utc::now() + chrono::Duration::days(90) {
@@ -441,5 +447,5 @@ async fn ingest(
         metrics::counter!("ezpulze_ingest_recipients_total", "result" => "suppressed")
             .increment(n as u64);
     }
-    serde_json::to_value(response).map_err(|e| ApiError::Internal(e.into()).into())
+    serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()).into())
 }

@@ -47,7 +47,7 @@ pub(super) async fn ingest(
     scheduled_at: Option<DateTime<Utc>>,
     high: bool,
     claim: Option<&Claim>,
-) -> Result<Value, Ingest> {
+) -> Result<String, Ingest> {
     if let Principal::Key(k) = p {
         if !ezpulze_common::scopes::allows(&k.scopes, READ_CONTACTS) {
             return Err(ApiError::InsufficientScope(READ_CONTACTS).into());
@@ -183,5 +183,5 @@ pub(super) async fn ingest(
     tx.commit().await.map_err(ApiError::from)?;
     state.fanout_wake().now();
     metrics::counter!("ezpulze_audience_sends_total").increment(1);
-    Ok(answer(d.id))
+    Ok(answer(d.id).to_string())
 }
