@@ -76,6 +76,36 @@ impl TestApp {
         Self::start(self.settings.clone()).await
     }
 
+    /// A dispatch of `n` recipients through `sender` whose messages are `accepted` with the
+    /// wamids `wamid.0`, `wamid.1`, ... in recipient order, as a worker would leave them (no
+    /// worker runs); returns the dispatch and its messages in that order.
+    pub async fn accepted_dispatch(
+        &self,
+        sender: &Sender,
+        n: usize,
+    ) -> (uuid::Uuid, Vec<uuid::Uuid>) {
+        let dispatch: uuid::Uuid = self
+            .dispatch(sender, recipients(n, 0), None)
+            .await
+            .parse()
+            .expect("dispatch id");
+        let messages: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id")
+                .bind(dispatch)
+                .fetch_all(&self.db)
+                .await
+                .expect("messages");
+        sqlx::query(
+            "UPDATE messages m SET status = 'accepted', wamid = 'wamid.' || (u.i - 1)
+               FROM UNNEST($1::uuid[]) WITH ORDINALITY AS u(id, i) WHERE m.id = u.id",
+        )
+        .bind(&messages)
+        .execute(&self.db)
+        .await
+        .expect("accepted");
+        (dispatch, messages)
+    }
+
     /// [`TestApp::replica`] with some settings changed.
     pub async fn replica_with(&self, extra: &[(&str, &str)]) -> TestApp {
         let mut settings = self.settings.clone();

@@ -5,7 +5,7 @@
 //! adds a `marketing` suppression that leaves an existing `all` row alone.
 
 use ezpulze_common::jobs::{VerifiedNumber, WebhookBody};
-use ezpulze_testkit::app::{recipients, TestApp};
+use ezpulze_testkit::app::TestApp;
 use ezpulze_testkit::{templates, wait_until, DEADLINE};
 use ezpulze_worker::db::{record_failed, Failures};
 use ezpulze_worker::status::{apply, fold};
@@ -28,26 +28,9 @@ struct Fixture {
 async fn fixture(n: usize) -> Fixture {
     let app = TestApp::spawn().await;
     let sender = app.sender(templates::text(), json!({})).await;
-    let dispatch: Uuid = app
-        .dispatch(&sender, recipients(n, 0), None)
-        .await
-        .parse()
-        .expect("dispatch id");
     let pool = app.pool().await;
-    let messages: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY to_phone")
-            .bind(dispatch)
-            .fetch_all(&pool)
-            .await
-            .expect("messages");
-    for (i, id) in messages.iter().enumerate() {
-        sqlx::query("UPDATE messages SET status = 'accepted', wamid = $2 WHERE id = $1")
-            .bind(id)
-            .bind(format!("wamid.{i}"))
-            .execute(&pool)
-            .await
-            .expect("accepted");
-    }
+    // What a worker does (claim, the Graph API's answer with a wamid) is faked: no worker runs.
+    let (dispatch, messages) = app.accepted_dispatch(&sender, n).await;
     sqlx::query("UPDATE dispatches SET phone_number_id = $1")
         .bind(NUMBER)
         .execute(&pool)

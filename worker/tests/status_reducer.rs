@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use ezpulze_common::jobs::WebhookBody;
-use ezpulze_testkit::app::{recipients, TestApp};
+use ezpulze_testkit::app::TestApp;
 use ezpulze_testkit::db::count;
 use ezpulze_testkit::{templates, wait_until, DEADLINE};
 use ezpulze_worker::status::{apply, fold, retry_parked, Folded};
@@ -23,27 +23,9 @@ struct Fixture {
 async fn fixture(n: usize) -> Fixture {
     let app = TestApp::spawn().await;
     let sender = app.sender(templates::text(), json!({})).await;
-    let dispatch: Uuid = app
-        .dispatch(&sender, recipients(n, 0), None)
-        .await
-        .parse()
-        .expect("dispatch id");
     let pool = app.pool().await;
-    let messages: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id")
-            .bind(dispatch)
-            .fetch_all(&pool)
-            .await
-            .expect("messages");
     // What a worker does (claim, the Graph API's answer with a wamid) is faked: no worker runs.
-    for (i, id) in messages.iter().enumerate() {
-        sqlx::query("UPDATE messages SET status = 'accepted', wamid = $2 WHERE id = $1")
-            .bind(id)
-            .bind(format!("wamid.{i}"))
-            .execute(&pool)
-            .await
-            .expect("accepted");
-    }
+    let (_, messages) = app.accepted_dispatch(&sender, n).await;
     Fixture {
         app,
         pool,
