@@ -51,9 +51,12 @@ use crate::state::AppState;
 use audience::Audience;
 use fill::{ContactView, Fill};
 
-/// How often an idle expander looks for work nobody woke it for (another process's, or one
-/// whose lease expired).
-const IDLE_POLL: Duration = Duration::from_secs(2);
+/// How often the first expander of an idle process looks for work nobody woke it for
+/// (another process's, or a slice whose lease expired); it wakes the others when it finds
+/// some. The others look only when woken (or this seldom), so an idle process costs the
+/// database one small statement per `IDLE_POLL`.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+const IDLE_POLL_OTHERS: Duration = Duration::from_secs(60);
 
 /// Wakes this process's expanders (a new audience send).
 #[derive(Default)]
@@ -67,13 +70,14 @@ impl Wake {
 
 /// Starts `AUDIENCE_EXPANDERS` expanders until `cancel`.
 pub fn spawn(state: &AppState, cancel: &CancellationToken) {
-    for _ in 0..state.config().audience_expanders {
+    for i in 0..state.config().audience_expanders {
         let (state, cancel) = (state.clone(), cancel.clone());
-        tokio::spawn(async move { expander(state, cancel).await });
+        let idle = if i == 0 { IDLE_POLL } else { IDLE_POLL_OTHERS };
+        tokio::spawn(async move { expander(state, cancel, idle).await });
     }
 }
 
-async fn expander(state: AppState, cancel: CancellationToken) {
+async fn expander(state: AppState, cancel: CancellationToken, idle: Duration) {
     let wake = state.fanout_wake();
     loop {
         let woken = wake.0.notified();
@@ -81,7 +85,11 @@ async fn expander(state: AppState, cancel: CancellationToken) {
             return;
         }
         match step(&state).await {
-            Ok(true) => continue,
+            Ok(true) => {
+                // There is work: the idle siblings join in.
+                wake.now();
+                continue;
+            }
             Ok(false) => {}
             Err(e) => {
                 metrics::counter!("ezpulze_audience_chunk_failures_total").increment(1);
@@ -90,7 +98,7 @@ async fn expander(state: AppState, cancel: CancellationToken) {
         }
         tokio::select! {
             () = woken => {}
-            () = tokio::time::sleep(IDLE_POLL) => {}
+            () = tokio::time::sleep(idle) => {}
             () = cancel.cancelled() => return,
         }
     }
