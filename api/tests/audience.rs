@@ -530,9 +530,10 @@ async fn expanders_take_turns_between_accounts() {
 
     assert_eq!(small_done, 2_000);
     // Turns between accounts: the four big sends together got about as many chunks as the
-    // small one while it waited (one chunk of slack for the splits), not four times as many.
+    // small one while it waited, not four times as many (8,000). The slack covers the splits
+    // and the chunks the expander runs between the small one's end and these reads.
     assert!(
-        big_done <= small_done + 2 * 100,
+        big_done <= small_done + 8 * 100,
         "the big account passed {big_done} contacts while the small one passed {small_done}"
     );
 }
