@@ -57,14 +57,29 @@ async fn receiver() -> (String, Seen) {
     (format!("http://{addr}/hook"), seen)
 }
 
-fn spawn_worker(settings: &HashMap<String, String>) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ezpulze-worker"))
-        .envs(settings)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn worker")
+/// A worker process that is killed when the test ends, also when it fails: a survivor left
+/// running would keep sending and slow every test after it.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_worker(settings: &HashMap<String, String>) -> Worker {
+    Worker(
+        Command::new(env!("CARGO_BIN_EXE_ezpulze-worker"))
+            .envs(settings)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn worker"),
+    )
 }
 
 #[test]
@@ -117,7 +132,7 @@ async fn crash_run(policy: &str) -> usize {
         ("WORKER_BATCH", "100"),
         ("UNKNOWN_OUTCOME_POLICY", policy),
     ]);
-    let mut children: Vec<Child> = (0..3).map(|_| spawn_worker(&settings)).collect();
+    let mut children: Vec<Worker> = (0..3).map(|_| spawn_worker(&settings)).collect();
 
     // Mid-run: some messages accepted, many still to go.
     wait_until(
@@ -131,8 +146,8 @@ async fn crash_run(policy: &str) -> usize {
             .fetch_one(&env.db)
             .await
             .expect("sending");
-    children[0].kill().expect("kill -9");
-    let _ = children[0].wait();
+    children[0].0.kill().expect("kill -9");
+    let _ = children[0].0.wait();
     let killed_at = Instant::now();
 
     let c = env.settle(Duration::from_secs(90)).await;
@@ -163,11 +178,11 @@ async fn crash_run(policy: &str) -> usize {
     for child in children.iter_mut().skip(1) {
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(child.id().to_string())
+            .arg(child.0.id().to_string())
             .status();
     }
     for child in children.iter_mut().skip(1) {
-        let status = child.wait().expect("wait");
+        let status = child.0.wait().expect("wait");
         assert!(status.success(), "{status:?}");
     }
 

@@ -163,6 +163,7 @@ impl Engine {
         for at in slots.values_mut() {
             *at += shift;
         }
+        let shifted_at = Instant::now();
         metrics::histogram!(m::CLAIM_BATCH_SIZE).record(claimed.len() as f64);
         let mut settle = Settle {
             metas,
@@ -181,7 +182,7 @@ impl Engine {
             self.unclaimed(&rest, &mut claimed, &mut settle.later)
                 .await?;
         }
-        let (before, sendable) = if claimed.is_empty() {
+        let (before, mut sendable) = if claimed.is_empty() {
             (Vec::new(), Vec::new())
         } else {
             self.plan_or_hand_back(claimed, &slots).await?
@@ -198,6 +199,15 @@ impl Engine {
         if sendable.is_empty() {
             metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
             return Ok(());
+        }
+        // Planning and the writes before any send took time too (round trips that a loaded
+        // host makes slow): the slots move by it as well, within the same bound, so a batch's
+        // first sends are not late for slots that passed while it was being prepared.
+        let more = shifted_at
+            .elapsed()
+            .min((self.tuning.slot_wait / 2).saturating_sub(shift));
+        for s in &mut sendable {
+            s.2 += more;
         }
         let tasks = self.start_sends(sendable, cancel).await;
         let engine = self.clone();
@@ -341,7 +351,9 @@ struct Settle {
 impl Settle {
     /// The jobs of `ids` (removed from the batch), as acks and delayed re-deliveries: one
     /// delivery of a message that comes back later goes back after its delay, the others
-    /// (duplicates) are acked.
+    /// (duplicates) are acked. A duplicate pushed with the same text is the same lane
+    /// member as the delivery going back: acking it would remove that member, so the
+    /// re-delivery would find nothing to delay and the message would wait with no job.
     fn take(&mut self, ids: &[Uuid]) -> (Vec<LaneItem>, Vec<(LaneItem, Duration)>) {
         let mut done = Vec::with_capacity(ids.len());
         let mut later = Vec::new();
@@ -349,12 +361,14 @@ impl Settle {
             let Some(items) = self.metas.remove(id) else {
                 continue;
             };
-            let again = self.later.remove(id);
-            for (i, item) in items.into_iter().enumerate() {
-                match again {
-                    Some(d) if i == 0 => later.push((item, d + Duration::from_millis(50))),
-                    _ => done.push(item),
+            match self.later.remove(id) {
+                Some(d) => {
+                    let mut items = items.into_iter();
+                    let Some(first) = items.next() else { continue };
+                    done.extend(items.filter(|i| i.member != first.member));
+                    later.push((first, d + Duration::from_millis(50)));
                 }
+                None => done.extend(items),
             }
         }
         (done, later)
@@ -365,4 +379,35 @@ impl Settle {
 pub(crate) fn not_in(all: &[Uuid], got: &[db::Claimed]) -> Vec<Uuid> {
     let got: HashSet<Uuid> = got.iter().map(|c| c.id).collect();
     all.iter().copied().filter(|id| !got.contains(id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(member: &str) -> LaneItem {
+        LaneItem {
+            lane: "1001".to_owned(),
+            member: member.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_of_a_delivery_going_back_is_not_acked_when_it_is_the_same_member() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut s = Settle {
+            metas: HashMap::from([
+                (a, vec![item("d|a"), item("d|a"), item("d|a2")]),
+                (b, vec![item("d|b"), item("d|b")]),
+            ]),
+            later: HashMap::from([(a, Duration::from_millis(100))]),
+        };
+        let (done, later) = s.take(&[a, b]);
+        let done: Vec<&str> = done.iter().map(|i| i.member.as_str()).collect();
+        assert_eq!(done, vec!["d|a2", "d|b", "d|b"]);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].0.member, "d|a");
+        assert_eq!(later[0].1, Duration::from_millis(150));
+        assert!(s.metas.is_empty() && s.later.is_empty());
+    }
 }

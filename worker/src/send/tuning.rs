@@ -17,7 +17,9 @@ pub struct Tuning {
     /// Share of a number's `messages_per_second` the workers use (Meta counts inbound
     /// messages too, and a send may leave slightly after its slot).
     pub headroom: f64,
-    /// A send that could not start within this of its slot takes a new slot.
+    /// A send that could not start within this of its slot takes a new slot. Sends up to `d`
+    /// late put at most `(1 s + d) / 1 s x headroom` of a number's rate into any one second:
+    /// 100 ms with headroom 0.9 keeps that under the rate (0.99).
     pub late_tolerance: Duration,
     /// Gap between two messages from one number to one recipient.
     pub pair_gap: Duration,
@@ -45,7 +47,7 @@ impl Default for Tuning {
             retry: RetrySchedules::default(),
             slot_wait: Duration::from_secs(1),
             headroom: 0.9,
-            late_tolerance: Duration::from_millis(50),
+            late_tolerance: Duration::from_millis(100),
             pair_gap: Duration::from_secs(6),
             number_cache_ttl: Duration::from_secs(30),
             loops: None,
