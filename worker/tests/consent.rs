@@ -86,6 +86,7 @@ async fn push(q: &ezpulze_queue::Queue<WebhookBody>, account: Uuid, b: &[u8]) {
             phone_number_id: NUMBER.into(),
             account_id: account,
         }]),
+        wabas: Vec::new(),
         body: raw,
     })
     .await

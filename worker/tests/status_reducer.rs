@@ -195,6 +195,7 @@ async fn the_consumer_loop_reads_the_queue_applies_and_acks() {
     queue
         .push(&WebhookBody {
             numbers: None,
+            wabas: Vec::new(),
             body: raw,
         })
         .await
@@ -222,7 +223,11 @@ async fn push_body(queue: &ezpulze_queue::Queue<WebhookBody>, b: &[u8], account:
         }]
     });
     queue
-        .push(&WebhookBody { numbers, body: raw })
+        .push(&WebhookBody {
+            numbers,
+            wabas: Vec::new(),
+            body: raw,
+        })
         .await
         .expect("push");
 }

@@ -2,6 +2,14 @@
 //! over the raw bytes (in constant time, with the app secret of the account that owns the
 //! `metadata.phone_number_id`), pushes the raw body onto the webhook queue and answers 200 at
 //! once. Postgres is not touched on the POST path (app secrets are cached).
+//!
+//! WABA-level changes (`object: "whatsapp_business_account"`, a change without `metadata`:
+//! number quality and throughput, account updates, template status, quality and category;
+//! `docs/whatsapp-events.md`) name the WhatsApp Business Account in `entry[].id`: they are
+//! verified with the app secret of the account whose `waba_id` it is, under the same rules
+//! (unknown: 404, secrets of different apps in one body: 401), and queued with that WABA and
+//! account for the status consumer. A `field` the engine does not apply is accepted and
+//! counted (`ezpulze_webhook_waba_changes_total{field="other"}`).
 
 use std::sync::Arc;
 
@@ -17,7 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, RawBody};
 use crate::state::AppState;
 use crate::webhook_secrets::NumberSecret;
-use ezpulze_common::jobs::{VerifiedNumber, WebhookBody};
+use ezpulze_common::jobs::{VerifiedNumber, VerifiedWaba, WebhookBody, WABA_FIELDS};
 
 /// The largest webhook POST body taken (413 above): Meta's are a few KB, with at most a
 /// thousand statuses, so 1 MiB is generous.
@@ -65,17 +73,34 @@ pub async fn verify(
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(default)]
+    object: Option<String>,
+    #[serde(default)]
     entry: Vec<Entry>,
 }
 
 #[derive(Deserialize)]
 struct Entry {
+    /// The WABA id (a string in Meta's bodies; a number is read as its digits).
+    #[serde(default)]
+    id: Option<serde_json::Value>,
     #[serde(default)]
     changes: Vec<Change>,
 }
 
+impl Entry {
+    fn waba_id(&self) -> Option<String> {
+        match self.id.as_ref()? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Change {
+    #[serde(default)]
+    field: Option<String>,
     #[serde(default)]
     value: Option<ChangeValue>,
 }
@@ -103,11 +128,63 @@ fn reject(
     (status, axum::Json(body)).into_response()
 }
 
-/// Meta's webhook delivery (statuses)
+fn mixed_apps() -> Response {
+    reject(
+        StatusCode::UNAUTHORIZED,
+        "invalid_signature",
+        "signature_mixed_apps",
+        "numbers of different apps in one body",
+    )
+}
+
+/// The WABA ids of the body's WABA-level changes (a change without `metadata` in a
+/// `whatsapp_business_account` body), sorted, each once.
+fn waba_ids(env: &Envelope) -> Vec<String> {
+    if env.object.as_deref() != Some("whatsapp_business_account") {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = env
+        .entry
+        .iter()
+        .filter(|e| {
+            e.changes
+                .iter()
+                .any(|c| c.value.as_ref().is_none_or(|v| v.metadata.is_none()) && c.field.is_some())
+        })
+        .filter_map(Entry::waba_id)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Counts the WABA-level changes of an accepted body by field (those the engine does not
+/// apply as `other`: a bounded label set).
+fn count_waba_fields(env: &Envelope) {
+    if env.object.as_deref() != Some("whatsapp_business_account") {
+        return;
+    }
+    for c in env.entry.iter().flat_map(|e| e.changes.iter()) {
+        if c.value.as_ref().is_some_and(|v| v.metadata.is_some()) {
+            continue;
+        }
+        let Some(field) = c.field.as_deref() else {
+            continue;
+        };
+        let label = WABA_FIELDS
+            .iter()
+            .find(|f| **f == field)
+            .copied()
+            .unwrap_or("other");
+        metrics::counter!("ezpulze_webhook_waba_changes_total", "field" => label).increment(1);
+    }
+}
+
+/// Meta's webhook delivery (statuses, number quality, account and template updates)
 ///
 /// `POST /webhooks/whatsapp`.
 #[utoipa::path(post, path = "/webhooks/whatsapp", operation_id = "receiveWebhook",
-    params(("X-Hub-Signature-256" = String, Header, pattern = "^sha256=[0-9a-fA-F]{64}$", description = "HMAC-SHA256 of the raw body with the app secret of the account owning `metadata.phone_number_id`.")))]
+    params(("X-Hub-Signature-256" = String, Header, pattern = "^sha256=[0-9a-fA-F]{64}$", description = "HMAC-SHA256 of the raw body with the app secret of the account owning `metadata.phone_number_id` (or, for WABA-level changes, the WABA id in `entry[].id`).")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -149,7 +226,8 @@ pub async fn receive(
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    if ids.is_empty() {
+    let wabas = waba_ids(&env);
+    if ids.is_empty() && wabas.is_empty() {
         return Ok(reject(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
@@ -184,15 +262,37 @@ pub async fn receive(
             }
             Some(s) => {
                 if secret.as_ref().is_some_and(|prev| prev.secret != s.secret) {
-                    return Ok(reject(
-                        StatusCode::UNAUTHORIZED,
-                        "invalid_signature",
-                        "signature_mixed_apps",
-                        "numbers of different apps in one body",
-                    ));
+                    return Ok(mixed_apps());
                 }
                 numbers.push(VerifiedNumber {
                     phone_number_id: (*id).to_string(),
+                    account_id: s.account_id,
+                });
+                secret = Some(s);
+            }
+        }
+    }
+    let mut verified_wabas = Vec::with_capacity(wabas.len());
+    for waba_id in wabas {
+        match state
+            .webhook_secrets()
+            .get_waba(state.db(), state.config(), &waba_id)
+            .await?
+        {
+            None => {
+                return Ok(reject(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "unknown_waba",
+                    "unknown WhatsApp Business Account id (entry[].id) or no app secret set",
+                ))
+            }
+            Some(s) => {
+                if secret.as_ref().is_some_and(|prev| prev.secret != s.secret) {
+                    return Ok(mixed_apps());
+                }
+                verified_wabas.push(VerifiedWaba {
+                    waba_id,
                     account_id: s.account_id,
                 });
                 secret = Some(s);
@@ -225,11 +325,14 @@ pub async fn receive(
     let shard_key = numbers
         .first()
         .map(|n| n.phone_number_id.clone())
+        .or_else(|| verified_wabas.first().map(|w| w.waba_id.clone()))
         .unwrap_or_default();
+    count_waba_fields(&env);
     state
         .webhook_queue(&shard_key)
         .push(&WebhookBody {
             numbers: Some(numbers),
+            wabas: verified_wabas,
             body: raw,
         })
         .await

@@ -209,10 +209,8 @@ fn fold_inbound(account: Option<Uuid>, messages: Vec<InboundMessage>, out: &mut 
             })
             .map(str::to_string)
             .collect();
-        if texts.is_empty() {
-            // Not a keyword whatever the account's lists: nothing to do.
-            continue;
-        }
+        // A message with no text is no keyword, but it still opens its sender's
+        // customer-service window (`crate::budget`): it is kept with no texts.
         let Some(phone) = ezpulze_common::consent::wa_id_phone(&m.from) else {
             skipped("invalid_from");
             continue;
@@ -383,6 +381,7 @@ mod tests {
                 phone_number_id: "1001".into(),
                 account_id: account,
             }]),
+            wabas: Vec::new(),
             body: serde_json::value::to_raw_value(&body).expect("raw"),
         };
         let batch = fold_jobs(&[&job]);
