@@ -83,6 +83,9 @@ pub struct NewDispatch {
     pub id: Uuid,
     pub account_id: Uuid,
     pub broadcast_id: Option<Uuid>,
+    /// The template every message uses (a template's pause finds its dispatches by it,
+    /// `crate::template_status`); `None` when free-form or mixed.
+    pub template_id: Option<Uuid>,
     /// The key whose dispatch this is: stored on the dispatch and its messages, and counted in
     /// the key's usage when [`NewDispatch::counts_in_usage`]. `None` for the admin token.
     pub key_id: Option<Uuid>,
@@ -191,10 +194,10 @@ pub async fn insert_row(
     total: usize,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, test_mode, phone_number_id, status, total, scheduled_at, priority)
+        "INSERT INTO dispatches (id, account_id, broadcast_id, key_id, test_mode, phone_number_id, status, total, scheduled_at, priority, template_id)
          VALUES ($1, $2, $3, $4, $5,
                  (SELECT phone_number_id FROM phone_numbers WHERE account_id = $2 ORDER BY position, phone_number_id LIMIT 1),
-                 $6, $7, $8, $9)",
+                 $6, $7, $8, $9, $10)",
     )
     .bind(d.id)
     .bind(d.account_id)
@@ -205,6 +208,7 @@ pub async fn insert_row(
     .bind(i32::try_from(total).unwrap_or(i32::MAX))
     .bind(d.scheduled_at)
     .bind(if d.high { "high" } else { "normal" })
+    .bind(d.template_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -19,6 +19,7 @@ pub mod model;
 pub mod redis_conn;
 pub mod scopes;
 pub mod secrets;
+pub mod template_status;
 pub mod usage;
 
 pub use config::Config;

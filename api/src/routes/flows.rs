@@ -444,6 +444,7 @@ pub async fn queue_first_message(
         id: Uuid::now_v7(),
         account_id: msg.account_id,
         broadcast_id: None,
+        template_id: Some(msg.template_id),
         key_id: msg.key_id,
         counts_in_usage: false,
         test_mode: msg.test_mode,

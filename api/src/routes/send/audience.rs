@@ -140,6 +140,7 @@ pub(super) async fn ingest(
         id: Uuid::now_v7(),
         account_id: account,
         broadcast_id: Some(broadcast_id),
+        template_id: Some(b.row.template_id),
         key_id: p.key_id(),
         counts_in_usage: true,
         test_mode: p.test_mode(),
