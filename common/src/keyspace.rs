@@ -11,6 +11,7 @@
 //! | `{p:send}:*`, `{p:schedule}:*` | queue (see `ezpulze-queue`) | api pushes, workers / scheduler consume |
 //! | `{p:webhooks}:*`, group `status` | queue of signed webhook bodies | api pushes, workers' status consumers read |
 //! | `p:keys:invalidate` | pub/sub channel | api replicas (key cache) |
+//! | `p:numbers:epoch` | counter | api, workers bump it on any number change; workers' number caches reload when it moves |
 //! | `p:rl:<key id>` | string (GCRA) | api rate limit |
 //! | `p:session:<id>` | string | api UI sessions |
 //! | `p:sessions:<account id>` | set of session ids | api: every UI session of an account (to end them all) |
@@ -118,6 +119,12 @@ impl Keyspace {
     /// The active scheduler's lease.
     pub fn scheduler_lease(&self) -> String {
         format!("{}:scheduler:lease", self.prefix)
+    }
+
+    /// The numbers' epoch: bumped on any change of a phone number (its rate, a throughput
+    /// upgrade, a flag), so every worker's number cache reloads (`ezpulze_common::number_epoch`).
+    pub fn numbers_epoch(&self) -> String {
+        format!("{}:numbers:epoch", self.prefix)
     }
 }
 

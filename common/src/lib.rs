@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod keys;
 pub mod keyspace;
 pub mod model;
+pub mod number_epoch;
 pub mod redis_conn;
 pub mod scopes;
 pub mod secrets;

@@ -6,6 +6,7 @@
 //! [`spawn`] binds `127.0.0.1:0` and serves in the background (tests).
 
 pub mod config;
+pub mod events;
 pub mod graph_error;
 pub mod inbound;
 pub mod limits;
@@ -160,6 +161,8 @@ pub struct Shared {
     receivers: receiver::Receivers,
     /// Inbound messages posted by `/_sim/inbound`.
     pub(crate) inbound: inbound::InboundStats,
+    /// The WABA-level webhooks emitted by `/_sim/events`.
+    pub(crate) events: events::EventStats,
 }
 
 impl Shared {
@@ -268,6 +271,7 @@ pub async fn run(
         ),
         receivers: receiver::Receivers::default(),
         inbound: inbound::InboundStats::default(),
+        events: events::EventStats::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let sched = tokio::spawn(webhook::scheduler(shared.clone(), rx, stop_rx.clone()));
@@ -365,6 +369,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/config", get(get_config).put(put_config))
         .route("/_sim/reset", post(reset))
         .route("/_sim/inbound", post(inbound::post_inbound))
+        .route("/_sim/events", post(events::post_event))
         .route(
             "/_recv/{name}",
             post(receiver::deliver).layer(DefaultBodyLimit::max(receiver::BODY_LIMIT)),
@@ -672,6 +677,7 @@ async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
         },
         "max_mps_by_number": shared.limiter.max_mps(),
         "inbound": shared.inbound.json(),
+        "events": shared.events.json(),
     }))
 }
 
@@ -721,6 +727,7 @@ async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.generation.fetch_add(1, AO::Relaxed);
     shared.stats.reset();
     shared.inbound.reset();
+    shared.events.reset();
     shared.limiter.reset();
     StatusCode::NO_CONTENT
 }
