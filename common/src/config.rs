@@ -93,6 +93,10 @@ pub struct Config {
     /// A message accepted by WhatsApp with no status webhook for this long will get none
     /// (Meta retries a webhook for up to 7 days): the scheduler settles it as `sent`.
     pub accepted_status_horizon: Duration,
+    /// `MESSAGING_WINDOW_SECS`: the moving window of the portfolio's messaging limit (unique
+    /// users reached per window; Meta's is 24 h). Shortened in tests only
+    /// (`docs/messaging-limits.md`).
+    pub messaging_window: Duration,
     /// Delivery of integrator events (outbound webhooks), run by the workers.
     pub webhooks: WebhookDelivery,
     /// CSV imports of contacts, run by the api processes (`docs/contact-import.md`).
@@ -390,6 +394,12 @@ impl Config {
             "ACCEPTED_STATUS_HORIZON_SECS",
             DEFAULT_ACCEPTED_STATUS_HORIZON.as_secs(),
         ));
+        let messaging_window_secs = r.parse("MESSAGING_WINDOW_SECS", 86_400u64);
+        if !(1..=7 * 86_400).contains(&messaging_window_secs) {
+            r.errors
+                .push("MESSAGING_WINDOW_SECS must be between 1 and 604800".into());
+        }
+        let messaging_window = Duration::from_secs(messaging_window_secs);
         let webhooks = WebhookDelivery {
             enabled: r.parse("WEBHOOK_DELIVERERS", 1u8) > 0,
             per_endpoint_concurrency: r.parse("WEBHOOK_CONCURRENCY_PER_ENDPOINT", 64usize).max(1),
@@ -567,6 +577,7 @@ impl Config {
             outbox_after,
             retention_days,
             accepted_status_horizon,
+            messaging_window,
             webhooks,
             contact_imports,
         })
@@ -674,6 +685,20 @@ mod tests {
         assert_eq!(c.api_addr.port(), 8080);
         assert_eq!(c.key_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.accepted_status_horizon, Duration::from_secs(691_200));
+    }
+
+    #[test]
+    fn the_messaging_window_is_a_day_unless_set() {
+        let c = cfg(&[]).expect("defaults");
+        assert_eq!(c.messaging_window, Duration::from_secs(86_400));
+        let c = cfg(&[("MESSAGING_WINDOW_SECS", "15")]).expect("valid");
+        assert_eq!(c.messaging_window, Duration::from_secs(15));
+        for bad in ["0", "604801", "a day"] {
+            let text = cfg(&[("MESSAGING_WINDOW_SECS", bad)])
+                .expect_err("refused")
+                .to_string();
+            assert!(text.contains("MESSAGING_WINDOW_SECS"), "{bad}: {text}");
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! | `{p:pair:<phone number id>}:<to>` | string, TTL | workers: gap between two messages to one recipient |
 //! | `{p:sending}:<message id>` | string, TTL | workers: send intents (a request may be in flight) |
 //! | `p:scheduler:lease` | string, TTL | the active scheduler |
+//! | `{p:budget:<account id>}:reached` | sorted set: recipient -> last counted (ms) | workers: the portfolio's messaging-limit count (`ezpulze_common::messaging_limit`) |
+//! | `{p:budget:<account id>}:inbound` | sorted set: sender -> last inbound (ms) | workers: open customer-service windows |
 
 use uuid::Uuid;
 
@@ -114,6 +116,17 @@ impl Keyspace {
     /// A worker's note that it may be sending this message (see the worker's intents).
     pub fn send_intent(&self, message_id: &Uuid) -> String {
         format!("{{{}:sending}}:{message_id}", self.prefix)
+    }
+
+    /// The recipients an account's portfolio reached in the messaging-limit window (one hash
+    /// tag per account, shared with [`Keyspace::budget_inbound`]).
+    pub fn budget_reached(&self, account: &Uuid) -> String {
+        format!("{{{}:budget:{}}}:reached", self.prefix, account.simple())
+    }
+
+    /// The account's inbound senders and when they last wrote (customer-service windows).
+    pub fn budget_inbound(&self, account: &Uuid) -> String {
+        format!("{{{}:budget:{}}}:inbound", self.prefix, account.simple())
     }
 
     /// The active scheduler's lease.

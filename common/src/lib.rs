@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod keyspace;
+pub mod messaging_limit;
 pub mod model;
 pub mod number_epoch;
 pub mod redis_conn;

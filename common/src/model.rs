@@ -17,6 +17,10 @@ pub enum MessageStatus {
     Scheduled,
     /// Recorded, its job on the send queue (or waiting for a retry or a slot).
     Queued,
+    /// Held back by a budget (the portfolio's messaging limit, `docs/messaging-limits.md`):
+    /// not an attempt, not a failure; its job comes back when the budget has room (its
+    /// `next_attempt_at`), and the row says why (`deferred_reason`).
+    Deferred,
     /// Claimed by a worker; the Graph API request may be in flight.
     Sending,
     /// The Graph API answered with a wamid; no status webhook yet.
@@ -29,9 +33,10 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 9] = [
+    pub const ALL: [MessageStatus; 10] = [
         Self::Scheduled,
         Self::Queued,
+        Self::Deferred,
         Self::Sending,
         Self::Accepted,
         Self::Sent,
@@ -42,14 +47,21 @@ impl MessageStatus {
     ];
 
     /// States still waiting to go out or for WhatsApp's first answer: a dispatch with one of
-    /// these left is not completed (shown as `queued` in a dispatch's progress).
-    pub const WAITING: [MessageStatus; 4] =
-        [Self::Scheduled, Self::Queued, Self::Sending, Self::Accepted];
+    /// these left is not completed (shown as `queued` in a dispatch's progress, except
+    /// `deferred`, counted apart). The partial index `messages_waiting` has this list.
+    pub const WAITING: [MessageStatus; 5] = [
+        Self::Scheduled,
+        Self::Queued,
+        Self::Deferred,
+        Self::Sending,
+        Self::Accepted,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Scheduled => "scheduled",
             Self::Queued => "queued",
+            Self::Deferred => "deferred",
             Self::Sending => "sending",
             Self::Accepted => "accepted",
             Self::Sent => "sent",
@@ -214,9 +226,10 @@ mod tests {
     fn waiting_and_shown() {
         assert_eq!(
             MessageStatus::sql_list(&MessageStatus::WAITING),
-            "'scheduled','queued','sending','accepted'"
+            "'scheduled','queued','deferred','sending','accepted'"
         );
         assert!(!MessageStatus::Sent.is_waiting());
+        assert!(MessageStatus::Deferred.is_waiting());
         assert_eq!(
             DispatchStatus::Sending.shown(false),
             DispatchStatus::Completed

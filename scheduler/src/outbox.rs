@@ -13,6 +13,9 @@
 //! 3. a dispatch whose lane holds none of its jobs (ready, delayed or in flight) gets its
 //!    stale rows pushed again, up to `limit` rows per sweep.
 //!
+//! Rows `deferred` by the messaging limit (`docs/messaging-limits.md`) whose time has come
+//! count as queued ones here: their delayed job was lost too if the lane holds none.
+//!
 //! Worst case after a lost Redis node: rows of a dispatch whose lane still holds some of its
 //! jobs wait until those have been sent, then `OUTBOX_AFTER_SECS`, then the next sweep.
 
@@ -40,7 +43,9 @@ pub async fn repush_stale(
         "SELECT d.id, d.phone_number_id FROM dispatches d
           WHERE d.status IN ('queued', 'sending')
             AND EXISTS (SELECT 1 FROM messages m
-                         WHERE m.dispatch_id = d.id AND m.status = 'queued'
+                         WHERE m.dispatch_id = d.id
+                           AND (m.status = 'queued'
+                                OR (m.status = 'deferred' AND m.next_attempt_at < now()))
                            AND m.updated_at < now() - make_interval(secs => $1))
           LIMIT $2",
     )
@@ -85,7 +90,9 @@ pub async fn repush_stale(
     let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
         "WITH stale AS (
              SELECT m.id FROM messages m
-             WHERE m.dispatch_id = ANY($3) AND m.status = 'queued'
+             WHERE m.dispatch_id = ANY($3)
+               AND (m.status = 'queued'
+                    OR (m.status = 'deferred' AND m.next_attempt_at < now()))
                AND m.updated_at < now() - make_interval(secs => $1)
              ORDER BY m.id LIMIT $2
              FOR UPDATE OF m SKIP LOCKED)

@@ -163,6 +163,13 @@ pub struct SimConfig {
     pub mps_limit: u32,
     /// Minimum gap between two messages from one number to one recipient (0 = off) -> 131056.
     pub pair_gap_ms: u64,
+    /// The business portfolios' messaging tier (`TIER_250` .. `TIER_UNLIMITED`; null: not
+    /// enforced): each portfolio (a `waba_id`) reaches at most that many unique users outside
+    /// a customer-service window per `messaging_window_ms`; beyond, a message is accepted and
+    /// then fails with 131049 (`tier.rs`).
+    pub messaging_tier: Option<String>,
+    /// The moving window of the messaging limit (Meta: 24 h; shortened in tests).
+    pub messaging_window_ms: u64,
     pub error_rates: ErrorRates,
     /// How long a `timeout` injection holds the request.
     pub timeout_ms: u64,
@@ -216,6 +223,8 @@ impl Default for SimConfig {
             sandbox_token: None,
             mps_limit: 80,
             pair_gap_ms: 6000,
+            messaging_tier: None,
+            messaging_window_ms: 86_400_000,
             error_rates: ErrorRates::default(),
             timeout_ms: 30_000,
             timeout_accepts: false,
@@ -295,6 +304,14 @@ impl SimConfig {
         if r.sum() > 1.0 + 1e-9 {
             return Err(ConfigError::Rule(
                 "the error_rates must add up to at most 1".to_owned(),
+            ));
+        }
+        if let Some(tier) = &self.messaging_tier {
+            crate::tier::limit_of(tier).map_err(ConfigError::Rule)?;
+        }
+        if self.messaging_window_ms == 0 {
+            return Err(ConfigError::Rule(
+                "messaging_window_ms must be at least 1".to_owned(),
             ));
         }
         if self.webhook_batch_size == 0 || self.webhook_batch_size > MAX_BATCH {

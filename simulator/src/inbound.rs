@@ -165,6 +165,8 @@ pub async fn post_inbound(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         )
             .into_response();
     };
+    // The user's customer-service window with the portfolio opens (`tier`).
+    shared.portfolios.inbound(&waba, from);
     let seq = shared.request_seq.fetch_add(1, AO::Relaxed);
     let wamid = crate::make_wamid(shared.boot ^ 0x1b, seq, from);
     let raw = Bytes::from(build_body(

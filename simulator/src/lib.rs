@@ -12,6 +12,7 @@ pub mod inbound;
 pub mod limits;
 pub mod receiver;
 pub mod rng;
+pub mod tier;
 pub mod validate;
 pub mod webhook;
 
@@ -163,6 +164,8 @@ pub struct Shared {
     pub(crate) inbound: inbound::InboundStats,
     /// The WABA-level webhooks emitted by `/_sim/events`.
     pub(crate) events: events::EventStats,
+    /// The portfolios' messaging-limit counts (`tier`).
+    pub(crate) portfolios: tier::Portfolios,
 }
 
 impl Shared {
@@ -272,6 +275,7 @@ pub async fn run(
         receivers: receiver::Receivers::default(),
         inbound: inbound::InboundStats::default(),
         events: events::EventStats::default(),
+        portfolios: tier::Portfolios::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let sched = tokio::spawn(webhook::scheduler(shared.clone(), rx, stop_rx.clone()));
@@ -616,6 +620,18 @@ async fn send_message(
     ) {
         return reject(&shared, GraphError::pair_limit(), seq);
     }
+    // The portfolio's messaging limit: over it, accepted and then failed (`tier`). Sandbox
+    // sends (the engine's test mode) are not Meta's and do not count.
+    let sandboxed = token.is_some() && cfg.sandbox_token.as_deref() == token;
+    let over_limit = !shared.portfolios.admit(
+        &number.waba_id,
+        &valid.wa_id,
+        cfg.messaging_tier
+            .as_deref()
+            .filter(|_| !sandboxed)
+            .and_then(|t| tier::limit_of(t).ok().flatten()),
+        Duration::from_millis(cfg.messaging_window_ms),
+    );
     // Accepted.
     let wamid = make_wamid(shared.boot, seq, &valid.wa_id);
     shared.stats.accepted.fetch_add(1, AO::Relaxed);
@@ -642,6 +658,7 @@ async fn send_message(
                 .category
                 .unwrap_or_else(|| cfg.default_category.clone()),
             error_code: match injected {
+                _ if over_limit => Some(tier::OVER_LIMIT_CODE),
                 Injected::Async(code) => Some(code),
                 _ => None,
             },
@@ -678,6 +695,7 @@ async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
         "max_mps_by_number": shared.limiter.max_mps(),
         "inbound": shared.inbound.json(),
         "events": shared.events.json(),
+        "messaging_limit": shared.portfolios.json(),
     }))
 }
 
@@ -728,6 +746,7 @@ async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.stats.reset();
     shared.inbound.reset();
     shared.events.reset();
+    shared.portfolios.reset();
     shared.limiter.reset();
     StatusCode::NO_CONTENT
 }

@@ -28,10 +28,15 @@ pub struct Claimed {
     pub attempts: i32,
     pub phone_number_id: Option<String>,
     pub test_mode: bool,
+    /// The account's portfolio messaging tier (`accounts.messaging_tier`; None: not known,
+    /// not enforced), read with the claim so a change applies to the next batch.
+    pub messaging_tier: Option<String>,
 }
 
 const RETURNING: &str = "RETURNING m.id, m.dispatch_id, m.account_id, m.to_phone,
-                         m.payload::text AS payload, m.attempts, d.phone_number_id, d.test_mode";
+                         m.payload::text AS payload, m.attempts, d.phone_number_id, d.test_mode,
+                         (SELECT a.messaging_tier FROM accounts a WHERE a.id = m.account_id)
+                             AS messaging_tier";
 
 /// The CTE `locked`: the ids of `messages m` rows matching `filter` (which may join
 /// `dispatches d`, see `from`), locked `FOR UPDATE` in id order before the statement changes
@@ -47,17 +52,18 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// Claims `queued -> sending` the rows of `ids` that are due and whose dispatch is still
-/// going out, and flips those dispatches `queued -> sending`. One statement.
+/// Claims `queued|deferred -> sending` the rows of `ids` that are due and whose dispatch is
+/// still going out, and flips those dispatches `queued -> sending`. A deferred row's reason is
+/// cleared (its budget is checked again in the plan). One statement.
 pub async fn claim(db: &PgPool, ids: &[Uuid]) -> anyhow::Result<Vec<Claimed>> {
-    let claimable = "m.id = ANY($1) AND m.status = 'queued'
+    let claimable = "m.id = ANY($1) AND m.status IN ('queued', 'deferred')
                 AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now() + interval '2 seconds')
                 AND d.id = m.dispatch_id AND d.status IN ('queued', 'sending')";
     let sql = format!(
         "WITH {locked}, c AS (
              UPDATE messages m
                 SET status = 'sending', claimed_at = now(), attempts = m.attempts + 1,
-                    updated_at = now()
+                    deferred_reason = NULL, updated_at = now()
                FROM locked l, dispatches d
               WHERE m.id = l.id AND {claimable}
              {RETURNING}
@@ -259,6 +265,55 @@ pub async fn requeue(db: &PgPool, r: &Requeue) -> anyhow::Result<u64> {
         .execute(db)
         .await
         .context("re-queueing messages")?;
+    Ok(res.rows_affected())
+}
+
+/// Rows held back by a budget (`sending -> deferred`): not an attempt (taken back), due again
+/// after their delay, with the reason.
+#[derive(Debug, Default, PartialEq)]
+pub struct Deferrals {
+    pub ids: Vec<Uuid>,
+    pub delay_ms: Vec<i64>,
+    pub reasons: Vec<String>,
+}
+
+impl Deferrals {
+    pub fn push(&mut self, id: Uuid, delay: Duration, reason: &str) {
+        self.ids.push(id);
+        self.delay_ms.push(ms(delay));
+        self.reasons.push(reason.to_owned());
+    }
+}
+
+static DEFER_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {locked}
+         UPDATE messages m
+            SET status = 'deferred',
+                next_attempt_at = now() + u.delay_ms * interval '1 millisecond',
+                attempts = GREATEST(0, m.attempts - 1),
+                deferred_reason = u.reason, claimed_at = NULL, updated_at = now()
+           FROM locked l
+                JOIN UNNEST($1::uuid[], $2::bigint[], $3::text[]) AS u(id, delay_ms, reason)
+                     ON u.id = l.id
+          WHERE m.id = l.id AND m.status = 'sending'",
+        locked = locked("messages m", "m.id = ANY($1) AND m.status = 'sending'"),
+    )
+});
+
+/// `sending -> deferred` with `next_attempt_at` and the reason, the attempt taken back. One
+/// statement.
+pub async fn defer(db: &PgPool, d: &Deferrals) -> anyhow::Result<u64> {
+    if d.ids.is_empty() {
+        return Ok(0);
+    }
+    let res = sqlx::query(&DEFER_SQL)
+        .bind(&d.ids)
+        .bind(&d.delay_ms)
+        .bind(&d.reasons)
+        .execute(db)
+        .await
+        .context("deferring messages")?;
     Ok(res.rows_affected())
 }
 

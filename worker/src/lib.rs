@@ -11,6 +11,7 @@
 //! ([`intents`]) tells whether the request of a row a dead worker left `sending` may have left.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod classify;
 pub mod db;
 pub mod graph;
@@ -114,6 +115,12 @@ pub async fn run_on(
     })
     .await
     .map_err(WorkerError::Startup)?;
+    let budget = Arc::new(budget::Budget::new(
+        redis.clone(),
+        &config.redis_prefix,
+        config.messaging_window,
+        tuning.slot_wait + Duration::from_secs(1),
+    ));
     let engine = Arc::new(send::Engine {
         db: db.clone(),
         lanes,
@@ -127,6 +134,7 @@ pub async fn run_on(
         .map_err(WorkerError::Startup)?,
         numbers: numbers::Numbers::new(db.clone(), config.sealer(), tuning.number_cache_ttl),
         throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix),
+        budget: budget.clone(),
         intents: intents::Intents::new(redis.clone(), &config.redis_prefix),
         permits: Arc::new(Semaphore::new(config.worker_concurrency)),
         breaker: Arc::new(send::breaker::Breaker::new(
@@ -192,10 +200,11 @@ pub async fn run_on(
     let status_tasks: Vec<_> = webhooks
         .into_iter()
         .map(|q| {
-            tokio::spawn(status::run(
+            tokio::spawn(status::run_with(
                 db.clone(),
                 q,
                 config.status_batch,
+                Some(budget.clone()),
                 cancel.clone(),
             ))
         })

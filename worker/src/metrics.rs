@@ -44,6 +44,20 @@ pub const SKIPPED_TOTAL: &str = "ezpulze_worker_jobs_skipped_total";
 pub const BREAKER_TRIPS_TOTAL: &str = "ezpulze_worker_breaker_trips_total";
 /// Histogram: sends settled (recorded and their jobs acked) together, as they end.
 pub const SETTLE_GROUP_SIZE: &str = "ezpulze_worker_settle_group_size";
+/// Counter: messages held as `deferred`, by `reason` (`messaging_limit`: the portfolio's
+/// messaging limit is reached; `docs/messaging-limits.md`).
+pub const DEFERRED_TOTAL: &str = "ezpulze_worker_deferred_total";
+/// Counter: recipients checked against the messaging-limit budget, by `result` (counted,
+/// already_counted, service_window, deferred).
+pub const BUDGET_CHECKS_TOTAL: &str = "ezpulze_worker_messaging_budget_checks_total";
+/// Counter: inbound messages whose sender's customer-service window was recorded.
+pub const BUDGET_INBOUND_TOTAL: &str = "ezpulze_worker_messaging_budget_inbound_total";
+/// Gauge: accounts this process checked in the last 5 minutes whose budget was at or over
+/// 80% used (take the `max` over workers).
+pub const BUDGET_NEAR_ACCOUNTS: &str = "ezpulze_worker_messaging_budget_near_limit_accounts";
+/// Gauge: the highest used share (0..1) of the budgets this process checked in the last 5
+/// minutes (take the `max` over workers).
+pub const BUDGET_MAX_RATIO: &str = "ezpulze_worker_messaging_budget_max_used_ratio";
 /// Counter: loop errors (the loop backs off and goes on).
 pub const LOOP_ERRORS_TOTAL: &str = "ezpulze_worker_loop_errors_total";
 

@@ -52,6 +52,7 @@ pub async fn progress_of(state: &AppState, p: &Principal, id: Uuid) -> ApiResult
         scheduled_at: Option<DateTime<Utc>>,
         created_at: DateTime<Utc>,
         queued: i64,
+        deferred: i64,
         sent: i64,
         delivered: i64,
         read: i64,
@@ -65,10 +66,13 @@ pub async fn progress_of(state: &AppState, p: &Principal, id: Uuid) -> ApiResult
     }
     let r: Progress = fetch_in_mode(state.db(), &PROGRESS_SQL, id, p).await?;
     let expanding = r.audience.as_deref() == Some("expanding");
-    let status = r.status.shown_during_fanout(r.queued > 0, expanding);
+    let status = r
+        .status
+        .shown_during_fanout(r.queued + r.deferred > 0, expanding);
     let mut v = json!({
         "id": r.id, "dispatch_id": r.id, "broadcast_id": r.broadcast_id, "status": status,
-        "total": r.total, "queued": r.queued, "sent": r.sent, "delivered": r.delivered,
+        "total": r.total, "queued": r.queued, "deferred": r.deferred, "sent": r.sent,
+        "delivered": r.delivered,
         "read": r.read, "failed": r.failed, "cancelled": r.cancelled,
         "rejected": r.rejected, "rejected_by_code": r.rejected_by_code.unwrap_or_else(|| json!({})),
         "scheduled_at": r.scheduled_at, "created_at": r.created_at,
@@ -82,11 +86,13 @@ pub async fn progress_of(state: &AppState, p: &Principal, id: Uuid) -> ApiResult
     Ok(v)
 }
 
-/// A dispatch's progress: its row and its messages counted by state (`queued` = waiting).
+/// A dispatch's progress: its row and its messages counted by state (`queued` = waiting,
+/// except `deferred`: held by the portfolio's messaging limit, counted apart).
 static PROGRESS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.id, d.broadcast_id, d.status, d.total, d.scheduled_at, d.created_at,
-            count(*) FILTER (WHERE m.status IN ({waiting})) AS queued,
+            count(*) FILTER (WHERE m.status IN ({waiting}) AND m.status <> 'deferred') AS queued,
+            count(*) FILTER (WHERE m.status = 'deferred') AS deferred,
             count(*) FILTER (WHERE m.status IN ('sent','delivered','read')) AS sent,
             count(*) FILTER (WHERE m.status IN ('delivered','read')) AS delivered,
             count(*) FILTER (WHERE m.status = 'read') AS read,
@@ -132,6 +138,10 @@ pub struct MessageRow {
     wamid: Option<String>,
     error_code: Option<i32>,
     error_title: Option<String>,
+    /// Why a `deferred` message waits (`messaging_limit`); null otherwise.
+    deferred_reason: Option<String>,
+    /// When a `deferred` message is due again; null otherwise.
+    deferred_until: Option<DateTime<Utc>>,
     attempts: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -142,7 +152,10 @@ pub struct MessageRow {
 }
 
 const MESSAGE_COLUMNS: &str = "id, dispatch_id, to_phone AS to, ref AS reference, status, wamid,
-    error_code, error_title, attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at";
+    error_code, error_title,
+    CASE WHEN status = 'deferred' THEN deferred_reason END AS deferred_reason,
+    CASE WHEN status = 'deferred' THEN next_attempt_at END AS deferred_until,
+    attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at";
 
 /// The dispatch `d` is of a mode the caller sees (`$3`: [`Principal::dispatch_mode`]): a
 /// `sk_test_` key reads and changes only test dispatches, a live key only live ones, and
@@ -300,7 +313,8 @@ async fn message(
 
 /// Cancel a dispatch
 ///
-/// Cancels what has not been handed to a worker yet; messages already sending or sent go on.
+/// Cancels what has not been handed to a worker yet (scheduled, queued and deferred
+/// messages); messages already sending or sent go on.
 #[utoipa::path(post, path = "/api/v1/dispatches/{id}/cancel", operation_id = "cancelDispatch",
     params(("id" = Uuid, Path)),
     extensions(("x-required-scope" = json!(scope::BroadcastSend::SCOPE))))]
@@ -318,7 +332,7 @@ async fn cancel(
             "the dispatch is already {status}"
         )));
     }
-    sqlx::query("UPDATE messages SET status = 'cancelled', updated_at = now() WHERE dispatch_id = $1 AND status IN ('scheduled', 'queued')")
+    sqlx::query("UPDATE messages SET status = 'cancelled', deferred_reason = NULL, updated_at = now() WHERE dispatch_id = $1 AND status IN ('scheduled', 'queued', 'deferred')")
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -345,7 +359,8 @@ async fn cancel(
 ///
 /// `POST /dispatches/{id}/resume`: a dispatch a worker paused (a halt: token, account or
 /// template problem, now fixed) goes out again. It is set back to `sending` and its `queued`
-/// messages get their jobs at once (a duplicate of a job still queued is harmless: a row is
+/// and `deferred` messages get their jobs at once (a deferred one is checked against the
+/// messaging limit again) (a duplicate of a job still queued is harmless: a row is
 /// claimed `queued -> sending` once). 409 unless the dispatch is paused.
 #[utoipa::path(post, path = "/api/v1/dispatches/{id}/resume", operation_id = "resumeDispatch",
     params(("id" = Uuid, Path)),
@@ -365,7 +380,7 @@ async fn resume(
     // Their clock restarts, so the outbox sweep does not push them a second time right away.
     let queued: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE messages SET updated_at = now(), next_attempt_at = NULL
-          WHERE dispatch_id = $1 AND status = 'queued' RETURNING id",
+          WHERE dispatch_id = $1 AND status IN ('queued', 'deferred') RETURNING id",
     )
     .bind(id)
     .fetch_all(&mut *tx)

@@ -10,7 +10,9 @@ pub mod dispatches;
 pub mod flows;
 pub mod key_docs;
 pub mod leads;
+pub mod messaging_limit;
 pub mod meta;
+pub mod number_limits;
 pub mod openapi;
 pub mod owned;
 pub mod send;
@@ -52,6 +54,10 @@ fn api() -> Api {
             "WhatsApp",
             single(routes!(whatsapp::get, whatsapp::put)),
         ))
+        .merge(tagged(
+            "WhatsApp",
+            single(routes!(messaging_limit::get_admin, messaging_limit::put)),
+        ))
         .merge(tagged("Broadcasts", broadcasts::admin_routes()))
         .merge(tagged("Chatbot flows", flows::admin_routes()))
         .merge(tagged("Webhooks", webhook_endpoints::admin_routes()));
@@ -62,6 +68,8 @@ fn api() -> Api {
         .merge(tagged("Broadcasts", broadcasts::routes()))
         .merge(tagged("Broadcasts", send::routes()))
         .merge(tagged("Dispatches", dispatches::routes()))
+        .merge(tagged("WhatsApp", single(routes!(number_limits::get))))
+        .merge(tagged("WhatsApp", single(routes!(messaging_limit::get))))
         .merge(tagged("Contacts", contacts::routes()))
         .merge(tagged("Suppressions", suppressions::routes()))
         .merge(tagged("Leads", leads::routes()))

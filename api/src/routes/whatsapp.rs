@@ -243,7 +243,8 @@ async fn cancel_dispatches_of_removed(
                 updated_at = now()
            FROM dispatches d
           WHERE m.dispatch_id = d.id AND d.account_id = $1 AND d.phone_number_id = ANY($2)
-            AND d.status NOT IN ('completed', 'cancelled') AND m.status IN ('scheduled', 'queued')",
+            AND d.status NOT IN ('completed', 'cancelled')
+            AND m.status IN ('scheduled', 'queued', 'deferred')",
     )
     .bind(account)
     .bind(removed)

@@ -5,11 +5,13 @@
 //!    GCRA has free within `Tuning::slot_wait`, with their instants, fairly over its
 //!    dispatches (high priority first, bulk keeping its share); a number at its cap is not
 //!    read at all until its slots free up;
-//! 2. one `UPDATE` claims the rows `queued -> sending` (and flips their dispatches to
+//! 2. one `UPDATE` claims the rows `queued|deferred -> sending` (and flips their dispatches to
 //!    `sending`); jobs whose rows are not claimable are acknowledged (duplicates, final rows,
 //!    paused or cancelled dispatches), except rows still `sending`: a live worker has them
 //!    (the job comes back after the lease) or a dead one had them (unknown outcome, below);
-//! 3. per phone number, the slots the lane gave (they start once the rows are claimed), then
+//! 3. the portfolio messaging limit: messages over their account's budget are held as
+//!    `deferred` until the window frees room (`limit`, one script call per account);
+//!    per phone number, the slots the lane gave (they start once the rows are claimed), then
 //!    the pair gap; messages that must wait go back to `queued` with a delayed job in their
 //!    lane (not an attempt);
 //! 4. sends run concurrently (bounded by a semaphore), each at its slot;
@@ -24,14 +26,16 @@
 //! send, and each group's outcomes are written after its sends ended.
 //!
 //! Modules, by what they own: `lanes` (reading the lanes, draining the legacy stream),
-//! `tuning` (knobs that are not settings), `plan` (numbers,
-//! slots, pair gaps), `request` (the concurrent requests and their intent notes),
+//! `tuning` (knobs that are not settings), `plan` (numbers, slots, pair gaps), `limit` (the
+//! portfolio's messaging limit: over it, `deferred`), `request` (the concurrent requests and
+//! their intent notes),
 //! `outcome` (what became of a message, and the decision from an answer), `recovery`
 //! (rows still `sending`: unknown outcomes), `writes` (a batch's outcomes to its writes,
 //! pure) and `record` (executing those writes).
 
 pub(crate) mod breaker;
 mod lanes;
+mod limit;
 mod outcome;
 mod plan;
 mod record;
@@ -57,6 +61,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::budget::Budget;
 use crate::db::{self, Claimed, Requeue};
 use crate::graph::Graph;
 use crate::intents::Intents;
@@ -79,6 +84,8 @@ pub(crate) struct Engine {
     pub graph: Graph,
     pub numbers: Numbers,
     pub throttle: Throttle,
+    /// The portfolios' messaging-limit budgets (`limit`).
+    pub budget: Arc<Budget>,
     pub intents: Intents,
     pub permits: Arc<Semaphore>,
     /// Per-number breakers of sends that keep timing out.

@@ -35,6 +35,12 @@ pub(crate) enum Outcome {
         title: String,
         reason: &'static str,
     },
+    /// Held back by a budget (the portfolio's messaging limit): `deferred` with its reason
+    /// until `delay` has passed, then its job comes back. No attempt used, not a failure.
+    Deferred {
+        delay: Duration,
+        reason: &'static str,
+    },
     /// Sending of a scope (number, account, dispatch) must stop: answered by the Graph API
     /// with a halting code, or found before the request (a token that cannot be decrypted).
     Halt {

@@ -1,6 +1,6 @@
 //! Slot planning for a batch: each claimed message's number (unknown numbers and unreadable
-//! tokens settle here), the throughput slot its lane gave it (the lane's GCRA), then the pair
-//! gap; a number whose breaker is open (`breaker`) sends only what fits. What may go now
+//! tokens settle here), the portfolio's messaging limit (`limit`), the throughput slot its
+//! lane gave it (the lane's GCRA), then the pair gap; a number whose breaker is open (`breaker`) sends only what fits. What may go now
 //! comes out with the instant of its slot; the rest as outcomes (waits, failures, halts).
 
 use std::collections::HashMap;
@@ -97,6 +97,8 @@ impl Engine {
                 Some(_) => by_number.entry(pn).or_default().push(c),
             }
         }
+        // The portfolio's messaging limit: what is over it waits as `deferred` (`limit`).
+        self.hold_over_budget(&mut by_number, &mut outcomes).await?;
         let mut granted: Vec<(Claimed, Arc<Number>, Instant)> = Vec::new();
         for (pn, mut msgs) in by_number {
             let Some(n) = known.get(&pn).cloned() else {

@@ -1,7 +1,7 @@
 //! The recorder: executes a batch's [`BatchWrites`] against Postgres and Redis, in this
 //! order: pauses of halted scopes first (so no other worker picks the halted rows up), pair
 //! gaps given back, numbers slowed after `130429`, then one statement per kind (re-queued,
-//! then their send intents cleared, accepted, failed, then the intents of those final rows
+//! deferred, then their send intents cleared, accepted, failed, then the intents of those final rows
 //! cleared). Outcome writes are retried a few times.
 
 use std::time::Duration;
@@ -20,6 +20,9 @@ impl Engine {
         }
         for (reason, n) in &w.failed {
             metrics::counter!(m::FAILED_TOTAL, "reason" => *reason).increment(*n);
+        }
+        for (reason, n) in &w.deferred {
+            metrics::counter!(m::DEFERRED_TOTAL, "reason" => *reason).increment(*n);
         }
         for h in &w.halts {
             let scope_name = h.scope_name();
@@ -50,6 +53,8 @@ impl Engine {
             }
         }
         self.with_retries(|| db::requeue(&self.db, &w.requeue))
+            .await?;
+        self.with_retries(|| db::defer(&self.db, &w.deferrals))
             .await?;
         // Only once they are queued again: until then a crash must still see the intents.
         if let Err(e) = self.intents.clear(&w.clear_intents).await {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::outcome::{HaltKey, Outcome};
 use crate::classify::HaltScope;
-use crate::db::{Claimed, Failures, Requeue};
+use crate::db::{Claimed, Deferrals, Failures, Requeue};
 
 /// A halt seen in a batch (the first message of its scope).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub(crate) struct BatchWrites {
     pub requeue: Requeue,
     /// Final failures.
     pub failures: Failures,
+    /// Held back by a budget (`sending -> deferred`, no attempt used); their jobs come back
+    /// after the delay (in `later`).
+    pub deferrals: Deferrals,
     /// Dispatches to pause: one halt per scope (number, account or dispatch), first seen.
     pub halts: Vec<Halt>,
     /// Numbers answered `130429`: no slot for any worker for a second.
@@ -70,6 +73,8 @@ pub(crate) struct BatchWrites {
     pub retries: BTreeMap<&'static str, u64>,
     /// Final failures by reason (`ezpulze_worker_failed_total`).
     pub failed: BTreeMap<&'static str, u64>,
+    /// Deferrals by reason (`ezpulze_worker_deferred_total`).
+    pub deferred: BTreeMap<&'static str, u64>,
 }
 
 fn code_i32(code: Option<i64>) -> Option<i32> {
@@ -114,6 +119,11 @@ pub(crate) fn batch_writes(outcomes: Vec<(Claimed, Outcome)>) -> BatchWrites {
             } => {
                 *w.failed.entry(reason).or_default() += 1;
                 w.failures.push(c.id, code_i32(code), title);
+            }
+            Outcome::Deferred { delay, reason } => {
+                *w.deferred.entry(reason).or_default() += 1;
+                w.deferrals.push(c.id, delay, reason);
+                w.later.push((c.id, delay));
             }
             Outcome::Halt {
                 scope,
@@ -188,6 +198,7 @@ mod tests {
             attempts: 1,
             phone_number_id: Some(NUMBER.to_owned()),
             test_mode: false,
+            messaging_tier: None,
         }
     }
 
@@ -294,6 +305,24 @@ mod tests {
         assert_eq!(w.later, vec![(id(1), ms(700))]);
         assert!(w.clear_intents.is_empty() && w.release_pairs.is_empty());
         assert!(w.retries.is_empty());
+    }
+
+    #[test]
+    fn a_deferral_waits_with_its_reason_uses_no_attempt_and_wrote_no_intent() {
+        let w = batch_writes(vec![(
+            msg(1),
+            Outcome::Deferred {
+                delay: ms(9_000),
+                reason: "messaging_limit",
+            },
+        )]);
+        assert_eq!(w.deferrals.ids, vec![id(1)]);
+        assert_eq!(w.deferrals.delay_ms, vec![9_000]);
+        assert_eq!(w.deferrals.reasons, vec!["messaging_limit".to_owned()]);
+        assert_eq!(w.later, vec![(id(1), ms(9_000))]);
+        assert_eq!(w.deferred.get("messaging_limit"), Some(&1));
+        assert!(w.requeue.ids.is_empty() && w.failures.ids.is_empty() && w.failed.is_empty());
+        assert!(w.clear_intents.is_empty() && w.release_pairs.is_empty());
     }
 
     #[test]

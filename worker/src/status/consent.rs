@@ -88,10 +88,15 @@ const APPLY_SQL: &str = "
 /// Applies the batch's inbound keywords: one read of the accounts' keywords and one statement,
 /// nothing at all without inbound messages. Returns (opt-outs, opt-ins) that changed a row.
 pub async fn apply(db: &PgPool, inbound: &[Inbound]) -> anyhow::Result<(u64, u64)> {
-    if inbound.is_empty() {
+    // Messages with no text (kept for the customer-service windows) are no keyword.
+    if inbound.iter().all(|m| m.texts.is_empty()) {
         return Ok((0, 0));
     }
-    let mut accounts: Vec<Uuid> = inbound.iter().map(|m| m.account_id).collect();
+    let mut accounts: Vec<Uuid> = inbound
+        .iter()
+        .filter(|m| !m.texts.is_empty())
+        .map(|m| m.account_id)
+        .collect();
     accounts.sort_unstable();
     accounts.dedup();
     let keywords = consent::keywords_of(db, &accounts)

@@ -91,7 +91,8 @@ pub fn fold<B: AsRef<[u8]>>(bodies: &[B]) -> Vec<Folded> {
 pub struct FoldedBatch {
     pub folded: Vec<Folded>,
     pub invalid: Vec<(usize, &'static str)>,
-    /// Inbound messages whose text could be a consent keyword (empty for status-only bodies).
+    /// Inbound messages (empty for status-only bodies): each opens its sender's
+    /// customer-service window; those with texts may be consent keywords.
     pub inbound: Vec<Inbound>,
 }
 

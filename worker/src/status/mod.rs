@@ -27,6 +27,10 @@
 //! | `reduce` | the batch statement, parking and retrying unknown-message events |
 //! | `consent` | inbound opt-out / opt-in keywords -> the suppression list (one statement) |
 //!
+//! Customer-service windows: the same pass records every inbound message's sender and time
+//! in the account's budget (`crate::budget`, one pipeline per batch), so a reply to a user who
+//! wrote in the last 24 h does not count toward the portfolio's messaging limit.
+//!
 //! Consent (`docs/consent.md`): the same pass reads the bodies' inbound messages
 //! (`value.messages[]`); a text that is one of the account's keywords suppresses its sender or
 //! lifts the suppression (`consent`), and a `failed` status with 131050 adds a `marketing`
@@ -38,8 +42,10 @@ mod fold;
 mod reduce;
 mod wire;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::budget::Budget;
 use ezpulze_common::jobs::WebhookBody;
 use ezpulze_queue::{Job, JobError, Queue};
 use sqlx::PgPool;
@@ -92,13 +98,25 @@ pub async fn run(
     batch: usize,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with(db, queue, batch, None, cancel).await
+}
+
+/// [`run`], also recording the senders of inbound messages in `budget` (their
+/// customer-service windows: `crate::budget`), in the same pass.
+pub async fn run_with(
+    db: PgPool,
+    queue: Queue<WebhookBody>,
+    batch: usize,
+    budget: Option<Arc<Budget>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let mut consumer = queue.consumer(format!("status-{}", Uuid::new_v4().simple()));
     let mut last_parked = Instant::now();
     while !cancel.is_cancelled() {
         let step = async {
             let jobs = fetch_bounded(&mut consumer, batch, BATCH_BYTES).await?;
             if !jobs.is_empty() {
-                apply_batch(&db, &queue, jobs).await?;
+                apply_batch(&db, &queue, budget.as_deref(), jobs).await?;
             }
             if last_parked.elapsed() > PENDING_RETRY_EVERY {
                 last_parked = Instant::now();
@@ -129,6 +147,7 @@ pub async fn run(
 async fn apply_batch(
     db: &PgPool,
     queue: &Queue<WebhookBody>,
+    budget: Option<&Budget>,
     jobs: Vec<Job<WebhookBody>>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -138,7 +157,7 @@ async fn apply_batch(
     while let Some(range) = todo.pop() {
         let bodies: Vec<&WebhookBody> = jobs[range.clone()].iter().map(|j| &j.payload).collect();
         let batch = fold_jobs(&bodies);
-        match apply_all(db, &batch).await {
+        match apply_all(db, budget, &batch).await {
             Ok(()) => dead.extend(
                 batch
                     .invalid
@@ -176,9 +195,29 @@ async fn apply_batch(
     Ok(())
 }
 
-/// Applies a folded batch: its statuses, then its inbound consent keywords.
-async fn apply_all(db: &PgPool, batch: &FoldedBatch) -> anyhow::Result<()> {
+/// Applies a folded batch: its statuses, the senders' customer-service windows, then its
+/// inbound consent keywords.
+async fn apply_all(
+    db: &PgPool,
+    budget: Option<&Budget>,
+    batch: &FoldedBatch,
+) -> anyhow::Result<()> {
     apply_folded(db, &batch.folded).await?;
+    if let Some(budget) = budget {
+        let senders: Vec<(Uuid, &str, i64)> = batch
+            .inbound
+            .iter()
+            .map(|m| (m.account_id, m.phone.as_str(), m.at))
+            .collect();
+        // Best effort: a sender not recorded only counts toward the budget (conservative).
+        if let Err(e) = budget.record_inbound(&senders).await {
+            metrics::counter!("ezpulze_status_step_errors_total").increment(1);
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "recording inbound senders failed; their messages count toward the messaging limit"
+            );
+        }
+    }
     let mut attempt = 1;
     loop {
         match consent::apply(db, &batch.inbound).await {
