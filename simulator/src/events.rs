@@ -90,11 +90,11 @@ fn bad(message: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn text<'a>(req: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Response> {
+fn text<'a>(req: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
     match req.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(bad(format!("{key} must be a string"))),
+        Some(_) => Err(format!("{key} must be a string")),
     }
 }
 
@@ -114,8 +114,10 @@ pub async fn post_event(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
     ) {
         (Ok(Some(f)), Ok(n), Ok(w), Ok(e), Ok(s)) if !f.is_empty() => (f, n, w, e, s),
         (Ok(_), Ok(_), Ok(_), Ok(_), Ok(_)) => return bad("field is required"),
-        (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), ..) | (_, _, _, Err(r), _) => return r,
-        (.., Err(r)) => return r,
+        (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), ..) | (_, _, _, Err(r), _) => {
+            return bad(r)
+        }
+        (.., Err(r)) => return bad(r),
     };
     let extra = match req.get("value") {
         None | Some(Value::Null) => Map::new(),

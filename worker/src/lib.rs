@@ -132,7 +132,11 @@ pub async fn run_on(
         )
         .context("building the HTTP client")
         .map_err(WorkerError::Startup)?,
-        numbers: numbers::Numbers::new(db.clone(), config.sealer(), tuning.number_cache_ttl),
+        numbers: numbers::Numbers::new(db.clone(), config.sealer(), tuning.number_cache_ttl)
+            .with_epoch(
+                redis.clone(),
+                ezpulze_common::keyspace::Keyspace::new(&config.redis_prefix),
+            ),
         throttle: throttle::Throttle::new(redis.clone(), &config.redis_prefix),
         budget: budget.clone(),
         intents: intents::Intents::new(redis.clone(), &config.redis_prefix),
@@ -197,14 +201,21 @@ pub async fn run_on(
         cancel.clone(),
     )));
     // A status consumer per shard of the webhook stream.
+    let effects = status::lifecycle::Effects {
+        db: db.clone(),
+        lanes: engine.lanes.clone(),
+        redis: redis.clone(),
+        keys: ezpulze_common::keyspace::Keyspace::new(&config.redis_prefix),
+    };
     let status_tasks: Vec<_> = webhooks
         .into_iter()
         .map(|q| {
-            tokio::spawn(status::run_with(
+            tokio::spawn(status::run_full(
                 db.clone(),
                 q,
                 config.status_batch,
                 Some(budget.clone()),
+                Some(effects.clone()),
                 cancel.clone(),
             ))
         })

@@ -222,6 +222,13 @@ pub async fn put(
             &ids,
         )
         .await;
+        // A rate set by hand is in force in every worker within about a second (their number
+        // caches reload when the numbers' epoch moves); otherwise after the cache's TTL.
+        if let Err(e) =
+            ezpulze_common::number_epoch::bump(&mut state.redis(), state.keyspace()).await
+        {
+            tracing::warn!(error = format!("{e:#}"), "bumping the numbers' epoch failed; workers see the new rates after their cache TTL");
+        }
     }
     Ok(Json(view(&state, account).await?))
 }

@@ -26,6 +26,7 @@
 //! | `fold` | a batch of bodies -> what is known of each message (pure) |
 //! | `reduce` | the batch statement, parking and retrying unknown-message events |
 //! | `consent` | inbound opt-out / opt-in keywords -> the suppression list (one statement) |
+//! | `lifecycle` | Meta's WABA-level changes: number quality and throughput, account updates, templates (`docs/whatsapp-events.md`) |
 //!
 //! Customer-service windows: the same pass records every inbound message's sender and time
 //! in the account's budget (`crate::budget`, one pipeline per batch), so a reply to a user who
@@ -39,6 +40,7 @@
 
 mod consent;
 mod fold;
+pub mod lifecycle;
 mod reduce;
 mod wire;
 
@@ -110,13 +112,28 @@ pub async fn run_with(
     budget: Option<Arc<Budget>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_full(db, queue, batch, budget, None, cancel).await
+}
+
+/// [`run_with`], also applying Meta's WABA-level changes (number quality and throughput,
+/// account updates, templates: [`lifecycle`]) with `effects` (the lanes the jobs of resumed
+/// dispatches go back to, the numbers' epoch). Without `effects` those changes are still
+/// applied in Postgres; resumed jobs wait for the outbox sweep.
+pub async fn run_full(
+    db: PgPool,
+    queue: Queue<WebhookBody>,
+    batch: usize,
+    budget: Option<Arc<Budget>>,
+    effects: Option<lifecycle::Effects>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let mut consumer = queue.consumer(format!("status-{}", Uuid::new_v4().simple()));
     let mut last_parked = Instant::now();
     while !cancel.is_cancelled() {
         let step = async {
             let jobs = fetch_bounded(&mut consumer, batch, BATCH_BYTES).await?;
             if !jobs.is_empty() {
-                apply_batch(&db, &queue, budget.as_deref(), jobs).await?;
+                apply_batch(&db, &queue, budget.as_deref(), effects.as_ref(), jobs).await?;
             }
             if last_parked.elapsed() > PENDING_RETRY_EVERY {
                 last_parked = Instant::now();
@@ -148,6 +165,7 @@ async fn apply_batch(
     db: &PgPool,
     queue: &Queue<WebhookBody>,
     budget: Option<&Budget>,
+    effects: Option<&lifecycle::Effects>,
     jobs: Vec<Job<WebhookBody>>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -157,7 +175,11 @@ async fn apply_batch(
     while let Some(range) = todo.pop() {
         let bodies: Vec<&WebhookBody> = jobs[range.clone()].iter().map(|j| &j.payload).collect();
         let batch = fold_jobs(&bodies);
-        match apply_all(db, budget, &batch).await {
+        let applied = match apply_all(db, budget, &batch).await {
+            Ok(()) => lifecycle::apply(db, effects, &bodies).await,
+            Err(e) => Err(e),
+        };
+        match applied {
             Ok(()) => dead.extend(
                 batch
                     .invalid
