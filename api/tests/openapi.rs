@@ -654,6 +654,15 @@ async fn real_answers_match_the_document() {
         200,
     )
     .await;
+    // The portfolio's messaging limit.
+    let ml = "/admin/v1/whatsapp/messaging-limit";
+    v.call("PUT", ml, ml, admin, Some(json!({"tier": "TIER_2K"})), 200)
+        .await;
+    v.call("PUT", ml, ml, admin, Some(json!({"tier": "TIER_1K"})), 422)
+        .await;
+    v.call("GET", ml, ml, admin, None, 200).await;
+    let pml = "/api/v1/whatsapp/messaging-limit";
+    v.call("GET", pml, pml, sk, None, 200).await;
     let wh = "/webhooks/whatsapp";
     let verify = format!("{wh}?hub.mode=subscribe&hub.verify_token=docs-verify&hub.challenge=42");
     v.call("GET", wh, &verify, "", None, 200).await;
