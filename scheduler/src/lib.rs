@@ -21,6 +21,7 @@
 
 pub mod hooks;
 pub mod lease;
+pub mod numbers;
 pub mod outbox;
 pub mod tasks;
 
@@ -134,6 +135,7 @@ impl Scheduler {
         report.completed = hooks::complete_dispatches(&self.db).await?;
         if outbox {
             hooks::backlog_gauges(&self.db).await?;
+            numbers::gauges(&self.db).await?;
         }
         Ok(report)
     }
