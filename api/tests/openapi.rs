@@ -663,6 +663,9 @@ async fn real_answers_match_the_document() {
     v.call("GET", ml, ml, admin, None, 200).await;
     let pml = "/api/v1/whatsapp/messaging-limit";
     v.call("GET", pml, pml, sk, None, 200).await;
+    let nl = "/api/v1/whatsapp/numbers/limits";
+    v.call("GET", nl, nl, sk, None, 200).await;
+    v.call("GET", nl, nl, &narrow_key, None, 403).await;
     let wh = "/webhooks/whatsapp";
     let verify = format!("{wh}?hub.mode=subscribe&hub.verify_token=docs-verify&hub.challenge=42");
     v.call("GET", wh, &verify, "", None, 200).await;
