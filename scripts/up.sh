@@ -176,9 +176,12 @@ metrics_urls="http://127.0.0.1:$api_port/metrics"
 # The simulated WhatsApp business number of the default account.
 sim_number=106540352242922
 sim_display=15550783881
+# Its WhatsApp Business Account: templates are submitted to the simulator under it (which
+# approves them at once) and its template webhooks name it (docs/templates.md).
+sim_waba=102290129340398
 if has_bin ezpulze-simulator; then
   SIM_LISTEN=127.0.0.1:$sim_port SIM_WEBHOOK_URL=http://127.0.0.1:$api_port/webhooks/whatsapp SIM_MPS_LIMIT=$sim_mps \
-    SIM_NUMBERS="$sim_number:$sim_display:$EZPULZE_SIM_TOKEN" SIM_SANDBOX_TOKEN=ezpulze-sandbox \
+    SIM_NUMBERS="$sim_number:$sim_display:$EZPULZE_SIM_TOKEN" SIM_SANDBOX_TOKEN=ezpulze-sandbox SIM_WABA_ID=$sim_waba \
     start simulator "http://127.0.0.1:$sim_port/readyz" "$bin/ezpulze-simulator"
   metrics_urls+=" http://127.0.0.1:$sim_port/metrics"
 fi
@@ -254,9 +257,9 @@ save_account() {
     "$ADMIN_TOKEN" "$API_KEY" "$KEY_ID" "$TEMPLATE_ID" "$BROADCAST_ID" >"$dir/account.env")
 }
 save_account
-# Wire the default account to the simulator (its number, token, throughput and app secret).
+# Wire the default account to the simulator (its number, token, throughput, app secret and WABA).
 call "registering the simulator's number" PUT /admin/v1/whatsapp "$ADMIN_TOKEN" \
-  "{\"phone_numbers\":[{\"phone_number_id\":\"$sim_number\",\"display_phone_number\":\"$sim_display\",\"access_token\":\"$EZPULZE_SIM_TOKEN\",\"messages_per_second\":$sim_mps}],\"app_secret\":\"$SIM_APP_SECRET\",\"verify_token\":\"ezpulze-local\"}" >/dev/null
+  "{\"phone_numbers\":[{\"phone_number_id\":\"$sim_number\",\"display_phone_number\":\"$sim_display\",\"access_token\":\"$EZPULZE_SIM_TOKEN\",\"messages_per_second\":$sim_mps}],\"app_secret\":\"$SIM_APP_SECRET\",\"verify_token\":\"ezpulze-local\",\"waba_id\":\"$sim_waba\"}" >/dev/null
 # An example template (order_update: image header, two body variables, a quick reply and a URL
 # button) and a broadcast of it, made once: the ones of account.env while they exist.
 example_header='{"type":"image","link":"https://picsum.photos/seed/ezpulze/600/300"}'

@@ -70,6 +70,14 @@ pub enum ApiError {
     /// recipient, an audience that matches no contact).
     #[error("{message}")]
     Refused { code: &'static str, message: String },
+    /// A refusal with its own status and code (`template_not_approved` 409,
+    /// `waba_not_configured` 409, `graph_unavailable` 502, ...).
+    #[error("{message}")]
+    Coded {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// More requests at once than `API_MAX_CONCURRENT_REQUESTS`: retry shortly.
     #[error("the server is handling as many requests as it takes; retry shortly")]
     Overloaded,
@@ -100,6 +108,7 @@ impl ApiError {
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Validation(_) | Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Coded { status, .. } => *status,
         }
     }
 
@@ -122,7 +131,7 @@ impl ApiError {
             RequestTimeout(_) => "request_timeout",
             CsrfRejected(_) => "csrf_rejected",
             Validation(_) => "validation_failed",
-            Refused { code, .. } => code,
+            Refused { code, .. } | Coded { code, .. } => code,
             Internal(_) => "internal",
         }
     }

@@ -736,6 +736,25 @@ async fn real_answers_match_the_document() {
         422,
     )
     .await;
+    // The account has no WABA id: a sync has nothing to read.
+    v.call(
+        "POST",
+        "/api/v1/templates/sync",
+        "/api/v1/templates/sync",
+        sk,
+        None,
+        409,
+    )
+    .await;
+    v.call(
+        "POST",
+        "/api/v1/templates/sync",
+        "/api/v1/templates/sync",
+        &narrow_key,
+        None,
+        403,
+    )
+    .await;
     let tp = format!("/api/v1/templates/{}", id(&t));
     v.call(
         "GET",

@@ -3,6 +3,7 @@
 //! Redis) and the queues' names and connection, and the operations server of the processes that serve no HTTP API of their own.
 #![forbid(unsafe_code)]
 
+pub mod meta_templates;
 pub mod ops;
 pub mod queues;
 pub mod readiness;

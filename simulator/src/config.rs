@@ -159,6 +159,17 @@ pub struct SimConfig {
     /// engine's test-mode sends are pointed at; they carry `TEST_GRAPH_API_TOKEN`, never the
     /// account's token). Unset: each number takes only its own token, as the Graph API does.
     pub sandbox_token: Option<String>,
+    /// A WhatsApp Business Account id known besides the numbers' own (`/{waba_id}/
+    /// message_templates` takes any configured number's token for it): the dev stack's and
+    /// tests' accounts are configured with it.
+    pub waba_id: Option<String>,
+    /// What the review of a submitted template ends in: `APPROVED` (default: a send right
+    /// after the create works), `REJECTED` or `PENDING` (stays pending until
+    /// `POST /_sim/templates/{name}/status`).
+    pub template_auto_status: String,
+    /// How long the review takes: 0 answers the create with `template_auto_status` at once;
+    /// otherwise the create answers `PENDING` and the status changes (with its webhook) later.
+    pub template_approval_delay_ms: u64,
     /// Messages per second per phone number (0 = no cap) -> 130429.
     pub mps_limit: u32,
     /// Minimum gap between two messages from one number to one recipient (0 = off) -> 131056.
@@ -221,6 +232,9 @@ impl Default for SimConfig {
             app_secret: "sim-app-secret".to_owned(),
             templates: Vec::new(),
             sandbox_token: None,
+            waba_id: None,
+            template_auto_status: "APPROVED".to_owned(),
+            template_approval_delay_ms: 0,
             mps_limit: 80,
             pair_gap_ms: 6000,
             messaging_tier: None,
@@ -313,6 +327,19 @@ impl SimConfig {
             return Err(ConfigError::Rule(
                 "messaging_window_ms must be at least 1".to_owned(),
             ));
+        }
+        if !crate::templates::AUTO_STATUSES.contains(&self.template_auto_status.as_str()) {
+            return Err(ConfigError::Rule(format!(
+                "template_auto_status must be one of {:?}",
+                crate::templates::AUTO_STATUSES
+            )));
+        }
+        if self
+            .waba_id
+            .as_ref()
+            .is_some_and(|w| w.is_empty() || w.len() > 32 || !w.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::Rule("waba_id: digits only, up to 32".to_owned()));
         }
         if self.webhook_batch_size == 0 || self.webhook_batch_size > MAX_BATCH {
             return Err(ConfigError::Rule(format!(

@@ -12,6 +12,7 @@ pub mod inbound;
 pub mod limits;
 pub mod receiver;
 pub mod rng;
+pub mod templates;
 pub mod tier;
 pub mod validate;
 pub mod webhook;
@@ -162,6 +163,8 @@ pub struct Shared {
     receivers: receiver::Receivers,
     /// Inbound messages posted by `/_sim/inbound`.
     pub(crate) inbound: inbound::InboundStats,
+    /// The message templates submitted or seeded, and their review (`templates`).
+    pub(crate) templates: templates::Templates,
     /// The WABA-level webhooks emitted by `/_sim/events`.
     pub(crate) events: events::EventStats,
     /// The portfolios' messaging-limit counts (`tier`).
@@ -274,6 +277,7 @@ pub async fn run(
         ),
         receivers: receiver::Receivers::default(),
         inbound: inbound::InboundStats::default(),
+        templates: templates::Templates::default(),
         events: events::EventStats::default(),
         portfolios: tier::Portfolios::default(),
     });
@@ -373,6 +377,12 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/config", get(get_config).put(put_config))
         .route("/_sim/reset", post(reset))
         .route("/_sim/inbound", post(inbound::post_inbound))
+        .route(
+            "/{version}/{phone_number_id}/message_templates",
+            post(templates::create).get(templates::list),
+        )
+        .route("/_sim/templates", get(templates::all).post(templates::seed))
+        .route("/_sim/templates/{name}/status", post(templates::post_status))
         .route("/_sim/events", post(events::post_event))
         .route(
             "/_recv/{name}",
@@ -592,6 +602,10 @@ async fn send_message(
         Ok(v) => v,
         Err(e) => return reject(&shared, e, seq),
     };
+    // A template submitted here and not approved fails as at Meta (`templates`).
+    if let Some(e) = shared.templates.send_refusal(&number.waba_id, &value) {
+        return reject(&shared, e, seq);
+    }
     let injected = draw_injection(cfg, seq);
     let timeout_accepts = match &injected {
         Injected::Sync(e) => return reject(&shared, e.clone(), seq),
@@ -694,6 +708,7 @@ async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
         },
         "max_mps_by_number": shared.limiter.max_mps(),
         "inbound": shared.inbound.json(),
+        "templates": shared.templates.json(),
         "events": shared.events.json(),
         "messaging_limit": shared.portfolios.json(),
     }))
@@ -745,6 +760,7 @@ async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.generation.fetch_add(1, AO::Relaxed);
     shared.stats.reset();
     shared.inbound.reset();
+    shared.templates.reset();
     shared.events.reset();
     shared.portfolios.reset();
     shared.limiter.reset();

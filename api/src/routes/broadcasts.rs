@@ -60,6 +60,19 @@ pub struct Loaded {
     pub row: BroadcastRow,
     pub template: CompiledTemplate,
     pub defaults: Variables,
+    /// The template's status at Meta (only `APPROVED` can be sent).
+    pub template_status: String,
+}
+
+impl Loaded {
+    /// 409 `template_not_approved` unless the template is approved (every send path checks).
+    pub fn require_approved(&self) -> ApiResult<()> {
+        crate::routes::templates::require_approved(
+            &self.row.template_name,
+            &self.row.language,
+            &self.template_status,
+        )
+    }
 }
 
 pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded> {
@@ -68,10 +81,11 @@ pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded
         #[sqlx(flatten)]
         row: BroadcastRow,
         definition: Value,
+        template_status: String,
     }
     let sql =
         "SELECT b.id, b.name, b.template_id, t.name AS template_name, t.language, b.variables,
-                b.created_at, b.updated_at, t.definition
+                b.created_at, b.updated_at, t.definition, t.status AS template_status
          FROM broadcasts b JOIN templates t ON t.id = b.template_id
          WHERE b.id = $1 AND b.account_id = $2";
     let r: Joined = owned::fetch(state.db(), sql, id, account).await?;
@@ -86,6 +100,7 @@ pub async fn load(state: &AppState, account: Uuid, id: Uuid) -> ApiResult<Loaded
         row: r.row,
         template,
         defaults,
+        template_status: r.template_status,
     })
 }
 

@@ -115,25 +115,27 @@ fn stored_variables(v: Value) -> ApiResult<Variables> {
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored flow variables")))
 }
 
-/// The account's template `id`, compiled; None if there is no such template.
+/// The account's template `id`, compiled, with its status at Meta; None if there is no such
+/// template.
 async fn load_template(
     conn: &mut PgConnection,
     account: Uuid,
     id: Uuid,
-) -> ApiResult<Option<CompiledTemplate>> {
-    let def: Option<Value> =
-        sqlx::query_scalar("SELECT definition FROM templates WHERE id = $1 AND account_id = $2")
-            .bind(id)
-            .bind(account)
-            .fetch_optional(conn)
-            .await?;
-    let Some(def) = def else {
+) -> ApiResult<Option<(CompiledTemplate, String)>> {
+    let row: Option<(Value, String)> = sqlx::query_as(
+        "SELECT definition, status FROM templates WHERE id = $1 AND account_id = $2",
+    )
+    .bind(id)
+    .bind(account)
+    .fetch_optional(conn)
+    .await?;
+    let Some((def, status)) = row else {
         return Ok(None);
     };
     let template: Template = serde_json::from_value(def)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("stored template")))?;
     CompiledTemplate::new(template)
-        .map(Some)
+        .map(|t| Some((t, status)))
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored template no longer valid: {e:?}")))
 }
 
@@ -148,7 +150,7 @@ async fn check_first_message(
         return Ok(());
     };
     let mut conn = state.db().acquire().await?;
-    let template = load_template(&mut conn, account, template_id)
+    let (template, _status) = load_template(&mut conn, account, template_id)
         .await?
         .ok_or_else(|| ApiError::field("template_id", "no such template in this account"))?;
     template
@@ -409,11 +411,13 @@ pub async fn queue_first_message(
     mut tx: Transaction<'static, Postgres>,
     msg: FirstMessage,
 ) -> ApiResult<QueuedFirstMessage> {
-    let template = load_template(&mut tx, msg.account_id, msg.template_id)
+    let (template, status) = load_template(&mut tx, msg.account_id, msg.template_id)
         .await?
         .ok_or_else(|| {
             ApiError::Conflict("this chatbot flow's template no longer exists".into())
         })?;
+    let t = template.template();
+    crate::routes::templates::require_approved(&t.name, &t.language, &status)?;
     let to = [msg.to.as_str().to_string()];
     if !consent::suppressed(
         &mut *tx,

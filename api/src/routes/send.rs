@@ -268,6 +268,7 @@ async fn ingest(
     }
     let scheduled = req.scheduled_at.filter(|t| *t > Utc::now());
     let b = broadcasts::load(state, p.account_id(), broadcast_id).await?;
+    b.require_approved()?;
     // The suppression list, read once for every phone of the request.
     let phones: Vec<String> = recipients
         .iter()

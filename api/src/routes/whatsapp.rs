@@ -32,6 +32,10 @@ pub struct SettingsIn {
     app_secret: Option<Option<String>>,
     #[serde(deserialize_with = "double_option")]
     verify_token: Option<Option<String>>,
+    /// The account's WhatsApp Business Account id (digits): templates are submitted to and
+    /// synced from it, and Meta's WABA-level webhooks find the account by it. Null removes it.
+    #[serde(deserialize_with = "double_option")]
+    waba_id: Option<Option<String>>,
 }
 
 /// Read the WhatsApp settings
@@ -51,19 +55,20 @@ async fn view(state: &AppState, account: Uuid) -> ApiResult<Value> {
     .bind(account)
     .fetch_all(state.db())
     .await?;
-    let settings: Option<(bool, Option<String>)> = sqlx::query_as(
-        "SELECT app_secret_enc IS NOT NULL, verify_token FROM whatsapp_settings WHERE account_id = $1",
+    let settings: Option<(bool, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT app_secret_enc IS NOT NULL, verify_token, waba_id FROM whatsapp_settings WHERE account_id = $1",
     )
     .bind(account)
     .fetch_optional(state.db())
     .await?;
-    let (secret_set, verify) = settings.unwrap_or((false, None));
+    let (secret_set, verify, waba_id) = settings.unwrap_or((false, None, None));
     Ok(json!({
         "phone_numbers": numbers.into_iter().map(|(id, display, mps)| json!({
             "phone_number_id": id, "display_phone_number": display, "messages_per_second": mps, "access_token_set": true,
         })).collect::<Vec<_>>(),
         "app_secret_set": secret_set,
         "verify_token": verify,
+        "waba_id": waba_id,
     }))
 }
 
@@ -129,6 +134,11 @@ pub async fn put(
             errors.push("verify_token", "1 to 256 characters");
         }
     }
+    if let Some(Some(w)) = &body.waba_id {
+        if w.is_empty() || w.len() > 32 || !w.bytes().all(|b| b.is_ascii_digit()) {
+            errors.push("waba_id", "digits only, up to 32");
+        }
+    }
     errors.finish()?;
     let mut tx = state.db().begin().await?;
     sqlx::query("INSERT INTO whatsapp_settings (account_id) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -146,6 +156,19 @@ pub async fn put(
             .bind(sealed)
             .execute(&mut *tx)
             .await?;
+    }
+    if let Some(waba) = &body.waba_id {
+        sqlx::query("UPDATE whatsapp_settings SET waba_id = $2, updated_at = now() WHERE account_id = $1")
+            .bind(account)
+            .bind(waba)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.constraint() == Some("whatsapp_settings_waba") => {
+                    ApiError::Conflict("this WhatsApp Business Account id belongs to another account".into())
+                }
+                _ => e.into(),
+            })?;
     }
     if let Some(verify) = &body.verify_token {
         let sql = "UPDATE whatsapp_settings SET verify_token = $2, updated_at = now() WHERE account_id = $1";

@@ -66,6 +66,7 @@ pub(super) async fn ingest(
         .map_err(|e| ApiError::field("variables_from", e))?;
     let account = p.account_id();
     let b = broadcasts::load(state, account, broadcast_id).await?;
+    b.require_approved()?;
 
     if let Some(f) = &fill {
         let wanted: Vec<String> = f.attributes().into_iter().collect();
