@@ -215,3 +215,59 @@ async fn unknown_wabas_bad_and_mixed_signatures_are_refused_and_nothing_is_queue
     assert_eq!(s, 200);
     assert_eq!(stream_entries(&app).await.len(), 1);
 }
+
+async fn epoch(app: &TestApp) -> i64 {
+    let client = redis::Client::open(support::redis_url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let v: Option<i64> = redis::cmd("GET")
+        .arg(format!("{}:numbers:epoch", app.prefix))
+        .query_async(&mut c)
+        .await
+        .expect("get");
+    v.unwrap_or(0)
+}
+
+#[tokio::test]
+async fn number_limits_show_only_the_callers_numbers_and_a_rate_change_moves_the_epoch() {
+    let (app, _, other_id) = configured().await;
+    // An account with no numbers at all.
+    let acc = app.account("Third").await;
+    let pool = app.pool().await;
+    sqlx::query(
+        "UPDATE phone_numbers SET flagged = true, quality_event = 'FLAGGED', quality_changed_at = now()
+          WHERE account_id = $1::uuid",
+    )
+    .bind(&other_id)
+    .execute(&pool)
+    .await
+    .expect("flag the other account's number");
+    // The third account sees no number, and nothing of the other account's.
+    let (s, v) = app.get("/api/v1/whatsapp/numbers/limits", &acc.admin).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"messaging_tier": null, "numbers": []}));
+    // A key without a broadcast scope: 403.
+    let key = app.scoped_key(&acc.admin, &["contacts:read"]).await;
+    let (s, v) = app.get("/api/v1/whatsapp/numbers/limits", &key).await;
+    assert_error(s, &v, 403, "insufficient_scope");
+    let (s, v) = app.get("/api/v1/whatsapp/numbers/limits", "").await;
+    assert_eq!(s, 401, "{v}");
+    // A rate set by hand: the numbers' epoch moves (every worker reloads its numbers).
+    let before = epoch(&app).await;
+    let (s, v) = app
+        .send("PUT", "/admin/v1/whatsapp", &acc.admin, Some(json!({
+            "phone_numbers": [{"phone_number_id": "106540352242944", "display_phone_number": "+1 555 0100", "access_token": "EAAG-token", "messages_per_second": 40}],
+        })))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(epoch(&app).await > before);
+    let (_, v) = app.get("/api/v1/whatsapp/numbers/limits", &acc.admin).await;
+    assert_eq!(
+        v["numbers"],
+        json!([{"phone_number_id": "106540352242944", "display_phone_number": "+1 555 0100",
+                "messages_per_second": 40, "throughput_level": "STANDARD", "flagged": false,
+                "quality_event": null, "quality_changed_at": null, "paused_dispatches": 0}])
+    );
+}
