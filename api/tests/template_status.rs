@@ -287,3 +287,100 @@ async fn unknown_templates_other_accounts_and_bad_changes_change_nothing() {
             .expect("template");
     assert_eq!((st.as_str(), cat.as_str()), ("APPROVED", "UTILITY"));
 }
+
+/// Every path that sends a template refuses one Meta has not approved (409
+/// `template_not_approved` naming the status, nothing recorded): a recipient list, an audience
+/// and a chatbot flow's trigger; once approved they go. An edit of a template submitted to
+/// Meta is refused (`template_submitted`).
+#[tokio::test]
+async fn every_send_path_refuses_a_template_that_is_not_approved() {
+    let app = TestApp::spawn().await;
+    let s = app.sender(templates::text(), json!({})).await;
+    let db = app.pool().await;
+    let account: Uuid = s.account.id.parse().expect("uuid");
+    sqlx::query(
+        "INSERT INTO contacts (id, account_id, phone, name) VALUES (ezp_uuid7(), $1, '+15550001111', 'Ann')",
+    )
+    .bind(account)
+    .execute(&db)
+    .await
+    .expect("contact");
+    let (code, flow) = app
+        .post(
+            "/admin/v1/chatbot-flows",
+            &s.account.admin,
+            json!({"name": "Welcome", "template_id": s.template_id, "variables": {"body": ["friend", "0000"]}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{flow}");
+    let trigger = format!(
+        "/api/v1/chatbot-flows/{}/webhook",
+        flow["id"].as_str().expect("id")
+    );
+    let send = format!("/api/v1/broadcasts/{}/send", s.broadcast_id);
+    let list = json!({"recipients": recipients(2, 0)});
+    let audience = json!({"audience": {"all": true},
+        "variables_from": {"body": ["{{contact.name|there}}", "x"]}});
+    let to = json!({"to": "+15550002222"});
+
+    for st in [
+        TemplateStatus::Pending,
+        TemplateStatus::Rejected,
+        TemplateStatus::Paused,
+        TemplateStatus::Disabled,
+    ] {
+        apply(&db, account, "order_update", "en_US", &status(st))
+            .await
+            .expect("status");
+        for (path, body, bearer) in [
+            (&send, &list, &s.key),
+            (&send, &audience, &s.key),
+            (&trigger, &to, &s.account.admin),
+        ] {
+            let (code, v) = app.post(path, bearer, body.clone()).await;
+            support::assert_error(code, &v, 409, "template_not_approved");
+            let message = v["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(st.as_str()), "{message}");
+        }
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatches")
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    assert_eq!(n, 0, "a refused send records nothing");
+
+    apply(
+        &db,
+        account,
+        "order_update",
+        "en_US",
+        &status(TemplateStatus::Approved),
+    )
+    .await
+    .expect("approve");
+    for (path, body, bearer, want) in [
+        (&send, &list, &s.key, 202),
+        (&send, &audience, &s.key, 202),
+        (&trigger, &to, &s.account.admin, 202),
+    ] {
+        let (code, v) = app.post(path, bearer, body.clone()).await;
+        assert_eq!(code, want, "{path}: {v}");
+    }
+
+    // A template submitted to Meta (it has Meta's id) is not edited here.
+    let change = TemplateChange {
+        meta_template_id: Some("1234567".into()),
+        ..Default::default()
+    };
+    apply(&db, account, "order_update", "en_US", &change)
+        .await
+        .expect("meta id");
+    let (code, v) = app
+        .patch(
+            &format!("/api/v1/templates/{}", s.template_id),
+            &s.key,
+            json!({"category": "MARKETING"}),
+        )
+        .await;
+    support::assert_error(code, &v, 409, "template_submitted");
+}

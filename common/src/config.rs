@@ -97,6 +97,10 @@ pub struct Config {
     /// users reached per window; Meta's is 24 h). Shortened in tests only
     /// (`docs/messaging-limits.md`).
     pub messaging_window: Duration,
+    /// `TEMPLATE_SYNC_SECS`: how often the scheduler syncs every account's templates with
+    /// Meta (`docs/templates.md`); `None` (0): never (Meta's webhooks and
+    /// `POST /api/v1/templates/sync` only).
+    pub template_sync: Option<Duration>,
     /// Delivery of integrator events (outbound webhooks), run by the workers.
     pub webhooks: WebhookDelivery,
     /// CSV imports of contacts, run by the api processes (`docs/contact-import.md`).
@@ -400,6 +404,12 @@ impl Config {
                 .push("MESSAGING_WINDOW_SECS must be between 1 and 604800".into());
         }
         let messaging_window = Duration::from_secs(messaging_window_secs);
+        let template_sync_secs = r.parse("TEMPLATE_SYNC_SECS", 900u64);
+        if template_sync_secs != 0 && !(10..=7 * 86_400).contains(&template_sync_secs) {
+            r.errors
+                .push("TEMPLATE_SYNC_SECS must be 0 (off) or between 10 and 604800".into());
+        }
+        let template_sync = (template_sync_secs > 0).then(|| Duration::from_secs(template_sync_secs));
         let webhooks = WebhookDelivery {
             enabled: r.parse("WEBHOOK_DELIVERERS", 1u8) > 0,
             per_endpoint_concurrency: r.parse("WEBHOOK_CONCURRENCY_PER_ENDPOINT", 64usize).max(1),
@@ -578,6 +588,7 @@ impl Config {
             retention_days,
             accepted_status_horizon,
             messaging_window,
+            template_sync,
             webhooks,
             contact_imports,
         })
@@ -685,6 +696,22 @@ mod tests {
         assert_eq!(c.api_addr.port(), 8080);
         assert_eq!(c.key_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.accepted_status_horizon, Duration::from_secs(691_200));
+    }
+
+    #[test]
+    fn templates_sync_every_quarter_hour_unless_set() {
+        let c = cfg(&[]).expect("defaults");
+        assert_eq!(c.template_sync, Some(Duration::from_secs(900)));
+        let c = cfg(&[("TEMPLATE_SYNC_SECS", "0")]).expect("off");
+        assert_eq!(c.template_sync, None);
+        let c = cfg(&[("TEMPLATE_SYNC_SECS", "60")]).expect("valid");
+        assert_eq!(c.template_sync, Some(Duration::from_secs(60)));
+        for bad in ["9", "604801", "hourly", "-1"] {
+            let text = cfg(&[("TEMPLATE_SYNC_SECS", bad)])
+                .expect_err("refused")
+                .to_string();
+            assert!(text.contains("TEMPLATE_SYNC_SECS"), "{bad}: {text}");
+        }
     }
 
     #[test]

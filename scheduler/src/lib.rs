@@ -14,7 +14,9 @@
 //! - retention: daily `messages` partitions are created ahead and dropped after `RETENTION_DAYS`;
 //!   Idempotency-Key records older than 24 h are deleted with it;
 //! - with retention, hourly: the queues' consumer names of worker processes that stopped
-//!   (nothing pending, silent for an hour) are deleted from their groups.
+//!   (nothing pending, silent for an hour) are deleted from their groups;
+//! - the template sync with Meta every `TEMPLATE_SYNC_SECS`, one account at a time, in its own
+//!   task beside the tick (`template_sync`).
 //!
 //! Each tick's work is bounded (batches), so a tick never runs long.
 #![forbid(unsafe_code)]
@@ -24,6 +26,7 @@ pub mod lease;
 pub mod numbers;
 pub mod outbox;
 pub mod tasks;
+pub mod template_sync;
 
 use std::time::{Duration, Instant};
 
@@ -155,6 +158,14 @@ impl Scheduler {
     /// Holds or waits for the lease and ticks while leader, until cancelled.
     pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         let mut last_retention: Option<Instant> = None;
+        // The template sync runs in its own task while this process leads.
+        let leading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sync_task = template_sync::TemplateSync::new(
+            self.db.clone(),
+            self.lanes.clone(),
+            &self.config,
+        )?
+        .map(|s| tokio::spawn(s.run(leading.clone(), cancel.child_token())));
         while !cancel.is_cancelled() {
             let leader = match self.lease.acquire_or_renew().await {
                 Ok(l) => l,
@@ -163,6 +174,7 @@ impl Scheduler {
                     false
                 }
             };
+            leading.store(leader, std::sync::atomic::Ordering::Relaxed);
             metrics::gauge!("ezpulze_scheduler_leader").set(if leader { 1.0 } else { 0.0 });
             if leader {
                 if let Err(e) = self.tick().await {
@@ -191,6 +203,10 @@ impl Scheduler {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(TICK) => {}
             }
+        }
+        leading.store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = sync_task {
+            let _ = t.await;
         }
         self.lease.release().await.ok();
         Ok(())
