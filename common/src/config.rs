@@ -409,7 +409,8 @@ impl Config {
             r.errors
                 .push("TEMPLATE_SYNC_SECS must be 0 (off) or between 10 and 604800".into());
         }
-        let template_sync = (template_sync_secs > 0).then(|| Duration::from_secs(template_sync_secs));
+        let template_sync =
+            (template_sync_secs > 0).then(|| Duration::from_secs(template_sync_secs));
         let webhooks = WebhookDelivery {
             enabled: r.parse("WEBHOOK_DELIVERERS", 1u8) > 0,
             per_endpoint_concurrency: r.parse("WEBHOOK_CONCURRENCY_PER_ENDPOINT", 64usize).max(1),

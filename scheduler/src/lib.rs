@@ -160,12 +160,9 @@ impl Scheduler {
         let mut last_retention: Option<Instant> = None;
         // The template sync runs in its own task while this process leads.
         let leading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sync_task = template_sync::TemplateSync::new(
-            self.db.clone(),
-            self.lanes.clone(),
-            &self.config,
-        )?
-        .map(|s| tokio::spawn(s.run(leading.clone(), cancel.child_token())));
+        let sync_task =
+            template_sync::TemplateSync::new(self.db.clone(), self.lanes.clone(), &self.config)?
+                .map(|s| tokio::spawn(s.run(leading.clone(), cancel.child_token())));
         while !cancel.is_cancelled() {
             let leader = match self.lease.acquire_or_renew().await {
                 Ok(l) => l,

@@ -339,7 +339,9 @@ impl SimConfig {
             .as_ref()
             .is_some_and(|w| w.is_empty() || w.len() > 32 || !w.bytes().all(|b| b.is_ascii_digit()))
         {
-            return Err(ConfigError::Rule("waba_id: digits only, up to 32".to_owned()));
+            return Err(ConfigError::Rule(
+                "waba_id: digits only, up to 32".to_owned(),
+            ));
         }
         if self.webhook_batch_size == 0 || self.webhook_batch_size > MAX_BATCH {
             return Err(ConfigError::Rule(format!(
@@ -452,6 +454,10 @@ impl SimConfig {
                     name: name.clone(),
                     reason,
                 })?
+            } else if key == "waba_id" && !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit())
+            {
+                // An id of digits, not a number.
+                Value::String(raw.clone())
             } else {
                 serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone()))
             };
@@ -526,6 +532,15 @@ mod tests {
         assert!(c
             .merged(&serde_json::json!({"error_rates": {"5xx": 0.7, "190": 0.7}}))
             .is_err());
+    }
+
+    #[test]
+    fn a_waba_id_of_digits_is_read_as_text() {
+        let vars = vec![("SIM_WABA_ID".to_owned(), "102290129340398".to_owned())];
+        let c = SimConfig::from_env_and_file(None, vars.into_iter()).expect("env");
+        assert_eq!(c.waba_id.as_deref(), Some("102290129340398"));
+        let vars = vec![("SIM_WABA_ID".to_owned(), "12ab".to_owned())];
+        assert!(SimConfig::from_env_and_file(None, vars.into_iter()).is_err());
     }
 
     #[test]

@@ -382,7 +382,10 @@ fn router(shared: Arc<Shared>) -> Router {
             post(templates::create).get(templates::list),
         )
         .route("/_sim/templates", get(templates::all).post(templates::seed))
-        .route("/_sim/templates/{name}/status", post(templates::post_status))
+        .route(
+            "/_sim/templates/{name}/status",
+            post(templates::post_status),
+        )
         .route("/_sim/events", post(events::post_event))
         .route(
             "/_recv/{name}",

@@ -158,17 +158,21 @@ pub async fn put(
             .await?;
     }
     if let Some(waba) = &body.waba_id {
-        sqlx::query("UPDATE whatsapp_settings SET waba_id = $2, updated_at = now() WHERE account_id = $1")
-            .bind(account)
-            .bind(waba)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.constraint() == Some("whatsapp_settings_waba") => {
-                    ApiError::Conflict("this WhatsApp Business Account id belongs to another account".into())
-                }
-                _ => e.into(),
-            })?;
+        sqlx::query(
+            "UPDATE whatsapp_settings SET waba_id = $2, updated_at = now() WHERE account_id = $1",
+        )
+        .bind(account)
+        .bind(waba)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some("whatsapp_settings_waba") => {
+                ApiError::Conflict(
+                    "this WhatsApp Business Account id belongs to another account".into(),
+                )
+            }
+            _ => e.into(),
+        })?;
     }
     if let Some(verify) = &body.verify_token {
         let sql = "UPDATE whatsapp_settings SET verify_token = $2, updated_at = now() WHERE account_id = $1";
