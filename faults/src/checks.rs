@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use crate::stack::Stack;
 
 /// Statuses a message can still leave.
-const NOT_FINAL: &str = "status IN ('scheduled','queued','sending','accepted')";
+const NOT_FINAL: &str = "status IN ('scheduled','queued','deferred','sending','accepted')";
 
 /// Waits until every message is final, the simulator has no status left to post and the
 /// queue streams under `prefix` are empty (a job a Redis crash gave back is read again and
