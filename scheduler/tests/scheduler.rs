@@ -622,3 +622,66 @@ async fn retention_deletes_webhook_deliveries_past_it() {
             .expect("left");
     assert_eq!(left, vec!["evt_kept".to_owned(), "evt_new".to_owned()]);
 }
+
+#[tokio::test]
+async fn deferred_messages_keep_their_dispatch_open_and_a_lost_due_one_is_pushed_again() {
+    let e = env().await;
+    let s = &e.s;
+    let d = e.dispatch(3, None).await;
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE dispatch_id = $1 ORDER BY id")
+            .bind(d)
+            .fetch_all(&s.db)
+            .await
+            .expect("ids");
+    // The messaging limit deferred two (one due again, one not yet); the third was delivered.
+    for (id, set) in [
+        (ids[0], "status = 'deferred', deferred_reason = 'messaging_limit', next_attempt_at = now() - interval '1 minute', updated_at = now() - interval '1 hour'"),
+        (ids[1], "status = 'deferred', deferred_reason = 'messaging_limit', next_attempt_at = now() + interval '1 hour', updated_at = now() - interval '1 hour'"),
+        (ids[2], "status = 'delivered', wamid = 'wamid.c', sent_at = now(), delivered_at = now()"),
+    ] {
+        sqlx::query(&format!("UPDATE messages SET {set} WHERE id = $1"))
+            .bind(id)
+            .execute(&s.db)
+            .await
+            .expect("state");
+    }
+    sqlx::query("UPDATE dispatches SET status = 'sending' WHERE id = $1")
+        .bind(d)
+        .execute(&s.db)
+        .await
+        .expect("sending");
+    assert_eq!(
+        ezpulze_scheduler::hooks::complete_dispatches(&s.db)
+            .await
+            .expect("complete"),
+        0,
+        "deferred messages are still waiting"
+    );
+    assert_eq!(e.status(d).await, "sending");
+    // Their delayed jobs were lost (a Redis node): the due one is pushed again, not the other.
+    let pn: Option<String> =
+        sqlx::query_scalar("SELECT phone_number_id FROM dispatches WHERE id = $1")
+            .bind(d)
+            .fetch_one(&s.db)
+            .await
+            .expect("number");
+    let lane = pn.unwrap_or_else(|| ezpulze_runtime::send_lanes::NO_NUMBER_LANE.to_owned());
+    s.lanes.purge(&lane, d).await.expect("purge");
+    let pushed = ezpulze_scheduler::outbox::repush_stale(
+        &s.db,
+        &s.lanes,
+        std::time::Duration::from_secs(60),
+        100,
+    )
+    .await
+    .expect("outbox");
+    assert_eq!(pushed, 1);
+    let counts = s
+        .lanes
+        .lanes()
+        .counts(&lane, &[ezpulze_runtime::send_lanes::group(d).as_str()])
+        .await
+        .expect("counts");
+    assert_eq!(counts, vec![1]);
+}
