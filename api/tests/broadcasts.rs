@@ -626,10 +626,25 @@ async fn a_paused_dispatch_resumes_and_its_queued_messages_are_queued_again() {
     assert_error(s, &v, 404, "not_found");
     assert_eq!(q.stats().await.expect("stats").depth, 0);
 
+    // An integrator endpoint hears the resume.
+    app.webhook_endpoint(
+        &f.admin,
+        json!({"url": "http://127.0.0.1:9/hook", "events": ["dispatch.resumed"]}),
+    )
+    .await;
     let (s, v) = app.send("POST", &path, &f.key, None).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "sending");
     assert_eq!(v["queued"], 2, "{v}");
+    let resumed: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT body FROM webhook_deliveries WHERE event_type = 'dispatch.resumed'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("deliveries");
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(resumed[0]["data"]["dispatch_id"], d.as_str());
+    assert_eq!(resumed[0]["data"]["status"], "sending");
     assert_eq!(
         q.stats().await.expect("stats").depth,
         2,

@@ -9,13 +9,14 @@ use rand::RngCore;
 use sha2::Sha256;
 
 /// Every event type an endpoint can subscribe to.
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 7] = [
     "message.sent",
     "message.delivered",
     "message.read",
     "message.failed",
     "dispatch.completed",
     "dispatch.paused",
+    "dispatch.resumed",
 ];
 
 /// At most this many endpoints per account.
@@ -147,8 +148,8 @@ pub fn message_events_cte(name: &str, source: &str, events: &[(&str, &str)]) -> 
     )
 }
 
-/// A CTE named `name` that creates the deliveries of a `ty` event (`dispatch.completed` or
-/// `dispatch.paused`) for each dispatch row of `source` (columns `id`, `account_id`,
+/// A CTE named `name` that creates the deliveries of a `ty` event (`dispatch.completed`,
+/// `dispatch.paused` or `dispatch.resumed`) for each dispatch row of `source` (columns `id`, `account_id`,
 /// `broadcast_id`, `key_id`, `test_mode`, `status`, `total`). Each event gets a new id.
 pub fn dispatch_events_cte(name: &str, source: &str, ty: &str) -> String {
     format!(
@@ -165,6 +166,18 @@ pub fn dispatch_events_cte(name: &str, source: &str, ty: &str) -> String {
                JOIN webhook_endpoints e ON {matched}
              RETURNING event_type)",
         matched = endpoint_match(&format!("'{ty}'"), "x.account_id", "x.key_id", "x.test_mode"),
+    )
+}
+
+/// One statement creating a `ty` event of the dispatch `$1` (as it is now), returning
+/// [`created_counts_sql`]: for a change made by plain statements (the resume route).
+pub fn dispatch_event_sql(ty: &str) -> String {
+    format!(
+        "WITH r AS (SELECT {DISPATCH_EVENT_COLUMNS} FROM dispatches WHERE id = $1),
+         {events}
+         SELECT {created}",
+        events = dispatch_events_cte("h", "r", ty),
+        created = created_counts_sql("h"),
     )
 }
 

@@ -14,7 +14,8 @@
 //!   for another reason) resume: back to `scheduled` when their messages still wait for their
 //!   time (the scheduler releases them), otherwise to `sending`, their `queued` messages'
 //!   clocks restarted and their send jobs returned in [`Applied::jobs`] for the caller to push
-//!   ([`push_resumed`]; a job not pushed is pushed by the outbox sweep after its timeout).
+//!   ([`push_resumed`]; a job not pushed is pushed by the outbox sweep after its timeout),
+//!   each with a `dispatch.resumed` integrator event.
 
 use std::sync::LazyLock;
 
@@ -245,14 +246,16 @@ pub async fn apply(
             applied.paused_dispatches = u64::try_from(n).unwrap_or(0);
         }
         Some(TemplateStatus::Approved) => {
-            let (n, messages, dispatches): (i64, Vec<Uuid>, Vec<Uuid>) = sqlx::query_as(RESUME_SQL)
-                .bind(account_id)
-                .bind(template_id)
-                .bind(PAUSE_TEMPLATE_PAUSED)
-                .fetch_one(&mut *tx)
-                .await
-                .context("template change: resuming its dispatches")?;
+            let (n, messages, dispatches, created): (i64, Vec<Uuid>, Vec<Uuid>, Option<Vec<i32>>) =
+                sqlx::query_as(&RESUME_SQL)
+                    .bind(account_id)
+                    .bind(template_id)
+                    .bind(PAUSE_TEMPLATE_PAUSED)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("template change: resuming its dispatches")?;
             tx.commit().await.context("template change: commit")?;
+            hooks::record_created(&created.unwrap_or_default());
             applied.resumed_dispatches = u64::try_from(n).unwrap_or(0);
             applied.jobs = messages
                 .into_iter()
@@ -320,26 +323,35 @@ static PAUSE_SQL: LazyLock<String> = LazyLock::new(|| {
 
 /// Resumes the dispatches paused with `$3` (`template_paused`) of the template (`$1` account,
 /// `$2` template): `scheduled` when their messages still wait for their time, else `sending`
-/// with their queued messages' clocks restarted (as the resume route does). Returns the count
-/// and the restarted messages with their dispatches.
-const RESUME_SQL: &str = "
-    WITH r AS (
-        UPDATE dispatches d
-           SET status = CASE WHEN EXISTS (SELECT 1 FROM messages m
-                                           WHERE m.dispatch_id = d.id AND m.status = 'scheduled')
-                             THEN 'scheduled' ELSE 'sending' END,
-               pause_reason = NULL, updated_at = now()
-         WHERE d.account_id = $1 AND d.template_id = $2 AND d.status = 'paused'
-           AND d.pause_reason = $3
-        RETURNING d.id, d.status),
-    q AS (
-        UPDATE messages m SET updated_at = now(), next_attempt_at = NULL
-          FROM r
-         WHERE m.dispatch_id = r.id AND r.status = 'sending' AND m.status = 'queued'
-        RETURNING m.id, m.dispatch_id)
-    SELECT (SELECT count(*) FROM r),
-           COALESCE((SELECT array_agg(id ORDER BY id) FROM q), '{}'::uuid[]),
-           COALESCE((SELECT array_agg(dispatch_id ORDER BY id) FROM q), '{}'::uuid[])";
+/// with their queued messages' clocks restarted (as the resume route does), a
+/// `dispatch.resumed` event each. Returns the count, the restarted messages with their
+/// dispatches, and the events created.
+static RESUME_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH r AS (
+             UPDATE dispatches d
+                SET status = CASE WHEN EXISTS (SELECT 1 FROM messages m
+                                                WHERE m.dispatch_id = d.id AND m.status = 'scheduled')
+                                  THEN 'scheduled' ELSE 'sending' END,
+                    pause_reason = NULL, updated_at = now()
+              WHERE d.account_id = $1 AND d.template_id = $2 AND d.status = 'paused'
+                AND d.pause_reason = $3
+             RETURNING {columns}),
+         q AS (
+             UPDATE messages m SET updated_at = now(), next_attempt_at = NULL
+               FROM r
+              WHERE m.dispatch_id = r.id AND r.status = 'sending' AND m.status = 'queued'
+             RETURNING m.id, m.dispatch_id),
+         {events}
+         SELECT (SELECT count(*) FROM r),
+                COALESCE((SELECT array_agg(id ORDER BY id) FROM q), '{{}}'::uuid[]),
+                COALESCE((SELECT array_agg(dispatch_id ORDER BY id) FROM q), '{{}}'::uuid[]),
+                {created}",
+        columns = hooks::DISPATCH_EVENT_COLUMNS,
+        events = hooks::dispatch_events_cte("h", "r", "dispatch.resumed"),
+        created = hooks::created_counts_sql("h"),
+    )
+});
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@
 //!   before), with enough queued work that the worker is never idle. A release build on an
 //!   idle machine shows close to 1,000/s (`EZPULZE_EVENTS_PRINT=1` prints the figures).
 //! - A template `PAUSED` event halts the dispatches using it after at most the batch in
-//!   flight; `APPROVED` resumes them.
+//!   flight; `APPROVED` resumes them (`dispatch.paused` and `dispatch.resumed` events).
 
 use std::time::{Duration, Instant};
 
@@ -230,6 +230,12 @@ async fn dispatch_status(s: &Setup, id: &str) -> (String, Option<String>) {
 async fn a_template_pause_halts_its_dispatches_after_at_most_one_batch_and_approval_resumes_them() {
     let s = setup(80).await;
     let _stop = s.cancel.clone().drop_guard();
+    s.app
+        .webhook_endpoint(
+            &s.key,
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["dispatch.paused", "dispatch.resumed"]}),
+        )
+        .await;
     let dispatches = send(&s, 2_000).await;
     let d = dispatches[0].clone();
     wait_until("sending", Duration::from_secs(20), || async {
@@ -278,4 +284,14 @@ async fn a_template_pause_halts_its_dispatches_after_at_most_one_batch_and_appro
         .await
         .expect("template");
     assert_eq!(status, "APPROVED");
+    // The integrator heard both: one dispatch.paused, one dispatch.resumed.
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM webhook_deliveries
+          WHERE body->'data'->>'dispatch_id' = $1 ORDER BY created_at",
+    )
+    .bind(&d)
+    .fetch_all(&s.pool)
+    .await
+    .expect("deliveries");
+    assert_eq!(events, vec!["dispatch.paused", "dispatch.resumed"]);
 }

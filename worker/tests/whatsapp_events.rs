@@ -131,6 +131,17 @@ async fn flagged_pauses_the_numbers_dispatches_and_unflagged_resumes_only_those(
             |_| vec![json!({"type": "text", "text": "Ana"})],
         )
         .await;
+    // An endpoint that wants the dispatch events (disabled: its events are kept, not sent).
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, account_id, url, events, secret_enc, active, disabled_at)
+         VALUES ($1, $2, 'http://127.0.0.1:9/hook', '{dispatch.paused,dispatch.resumed}', '\\x00',
+                 false, now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(env.account)
+    .execute(&env.db)
+    .await
+    .expect("endpoint");
     let w = env.worker(&[], fast_tuning()).await;
     wait_until("sending", Duration::from_secs(10), || async {
         accepted_of(&env, flagged).await >= 10
@@ -214,6 +225,20 @@ async fn flagged_pauses_the_numbers_dispatches_and_unflagged_resumes_only_those(
         dispatch_row(&env, by_hand).await,
         ("paused".into(), None),
         "a pause by hand stays"
+    );
+    // One dispatch.paused and one dispatch.resumed event, for the flagged number's dispatch.
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, body->'data'->>'dispatch_id' FROM webhook_deliveries ORDER BY created_at",
+    )
+    .fetch_all(&env.db)
+    .await
+    .expect("deliveries");
+    assert_eq!(
+        events,
+        vec![
+            ("dispatch.paused".to_owned(), flagged.to_string()),
+            ("dispatch.resumed".to_owned(), flagged.to_string())
+        ]
     );
     let metrics = env.metrics(&w).await;
     for line in [

@@ -358,10 +358,10 @@ async fn cancel(
 /// Resume a paused dispatch
 ///
 /// `POST /dispatches/{id}/resume`: a dispatch a worker paused (a halt: token, account or
-/// template problem, now fixed) goes out again. It is set back to `sending` and its `queued`
-/// and `deferred` messages get their jobs at once (a deferred one is checked against the
-/// messaging limit again) (a duplicate of a job still queued is harmless: a row is
-/// claimed `queued -> sending` once). 409 unless the dispatch is paused.
+/// template problem, now fixed) goes out again, with a `dispatch.resumed` event. It is set back
+/// to `sending` and its `queued` and `deferred` messages get their jobs at once (a deferred
+/// one is checked against the messaging limit again) (a duplicate of a job still queued is
+/// harmless: a row is claimed `queued -> sending` once). 409 unless the dispatch is paused.
 #[utoipa::path(post, path = "/api/v1/dispatches/{id}/resume", operation_id = "resumeDispatch",
     params(("id" = Uuid, Path)),
     extensions(("x-required-scope" = json!(scope::BroadcastSend::SCOPE))))]
@@ -385,7 +385,12 @@ async fn resume(
     .bind(id)
     .fetch_all(&mut *tx)
     .await?;
+    let (created,): (Option<Vec<i32>>,) = sqlx::query_as(&RESUMED_EVENT_SQL)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
+    ezpulze_common::hooks::record_created(&created.unwrap_or_default());
     let jobs: Vec<ezpulze_common::jobs::SendJob> = queued
         .into_iter()
         .map(|message_id| ezpulze_common::jobs::SendJob {
@@ -401,6 +406,10 @@ async fn resume(
     metrics::counter!("ezpulze_dispatches_resumed_total").increment(1);
     Ok(Json(progress_of(&state, &p, id).await?))
 }
+
+/// The `dispatch.resumed` event of a resumed dispatch, for the endpoints that want it.
+static RESUMED_EVENT_SQL: LazyLock<String> =
+    LazyLock::new(|| ezpulze_common::hooks::dispatch_event_sql("dispatch.resumed"));
 
 /// A change of one of the caller's dispatches (needs `broadcast:send`): the transaction, with
 /// the dispatch's row locked, and its status as shown.

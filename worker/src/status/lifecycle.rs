@@ -640,8 +640,9 @@ static PAUSE_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Resumes the dispatches paused with the given reason of each (account, number or the whole
-/// account): back to `sending`, their queued messages' clocks restarted (as the resume route
-/// does). Returns the send jobs of those messages.
+/// account): back to `sending`, their queued and deferred messages' clocks restarted and their
+/// jobs handed back (as the resume route does), a `dispatch.resumed` event each. Returns the
+/// send jobs of those messages.
 async fn resume(
     db: &PgPool,
     targets: &[(Uuid, Option<String>, &'static str)],
@@ -649,7 +650,7 @@ async fn resume(
     let accounts: Vec<Uuid> = targets.iter().map(|t| t.0).collect();
     let numbers: Vec<Option<&str>> = targets.iter().map(|t| t.1.as_deref()).collect();
     let reasons: Vec<&str> = targets.iter().map(|t| t.2).collect();
-    let rows: Vec<ResumedRow> = sqlx::query_as(RESUME_SQL)
+    let rows: Vec<ResumedRow> = sqlx::query_as(&RESUME_SQL)
         .bind(&accounts)
         .bind(&numbers)
         .bind(&reasons)
@@ -657,6 +658,7 @@ async fn resume(
         .await
         .context("resuming dispatches for quality or account events")?;
     let resumed = rows.first().map_or(0, |r| r.0);
+    hooks::record_created(&rows.first().and_then(|r| r.1.clone()).unwrap_or_default());
     if resumed > 0 {
         metrics::counter!("ezpulze_dispatches_resumed_by_meta_total")
             .increment(u64::try_from(resumed).unwrap_or(0));
@@ -667,7 +669,7 @@ async fn resume(
     }
     Ok(rows
         .into_iter()
-        .filter_map(|(_, m, d, a)| {
+        .filter_map(|(_, _, m, d, a)| {
             Some(SendJob {
                 message_id: m?,
                 dispatch_id: d?,
@@ -677,28 +679,42 @@ async fn resume(
         .collect())
 }
 
-/// The count of resumed dispatches, and one restarted message (its id, dispatch, account)
-/// per row (NULLs when none).
-type ResumedRow = (i64, Option<Uuid>, Option<Uuid>, Option<Uuid>);
+/// The count of resumed dispatches, the integrator events created, and one restarted message
+/// (its id, dispatch, account) per row (NULLs when none).
+type ResumedRow = (
+    i64,
+    Option<Vec<i32>>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+);
 
-const RESUME_SQL: &str = "
-    WITH t AS (
-        SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])
-            AS t(account_id, phone_number_id, reason)),
-    r AS (
-        UPDATE dispatches d SET status = 'sending', pause_reason = NULL, updated_at = now()
-          FROM t
-         WHERE d.account_id = t.account_id
-           AND (t.phone_number_id IS NULL OR d.phone_number_id = t.phone_number_id)
-           AND d.status = 'paused' AND d.pause_reason = t.reason
-        RETURNING d.id, d.account_id),
-    q AS (
-        UPDATE messages m SET updated_at = now(), next_attempt_at = NULL
-          FROM r
-         WHERE m.dispatch_id = r.id AND m.status = 'queued'
-        RETURNING m.id, m.dispatch_id, r.account_id)
-    SELECT (SELECT count(*) FROM r), q.id, q.dispatch_id, q.account_id
-      FROM (SELECT 1) one LEFT JOIN q ON true";
+/// Resumes, with a `dispatch.resumed` event per resumed dispatch.
+static RESUME_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH t AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])
+                 AS t(account_id, phone_number_id, reason)),
+         r AS (
+             UPDATE dispatches d SET status = 'sending', pause_reason = NULL, updated_at = now()
+               FROM t
+              WHERE d.account_id = t.account_id
+                AND (t.phone_number_id IS NULL OR d.phone_number_id = t.phone_number_id)
+                AND d.status = 'paused' AND d.pause_reason = t.reason
+             RETURNING d.id, d.account_id, d.broadcast_id, d.key_id, d.test_mode, d.status,
+                       d.total),
+         q AS (
+             UPDATE messages m SET updated_at = now(), next_attempt_at = NULL
+               FROM r
+              WHERE m.dispatch_id = r.id AND m.status IN ('queued', 'deferred')
+             RETURNING m.id, m.dispatch_id, r.account_id),
+         {events}
+         SELECT (SELECT count(*) FROM r), {created}, q.id, q.dispatch_id, q.account_id
+           FROM (SELECT 1) one LEFT JOIN q ON true",
+        events = hooks::dispatch_events_cte("h", "r", "dispatch.resumed"),
+        created = hooks::created_counts_sql("h"),
+    )
+});
 
 #[cfg(test)]
 mod tests {
