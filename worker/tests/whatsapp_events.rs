@@ -361,3 +361,113 @@ async fn account_restrictions_pause_the_accounts_dispatches_and_a_reinstatement_
     );
     w.stop().await;
 }
+
+async fn template_row(env: &TestEnv, id: Uuid) -> (String, String, Option<String>) {
+    sqlx::query_as("SELECT status, category, quality_score FROM templates WHERE id = $1")
+        .bind(id)
+        .fetch_one(&env.db)
+        .await
+        .expect("template")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_events_apply_to_the_accounts_own_template_only_and_bad_values_change_nothing() {
+    let env = TestEnv::new(json!({"mps_limit": 0, "pair_gap_ms": 0})).await;
+    let other = env.other_account().await;
+    let mut ids = Vec::new();
+    for (account, name) in [(env.account, "order_update"), (other, "their_promo")] {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO templates (id, account_id, name, language, category, definition, status)
+             VALUES ($1, $2, $3, 'en_US', 'UTILITY', '{}'::jsonb, 'APPROVED')",
+        )
+        .bind(id)
+        .bind(account)
+        .bind(name)
+        .execute(&env.db)
+        .await
+        .expect("template");
+        ids.push(id);
+    }
+    let (ours, theirs) = (ids[0], ids[1]);
+    let w = env.worker(&[], fast_tuning()).await;
+    let change = |field: &str, value: Value| json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "changes": [{"field": field, "value": value}]}]});
+    // The other account's template, named from our WABA: nothing changes.
+    push(
+        &env,
+        env.account,
+        change(
+            "message_template_status_update",
+            json!({"event": "DISABLED", "message_template_name": "their_promo", "message_template_language": "en_US"}),
+        ),
+    )
+    .await;
+    // Values Meta does not use: an unknown status, a category, a quality that is no code.
+    for (field, value) in [
+        (
+            "message_template_status_update",
+            json!({"event": "SOMETHING_NEW", "message_template_name": "order_update", "message_template_language": "en_US"}),
+        ),
+        (
+            "template_category_update",
+            json!({"new_category": "PROMOTIONAL", "message_template_name": "order_update", "message_template_language": "en_US"}),
+        ),
+        (
+            "message_template_quality_update",
+            json!({"new_quality_score": "very good!", "message_template_name": "order_update", "message_template_language": "en_US"}),
+        ),
+        (
+            "message_template_status_update",
+            json!({"event": "PAUSED", "message_template_name": "", "message_template_language": "en_US"}),
+        ),
+    ] {
+        push(&env, env.account, change(field, value)).await;
+    }
+    // Then real ones for our template (unknown fields around).
+    push(
+        &env,
+        env.account,
+        change(
+            "template_category_update",
+            json!({"previous_category": "UTILITY", "new_category": "MARKETING", "message_template_id": 1234,
+                   "message_template_name": "order_update", "message_template_language": "en_US", "correct_category": "MARKETING", "x": 1}),
+        ),
+    )
+    .await;
+    push(
+        &env,
+        env.account,
+        change(
+            "message_template_quality_update",
+            json!({"previous_quality_score": "GREEN", "new_quality_score": "YELLOW",
+                   "message_template_name": "order_update", "message_template_language": "en_US"}),
+        ),
+    )
+    .await;
+    wait_until(
+        "the category and quality stored",
+        Duration::from_secs(10),
+        || async {
+            template_row(&env, ours).await
+                == ("APPROVED".into(), "MARKETING".into(), Some("YELLOW".into()))
+        },
+    )
+    .await;
+    assert_eq!(
+        template_row(&env, theirs).await,
+        ("APPROVED".into(), "UTILITY".into(), None),
+        "the other account's template is untouched"
+    );
+    let metrics = env.metrics(&w).await;
+    for line in [
+        "ezpulze_whatsapp_events_total{field=\"message_template_status_update\",outcome=\"other_account\"} 1",
+        "ezpulze_whatsapp_events_total{field=\"message_template_status_update\",outcome=\"ignored\"} 1",
+        "ezpulze_whatsapp_events_total{field=\"message_template_status_update\",outcome=\"invalid\"} 1",
+        "ezpulze_whatsapp_events_total{field=\"template_category_update\",outcome=\"invalid\"} 1",
+        "ezpulze_whatsapp_events_total{field=\"message_template_quality_update\",outcome=\"invalid\"} 1",
+        "ezpulze_whatsapp_events_total{field=\"template_category_update\",outcome=\"applied\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    w.stop().await;
+}
