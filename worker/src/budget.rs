@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use ezpulze_common::keyspace::Keyspace;
 use ezpulze_common::messaging_limit::{CUSTOMER_SERVICE_WINDOW, NEAR_RATIO};
 use ezpulze_common::redis_conn::RedisConn;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::metrics as m;
@@ -259,6 +260,17 @@ impl Budget {
         {
             return;
         }
+        Self::export(&mut s, now);
+    }
+
+    /// Exports the gauges from the shares of the last [`GAUGE_MEMORY`] (older ones are
+    /// forgotten, so an idle worker's gauges fall back to 0).
+    pub fn export_gauges(&self) {
+        let mut s = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        Self::export(&mut s, Instant::now());
+    }
+
+    fn export(s: &mut Shares, now: Instant) {
         s.exported = Some(now);
         s.by_account
             .retain(|_, (_, at)| at.elapsed() < GAUGE_MEMORY);
@@ -270,5 +282,17 @@ impl Budget {
         let max = s.by_account.values().map(|(r, _)| *r).fold(0.0, f64::max);
         metrics::gauge!(m::BUDGET_NEAR_ACCOUNTS).set(near as f64);
         metrics::gauge!(m::BUDGET_MAX_RATIO).set(max);
+    }
+}
+
+/// Exports the budget gauges every 15 s until `cancel`, so shares no check refreshed for
+/// [`GAUGE_MEMORY`] leave them (an idle worker's gauges fall back to 0).
+pub async fn export_gauges_until(budget: std::sync::Arc<Budget>, cancel: CancellationToken) {
+    loop {
+        budget.export_gauges();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+            _ = cancel.cancelled() => return,
+        }
     }
 }

@@ -121,6 +121,7 @@ pub async fn run_on(
         config.messaging_window,
         tuning.slot_wait + Duration::from_secs(1),
     ));
+    tokio::spawn(budget::export_gauges_until(budget.clone(), cancel.clone()));
     let engine = Arc::new(send::Engine {
         db: db.clone(),
         lanes,

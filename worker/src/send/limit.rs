@@ -15,6 +15,10 @@ use super::outcome::Outcome;
 use super::Engine;
 use crate::budget::Verdict;
 use crate::db::Claimed;
+use crate::metrics as m;
+
+/// How long the messages of an account whose budget check failed wait (a wait: no attempt).
+const CHECK_FAILED_WAIT: Duration = Duration::from_secs(1);
 
 /// Where a message is in a batch's `by_number`: its number and its index there.
 type Place<'a> = (&'a str, usize);
@@ -32,7 +36,7 @@ fn limit_of(c: &Claimed) -> Option<u64> {
 
 impl Engine {
     /// Takes the messages of `by_number` that are over their portfolio's budget out of it, as
-    /// deferred outcomes.
+    /// deferred outcomes (and those of an account whose check failed, as short waits).
     pub(super) async fn hold_over_budget(
         &self,
         by_number: &mut HashMap<String, Vec<Claimed>>,
@@ -62,11 +66,35 @@ impl Engine {
             async move { self.budget.take(*account, *limit, &recipients).await }
         });
         let verdicts = futures::future::join_all(calls).await;
-        let mut held: HashMap<String, Vec<(usize, Duration)>> = HashMap::new();
-        for ((_, (_, items)), verdicts) in per_account.iter().zip(verdicts) {
-            for ((pn, i), v) in items.iter().zip(verdicts?) {
-                if let Verdict::Deferred(delay) = v {
-                    held.entry((*pn).to_owned()).or_default().push((*i, delay));
+        let mut held: HashMap<String, Vec<(usize, Outcome)>> = HashMap::new();
+        for ((account, (_, items)), verdicts) in per_account.iter().zip(verdicts) {
+            match verdicts {
+                Ok(verdicts) => {
+                    for ((pn, i), v) in items.iter().zip(verdicts) {
+                        if let Verdict::Deferred(delay) = v {
+                            let o = Outcome::Deferred {
+                                delay,
+                                reason: REASON_MESSAGING_LIMIT,
+                            };
+                            held.entry((*pn).to_owned()).or_default().push((*i, o));
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Only this account's check failed (Redis): its messages wait a moment,
+                    // never sent unchecked; the other accounts' messages go on.
+                    metrics::counter!(m::LOOP_ERRORS_TOTAL, "stage" => "budget").increment(1);
+                    tracing::warn!(
+                        account_id = %account,
+                        error = format!("{e:#}"),
+                        "checking the messaging-limit budget failed; the account's messages wait"
+                    );
+                    for (pn, i) in items {
+                        let o = Outcome::Wait {
+                            delay: CHECK_FAILED_WAIT,
+                        };
+                        held.entry((*pn).to_owned()).or_default().push((*i, o));
+                    }
                 }
             }
         }
@@ -77,16 +105,9 @@ impl Engine {
             };
             idx.sort_unstable_by_key(|(i, _)| std::cmp::Reverse(*i));
             let mut out = Vec::with_capacity(idx.len());
-            for (i, delay) in idx {
+            for (i, o) in idx {
                 if i < msgs.len() {
-                    let c = msgs.remove(i);
-                    out.push((
-                        c,
-                        Outcome::Deferred {
-                            delay,
-                            reason: REASON_MESSAGING_LIMIT,
-                        },
-                    ));
+                    out.push((msgs.remove(i), o));
                 }
             }
             out.reverse();
