@@ -340,7 +340,7 @@ static RESUME_SQL: LazyLock<String> = LazyLock::new(|| {
          q AS (
              UPDATE messages m SET updated_at = now(), next_attempt_at = NULL
                FROM r
-              WHERE m.dispatch_id = r.id AND r.status = 'sending' AND m.status = 'queued'
+              WHERE m.dispatch_id = r.id AND r.status = 'sending' AND m.status IN ('queued', 'deferred')
              RETURNING m.id, m.dispatch_id),
          {events}
          SELECT (SELECT count(*) FROM r),
