@@ -395,10 +395,18 @@ pub async fn apply(
                     c.event = event;
                 }
             }
-            Event::Account { account_id, action } => match action {
-                AccountAction::Pause(reason) => pauses.push((account_id, None, reason)),
-                AccountAction::Resume(reason) => resumes.push((account_id, None, reason)),
-            },
+            Event::Account { account_id, action } => {
+                // The last action of an account's pause reason in the batch wins.
+                let reason = match action {
+                    AccountAction::Pause(r) | AccountAction::Resume(r) => r,
+                };
+                pauses.retain(|(a, n, r)| !(*a == account_id && n.is_none() && *r == reason));
+                resumes.retain(|(a, n, r)| !(*a == account_id && n.is_none() && *r == reason));
+                match action {
+                    AccountAction::Pause(reason) => pauses.push((account_id, None, reason)),
+                    AccountAction::Resume(reason) => resumes.push((account_id, None, reason)),
+                }
+            }
             t @ Event::Template { .. } => templates.push(t),
         }
     }
