@@ -424,7 +424,8 @@ pub async fn apply(
         .await
         .context("setting messaging tiers")?
         .rows_affected();
-        metrics::counter!("ezpulze_whatsapp_tier_changes_total").increment(n);
+        metrics::counter!("ezpulze_messaging_tier_changes_total", "source" => "webhook")
+            .increment(n);
     }
     if !numbers.is_empty() {
         let found = apply_numbers(db, &numbers).await?;
