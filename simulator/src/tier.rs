@@ -162,6 +162,23 @@ mod tests {
     }
 
     #[test]
+    fn the_config_takes_only_meta_tiers_and_a_window() {
+        use crate::config::SimConfig;
+        let ok = SimConfig::default()
+            .merged(&serde_json::json!({"messaging_tier": "TIER_2K", "messaging_window_ms": 15000}))
+            .expect("valid");
+        assert_eq!(ok.messaging_tier.as_deref(), Some("TIER_2K"));
+        for bad in [
+            serde_json::json!({"messaging_tier": "TIER_1K"}),
+            serde_json::json!({"messaging_tier": 2000}),
+            serde_json::json!({"messaging_window_ms": 0}),
+            serde_json::json!({"messaging_window_ms": "1d"}),
+        ] {
+            assert!(SimConfig::default().merged(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn unique_users_outside_the_service_window_count_up_to_the_limit() {
         let p = Portfolios::default();
         let w = Duration::from_secs(60);
