@@ -391,20 +391,24 @@ pub async fn record_failed(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Pauses the dispatches that are still going out, for a number, an account or one dispatch.
-/// Returns how many were paused.
+/// Pauses the dispatches that are still going out, for a number, an account or one dispatch,
+/// with `reason` as their `pause_reason` (None: a halt an operator resumes by hand; a template
+/// paused at Meta, `132015`, gives `template_paused`, so the template's approval resumes it:
+/// `ezpulze_common::template_status`). Returns how many were paused.
 pub async fn pause(
     db: &PgPool,
     scope: &str,
     number: &str,
     account: Uuid,
     dispatch: Uuid,
+    reason: Option<&str>,
 ) -> anyhow::Result<u64> {
     let (n, created): (i64, Option<Vec<i32>>) = sqlx::query_as(&PAUSE_SQL)
         .bind(scope)
         .bind(number)
         .bind(account)
         .bind(dispatch)
+        .bind(reason)
         .fetch_one(db)
         .await
         .context("pausing dispatches")?;
@@ -416,7 +420,7 @@ pub async fn pause(
 static PAUSE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH p AS (
-             UPDATE dispatches SET status = 'paused', updated_at = now()
+             UPDATE dispatches SET status = 'paused', pause_reason = $5, updated_at = now()
               WHERE status IN ('queued', 'sending')
                 AND CASE $1 WHEN 'number' THEN phone_number_id = $2 AND account_id = $3
                             WHEN 'account' THEN account_id = $3

@@ -25,7 +25,7 @@ async fn a_pause_is_a_dispatch_paused_event() {
         .expect("id");
     let account: Uuid = sender.account.id.parse().expect("account");
     let db = app.pool().await;
-    let n = ezpulze_worker::db::pause(&db, "dispatch", "", account, d)
+    let n = ezpulze_worker::db::pause(&db, "dispatch", "", account, d, None)
         .await
         .expect("pause");
     assert_eq!(n, 1);
@@ -49,7 +49,7 @@ async fn a_pause_is_a_dispatch_paused_event() {
     assert!(body["id"].as_str().is_some_and(|i| i.starts_with("evt_")));
     // Paused again (nothing to pause): no second event.
     assert_eq!(
-        ezpulze_worker::db::pause(&db, "dispatch", "", account, d)
+        ezpulze_worker::db::pause(&db, "dispatch", "", account, d, None)
             .await
             .expect("pause"),
         0

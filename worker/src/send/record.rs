@@ -27,7 +27,16 @@ impl Engine {
         for h in &w.halts {
             let scope_name = h.scope_name();
             let paused = self
-                .with_retries(|| db::pause(&self.db, scope_name, &h.number, h.account, h.dispatch))
+                .with_retries(|| {
+                    db::pause(
+                        &self.db,
+                        scope_name,
+                        &h.number,
+                        h.account,
+                        h.dispatch,
+                        h.pause_reason(),
+                    )
+                })
                 .await?;
             metrics::counter!(m::HALTS_TOTAL, "code" => h.label.clone()).increment(1);
             tracing::warn!(

@@ -41,6 +41,13 @@ impl Halt {
             HaltScope::Dispatch => "dispatch",
         }
     }
+
+    /// The paused dispatches' `pause_reason`: `template_paused` for Meta's `132015` (the
+    /// template's approval resumes them), none for the other halts (resumed by hand).
+    pub(crate) fn pause_reason(&self) -> Option<&'static str> {
+        (self.scope == HaltScope::Dispatch && self.code == Some(132_015))
+            .then_some(ezpulze_common::template_status::PAUSE_TEMPLATE_PAUSED)
+    }
 }
 
 /// Everything one batch writes, decided from its outcomes.
