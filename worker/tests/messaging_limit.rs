@@ -13,8 +13,9 @@ use ezpulze_testkit::wait_until;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// The window of the test (the engine's and the simulator's).
-const WINDOW_SECS: u64 = 15;
+/// The window of the tests (the engine's and the simulator's): long enough for a loaded host
+/// to check a few thousand recipients well inside it, so what is over the budget is.
+const WINDOW_SECS: u64 = 30;
 
 async fn set_tier(env: &TestEnv, account: Uuid, tier: &str) {
     sqlx::query("UPDATE accounts SET messaging_tier = $2 WHERE id = $1")
@@ -246,12 +247,12 @@ async fn a_recipient_in_a_customer_service_window_is_not_counted() {
     assert_eq!(stats["messaging_limit"]["service_window"], 10, "{stats}");
     assert_eq!(stats["messaging_limit"]["over_limit"], 0, "{stats}");
     let text = env.metrics(&w).await;
-    assert_eq!(
+    assert!(
         metric(
             &text,
             "ezpulze_worker_messaging_budget_checks_total{result=\"service_window\"}"
-        ),
-        10.0
+        ) >= 10.0,
+        "a message planned again (a late slot) is checked again: {text}"
     );
     w.stop().await;
 }
