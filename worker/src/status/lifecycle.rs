@@ -8,7 +8,8 @@
 //! account has is ignored and counted (`ezpulze_status_rejected_total{reason="other_account"}`).
 //! Every value is checked before it reaches SQL; one that Meta does not send (a tier like
 //! `TIER_1K`, an unknown event) changes nothing and is counted
-//! (`ezpulze_whatsapp_events_total{field, outcome}`: bounded labels).
+//! (`ezpulze_whatsapp_events_total{field, outcome}`: bounded labels; a number no account has
+//! is `unknown_number`).
 //!
 //! Effects, per batch (a statement for all number changes, one for the tiers, one for the
 //! pauses, one for the resumes):
@@ -540,14 +541,22 @@ async fn apply_numbers(
         .await
         .context("applying number quality events")?;
     let mut found: HashMap<(Uuid, String), Vec<String>> = HashMap::new();
+    let mut elsewhere = std::collections::HashSet::new();
     for (account, digits, id) in rows {
         match id {
             Some(id) => found.entry((account, digits)).or_default().push(id),
-            None => other_account("phone_number_quality_update"),
+            None => {
+                other_account("phone_number_quality_update");
+                elsewhere.insert((account, digits));
+            }
         }
     }
     for ((account, d), c) in numbers {
-        if found.contains_key(&(*account, d.clone())) {
+        let key = (*account, d.clone());
+        if !found.contains_key(&key) && !elsewhere.contains(&key) {
+            counted("phone_number_quality_update", "unknown_number");
+        }
+        if found.contains_key(&key) {
             counted("phone_number_quality_update", "applied");
             if c.upgrade {
                 metrics::counter!("ezpulze_whatsapp_throughput_upgrades_total").increment(1);
