@@ -100,6 +100,7 @@ async fn random_credentials_and_numbers_cost_no_query_each() {
     assert_eq!(s, 401);
     let before = transactions(&pool).await;
     let (redis_before, rss_before) = (redis_keys(&app.prefix).await, rss_bytes());
+    let started = std::time::Instant::now();
 
     let requests = (0..EACH * 3).map(|i| {
         let app = &app;
@@ -134,6 +135,7 @@ async fn random_credentials_and_numbers_cost_no_query_each() {
         .buffer_unordered(32)
         .collect()
         .await;
+    let took = started.elapsed();
     let mut odd: Vec<u16> = statuses
         .iter()
         .copied()
@@ -143,18 +145,26 @@ async fn random_credentials_and_numbers_cost_no_query_each() {
     assert!(odd.is_empty(), "answers other than 401/404: {odd:?}");
     let after = transactions(&pool).await;
     let queries = after - before;
-    eprintln!("{queries} Postgres transactions for {} requests", EACH * 3);
+    let (redis_after, rss_after) = (redis_keys(&app.prefix).await, rss_bytes());
+    // The api's own background work (the audience expanders' poll, the import runner, the
+    // key caches' refresh) runs meanwhile, more of it the longer a loaded host makes the
+    // burst: the same time idle afterwards measures it, and only the rest is the requests'.
+    tokio::time::sleep(took).await;
+    let idle = transactions(&pool).await - after;
+    eprintln!(
+        "{queries} Postgres transactions for {} requests in {took:?}; {idle} in as long idle",
+        EACH * 3
+    );
     assert!(
-        queries < 100,
-        "{queries} transactions for {} requests",
+        queries.saturating_sub(idle) < 100,
+        "{queries} transactions for {} requests ({idle} idle)",
         EACH * 3
     );
     // Nothing new is kept in Redis for them (the webhook stream included).
-    let redis_after = redis_keys(&app.prefix).await;
     assert_eq!(redis_after.0, redis_before.0, "keys under the prefix");
     let redis_growth = redis_after.1 - redis_before.1;
     assert!(redis_growth < 64 * 1024, "Redis grew {redis_growth} bytes");
-    let rss_growth = rss_bytes() - rss_before;
+    let rss_growth = rss_after - rss_before;
     assert!(rss_growth < 64 * 1024 * 1024, "RSS grew {rss_growth} bytes");
 }
 

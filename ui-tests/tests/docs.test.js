@@ -70,7 +70,7 @@ test('individual scopes: only the allowed endpoints, the key\'s own limit', asyn
   const k = await key({ name: 'Docs custom', scopes: ['leads:assign', 'template:create'], rate_limit_per_hour: 42 });
   assert.deepEqual(await sectionsOf(k.id), ['Authentication', 'Leads API', 'Templates API', 'Error Codes', 'Rate Limits']);
   const { page } = session;
-  assert.deepEqual(await page.locator('.endpoint h4 code').allTextContents(), ['/me', '/leads/0193a5b2-7c1e-7a3d-9f10-2b4c6d8e0f12/assign', '/templates']);
+  assert.deepEqual(await page.locator('.endpoint h4 code').allTextContents(), ['/me', '/leads/0193a5b2-7c1e-7a3d-9f10-2b4c6d8e0f12/assign', '/templates', '/templates/sync']);
   assert.equal(await page.locator('#key-rate-limit').textContent(), '42 requests per hour');
   // Every example has both languages and a Copy button.
   const examples = page.locator('.code-tabs');

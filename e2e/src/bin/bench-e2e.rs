@@ -11,6 +11,8 @@
 //! row's last update minus its creation.
 //! Integrator events: `BENCH_EVENT_ENDPOINTS` (default 1) webhook endpoints per account at
 //! 1000/s each take every event of phase 1 (and of the later phases) to simulator receivers;
+//! `BENCH_MESSAGING_TIER` sets every account's messaging tier, so every send is checked
+//! against the portfolio budget (`docs/messaging-limits.md`).
 //! `BENCH_ACCOUNTS` (default 1) spreads the sends over that many accounts, each with its own
 //! number, key, broadcast and endpoints; `events_delivered_per_s` is phase 1's events over the time until all were
 //! delivered, `events_open_when_reads_applied` the backlog when its last status was applied.
@@ -324,6 +326,19 @@ async fn main() -> anyhow::Result<()> {
         ok_json(http.put(format!("{api}/admin/v1/whatsapp")).bearer_auth(&admin).json(&json!({
             "phone_numbers": [{"phone_number_id": number_of(i), "display_phone_number": format!("1555{:07}", 9999 + i), "access_token": "bench-token", "messages_per_second": 10000}],
             "app_secret": SECRET})).send().await?).await?;
+        // `BENCH_MESSAGING_TIER` (e.g. TIER_100K): every send is checked against the
+        // portfolio's messaging-limit budget (the cost of the check, without deferrals when
+        // the tier is above the run's recipients).
+        if let Ok(tier) = std::env::var("BENCH_MESSAGING_TIER") {
+            ok_json(
+                http.put(format!("{api}/admin/v1/whatsapp/messaging-limit"))
+                    .bearer_auth(&admin)
+                    .json(&json!({ "tier": tier }))
+                    .send()
+                    .await?,
+            )
+            .await?;
+        }
         senders.push((key, broadcast));
     }
     for _ in 0..workers {
