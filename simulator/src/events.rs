@@ -8,7 +8,7 @@
 //! | key | meaning |
 //! |---|---|
 //! | `field` | required: `changes[].field` |
-//! | `phone_number_id` | a registered number: its WABA (`waba_id`, default its id), webhook URL and app secret are used; a number event gets its `display_phone_number` |
+//! | `phone_number_id` | a registered number: its WABA (`waba_id`, default the global `waba_id`, else its id), webhook URL and app secret are used; a number event gets its `display_phone_number` |
 //! | `waba_id` | `entry[].id` (overrides the number's; required without `phone_number_id`) |
 //! | `event` | `value.event` |
 //! | `value` | more of `value` (merged over the above, key by key) |

@@ -62,9 +62,12 @@ impl Runtime {
                     } else {
                         n.display_phone_number.clone()
                     },
+                    // A number without its own WABA belongs to the global one when there is
+                    // one (a dev stack's single WABA), else to a WABA of its own id.
                     waba_id: n
                         .waba_id
                         .clone()
+                        .or_else(|| cfg.waba_id.clone())
                         .unwrap_or_else(|| n.phone_number_id.clone()),
                     webhook_url: n.webhook_url.clone(),
                     app_secret: n.app_secret.clone(),

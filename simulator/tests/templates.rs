@@ -89,7 +89,13 @@ async fn a_create_is_approved_at_once_by_default_and_listed_with_paging() {
 
 #[tokio::test]
 async fn meta_refuses_bad_definitions_tokens_wabas_and_duplicates() {
-    let sim = Sim::start(patch(base_config(), json!({"waba_id": "777"}))).await;
+    // The number keeps a WABA of its own id beside the global one (777).
+    let sim = Sim::start(patch(
+        base_config(),
+        json!({"waba_id": "777", "numbers": [{"phone_number_id": PNID, "display_phone_number": DISPLAY,
+                                              "access_token": TOKEN, "waba_id": WABA}]}),
+    ))
+    .await;
     let path = format!("/v23.0/{WABA}/message_templates");
     let mut bad = Vec::new();
     for (k, v) in [
