@@ -39,6 +39,21 @@ pub struct SecretCache {
     unknown_wabas: DashMap<String, Instant>,
 }
 
+/// A row's account and sealed app secret, opened (None: no row, or no secret set).
+fn unseal(
+    config: &Config,
+    sealed: Option<(Uuid, Option<Vec<u8>>)>,
+) -> ApiResult<Option<Arc<NumberSecret>>> {
+    let Some((account_id, Some(bytes))) = sealed else {
+        return Ok(None);
+    };
+    let secret = config
+        .sealer()
+        .open(&bytes)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Some(Arc::new(NumberSecret { account_id, secret })))
+}
+
 impl SecretCache {
     pub fn clear(&self) {
         self.map.clear();
@@ -74,16 +89,7 @@ impl SecretCache {
         .bind(waba_id)
         .fetch_optional(db)
         .await?;
-        let secret = match sealed {
-            Some((account_id, Some(bytes))) => Some(Arc::new(NumberSecret {
-                account_id,
-                secret: config
-                    .sealer()
-                    .open(&bytes)
-                    .map_err(|e| ApiError::Internal(e.into()))?,
-            })),
-            _ => None,
-        };
+        let secret = unseal(config, sealed)?;
         match &secret {
             Some(_) => {
                 if self.wabas.len() > 100_000 {
@@ -145,16 +151,7 @@ impl SecretCache {
         .bind(phone_number_id)
         .fetch_optional(db)
         .await?;
-        let secret = match sealed {
-            Some((account_id, Some(bytes))) => Some(Arc::new(NumberSecret {
-                account_id,
-                secret: config
-                    .sealer()
-                    .open(&bytes)
-                    .map_err(|e| ApiError::Internal(e.into()))?,
-            })),
-            _ => None,
-        };
+        let secret = unseal(config, sealed)?;
         if self.map.len() > 100_000 {
             self.map.clear();
         }

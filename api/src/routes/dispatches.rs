@@ -28,17 +28,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(message))
 }
 
-fn can_read(p: &Principal) -> ApiResult<()> {
-    match p {
-        Principal::Admin { .. } => Ok(()),
-        Principal::Key(k)
-            if ezpulze_common::scopes::allows(&k.scopes, "broadcast:read")
-                || ezpulze_common::scopes::allows(&k.scopes, "broadcast:send") =>
-        {
-            Ok(())
-        }
-        Principal::Key(_) => Err(ApiError::InsufficientScope("broadcast:read")),
+/// A key may read dispatches (and the account's sending limits) with `broadcast:read` or
+/// `broadcast:send`; 403 names `broadcast:read`.
+pub(crate) fn can_read(p: &Principal) -> ApiResult<()> {
+    if p.holds(scope::BroadcastSend::SCOPE) {
+        return Ok(());
     }
+    p.require(scope::BroadcastRead::SCOPE)
 }
 
 /// Progress counted from the messages themselves (the same source the usage counters follow).

@@ -68,9 +68,7 @@ async fn view(state: &AppState, account: Uuid) -> ApiResult<Value> {
 #[utoipa::path(get, path = "/api/v1/whatsapp/messaging-limit", operation_id = "getMessagingLimit",
     extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([scope::BroadcastRead::SCOPE, scope::BroadcastSend::SCOPE]))))]
 pub async fn get(State(state): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    if !(p.holds(scope::BroadcastRead::SCOPE) || p.holds(scope::BroadcastSend::SCOPE)) {
-        p.require(scope::BroadcastRead::SCOPE)?;
-    }
+    crate::routes::dispatches::can_read(&p)?;
     Ok(Json(view(&state, p.account_id()).await?))
 }
 

@@ -29,9 +29,7 @@ type Row = (
 #[utoipa::path(get, path = "/api/v1/whatsapp/numbers/limits", operation_id = "getNumberLimits",
     extensions(("x-required-scope" = json!(scope::BroadcastRead::SCOPE)), ("x-accepted-scopes" = json!([scope::BroadcastRead::SCOPE, scope::BroadcastSend::SCOPE]))))]
 pub async fn get(State(state): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
-    if !(p.holds(scope::BroadcastRead::SCOPE) || p.holds(scope::BroadcastSend::SCOPE)) {
-        p.require(scope::BroadcastRead::SCOPE)?;
-    }
+    crate::routes::dispatches::can_read(&p)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT p.phone_number_id, p.display_phone_number, p.messages_per_second,
                 p.throughput_level, p.flagged, p.quality_event, p.quality_changed_at,

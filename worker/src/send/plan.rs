@@ -1,7 +1,8 @@
 //! Slot planning for a batch: each claimed message's number (unknown numbers and unreadable
 //! tokens settle here), the portfolio's messaging limit (`limit`), the throughput slot its
-//! lane gave it (the lane's GCRA), then the pair gap; a number whose breaker is open (`breaker`) sends only what fits. What may go now
-//! comes out with the instant of its slot; the rest as outcomes (waits, failures, halts).
+//! lane gave it (the lane's GCRA), then the pair gap; a number whose breaker is open
+//! (`breaker`) sends only what fits. What may go now comes out with the instant of its slot;
+//! the rest as outcomes (waits, failures, halts).
 
 use std::collections::HashMap;
 use std::sync::Arc;

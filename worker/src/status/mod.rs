@@ -100,24 +100,13 @@ pub async fn run(
     batch: usize,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    run_with(db, queue, batch, None, cancel).await
+    run_full(db, queue, batch, None, None, cancel).await
 }
 
 /// [`run`], also recording the senders of inbound messages in `budget` (their
-/// customer-service windows: `crate::budget`), in the same pass.
-pub async fn run_with(
-    db: PgPool,
-    queue: Queue<WebhookBody>,
-    batch: usize,
-    budget: Option<Arc<Budget>>,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    run_full(db, queue, batch, budget, None, cancel).await
-}
-
-/// [`run_with`], also applying Meta's WABA-level changes (number quality and throughput,
-/// account updates, templates: [`lifecycle`]) with `effects` (the lanes the jobs of resumed
-/// dispatches go back to, the numbers' epoch). Without `effects` those changes are still
+/// customer-service windows: `crate::budget`) and applying Meta's WABA-level changes (number
+/// quality and throughput, account updates, templates: [`lifecycle`]) with `effects` (the
+/// lanes the jobs of resumed dispatches go back to, the numbers' epoch). Without `effects` those changes are still
 /// applied in Postgres; resumed jobs wait for the outbox sweep.
 pub async fn run_full(
     db: PgPool,
