@@ -22,8 +22,12 @@ api_pid=$!
 cleanup() {
   kill $api_pid 2>/dev/null || true
   wait $api_pid 2>/dev/null || true
-  redis-cli --scan --pattern '*ezp_bench_audience*' | xargs -r -n 500 redis-cli del >/dev/null
-  psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
+  # BENCH_KEEP_DB=1 leaves the database (1,000,000 contacts and the fan-out's messages) to
+  # look at the plans with psql.
+  if [ "${BENCH_KEEP_DB:-0}" != 1 ]; then
+    redis-cli --scan --pattern '*ezp_bench_audience*' | xargs -r -n 500 redis-cli del >/dev/null
+    psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
+  fi
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -182,8 +182,8 @@ async fn an_audience_send_queues_exactly_its_contacts_with_their_variables() {
     let wrong: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM messages m JOIN contacts c ON c.account_id = m.account_id AND c.phone = m.to_phone
           WHERE m.dispatch_id = $1
-            AND (m.payload #>> '{template,components,0,parameters,0,text}' IS DISTINCT FROM c.name
-              OR m.payload #>> '{template,components,0,parameters,1,text}' IS DISTINCT FROM c.attributes->>'order_id')",
+            AND (m.payload::jsonb #>> '{template,components,0,parameters,0,text}' IS DISTINCT FROM c.name
+              OR m.payload::jsonb #>> '{template,components,0,parameters,1,text}' IS DISTINCT FROM c.attributes->>'order_id')",
     )
     .bind(dispatch.parse::<Uuid>().expect("dispatch"))
     .fetch_one(&pool)

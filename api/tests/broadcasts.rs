@@ -165,7 +165,7 @@ async fn send_accepts_valid_recipients_rejects_the_rest_and_records_and_queues()
     // Rows recorded with the exact Graph API body; one job each on the queue.
     let pool = app.pool().await;
     let rows: Vec<(uuid::Uuid, String, Value, String)> =
-        sqlx::query_as("SELECT id, to_phone, payload, status FROM messages ORDER BY id")
+        sqlx::query_as("SELECT id, to_phone, payload::jsonb, status FROM messages ORDER BY id")
             .fetch_all(&pool)
             .await
             .expect("rows");

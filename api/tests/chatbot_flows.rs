@@ -184,7 +184,7 @@ async fn webhook_trigger_queues_the_first_message() {
     assert_eq!(s, 200);
     assert_eq!(c["phone"], "+16505551234");
     // The message row holds the expanded Graph API body with our id as callback data.
-    let row = sqlx::query("SELECT to_phone, status, payload, key_id, dispatch_id::text AS d FROM messages WHERE id = $1::uuid")
+    let row = sqlx::query("SELECT to_phone, status, payload::jsonb AS payload, key_id, dispatch_id::text AS d FROM messages WHERE id = $1::uuid")
         .bind(&message_id)
         .fetch_one(&pool)
         .await
@@ -220,11 +220,12 @@ async fn webhook_trigger_queues_the_first_message() {
     assert_eq!(s, 202, "{v}");
     assert_eq!(v["contact_created"], false);
     assert_eq!(v["contact_id"], contact_id.as_str());
-    let payload: Value = sqlx::query_scalar("SELECT payload FROM messages WHERE id = $1::uuid")
-        .bind(v["message_id"].as_str().expect("id"))
-        .fetch_one(&pool)
-        .await
-        .expect("row");
+    let payload: Value =
+        sqlx::query_scalar("SELECT payload::jsonb FROM messages WHERE id = $1::uuid")
+            .bind(v["message_id"].as_str().expect("id"))
+            .fetch_one(&pool)
+            .await
+            .expect("row");
     assert!(payload.to_string().contains("friend"), "{payload}");
     assert_eq!(count(&pool, "SELECT count(*) FROM contacts").await, 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM messages").await, 2);

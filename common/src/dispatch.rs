@@ -228,7 +228,7 @@ pub async fn insert_messages(
     }
     sqlx::query(
         "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, ref, payload, status)
-         SELECT u.id, $1, $2, $3, u.to_phone, u.ref, u.payload::jsonb, $4
+         SELECT u.id, $1, $2, $3, u.to_phone, u.ref, u.payload, $4
          FROM UNNEST($5::uuid[], $6::text[], $7::text[], $8::text[]) AS u(id, to_phone, ref, payload)",
     )
     .bind(dispatch_id)

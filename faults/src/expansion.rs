@@ -292,9 +292,9 @@ impl Suite {
             "SELECT count(*), min(m.to_phone || ': ' || m.payload::text)
                FROM messages m LEFT JOIN contacts c ON c.account_id = $1 AND c.phone = m.to_phone
               WHERE m.dispatch_id = $2 AND (c.id IS NULL
-                 OR jsonb_path_query_array(m.payload, '$.template.components[*] ? (@.type == \"body\").parameters[*].text')
+                 OR jsonb_path_query_array(m.payload::jsonb, '$.template.components[*] ? (@.type == \"body\").parameters[*].text')
                     IS DISTINCT FROM jsonb_build_array(c.name, c.attributes->>'order_id', 'Monday')
-                 OR jsonb_path_query_array(m.payload, '$.template.components[*] ? (@.type == \"button\").parameters[*].text')
+                 OR jsonb_path_query_array(m.payload::jsonb, '$.template.components[*] ? (@.type == \"button\").parameters[*].text')
                     IS DISTINCT FROM jsonb_build_array(c.attributes->>'order_id'))",
         )
         .bind(account)

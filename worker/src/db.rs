@@ -34,7 +34,7 @@ pub struct Claimed {
 }
 
 const RETURNING: &str = "RETURNING m.id, m.dispatch_id, m.account_id, m.to_phone,
-                         m.payload::text AS payload, m.attempts, d.phone_number_id, d.test_mode,
+                         m.payload, m.attempts, d.phone_number_id, d.test_mode,
                          (SELECT a.messaging_tier FROM accounts a WHERE a.id = m.account_id)
                              AS messaging_tier";
 

@@ -404,7 +404,7 @@ async fn recording_accepted_sends_and_applying_their_statuses_never_deadlock() {
     ids.sort_unstable();
     sqlx::query(
         "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, payload, status)
-         SELECT u.id, $2, $3, $4, '14155550100', '{}'::jsonb, 'sending' FROM UNNEST($1::uuid[]) u(id)",
+         SELECT u.id, $2, $3, $4, '14155550100', '{}', 'sending' FROM UNNEST($1::uuid[]) u(id)",
     )
     .bind(&ids)
     .bind(template.0)

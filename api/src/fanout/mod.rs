@@ -193,34 +193,50 @@ async fn run_claimed(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> 
 const MAX_SLICES: i64 = 4;
 const CHUNKS_PER_SLICE: i64 = 4;
 
+/// The fractions 1/12 .. 11/12: every slice count up to [`MAX_SLICES`] divides 12.
+const TWELFTHS: [f64; 11] = [
+    1.0 / 12.0,
+    2.0 / 12.0,
+    3.0 / 12.0,
+    4.0 / 12.0,
+    5.0 / 12.0,
+    6.0 / 12.0,
+    7.0 / 12.0,
+    8.0 / 12.0,
+    9.0 / 12.0,
+    10.0 / 12.0,
+    11.0 / 12.0,
+];
+
+/// The inner bounds of `slices` equal slices from the ids at every twelfth (none for one
+/// slice, or when the audience was empty).
+fn slice_bounds(twelfths: &[Uuid], slices: i64) -> Vec<Uuid> {
+    let step = usize::try_from(12 / slices.clamp(1, MAX_SLICES)).unwrap_or(12);
+    (1..usize::try_from(slices).unwrap_or(1))
+        .filter_map(|k| twelfths.get(k * step - 1).copied())
+        .collect()
+}
+
 /// The first step of a fan-out (slice 0, before its first chunk): counts the audience and,
 /// when it is large, splits it into up to [`MAX_SLICES`] contiguous id ranges of about the
 /// same size (their bounds are percentiles of the audience's ids), so several expanders, in
 /// this process or others, fill it in parallel. One transaction, under the lease.
 async fn split(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
     let chunk = state.config().audience_chunk;
-    let mut q = job.audience.select("count(*)", job.account_id, job.upper);
-    let n: i64 = q
-        .build_query_scalar()
+    // One pass counts the audience and finds its ids at every twelfth, from which the bounds
+    // of 2, 3 or 4 slices are picked (a count and then the percentiles took two passes).
+    let mut q = sqlx::QueryBuilder::new("SELECT count(*), percentile_disc(");
+    q.push_bind(TWELFTHS.to_vec())
+        .push("::float8[]) WITHIN GROUP (ORDER BY c.id)");
+    job.audience.push_from(&mut q, job.account_id, job.upper);
+    let (n, twelfths): (i64, Option<Vec<Uuid>>) = q
+        .build_query_as()
         .fetch_one(state.db())
         .await
-        .context("counting the audience")?;
+        .context("counting and splitting the audience")?;
     let slices = (n / (chunk * CHUNKS_PER_SLICE)).clamp(1, MAX_SLICES);
-    let mut bounds: Vec<Uuid> = Vec::new();
-    if slices > 1 {
-        let fractions: Vec<f64> = (1..slices).map(|k| k as f64 / slices as f64).collect();
-        let mut q = sqlx::QueryBuilder::new("SELECT percentile_disc(");
-        q.push_bind(fractions)
-            .push("::float8[]) WITHIN GROUP (ORDER BY c.id)");
-        job.audience.push_from(&mut q, job.account_id, job.upper);
-        let found: Option<Vec<Uuid>> = q
-            .build_query_scalar()
-            .fetch_one(state.db())
-            .await
-            .context("splitting the audience")?;
-        bounds = found.unwrap_or_default();
-        bounds.dedup();
-    }
+    let mut bounds = slice_bounds(&twelfths.unwrap_or_default(), slices);
+    bounds.dedup();
     let mut tx = state.db().begin().await?;
     let mine = sqlx::query(
         "UPDATE dispatch_audiences SET audience_total = $4, upper_id = COALESCE($5, upper_id)
@@ -349,6 +365,21 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     let chunk_size = state.config().audience_chunk;
     q.push(" ORDER BY c.id LIMIT ").push_bind(chunk_size);
     let t_read = Instant::now();
+    if walks_in_order(job, chunk_size) {
+        // A slice of more than one chunk: each chunk must continue the walk of the id index
+        // where the last one stopped. Left to itself, the planner takes a bitmap of the whole
+        // rest of the slice and sorts it for every chunk whenever its statistics do not yet
+        // know the contacts (a fresh import), which reads a slice's contacts once per chunk
+        // (164 ms against 11 ms per 5,000-contact chunk measured after a 1,000,000-row
+        // import). With bitmap scans and sorts priced out, every contact is read once.
+        sqlx::query(
+            "SELECT set_config('enable_bitmapscan', 'off', true),
+                    set_config('enable_sort', 'off', true)",
+        )
+        .execute(&mut *tx)
+        .await
+        .context("setting the chunk's plan")?;
+    }
     let contacts: Vec<ContactRow> = q
         .build_query_as()
         .fetch_all(&mut *tx)
@@ -514,6 +545,13 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a chunk's read walks the id index in order: every slice of a split audience, and
+/// the only slice of one larger than a chunk. A one-chunk audience (a rare tag, a list of
+/// contact ids) is left to the planner, which reads it in one pass however it likes.
+fn walks_in_order(job: &Claimed, chunk_size: i64) -> bool {
+    job.slice > 0 || job.audience_total.is_none_or(|n| i64::from(n) > chunk_size)
+}
+
 /// Ends a slice early (its dispatch was cancelled, or its broadcast is gone); each slice
 /// ends itself when it next runs.
 async fn stop(tx: &mut sqlx::PgConnection, job: &Claimed, why: &'static str) -> sqlx::Result<()> {
@@ -532,4 +570,21 @@ async fn stop(tx: &mut sqlx::PgConnection, job: &Claimed, why: &'static str) -> 
 /// Wraps the shared wake handle for [`AppState`].
 pub fn new_wake() -> Arc<Wake> {
     Arc::new(Wake::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_are_cut_at_their_twelfths() {
+        let ids: Vec<Uuid> = (1..=11u128).map(Uuid::from_u128).collect();
+        let at = |k: &[u128]| k.iter().map(|&v| Uuid::from_u128(v)).collect::<Vec<_>>();
+        assert_eq!(slice_bounds(&ids, 1), Vec::<Uuid>::new());
+        assert_eq!(slice_bounds(&ids, 2), at(&[6]));
+        assert_eq!(slice_bounds(&ids, 3), at(&[4, 8]));
+        assert_eq!(slice_bounds(&ids, 4), at(&[3, 6, 9]));
+        // An empty audience has no ids to cut at.
+        assert_eq!(slice_bounds(&[], 4), Vec::<Uuid>::new());
+    }
 }

@@ -302,7 +302,7 @@ impl TestEnv {
             let r = chunk * 5000..((chunk + 1) * 5000).min(ids.len());
             sqlx::query(
                 "INSERT INTO messages (id, dispatch_id, account_id, key_id, to_phone, payload, status)
-                 SELECT u.id, $2, $3, $4, u.to_phone, u.payload::jsonb, 'queued'
+                 SELECT u.id, $2, $3, $4, u.to_phone, u.payload, 'queued'
                    FROM UNNEST($1::uuid[], $5::text[], $6::text[]) AS u(id, to_phone, payload)",
             )
             .bind(&ids[r.clone()])
