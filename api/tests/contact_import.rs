@@ -650,3 +650,26 @@ async fn one_import_per_account_at_a_time_later_ones_wait() {
         json!(["t1", "all", "late"])
     );
 }
+
+/// A large import refreshes the contacts' planner statistics before it is done, so the
+/// audience sends that follow it are planned knowing the new rows (docs/contact-import.md).
+#[tokio::test]
+async fn a_large_import_leaves_the_contacts_analyzed() {
+    const N: usize = 10_000;
+    let app = TestApp::spawn().await;
+    let acc = app.account("Acme").await;
+    let k = app.scoped_key(&acc.admin, &["contacts:all"]).await;
+    let (s, v) = csv(&app, &k, "", &big_file(N)).await;
+    assert_eq!(s, 202, "{v}");
+    let v = wait_done(&app, &k, v["id"].as_str().expect("id")).await;
+    assert_eq!(counts(&v)[0], N as i64, "{v}");
+    let known: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'contacts'::regclass")
+            .fetch_one(&app.pool().await)
+            .await
+            .expect("reltuples");
+    assert!(
+        known >= N as f32 * 0.9,
+        "the planner's row count of contacts after the import: {known}"
+    );
+}

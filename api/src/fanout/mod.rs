@@ -181,12 +181,49 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     result.map(|_| true)
 }
 
-/// The claimed slice's next step: the split first (slice 0, once), then one chunk.
+/// The claimed slice's next step: one chunk; for a fan-out not yet split (slice 0, until its
+/// split is stored) the split's counting pass runs beside that chunk, on another connection,
+/// and is stored after it (see [`store_split`]).
 async fn run_claimed(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
-    if job.audience_total.is_none() && job.slice == 0 {
-        split(state, job).await?;
+    if job.audience_total.is_some() || job.slice != 0 {
+        let done = chunk(state, job, Lease::Release).await?;
+        slice_done(state, done).await;
+        return Ok(());
     }
-    chunk(state, job).await
+    let (measured, chunked) = tokio::join!(measure(state, job), chunk(state, job, Lease::Keep));
+    let done = chunked?;
+    if store_split(state, job, measured?, done.is_some()).await? {
+        slice_done(state, done).await;
+    }
+    Ok(())
+}
+
+/// A slice whose last chunk found the end of its range.
+struct Done {
+    passed: usize,
+    /// The release of a scheduled dispatch, pushed once the slice is done.
+    release: Option<(Uuid, DateTime<Utc>)>,
+}
+
+/// What follows a slice's end, once it is stored.
+async fn slice_done(state: &AppState, done: Option<Done>) {
+    let Some(done) = done else { return };
+    tracing::info!(passed = done.passed, "audience slice done");
+    if let Some((dispatch_id, at)) = done.release {
+        dispatch::push_release(state, dispatch_id, at).await;
+    }
+    // The rest of this process's expanders may have work waiting behind this one.
+    state.fanout_wake().now();
+}
+
+/// Whether a chunk gives its slice's lease back when it commits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lease {
+    Release,
+    /// The split is stored after the chunk, under the same lease (which it then releases),
+    /// and with it the slice's end if the chunk found it: so a fan-out is never seen ended
+    /// without its `audience_total`.
+    Keep,
 }
 
 /// At most this many slices per audience, each at least this many chunks long.
@@ -217,43 +254,80 @@ fn slice_bounds(twelfths: &[Uuid], slices: i64) -> Vec<Uuid> {
         .collect()
 }
 
-/// The first step of a fan-out (slice 0, before its first chunk): counts the audience and,
-/// when it is large, splits it into up to [`MAX_SLICES`] contiguous id ranges of about the
-/// same size (their bounds are percentiles of the audience's ids), so several expanders, in
-/// this process or others, fill it in parallel. One transaction, under the lease.
-async fn split(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
+/// The split's counting pass: the audience's size and the inner bounds of its slices.
+struct Split {
+    total: i64,
+    bounds: Vec<Uuid>,
+}
+
+/// Counts the audience and, when it is large, picks the bounds that split it into up to
+/// [`MAX_SLICES`] contiguous id ranges of about the same size (ids at its twelfths), so
+/// several expanders, in this process or others, fill it in parallel. One pass, outside any
+/// transaction (it only reads).
+async fn measure(state: &AppState, job: &Claimed) -> anyhow::Result<Split> {
     let chunk = state.config().audience_chunk;
-    // One pass counts the audience and finds its ids at every twelfth, from which the bounds
-    // of 2, 3 or 4 slices are picked (a count and then the percentiles took two passes).
     let mut q = sqlx::QueryBuilder::new("SELECT count(*), percentile_disc(");
     q.push_bind(TWELFTHS.to_vec())
         .push("::float8[]) WITHIN GROUP (ORDER BY c.id)");
     job.audience.push_from(&mut q, job.account_id, job.upper);
-    let (n, twelfths): (i64, Option<Vec<Uuid>>) = q
+    let (total, twelfths): (i64, Option<Vec<Uuid>>) = q
         .build_query_as()
         .fetch_one(state.db())
         .await
         .context("counting and splitting the audience")?;
-    let slices = (n / (chunk * CHUNKS_PER_SLICE)).clamp(1, MAX_SLICES);
+    let slices = (total / (chunk * CHUNKS_PER_SLICE)).clamp(1, MAX_SLICES);
     let mut bounds = slice_bounds(&twelfths.unwrap_or_default(), slices);
     bounds.dedup();
+    Ok(Split { total, bounds })
+}
+
+/// Stores the split after the chunk that ran beside its count (one transaction, under the
+/// lease, which it releases): the audience's size, slice 0's upper bound and a row per
+/// further slice (slice k starts after bound k-1 and ends at bound k or the request's upper).
+///
+/// A slice is at least [`CHUNKS_PER_SLICE`] chunks long, so the chunk beside the count ends
+/// before the first bound; bounds at or before slice 0's cursor are dropped all the same
+/// (fewer slices), so no contact can be in two slices whatever ran before.
+async fn store_split(
+    state: &AppState,
+    job: &Claimed,
+    split: Split,
+    done: bool,
+) -> anyhow::Result<bool> {
     let mut tx = state.db().begin().await?;
-    let mine = sqlx::query(
-        "UPDATE dispatch_audiences SET audience_total = $4, upper_id = COALESCE($5, upper_id)
-          WHERE dispatch_id = $1 AND slice = $2 AND lease_token = $3 AND state = 'expanding'",
+    let row: Option<(String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT state, cursor_id FROM dispatch_audiences
+          WHERE dispatch_id = $1 AND slice = 0 AND lease_token = $2 FOR UPDATE",
     )
     .bind(job.dispatch_id)
-    .bind(job.slice)
     .bind(job.token)
-    .bind(i32::try_from(n).unwrap_or(i32::MAX))
+    .fetch_optional(&mut *tx)
+    .await
+    .context("locking the slice to store its split")?;
+    // Another expander took the slice over (the chunk found its lease gone), or the chunk
+    // stopped the fan-out: nothing to store.
+    let Some((slice_state, cursor)) = row else {
+        return Ok(false);
+    };
+    let mut bounds = split.bounds;
+    if slice_state != "expanding" || done {
+        bounds.clear();
+    }
+    bounds.retain(|b| cursor.is_none_or(|c| *b > c));
+    let total = i32::try_from(split.total).unwrap_or(i32::MAX);
+    sqlx::query(
+        "UPDATE dispatch_audiences SET audience_total = $2, upper_id = COALESCE($3, upper_id),
+                state = CASE WHEN $4 AND state = 'expanding' THEN 'done' ELSE state END,
+                lease_until = now(), lease_token = NULL
+          WHERE dispatch_id = $1 AND slice = 0",
+    )
+    .bind(job.dispatch_id)
+    .bind(total)
     .bind(bounds.first())
+    .bind(done)
     .execute(&mut *tx)
     .await
     .context("storing the audience's size")?;
-    if mine.rows_affected() == 0 {
-        return Ok(());
-    }
-    // Slice k starts after bound k-1 (its cursor) and ends at bound k (or the request's upper).
     for (k, lower) in bounds.iter().enumerate() {
         let upper = bounds.get(k + 1).copied().unwrap_or(job.upper);
         sqlx::query(
@@ -271,14 +345,10 @@ async fn split(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
         .context("adding a slice")?;
     }
     tx.commit().await?;
-    if let Some(first) = bounds.first() {
-        job.upper = *first;
-    }
-    job.audience_total = Some(i32::try_from(n).unwrap_or(i32::MAX));
     if !bounds.is_empty() {
         state.fanout_wake().now();
     }
-    Ok(())
+    Ok(done && slice_state == "expanding")
 }
 
 #[derive(sqlx::FromRow)]
@@ -292,7 +362,9 @@ struct ContactRow {
 }
 
 /// One chunk, committed with the cursor; then its jobs pushed.
-async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
+/// `Some` when the chunk found the end of the slice's range (stored as `done` unless the
+/// lease is kept, see [`Lease::Keep`]).
+async fn chunk(state: &AppState, job: &Claimed, lease: Lease) -> anyhow::Result<Option<Done>> {
     let mut tx = state.db().begin().await?;
     // The slice's row, if the lease is still this expander's (else another took it over).
     let held = sqlx::query(
@@ -307,7 +379,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     .await
     .context("locking the slice")?;
     if held.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     // KEY SHARE: the chunks of several slices run at once, and a cancel (FOR UPDATE) or a
     // release of a scheduled dispatch waits for the chunks under way (and they for it).
@@ -336,7 +408,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
         )
         .await?;
         tx.commit().await?;
-        return Ok(());
+        return Ok(None);
     };
     let b = match broadcasts::load(state, job.account_id, broadcast_id).await {
         Ok(b) => b,
@@ -344,7 +416,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "the audience's broadcast cannot be loaded");
             stop(&mut tx, job, "the broadcast cannot be loaded").await?;
             tx.commit().await?;
-            return Ok(());
+            return Ok(None);
         }
     };
     let category = b.template.template().category.as_str();
@@ -483,6 +555,7 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     dispatch::insert_rejections(&mut tx, job.dispatch_id, &rejections)
         .await
         .context("inserting the chunk's rejections")?;
+    let t_totals = Instant::now();
     if !messages.is_empty() {
         sqlx::query("UPDATE dispatches SET total = total + $2, updated_at = now() WHERE id = $1")
             .bind(job.dispatch_id)
@@ -497,8 +570,10 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE dispatch_audiences
             SET cursor_id = COALESCE($2, cursor_id), passed = passed + $3,
-                state = CASE WHEN $4 THEN 'done' ELSE state END,
-                lease_until = now(), lease_token = NULL, updated_at = now()
+                state = CASE WHEN $4 AND $6 THEN 'done' ELSE state END,
+                lease_until = CASE WHEN $6 THEN now() ELSE lease_until END,
+                lease_token = CASE WHEN $6 THEN NULL ELSE lease_token END,
+                updated_at = now()
           WHERE dispatch_id = $1 AND slice = $5",
     )
     .bind(job.dispatch_id)
@@ -506,9 +581,11 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     .bind(i32::try_from(contacts.len()).unwrap_or(i32::MAX))
     .bind(done)
     .bind(job.slice)
+    .bind(lease == Lease::Release)
     .execute(&mut *tx)
     .await
     .context("moving the cursor")?;
+    let t_commit = Instant::now();
     tx.commit().await.context("committing the chunk")?;
     let t_push = Instant::now();
 
@@ -528,21 +605,18 @@ async fn chunk(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
         read_ms = ms(t_read, t_expand),
         expand_ms = ms(t_expand, t_write),
         write_ms = ms(t_write, t_push),
+        totals_ms = ms(t_totals, t_commit),
+        commit_ms = ms(t_commit, t_push),
         push_ms = ms(t_push, end),
         "audience chunk"
     );
-    if done {
-        tracing::info!(
-            passed = job.passed as usize + contacts.len(),
-            "audience slice done"
-        );
-        if let (DispatchStatus::Scheduled, Some(at)) = (status, scheduled_at) {
-            dispatch::push_release(state, job.dispatch_id, at).await;
-        }
-        // The rest of this process's expanders may have work waiting behind this one.
-        state.fanout_wake().now();
-    }
-    Ok(())
+    Ok(done.then(|| Done {
+        passed: job.passed as usize + contacts.len(),
+        release: match (status, scheduled_at) {
+            (DispatchStatus::Scheduled, Some(at)) => Some((job.dispatch_id, at)),
+            _ => None,
+        },
+    }))
 }
 
 /// Whether a chunk's read walks the id index in order: every slice of a split audience, and

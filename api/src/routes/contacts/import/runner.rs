@@ -427,11 +427,7 @@ async fn import(
         .execute(job.state.db())
         .await?;
     }
-    let writers: usize = std::env::var("EZP_TMP_WRITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(WRITERS); // TMP
-    let (tx, rx) = mpsc::channel::<anyhow::Result<Batch>>(writers);
+    let (tx, rx) = mpsc::channel::<anyhow::Result<Batch>>(WRITERS);
     let p = parsed.clone();
     let producer =
         tokio::task::spawn_blocking(move || produce(&p, next_row, total_rows, batch_rows, tx));
@@ -451,6 +447,9 @@ async fn import(
     }
     producer.await.context("reading the rows")?;
     job.check()?;
+    if total_rows - next_row >= ANALYZE_AFTER_ROWS {
+        refresh_statistics(job).await;
+    }
     let finished = sqlx::query_as::<_, (i32, i32, i32, i32)>(
         "UPDATE contact_imports SET state = 'done', finished_at = now(), updated_at = now(),
                 lease_token = NULL, rows_done = total_rows
@@ -468,6 +467,29 @@ async fn import(
         unchanged, rejected, elapsed_ms = started.elapsed().as_millis() as u64,
         "contact import done");
     Ok(())
+}
+
+/// An import of at least this many rows refreshes the contacts' planner statistics before
+/// it is done.
+const ANALYZE_AFTER_ROWS: i32 = 10_000;
+
+/// `ANALYZE contacts`, so that the statements that target the imported contacts next (an
+/// audience's emptiness check, count and chunks) are planned knowing them: until autovacuum
+/// gets to it, the statistics do not know the new rows, and the planner took a bitmap of
+/// the whole account for an audience's `EXISTS` (200 ms against 0.1 ms after a 1,000,000-row
+/// import). Skipped when another analyze of the table is under way (it brings the same);
+/// a failure is only logged: the import itself is complete.
+async fn refresh_statistics(job: &Job) {
+    let started = Instant::now();
+    match sqlx::query("ANALYZE (SKIP_LOCKED) contacts")
+        .execute(job.state.db())
+        .await
+    {
+        Ok(_) => tracing::debug!(import_id = %job.id,
+            elapsed_ms = started.elapsed().as_millis() as u64, "contacts analyzed"),
+        Err(e) => tracing::warn!(import_id = %job.id, error = %e,
+            "analyzing the contacts after an import failed"),
+    }
 }
 
 async fn write_batch(job: &Job, batch: Batch, committed: &watch::Sender<i32>) -> Result<(), Stop> {
