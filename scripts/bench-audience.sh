@@ -2,6 +2,7 @@
 # `make bench-audience`: a release API on its own database and Redis prefix; imports a CSV of
 # BENCH_CONTACTS contacts (default 1,000,000) and sends a broadcast to the 20% tagged `vip`.
 # BENCH_SENDS=N sends it N times (N dispatches of 200,000 messages each: 5 make a million);
+# BENCH_AUDIENCE=all sends to all 1,000,000 contacts instead.
 # BENCH_KEEP_DB=1 keeps the database afterwards.
 # Last line: {"contacts_imported_per_s", "audience_recipients_per_s", ...}
 set -euo pipefail
