@@ -145,7 +145,7 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     };
     let audience: Value = row.try_get("audience")?;
     let fill: Option<Value> = row.try_get("variables_from")?;
-    let mut job = Claimed {
+    let job = Claimed {
         dispatch_id: row.try_get("dispatch_id")?,
         slice: row.try_get("slice")?,
         account_id: row.try_get("account_id")?,
@@ -162,7 +162,7 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
     };
     let span = tracing::info_span!("fanout", dispatch_id = %job.dispatch_id, slice = job.slice);
     let started = Instant::now();
-    let result = run_claimed(state, &mut job).instrument(span).await;
+    let result = run_claimed(state, &job).instrument(span).await;
     metrics::histogram!("ezpulze_audience_chunk_seconds").record(started.elapsed().as_secs_f64());
     if result.is_err() {
         // Let another attempt (this or another process) take it after a short pause rather
@@ -184,7 +184,7 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
 /// The claimed slice's next step: one chunk; for a fan-out not yet split (slice 0, until its
 /// split is stored) the split's counting pass runs beside that chunk, on another connection,
 /// and is stored after it (see [`store_split`]).
-async fn run_claimed(state: &AppState, job: &mut Claimed) -> anyhow::Result<()> {
+async fn run_claimed(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     if job.audience_total.is_some() || job.slice != 0 {
         let done = chunk(state, job, Lease::Release).await?;
         slice_done(state, done).await;
@@ -619,11 +619,17 @@ async fn chunk(state: &AppState, job: &Claimed, lease: Lease) -> anyhow::Result<
     }))
 }
 
-/// Whether a chunk's read walks the id index in order: every slice of a split audience, and
-/// the only slice of one larger than a chunk. A one-chunk audience (a rare tag, a list of
-/// contact ids) is left to the planner, which reads it in one pass however it likes.
+/// Whether a chunk's read walks the id index in order: every chunk of a split audience's
+/// further slices, and every chunk after the first of an audience larger than a chunk. The
+/// first chunk (the audience's size not yet known: it is counted beside it) and a one-chunk
+/// audience are left to the planner, whose one pass over a rare tag's or a list of ids'
+/// contacts costs far less than walking the whole account in id order; a bitmap of the whole
+/// audience costs that first chunk no more than the count beside it.
 fn walks_in_order(job: &Claimed, chunk_size: i64) -> bool {
-    job.slice > 0 || job.audience_total.is_none_or(|n| i64::from(n) > chunk_size)
+    job.slice > 0
+        || job
+            .audience_total
+            .is_some_and(|n| i64::from(n) > chunk_size)
 }
 
 /// Ends a slice early (its dispatch was cancelled, or its broadcast is gone); each slice
