@@ -537,3 +537,64 @@ async fn expanders_take_turns_between_accounts() {
         "the big account passed {big_done} contacts while the small one passed {small_done}"
     );
 }
+
+/// A scheduled audience send expands at once, in slices, into `scheduled` messages, queues
+/// none of them, and leaves its release due at `scheduled_at` (pushed once a slice is done
+/// and stored as done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_audience_send_expands_its_messages_scheduled_and_leaves_its_release_due() {
+    let app = TestApp::spawn_with(&[("AUDIENCE_CHUNK", "50")]).await;
+    let s = sender(&app, templates::text()).await;
+    let pool = app.pool().await;
+    seed_contacts(&pool, &s.account.id, 5_000).await;
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let vars = json!({"body": ["{{contact.name}}", "{{attributes.order_id|none}}"]});
+    let (st, v) = app
+        .post(
+            &format!("/api/v1/broadcasts/{}/send", s.broadcast_id),
+            &s.key,
+            json!({"audience": {"tags_all": ["vip"]}, "variables_from": vars, "scheduled_at": at}),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let dispatch = v["dispatch_id"].as_str().expect("id").to_string();
+    let v = expanded(&app, &s.key, &dispatch).await;
+    let want = truth(&pool, &s.account.id, "'vip' = ANY(c.tags)").await;
+    assert_eq!(v["status"], "scheduled", "{v}");
+    assert_eq!(v["audience"]["state"], "done", "{v}");
+    assert_eq!(v["audience"]["audience_total"], want.len(), "{v}");
+    assert_eq!(v["total"], want.len(), "{v}");
+    let got: HashSet<String> = message_phones(&pool, &dispatch).await.into_iter().collect();
+    same(&got, &want, "scheduled audience");
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT status FROM messages WHERE dispatch_id = $1")
+            .bind(dispatch.parse::<Uuid>().expect("dispatch"))
+            .fetch_all(&pool)
+            .await
+            .expect("statuses");
+    assert_eq!(statuses, ["scheduled"]);
+    let slices: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dispatch_audiences WHERE dispatch_id = $1")
+            .bind(dispatch.parse::<Uuid>().expect("dispatch"))
+            .fetch_one(&pool)
+            .await
+            .expect("slices");
+    assert!(
+        slices > 1,
+        "a 1,000-contact audience in chunks of 50 is split: {slices}"
+    );
+    let sends = app.send_queue().await.stats().await.expect("send stats");
+    assert_eq!(sends.depth, 0, "nothing is queued before scheduled_at");
+    let config = app.config();
+    let releases = ezpulze_runtime::queues::connect::<ezpulze_common::jobs::ReleaseJob>(
+        &config,
+        ezpulze_runtime::queues::schedule(&config),
+    )
+    .await
+    .expect("schedule queue");
+    let q = releases.stats().await.expect("schedule stats");
+    assert!(
+        q.delayed >= 1 && q.depth == 0,
+        "the release waits for scheduled_at: {q:?}"
+    );
+}

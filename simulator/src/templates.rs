@@ -19,9 +19,10 @@
 //! the status webhooks. Sends of a template that is known here and not approved fail as at
 //! Meta: `132001` (pending, rejected), `132015` (paused), `132016` (disabled).
 //!
-//! WABAs: a number's `waba_id` (default: the global `waba_id`, else its phone number id) and the global `waba_id`. A call
-//! carries the token of a number of that WABA (any number's for the global one) or the
-//! sandbox token; with no number configured any token and WABA are taken (as for sends).
+//! WABAs: a number's `waba_id` (default: the global `waba_id`, else its phone number id)
+//! and the global `waba_id`. A call carries the token of a number of that WABA (any
+//! number's for the global one) or the sandbox token; with no number configured any token
+//! and WABA are taken (as for sends).
 //! `/_sim/stats` reports `templates` (created, status changes, webhooks posted).
 
 use std::collections::BTreeMap;

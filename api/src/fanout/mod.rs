@@ -10,8 +10,9 @@
 //! api process continues a fan-out another one started: a process killed mid-expansion
 //! leaves a lease that expires after `AUDIENCE_LEASE_SECS`.
 //!
-//! Its first step counts the audience and splits a large one into slices (contiguous id
-//! ranges, one row each, see `split`), which expanders fill in parallel.
+//! Its first step counts the audience, beside its first chunk, and splits a large one into
+//! slices (contiguous id ranges, one row each, see `measure` and `store_split`), which
+//! expanders fill in parallel.
 //!
 //! A chunk is one transaction: it locks its slice (checking the lease is still this
 //! expander's) and share-locks the dispatch, reads the next `AUDIENCE_CHUNK` contacts of the audience after the cursor (keyset by
@@ -187,13 +188,13 @@ async fn step(state: &AppState) -> anyhow::Result<bool> {
 async fn run_claimed(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
     if job.audience_total.is_some() || job.slice != 0 {
         let done = chunk(state, job, Lease::Release).await?;
-        slice_done(state, done).await;
+        slice_done(state, job, done).await;
         return Ok(());
     }
     let (measured, chunked) = tokio::join!(measure(state, job), chunk(state, job, Lease::Keep));
     let done = chunked?;
     if store_split(state, job, measured?, done.is_some()).await? {
-        slice_done(state, done).await;
+        slice_done(state, job, done).await;
     }
     Ok(())
 }
@@ -201,16 +202,16 @@ async fn run_claimed(state: &AppState, job: &Claimed) -> anyhow::Result<()> {
 /// A slice whose last chunk found the end of its range.
 struct Done {
     passed: usize,
-    /// The release of a scheduled dispatch, pushed once the slice is done.
-    release: Option<(Uuid, DateTime<Utc>)>,
+    /// When a scheduled dispatch is released (pushed once the slice is done).
+    release_at: Option<DateTime<Utc>>,
 }
 
 /// What follows a slice's end, once it is stored.
-async fn slice_done(state: &AppState, done: Option<Done>) {
+async fn slice_done(state: &AppState, job: &Claimed, done: Option<Done>) {
     let Some(done) = done else { return };
     tracing::info!(passed = done.passed, "audience slice done");
-    if let Some((dispatch_id, at)) = done.release {
-        dispatch::push_release(state, dispatch_id, at).await;
+    if let Some(at) = done.release_at {
+        dispatch::push_release(state, job.dispatch_id, at).await;
     }
     // The rest of this process's expanders may have work waiting behind this one.
     state.fanout_wake().now();
@@ -612,10 +613,7 @@ async fn chunk(state: &AppState, job: &Claimed, lease: Lease) -> anyhow::Result<
     );
     Ok(done.then(|| Done {
         passed: job.passed as usize + contacts.len(),
-        release: match (status, scheduled_at) {
-            (DispatchStatus::Scheduled, Some(at)) => Some((job.dispatch_id, at)),
-            _ => None,
-        },
+        release_at: scheduled_at.filter(|_| status == DispatchStatus::Scheduled),
     }))
 }
 

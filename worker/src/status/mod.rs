@@ -106,8 +106,8 @@ pub async fn run(
 /// [`run`], also recording the senders of inbound messages in `budget` (their
 /// customer-service windows: `crate::budget`) and applying Meta's WABA-level changes (number
 /// quality and throughput, account updates, templates: [`lifecycle`]) with `effects` (the
-/// lanes the jobs of resumed dispatches go back to, the numbers' epoch). Without `effects` those changes are still
-/// applied in Postgres; resumed jobs wait for the outbox sweep.
+/// lanes the jobs of resumed dispatches go back to, the numbers' epoch). Without `effects`
+/// those changes are still applied in Postgres; resumed jobs wait for the outbox sweep.
 pub async fn run_full(
     db: PgPool,
     queue: Queue<WebhookBody>,
